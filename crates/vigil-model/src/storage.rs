@@ -1,0 +1,97 @@
+//! The two seams between vigil's parts, after Prometheus' `storage` package.
+//!
+//! Writers get an [`Appender`], add a batch of samples, then [`Appender::commit`] (the batch is
+//! the unit of durability) or [`Appender::rollback`]. Both consume the appender, so it cannot be
+//! reused by mistake. Readers get a [`Querier`] over a time range and select series by matchers;
+//! samples come back as iterators, so a storage engine can stream them out of its chunks.
+
+use crate::{Labels, Matcher, Sample, Timestamp};
+
+/// A storage-internal, stable reference to a series. Callers may cache it (the scrape cache
+/// does) and pass it back to skip the label lookup; the storage validates it.
+pub type SeriesRef = u64;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AppendError {
+    #[error("out of order sample")]
+    OutOfOrder,
+    #[error("out of bounds: sample timestamp too old")]
+    OutOfBounds,
+    #[error("duplicate sample for timestamp")]
+    DuplicateTimestamp,
+    #[error("series has no labels or no metric name")]
+    EmptyLabels,
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StorageError {
+    #[error("I/O error: {0}")]
+    Io(String),
+    #[error("query limit exceeded: {0}")]
+    Limit(String),
+    #[error("storage is closed")]
+    Closed,
+}
+
+/// A batch writer. Samples are invisible to queries until `commit`.
+pub trait Appender: Send {
+    /// Adds one sample. `cached` is a reference returned by an earlier `append` for the same
+    /// labels (the scrape cache keeps them); when given and still valid, `labels` is not read.
+    /// Returns the series reference to cache.
+    fn append(
+        &mut self,
+        cached: Option<SeriesRef>,
+        labels: &Labels,
+        t: Timestamp,
+        v: f64,
+    ) -> Result<SeriesRef, AppendError>;
+
+    /// Makes the whole batch durable and visible. Per-sample errors were already reported by
+    /// `append`; samples that failed there are not part of the batch.
+    fn commit(self: Box<Self>) -> Result<(), StorageError>;
+
+    /// Discards the batch.
+    fn rollback(self: Box<Self>);
+}
+
+/// Something that hands out appenders: the head, or a fake in tests.
+pub trait Appendable: Send + Sync {
+    fn appender(&self) -> Box<dyn Appender + '_>;
+}
+
+/// What the caller will do with a selection, so storage can skip work.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SelectHints {
+    /// Inclusive time range of samples needed, in ms.
+    pub start: Timestamp,
+    pub end: Timestamp,
+}
+
+/// One selected series: its labels and its samples in increasing time order within the
+/// selected range.
+pub struct Series<'a> {
+    pub labels: Labels,
+    pub samples: Box<dyn Iterator<Item = Sample> + 'a>,
+}
+
+/// Series sorted by their label sets.
+pub type SeriesSet<'a> = Box<dyn Iterator<Item = Series<'a>> + 'a>;
+
+/// A read view over `[mint, maxt]`.
+pub trait Querier {
+    /// Series matching all `matchers` (at least one must not match the empty string).
+    fn select(&self, matchers: &[Matcher], hints: &SelectHints) -> Result<SeriesSet<'_>, StorageError>;
+
+    /// Sorted label names of series matching `matchers` (all series when empty).
+    fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, StorageError>;
+
+    /// Sorted values of label `name` over series matching `matchers` (all series when empty).
+    fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>, StorageError>;
+}
+
+/// Something that opens queriers: the head, blocks, a merge of both, or a fake in tests.
+pub trait Queryable: Send + Sync {
+    fn querier(&self, mint: Timestamp, maxt: Timestamp) -> Result<Box<dyn Querier + '_>, StorageError>;
+}
