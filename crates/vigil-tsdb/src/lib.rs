@@ -1,14 +1,12 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! vigil's storage engine, behind the [`vigil_model::Appender`] and [`vigil_model::Querier`]
+//! seams.
+//!
+//! This first version is the in-memory head only: series keyed by their label set, a postings
+//! index per label pair, and samples in per-series vectors guarded by their own lock, so
+//! appends to different series never contend on one another. The WAL, compressed chunks,
+//! blocks and retention by size follow (issue 4); scrape, rules and the query engine only see
+//! the seams and will not change when they land.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod head;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use head::{Head, HeadOptions, HeadStats};
