@@ -254,7 +254,10 @@ mod tests {
             unescape("plain", Escapes::Quoted),
             Cow::Borrowed("plain")
         ));
-        assert_eq!(unescape(r#"a\"b\\c\nd\z"#, Escapes::Quoted), "a\"b\\c\nd\\z");
+        assert_eq!(
+            unescape(r#"a\"b\\c\nd\z"#, Escapes::Quoted),
+            "a\"b\\c\nd\\z"
+        );
         assert_eq!(unescape(r#"a\"b\\c\nd"#, Escapes::HelpText), "a\\\"b\\c\nd");
         assert_eq!(unescape("trailing\\", Escapes::Quoted), "trailing\\");
     }

@@ -74,7 +74,9 @@ impl FromStr for Duration {
             if start == i {
                 return Err(invalid());
             }
-            let n: u64 = s[start..i].parse().map_err(|_| DurationError::Overflow(s.into()))?;
+            let n: u64 = s[start..i]
+                .parse()
+                .map_err(|_| DurationError::Overflow(s.into()))?;
             let ustart = i;
             while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
                 i += 1;
@@ -111,7 +113,7 @@ impl fmt::Display for Duration {
         }
         for (unit, size) in &UNITS[..7] {
             // Prometheus prints weeks and years only when they divide the whole value.
-            if (*unit == "y" || *unit == "w") && ms % size != 0 {
+            if (*unit == "y" || *unit == "w") && !ms.is_multiple_of(*size) {
                 continue;
             }
             if ms >= *size {
@@ -145,7 +147,9 @@ mod tests {
 
     #[test]
     fn refuses_malformed() {
-        for s in ["", "1", "1x", "s", "1m1h", "1s1s", "-1s", "1.5s", "1h 30m", "30m1h"] {
+        for s in [
+            "", "1", "1x", "s", "1m1h", "1s1s", "-1s", "1.5s", "1h 30m", "30m1h",
+        ] {
             assert!(s.parse::<Duration>().is_err(), "{s} should be refused");
         }
     }

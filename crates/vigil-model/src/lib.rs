@@ -17,7 +17,7 @@ pub use duration::{Duration, DurationError};
 pub use labels::{Label, Labels, LabelsBuilder, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher, MatcherError};
 pub use storage::{
-    AppendError, Appendable, Appender, Queryable, Querier, SelectHints, Series, SeriesRef,
+    AppendError, Appendable, Appender, Querier, Queryable, SelectHints, Series, SeriesRef,
     SeriesSet, StorageError,
 };
 

@@ -35,16 +35,32 @@ pub fn anchored_regex(pattern: &str) -> Result<Regex, MatcherError> {
 
 impl Matcher {
     pub fn equal(name: impl Into<String>, value: impl Into<String>) -> Self {
-        Matcher { name: name.into(), value: value.into(), op: MatchOp::Equal }
+        Matcher {
+            name: name.into(),
+            value: value.into(),
+            op: MatchOp::Equal,
+        }
     }
     pub fn not_equal(name: impl Into<String>, value: impl Into<String>) -> Self {
-        Matcher { name: name.into(), value: value.into(), op: MatchOp::NotEqual }
+        Matcher {
+            name: name.into(),
+            value: value.into(),
+            op: MatchOp::NotEqual,
+        }
     }
     pub fn regex(name: impl Into<String>, pattern: &str) -> Result<Self, MatcherError> {
-        Ok(Matcher { name: name.into(), value: pattern.into(), op: MatchOp::RegexMatch(anchored_regex(pattern)?) })
+        Ok(Matcher {
+            name: name.into(),
+            value: pattern.into(),
+            op: MatchOp::RegexMatch(anchored_regex(pattern)?),
+        })
     }
     pub fn not_regex(name: impl Into<String>, pattern: &str) -> Result<Self, MatcherError> {
-        Ok(Matcher { name: name.into(), value: pattern.into(), op: MatchOp::RegexNoMatch(anchored_regex(pattern)?) })
+        Ok(Matcher {
+            name: name.into(),
+            value: pattern.into(),
+            op: MatchOp::RegexNoMatch(anchored_regex(pattern)?),
+        })
     }
 
     /// Does a label value (empty when the label is absent) satisfy this matcher?

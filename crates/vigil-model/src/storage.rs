@@ -82,7 +82,11 @@ pub type SeriesSet<'a> = Box<dyn Iterator<Item = Series<'a>> + 'a>;
 /// A read view over `[mint, maxt]`.
 pub trait Querier {
     /// Series matching all `matchers` (at least one must not match the empty string).
-    fn select(&self, matchers: &[Matcher], hints: &SelectHints) -> Result<SeriesSet<'_>, StorageError>;
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        hints: &SelectHints,
+    ) -> Result<SeriesSet<'_>, StorageError>;
 
     /// Sorted label names of series matching `matchers` (all series when empty).
     fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, StorageError>;
@@ -93,5 +97,9 @@ pub trait Querier {
 
 /// Something that opens queriers: the head, blocks, a merge of both, or a fake in tests.
 pub trait Queryable: Send + Sync {
-    fn querier(&self, mint: Timestamp, maxt: Timestamp) -> Result<Box<dyn Querier + '_>, StorageError>;
+    fn querier(
+        &self,
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Result<Box<dyn Querier + '_>, StorageError>;
 }

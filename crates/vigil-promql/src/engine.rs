@@ -24,7 +24,10 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { lookback_delta_ms: 5 * 60 * 1000, max_points_per_series: 11_000 }
+        EngineOptions {
+            lookback_delta_ms: 5 * 60 * 1000,
+            max_points_per_series: 11_000,
+        }
     }
 }
 
@@ -64,10 +67,38 @@ impl Engine {
         promql_parser::parser::parse(query).map_err(EngineError::Parse)
     }
 
+    /// Parses a series selector (`match[]` of the metadata endpoints) into matchers.
+    pub fn selector_matchers(&self, selector: &str) -> Result<Vec<Matcher>, EngineError> {
+        match self.parse(selector)? {
+            Expr::VectorSelector(vs) => {
+                let ms = selector_matchers(&vs)?;
+                if ms.iter().all(|m| m.matches_empty()) {
+                    return Err(EngineError::Parse(
+                        "match[] must contain at least one non-empty matcher".into(),
+                    ));
+                }
+                Ok(ms)
+            }
+            _ => Err(EngineError::Parse(format!(
+                "invalid parameter \"match[]\": {selector:?} is not a series selector"
+            ))),
+        }
+    }
+
     /// Evaluates `query` at `t` (ms).
-    pub fn instant(&self, db: &dyn Queryable, query: &str, t: Timestamp) -> Result<Value, EngineError> {
+    pub fn instant(
+        &self,
+        db: &dyn Queryable,
+        query: &str,
+        t: Timestamp,
+    ) -> Result<Value, EngineError> {
         let expr = self.parse(query)?;
-        let ctx = Ctx { db, start: t, end: t, lookback: self.opts.lookback_delta_ms };
+        let ctx = Ctx {
+            db,
+            start: t,
+            end: t,
+            lookback: self.opts.lookback_delta_ms,
+        };
         let mut v = eval(&ctx, &expr, t)?;
         if let Value::Vector(vec) = &mut v {
             vec.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -88,7 +119,9 @@ impl Engine {
             return Err(EngineError::Parse("zero or negative query resolution step widths are not accepted. Try a positive integer".into()));
         }
         if end < start {
-            return Err(EngineError::Parse("end timestamp must not be before start time".into()));
+            return Err(EngineError::Parse(
+                "end timestamp must not be before start time".into(),
+            ));
         }
         if (end - start) / step >= self.opts.max_points_per_series {
             return Err(EngineError::Parse(
@@ -96,15 +129,26 @@ impl Engine {
             ));
         }
         let expr = self.parse(query)?;
-        let ctx = Ctx { db, start, end, lookback: self.opts.lookback_delta_ms };
+        let ctx = Ctx {
+            db,
+            start,
+            end,
+            lookback: self.opts.lookback_delta_ms,
+        };
         let mut series: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
         let mut t = start;
         while t <= end {
             match eval(&ctx, &expr, t)? {
-                Value::Scalar { v, .. } => series.entry(Labels::empty()).or_default().push(Sample { t, v }),
+                Value::Scalar { v, .. } => series
+                    .entry(Labels::empty())
+                    .or_default()
+                    .push(Sample { t, v }),
                 Value::Vector(vec) => {
                     for s in vec {
-                        series.entry(s.labels).or_default().push(Sample { t, v: s.v });
+                        series
+                            .entry(s.labels)
+                            .or_default()
+                            .push(Sample { t, v: s.v });
                     }
                 }
                 other => {
@@ -116,7 +160,12 @@ impl Engine {
             }
             t += step;
         }
-        Ok(Value::Matrix(series.into_iter().map(|(labels, samples)| RangeSeries { labels, samples }).collect()))
+        Ok(Value::Matrix(
+            series
+                .into_iter()
+                .map(|(labels, samples)| RangeSeries { labels, samples })
+                .collect(),
+        ))
     }
 }
 
@@ -131,7 +180,10 @@ fn range_type_name(v: &Value) -> &'static str {
 fn eval(ctx: &Ctx, expr: &Expr, t: Timestamp) -> Result<Value, EngineError> {
     match expr {
         Expr::NumberLiteral(n) => Ok(Value::Scalar { t, v: n.val }),
-        Expr::StringLiteral(s) => Ok(Value::String { t, v: s.val.clone() }),
+        Expr::StringLiteral(s) => Ok(Value::String {
+            t,
+            v: s.val.clone(),
+        }),
         Expr::Paren(p) => eval(ctx, &p.expr, t),
         Expr::VectorSelector(vs) => eval_vector_selector(ctx, vs, t),
         Expr::MatrixSelector(ms) => {
@@ -142,14 +194,23 @@ fn eval(ctx: &Ctx, expr: &Expr, t: Timestamp) -> Result<Value, EngineError> {
             Value::Scalar { t, v } => Ok(Value::Scalar { t, v: -v }),
             Value::Vector(vec) => Ok(Value::Vector(
                 vec.into_iter()
-                    .map(|s| VectorSample { labels: s.labels.without_metric_name(), t: s.t, v: -s.v })
+                    .map(|s| VectorSample {
+                        labels: s.labels.without_metric_name(),
+                        t: s.t,
+                        v: -s.v,
+                    })
                     .collect(),
             )),
-            _ => Err(exec("unary minus is only defined on scalars and instant vectors")),
+            _ => Err(exec(
+                "unary minus is only defined on scalars and instant vectors",
+            )),
         },
         Expr::Binary(b) => eval_binary(ctx, b, t),
         Expr::Aggregate(a) => eval_aggregate(ctx, a, t),
-        Expr::Call(c) => Err(exec(format!("function {}() is not supported yet", c.func.name))),
+        Expr::Call(c) => Err(exec(format!(
+            "function {}() is not supported yet",
+            c.func.name
+        ))),
         Expr::Subquery(_) => Err(exec("subqueries are not supported yet")),
         Expr::Extension(_) => Err(exec("unsupported expression")),
     }
@@ -179,7 +240,12 @@ fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>, EngineError> {
 }
 
 /// The timestamp a selector reads at: the evaluation time moved by `@` and `offset`.
-fn selector_time(ctx: &Ctx, at: &Option<AtModifier>, offset: &Option<Offset>, t: Timestamp) -> Timestamp {
+fn selector_time(
+    ctx: &Ctx,
+    at: &Option<AtModifier>,
+    offset: &Option<Offset>,
+    t: Timestamp,
+) -> Timestamp {
     let base = match at {
         None => t,
         Some(AtModifier::Start) => ctx.start,
@@ -197,33 +263,61 @@ fn selector_time(ctx: &Ctx, at: &Option<AtModifier>, offset: &Option<Offset>, t:
     }
 }
 
-fn eval_vector_selector(ctx: &Ctx, vs: &VectorSelector, t: Timestamp) -> Result<Value, EngineError> {
+fn eval_vector_selector(
+    ctx: &Ctx,
+    vs: &VectorSelector,
+    t: Timestamp,
+) -> Result<Value, EngineError> {
     let matchers = selector_matchers(vs)?;
     let ts = selector_time(ctx, &vs.at, &vs.offset, t);
     // Left-open window (ts - lookback, ts], as in Prometheus 3.
     let (mint, maxt) = (ts - ctx.lookback + 1, ts);
     let q = ctx.db.querier(mint, maxt)?;
     let mut out = Vec::new();
-    for s in q.select(&matchers, &SelectHints { start: mint, end: maxt })? {
+    for s in q.select(
+        &matchers,
+        &SelectHints {
+            start: mint,
+            end: maxt,
+        },
+    )? {
         if let Some(last) = s.samples.last()
             && !is_stale_nan(last.v)
         {
-            out.push(VectorSample { labels: s.labels, t, v: last.v });
+            out.push(VectorSample {
+                labels: s.labels,
+                t,
+                v: last.v,
+            });
         }
     }
     Ok(Value::Vector(out))
 }
 
-fn eval_matrix_selector(ctx: &Ctx, vs: &VectorSelector, range: i64, t: Timestamp) -> Result<Value, EngineError> {
+fn eval_matrix_selector(
+    ctx: &Ctx,
+    vs: &VectorSelector,
+    range: i64,
+    t: Timestamp,
+) -> Result<Value, EngineError> {
     let matchers = selector_matchers(vs)?;
     let ts = selector_time(ctx, &vs.at, &vs.offset, t);
     let (mint, maxt) = (ts - range + 1, ts);
     let q = ctx.db.querier(mint, maxt)?;
     let mut out = Vec::new();
-    for s in q.select(&matchers, &SelectHints { start: mint, end: maxt })? {
+    for s in q.select(
+        &matchers,
+        &SelectHints {
+            start: mint,
+            end: maxt,
+        },
+    )? {
         let samples: Vec<Sample> = s.samples.filter(|x| !is_stale_nan(x.v)).collect();
         if !samples.is_empty() {
-            out.push(RangeSeries { labels: s.labels, samples });
+            out.push(RangeSeries {
+                labels: s.labels,
+                samples,
+            });
         }
     }
     Ok(Value::Matrix(out))
@@ -260,11 +354,21 @@ fn eval_binary(ctx: &Ctx, b: &BinaryExpr, t: Timestamp) -> Result<Value, EngineE
     let is_cmp = b.op.is_comparison_operator();
     let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
     match (lhs, rhs) {
-        (Value::Scalar { v: l, .. }, Value::Scalar { v: r, .. }) => Ok(Value::Scalar { t, v: apply_op(&b.op, l, r)? }),
-        (Value::Vector(vec), Value::Scalar { v: s, .. }) => vector_scalar(&b.op, vec, s, false, is_cmp, return_bool),
-        (Value::Scalar { v: s, .. }, Value::Vector(vec)) => vector_scalar(&b.op, vec, s, true, is_cmp, return_bool),
+        (Value::Scalar { v: l, .. }, Value::Scalar { v: r, .. }) => Ok(Value::Scalar {
+            t,
+            v: apply_op(&b.op, l, r)?,
+        }),
+        (Value::Vector(vec), Value::Scalar { v: s, .. }) => {
+            vector_scalar(&b.op, vec, s, false, is_cmp, return_bool)
+        }
+        (Value::Scalar { v: s, .. }, Value::Vector(vec)) => {
+            vector_scalar(&b.op, vec, s, true, is_cmp, return_bool)
+        }
         (Value::Vector(l), Value::Vector(r)) => vector_vector(b, l, r, is_cmp, return_bool),
-        _ => Err(exec(format!("binary operator {} is not defined on these operand types", b.op))),
+        _ => Err(exec(format!(
+            "binary operator {} is not defined on these operand types",
+            b.op
+        ))),
     }
 }
 
@@ -298,9 +402,12 @@ fn vector_scalar(
 /// The label set that decides which series of the two sides match.
 fn signature(labels: &Labels, matching: &Option<LabelModifier>) -> Labels {
     match matching {
-        Some(LabelModifier::Include(on)) => {
-            Labels::from_pairs(labels.iter().filter(|l| on.labels.contains(&l.name)).map(|l| (l.name.clone(), l.value.clone())))
-        }
+        Some(LabelModifier::Include(on)) => Labels::from_pairs(
+            labels
+                .iter()
+                .filter(|l| on.labels.contains(&l.name))
+                .map(|l| (l.name.clone(), l.value.clone())),
+        ),
         Some(LabelModifier::Exclude(ign)) => Labels::from_pairs(
             labels
                 .iter()
@@ -319,17 +426,36 @@ fn vector_vector(
     return_bool: bool,
 ) -> Result<Value, EngineError> {
     let matching = b.modifier.as_ref().and_then(|m| m.matching.clone());
-    let card = b.modifier.as_ref().map(|m| m.card.clone()).unwrap_or(VectorMatchCardinality::OneToOne);
+    let card = b
+        .modifier
+        .as_ref()
+        .map(|m| m.card.clone())
+        .unwrap_or(VectorMatchCardinality::OneToOne);
     let id = op_id(&b.op);
     if b.op.is_set_operator() {
-        let rsigs: HashMap<Labels, ()> = rhs.iter().map(|s| (signature(&s.labels, &matching), ())).collect();
+        let rsigs: HashMap<Labels, ()> = rhs
+            .iter()
+            .map(|s| (signature(&s.labels, &matching), ()))
+            .collect();
         return Ok(Value::Vector(match id {
-            token::T_LAND => lhs.into_iter().filter(|s| rsigs.contains_key(&signature(&s.labels, &matching))).collect(),
-            token::T_LUNLESS => lhs.into_iter().filter(|s| !rsigs.contains_key(&signature(&s.labels, &matching))).collect(),
+            token::T_LAND => lhs
+                .into_iter()
+                .filter(|s| rsigs.contains_key(&signature(&s.labels, &matching)))
+                .collect(),
+            token::T_LUNLESS => lhs
+                .into_iter()
+                .filter(|s| !rsigs.contains_key(&signature(&s.labels, &matching)))
+                .collect(),
             _ => {
-                let lsigs: HashMap<Labels, ()> = lhs.iter().map(|s| (signature(&s.labels, &matching), ())).collect();
+                let lsigs: HashMap<Labels, ()> = lhs
+                    .iter()
+                    .map(|s| (signature(&s.labels, &matching), ()))
+                    .collect();
                 let mut out = lhs;
-                out.extend(rhs.into_iter().filter(|s| !lsigs.contains_key(&signature(&s.labels, &matching))));
+                out.extend(
+                    rhs.into_iter()
+                        .filter(|s| !lsigs.contains_key(&signature(&s.labels, &matching))),
+                );
                 out
             }
         }));
@@ -377,7 +503,11 @@ fn vector_vector(
             None => {}
         }
         let value = if is_cmp && !return_bool { l.v } else { v };
-        out.push(VectorSample { labels: lb.build(), t: l.t, v: value });
+        out.push(VectorSample {
+            labels: lb.build(),
+            t: l.t,
+            v: value,
+        });
     }
     Ok(Value::Vector(out))
 }
@@ -387,7 +517,10 @@ fn group_labels(labels: &Labels, modifier: &Option<LabelModifier>) -> Labels {
     match modifier {
         None => Labels::empty(),
         Some(LabelModifier::Include(by)) => Labels::from_pairs(
-            labels.iter().filter(|l| by.labels.contains(&l.name)).map(|l| (l.name.clone(), l.value.clone())),
+            labels
+                .iter()
+                .filter(|l| by.labels.contains(&l.name))
+                .map(|l| (l.name.clone(), l.value.clone())),
         ),
         Some(LabelModifier::Exclude(without)) => Labels::from_pairs(
             labels
@@ -411,11 +544,13 @@ fn eval_aggregate(ctx: &Ctx, a: &AggregateExpr, t: Timestamp) -> Result<Value, E
     }
     let mut groups: BTreeMap<Labels, Group> = BTreeMap::new();
     for s in input {
-        let g = groups.entry(group_labels(&s.labels, &a.modifier)).or_insert_with(|| Group {
-            min: s.v,
-            max: s.v,
-            ..Group::default()
-        });
+        let g = groups
+            .entry(group_labels(&s.labels, &a.modifier))
+            .or_insert_with(|| Group {
+                min: s.v,
+                max: s.v,
+                ..Group::default()
+            });
         g.sum += s.v;
         g.count += 1.0;
         // Prometheus replaces a NaN extreme with any real value.
@@ -435,5 +570,14 @@ fn eval_aggregate(ctx: &Ctx, a: &AggregateExpr, t: Timestamp) -> Result<Value, E
         token::T_GROUP => |_| 1.0,
         _ => return Err(exec(format!("aggregation {} is not supported yet", a.op))),
     };
-    Ok(Value::Vector(groups.into_iter().map(|(labels, g)| VectorSample { labels, t, v: pick(&g) }).collect()))
+    Ok(Value::Vector(
+        groups
+            .into_iter()
+            .map(|(labels, g)| VectorSample {
+                labels,
+                t,
+                v: pick(&g),
+            })
+            .collect(),
+    ))
 }

@@ -28,7 +28,11 @@ fn vector(v: Value) -> Vec<(String, f64)> {
 }
 
 fn q(db: &Head, query: &str, t: i64) -> Vec<(String, f64)> {
-    vector(Engine::new(EngineOptions::default()).instant(db, query, t).unwrap())
+    vector(
+        Engine::new(EngineOptions::default())
+            .instant(db, query, t)
+            .unwrap(),
+    )
 }
 
 #[test]
@@ -36,7 +40,10 @@ fn selectors_with_all_matchers() {
     let db = db();
     assert_eq!(q(&db, "up", 30_000).len(), 3);
     assert_eq!(q(&db, r#"up{job="api"}"#, 30_000).len(), 2);
-    assert_eq!(q(&db, r#"up{job!="api"}"#, 30_000), [(r#"up{instance="a", job="db"}"#.to_string(), 4.0)]);
+    assert_eq!(
+        q(&db, r#"up{job!="api"}"#, 30_000),
+        [(r#"up{instance="a", job="db"}"#.to_string(), 4.0)]
+    );
     assert_eq!(q(&db, r#"up{job=~"a.*"}"#, 30_000).len(), 2);
     assert_eq!(q(&db, r#"up{job!~"a.*"}"#, 30_000).len(), 1);
     assert_eq!(q(&db, r#"{__name__="up", instance="b"}"#, 30_000).len(), 1);
@@ -50,24 +57,40 @@ fn lookback_and_staleness() {
     assert_eq!(q(&db, "up", 899_999).len(), 3);
     assert_eq!(q(&db, "up", 900_000).len(), 0);
     assert_eq!(q(&db, "gone", 110_000).len(), 1);
-    assert_eq!(q(&db, "gone", 116_000).len(), 0, "a stale marker ends the series");
+    assert_eq!(
+        q(&db, "gone", 116_000).len(),
+        0,
+        "a stale marker ends the series"
+    );
 }
 
 #[test]
 fn offset_and_at() {
     let db = db();
-    assert_eq!(q(&db, r#"req{job="db"} offset 1m"#, 120_000), [(r#"req{instance="a", job="db"}"#.into(), 240.0)]);
+    assert_eq!(
+        q(&db, r#"req{job="db"} offset 1m"#, 120_000),
+        [(r#"req{instance="a", job="db"}"#.into(), 240.0)]
+    );
     assert_eq!(q(&db, r#"req{job="db"} @ 30"#, 600_000)[0].1, 120.0);
 }
 
 #[test]
 fn arithmetic_comparison_and_aggregation() {
     let db = db();
-    assert_eq!(q(&db, r#"up{job="db"} * 2"#, 30_000), [(r#"{instance="a", job="db"}"#.into(), 8.0)]);
+    assert_eq!(
+        q(&db, r#"up{job="db"} * 2"#, 30_000),
+        [(r#"{instance="a", job="db"}"#.into(), 8.0)]
+    );
     assert_eq!(q(&db, "up > 1", 30_000).len(), 2);
     assert_eq!(q(&db, "up > bool 1", 30_000).len(), 3);
     assert_eq!(q(&db, "sum(up)", 30_000), [("{}".into(), 7.0)]);
-    assert_eq!(q(&db, "sum by (job) (up)", 30_000), [(r#"{job="api"}"#.into(), 3.0), (r#"{job="db"}"#.into(), 4.0)]);
+    assert_eq!(
+        q(&db, "sum by (job) (up)", 30_000),
+        [
+            (r#"{job="api"}"#.into(), 3.0),
+            (r#"{job="db"}"#.into(), 4.0)
+        ]
+    );
     assert_eq!(q(&db, "count without (instance) (up)", 30_000).len(), 2);
     assert_eq!(q(&db, "req / up", 30_000).len(), 3);
 }
@@ -76,15 +99,23 @@ fn arithmetic_comparison_and_aggregation() {
 fn errors_are_typed() {
     let e = Engine::new(EngineOptions::default());
     let db = db();
-    assert!(matches!(e.instant(&db, "up{", 0), Err(EngineError::Parse(_))));
-    assert!(matches!(e.instant(&db, "req / on(job) up", 30_000), Err(EngineError::Execution(_))));
+    assert!(matches!(
+        e.instant(&db, "up{", 0),
+        Err(EngineError::Parse(_))
+    ));
+    assert!(matches!(
+        e.instant(&db, "req / on(job) up", 30_000),
+        Err(EngineError::Execution(_))
+    ));
 }
 
 #[test]
 fn range_query_steps() {
     let db = db();
     let e = Engine::new(EngineOptions::default());
-    let Value::Matrix(m) = e.range(&db, r#"up{job="db"}"#, 0, 60_000, 15_000).unwrap() else { panic!() };
+    let Value::Matrix(m) = e.range(&db, r#"up{job="db"}"#, 0, 60_000, 15_000).unwrap() else {
+        panic!()
+    };
     assert_eq!(m.len(), 1);
     assert_eq!(m[0].samples.len(), 5);
     assert_eq!(m[0].samples[4], Sample { t: 60_000, v: 4.0 });

@@ -1,14 +1,15 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! Scraping: turns scrape configs into targets, and targets into samples in the Appender.
+//!
+//! Each target runs its own loop on the tokio runtime. A loop owns everything it reuses
+//! between scrapes: the HTTP client, the body buffer, and the scrape cache that maps the raw
+//! series text of the last scrape to its series reference and final labels, so an unchanged
+//! series costs one hash lookup instead of a label parse, relabel, sort and index lookup. The
+//! cache also yields staleness: series that were in the last scrape and are not in this one
+//! get a StaleNaN, as do all series of a target that fails or goes away.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod manager;
+mod scrape_loop;
+mod target;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use manager::{ScrapeManager, TargetHealth, TargetStatus};
+pub use target::{Target, targets_from_config};

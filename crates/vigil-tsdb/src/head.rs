@@ -47,7 +47,12 @@ pub struct Head {
 
 impl Head {
     pub fn new(opts: HeadOptions) -> Self {
-        Head { index: RwLock::new(Index::default()), opts, stats: HeadStats::default(), max_time: AtomicU64::new(0) }
+        Head {
+            index: RwLock::new(Index::default()),
+            opts,
+            stats: HeadStats::default(),
+            max_time: AtomicU64::new(0),
+        }
     }
 
     pub fn num_series(&self) -> usize {
@@ -64,16 +69,23 @@ impl Head {
             return *r;
         }
         let r = idx.series.len() as SeriesRef;
-        idx.series.push(Arc::new(MemSeries { labels: labels.clone(), samples: Mutex::new(Vec::new()) }));
+        idx.series.push(Arc::new(MemSeries {
+            labels: labels.clone(),
+            samples: Mutex::new(Vec::new()),
+        }));
         idx.by_labels.insert(labels.clone(), r);
         for l in labels {
             // Refs grow monotonically, so pushing keeps each postings list sorted.
-            idx.postings.entry(l.name.clone()).or_default().entry(l.value.clone()).or_default().push(r);
+            idx.postings
+                .entry(l.name.clone())
+                .or_default()
+                .entry(l.value.clone())
+                .or_default()
+                .push(r);
         }
         self.stats.series_created.fetch_add(1, Ordering::Relaxed);
         r
     }
-
 
     /// Drops samples older than the retention window. Series stay indexed (an empty series is
     /// simply never returned); the real TSDB garbage-collects them with the WAL checkpoint.
@@ -100,7 +112,12 @@ impl Head {
                 if m.value.is_empty() {
                     continue;
                 }
-                let list = idx.postings.get(&m.name).and_then(|v| v.get(&m.value)).cloned().unwrap_or_default();
+                let list = idx
+                    .postings
+                    .get(&m.name)
+                    .and_then(|v| v.get(&m.value))
+                    .cloned()
+                    .unwrap_or_default();
                 candidates = Some(match candidates {
                     None => list,
                     Some(c) => intersect(&c, &list),
@@ -111,7 +128,11 @@ impl Head {
         let mut out: Vec<Arc<MemSeries>> = candidates
             .into_iter()
             .map(|r| idx.series[r as usize].clone())
-            .filter(|s| matchers.iter().all(|m| m.matches(s.labels.get(&m.name).unwrap_or(""))))
+            .filter(|s| {
+                matchers
+                    .iter()
+                    .all(|m| m.matches(s.labels.get(&m.name).unwrap_or("")))
+            })
             .collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         out
@@ -136,7 +157,10 @@ fn intersect(a: &[SeriesRef], b: &[SeriesRef]) -> Vec<SeriesRef> {
 
 impl Appendable for Head {
     fn appender(&self) -> Box<dyn Appender + '_> {
-        Box::new(HeadAppender { head: self, pending: Vec::new() })
+        Box::new(HeadAppender {
+            head: self,
+            pending: Vec::new(),
+        })
     }
 }
 
@@ -146,7 +170,13 @@ struct HeadAppender<'h> {
 }
 
 impl Appender for HeadAppender<'_> {
-    fn append(&mut self, cached: Option<SeriesRef>, labels: &Labels, t: Timestamp, v: f64) -> Result<SeriesRef, AppendError> {
+    fn append(
+        &mut self,
+        cached: Option<SeriesRef>,
+        labels: &Labels,
+        t: Timestamp,
+        v: f64,
+    ) -> Result<SeriesRef, AppendError> {
         let r = match cached {
             Some(r) if (r as usize) < self.head.index.read().series.len() => r,
             _ => {
@@ -163,29 +193,43 @@ impl Appender for HeadAppender<'_> {
     fn commit(self: Box<Self>) -> Result<(), StorageError> {
         let series: Vec<Arc<MemSeries>> = {
             let idx = self.head.index.read();
-            self.pending.iter().map(|(r, _)| idx.series[*r as usize].clone()).collect()
+            self.pending
+                .iter()
+                .map(|(r, _)| idx.series[*r as usize].clone())
+                .collect()
         };
         let mut max_t = 0i64;
         for (s, (_, sample)) in series.iter().zip(&self.pending) {
             let mut samples = s.samples.lock();
             match samples.last() {
                 Some(last) if sample.t < last.t => {
-                    self.head.stats.out_of_order_samples.fetch_add(1, Ordering::Relaxed);
+                    self.head
+                        .stats
+                        .out_of_order_samples
+                        .fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
                 // Same timestamp: Prometheus ignores an identical value and refuses another.
                 Some(last) if sample.t == last.t => {
                     if last.v.to_bits() != sample.v.to_bits() && !is_stale_nan(sample.v) {
-                        self.head.stats.out_of_order_samples.fetch_add(1, Ordering::Relaxed);
+                        self.head
+                            .stats
+                            .out_of_order_samples
+                            .fetch_add(1, Ordering::Relaxed);
                     }
                     continue;
                 }
                 _ => samples.push(*sample),
             }
             max_t = max_t.max(sample.t);
-            self.head.stats.samples_appended.fetch_add(1, Ordering::Relaxed);
+            self.head
+                .stats
+                .samples_appended
+                .fetch_add(1, Ordering::Relaxed);
         }
-        self.head.max_time.fetch_max(max_t.max(0) as u64, Ordering::Relaxed);
+        self.head
+            .max_time
+            .fetch_max(max_t.max(0) as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -193,8 +237,16 @@ impl Appender for HeadAppender<'_> {
 }
 
 impl Queryable for Head {
-    fn querier(&self, mint: Timestamp, maxt: Timestamp) -> Result<Box<dyn Querier + '_>, StorageError> {
-        Ok(Box::new(HeadQuerier { head: self, mint, maxt }))
+    fn querier(
+        &self,
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Result<Box<dyn Querier + '_>, StorageError> {
+        Ok(Box::new(HeadQuerier {
+            head: self,
+            mint,
+            maxt,
+        }))
     }
 }
 
@@ -217,20 +269,31 @@ impl HeadQuerier<'_> {
 }
 
 impl Querier for HeadQuerier<'_> {
-    fn select(&self, matchers: &[Matcher], hints: &SelectHints) -> Result<SeriesSet<'_>, StorageError> {
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        hints: &SelectHints,
+    ) -> Result<SeriesSet<'_>, StorageError> {
         let (start, end) = (hints.start.max(self.mint), hints.end.min(self.maxt));
-        let out = self.head.matching(matchers).into_iter().filter_map(move |s| {
-            // Copy the range out under the lock: appends continue while the query runs.
-            let samples = s.samples.lock();
-            let lo = samples.partition_point(|x| x.t < start);
-            let hi = samples.partition_point(|x| x.t <= end);
-            if lo >= hi {
-                return None;
-            }
-            let range: Vec<Sample> = samples[lo..hi].to_vec();
-            drop(samples);
-            Some(Series { labels: s.labels.clone(), samples: Box::new(range.into_iter()) })
-        });
+        let out = self
+            .head
+            .matching(matchers)
+            .into_iter()
+            .filter_map(move |s| {
+                // Copy the range out under the lock: appends continue while the query runs.
+                let samples = s.samples.lock();
+                let lo = samples.partition_point(|x| x.t < start);
+                let hi = samples.partition_point(|x| x.t <= end);
+                if lo >= hi {
+                    return None;
+                }
+                let range: Vec<Sample> = samples[lo..hi].to_vec();
+                drop(samples);
+                Some(Series {
+                    labels: s.labels.clone(),
+                    samples: Box::new(range.into_iter()),
+                })
+            });
         Ok(Box::new(out))
     }
 
@@ -273,10 +336,16 @@ mod tests {
 
     fn select(head: &Head, ms: &[Matcher]) -> Vec<(Labels, Vec<Sample>)> {
         let q = head.querier(i64::MIN, i64::MAX).unwrap();
-        q.select(ms, &SelectHints { start: i64::MIN, end: i64::MAX })
-            .unwrap()
-            .map(|s| (s.labels, s.samples.collect()))
-            .collect()
+        q.select(
+            ms,
+            &SelectHints {
+                start: i64::MIN,
+                end: i64::MAX,
+            },
+        )
+        .unwrap()
+        .map(|s| (s.labels, s.samples.collect()))
+        .collect()
     }
 
     #[test]
@@ -309,7 +378,10 @@ mod tests {
         append(&head, &l, 2000, 3.0);
         append(&head, &l, 3000, 4.0);
         let got = select(&head, &[Matcher::equal("__name__", "x")]);
-        assert_eq!(got[0].1, vec![Sample { t: 2000, v: 1.0 }, Sample { t: 3000, v: 4.0 }]);
+        assert_eq!(
+            got[0].1,
+            vec![Sample { t: 2000, v: 1.0 }, Sample { t: 3000, v: 4.0 }]
+        );
         assert_eq!(head.stats.out_of_order_samples.load(Ordering::Relaxed), 2);
     }
 
@@ -317,15 +389,29 @@ mod tests {
     fn matchers_select_and_labels_list() {
         let head = Head::new(HeadOptions::default());
         for (job, inst) in [("a", "1"), ("a", "2"), ("b", "1")] {
-            append(&head, &lbl(&[("__name__", "up"), ("job", job), ("instance", inst)]), 10, 1.0);
+            append(
+                &head,
+                &lbl(&[("__name__", "up"), ("job", job), ("instance", inst)]),
+                10,
+                1.0,
+            );
         }
         let re = Matcher::regex("job", "a|c").unwrap();
-        assert_eq!(select(&head, &[Matcher::equal("__name__", "up"), re]).len(), 2);
+        assert_eq!(
+            select(&head, &[Matcher::equal("__name__", "up"), re]).len(),
+            2
+        );
         let ne = Matcher::not_equal("instance", "1");
-        assert_eq!(select(&head, &[Matcher::equal("__name__", "up"), ne]).len(), 1);
+        assert_eq!(
+            select(&head, &[Matcher::equal("__name__", "up"), ne]).len(),
+            1
+        );
         let q = head.querier(0, 100).unwrap();
         assert_eq!(q.label_values("job", &[]).unwrap(), ["a", "b"]);
-        assert_eq!(q.label_names(&[Matcher::equal("job", "b")]).unwrap(), ["__name__", "instance", "job"]);
+        assert_eq!(
+            q.label_names(&[Matcher::equal("job", "b")]).unwrap(),
+            ["__name__", "instance", "job"]
+        );
     }
 
     #[test]
@@ -337,6 +423,9 @@ mod tests {
         }
         head.truncate_old();
         let got = select(&head, &[Matcher::equal("__name__", "x")]);
-        assert_eq!(got[0].1.iter().map(|s| s.t).collect::<Vec<_>>(), [1000, 1500, 2000]);
+        assert_eq!(
+            got[0].1.iter().map(|s| s.t).collect::<Vec<_>>(),
+            [1000, 1500, 2000]
+        );
     }
 }

@@ -1,0 +1,193 @@
+//! Prometheus' API JSON, byte for byte where clients care.
+
+use vigil_model::Labels;
+use vigil_promql::Value;
+
+/// Appends `s` as a JSON string literal.
+pub fn write_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// A sample value as Prometheus writes it: Go's `strconv.FormatFloat(v, 'f', -1, 64)`,
+/// i.e. the shortest digits that round-trip, never an exponent, and `NaN`/`+Inf`/`-Inf`.
+pub fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        // Rust's Display is shortest round-trip without exponent, as Go's 'f' with -1.
+        format!("{v}")
+    }
+}
+
+/// A millisecond timestamp as seconds, as Prometheus' `jsonutil.MarshalTimestamp` writes it
+/// (`1435781451.781`; a fraction is always three digits, so 1.5 s is `1.500`).
+pub fn write_timestamp(out: &mut String, t: i64) {
+    let (sign, t) = if t < 0 {
+        ("-", -(t as i128))
+    } else {
+        ("", t as i128)
+    };
+    out.push_str(sign);
+    out.push_str(&(t / 1000).to_string());
+    let frac = t % 1000;
+    if frac != 0 {
+        out.push('.');
+        if frac < 100 {
+            out.push('0');
+        }
+        if frac < 10 {
+            out.push('0');
+        }
+        out.push_str(&frac.to_string());
+    }
+}
+
+pub fn write_labels(out: &mut String, labels: &Labels) {
+    out.push('{');
+    for (i, l) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_str(out, &l.name);
+        out.push(':');
+        write_str(out, &l.value);
+    }
+    out.push('}');
+}
+
+fn write_point(out: &mut String, t: i64, v: f64) {
+    out.push('[');
+    write_timestamp(out, t);
+    out.push_str(",\"");
+    out.push_str(&format_value(v));
+    out.push_str("\"]");
+}
+
+/// `{"status":"success","data":{"resultType":...,"result":...}}`
+pub fn success_value(v: &Value) -> String {
+    let mut out = String::with_capacity(256);
+    out.push_str(r#"{"status":"success","data":{"resultType":""#);
+    out.push_str(v.type_name());
+    out.push_str(r#"","result":"#);
+    match v {
+        Value::Scalar { t, v } => write_point(&mut out, *t, *v),
+        Value::String { t, v } => {
+            out.push('[');
+            write_timestamp(&mut out, *t);
+            out.push(',');
+            write_str(&mut out, v);
+            out.push(']');
+        }
+        Value::Vector(vec) => {
+            out.push('[');
+            for (i, s) in vec.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(r#"{"metric":"#);
+                write_labels(&mut out, &s.labels);
+                out.push_str(r#","value":"#);
+                write_point(&mut out, s.t, s.v);
+                out.push('}');
+            }
+            out.push(']');
+        }
+        Value::Matrix(m) => {
+            out.push('[');
+            for (i, s) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(r#"{"metric":"#);
+                write_labels(&mut out, &s.labels);
+                out.push_str(r#","values":["#);
+                for (j, p) in s.samples.iter().enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    write_point(&mut out, p.t, p.v);
+                }
+                out.push_str("]}");
+            }
+            out.push(']');
+        }
+    }
+    out.push_str("}}");
+    out
+}
+
+/// `{"status":"success","data":<data>}` for data already rendered as JSON.
+pub fn success_raw(data: &str) -> String {
+    format!(r#"{{"status":"success","data":{data}}}"#)
+}
+
+/// `{"status":"error","errorType":...,"error":...}`
+pub fn error(error_type: &str, msg: &str) -> String {
+    let mut out = String::from(r#"{"status":"error","errorType":"#);
+    write_str(&mut out, error_type);
+    out.push_str(r#","error":"#);
+    write_str(&mut out, msg);
+    out.push('}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_as_go_formats_them() {
+        for (v, s) in [
+            (1.0, "1"),
+            (0.1, "0.1"),
+            (-2.5, "-2.5"),
+            (1e21, "1000000000000000000000"),
+            (1e-7, "0.0000001"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+            (0.30000000000000004, "0.30000000000000004"),
+        ] {
+            assert_eq!(format_value(v), s);
+        }
+    }
+
+    #[test]
+    fn timestamps_with_millisecond_precision() {
+        for (t, s) in [
+            (1435781451781, "1435781451.781"),
+            (1000, "1"),
+            (1500, "1.500"),
+            (1005, "1.005"),
+            (-1500, "-1.500"),
+            (0, "0"),
+        ] {
+            let mut out = String::new();
+            write_timestamp(&mut out, t);
+            assert_eq!(out, s);
+        }
+    }
+
+    #[test]
+    fn strings_escaped() {
+        let mut out = String::new();
+        write_str(&mut out, "a\"b\\c\nd\u{1}");
+        assert_eq!(out, r#""a\"b\\c\nd\u0001""#);
+    }
+}

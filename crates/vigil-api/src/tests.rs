@@ -1,0 +1,133 @@
+//! Router tests against an in-memory head: status codes and JSON as Prometheus answers.
+
+use super::*;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use tower::ServiceExt;
+use vigil_model::{Appendable, Labels};
+use vigil_promql::EngineOptions;
+use vigil_tsdb::{Head, HeadOptions};
+
+fn app() -> Router {
+    let head = Arc::new(Head::new(HeadOptions::default()));
+    let mut a = head.appender();
+    for (model, v) in [("resnet", 3.0), ("bert", 7.5)] {
+        let l = Labels::from_pairs([
+            ("__name__", "http_requests_total"),
+            ("model", model),
+            ("job", "ml"),
+        ]);
+        a.append(None, &l, 1_000_000, v).unwrap();
+    }
+    a.commit().unwrap();
+    let state = ApiState {
+        db: head,
+        engine: Engine::new(EngineOptions::default()),
+        scrape: None,
+        self_metrics: Box::new(|| "x 1\n".to_string()),
+        version: "test".into(),
+    };
+    router(Arc::new(state))
+}
+
+async fn call(req: Request<Body>) -> (StatusCode, String) {
+    let resp = app().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+async fn get(uri: &str) -> (StatusCode, String) {
+    call(Request::get(uri).body(Body::empty()).unwrap()).await
+}
+
+#[tokio::test]
+async fn instant_query_json_is_prometheus_shaped() {
+    let (s, body) =
+        get("/api/v1/query?query=http_requests_total%7Bmodel%3D%22bert%22%7D&time=1000").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        body,
+        r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"http_requests_total","job":"ml","model":"bert"},"value":[1000,"7.5"]}]}}"#
+    );
+}
+
+#[tokio::test]
+async fn post_form_and_rfc3339_time() {
+    let req = Request::post("/api/v1/query")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(
+            "query=http_requests_total%7Bmodel%21~%22b.*%22%7D&time=1970-01-01T00:16:40.5Z",
+        ))
+        .unwrap();
+    let (s, body) = call(req).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        body.contains(r#""model":"resnet"},"value":[1000.500,"3"]"#),
+        "{body}"
+    );
+    assert!(!body.contains("bert"));
+}
+
+#[tokio::test]
+async fn scalar_and_string_results() {
+    let (_, body) = get("/api/v1/query?query=1%2B1&time=10").await;
+    assert_eq!(
+        body,
+        r#"{"status":"success","data":{"resultType":"scalar","result":[10,"2"]}}"#
+    );
+    let (_, body) = get("/api/v1/query?query=%22a%22&time=10").await;
+    assert_eq!(
+        body,
+        r#"{"status":"success","data":{"resultType":"string","result":[10,"a"]}}"#
+    );
+}
+
+#[tokio::test]
+async fn malformed_parameters_are_400_bad_data() {
+    for uri in [
+        "/api/v1/query?query=up%7B",
+        "/api/v1/query?query=up&time=yesterday",
+        "/api/v1/query?query=up&timeout=soon",
+        "/api/v1/query",
+        "/api/v1/query?query=%29%28",
+        "/api/v1/query_range?query=up&start=1&end=0&step=1",
+        "/api/v1/query_range?query=up&start=0&end=10&step=0",
+        "/api/v1/query_range?query=up&start=0&end=10",
+        "/api/v1/series?match[]=%7B",
+        "/api/v1/series",
+    ] {
+        let (s, body) = get(uri).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{uri}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["status"], "error", "{uri}");
+        assert_eq!(v["errorType"], "bad_data", "{uri}");
+        assert!(!v["error"].as_str().unwrap().is_empty(), "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn metadata_endpoints() {
+    let (_, body) = get("/api/v1/labels").await;
+    assert_eq!(
+        body,
+        r#"{"status":"success","data":["__name__","job","model"]}"#
+    );
+    let (_, body) = get("/api/v1/label/model/values").await;
+    assert_eq!(body, r#"{"status":"success","data":["bert","resnet"]}"#);
+    let (_, body) = get("/api/v1/series?match[]=http_requests_total%7Bmodel%3D%22bert%22%7D").await;
+    assert_eq!(
+        body,
+        r#"{"status":"success","data":[{"__name__":"http_requests_total","job":"ml","model":"bert"}]}"#
+    );
+}
+
+#[tokio::test]
+async fn health_and_unknown_paths() {
+    assert_eq!(get("/-/healthy").await.0, StatusCode::OK);
+    assert_eq!(get("/-/ready").await.0, StatusCode::OK);
+    assert_eq!(get("/metrics").await, (StatusCode::OK, "x 1\n".to_string()));
+    assert_eq!(get("/nope").await.0, StatusCode::NOT_FOUND);
+}

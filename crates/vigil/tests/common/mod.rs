@@ -1,0 +1,183 @@
+//! Shared helpers for tests that start the real `vigil` binary and real peers on loopback.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The external corpora and harness, beside the checkout.
+pub fn shared_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `n` consecutive free ports (targetsim needs base-1 ..= base+targets-1).
+pub fn free_port_range(n: u16) -> u16 {
+    for _ in 0..200 {
+        let base = free_port();
+        if base < 1024 || base > 65000 - n {
+            continue;
+        }
+        if (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no range of {n} free ports found");
+}
+
+/// A child process killed when the test ends, whatever happens.
+pub struct Proc {
+    pub child: Child,
+    pub name: &'static str,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    /// True while the process has not exited.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+/// Starts targetsim with `targets` targets; returns it and the base port.
+pub fn start_targetsim(targets: u16, series: u32, step_ms: u64) -> (Proc, u16) {
+    let base = free_port_range(targets + 1) + 1;
+    let dir = tempdir("targetsim");
+    let ready = dir.join("ready");
+    let child = Command::new("python3")
+        .arg(shared_dir().join("bench/targetsim.py"))
+        .args([
+            "--base-port",
+            &base.to_string(),
+            "--targets",
+            &targets.to_string(),
+        ])
+        .args([
+            "--series",
+            &series.to_string(),
+            "--step-ms",
+            &step_ms.to_string(),
+            "--seed",
+            "1",
+        ])
+        .args(["--max-runtime", "300", "--ready-file"])
+        .arg(&ready)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 and ../shared/bench/targetsim.py are needed");
+    let p = Proc {
+        child,
+        name: "targetsim",
+    };
+    wait_for(Duration::from_secs(20), "targetsim ready", || {
+        ready.exists()
+    });
+    (p, base)
+}
+
+/// A fresh temporary directory for this test.
+pub fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "vigil-test-{tag}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub fn vigil_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_vigil")
+}
+
+/// Starts vigil on a loopback port with `config`; waits until `/-/ready` answers.
+pub fn start_vigil(config: &str) -> (Proc, u16, PathBuf) {
+    let dir = tempdir("vigil");
+    let cfg = dir.join("prometheus.yml");
+    std::fs::write(&cfg, config).unwrap();
+    let port = free_port();
+    let log = std::fs::File::create(dir.join("vigil.log")).unwrap();
+    let child = Command::new(vigil_bin())
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut p = Proc {
+        child,
+        name: "vigil",
+    };
+    let url = format!("http://127.0.0.1:{port}/-/ready");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if http_get(&url).is_ok_and(|(s, _)| s == 200) {
+            break;
+        }
+        assert!(
+            p.running(),
+            "vigil exited: {}",
+            std::fs::read_to_string(dir.join("vigil.log")).unwrap_or_default()
+        );
+        assert!(Instant::now() < deadline, "vigil not ready in 20 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (p, port, dir)
+}
+
+pub fn http_get(url: &str) -> Result<(u16, String), reqwest::Error> {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let r = client.get(url).send()?;
+    let status = r.status().as_u16();
+    Ok((status, r.text()?))
+}
+
+/// GET an API URL and parse its JSON.
+pub fn api(port: u16, path_and_query: &str) -> (u16, serde_json::Value) {
+    let (s, body) = http_get(&format!("http://127.0.0.1:{port}{path_and_query}")).unwrap();
+    let v = serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
+    (s, v)
+}
+
+pub fn wait_for(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Percent-encodes a query parameter.
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
