@@ -34,7 +34,6 @@ fn main() {
         .and_then(|rt| rt.block_on(serve(cli)));
     if let Err(e) = result {
         tracing::error!("{e:#}");
-        eprintln!("vigil: {e:#}");
         std::process::exit(1);
     }
 }
