@@ -91,6 +91,21 @@ impl From<EngineError> for ApiError {
                 kind: "internal",
                 msg: m.to_string(),
             },
+            e @ EngineError::Timeout(_) => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                kind: "timeout",
+                msg: e.to_string(),
+            },
+            e @ EngineError::Cancelled(_) => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                kind: "canceled",
+                msg: e.to_string(),
+            },
+            e @ EngineError::TooManySamples(_) => ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                kind: "execution",
+                msg: e.to_string(),
+            },
         }
     }
 }
@@ -304,38 +319,155 @@ pub async fn label_values(
     ok(json::success_raw(&string_list(values)))
 }
 
-pub async fn targets(State(st): St) -> Result<Response, ApiError> {
-    let statuses = st.scrape.as_ref().map(|s| s.statuses()).unwrap_or_default();
-    let active: Vec<serde_json::Value> = statuses
-        .iter()
-        .map(|t| {
-            let labels: serde_json::Map<String, serde_json::Value> = t
-                .labels
-                .iter()
-                .map(|l| (l.name.clone(), l.value.clone().into()))
-                .collect();
-            let discovered: serde_json::Map<String, serde_json::Value> = t
-                .discovered
-                .iter()
-                .map(|l| (l.name.clone(), l.value.clone().into()))
-                .collect();
-            serde_json::json!({
-                "discoveredLabels": discovered,
-                "labels": labels,
-                "scrapePool": t.job,
-                "scrapeUrl": t.url,
-                "globalUrl": t.url,
-                "lastError": t.last_error,
-                "lastScrape": rfc3339_millis(t.last_scrape_ms),
-                "lastScrapeDuration": t.last_scrape_duration,
-                "health": t.health.as_str(),
-                "scrapeInterval": t.interval,
-                "scrapeTimeout": t.timeout,
+fn labels_json(l: &vigil_model::Labels) -> serde_json::Value {
+    serde_json::Value::Object(l.iter().map(|l| (l.name.clone(), l.value.clone().into())).collect())
+}
+
+/// `/api/v1/targets` with Prometheus' `state` (active, dropped, any) and `scrapePool` filters.
+pub async fn targets(State(st): St, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let p = Params::new(&Method::GET, &HeaderMap::new(), q, &Bytes::new());
+    let state = p.get("state").unwrap_or("any").to_ascii_lowercase();
+    let pool = p.get("scrapePool").filter(|s| !s.is_empty());
+    let (want_active, want_dropped) = (state == "active" || state == "any", state == "dropped" || state == "any");
+    let Some(scrape) = st.scrape.as_ref() else {
+        return ok(json::success_raw(r#"{"activeTargets":[],"droppedTargets":[],"droppedTargetCounts":{}}"#));
+    };
+    let mut data = serde_json::Map::new();
+    if want_active {
+        let active: Vec<serde_json::Value> = scrape
+            .statuses()
+            .iter()
+            .filter(|t| pool.is_none_or(|p| p == t.job))
+            .map(|t| {
+                serde_json::json!({
+                    "discoveredLabels": labels_json(&t.discovered),
+                    "labels": labels_json(&t.labels),
+                    "scrapePool": t.job,
+                    "scrapeUrl": t.url,
+                    "globalUrl": t.url,
+                    "lastError": t.last_error,
+                    "lastScrape": rfc3339_millis(t.last_scrape_ms),
+                    "lastScrapeDuration": t.last_scrape_duration,
+                    "health": t.health.as_str(),
+                    "scrapeInterval": t.interval,
+                    "scrapeTimeout": t.timeout,
+                })
             })
-        })
-        .collect();
-    let data = serde_json::json!({"activeTargets": active, "droppedTargets": [], "droppedTargetCounts": {}});
-    ok(json::success_raw(&data.to_string()))
+            .collect();
+        data.insert("activeTargets".into(), active.into());
+    }
+    if want_dropped {
+        let dropped = scrape.dropped();
+        let mut counts = serde_json::Map::new();
+        for job in scrape.pools() {
+            counts.insert(job.clone(), dropped.iter().filter(|d| d.job == job).count().into());
+        }
+        let list: Vec<serde_json::Value> = dropped
+            .iter()
+            .filter(|d| pool.is_none_or(|p| p == d.job))
+            .map(|d| serde_json::json!({"discoveredLabels": labels_json(&d.discovered), "scrapePool": d.job}))
+            .collect();
+        data.insert("droppedTargets".into(), list.into());
+        data.insert("droppedTargetCounts".into(), counts.into());
+    }
+    ok(json::success_raw(&serde_json::Value::Object(data).to_string()))
+}
+
+/// `/api/v1/targets/metadata`: `match_target` (a selector over target labels), `metric`, `limit`.
+pub async fn targets_metadata(State(st): St, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let p = Params::new(&Method::GET, &HeaderMap::new(), q, &Bytes::new());
+    let matchers = match p.get("match_target").filter(|s| !s.is_empty()) {
+        Some(sel) => st.engine.selector_matchers(sel).map_err(|e| ApiError::bad_param("match_target", &e.to_string()))?,
+        None => Vec::new(),
+    };
+    let metric = p.get("metric").filter(|s| !s.is_empty());
+    let limit = parse_limit(&p)?;
+    let mut out = Vec::new();
+    for t in st.scrape.as_ref().map(|s| s.statuses()).unwrap_or_default() {
+        if !matchers.iter().all(|m| m.matches(t.labels.get(&m.name).unwrap_or(""))) {
+            continue;
+        }
+        for (name, m) in t.metadata.iter() {
+            if metric.is_some_and(|want| want != name) {
+                continue;
+            }
+            if limit.is_some_and(|l| out.len() >= l) {
+                break;
+            }
+            out.push(serde_json::json!({"target": labels_json(&t.labels), "metric": name, "type": m.kind, "help": m.help, "unit": m.unit}));
+        }
+    }
+    ok(json::success_raw(&serde_json::Value::Array(out).to_string()))
+}
+
+/// `/api/v1/metadata`: metric name → distinct metadata over all targets; `metric`, `limit`,
+/// `limit_per_metric`.
+pub async fn metadata(State(st): St, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let p = Params::new(&Method::GET, &HeaderMap::new(), q, &Bytes::new());
+    let metric = p.get("metric").filter(|s| !s.is_empty());
+    let limit = parse_limit(&p)?;
+    let per_metric = match p.get("limit_per_metric") {
+        Some(s) if !s.is_empty() => Some(s.parse::<usize>().map_err(|_| ApiError::bad_param("limit_per_metric", "must be a number"))?),
+        _ => None,
+    };
+    let mut all: std::collections::BTreeMap<String, Vec<vigil_scrape::MetricMeta>> = Default::default();
+    for t in st.scrape.as_ref().map(|s| s.statuses()).unwrap_or_default() {
+        for (name, m) in t.metadata.iter() {
+            if metric.is_some_and(|want| want != name) {
+                continue;
+            }
+            let list = all.entry(name.clone()).or_default();
+            if !list.contains(m) && per_metric.is_none_or(|l| list.len() < l) {
+                list.push(m.clone());
+            }
+        }
+    }
+    let mut data = serde_json::Map::new();
+    for (name, list) in all {
+        if limit.is_some_and(|l| data.len() >= l) {
+            break;
+        }
+        let items: Vec<serde_json::Value> = list.iter().map(|m| serde_json::json!({"type": m.kind, "help": m.help, "unit": m.unit})).collect();
+        data.insert(name, items.into());
+    }
+    ok(json::success_raw(&serde_json::Value::Object(data).to_string()))
+}
+
+/// `limit`: absent, empty or 0 mean no limit; negative or non-numbers are an error.
+fn parse_limit(p: &Params) -> Result<Option<usize>, ApiError> {
+    match p.get("limit") {
+        None | Some("") => Ok(None),
+        Some(s) => match s.parse::<i64>() {
+            Ok(0) => Ok(None),
+            Ok(n) if n > 0 => Ok(Some(n as usize)),
+            _ => Err(ApiError::bad_param("limit", "must be a positive number")),
+        },
+    }
+}
+
+pub async fn reload(State(st): St) -> Response {
+    if st.lifecycle.is_none() {
+        return (StatusCode::FORBIDDEN, "Lifecycle API is not enabled.").into_response();
+    }
+    // Reloading reads files and builds clients: keep it off the async workers.
+    let st2 = Arc::clone(&st);
+    let result = tokio::task::spawn_blocking(move || st2.lifecycle.as_ref().map_or(Ok(()), |lc| (lc.reload)()))
+        .await
+        .unwrap_or_else(|e| Err(format!("reload task failed: {e}")));
+    match result {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("failed to reload config: {e}")).into_response(),
+    }
+}
+
+pub async fn quit(State(st): St) -> Response {
+    match st.lifecycle.as_ref() {
+        None => (StatusCode::FORBIDDEN, "Lifecycle API is not enabled.").into_response(),
+        Some(lc) => {
+            lc.quit.notify_one();
+            (StatusCode::OK, "Requesting termination... Goodbye!").into_response()
+        }
+    }
 }
 
 /// Formats a ms timestamp as RFC3339 UTC with milliseconds.

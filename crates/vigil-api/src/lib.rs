@@ -10,7 +10,7 @@ pub mod json;
 pub mod params;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use std::sync::Arc;
 use vigil_model::Queryable;
 use vigil_promql::Engine;
@@ -24,6 +24,16 @@ pub struct ApiState {
     /// Renders vigil's own metrics in the text exposition format for `/metrics`.
     pub self_metrics: Box<dyn Fn() -> String + Send + Sync>,
     pub version: String,
+    /// Reload and quit over HTTP; `None` unless `--web.enable-lifecycle`.
+    pub lifecycle: Option<Lifecycle>,
+}
+
+/// The `/-/reload` and `/-/quit` hooks.
+pub struct Lifecycle {
+    /// Re-reads and applies the config; the error text on failure.
+    pub reload: Box<dyn Fn() -> Result<(), String> + Send + Sync>,
+    /// Notified to shut the server down.
+    pub quit: Arc<tokio::sync::Notify>,
 }
 
 /// The router with every endpoint vigil serves.
@@ -44,6 +54,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/api/v1/label/{name}/values", get(handlers::label_values))
         .route("/api/v1/targets", get(handlers::targets))
+        .route("/api/v1/targets/metadata", get(handlers::targets_metadata))
+        .route("/api/v1/metadata", get(handlers::metadata))
         .route("/api/v1/status/buildinfo", get(handlers::buildinfo))
         .route(
             "/-/healthy",
@@ -54,6 +66,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
             get(|| async { "Prometheus Server is Ready.\n" }),
         )
         .route("/metrics", get(handlers::metrics))
+        .route("/-/reload", post(handlers::reload).put(handlers::reload))
+        .route("/-/quit", post(handlers::quit).put(handlers::quit))
         .fallback(handlers::not_found)
         .with_state(state)
 }

@@ -26,6 +26,7 @@ fn app() -> Router {
         scrape: None,
         self_metrics: Box::new(|| "x 1\n".to_string()),
         version: "test".into(),
+        lifecycle: None,
     };
     router(Arc::new(state))
 }
@@ -130,4 +131,11 @@ async fn health_and_unknown_paths() {
     assert_eq!(get("/-/ready").await.0, StatusCode::OK);
     assert_eq!(get("/metrics").await, (StatusCode::OK, "x 1\n".to_string()));
     assert_eq!(get("/nope").await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn lifecycle_is_off_by_default() {
+    let (s, body) = call(Request::post("/-/reload").body(Body::empty()).unwrap()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(body.contains("Lifecycle API is not enabled"));
 }

@@ -1,17 +1,19 @@
 //! PromQL evaluation over the [`vigil_model::Queryable`] seam.
 //!
 //! The grammar comes from the `promql-parser` crate, which follows Prometheus' grammar and its
-//! error messages; evaluation is ours. The engine sees only label sets and sample iterators,
-//! never chunks or locks. This first version evaluates literals, instant and range selectors
-//! (with `offset` and `@`), unary minus, arithmetic and comparison operators between scalars
-//! and vectors (one-to-one vector matching with `on`/`ignoring`), and the aggregations `sum`,
-//! `avg`, `min`, `max`, `count`, `group` with `by`/`without`. Everything else is refused with
-//! an execution error naming the construct; the full language is issue 5.
+//! error messages; evaluation is ours and follows Prometheus 3.x semantics (left-open windows,
+//! delayed `__name__` removal, Kahan sums, `extrapolatedRate`). The engine sees only label
+//! sets and sample iterators, never chunks or locks. Modules: [`engine`] (entry points,
+//! limits, the step-wise evaluator), `binary` (operators and vector matching),
+//! `aggregations`, and `functions`.
 
-mod engine;
+mod aggregations;
+mod binary;
+pub mod engine;
+mod functions;
 mod value;
 
-pub use engine::{Engine, EngineError, EngineOptions};
+pub use engine::{Cancel, Engine, EngineError, EngineOptions, QueryOutput};
 pub use value::{RangeSeries, Value, VectorSample};
 
 #[cfg(test)]

@@ -120,3 +120,72 @@ fn range_query_steps() {
     assert_eq!(m[0].samples.len(), 5);
     assert_eq!(m[0].samples[4], Sample { t: 60_000, v: 4.0 });
 }
+
+#[test]
+fn limits_fail_with_prometheus_errors() {
+    let db = db();
+    let small = Engine::new(EngineOptions {
+        max_samples: 10,
+        ..EngineOptions::default()
+    });
+    let err = small.range(&db, "up", 0, 600_000, 15_000).unwrap_err();
+    assert!(matches!(err, EngineError::TooManySamples(_)));
+    assert_eq!(
+        err.to_string(),
+        "query processing would load too many samples into memory in query execution"
+    );
+    let timed = Engine::new(EngineOptions {
+        timeout: Some(std::time::Duration::ZERO),
+        ..EngineOptions::default()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    let err = timed
+        .instant(&db, "sum(rate(req[5m]))", 600_000)
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Timeout(_)), "{err}");
+    let cancel = Cancel::new();
+    cancel.cancel();
+    let err = Engine::new(EngineOptions::default())
+        .instant_query(&db, "up", 0, Some(&cancel))
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Cancelled(_)));
+}
+
+#[test]
+fn range_query_streams_rate_and_sums() {
+    let db = db();
+    let e = Engine::new(EngineOptions::default());
+    let Value::Matrix(m) = e
+        .range(&db, "sum by (job) (rate(req[1m]))", 60_000, 600_000, 60_000)
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(m.len(), 2);
+    // req grows by v per second for each series: api has 1+2, db has 4.
+    assert!((m[0].samples[0].v - 3.0).abs() < 1e-9, "{:?}", m[0]);
+    assert!((m[1].samples[9].v - 4.0).abs() < 1e-9, "{:?}", m[1]);
+}
+
+#[test]
+fn hostile_queries_do_not_panic() {
+    let db = db();
+    let e = Engine::new(EngineOptions::default());
+    for q in [
+        "topk(1e300, up)",
+        "quantile(NaN, up)",
+        "histogram_quantile(0.5, up)",
+        "label_replace(up, \"a\", \"$9\", \"job\", \"(.*)\")",
+        "round(up, 0)",
+        "up[1m:0s]",
+        "rate(up[1ms])",
+        "predict_linear(up[5m], 1e308)",
+        "count_values(\"v\", up)",
+        "up @ 1e12",
+        "sort_by_label(up, \"nonexistent\")",
+        "absent_over_time(nothing[1m:10s])",
+    ] {
+        let _ = e.instant(&db, q, 300_000);
+        let _ = e.range(&db, q, 0, 300_000, 30_000);
+    }
+}

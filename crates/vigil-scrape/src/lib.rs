@@ -1,15 +1,19 @@
 //! Scraping: turns scrape configs into targets, and targets into samples in the Appender.
 //!
 //! Each target runs its own loop on the tokio runtime. A loop owns everything it reuses
-//! between scrapes: the HTTP client, the body buffer, and the scrape cache that maps the raw
-//! series text of the last scrape to its series reference and final labels, so an unchanged
-//! series costs one hash lookup instead of a label parse, relabel, sort and index lookup. The
-//! cache also yields staleness: series that were in the last scrape and are not in this one
-//! get a StaleNaN, as do all series of a target that fails or goes away.
+//! between scrapes: the body buffer and the scrape cache that maps the raw series text of the
+//! last scrape to its series reference and final labels, so an unchanged series costs one
+//! hash lookup instead of a label parse, relabel, sort and index lookup. The cache also
+//! yields staleness: series that were in the last scrape and are not in this one get a
+//! StaleNaN, as do all series of a target that fails or goes away.
 
+mod client;
+mod discovery;
 mod manager;
 mod scrape_loop;
 mod target;
 
-pub use manager::{ScrapeManager, TargetHealth, TargetStatus};
-pub use target::{Target, targets_from_config};
+pub use client::ClientError;
+pub use discovery::SourcedGroup;
+pub use manager::{DroppedTarget, MetricMeta, ScrapeManager, TargetHealth, TargetStatus};
+pub use target::{Target, targets_from_groups};

@@ -1,9 +1,15 @@
-//! The scrape manager: one loop per target, started, kept or stopped on each config load.
+//! The scrape manager: one pool per scrape config, one loop per target.
+//!
+//! `apply` takes a new config: pools whose scrape config is unchanged keep their loops (and
+//! so their scrape caches); changed or removed pools stop theirs, which writes stale markers.
+//! `run_discovery` keeps file and HTTP discovery fresh and re-syncs targets when they change.
 
+use crate::client;
+use crate::discovery::{DiscoveryCache, fetch_http_sd};
 use crate::scrape_loop::{LoopSettings, ScrapeLoop};
-use crate::target::{Target, targets_from_config};
+use crate::target::{Target, targets_from_groups};
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::sync::watch;
 use vigil_config::{Config, ScrapeConfig};
@@ -26,6 +32,14 @@ impl TargetHealth {
     }
 }
 
+/// Metadata of one metric family as a target exposes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricMeta {
+    pub kind: String,
+    pub help: String,
+    pub unit: String,
+}
+
 /// What `/api/v1/targets` reports for a target.
 #[derive(Debug, Clone)]
 pub struct TargetStatus {
@@ -39,124 +53,186 @@ pub struct TargetStatus {
     pub last_scrape_duration: f64,
     pub interval: String,
     pub timeout: String,
+    /// Family name → metadata, from the last scrape that had any.
+    pub metadata: Arc<BTreeMap<String, MetricMeta>>,
+}
+
+/// A target that relabeling dropped, for `/api/v1/targets?state=dropped`.
+#[derive(Debug, Clone)]
+pub struct DroppedTarget {
+    pub job: String,
+    pub discovered: Labels,
 }
 
 struct Running {
     stop: watch::Sender<bool>,
     status: Arc<Mutex<TargetStatus>>,
-    /// The scrape config the loop was started with; a change restarts the loop.
-    config_fingerprint: String,
 }
 
-/// Owns all scrape loops. `apply` diffs the targets of a new config against the running ones.
+struct Pool {
+    config: ScrapeConfig,
+    fingerprint: String,
+    settings: LoopSettings,
+    loops: HashMap<Target, Running>,
+    dropped: Vec<Labels>,
+}
+
+#[derive(Default)]
+struct Inner {
+    pools: BTreeMap<String, Pool>,
+    sd: DiscoveryCache,
+}
+
+/// Owns all scrape pools and loops.
 pub struct ScrapeManager {
     db: Arc<dyn Appendable>,
-    running: Mutex<HashMap<(String, Target), Running>>,
     user_agent: String,
+    inner: Mutex<Inner>,
 }
 
 impl ScrapeManager {
     pub fn new(db: Arc<dyn Appendable>, user_agent: impl Into<String>) -> Self {
-        ScrapeManager {
-            db,
-            running: Mutex::new(HashMap::new()),
-            user_agent: user_agent.into(),
+        ScrapeManager { db, user_agent: user_agent.into(), inner: Mutex::new(Inner::default()) }
+    }
+
+    /// Applies a (new) config. Must run inside a tokio runtime.
+    pub fn apply(&self, config: &Config) {
+        let mut inner = self.inner.lock();
+        let mut next: BTreeMap<String, Pool> = BTreeMap::new();
+        for sc in &config.scrape_configs {
+            let fingerprint = format!("{sc:?}");
+            if let Some(p) = inner.pools.remove(&sc.job_name).filter(|p| p.fingerprint == fingerprint) {
+                next.insert(sc.job_name.clone(), p);
+                continue;
+            }
+            match self.settings(sc) {
+                Ok(settings) => {
+                    let pool = Pool { config: sc.clone(), fingerprint, settings, loops: HashMap::new(), dropped: Vec::new() };
+                    next.insert(sc.job_name.clone(), pool);
+                }
+                Err(e) => tracing::error!(job = %sc.job_name, error = %e, "Error creating HTTP client; the scrape pool is skipped"),
+            }
+        }
+        // Pools that are gone or changed stop their loops (writing stale markers).
+        for (_, p) in std::mem::take(&mut inner.pools) {
+            for r in p.loops.values() {
+                let _ = r.stop.send(true);
+            }
+        }
+        inner.pools = next;
+        let configs: Vec<ScrapeConfig> = inner.pools.values().map(|p| p.config.clone()).collect();
+        inner.sd.refresh_files(&configs);
+        self.sync(&mut inner);
+    }
+
+    /// Keeps file and HTTP discovery fresh; runs until the process ends.
+    pub async fn run_discovery(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            let (mut changed, due) = {
+                let mut inner = self.inner.lock();
+                let configs: Vec<ScrapeConfig> = inner.pools.values().map(|p| p.config.clone()).collect();
+                let changed = inner.sd.refresh_files(&configs);
+                let due: Vec<(String, reqwest::Client)> = inner
+                    .sd
+                    .http_due(&configs)
+                    .into_iter()
+                    .filter_map(|(job, url)| inner.pools.get(&job).map(|p| (url, p.settings.client.clone())))
+                    .collect();
+                (changed, due)
+            };
+            for (url, client) in due {
+                let result = fetch_http_sd(&client, &url).await;
+                changed |= self.inner.lock().sd.store_http(&url, result);
+            }
+            if changed {
+                let mut inner = self.inner.lock();
+                self.sync(&mut inner);
+            }
         }
     }
 
-    /// Starts loops for new targets, stops loops for targets that are gone (they write stale
-    /// markers), and restarts loops whose scrape config changed. Must run inside a tokio runtime.
-    pub fn apply(&self, config: &Config) {
-        let mut wanted: HashMap<(String, Target), (&ScrapeConfig, String)> = HashMap::new();
-        for sc in &config.scrape_configs {
-            let fingerprint = format!("{sc:?}");
-            let mut groups = sc.static_configs.clone();
-            for fsd in &sc.file_sd_configs {
-                for file in &fsd.files {
-                    match vigil_config::read_file_sd(std::path::Path::new(file)) {
-                        Ok(g) => groups.extend(g),
-                        Err(e) => {
-                            tracing::warn!(job = %sc.job_name, file = %file, error = %e, "cannot read file_sd file; its targets are skipped")
-                        }
-                    }
+    /// Starts loops for new targets and stops loops of targets that are gone.
+    fn sync(&self, inner: &mut Inner) {
+        let Inner { pools, sd } = inner;
+        for (job, pool) in pools.iter_mut() {
+            let (targets, dropped) = targets_from_groups(&pool.config, &sd.groups(&pool.config));
+            let keep = pool.config.keep_dropped_targets as usize;
+            pool.dropped = if keep > 0 { dropped.into_iter().take(keep).collect() } else { dropped };
+            let limit = pool.config.target_limit as usize;
+            if limit > 0 && targets.len() > limit {
+                tracing::error!(job = %job, targets = targets.len(), limit, "target_limit exceeded; no targets of this pool are scraped");
+            }
+            let wanted: Vec<Target> = if limit > 0 && targets.len() > limit { Vec::new() } else { targets };
+            pool.loops.retain(|t, r| {
+                let keep = wanted.contains(t);
+                if !keep {
+                    let _ = r.stop.send(true);
                 }
-            }
-            for t in targets_from_config(sc, &groups) {
-                wanted.insert((sc.job_name.clone(), t), (sc, fingerprint.clone()));
-            }
-        }
-        let mut running = self.running.lock();
-        running.retain(|key, r| {
-            let keep = wanted
-                .get(key)
-                .is_some_and(|(_, f)| *f == r.config_fingerprint);
-            if !keep {
-                let _ = r.stop.send(true);
-            }
-            keep
-        });
-        for (key, (sc, fingerprint)) in wanted {
-            if running.contains_key(&key) {
-                continue;
-            }
-            let settings = match self.settings(sc) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(job = %sc.job_name, error = %e, "cannot build HTTP client for scrape job; its targets are not scraped");
+                keep
+            });
+            for target in wanted {
+                if pool.loops.contains_key(&target) {
                     continue;
                 }
-            };
-            let (job, target) = key.clone();
-            let status = Arc::new(Mutex::new(TargetStatus {
-                job: job.clone(),
-                url: target.url.clone(),
-                labels: target.labels.clone(),
-                discovered: target.discovered.clone(),
-                health: TargetHealth::Unknown,
-                last_error: String::new(),
-                last_scrape_ms: 0,
-                last_scrape_duration: 0.0,
-                interval: sc.scrape_interval.to_string(),
-                timeout: sc.scrape_timeout.to_string(),
-            }));
-            let (tx, rx) = watch::channel(false);
-            let sl = ScrapeLoop::new(target, settings, Arc::clone(&self.db), Arc::clone(&status));
-            tokio::spawn(sl.run(rx));
-            running.insert(
-                key,
-                Running {
-                    stop: tx,
-                    status,
-                    config_fingerprint: fingerprint,
-                },
-            );
+                let sc = &pool.config;
+                let status = Arc::new(Mutex::new(TargetStatus {
+                    job: job.clone(),
+                    url: target.url.clone(),
+                    labels: target.labels.clone(),
+                    discovered: target.discovered.clone(),
+                    health: TargetHealth::Unknown,
+                    last_error: String::new(),
+                    last_scrape_ms: 0,
+                    last_scrape_duration: 0.0,
+                    interval: sc.scrape_interval.to_string(),
+                    timeout: sc.scrape_timeout.to_string(),
+                    metadata: Arc::default(),
+                }));
+                let (tx, rx) = watch::channel(false);
+                let sl = ScrapeLoop::new(target.clone(), pool.settings.clone(), Arc::clone(&self.db), Arc::clone(&status));
+                tokio::spawn(sl.run(rx));
+                pool.loops.insert(target, Running { stop: tx, status });
+            }
         }
     }
 
     /// Stops every loop; each marks its series stale.
     pub fn stop_all(&self) {
-        for (_, r) in self.running.lock().drain() {
-            let _ = r.stop.send(true);
+        let mut inner = self.inner.lock();
+        for p in inner.pools.values_mut() {
+            for (_, r) in p.loops.drain() {
+                let _ = r.stop.send(true);
+            }
         }
     }
 
     /// Current status of every target, sorted by job and URL.
     pub fn statuses(&self) -> Vec<TargetStatus> {
-        let mut v: Vec<TargetStatus> = self
-            .running
-            .lock()
-            .values()
-            .map(|r| r.status.lock().clone())
-            .collect();
+        let inner = self.inner.lock();
+        let mut v: Vec<TargetStatus> = inner.pools.values().flat_map(|p| p.loops.values().map(|r| r.status.lock().clone())).collect();
         v.sort_by(|a, b| (&a.job, &a.url).cmp(&(&b.job, &b.url)));
         v
     }
 
-    fn settings(&self, sc: &ScrapeConfig) -> Result<LoopSettings, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .user_agent(&self.user_agent)
-            .pool_max_idle_per_host(1)
-            .build()?;
+    /// Targets that relabeling dropped, by pool.
+    pub fn dropped(&self) -> Vec<DroppedTarget> {
+        let inner = self.inner.lock();
+        inner
+            .pools
+            .iter()
+            .flat_map(|(job, p)| p.dropped.iter().map(|l| DroppedTarget { job: job.clone(), discovered: l.clone() }))
+            .collect()
+    }
+
+    /// Names of all scrape pools.
+    pub fn pools(&self) -> Vec<String> {
+        self.inner.lock().pools.keys().cloned().collect()
+    }
+
+    fn settings(&self, sc: &ScrapeConfig) -> Result<LoopSettings, client::ClientError> {
+        let client = client::build(&sc.http_client_config(), &self.user_agent)?;
         Ok(LoopSettings {
             interval: sc.scrape_interval.to_std(),
             timeout: sc.scrape_timeout.to_std(),
@@ -164,6 +240,8 @@ impl ScrapeManager {
             honor_timestamps: sc.honor_timestamps,
             sample_limit: sc.sample_limit,
             label_limit: sc.label_limit,
+            label_name_length_limit: sc.label_name_length_limit,
+            label_value_length_limit: sc.label_value_length_limit,
             body_size_limit: sc.body_size_limit,
             metric_relabel: Arc::new(sc.metric_relabel_configs.clone()),
             client,

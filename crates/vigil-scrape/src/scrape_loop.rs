@@ -1,17 +1,25 @@
 //! One target's scrape loop: fetch, parse, label, relabel, append, mark stale.
+//!
+//! A scrape is all or nothing: samples go into one Appender batch that is committed only when
+//! the whole body parsed and no limit was exceeded; otherwise it is rolled back, `up` is 0,
+//! and the target's series of the last good scrape are marked stale, as in Prometheus.
 
-use crate::manager::{TargetHealth, TargetStatus};
+use crate::manager::{MetricMeta, TargetHealth, TargetStatus};
 use crate::target::Target;
 use ahash::AHashMap;
 use parking_lot::Mutex;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use vigil_config::relabel::{self, RelabelConfig};
 use vigil_exposition::{Entry, Format, Parser};
-use vigil_model::{
-    Appendable, Appender, Labels, LabelsBuilder, SeriesRef, Timestamp, now_millis, stale_nan,
-};
+use vigil_model::{Appendable, Appender, Labels, LabelsBuilder, SeriesRef, Timestamp, now_millis, stale_nan};
+
+/// The most body a target may send when `body_size_limit` is not set. Prometheus has no such
+/// cap; vigil has one so that a target streaming without end cannot exhaust memory within
+/// the scrape timeout (see docs/scrape.md).
+pub const DEFAULT_BODY_CAP: u64 = 256 << 20;
 
 /// What a loop needs from its scrape config, resolved once per config load.
 #[derive(Clone)]
@@ -22,14 +30,17 @@ pub(crate) struct LoopSettings {
     pub honor_timestamps: bool,
     pub sample_limit: u64,
     pub label_limit: u64,
+    pub label_name_length_limit: u64,
+    pub label_value_length_limit: u64,
     pub body_size_limit: u64,
     pub metric_relabel: Arc<Vec<RelabelConfig>>,
     pub client: reqwest::Client,
 }
 
 struct CacheEntry {
-    /// Reference in storage; `None` when metric relabeling dropped the series.
+    /// Reference in storage, once appended.
     series: Option<SeriesRef>,
+    /// Final labels; empty when metric relabeling dropped the series.
     labels: Labels,
     /// Scrape number in which the series was last seen.
     last_seen: u64,
@@ -37,26 +48,12 @@ struct CacheEntry {
     explicit_ts: bool,
 }
 
-/// Outcome of one scrape, for the synthetic series and the target status.
+/// Counts of one scrape, for the synthetic series.
+#[derive(Default, Clone, Copy)]
 struct Report {
     scraped: u64,
     post_relabel: u64,
     added: u64,
-}
-
-#[derive(Debug)]
-enum ScrapeError {
-    Http(String),
-    Parse(String),
-    Limit(String),
-}
-
-impl std::fmt::Display for ScrapeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ScrapeError::Http(m) | ScrapeError::Parse(m) | ScrapeError::Limit(m) => f.write_str(m),
-        }
-    }
 }
 
 pub(crate) struct ScrapeLoop {
@@ -65,6 +62,9 @@ pub(crate) struct ScrapeLoop {
     db: Arc<dyn Appendable>,
     status: Arc<Mutex<TargetStatus>>,
     cache: AHashMap<Box<[u8]>, CacheEntry>,
+    /// Reused between scrapes so a steady target allocates no body buffer per scrape.
+    body: Vec<u8>,
+    metadata: BTreeMap<String, MetricMeta>,
     /// Synthetic series refs: up, duration, scraped, post-relabel, added.
     synthetic: [Option<SeriesRef>; 5],
     iteration: u64,
@@ -81,18 +81,15 @@ const SYNTHETIC: [&str; 5] = [
 ];
 
 impl ScrapeLoop {
-    pub fn new(
-        target: Target,
-        settings: LoopSettings,
-        db: Arc<dyn Appendable>,
-        status: Arc<Mutex<TargetStatus>>,
-    ) -> Self {
+    pub fn new(target: Target, settings: LoopSettings, db: Arc<dyn Appendable>, status: Arc<Mutex<TargetStatus>>) -> Self {
         ScrapeLoop {
             target,
             settings,
             db,
             status,
             cache: AHashMap::new(),
+            body: Vec::new(),
+            metadata: BTreeMap::new(),
             synthetic: [None; 5],
             iteration: 0,
             last_ok: None,
@@ -114,7 +111,10 @@ impl ScrapeLoop {
                 _ = ticker.tick() => {}
                 _ = stop.changed() => break,
             }
-            self.scrape_once().await;
+            tokio::select! {
+                _ = self.scrape_once() => {}
+                _ = stop.changed() => break,
+            }
         }
         self.mark_all_stale(now_millis(), true);
     }
@@ -123,24 +123,16 @@ impl ScrapeLoop {
         self.iteration += 1;
         let started = Instant::now();
         let ts = now_millis();
-        let fetched = self.fetch().await;
-        let result = match fetched {
-            Ok((body, format)) => self.ingest(&body, format, ts),
-            Err(e) => Err(e),
+        let result = match self.fetch().await {
+            Ok(format) => self.ingest(format, ts),
+            Err(e) => Err((e, Report::default())),
         };
         let duration = started.elapsed();
         let (up, report) = match &result {
-            Ok(r) => (1.0, Report { ..*r }),
-            Err(_) => {
+            Ok(r) => (1.0, *r),
+            Err((_, r)) => {
                 self.mark_all_stale(ts, false);
-                (
-                    0.0,
-                    Report {
-                        scraped: 0,
-                        post_relabel: 0,
-                        added: 0,
-                    },
-                )
+                (0.0, *r)
             }
         };
         self.append_synthetic(ts, up, duration, &report);
@@ -152,96 +144,95 @@ impl ScrapeLoop {
                 st.health = TargetHealth::Up;
                 st.last_error.clear();
             }
-            Err(e) => {
-                tracing::debug!(target = %self.target.url, error = %e, "scrape failed");
+            Err((e, _)) => {
+                tracing::debug!(target = %self.target.url, error = %e, "Scrape failed");
                 st.health = TargetHealth::Down;
-                st.last_error = e.to_string();
+                st.last_error = e;
             }
         }
     }
 
-    async fn fetch(&self) -> Result<(Vec<u8>, Format), ScrapeError> {
+    /// Reads the body into the reused buffer, within the size limit and the timeout.
+    async fn fetch(&mut self) -> Result<Format, String> {
         let s = &self.settings;
-        let resp = s
+        let url = &self.target.url;
+        let limit = if s.body_size_limit > 0 { s.body_size_limit } else { DEFAULT_BODY_CAP };
+        let deadline = tokio::time::Instant::now() + s.timeout;
+        let request = s
             .client
-            .get(&self.target.url)
+            .get(url)
             .header("Accept", vigil_exposition::ACCEPT_HEADER)
-            .header(
-                "X-Prometheus-Scrape-Timeout-Seconds",
-                format!("{}", s.timeout.as_secs_f64()),
-            )
+            .header("X-Prometheus-Scrape-Timeout-Seconds", format!("{}", s.timeout.as_secs_f64()))
             .timeout(s.timeout)
-            .send()
-            .await
-            .map_err(|e| ScrapeError::Http(describe_reqwest(&e)))?;
-        if !resp.status().is_success() {
-            return Err(ScrapeError::Http(format!(
-                "server returned HTTP status {}",
-                resp.status()
-            )));
+            .send();
+        let body = &mut self.body;
+        let read = async {
+            let mut resp = request.await.map_err(|e| describe_reqwest(url, &e))?;
+            if !resp.status().is_success() {
+                return Err(format!("server returned HTTP status {}", resp.status()));
+            }
+            let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
+            body.clear();
+            // Decompressed bytes count against the limit, so a gzip bomb stops here too.
+            while let Some(chunk) = resp.chunk().await.map_err(|e| describe_reqwest(url, &e))? {
+                if (body.len() + chunk.len()) as u64 > limit {
+                    return Err(format!("body size limit exceeded: the response is larger than {limit} bytes"));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(vigil_exposition::format_from_content_type(ct.as_deref()))
+        };
+        match tokio::time::timeout_at(deadline, read).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("Get {url:?}: context deadline exceeded")),
         }
-        let ct = resp
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| ScrapeError::Http(describe_reqwest(&e)))?;
-        if s.body_size_limit > 0 && body.len() as u64 > s.body_size_limit {
-            return Err(ScrapeError::Limit(format!(
-                "body size limit exceeded ({} bytes)",
-                s.body_size_limit
-            )));
-        }
-        Ok((
-            body.to_vec(),
-            vigil_exposition::format_from_content_type(ct.as_deref()),
-        ))
     }
 
     /// Parses the body and appends its samples as one batch; on any error the batch is
     /// rolled back, so a bad scrape stores nothing.
-    fn ingest(
-        &mut self,
-        body: &[u8],
-        format: Format,
-        ts: Timestamp,
-    ) -> Result<Report, ScrapeError> {
+    fn ingest(&mut self, format: Format, ts: Timestamp) -> Result<Report, (String, Report)> {
         let db = Arc::clone(&self.db);
         let mut app = db.appender();
-        match self.ingest_into(app.as_mut(), body, format, ts) {
-            Ok(r) => {
-                app.commit()
-                    .map_err(|e| ScrapeError::Http(format!("storage: {e}")))?;
+        let body = std::mem::take(&mut self.body);
+        let mut rep = Report::default();
+        let outcome = self.ingest_into(app.as_mut(), &body, format, ts, &mut rep);
+        self.body = body;
+        match outcome {
+            Ok(()) => {
+                app.commit().map_err(|e| (format!("storage: {e}"), rep))?;
                 self.mark_unseen_stale(ts);
                 self.last_ok = Some(self.iteration);
-                Ok(r)
+                Ok(rep)
             }
             Err(e) => {
                 app.rollback();
-                Err(e)
+                // Series first seen in the failed scrape were never committed.
+                let it = self.iteration;
+                self.cache.retain(|_, e| e.series.is_some() || e.last_seen != it);
+                Err((e, rep))
             }
         }
     }
 
-    fn ingest_into(
-        &mut self,
-        app: &mut dyn Appender,
-        body: &[u8],
-        format: Format,
-        ts: Timestamp,
-    ) -> Result<Report, ScrapeError> {
-        let mut rep = Report {
-            scraped: 0,
-            post_relabel: 0,
-            added: 0,
-        };
+    fn ingest_into(&mut self, app: &mut dyn Appender, body: &[u8], format: Format, ts: Timestamp, rep: &mut Report) -> Result<(), String> {
         let iteration = self.iteration;
+        let mut meta_changed = false;
         for entry in Parser::new(body, format) {
-            let entry = entry.map_err(|e| ScrapeError::Parse(e.to_string()))?;
-            let Entry::Sample(s) = entry else { continue };
+            let s = match entry.map_err(|e| e.to_string())? {
+                Entry::Sample(s) => s,
+                Entry::Help { family, help } => {
+                    meta_changed |= update(&mut self.metadata, family, |m| &mut m.help, &help);
+                    continue;
+                }
+                Entry::Type { family, kind } => {
+                    meta_changed |= update(&mut self.metadata, family, |m| &mut m.kind, kind.as_str());
+                    continue;
+                }
+                Entry::Unit { family, unit } => {
+                    meta_changed |= update(&mut self.metadata, family, |m| &mut m.unit, unit);
+                    continue;
+                }
+            };
             rep.scraped += 1;
             let sample_ts = match (self.settings.honor_timestamps, s.timestamp_ms) {
                 (true, Some(t)) => t,
@@ -250,22 +241,23 @@ impl ScrapeLoop {
             let entry = match self.cache.get_mut(s.series) {
                 Some(e) => e,
                 None => {
-                    let labels = self.sample_labels(&s)?;
-                    let final_labels = relabel::process(&labels, &self.settings.metric_relabel);
+                    let labels = relabel::process(&self.sample_labels(&s), &self.settings.metric_relabel);
+                    if let Some(l) = &labels {
+                        check_label_limits(l, &self.settings)?;
+                        rep.added += 1;
+                    }
                     let e = CacheEntry {
                         series: None,
-                        labels: final_labels.clone().unwrap_or_default(),
+                        labels: labels.unwrap_or_default(),
                         last_seen: 0,
                         explicit_ts: s.timestamp_ms.is_some() && self.settings.honor_timestamps,
                     };
-                    if final_labels.is_some() {
-                        rep.added += 1;
-                    }
                     self.cache.entry(s.series.into()).or_insert(e)
                 }
             };
             if entry.last_seen == iteration {
-                // Prometheus drops a repeated series within one scrape.
+                // A repeated series within one scrape: Prometheus keeps the first sample and
+                // counts the rest as duplicates; the scrape still succeeds.
                 continue;
             }
             entry.last_seen = iteration;
@@ -274,37 +266,27 @@ impl ScrapeLoop {
             }
             rep.post_relabel += 1;
             if self.settings.sample_limit > 0 && rep.post_relabel > self.settings.sample_limit {
-                return Err(ScrapeError::Limit(format!(
-                    "sample limit exceeded (limit {})",
-                    self.settings.sample_limit
-                )));
+                return Err(format!("sample limit exceeded (limit {})", self.settings.sample_limit));
             }
             match app.append(entry.series, &entry.labels, sample_ts, s.value) {
                 Ok(r) => entry.series = Some(r),
-                Err(e) => tracing::trace!(series = %entry.labels, error = %e, "sample refused"),
+                Err(e) => tracing::trace!(series = %entry.labels, error = %e, "Sample refused"),
             }
         }
-        Ok(rep)
+        if meta_changed {
+            self.status.lock().metadata = Arc::new(self.metadata.clone());
+        }
+        Ok(())
     }
 
     /// The sample's own labels merged with the target's, as Prometheus does: with
     /// `honor_labels` the scraped value wins, otherwise a clash renames the scraped label to
     /// `exported_<name>`.
-    fn sample_labels(&self, s: &vigil_exposition::SampleEntry<'_>) -> Result<Labels, ScrapeError> {
+    fn sample_labels(&self, s: &vigil_exposition::SampleEntry<'_>) -> Labels {
         let mut b = LabelsBuilder::new();
         b.set("__name__", s.name.to_string());
-        let mut n = 0u64;
         for (k, v) in s.labels() {
             b.set(k.to_string(), v.to_string());
-            n += 1;
-        }
-        if self.settings.label_limit > 0
-            && n + self.target.labels.len() as u64 > self.settings.label_limit
-        {
-            return Err(ScrapeError::Limit(format!(
-                "label_limit exceeded (limit {})",
-                self.settings.label_limit
-            )));
         }
         for l in &self.target.labels {
             match b.get(&l.name).map(str::to_string) {
@@ -322,7 +304,7 @@ impl ScrapeLoop {
                 }
             }
         }
-        Ok(b.build())
+        b.build()
     }
 
     /// After a successful scrape: series of the previous successful scrape that are missing
@@ -350,11 +332,7 @@ impl ScrapeLoop {
         let db = Arc::clone(&self.db);
         let mut app = db.appender();
         if let Some(prev) = self.last_ok.take() {
-            for e in self
-                .cache
-                .values()
-                .filter(|e| e.last_seen == prev && !e.explicit_ts && !e.labels.is_empty())
-            {
+            for e in self.cache.values().filter(|e| e.last_seen == prev && !e.explicit_ts && !e.labels.is_empty()) {
                 let _ = app.append(e.series, &e.labels, ts, stale_nan());
             }
         }
@@ -366,27 +344,18 @@ impl ScrapeLoop {
         let _ = app.commit();
     }
 
-    fn synthetic_labels(&self, i: usize) -> Labels {
-        let mut b = self.target.labels.to_builder();
-        b.set("__name__", SYNTHETIC[i]);
-        b.build()
-    }
-
     fn append_synthetic(&mut self, ts: Timestamp, up: f64, duration: Duration, rep: &Report) {
-        let values = [
-            up,
-            duration.as_secs_f64(),
-            rep.scraped as f64,
-            rep.post_relabel as f64,
-            rep.added as f64,
-        ];
+        let values = [up, duration.as_secs_f64(), rep.scraped as f64, rep.post_relabel as f64, rep.added as f64];
         let db = Arc::clone(&self.db);
         let mut app = db.appender();
         for (i, v) in values.into_iter().enumerate() {
-            let labels = if self.synthetic[i].is_some() {
-                Labels::empty()
-            } else {
-                self.synthetic_labels(i)
+            let labels = match self.synthetic[i] {
+                Some(_) => Labels::empty(),
+                None => {
+                    let mut b = self.target.labels.to_builder();
+                    b.set("__name__", SYNTHETIC[i]);
+                    b.build()
+                }
             };
             if let Ok(r) = app.append(self.synthetic[i], &labels, ts, v) {
                 self.synthetic[i] = Some(r);
@@ -394,6 +363,55 @@ impl ScrapeLoop {
         }
         let _ = app.commit();
     }
+}
+
+/// Sets one metadata field of `family` to `value`; answers whether it changed. Allocates
+/// only on change, so a steady target costs a map lookup per metadata line.
+fn update(map: &mut BTreeMap<String, MetricMeta>, family: &str, field: fn(&mut MetricMeta) -> &mut String, value: &str) -> bool {
+    match map.get_mut(family) {
+        Some(m) => {
+            let f = field(m);
+            if f == value {
+                return false;
+            }
+            *f = value.to_string();
+            true
+        }
+        None => {
+            let mut m = MetricMeta::default();
+            *field(&mut m) = value.to_string();
+            map.insert(family.to_string(), m);
+            true
+        }
+    }
+}
+
+/// Prometheus' `verifyLabelLimits`, with its error texts.
+fn check_label_limits(l: &Labels, s: &LoopSettings) -> Result<(), String> {
+    let metric: String = l.metric_name().unwrap_or("").chars().take(50).collect();
+    if s.label_limit > 0 && l.len() as u64 > s.label_limit {
+        return Err(format!("label_limit exceeded (metric: {metric}, number of labels: {}, limit: {})", l.len(), s.label_limit));
+    }
+    for lb in l {
+        if s.label_name_length_limit > 0 && lb.name.len() as u64 > s.label_name_length_limit {
+            let name: String = lb.name.chars().take(50).collect();
+            return Err(format!(
+                "label_name_length_limit exceeded (metric: {metric}, label name: {name}, length: {}, limit: {})",
+                lb.name.len(),
+                s.label_name_length_limit
+            ));
+        }
+        if s.label_value_length_limit > 0 && lb.value.len() as u64 > s.label_value_length_limit {
+            let name: String = lb.name.chars().take(50).collect();
+            let value: String = lb.value.chars().take(50).collect();
+            return Err(format!(
+                "label_value_length_limit exceeded (metric: {metric}, label name: {name}, value: {value:?}, length: {}, limit: {})",
+                lb.value.len(),
+                s.label_value_length_limit
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A deterministic offset within the interval, so targets do not all scrape at once.
@@ -406,17 +424,18 @@ fn spread_offset(target: &Target, interval: Duration) -> Duration {
     Duration::from_millis(h.finish() % ms)
 }
 
-fn describe_reqwest(e: &reqwest::Error) -> String {
+/// An error text in the shape of Prometheus' `lastError` (`Get "url": ...`).
+fn describe_reqwest(url: &str, e: &reqwest::Error) -> String {
     use std::error::Error;
-    let mut msg = e.to_string();
+    if e.is_timeout() {
+        return format!("Get {url:?}: context deadline exceeded");
+    }
+    // The innermost cause is the useful part (e.g. "Connection refused (os error 111)").
+    let mut cause = e.to_string();
     let mut src = e.source();
     while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
+        cause = s.to_string();
         src = s.source();
     }
-    if e.is_timeout() {
-        msg = format!("context deadline exceeded ({msg})");
-    }
-    msg
+    format!("Get {url:?}: {cause}")
 }

@@ -1,12 +1,38 @@
 //! vigil's storage engine, behind the [`vigil_model::Appender`] and [`vigil_model::Querier`]
 //! seams.
 //!
-//! This first version is the in-memory head only: series keyed by their label set, a postings
-//! index per label pair, and samples in per-series vectors guarded by their own lock, so
-//! appends to different series never contend on one another. The WAL, compressed chunks,
-//! blocks and retention by size follow (issue 4); scrape, rules and the query engine only see
-//! the seams and will not change when they land.
+//! Layout, from the bottom up:
+//! - [`chunk`]: the Gorilla XOR encoding of samples.
+//! - `head`: series in memory (interned labels, striped maps, postings with matcher fast
+//!   paths, one XOR chunk stream per series), appenders and queriers.
+//! - [`wal`]: segment files of CRC-framed records; one batch per commit, written before the
+//!   samples become visible.
+//! - `head::snapshot` + `replay`: the head snapshot that doubles as the WAL checkpoint and
+//!   makes clean restarts instant, and the replay that repairs a torn log instead of refusing
+//!   to start.
+//! - [`block`]: immutable 2-hour (and compacted, larger) blocks on disk, memory-mapped, and
+//!   [`MergeQuerier`], which serves head and blocks as one.
+//! - [`Tsdb`]: all of it in one data directory, with retention and compaction.
+//!
+//! Scrape, rules and the query engine see only the seams. Formats are documented in
+//! `docs/format/`.
 
+pub mod block;
+pub mod chunk;
+mod db;
+mod error;
 mod head;
+pub mod import;
+mod merge;
+mod replay;
+pub mod wal;
 
+pub use block::{Block, BlockMeta};
+pub use db::{Tsdb, TsdbOptions, TsdbStats};
+pub use error::TsdbError;
 pub use head::{Head, HeadOptions, HeadStats};
+pub use merge::MergeQuerier;
+pub use wal::FsyncPolicy;
+
+#[cfg(test)]
+mod tests;

@@ -38,6 +38,20 @@ pub struct Cli {
     )]
     pub retention_time: Duration,
 
+    /// Maximum number of bytes of storage (e.g. 512MB, 10GB; units B, KB, MB, GB, TB, PB with
+    /// base 1024). Unset: no limit.
+    #[arg(long = "storage.tsdb.retention.size", value_name = "SIZE", value_parser = parse_bytes)]
+    pub retention_size: Option<u64>,
+
+    /// Maximum number of active series in the head; past it new series are refused (and
+    /// counted), existing ones keep flowing. 0 disables the limit.
+    #[arg(
+        long = "storage.tsdb.max-series",
+        value_name = "N",
+        default_value_t = 0
+    )]
+    pub max_series: usize,
+
     /// Address to listen on for the UI, API, and telemetry.
     #[arg(
         long = "web.listen-address",
@@ -45,6 +59,10 @@ pub struct Cli {
         default_value = "0.0.0.0:9090"
     )]
     pub listen_address: String,
+
+    /// Enable shutdown and reload via HTTP request (POST /-/reload, POST /-/quit).
+    #[arg(long = "web.enable-lifecycle")]
+    pub enable_lifecycle: bool,
 
     /// The maximum lookback duration for retrieving metrics during expression evaluations.
     #[arg(
@@ -69,6 +87,42 @@ pub enum Command {
         #[command(subcommand)]
         what: CheckCommand,
     },
+    /// Work with the TSDB, as `promtool tsdb` does.
+    Tsdb {
+        #[command(subcommand)]
+        what: TsdbCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TsdbCommand {
+    /// Import samples from a file into blocks (backfill).
+    Import {
+        #[command(subcommand)]
+        format: ImportFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportFormat {
+    /// An OpenMetrics file whose samples carry timestamps, like `promtool tsdb
+    /// create-blocks-from openmetrics`. A running vigil on DATADIR picks the blocks up within a
+    /// minute.
+    Openmetrics {
+        /// The OpenMetrics input file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The data directory (--storage.tsdb.path of the vigil that will serve the blocks).
+        #[arg(value_name = "DATADIR", default_value = "data/")]
+        dir: PathBuf,
+        /// Time range of each block written.
+        #[arg(
+            long = "max-block-duration",
+            value_name = "DURATION",
+            default_value = "2h"
+        )]
+        max_block_duration: Duration,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,4 +133,29 @@ pub enum CheckCommand {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+}
+
+/// Parses a byte size as Prometheus' `units.Base2Bytes` does: `512MB`, `1GB`, `100B`.
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid size {s:?}: expected e.g. 512MB or 10GB"))?;
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "KB" | "KIB" => 10,
+        "MB" | "MIB" => 20,
+        "GB" | "GIB" => 30,
+        "TB" | "TIB" => 40,
+        "PB" | "PIB" => 50,
+        "EB" | "EIB" => 60,
+        _ => {
+            return Err(format!(
+                "invalid size unit in {s:?}: use B, KB, MB, GB, TB, PB or EB"
+            ));
+        }
+    };
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("size {s:?} is too large"))
 }

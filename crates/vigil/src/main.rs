@@ -3,18 +3,19 @@
 
 mod check;
 mod cli;
+mod reload;
 mod self_metrics;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use cli::{CheckCommand, Cli, Command};
-use std::path::{Path, PathBuf};
+use cli::{CheckCommand, Cli, Command, ImportFormat, TsdbCommand};
+use reload::{Reloader, load_config};
 use std::sync::Arc;
 use tokio::signal::unix::{SignalKind, signal};
 use vigil_api::ApiState;
 use vigil_promql::{Engine, EngineOptions};
 use vigil_scrape::ScrapeManager;
-use vigil_tsdb::{Head, HeadOptions};
+use vigil_tsdb::{Tsdb, TsdbOptions};
 
 fn main() {
     let cli = Cli::parse();
@@ -23,6 +24,21 @@ fn main() {
     }) = &cli.command
     {
         std::process::exit(check::check_config(files));
+    }
+    if let Some(Command::Tsdb {
+        what: TsdbCommand::Import { format },
+    }) = &cli.command
+    {
+        let ImportFormat::Openmetrics {
+            file,
+            dir,
+            max_block_duration,
+        } = format;
+        std::process::exit(tsdb_import(
+            file,
+            dir,
+            max_block_duration.as_millis() as i64,
+        ));
     }
     init_logging(&cli.log_level);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -45,29 +61,9 @@ fn init_logging(level: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
-}
-
-/// Loads the config file, or the embedded default when none was given.
-fn load_config(path: Option<&Path>) -> Result<vigil_config::Config> {
-    let loaded = match path {
-        Some(p) => vigil_config::load_file(p).with_context(|| {
-            format!(
-                "couldn't load configuration (--config.file={})",
-                p.display()
-            )
-        })?,
-        None => vigil_config::load_str(
-            vigil_config::DEFAULT_CONFIG,
-            Path::new("<embedded default config>"),
-        )
-        .context("the embedded default config is invalid (a bug in vigil)")?,
-    };
-    for w in &loaded.warnings {
-        tracing::warn!("{w}");
-    }
-    Ok(loaded.config)
 }
 
 async fn serve(cli: Cli) -> Result<()> {
@@ -87,14 +83,17 @@ async fn serve(cli: Cli) -> Result<()> {
             cli.tsdb_path.display()
         )
     })?;
-    let head = Arc::new(Head::new(HeadOptions {
-        retention_ms: cli.retention_time.as_millis() as i64,
-    }));
+    let head = Arc::new(open_storage(&cli)?);
     let scrape = Arc::new(ScrapeManager::new(
         head.clone(),
         format!("vigil/{}", cli::VERSION),
     ));
-    scrape.apply(&config);
+    let reloader = Arc::new(Reloader::start(
+        cli.config_file.clone(),
+        scrape.clone(),
+        config,
+    ));
+    tokio::spawn(scrape.clone().run_discovery());
 
     let listener = tokio::net::TcpListener::bind(&cli.listen_address)
         .await
@@ -104,6 +103,7 @@ async fn serve(cli: Cli) -> Result<()> {
                 cli.listen_address
             )
         })?;
+    let quit = Arc::new(tokio::sync::Notify::new());
     let state = Arc::new(ApiState {
         db: head.clone(),
         engine: Engine::new(EngineOptions {
@@ -111,48 +111,131 @@ async fn serve(cli: Cli) -> Result<()> {
             ..Default::default()
         }),
         scrape: Some(scrape.clone()),
-        self_metrics: Box::new(self_metrics::renderer(head.clone())),
+        self_metrics: {
+            let render = self_metrics::renderer(head.clone());
+            let reloader = reloader.clone();
+            Box::new(move || render() + &reloader.render_metrics())
+        },
+        lifecycle: cli.enable_lifecycle.then(|| vigil_api::Lifecycle {
+            reload: {
+                let reloader = reloader.clone();
+                Box::new(move || reloader.reload())
+            },
+            quit: quit.clone(),
+        }),
         version: cli::VERSION.to_string(),
     });
     tracing::info!(address = %listener.local_addr()?, "Listening; the server is ready to receive web requests");
 
     tokio::spawn(retention_loop(head.clone()));
-    tokio::spawn(reload_on_sighup(cli.config_file.clone(), scrape.clone()));
+    tokio::spawn(reload_on_sighup(reloader.clone()));
 
     axum::serve(listener, vigil_api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown_signal(quit))
         .await?;
     tracing::info!("Stopping scrape loops");
     scrape.stop_all();
+    tracing::info!("Closing storage");
+    let db = head.clone();
+    match tokio::task::spawn_blocking(move || db.close()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!("Error closing storage: {e}"),
+        Err(e) => tracing::error!("Error closing storage: {e}"),
+    }
     tracing::info!("See you next time!");
     Ok(())
 }
 
-async fn retention_loop(head: Arc<Head>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-    loop {
-        tick.tick().await;
-        head.truncate_old();
-    }
-}
-
-/// On SIGHUP, reloads the config; a bad new config is logged and the old one keeps running.
-async fn reload_on_sighup(path: Option<PathBuf>, scrape: Arc<ScrapeManager>) {
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        return;
+/// `vigil tsdb import openmetrics FILE DATADIR`: writes blocks with a progress bar on stderr.
+fn tsdb_import(file: &std::path::Path, dir: &std::path::Path, block_ms: i64) -> i32 {
+    let started = std::time::Instant::now();
+    let mut last_pct = usize::MAX;
+    let mut progress = |done: usize, total: usize, samples: u64| {
+        let pct = (done * 100).checked_div(total).unwrap_or(100);
+        if pct != last_pct {
+            last_pct = pct;
+            let bar = "#".repeat(pct / 4) + &" ".repeat(25 - pct / 4);
+            eprint!("\r[{bar}] {pct:3}%  {samples} samples");
+        }
     };
-    while hup.recv().await.is_some() {
-        match load_config(path.as_deref()) {
-            Ok(cfg) => {
-                scrape.apply(&cfg);
-                tracing::info!("Completed loading of configuration file");
+    match vigil_tsdb::import::import_openmetrics_file(file, dir, block_ms, &mut progress) {
+        Ok(rep) => {
+            eprintln!();
+            println!(
+                "Imported {} samples of {} series into {} blocks in {} in {:.1?}.",
+                rep.samples,
+                rep.series,
+                rep.blocks.len(),
+                dir.display(),
+                started.elapsed()
+            );
+            if rep.without_timestamp > 0 {
+                println!(
+                    "Skipped {} samples without a timestamp.",
+                    rep.without_timestamp
+                );
             }
-            Err(e) => tracing::error!("Error reloading config, keeping the old one: {e:#}"),
+            if rep.refused > 0 {
+                println!("Refused {} duplicate samples.", rep.refused);
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("\nimport failed: {e}");
+            1
         }
     }
 }
 
-async fn shutdown_signal() {
+/// Opens the TSDB in `--storage.tsdb.path`, replaying its WAL.
+fn open_storage(cli: &Cli) -> Result<Tsdb> {
+    let opts = TsdbOptions {
+        retention_ms: cli.retention_time.as_millis() as i64,
+        retention_bytes: cli.retention_size.unwrap_or(0),
+        max_series: cli.max_series,
+        ..Default::default()
+    };
+    let db = Tsdb::open(&cli.tsdb_path, opts).with_context(|| {
+        format!(
+            "cannot open storage in {} (--storage.tsdb.path)",
+            cli.tsdb_path.display()
+        )
+    })?;
+    tracing::info!(
+        duration = ?db.replay_duration(),
+        series = db.head().num_series(),
+        "WAL replay completed"
+    );
+    Ok(db)
+}
+
+/// Retention and WAL checkpoints, every minute, off the async workers.
+async fn retention_loop(db: Arc<Tsdb>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let db = db.clone();
+        match tokio::task::spawn_blocking(move || db.maintain()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("Storage maintenance failed: {e}"),
+            Err(e) => tracing::error!("Storage maintenance failed: {e}"),
+        }
+    }
+}
+
+/// On SIGHUP, reloads the config; a bad new config is logged and the old one keeps running.
+async fn reload_on_sighup(reloader: Arc<Reloader>) {
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let r = reloader.clone();
+        let _ = tokio::task::spawn_blocking(move || r.reload()).await;
+    }
+}
+
+async fn shutdown_signal(quit: Arc<tokio::sync::Notify>) {
     let term = async {
         if let Ok(mut s) = signal(SignalKind::terminate()) {
             s.recv().await;
@@ -161,5 +244,6 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => tracing::info!("Received SIGINT, exiting gracefully..."),
         _ = term => tracing::info!("Received SIGTERM, exiting gracefully..."),
+        _ = quit.notified() => tracing::info!("Received termination request via web service, exiting gracefully..."),
     }
 }

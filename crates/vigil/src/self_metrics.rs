@@ -3,46 +3,166 @@
 use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use vigil_tsdb::Head;
+use vigil_tsdb::Tsdb;
 
-pub fn renderer(head: Arc<Head>) -> impl Fn() -> String + Send + Sync {
+pub fn renderer(db: Arc<Tsdb>) -> impl Fn() -> String + Send + Sync {
     let start = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
     move || {
-        let mut out = String::with_capacity(2048);
+        let mut out = String::with_capacity(4096);
         let mut metric = |name: &str, kind: &str, help: &str, value: f64| {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
         };
+        let head = db.head();
+        let s = &head.stats;
+        let c = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
         metric(
             "prometheus_tsdb_head_series",
             "gauge",
             "Total number of series in the head block.",
             head.num_series() as f64,
         );
-        let s = &head.stats;
         metric(
-            "prometheus_tsdb_head_samples_appended_total",
-            "counter",
-            "Total number of appended samples.",
-            s.samples_appended.load(Ordering::Relaxed) as f64,
+            "prometheus_tsdb_head_chunks",
+            "gauge",
+            "Total number of chunks in the head block.",
+            head.num_chunks() as f64,
         );
-        metric(
-            "prometheus_tsdb_head_series_created_total",
-            "counter",
-            "Total number of series created in the head.",
-            s.series_created.load(Ordering::Relaxed) as f64,
-        );
-        metric(
-            "prometheus_tsdb_out_of_order_samples_total",
-            "counter",
-            "Total number of out of order samples ingestion failed attempts.",
-            s.out_of_order_samples.load(Ordering::Relaxed) as f64,
-        );
+        for (name, kind, help, v) in [
+            (
+                "prometheus_tsdb_head_samples_appended_total",
+                "counter",
+                "Total number of appended samples.",
+                c(&s.samples_appended),
+            ),
+            (
+                "prometheus_tsdb_head_series_created_total",
+                "counter",
+                "Total number of series created in the head.",
+                c(&s.series_created),
+            ),
+            (
+                "prometheus_tsdb_head_series_removed_total",
+                "counter",
+                "Total number of series removed in the head.",
+                c(&s.series_removed),
+            ),
+            (
+                "prometheus_tsdb_head_chunks_created_total",
+                "counter",
+                "Total number of chunks created in the head.",
+                c(&s.chunks_created),
+            ),
+            (
+                "prometheus_tsdb_head_chunks_removed_total",
+                "counter",
+                "Total number of chunks removed in the head.",
+                c(&s.chunks_removed),
+            ),
+            (
+                "prometheus_tsdb_out_of_order_samples_total",
+                "counter",
+                "Total number of out of order samples ingestion failed attempts.",
+                c(&s.out_of_order_samples),
+            ),
+            (
+                "prometheus_tsdb_head_out_of_order_samples_appended_total",
+                "counter",
+                "Total number of appended out of order samples.",
+                c(&s.out_of_order_accepted),
+            ),
+            (
+                "vigil_tsdb_head_series_refused_total",
+                "counter",
+                "New series refused because the head held --storage.tsdb.max-series series.",
+                c(&s.series_refused),
+            ),
+            (
+                "prometheus_tsdb_wal_corruptions_total",
+                "counter",
+                "Total number of WAL corruptions.",
+                c(&db.stats().wal_corruptions),
+            ),
+            (
+                "prometheus_tsdb_checkpoint_creations_total",
+                "counter",
+                "Total number of checkpoint creations attempted.",
+                c(&db.stats().checkpoints),
+            ),
+            (
+                "prometheus_tsdb_checkpoint_creations_failed_total",
+                "counter",
+                "Total number of checkpoint creations that failed.",
+                c(&db.stats().checkpoint_failures),
+            ),
+            (
+                "prometheus_tsdb_data_replay_duration_seconds",
+                "gauge",
+                "Time taken to replay the data on disk.",
+                db.replay_duration().as_secs_f64(),
+            ),
+            (
+                "prometheus_tsdb_compactions_total",
+                "counter",
+                "Total number of compactions that were executed for the partition.",
+                c(&db.stats().compactions),
+            ),
+            (
+                "prometheus_tsdb_compactions_failed_total",
+                "counter",
+                "Total number of compactions that failed for the partition.",
+                c(&db.stats().compactions_failed),
+            ),
+            (
+                "prometheus_tsdb_time_retentions_total",
+                "counter",
+                "The number of times that blocks were deleted because the maximum time limit was exceeded.",
+                c(&db.stats().time_retentions),
+            ),
+            (
+                "prometheus_tsdb_size_retentions_total",
+                "counter",
+                "The number of times that blocks were deleted because the maximum number of bytes was exceeded.",
+                c(&db.stats().size_retentions),
+            ),
+            (
+                "vigil_tsdb_block_corruptions_total",
+                "counter",
+                "Blocks that failed to load and are skipped.",
+                c(&db.stats().block_corruptions),
+            ),
+            (
+                "prometheus_tsdb_blocks_loaded",
+                "gauge",
+                "Number of currently loaded data blocks.",
+                db.blocks().len() as f64,
+            ),
+            (
+                "prometheus_tsdb_storage_blocks_bytes",
+                "gauge",
+                "The number of bytes that are currently used for local storage by all blocks.",
+                db.blocks_bytes() as f64,
+            ),
+            (
+                "prometheus_tsdb_head_max_time",
+                "gauge",
+                "Maximum timestamp of the head block.",
+                head.max_time().unwrap_or(0) as f64,
+            ),
+            (
+                "prometheus_tsdb_head_min_time",
+                "gauge",
+                "Minimum time bound of the head block.",
+                head.min_time().unwrap_or(0) as f64,
+            ),
+        ] {
+            metric(name, kind, help, v);
+        }
         if let Some((cpu, rss)) = proc_stat() {
             metric(
                 "process_cpu_seconds_total",

@@ -146,6 +146,8 @@ pub fn start_vigil(config: &str) -> (Proc, u16, PathBuf) {
 }
 
 pub fn http_get(url: &str) -> Result<(u16, String), reqwest::Error> {
+    // reqwest is built without a default TLS provider; vigil installs ring, so do the tests.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;

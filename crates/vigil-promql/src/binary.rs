@@ -1,0 +1,394 @@
+//! Binary operators with Prometheus' rules: scalar/scalar, vector/scalar and vector/vector
+//! (one-to-one, `group_left`/`group_right`, `on`/`ignoring`, set operators), filtering
+//! comparisons and `bool`, and `__name__` dropping.
+//!
+//! Matching signatures and result label sets are computed once per series (or per matched
+//! pair), then every step only hashes signature strings it already has; vector/scalar
+//! operations never hash at all because each input series maps to one output series.
+
+use crate::engine::eval::{
+    Ev, OutBuilder, Result, Series, StepCursor, Val, exec_err, is_metadata_label,
+};
+use promql_parser::parser::token::{self, TokenId};
+use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
+use std::collections::{HashMap, HashSet};
+use vigil_model::{Labels, METRIC_NAME, Sample};
+
+fn btos(b: bool) -> f64 {
+    if b { 1.0 } else { 0.0 }
+}
+
+/// Go's `math.Mod`: the sign follows the dividend, like Rust's `%`.
+fn scalar_op(op: TokenId, l: f64, r: f64) -> f64 {
+    match op {
+        token::T_ADD => l + r,
+        token::T_SUB => l - r,
+        token::T_MUL => l * r,
+        token::T_DIV => l / r,
+        token::T_POW => l.powf(r),
+        token::T_MOD => l % r,
+        token::T_EQLC => btos(l == r),
+        token::T_NEQ => btos(l != r),
+        token::T_GTR => btos(l > r),
+        token::T_LSS => btos(l < r),
+        token::T_GTE => btos(l >= r),
+        token::T_LTE => btos(l <= r),
+        token::T_ATAN2 => l.atan2(r),
+        _ => f64::NAN,
+    }
+}
+
+/// `vectorElemBinop`: the value and whether a filtering comparison keeps the element.
+fn elem_op(op: TokenId, l: f64, r: f64) -> (f64, bool) {
+    match op {
+        token::T_EQLC => (l, l == r),
+        token::T_NEQ => (l, l != r),
+        token::T_GTR => (l, l > r),
+        token::T_LSS => (l, l < r),
+        token::T_GTE => (l, l >= r),
+        token::T_LTE => (l, l <= r),
+        _ => (scalar_op(op, l, r), true),
+    }
+}
+
+fn is_comparison(op: TokenId) -> bool {
+    matches!(
+        op,
+        token::T_EQLC | token::T_NEQ | token::T_GTR | token::T_LSS | token::T_GTE | token::T_LTE
+    )
+}
+
+fn should_drop_name(op: TokenId) -> bool {
+    matches!(
+        op,
+        token::T_ADD
+            | token::T_SUB
+            | token::T_MUL
+            | token::T_DIV
+            | token::T_POW
+            | token::T_MOD
+            | token::T_ATAN2
+    )
+}
+
+/// Prometheus' `labels.String()`: `{__name__="x", a="b"}`.
+pub(crate) fn prom_labels(l: &Labels) -> String {
+    let inner: Vec<String> = l
+        .iter()
+        .map(|x| format!("{}={:?}", x.name, x.value))
+        .collect();
+    format!("{{{}}}", inner.join(", "))
+}
+
+pub(crate) fn eval_binary(ev: &Ev, b: &BinaryExpr) -> Result<Val> {
+    if let Some(m) = &b.modifier
+        && (m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some())
+    {
+        return Err(exec_err("fill modifiers are not supported"));
+    }
+    let op = b.op.id();
+    let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
+    let lhs = ev.eval(&b.lhs)?;
+    let rhs = ev.eval(&b.rhs)?;
+    match (lhs, rhs) {
+        (Val::Scalar(l), Val::Scalar(r)) => Ok(Val::Scalar(
+            l.iter()
+                .zip(&r)
+                .map(|(&a, &b)| scalar_op(op, a, b))
+                .collect(),
+        )),
+        (Val::Vector(v), Val::Scalar(s)) => Ok(Val::Vector(vector_scalar(
+            ev,
+            op,
+            v,
+            &s,
+            false,
+            return_bool,
+        ))),
+        (Val::Scalar(s), Val::Vector(v)) => {
+            Ok(Val::Vector(vector_scalar(ev, op, v, &s, true, return_bool)))
+        }
+        (Val::Vector(l), Val::Vector(r)) => {
+            let (on, names) = match b.modifier.as_ref().and_then(|m| m.matching.as_ref()) {
+                Some(LabelModifier::Include(l)) => (true, l.labels.clone()),
+                Some(LabelModifier::Exclude(l)) => (false, l.labels.clone()),
+                None => (false, Vec::new()),
+            };
+            let card = b
+                .modifier
+                .as_ref()
+                .map(|m| m.card.clone())
+                .unwrap_or(VectorMatchCardinality::OneToOne);
+            let m = Matching { on, names, card };
+            if matches!(op, token::T_LAND | token::T_LOR | token::T_LUNLESS) {
+                set_op(ev, op, l, r, &m).map(Val::Vector)
+            } else {
+                vector_binop(ev, op, l, r, &m, return_bool).map(Val::Vector)
+            }
+        }
+        _ => Err(exec_err(format!(
+            "binary operator \"{}\" not allowed on these operand types",
+            b.op
+        ))),
+    }
+}
+
+fn vector_scalar(
+    ev: &Ev,
+    op: TokenId,
+    v: Vec<Series>,
+    s: &[f64],
+    swap: bool,
+    return_bool: bool,
+) -> Vec<Series> {
+    let cmp = is_comparison(op);
+    let drop = should_drop_name(op) || return_bool;
+    let mut out = Vec::with_capacity(v.len());
+    for mut series in v {
+        let mut pts = Vec::with_capacity(series.points.len());
+        for p in &series.points {
+            let i = ((p.t - ev.start) / ev.interval) as usize;
+            let sv = s.get(i).copied().unwrap_or(f64::NAN);
+            let (lf, rf) = if swap { (sv, p.v) } else { (p.v, sv) };
+            let (mut val, mut keep) = elem_op(op, lf, rf);
+            if cmp && swap {
+                val = rf;
+            }
+            if return_bool {
+                val = btos(keep);
+                keep = true;
+            }
+            if keep {
+                pts.push(Sample { t: p.t, v: val });
+            }
+        }
+        if pts.is_empty() {
+            continue;
+        }
+        series.points = pts;
+        series.drop_name |= drop;
+        out.push(series);
+    }
+    out
+}
+
+struct Matching {
+    on: bool,
+    names: Vec<String>,
+    card: VectorMatchCardinality,
+}
+
+impl Matching {
+    fn signature(&self, l: &Labels) -> String {
+        let mut s = String::new();
+        for x in l.iter() {
+            let inc = if self.on {
+                self.names.contains(&x.name)
+            } else {
+                x.name != METRIC_NAME && !self.names.contains(&x.name)
+            };
+            if inc {
+                s.push_str(&x.name);
+                s.push('\u{ff}');
+                s.push_str(&x.value);
+                s.push('\u{ff}');
+            }
+        }
+        s
+    }
+
+    fn match_labels(&self, l: &Labels) -> Labels {
+        let mut b = l.to_builder();
+        if self.on {
+            b.retain(|x| self.names.contains(&x.name));
+        } else {
+            b.retain(|x| x.name != METRIC_NAME && !self.names.contains(&x.name));
+        }
+        b.build()
+    }
+}
+
+fn set_op(
+    ev: &Ev,
+    op: TokenId,
+    l: Vec<Series>,
+    r: Vec<Series>,
+    m: &Matching,
+) -> Result<Vec<Series>> {
+    let lsig: Vec<String> = l.iter().map(|s| m.signature(&s.labels)).collect();
+    let rsig: Vec<String> = r.iter().map(|s| m.signature(&s.labels)).collect();
+    let mut out = OutBuilder::new(ev);
+    let (mut lc, mut rc) = (StepCursor::new(l.len()), StepCursor::new(r.len()));
+    let (mut lv, mut rv) = (Vec::new(), Vec::new());
+    let nl = l.len() as u64;
+    for i in 0..ev.steps() {
+        ev.check()?;
+        let ts = ev.ts(i);
+        lc.gather(&l, ts, &mut lv);
+        rc.gather(&r, ts, &mut rv);
+        let emit_l = |out: &mut OutBuilder, idx: usize, v: f64| {
+            out.push_keyed(
+                idx as u64,
+                || (l[idx].labels.clone(), l[idx].drop_name),
+                ts,
+                v,
+            )
+        };
+        match op {
+            token::T_LAND => {
+                if lv.is_empty() || rv.is_empty() {
+                    continue;
+                }
+                let rs: HashSet<&str> = rv.iter().map(|&(j, _)| rsig[j].as_str()).collect();
+                for &(j, v) in &lv {
+                    if rs.contains(lsig[j].as_str()) {
+                        emit_l(&mut out, j, v)?;
+                    }
+                }
+            }
+            token::T_LUNLESS => {
+                let rs: HashSet<&str> = rv.iter().map(|&(j, _)| rsig[j].as_str()).collect();
+                for &(j, v) in &lv {
+                    if !rs.contains(lsig[j].as_str()) {
+                        emit_l(&mut out, j, v)?;
+                    }
+                }
+            }
+            _ => {
+                let ls: HashSet<&str> = lv.iter().map(|&(j, _)| lsig[j].as_str()).collect();
+                for &(j, v) in &lv {
+                    emit_l(&mut out, j, v)?;
+                }
+                for &(j, v) in &rv {
+                    if !ls.contains(rsig[j].as_str()) {
+                        out.push_keyed(
+                            nl + j as u64,
+                            || (r[j].labels.clone(), r[j].drop_name),
+                            ts,
+                            v,
+                        )?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(out.finish())
+}
+
+fn result_metric(
+    lhs: &Labels,
+    rhs: &Labels,
+    op: TokenId,
+    m: &Matching,
+    include: &[String],
+) -> Labels {
+    let mut b = lhs.to_builder();
+    if should_drop_name(op) {
+        b.retain(|x| !is_metadata_label(&x.name));
+    }
+    if matches!(m.card, VectorMatchCardinality::OneToOne) {
+        if m.on {
+            b.retain(|x| m.names.contains(&x.name));
+        } else {
+            for n in &m.names {
+                b.del(n);
+            }
+        }
+    }
+    for ln in include {
+        match rhs.get(ln) {
+            Some(v) if !v.is_empty() => {
+                b.set(ln.clone(), v.to_string());
+            }
+            _ => {
+                b.del(ln);
+            }
+        }
+    }
+    b.build()
+}
+
+fn vector_binop(
+    ev: &Ev,
+    op: TokenId,
+    l: Vec<Series>,
+    r: Vec<Series>,
+    m: &Matching,
+    return_bool: bool,
+) -> Result<Vec<Series>> {
+    let one_to_many = matches!(m.card, VectorMatchCardinality::OneToMany(_));
+    let include: Vec<String> = match &m.card {
+        VectorMatchCardinality::ManyToOne(ls) | VectorMatchCardinality::OneToMany(ls) => {
+            ls.labels.clone()
+        }
+        _ => Vec::new(),
+    };
+    // The "many" (or left) side is `a`, the "one" side is `b`.
+    let (a, b) = if one_to_many { (r, l) } else { (l, r) };
+    let asig: Vec<String> = a.iter().map(|s| m.signature(&s.labels)).collect();
+    let bsig: Vec<String> = b.iter().map(|s| m.signature(&s.labels)).collect();
+    let cmp = is_comparison(op);
+    let mut out = OutBuilder::new(ev);
+    let mut metric_cache: HashMap<(usize, usize), Labels> = HashMap::new();
+    let (mut ac, mut bc) = (StepCursor::new(a.len()), StepCursor::new(b.len()));
+    let (mut av, mut bv) = (Vec::new(), Vec::new());
+    let nb = b.len().max(1) as u64;
+    for i in 0..ev.steps() {
+        ev.check()?;
+        let ts = ev.ts(i);
+        ac.gather(&a, ts, &mut av);
+        bc.gather(&b, ts, &mut bv);
+        if av.is_empty() || bv.is_empty() {
+            continue;
+        }
+        let mut right: HashMap<&str, (usize, f64)> = HashMap::with_capacity(bv.len());
+        for &(j, v) in &bv {
+            if let Some(&(k, _)) = right.get(bsig[j].as_str()) {
+                let side = if one_to_many { "left" } else { "right" };
+                return Err(exec_err(format!(
+                    "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
+                    prom_labels(&m.match_labels(&b[j].labels)),
+                    prom_labels(&b[j].labels),
+                    prom_labels(&b[k].labels),
+                )));
+            }
+            right.insert(bsig[j].as_str(), (j, v));
+        }
+        let mut matched: HashMap<&str, HashSet<Labels>> = HashMap::new();
+        for &(j, v) in &av {
+            let sig = asig[j].as_str();
+            let Some(&(k, rv)) = right.get(sig) else {
+                continue;
+            };
+            let (fl, fr) = if one_to_many { (rv, v) } else { (v, rv) };
+            let set = matched.entry(sig).or_default();
+            // Checked before filtering, so a comparison cannot hide a bad match.
+            if matches!(m.card, VectorMatchCardinality::OneToOne) {
+                if !set.is_empty() {
+                    return Err(exec_err(
+                        "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
+                    ));
+                }
+                set.insert(Labels::empty());
+            }
+            let (mut val, keep) = elem_op(op, fl, fr);
+            if return_bool {
+                val = btos(keep);
+            } else if !keep {
+                continue;
+            }
+            let metric = metric_cache
+                .entry((j, k))
+                .or_insert_with(|| result_metric(&a[j].labels, &b[k].labels, op, m, &include))
+                .clone();
+            if !matches!(m.card, VectorMatchCardinality::OneToOne) && !set.insert(metric.clone()) {
+                return Err(exec_err(
+                    "multiple matches for labels: grouping labels must ensure unique matches",
+                ));
+            }
+            let drop = return_bool || (cmp && a[j].drop_name);
+            out.push_keyed(j as u64 * nb + k as u64, || (metric, drop), ts, val)?;
+        }
+    }
+    Ok(out.finish())
+}

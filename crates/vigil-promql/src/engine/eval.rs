@@ -1,0 +1,623 @@
+//! The evaluator: every AST node is evaluated once over all steps of the query.
+//!
+//! This is the shape of Prometheus' evaluator (`rangeEval`), chosen for the same reasons:
+//! a selector is read from storage once for the whole range (plus lookback or range) and the
+//! steps then walk in-memory sample slices with moving cursors; labels, grouping keys and
+//! matching signatures are computed once per series, not once per step. An instant query is
+//! a range query with one step. Results of vector-typed nodes are series whose points sit at
+//! step timestamps; scalars are one value per step.
+
+use crate::engine::EngineError;
+use promql_parser::label::MatchOp as PMatchOp;
+use promql_parser::parser::{AtModifier, Expr, Offset, SubqueryExpr, VectorSelector};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Instant, UNIX_EPOCH};
+use vigil_model::{
+    Labels, METRIC_NAME, Matcher, Queryable, Sample, SelectHints, Timestamp, is_stale_nan,
+};
+
+pub(crate) type Result<T> = std::result::Result<T, EngineError>;
+
+pub(crate) fn exec_err(msg: impl Into<String>) -> EngineError {
+    EngineError::Execution(msg.into())
+}
+
+/// One series of an intermediate result. `drop_name` defers the removal of `__name__` to the
+/// end of the query (Prometheus 3's delayed name removal), so `label_replace` can keep it.
+#[derive(Debug, Clone)]
+pub(crate) struct Series {
+    pub labels: Labels,
+    pub drop_name: bool,
+    pub points: Vec<Sample>,
+}
+
+/// A node's value over all steps.
+pub(crate) enum Val {
+    /// An instant vector: points at step timestamps.
+    Vector(Vec<Series>),
+    /// A range vector (only as the result of an instant query): raw samples.
+    Matrix(Vec<Series>),
+    /// One value per step.
+    Scalar(Vec<f64>),
+    Str(String),
+}
+
+/// Per-query state shared by the evaluator and its sub-evaluators (subqueries).
+pub(crate) struct Shared<'a> {
+    pub db: &'a dyn Queryable,
+    pub lookback: i64,
+    pub query_start: Timestamp,
+    pub query_end: Timestamp,
+    max_samples: usize,
+    samples: Cell<usize>,
+    deadline: Option<Instant>,
+    cancel: Option<&'a AtomicBool>,
+    checks: Cell<u32>,
+    warnings: RefCell<Vec<String>>,
+    infos: RefCell<Vec<String>>,
+    pub default_subquery_step: i64,
+    /// String literals that are invalid UTF-8 under Go's unquoting (see `literals`).
+    pub invalid_strings: Vec<String>,
+}
+
+impl<'a> Shared<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        db: &'a dyn Queryable,
+        lookback: i64,
+        query_start: Timestamp,
+        query_end: Timestamp,
+        max_samples: usize,
+        deadline: Option<Instant>,
+        cancel: Option<&'a AtomicBool>,
+        default_subquery_step: i64,
+    ) -> Self {
+        Shared {
+            db,
+            lookback,
+            query_start,
+            query_end,
+            max_samples,
+            samples: Cell::new(0),
+            deadline,
+            cancel,
+            checks: Cell::new(0),
+            warnings: RefCell::new(Vec::new()),
+            infos: RefCell::new(Vec::new()),
+            default_subquery_step: default_subquery_step.max(1),
+            invalid_strings: Vec::new(),
+        }
+    }
+
+    pub fn warn(&self, msg: String) {
+        let mut w = self.warnings.borrow_mut();
+        if !w.contains(&msg) {
+            w.push(msg);
+        }
+    }
+
+    pub fn info(&self, msg: String) {
+        let mut w = self.infos.borrow_mut();
+        if !w.contains(&msg) {
+            w.push(msg);
+        }
+    }
+
+    pub fn annotations(&self) -> (Vec<String>, Vec<String>) {
+        (self.warnings.borrow().clone(), self.infos.borrow().clone())
+    }
+
+    /// Accounts `n` more samples in memory; fails over the limit.
+    pub fn add_samples(&self, n: usize) -> Result<()> {
+        let cur = self.samples.get().saturating_add(n);
+        self.samples.set(cur);
+        if cur > self.max_samples {
+            return Err(EngineError::TooManySamples("query execution".into()));
+        }
+        Ok(())
+    }
+
+    pub fn release_samples(&self, n: usize) {
+        self.samples.set(self.samples.get().saturating_sub(n));
+    }
+
+    /// Fails if the query was cancelled or ran out of time. Cheap: the clock is read only
+    /// every few calls.
+    pub fn check(&self) -> Result<()> {
+        if self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Err(EngineError::Cancelled("expression evaluation".into()));
+        }
+        let n = self.checks.get().wrapping_add(1);
+        self.checks.set(n);
+        if n % 64 == 1
+            && let Some(d) = self.deadline
+            && Instant::now() > d
+        {
+            return Err(EngineError::Timeout("expression evaluation".into()));
+        }
+        Ok(())
+    }
+}
+
+/// An evaluator over the steps `start, start+interval, …, end`.
+pub(crate) struct Ev<'a> {
+    pub sh: &'a Shared<'a>,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub interval: i64,
+}
+
+/// Where a range function reads its windows from: a matrix selector's series or a
+/// subquery's result, with the timing of the window.
+pub(crate) struct RangeSource<'e> {
+    pub series: Vec<Series>,
+    pub range: i64,
+    pub at: Option<Timestamp>,
+    pub offset: i64,
+    /// The selector, when the source is a matrix selector (for `absent_over_time` labels).
+    pub selector: Option<&'e VectorSelector>,
+}
+
+impl RangeSource<'_> {
+    /// The inclusive end of the window evaluated at step `ts`.
+    pub fn window_end(&self, ts: Timestamp) -> Timestamp {
+        self.at.unwrap_or(ts) - self.offset
+    }
+}
+
+pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
+    match o {
+        None => 0,
+        Some(Offset::Pos(d)) => d.as_millis() as i64,
+        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+    }
+}
+
+/// `__name__` and the metadata labels that go with it (`__type__`, `__unit__`).
+pub(crate) fn is_metadata_label(name: &str) -> bool {
+    name == METRIC_NAME || name == "__type__" || name == "__unit__"
+}
+
+pub(crate) fn drop_metadata_labels(l: &Labels) -> Labels {
+    if !l.iter().any(|x| is_metadata_label(&x.name)) {
+        return l.clone();
+    }
+    let mut b = l.to_builder();
+    b.retain(|x| !is_metadata_label(&x.name));
+    b.build()
+}
+
+/// The matchers of a selector, with its metric name as a `__name__` matcher.
+pub(crate) fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>> {
+    if !vs.matchers.or_matchers.is_empty() {
+        return Err(EngineError::Parse(
+            "'or' inside label matchers is not supported".into(),
+        ));
+    }
+    let mut out = Vec::with_capacity(vs.matchers.matchers.len() + 1);
+    if let Some(name) = &vs.name
+        && !vs.matchers.matchers.iter().any(|m| m.name == METRIC_NAME)
+    {
+        out.push(Matcher::equal(METRIC_NAME, name.clone()));
+    }
+    for m in &vs.matchers.matchers {
+        let bad = |e: vigil_model::MatcherError| EngineError::Parse(e.to_string());
+        out.push(match &m.op {
+            PMatchOp::Equal => Matcher::equal(m.name.clone(), m.value.clone()),
+            PMatchOp::NotEqual => Matcher::not_equal(m.name.clone(), m.value.clone()),
+            PMatchOp::Re(_) => Matcher::regex(m.name.clone(), &m.value).map_err(bad)?,
+            PMatchOp::NotRe(_) => Matcher::not_regex(m.name.clone(), &m.value).map_err(bad)?,
+        });
+    }
+    Ok(out)
+}
+
+/// Removes any parentheses around an expression.
+pub(crate) fn unwrap_parens(mut e: &Expr) -> &Expr {
+    while let Expr::Paren(p) = e {
+        e = &p.expr;
+    }
+    e
+}
+
+/// Per-series cursors that gather the points of one step from a set of series.
+pub(crate) struct StepCursor {
+    pos: Vec<usize>,
+}
+
+impl StepCursor {
+    pub fn new(n: usize) -> Self {
+        StepCursor { pos: vec![0; n] }
+    }
+
+    /// Appends `(series index, value)` for every series with a point at `ts`. Steps must be
+    /// visited in increasing order.
+    pub fn gather(&mut self, series: &[Series], ts: Timestamp, out: &mut Vec<(usize, f64)>) {
+        out.clear();
+        for (i, s) in series.iter().enumerate() {
+            let p = &mut self.pos[i];
+            while *p < s.points.len() && s.points[*p].t < ts {
+                *p += 1;
+            }
+            if *p < s.points.len() && s.points[*p].t == ts {
+                out.push((i, s.points[*p].v));
+                *p += 1;
+            }
+        }
+    }
+}
+
+/// Collects output samples step by step into series. In range mode, outputs with the same
+/// labels form one series and two at the same step are an error, as in Prometheus; callers
+/// that know an output's identity pass a `key` so labels are built and hashed once.
+pub(crate) struct OutBuilder {
+    instant: bool,
+    pub series: Vec<Series>,
+    by_labels: HashMap<Labels, usize>,
+    by_key: HashMap<u64, usize>,
+}
+
+impl OutBuilder {
+    pub fn new(ev: &Ev) -> Self {
+        OutBuilder {
+            instant: ev.start == ev.end,
+            series: Vec::new(),
+            by_labels: HashMap::new(),
+            by_key: HashMap::new(),
+        }
+    }
+
+    fn add(&mut self, idx: usize, t: Timestamp, v: f64, drop_name: bool) -> Result<()> {
+        let s = &mut self.series[idx];
+        if s.points.last().is_some_and(|p| p.t == t) {
+            return Err(exec_err(
+                "vector cannot contain metrics with the same labelset",
+            ));
+        }
+        s.drop_name |= drop_name;
+        s.points.push(Sample { t, v });
+        Ok(())
+    }
+
+    pub fn push(&mut self, labels: Labels, drop_name: bool, t: Timestamp, v: f64) -> Result<()> {
+        if self.instant {
+            self.series.push(Series {
+                labels,
+                drop_name,
+                points: vec![Sample { t, v }],
+            });
+            return Ok(());
+        }
+        let idx = match self.by_labels.get(&labels) {
+            Some(&i) => i,
+            None => {
+                self.series.push(Series {
+                    labels: labels.clone(),
+                    drop_name,
+                    points: Vec::new(),
+                });
+                self.by_labels.insert(labels, self.series.len() - 1);
+                self.series.len() - 1
+            }
+        };
+        self.add(idx, t, v, drop_name)
+    }
+
+    /// Like `push`, with labels built by `make` only the first time `key` is seen.
+    pub fn push_keyed(
+        &mut self,
+        key: u64,
+        make: impl FnOnce() -> (Labels, bool),
+        t: Timestamp,
+        v: f64,
+    ) -> Result<()> {
+        if self.instant {
+            let (l, d) = make();
+            return self.push(l, d, t, v);
+        }
+        let idx = match self.by_key.get(&key) {
+            Some(&i) => i,
+            None => {
+                let (labels, drop_name) = make();
+                let idx = match self.by_labels.get(&labels) {
+                    Some(&i) => i,
+                    None => {
+                        self.series.push(Series {
+                            labels: labels.clone(),
+                            drop_name,
+                            points: Vec::new(),
+                        });
+                        self.by_labels.insert(labels, self.series.len() - 1);
+                        self.series.len() - 1
+                    }
+                };
+                self.by_key.insert(key, idx);
+                idx
+            }
+        };
+        let d = self.series[idx].drop_name;
+        self.add(idx, t, v, d)
+    }
+
+    pub fn finish(self) -> Vec<Series> {
+        self.series
+    }
+}
+
+impl<'a> Ev<'a> {
+    pub fn new(sh: &'a Shared<'a>, start: Timestamp, end: Timestamp, interval: i64) -> Self {
+        Ev {
+            sh,
+            start,
+            end,
+            interval: interval.max(1),
+        }
+    }
+
+    pub fn steps(&self) -> usize {
+        if self.end < self.start {
+            return 0;
+        }
+        ((self.end - self.start) / self.interval) as usize + 1
+    }
+
+    pub fn ts(&self, i: usize) -> Timestamp {
+        self.start + i as i64 * self.interval
+    }
+
+    pub fn is_instant(&self) -> bool {
+        self.start == self.end
+    }
+
+    pub fn check(&self) -> Result<()> {
+        self.sh.check()
+    }
+
+    /// The absolute time of an `@` modifier, `start()`/`end()` being the query's.
+    pub fn at_ms(&self, at: &Option<AtModifier>) -> Option<Timestamp> {
+        match at {
+            None => None,
+            Some(AtModifier::Start) => Some(self.sh.query_start),
+            Some(AtModifier::End) => Some(self.sh.query_end),
+            Some(AtModifier::At(st)) => Some(match st.duration_since(UNIX_EPOCH) {
+                Ok(d) => d.as_millis() as i64,
+                Err(e) => -(e.duration().as_millis() as i64),
+            }),
+        }
+    }
+
+    pub fn eval(&self, e: &Expr) -> Result<Val> {
+        self.check()?;
+        match e {
+            Expr::NumberLiteral(n) => Ok(Val::Scalar(vec![n.val; self.steps()])),
+            Expr::StringLiteral(s) => Ok(Val::Str(s.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr),
+            Expr::Unary(u) => match self.eval(&u.expr)? {
+                Val::Scalar(mut v) => {
+                    v.iter_mut().for_each(|x| *x = -*x);
+                    Ok(Val::Scalar(v))
+                }
+                Val::Vector(mut ss) => {
+                    for s in &mut ss {
+                        s.drop_name = true;
+                        s.points.iter_mut().for_each(|p| p.v = -p.v);
+                    }
+                    Ok(Val::Vector(ss))
+                }
+                _ => Err(exec_err(
+                    "unary expression only allowed on expressions of type scalar or instant vector",
+                )),
+            },
+            Expr::Binary(b) => crate::binary::eval_binary(self, b),
+            Expr::Aggregate(a) => crate::aggregations::eval_aggregate(self, a),
+            Expr::Call(c) => crate::functions::eval_call(self, c),
+            Expr::VectorSelector(vs) => self.eval_vector_selector(vs, false).map(Val::Vector),
+            Expr::MatrixSelector(_) | Expr::Subquery(_) => {
+                if !self.is_instant() {
+                    return Err(exec_err(
+                        "cannot do range evaluation of matrix selector or subquery",
+                    ));
+                }
+                let src = self.range_source(e)?;
+                let end = src.window_end(self.start);
+                let mut out = Vec::new();
+                for s in src.series {
+                    let points: Vec<Sample> = s
+                        .points
+                        .iter()
+                        .filter(|p| p.t > end - src.range && p.t <= end)
+                        .copied()
+                        .collect();
+                    if !points.is_empty() {
+                        out.push(Series {
+                            labels: s.labels,
+                            drop_name: s.drop_name,
+                            points,
+                        });
+                    }
+                }
+                Ok(Val::Matrix(out))
+            }
+            Expr::Extension(_) => Err(exec_err("unsupported expression")),
+        }
+    }
+
+    /// Evaluates `e` and requires an instant vector.
+    pub fn eval_vector(&self, e: &Expr) -> Result<Vec<Series>> {
+        match self.eval(e)? {
+            Val::Vector(v) => Ok(v),
+            _ => Err(exec_err("expected an instant vector")),
+        }
+    }
+
+    /// Evaluates `e` and requires a scalar (one value per step).
+    pub fn eval_scalar(&self, e: &Expr) -> Result<Vec<f64>> {
+        match self.eval(e)? {
+            Val::Scalar(v) => Ok(v),
+            _ => Err(exec_err("expected a scalar")),
+        }
+    }
+
+    fn select(
+        &self,
+        vs: &VectorSelector,
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Result<Vec<(Labels, Vec<Sample>)>> {
+        let matchers = selector_matchers(vs)?;
+        let q = self.sh.db.querier(mint, maxt)?;
+        let set = q.select(
+            &matchers,
+            &SelectHints {
+                start: mint,
+                end: maxt,
+            },
+        )?;
+        let mut out = Vec::new();
+        for s in set {
+            self.check()?;
+            let samples: Vec<Sample> = s.samples.filter(|x| x.t >= mint && x.t <= maxt).collect();
+            if !samples.is_empty() {
+                out.push((s.labels, samples));
+            }
+        }
+        Ok(out)
+    }
+
+    /// An instant vector selector over all steps: per step, the newest sample in the
+    /// left-open window `(t - lookback, t]`, unless it is a staleness marker. With
+    /// `timestamps`, the value is the sample's own timestamp in seconds (for `timestamp()`).
+    pub fn eval_vector_selector(
+        &self,
+        vs: &VectorSelector,
+        timestamps: bool,
+    ) -> Result<Vec<Series>> {
+        let at = self.at_ms(&vs.at);
+        let off = offset_ms(&vs.offset);
+        let (lo, hi) = match at {
+            Some(a) => (a - off, a - off),
+            None => (self.start - off, self.end - off),
+        };
+        let lookback = self.sh.lookback;
+        let series = self.select(vs, lo - lookback + 1, hi)?;
+        let steps = self.steps();
+        let mut out = Vec::with_capacity(series.len());
+        for (labels, samples) in series {
+            self.check()?;
+            let mut pts = Vec::new();
+            let mut j = 0;
+            for i in 0..steps {
+                let ts = self.ts(i);
+                let r = at.unwrap_or(ts) - off;
+                while j < samples.len() && samples[j].t <= r {
+                    j += 1;
+                }
+                if j == 0 {
+                    continue;
+                }
+                let s = samples[j - 1];
+                if s.t <= r - lookback || is_stale_nan(s.v) {
+                    continue;
+                }
+                let v = if timestamps { s.t as f64 / 1000.0 } else { s.v };
+                pts.push(Sample { t: ts, v });
+            }
+            if !pts.is_empty() {
+                self.sh.add_samples(pts.len())?;
+                out.push(Series {
+                    labels,
+                    drop_name: false,
+                    points: pts,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Loads the series a range function reads: a matrix selector's samples (staleness
+    /// markers removed) over the whole query range, or a subquery's result.
+    pub fn range_source<'e>(&self, e: &'e Expr) -> Result<RangeSource<'e>> {
+        match unwrap_parens(e) {
+            Expr::MatrixSelector(ms) => {
+                let vs = &ms.vs;
+                let range = ms.range.as_millis() as i64;
+                let at = self.at_ms(&vs.at);
+                let off = offset_ms(&vs.offset);
+                let (lo, hi) = match at {
+                    Some(a) => (a - off, a - off),
+                    None => (self.start - off, self.end - off),
+                };
+                let series = self.select(vs, lo - range + 1, hi)?;
+                let mut out = Vec::with_capacity(series.len());
+                for (labels, samples) in series {
+                    let points: Vec<Sample> =
+                        samples.into_iter().filter(|s| !is_stale_nan(s.v)).collect();
+                    if !points.is_empty() {
+                        out.push(Series {
+                            labels,
+                            drop_name: false,
+                            points,
+                        });
+                    }
+                }
+                Ok(RangeSource {
+                    series: out,
+                    range,
+                    at,
+                    offset: off,
+                    selector: Some(vs),
+                })
+            }
+            Expr::Subquery(sq) => {
+                let series = self.eval_subquery(sq)?;
+                Ok(RangeSource {
+                    series,
+                    range: sq.range.as_millis() as i64,
+                    at: self.at_ms(&sq.at),
+                    offset: offset_ms(&sq.offset),
+                    selector: None,
+                })
+            }
+            _ => Err(exec_err("expected a range vector")),
+        }
+    }
+
+    /// Evaluates a subquery's inner expression once, over steps aligned to its step (as
+    /// Prometheus aligns them: multiples of the step, the first after `start - offset - range`).
+    fn eval_subquery(&self, sq: &SubqueryExpr) -> Result<Vec<Series>> {
+        let at = self.at_ms(&sq.at);
+        let off = offset_ms(&sq.offset);
+        let range = sq.range.as_millis() as i64;
+        let step = match sq.step {
+            Some(d) if d.as_millis() > 0 => d.as_millis() as i64,
+            _ => self.sh.default_subquery_step,
+        };
+        let (s, e) = match at {
+            Some(a) => (a - off, a - off),
+            None => (self.start - off, self.end - off),
+        };
+        let mut sub_start = step * ((s - range) / step);
+        if sub_start <= s - range {
+            sub_start += step;
+        }
+        let sub = Ev::new(self.sh, sub_start, e, step);
+        if sub.steps() == 0 {
+            return Ok(Vec::new());
+        }
+        match sub.eval(&sq.expr)? {
+            Val::Vector(v) => Ok(v),
+            Val::Scalar(v) => Ok(vec![Series {
+                labels: Labels::empty(),
+                drop_name: false,
+                points: v
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| Sample { t: sub.ts(i), v })
+                    .collect(),
+            }]),
+            _ => Err(exec_err("subquery is only allowed on instant vectors")),
+        }
+    }
+}

@@ -1,0 +1,368 @@
+//! The engine's public face: options, errors, limits and the instant/range entry points.
+//!
+//! Evaluation itself lives in [`eval`]: like Prometheus it evaluates every AST node once over
+//! the whole query range (all steps at a time), so each selector is read from storage once
+//! and steps are then walked over in-memory sample slices. This module only parses, checks
+//! types, sets up the per-query limits (samples, deadline, cancellation) and turns the
+//! evaluator's step-wise result into the API's [`Value`].
+
+pub(crate) mod eval;
+mod literals;
+
+use crate::value::{RangeSeries, Value, VectorSample};
+use eval::{Ev, Series, Shared, Val};
+use promql_parser::parser::Expr;
+use promql_parser::parser::value::ValueType;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use vigil_model::{Matcher, Queryable, StorageError, Timestamp};
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// How far back an instant selector looks for a sample (`--query.lookback-delta`).
+    pub lookback_delta_ms: i64,
+    /// Most points a range query may return per series (Prometheus: 11,000).
+    pub max_points_per_series: i64,
+    /// Most samples a query may hold in memory at once (`--query.max-samples`).
+    pub max_samples: usize,
+    /// Wall-clock limit of one query (`--query.timeout`); `None` for no limit.
+    pub timeout: Option<Duration>,
+    /// Step of a subquery written without one (`[5m:]`): the global evaluation interval.
+    pub default_subquery_step_ms: i64,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            lookback_delta_ms: 5 * 60 * 1000,
+            max_points_per_series: 11_000,
+            max_samples: 50_000_000,
+            timeout: Some(Duration::from_secs(120)),
+            default_subquery_step_ms: 60_000,
+        }
+    }
+}
+
+/// Errors, split as the API reports them: `Parse` is `bad_data`, the limits have their own
+/// kinds, the rest is `execution`.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    Parse(String),
+    #[error("{0}")]
+    Execution(String),
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+    /// The query ran longer than [`EngineOptions::timeout`].
+    #[error("query timed out in {0}")]
+    Timeout(String),
+    /// The query was cancelled through its [`Cancel`] handle.
+    #[error("query was canceled in {0}")]
+    Cancelled(String),
+    /// The query would hold more than [`EngineOptions::max_samples`] samples.
+    #[error("query processing would load too many samples into memory in {0}")]
+    TooManySamples(String),
+}
+
+/// A handle to cancel running queries: clone it, pass it in, call [`Cancel::cancel`].
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A result with Prometheus' annotations (`warnings` and `infos` of the API response).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryOutput {
+    pub value: Value,
+    pub warnings: Vec<String>,
+    pub infos: Vec<String>,
+}
+
+pub struct Engine {
+    opts: EngineOptions,
+}
+
+impl Engine {
+    pub fn new(opts: EngineOptions) -> Self {
+        Engine { opts }
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.opts
+    }
+
+    pub fn parse(&self, query: &str) -> Result<Expr, EngineError> {
+        promql_parser::parser::parse(query).map_err(EngineError::Parse)
+    }
+
+    /// Parses a series selector (`match[]` of the metadata endpoints) into matchers.
+    pub fn selector_matchers(&self, selector: &str) -> Result<Vec<Matcher>, EngineError> {
+        match self.parse(selector)? {
+            Expr::VectorSelector(vs) => {
+                let ms = eval::selector_matchers(&vs)?;
+                if ms.iter().all(|m| m.matches_empty()) {
+                    return Err(EngineError::Parse(
+                        "match[] must contain at least one non-empty matcher".into(),
+                    ));
+                }
+                Ok(ms)
+            }
+            _ => Err(EngineError::Parse(format!(
+                "invalid parameter \"match[]\": {selector:?} is not a series selector"
+            ))),
+        }
+    }
+
+    /// Evaluates `query` at `t` (ms). Vectors come back sorted by label set, except where the
+    /// outermost operation defines an order (`sort*`, `topk`, `bottomk`).
+    pub fn instant(
+        &self,
+        db: &dyn Queryable,
+        query: &str,
+        t: Timestamp,
+    ) -> Result<Value, EngineError> {
+        let expr = self.parse(query)?;
+        let mut out = self.exec_instant(db, query, &expr, t, None)?;
+        if let Value::Vector(v) = &mut out.value
+            && !order_defined(&expr)
+        {
+            v.sort_by(|a, b| a.labels.cmp(&b.labels));
+        }
+        Ok(out.value)
+    }
+
+    /// Evaluates `query` at every step from `start` to `end` (ms) and returns a matrix.
+    pub fn range(
+        &self,
+        db: &dyn Queryable,
+        query: &str,
+        start: Timestamp,
+        end: Timestamp,
+        step: i64,
+    ) -> Result<Value, EngineError> {
+        Ok(self.range_query(db, query, start, end, step, None)?.value)
+    }
+
+    /// An instant query with annotations and an optional cancellation handle. The vector
+    /// keeps the evaluation order (as Prometheus returns it).
+    pub fn instant_query(
+        &self,
+        db: &dyn Queryable,
+        query: &str,
+        t: Timestamp,
+        cancel: Option<&Cancel>,
+    ) -> Result<QueryOutput, EngineError> {
+        let expr = self.parse(query)?;
+        self.exec_instant(db, query, &expr, t, cancel)
+    }
+
+    /// A range query with annotations and an optional cancellation handle.
+    pub fn range_query(
+        &self,
+        db: &dyn Queryable,
+        query: &str,
+        start: Timestamp,
+        end: Timestamp,
+        step: i64,
+        cancel: Option<&Cancel>,
+    ) -> Result<QueryOutput, EngineError> {
+        if step <= 0 {
+            return Err(EngineError::Parse("zero or negative query resolution step widths are not accepted. Try a positive integer".into()));
+        }
+        if end < start {
+            return Err(EngineError::Parse(
+                "end timestamp must not be before start time".into(),
+            ));
+        }
+        if (end - start) / step >= self.opts.max_points_per_series {
+            return Err(EngineError::Parse(
+                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
+            ));
+        }
+        let expr = self.parse(query)?;
+        match expr.value_type() {
+            ValueType::Scalar | ValueType::Vector => {}
+            other => {
+                return Err(EngineError::Execution(format!(
+                    "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                    type_name(other)
+                )));
+            }
+        }
+        let mut shared = self.shared(db, start, end, cancel);
+        shared.invalid_strings = literals::invalid_utf8_literals(query);
+        let ev = Ev::new(&shared, start, end, step);
+        let val = ev.eval(&expr)?;
+        let series = match val {
+            Val::Scalar(vs) => vec![RangeSeries {
+                labels: vigil_model::Labels::empty(),
+                samples: vs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| vigil_model::Sample { t: ev.ts(i), v })
+                    .collect(),
+            }],
+            Val::Vector(ss) => {
+                let mut out: Vec<RangeSeries> = cleanup(ss)?
+                    .into_iter()
+                    .filter(|s| !s.points.is_empty())
+                    .map(|s| RangeSeries {
+                        labels: s.labels,
+                        samples: s.points,
+                    })
+                    .collect();
+                out.sort_by(|a, b| a.labels.cmp(&b.labels));
+                out
+            }
+            _ => {
+                return Err(EngineError::Execution(
+                    "invalid expression type for range query, must be Scalar or instant Vector"
+                        .into(),
+                ));
+            }
+        };
+        let (warnings, infos) = shared.annotations();
+        Ok(QueryOutput {
+            value: Value::Matrix(series),
+            warnings,
+            infos,
+        })
+    }
+
+    fn shared<'a>(
+        &self,
+        db: &'a dyn Queryable,
+        start: Timestamp,
+        end: Timestamp,
+        cancel: Option<&'a Cancel>,
+    ) -> Shared<'a> {
+        Shared::new(
+            db,
+            self.opts.lookback_delta_ms,
+            start,
+            end,
+            self.opts.max_samples,
+            self.opts.timeout.map(|d| Instant::now() + d),
+            cancel.map(|c| &*c.0),
+            self.opts.default_subquery_step_ms,
+        )
+    }
+
+    fn exec_instant(
+        &self,
+        db: &dyn Queryable,
+        query: &str,
+        expr: &Expr,
+        t: Timestamp,
+        cancel: Option<&Cancel>,
+    ) -> Result<QueryOutput, EngineError> {
+        let mut shared = self.shared(db, t, t, cancel);
+        shared.invalid_strings = literals::invalid_utf8_literals(query);
+        let ev = Ev::new(&shared, t, t, 1);
+        let value = match ev.eval(expr)? {
+            Val::Scalar(v) => Value::Scalar {
+                t,
+                v: v.first().copied().unwrap_or(f64::NAN),
+            },
+            Val::Str(s) => Value::String { t, v: s },
+            Val::Vector(ss) => Value::Vector(
+                cleanup(ss)?
+                    .into_iter()
+                    .filter_map(|s| {
+                        let p = s.points.first()?;
+                        Some(VectorSample {
+                            labels: s.labels,
+                            t,
+                            v: p.v,
+                        })
+                    })
+                    .collect(),
+            ),
+            Val::Matrix(ss) => Value::Matrix(
+                cleanup(ss)?
+                    .into_iter()
+                    .filter(|s| !s.points.is_empty())
+                    .map(|s| RangeSeries {
+                        labels: s.labels,
+                        samples: s.points,
+                    })
+                    .collect(),
+            ),
+        };
+        let (warnings, infos) = shared.annotations();
+        Ok(QueryOutput {
+            value,
+            warnings,
+            infos,
+        })
+    }
+}
+
+/// Drops `__name__` where an operation asked for it (delayed name removal, as Prometheus 3
+/// with `promql-delayed-name-removal`). Series that then share a label set are merged when
+/// their samples do not overlap; a shared timestamp is an error.
+fn cleanup(ss: Vec<Series>) -> Result<Vec<Series>, EngineError> {
+    let mut out: Vec<Series> = Vec::with_capacity(ss.len());
+    let mut index: std::collections::HashMap<vigil_model::Labels, usize> =
+        std::collections::HashMap::with_capacity(ss.len());
+    for mut s in ss {
+        if s.points.is_empty() {
+            continue;
+        }
+        if s.drop_name {
+            s.labels = eval::drop_metadata_labels(&s.labels);
+            s.drop_name = false;
+        }
+        match index.get(&s.labels) {
+            None => {
+                index.insert(s.labels.clone(), out.len());
+                out.push(s);
+            }
+            Some(&i) => {
+                let o = &mut out[i];
+                o.points.extend(s.points);
+                o.points.sort_by_key(|p| p.t);
+                if o.points.windows(2).any(|w| w[0].t == w[1].t) {
+                    return Err(EngineError::Execution(
+                        "vector cannot contain metrics with the same labelset".into(),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn type_name(t: ValueType) -> &'static str {
+    match t {
+        ValueType::Vector => "instant vector",
+        ValueType::Scalar => "scalar",
+        ValueType::Matrix => "range vector",
+        ValueType::String => "string",
+    }
+}
+
+/// Does the outermost operation define the order of its result?
+fn order_defined(e: &Expr) -> bool {
+    use promql_parser::parser::token;
+    match e {
+        Expr::Paren(p) => order_defined(&p.expr),
+        Expr::Call(c) => matches!(
+            c.func.name,
+            "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc"
+        ),
+        Expr::Aggregate(a) => matches!(a.op.id(), token::T_TOPK | token::T_BOTTOMK),
+        _ => false,
+    }
+}

@@ -1,0 +1,259 @@
+//! `histogram_quantile` and `histogram_fraction` over classic (`le`-labelled) buckets, after
+//! Prometheus' `quantile.go`: buckets are sorted and coalesced, counts forced monotonic
+//! (with an info annotation) and tiny float deltas ignored.
+
+use super::format_float;
+use crate::engine::eval::{Ev, OutBuilder, Result, StepCursor, Val};
+use promql_parser::parser::Expr;
+use std::collections::HashMap;
+use vigil_model::{Labels, METRIC_NAME};
+
+#[derive(Clone, Copy)]
+struct Bucket {
+    ub: f64,
+    count: f64,
+}
+
+fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
+    if a == b {
+        return true;
+    }
+    let min_normal = f64::from_bits(0x0010_0000_0000_0000);
+    let abs_sum = a.abs() + b.abs();
+    let diff = (a - b).abs();
+    if a == 0.0 || b == 0.0 || abs_sum < min_normal {
+        return diff < eps * min_normal;
+    }
+    diff / abs_sum.min(f64::MAX) < eps
+}
+
+/// Sorts by upper bound, merges equal bounds, fixes monotonicity. Returns whether counts
+/// had to be forced monotonic. `None` if the highest bucket is not `+Inf`.
+fn prepare(buckets: &mut Vec<Bucket>) -> Option<bool> {
+    buckets.sort_by(|a, b| a.ub.partial_cmp(&b.ub).unwrap_or(std::cmp::Ordering::Equal));
+    if buckets.last().is_none_or(|b| b.ub != f64::INFINITY) {
+        return None;
+    }
+    let mut out: Vec<Bucket> = Vec::with_capacity(buckets.len());
+    for b in buckets.iter() {
+        match out.last_mut() {
+            Some(l) if l.ub == b.ub => l.count += b.count,
+            _ => out.push(*b),
+        }
+    }
+    *buckets = out;
+    let mut forced = false;
+    let mut prev = buckets[0].count;
+    for b in buckets.iter_mut().skip(1) {
+        let curr = b.count;
+        if curr == prev {
+            continue;
+        }
+        if almost_equal(prev, curr, 1e-12) {
+            b.count = prev;
+            continue;
+        }
+        if curr < prev {
+            b.count = prev;
+            forced = true;
+            continue;
+        }
+        prev = curr;
+    }
+    Some(forced)
+}
+
+fn bucket_quantile(q: f64, mut buckets: Vec<Bucket>) -> (f64, bool) {
+    if q.is_nan() {
+        return (f64::NAN, false);
+    }
+    if q < 0.0 {
+        return (f64::NEG_INFINITY, false);
+    }
+    if q > 1.0 {
+        return (f64::INFINITY, false);
+    }
+    let Some(forced) = prepare(&mut buckets) else {
+        return (f64::NAN, false);
+    };
+    if buckets.len() < 2 {
+        return (f64::NAN, false);
+    }
+    let observations = buckets[buckets.len() - 1].count;
+    if observations == 0.0 {
+        return (f64::NAN, false);
+    }
+    let mut rank = q * observations;
+    let n = buckets.len() - 1;
+    let b = buckets[..n].partition_point(|x| x.count < rank);
+    if b == n {
+        return (buckets[n - 1].ub, forced);
+    }
+    if b == 0 && buckets[0].ub <= 0.0 {
+        return (buckets[0].ub, forced);
+    }
+    let mut start = 0.0;
+    let end = buckets[b].ub;
+    let mut count = buckets[b].count;
+    if b > 0 {
+        start = buckets[b - 1].ub;
+        count -= buckets[b - 1].count;
+        rank -= buckets[b - 1].count;
+    }
+    (start + (end - start) * (rank / count), forced)
+}
+
+fn bucket_fraction(lower: f64, upper: f64, mut buckets: Vec<Bucket>) -> f64 {
+    if prepare(&mut buckets).is_none() {
+        return f64::NAN;
+    }
+    let count = buckets[buckets.len() - 1].count;
+    if count == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    let (mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0);
+    let (mut lower_set, mut upper_set) = (false, false);
+    let mut lower_bound = if buckets[0].ub <= 0.0 {
+        f64::NEG_INFINITY
+    } else {
+        0.0
+    };
+    for (i, b) in buckets.iter().enumerate() {
+        if i > 0 {
+            lower_bound = buckets[i - 1].ub;
+        }
+        let upper_bound = b.ub;
+        let interp = |v: f64| {
+            if lower_bound == f64::NEG_INFINITY {
+                return b.count;
+            }
+            rank + (b.count - rank) * (v - lower_bound) / (upper_bound - lower_bound)
+        };
+        if !lower_set && lower_bound >= lower {
+            lower_rank = rank;
+            lower_set = true;
+        }
+        if !upper_set && lower_bound >= upper {
+            upper_rank = rank;
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        if !lower_set && lower_bound < lower && upper_bound > lower {
+            lower_rank = interp(lower);
+            lower_set = true;
+        }
+        if !upper_set && lower_bound < upper && upper_bound > upper {
+            upper_rank = interp(upper);
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        rank = b.count;
+    }
+    if !lower_set || lower_rank > count {
+        lower_rank = count;
+    }
+    if !upper_set || upper_rank > count {
+        upper_rank = count;
+    }
+    (upper_rank - lower_rank) / count
+}
+
+/// Shared driver: groups bucket series by their labels without `le`, then calls `f` with
+/// each group's buckets at every step.
+fn by_buckets(
+    ev: &Ev,
+    vec_arg: &Expr,
+    mut f: impl FnMut(usize, &str, Vec<Bucket>) -> Option<f64>,
+) -> Result<Vec<crate::engine::eval::Series>> {
+    let input = ev.eval_vector(vec_arg)?;
+    let mut group_of: Vec<Option<(usize, f64)>> = Vec::with_capacity(input.len());
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut groups: Vec<Labels> = Vec::new();
+    for s in &input {
+        let le = s.labels.get("le").unwrap_or("");
+        let Ok(ub) = le.trim().parse::<f64>() else {
+            if !s.points.is_empty() {
+                ev.sh.warn(format!(
+                    "PromQL warning: bucket label \"le\" is missing or has a malformed value of {:?} for metric name {:?}",
+                    le,
+                    s.labels.get(METRIC_NAME).unwrap_or("")
+                ));
+            }
+            group_of.push(None);
+            continue;
+        };
+        let mut b = s.labels.to_builder();
+        b.del("le");
+        let gl = b.build();
+        let gi = *index.entry(gl.clone()).or_insert_with(|| {
+            groups.push(gl);
+            groups.len() - 1
+        });
+        group_of.push(Some((gi, ub)));
+    }
+    let mut out = OutBuilder::new(ev);
+    let mut cur = StepCursor::new(input.len());
+    let mut vals = Vec::new();
+    let mut buckets: Vec<Vec<Bucket>> = vec![Vec::new(); groups.len()];
+    let mut order: Vec<usize> = Vec::new();
+    for i in 0..ev.steps() {
+        ev.check()?;
+        let ts = ev.ts(i);
+        cur.gather(&input, ts, &mut vals);
+        order.clear();
+        for &(si, v) in &vals {
+            if let Some((gi, ub)) = group_of[si] {
+                if buckets[gi].is_empty() {
+                    order.push(gi);
+                }
+                buckets[gi].push(Bucket { ub, count: v });
+            }
+        }
+        for &gi in &order {
+            let bs = std::mem::take(&mut buckets[gi]);
+            let name = groups[gi].get(METRIC_NAME).unwrap_or("").to_string();
+            if let Some(v) = f(i, &name, bs) {
+                out.push_keyed(gi as u64, || (groups[gi].clone(), true), ts, v)?;
+            }
+        }
+    }
+    Ok(out.finish())
+}
+
+pub(super) fn histogram_quantile(ev: &Ev, args: &[&Expr]) -> Result<Val> {
+    let q = ev.eval_scalar(args[0])?;
+    for &qv in &q {
+        if qv.is_nan() || !(0.0..=1.0).contains(&qv) {
+            ev.sh.warn(format!(
+                "PromQL warning: quantile value should be between 0 and 1, got {}",
+                format_float(qv)
+            ));
+        }
+    }
+    let out = by_buckets(ev, args[1], |i, name, bs| {
+        let (v, forced) = bucket_quantile(q[i], bs);
+        if forced {
+            ev.sh.info(format!(
+                "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {name:?}"
+            ));
+        }
+        Some(v)
+    })?;
+    Ok(Val::Vector(out))
+}
+
+pub(super) fn histogram_fraction(ev: &Ev, args: &[&Expr]) -> Result<Val> {
+    let lo = ev.eval_scalar(args[0])?;
+    let hi = ev.eval_scalar(args[1])?;
+    let out = by_buckets(ev, args[2], |i, _, bs| {
+        Some(bucket_fraction(lo[i], hi[i], bs))
+    })?;
+    Ok(Val::Vector(out))
+}

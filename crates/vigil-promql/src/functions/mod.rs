@@ -1,0 +1,430 @@
+//! PromQL functions, dispatched by name.
+//!
+//! Element-wise functions map each input series to one output series without any per-step
+//! hashing; functions over range vectors live in [`range`] (they stream series by series over
+//! sliding windows); classic-histogram functions in [`histogram`]; label and time helpers in
+//! [`labels`] and [`time`]. Numeric helpers shared with aggregations (Kahan summation,
+//! quantile, Go-compatible float formatting) are here.
+
+mod histogram;
+mod labels;
+mod range;
+mod time;
+
+use crate::engine::eval::{Ev, Result, Series, Val, exec_err, unwrap_parens};
+use promql_parser::label::MatchOp as PMatchOp;
+use promql_parser::parser::{Call, Expr};
+use vigil_model::{Labels, METRIC_NAME, Sample};
+
+/// Kahan–Neumaier compensated addition, as Prometheus' `kahanSumInc`.
+pub(crate) fn kahan_sum_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if t.is_infinite() {
+        0.0
+    } else if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
+    (t, c)
+}
+
+/// Prometheus' `quantile` (φ-quantile with linear interpolation; NaNs sort first).
+pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
+    if values.is_empty() || q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        _ => a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal),
+    });
+    let n = values.len() as f64;
+    let rank = q * (n - 1.0);
+    let lower = rank.floor().max(0.0);
+    let upper = (lower + 1.0).min(n - 1.0);
+    let weight = rank - rank.floor();
+    values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
+}
+
+/// Go's `strconv.FormatFloat(f, 'f', -1, 64)` (and `%g` for the usual magnitudes).
+pub(crate) fn format_float(f: f64) -> String {
+    if f.is_nan() {
+        "NaN".into()
+    } else if f == f64::INFINITY {
+        "+Inf".into()
+    } else if f == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        format!("{f}")
+    }
+}
+
+/// Prometheus 3 label names: any non-empty UTF-8 string.
+pub(crate) fn valid_label_name(n: &str) -> bool {
+    !n.is_empty() && !n.contains('\u{fffd}')
+}
+
+/// Go's `math.Max`/`math.Min`: NaN wins.
+fn go_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
+}
+fn go_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
+    }
+}
+
+pub(crate) fn string_arg(e: &Expr) -> Result<String> {
+    match unwrap_parens(e) {
+        Expr::StringLiteral(s) => Ok(s.val.clone()),
+        _ => Err(exec_err("expected a string literal argument")),
+    }
+}
+
+/// Labels for `absent()`/`absent_over_time()`: the selector's equality matchers, except
+/// labels matched more than once (Prometheus' historic behaviour).
+pub(crate) fn absent_labels(e: &Expr) -> Labels {
+    let vs = match e {
+        Expr::VectorSelector(vs) => vs,
+        Expr::MatrixSelector(ms) => &ms.vs,
+        _ => return Labels::empty(),
+    };
+    let mut b = vigil_model::LabelsBuilder::new();
+    let mut has = std::collections::HashSet::new();
+    for m in &vs.matchers.matchers {
+        if m.name == METRIC_NAME {
+            continue;
+        }
+        if matches!(m.op, PMatchOp::Equal) && !has.contains(&m.name) {
+            b.set(m.name.clone(), m.value.clone());
+            has.insert(m.name.clone());
+        } else {
+            b.del(&m.name);
+        }
+    }
+    b.build()
+}
+
+fn is_range_arg(e: &Expr) -> bool {
+    matches!(
+        unwrap_parens(e),
+        Expr::MatrixSelector(_) | Expr::Subquery(_)
+    )
+}
+
+pub(crate) fn eval_call(ev: &Ev, c: &Call) -> Result<Val> {
+    let name = c.func.name;
+    let args: Vec<&Expr> = c.args.args.iter().map(|a| a.as_ref()).collect();
+    if args.iter().any(|a| is_range_arg(a)) {
+        return range::eval_range_call(ev, name, &args);
+    }
+    let steps = ev.steps();
+    match name {
+        "label_replace" => labels::label_replace(ev, &args),
+        "label_join" => labels::label_join(ev, &args),
+        "time" => Ok(Val::Scalar(
+            (0..steps).map(|i| ev.ts(i) as f64 / 1000.0).collect(),
+        )),
+        "pi" => Ok(Val::Scalar(vec![std::f64::consts::PI; steps])),
+        "vector" => {
+            let s = ev.eval_scalar(args[0])?;
+            Ok(Val::Vector(vec![Series {
+                labels: Labels::empty(),
+                drop_name: false,
+                points: s
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &v)| Sample { t: ev.ts(i), v })
+                    .collect(),
+            }]))
+        }
+        "scalar" => {
+            let input = ev.eval_vector(args[0])?;
+            let mut out = vec![f64::NAN; steps];
+            let mut n = vec![0usize; steps];
+            for s in &input {
+                for p in &s.points {
+                    let i = ((p.t - ev.start) / ev.interval) as usize;
+                    if i < steps {
+                        n[i] += 1;
+                        out[i] = p.v;
+                    }
+                }
+            }
+            for i in 0..steps {
+                if n[i] != 1 {
+                    out[i] = f64::NAN;
+                }
+            }
+            Ok(Val::Scalar(out))
+        }
+        "timestamp" => {
+            let mut input = match unwrap_parens(args[0]) {
+                Expr::VectorSelector(vs) => ev.eval_vector_selector(vs, true)?,
+                other => {
+                    let mut v = ev.eval_vector(other)?;
+                    for s in &mut v {
+                        for p in &mut s.points {
+                            p.v = p.t as f64 / 1000.0;
+                        }
+                    }
+                    v
+                }
+            };
+            for s in &mut input {
+                s.drop_name = true;
+            }
+            Ok(Val::Vector(input))
+        }
+        "absent" => {
+            let input = ev.eval_vector(args[0])?;
+            let mut present = vec![false; steps];
+            for s in &input {
+                for p in &s.points {
+                    let i = ((p.t - ev.start) / ev.interval) as usize;
+                    if i < steps {
+                        present[i] = true;
+                    }
+                }
+            }
+            let points: Vec<Sample> = (0..steps)
+                .filter(|&i| !present[i])
+                .map(|i| Sample {
+                    t: ev.ts(i),
+                    v: 1.0,
+                })
+                .collect();
+            if points.is_empty() {
+                return Ok(Val::Vector(Vec::new()));
+            }
+            Ok(Val::Vector(vec![Series {
+                labels: absent_labels(args[0]),
+                drop_name: false,
+                points,
+            }]))
+        }
+        "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => sort(ev, name, &args),
+        "histogram_quantile" => histogram::histogram_quantile(ev, &args),
+        "histogram_fraction" => histogram::histogram_fraction(ev, &args),
+        "round" | "clamp" | "clamp_min" | "clamp_max" => {
+            let input = ev.eval_vector(args[0])?;
+            let scalars: Vec<Vec<f64>> = args[1..]
+                .iter()
+                .map(|a| ev.eval_scalar(a))
+                .collect::<Result<_>>()?;
+            let f: fn(f64, &[f64]) -> Option<f64> = match name {
+                "round" => |v, a| {
+                    let to = a.first().copied().unwrap_or(1.0);
+                    let inv = 1.0 / to;
+                    Some((v * inv + 0.5).floor() / inv)
+                },
+                "clamp" => |v, a| {
+                    let (lo, hi) = (a[0], a[1]);
+                    if hi < lo {
+                        return None;
+                    }
+                    Some(go_max(lo, go_min(hi, v)))
+                },
+                "clamp_min" => |v, a| Some(go_max(a[0], v)),
+                _ => |v, a| Some(go_min(a[0], v)),
+            };
+            Ok(Val::Vector(map_series(ev, input, &scalars, f)))
+        }
+        _ => {
+            if let Some(f) = time::date_fn(name) {
+                return time::eval_date(ev, &args, f);
+            }
+            let f: fn(f64) -> f64 = match name {
+                "abs" => f64::abs,
+                "ceil" => f64::ceil,
+                "floor" => f64::floor,
+                "exp" => f64::exp,
+                "sqrt" => f64::sqrt,
+                "ln" => f64::ln,
+                "log2" => f64::log2,
+                "log10" => f64::log10,
+                "sin" => f64::sin,
+                "cos" => f64::cos,
+                "tan" => f64::tan,
+                "asin" => f64::asin,
+                "acos" => f64::acos,
+                "atan" => f64::atan,
+                "sinh" => f64::sinh,
+                "cosh" => f64::cosh,
+                "tanh" => f64::tanh,
+                "asinh" => f64::asinh,
+                "acosh" => f64::acosh,
+                "atanh" => f64::atanh,
+                "deg" => |v| v * 180.0 / std::f64::consts::PI,
+                "rad" => |v| v * std::f64::consts::PI / 180.0,
+                "sgn" => |v| {
+                    if v < 0.0 {
+                        -1.0
+                    } else if v > 0.0 {
+                        1.0
+                    } else {
+                        v
+                    }
+                },
+                _ => {
+                    return Err(exec_err(format!("function {name}() is not supported")));
+                }
+            };
+            let input = ev.eval_vector(args[0])?;
+            let mut out = input;
+            for s in &mut out {
+                s.drop_name = true;
+                for p in &mut s.points {
+                    p.v = f(p.v);
+                }
+            }
+            Ok(Val::Vector(out))
+        }
+    }
+}
+
+/// Applies `f(value, scalar args at that step)` to every point; drops the name.
+fn map_series(
+    ev: &Ev,
+    input: Vec<Series>,
+    scalars: &[Vec<f64>],
+    f: impl Fn(f64, &[f64]) -> Option<f64>,
+) -> Vec<Series> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut a = vec![0.0; scalars.len()];
+    for mut s in input {
+        let mut pts = Vec::with_capacity(s.points.len());
+        for p in &s.points {
+            let i = ((p.t - ev.start) / ev.interval) as usize;
+            for (k, sc) in scalars.iter().enumerate() {
+                a[k] = sc.get(i).copied().unwrap_or(f64::NAN);
+            }
+            if let Some(v) = f(p.v, &a) {
+                pts.push(Sample { t: p.t, v });
+            }
+        }
+        if !pts.is_empty() {
+            s.points = pts;
+            s.drop_name = true;
+            out.push(s);
+        }
+    }
+    out
+}
+
+/// facette/natsort's `Compare` (used by `sort_by_label`): true if `a` sorts before `b`.
+fn natsort_less(a: &str, b: &str) -> bool {
+    fn chunks(s: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        let bytes = s.as_bytes();
+        let mut start = 0;
+        for i in 1..=bytes.len() {
+            if i == bytes.len() || bytes[i].is_ascii_digit() != bytes[start].is_ascii_digit() {
+                if start < i {
+                    out.push(&s[start..i]);
+                }
+                start = i;
+            }
+        }
+        out
+    }
+    let (ca, cb) = (chunks(a), chunks(b));
+    for i in 0..ca.len() {
+        if i >= cb.len() {
+            return false;
+        }
+        let (x, y) = (ca[i], cb[i]);
+        let nums = (x.parse::<i64>(), y.parse::<i64>());
+        if let (Ok(xi), Ok(yi)) = nums {
+            if xi == yi {
+                if i == ca.len() - 1 {
+                    return true;
+                } else if i == cb.len() - 1 {
+                    return false;
+                }
+                continue;
+            }
+            return xi < yi;
+        }
+        if x == y {
+            if i == ca.len() - 1 {
+                return true;
+            } else if i == cb.len() - 1 {
+                return false;
+            }
+            continue;
+        }
+        return x < y;
+    }
+    false
+}
+
+fn sort(ev: &Ev, name: &str, args: &[&Expr]) -> Result<Val> {
+    let input = ev.eval_vector(args[0])?;
+    if !ev.is_instant() {
+        ev.sh.warn(
+            "PromQL warning: sort is ineffective for range queries since results are always ordered by labels"
+                .into(),
+        );
+        return Ok(Val::Vector(input));
+    }
+    let mut input: Vec<Series> = input.into_iter().filter(|s| !s.points.is_empty()).collect();
+    let v = |s: &Series| s.points[0].v;
+    use std::cmp::Ordering::*;
+    match name {
+        "sort" | "sort_desc" => {
+            let desc = name == "sort_desc";
+            input.sort_by(|a, b| {
+                let (x, y) = (v(a), v(b));
+                match (x.is_nan(), y.is_nan()) {
+                    (true, true) => Equal,
+                    (true, false) => Greater,
+                    (false, true) => Less,
+                    _ if desc => y.partial_cmp(&x).unwrap_or(Equal),
+                    _ => x.partial_cmp(&y).unwrap_or(Equal),
+                }
+            });
+        }
+        _ => {
+            let desc = name == "sort_by_label_desc";
+            let names: Vec<String> = args[1..]
+                .iter()
+                .map(|a| string_arg(a))
+                .collect::<Result<_>>()?;
+            input.sort_by(|a, b| {
+                for n in &names {
+                    let x = a.labels.get(n).unwrap_or("");
+                    let y = b.labels.get(n).unwrap_or("");
+                    if x == y {
+                        continue;
+                    }
+                    let less = natsort_less(x, y);
+                    return match (less, desc) {
+                        (true, false) | (false, true) => Less,
+                        _ => Greater,
+                    };
+                }
+                if desc {
+                    b.labels.cmp(&a.labels)
+                } else {
+                    a.labels.cmp(&b.labels)
+                }
+            });
+        }
+    }
+    Ok(Val::Vector(input))
+}

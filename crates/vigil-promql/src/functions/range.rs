@@ -1,0 +1,404 @@
+//! Functions over range vectors (`rate`, `*_over_time`, …).
+//!
+//! The source (a matrix selector read once over the whole query range, or a subquery's
+//! result) is walked series by series; for each series a window `(end - range, end]` slides
+//! over its samples with two cursors, so no per-step matrix is ever built and memory stays
+//! at one series' samples plus the output. Semantics follow Prometheus' `functions.go`,
+//! including `extrapolatedRate`'s extrapolation and counter-reset handling.
+
+use super::{absent_labels, format_float, kahan_sum_inc, quantile};
+use crate::engine::eval::{Ev, Result, Series, Val, exec_err, unwrap_parens};
+use promql_parser::parser::Expr;
+use vigil_model::{METRIC_NAME, Sample};
+
+/// One window of one series at one step.
+struct Win<'a> {
+    s: &'a [Sample],
+    range: i64,
+    end: i64,
+    ts: i64,
+    args: &'a [f64],
+}
+
+type RangeFn = fn(&Win, &Ev) -> Result<Option<f64>>;
+
+fn is_range_arg(e: &Expr) -> bool {
+    matches!(
+        unwrap_parens(e),
+        Expr::MatrixSelector(_) | Expr::Subquery(_)
+    )
+}
+
+pub(super) fn eval_range_call(ev: &Ev, name: &str, args: &[&Expr]) -> Result<Val> {
+    let Some(mi) = args.iter().position(|a| is_range_arg(a)) else {
+        return Err(exec_err("expected a range vector argument"));
+    };
+    let mut scalars: Vec<Vec<f64>> = Vec::new();
+    for (i, a) in args.iter().enumerate() {
+        if i != mi {
+            scalars.push(ev.eval_scalar(a)?);
+        }
+    }
+    let f: Option<RangeFn> = range_fn(name);
+    if f.is_none() && name != "absent_over_time" {
+        return Err(exec_err(format!("function {name}() is not supported")));
+    }
+    let src = ev.range_source(args[mi])?;
+    let steps = ev.steps();
+    // Like `offset`, these select a sample and keep the metric name.
+    let drop_name = name != "last_over_time" && name != "first_over_time";
+    let mut present = vec![false; if f.is_none() { steps } else { 0 }];
+    let mut out = Vec::new();
+    let mut sargs = vec![0.0; scalars.len()];
+    #[allow(clippy::needless_range_loop)]
+    for s in &src.series {
+        ev.check()?;
+        ev.sh.add_samples(s.points.len())?;
+        let n = s.points.len();
+        let (mut lo, mut hi) = (0usize, 0usize);
+        let mut pts = Vec::new();
+        for i in 0..steps {
+            let ts = ev.ts(i);
+            let end = src.window_end(ts);
+            let start = end - src.range;
+            while hi < n && s.points[hi].t <= end {
+                hi += 1;
+            }
+            while lo < hi && s.points[lo].t <= start {
+                lo += 1;
+            }
+            if lo >= hi {
+                continue;
+            }
+            let Some(f) = f else {
+                present[i] = true;
+                continue;
+            };
+            for (k, sc) in scalars.iter().enumerate() {
+                sargs[k] = sc.get(i).copied().unwrap_or(f64::NAN);
+            }
+            let w = Win {
+                s: &s.points[lo..hi],
+                range: src.range,
+                end,
+                ts,
+                args: &sargs,
+            };
+            if let Some(v) = f(&w, ev)? {
+                pts.push(Sample { t: ts, v });
+            }
+        }
+        ev.sh.release_samples(s.points.len());
+        if pts.is_empty() {
+            continue;
+        }
+        if name == "rate" || name == "increase" {
+            let metric = s.labels.get(METRIC_NAME).unwrap_or("");
+            if !metric.is_empty()
+                && !["_total", "_sum", "_count", "_bucket"]
+                    .iter()
+                    .any(|x| metric.ends_with(x))
+            {
+                ev.sh.info(format!(
+                    "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {metric:?}"
+                ));
+            }
+        }
+        ev.sh.add_samples(pts.len())?;
+        out.push(Series {
+            labels: s.labels.clone(),
+            drop_name: drop_name || s.drop_name,
+            points: pts,
+        });
+    }
+    if f.is_none() {
+        // absent_over_time: one series, at the steps where no series had samples.
+        let points: Vec<Sample> = (0..steps)
+            .filter(|&i| !present[i])
+            .map(|i| Sample {
+                t: ev.ts(i),
+                v: 1.0,
+            })
+            .collect();
+        if points.is_empty() {
+            return Ok(Val::Vector(Vec::new()));
+        }
+        let labels = match src.selector {
+            Some(_) => absent_labels(unwrap_parens(args[mi])),
+            None => vigil_model::Labels::empty(),
+        };
+        return Ok(Val::Vector(vec![Series {
+            labels,
+            drop_name: true,
+            points,
+        }]));
+    }
+    Ok(Val::Vector(out))
+}
+
+fn range_fn(name: &str) -> Option<RangeFn> {
+    Some(match name {
+        "rate" => |w, _| Ok(extrapolated(w, true, true)),
+        "increase" => |w, _| Ok(extrapolated(w, true, false)),
+        "delta" => |w, _| Ok(extrapolated(w, false, false)),
+        "irate" => |w, _| Ok(instant_value(w, true)),
+        "idelta" => |w, _| Ok(instant_value(w, false)),
+        "deriv" => |w, _| {
+            if w.s.len() < 2 {
+                return Ok(None);
+            }
+            Ok(Some(linear_regression(w.s, w.s[0].t).0))
+        },
+        "predict_linear" => |w, _| {
+            if w.s.len() < 2 {
+                return Ok(None);
+            }
+            let (slope, intercept) = linear_regression(w.s, w.ts);
+            Ok(Some(slope * w.args[0] + intercept))
+        },
+        "double_exponential_smoothing" | "holt_winters" => |w, _| {
+            let (sf, tf) = (w.args[0], w.args[1]);
+            if sf <= 0.0 || sf >= 1.0 || sf.is_nan() {
+                return Err(exec_err(format!(
+                    "invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}"
+                )));
+            }
+            if tf <= 0.0 || tf >= 1.0 || tf.is_nan() {
+                return Err(exec_err(format!(
+                    "invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}"
+                )));
+            }
+            Ok(smoothing(w.s, sf, tf))
+        },
+        "changes" => |w, _| {
+            let mut c = 0.0;
+            for p in w.s.windows(2) {
+                let (prev, cur) = (p[0].v, p[1].v);
+                if !(cur == prev || (cur.is_nan() && prev.is_nan())) {
+                    c += 1.0;
+                }
+            }
+            Ok(Some(c))
+        },
+        "resets" => |w, _| {
+            Ok(Some(
+                w.s.windows(2).filter(|p| p[1].v < p[0].v).count() as f64
+            ))
+        },
+        "avg_over_time" => |w, _| Ok(Some(avg(w.s))),
+        "min_over_time" => |w, _| {
+            let mut m = w.s[0].v;
+            for p in &w.s[1..] {
+                if p.v < m || m.is_nan() {
+                    m = p.v;
+                }
+            }
+            Ok(Some(m))
+        },
+        "max_over_time" => |w, _| {
+            let mut m = w.s[0].v;
+            for p in &w.s[1..] {
+                if p.v > m || m.is_nan() {
+                    m = p.v;
+                }
+            }
+            Ok(Some(m))
+        },
+        "sum_over_time" => |w, _| {
+            let (mut s, mut c) = (0.0, 0.0);
+            for p in w.s {
+                (s, c) = kahan_sum_inc(p.v, s, c);
+            }
+            Ok(Some(if s.is_infinite() { s } else { s + c }))
+        },
+        "count_over_time" => |w, _| Ok(Some(w.s.len() as f64)),
+        "last_over_time" => |w, _| Ok(w.s.last().map(|p| p.v)),
+        "first_over_time" => |w, _| Ok(w.s.first().map(|p| p.v)),
+        "present_over_time" => |_, _| Ok(Some(1.0)),
+        "quantile_over_time" => |w, ev| {
+            let q = w.args[0];
+            if q.is_nan() || !(0.0..=1.0).contains(&q) {
+                ev.sh.warn(format!(
+                    "PromQL warning: quantile value should be between 0 and 1, got {}",
+                    format_float(q)
+                ));
+            }
+            let mut vals: Vec<f64> = w.s.iter().map(|p| p.v).collect();
+            Ok(Some(quantile(q, &mut vals)))
+        },
+        "stdvar_over_time" => |w, _| Ok(Some(variance(w.s))),
+        "stddev_over_time" => |w, _| Ok(Some(variance(w.s).sqrt())),
+        "mad_over_time" => |w, _| {
+            if w.s.iter().any(|p| p.v.is_nan()) {
+                return Ok(Some(f64::NAN));
+            }
+            let mut vals: Vec<f64> = w.s.iter().map(|p| p.v).collect();
+            let median = quantile(0.5, &mut vals);
+            let mut dev: Vec<f64> = w.s.iter().map(|p| (p.v - median).abs()).collect();
+            Ok(Some(quantile(0.5, &mut dev)))
+        },
+        _ => return None,
+    })
+}
+
+/// Prometheus' `extrapolatedRate` for floats.
+fn extrapolated(w: &Win, is_counter: bool, is_rate: bool) -> Option<f64> {
+    let s = w.s;
+    if s.len() < 2 {
+        return None;
+    }
+    let range_start = w.end - w.range;
+    let range_end = w.end;
+    let n1 = s.len() - 1;
+    let first_t = s[0].t;
+    let last_t = s[n1].t;
+    let mut result = s[n1].v - s[0].v;
+    if is_counter {
+        let mut prev = s[0].v;
+        for p in &s[1..] {
+            if p.v < prev {
+                result += prev;
+            }
+            prev = p.v;
+        }
+    }
+    let mut to_start = (first_t - range_start) as f64 / 1000.0;
+    let mut to_end = (range_end - last_t) as f64 / 1000.0;
+    let sampled = (last_t - first_t) as f64 / 1000.0;
+    let avg_between = sampled / n1 as f64;
+    let threshold = avg_between * 1.1;
+    if to_start >= threshold {
+        to_start = avg_between / 2.0;
+    }
+    if is_counter && result > 0.0 && s[0].v >= 0.0 {
+        let to_zero = sampled * (s[0].v / result);
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    if to_end >= threshold {
+        to_end = avg_between / 2.0;
+    }
+    let mut factor = (sampled + to_start + to_end) / sampled;
+    if is_rate {
+        factor /= w.range as f64 / 1000.0;
+    }
+    Some(result * factor)
+}
+
+fn instant_value(w: &Win, is_rate: bool) -> Option<f64> {
+    let s = w.s;
+    if s.len() < 2 {
+        return None;
+    }
+    let (prev, last) = (s[s.len() - 2], s[s.len() - 1]);
+    let mut v = if is_rate && last.v < prev.v {
+        last.v
+    } else {
+        last.v - prev.v
+    };
+    if is_rate {
+        let dt = last.t - prev.t;
+        if dt == 0 {
+            return None;
+        }
+        v /= dt as f64 / 1000.0;
+    }
+    Some(v)
+}
+
+fn linear_regression(s: &[Sample], intercept_time: i64) -> (f64, f64) {
+    let (mut n, mut sx, mut cx, mut sy, mut cy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let (mut sxy, mut cxy, mut sx2, mut cx2) = (0.0, 0.0, 0.0, 0.0);
+    let init_y = s[0].v;
+    let mut const_y = true;
+    for (i, p) in s.iter().enumerate() {
+        if const_y && i > 0 && p.v != init_y {
+            const_y = false;
+        }
+        n += 1.0;
+        let x = (p.t - intercept_time) as f64 / 1e3;
+        (sx, cx) = kahan_sum_inc(x, sx, cx);
+        (sy, cy) = kahan_sum_inc(p.v, sy, cy);
+        (sxy, cxy) = kahan_sum_inc(x * p.v, sxy, cxy);
+        (sx2, cx2) = kahan_sum_inc(x * x, sx2, cx2);
+    }
+    if const_y {
+        if init_y.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
+        return (0.0, init_y);
+    }
+    sx += cx;
+    sy += cy;
+    sxy += cxy;
+    sx2 += cx2;
+    let cov = sxy - sx * sy / n;
+    let var = sx2 - sx * sx / n;
+    let slope = cov / var;
+    (slope, sy / n - slope * sx / n)
+}
+
+fn smoothing(s: &[Sample], sf: f64, tf: f64) -> Option<f64> {
+    if s.len() < 2 {
+        return None;
+    }
+    let (mut s0, mut s1) = (0.0, s[0].v);
+    let mut b = s[1].v - s[0].v;
+    for (i, p) in s.iter().enumerate().skip(1) {
+        let x = sf * p.v;
+        if i > 1 {
+            b = tf * (s1 - s0) + (1.0 - tf) * b;
+        }
+        let y = (1.0 - sf) * (s1 + b);
+        s0 = s1;
+        s1 = x + y;
+    }
+    Some(s1)
+}
+
+/// `avg_over_time`: Kahan sum, switching to an incremental mean on overflow.
+fn avg(s: &[Sample]) -> f64 {
+    let (mut sum, mut mean, mut count, mut c) = (0.0, 0.0, 0.0, 0.0);
+    let mut incremental = false;
+    for p in s {
+        let f = p.v;
+        count += 1.0;
+        if !incremental {
+            let (ns, nc) = kahan_sum_inc(f, sum, c);
+            if count == 1.0 || !ns.is_infinite() {
+                (sum, c) = (ns, nc);
+                continue;
+            }
+            incremental = true;
+            mean = sum / (count - 1.0);
+            c /= count - 1.0;
+        }
+        if mean.is_infinite() {
+            if f.is_infinite() && (mean > 0.0) == (f > 0.0) {
+                continue;
+            }
+            if !f.is_infinite() && !f.is_nan() {
+                continue;
+            }
+        }
+        let corrected = mean + c;
+        (mean, c) = kahan_sum_inc(f / count - corrected / count, mean, c);
+    }
+    if incremental {
+        mean + c
+    } else {
+        (sum + c) / count
+    }
+}
+
+fn variance(s: &[Sample]) -> f64 {
+    let (mut count, mut mean, mut cmean, mut aux, mut caux) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for p in s {
+        count += 1.0;
+        let delta = p.v - (mean + cmean);
+        (mean, cmean) = kahan_sum_inc(delta / count, mean, cmean);
+        (aux, caux) = kahan_sum_inc(delta * (p.v - (mean + cmean)), aux, caux);
+    }
+    (aux + caux) / count
+}

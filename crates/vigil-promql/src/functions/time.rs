@@ -1,0 +1,111 @@
+//! Calendar functions (`hour()`, `day_of_week()`, …) in UTC, with the civil-date algorithm
+//! of Howard Hinnant so no date crate is needed.
+
+use super::map_series;
+use crate::engine::eval::{Ev, Result, Series, Val};
+use promql_parser::parser::Expr;
+use vigil_model::{Labels, Sample};
+
+/// (year, month 1-12, day 1-31) of a day count since 1970-01-01.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = (z - era * 146_097) as u64;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe as i64 + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn is_leap(y: i64) -> bool {
+    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
+}
+
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        2 if is_leap(y) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Go's `time.Unix(int64(v), 0).UTC()` split into its fields.
+struct Civil {
+    year: i64,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    weekday: u32,
+    yday: u32,
+}
+
+fn civil(v: f64) -> Civil {
+    let secs = v as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    let mut yday = day;
+    for m in 1..month {
+        yday += days_in_month(year, m);
+    }
+    Civil {
+        year,
+        month,
+        day,
+        hour: (rem / 3600) as u32,
+        minute: ((rem % 3600) / 60) as u32,
+        weekday: (days + 4).rem_euclid(7) as u32,
+        yday,
+    }
+}
+
+pub(super) type DateFn = fn(f64) -> f64;
+
+pub(super) fn date_fn(name: &str) -> Option<DateFn> {
+    Some(match name {
+        "day_of_month" => |v| civil(v).day as f64,
+        "day_of_week" => |v| civil(v).weekday as f64,
+        "day_of_year" => |v| civil(v).yday as f64,
+        "days_in_month" => |v| {
+            let c = civil(v);
+            days_in_month(c.year, c.month) as f64
+        },
+        "hour" => |v| civil(v).hour as f64,
+        "minute" => |v| civil(v).minute as f64,
+        "month" => |v| civil(v).month as f64,
+        "year" => |v| civil(v).year as f64,
+        _ => return None,
+    })
+}
+
+pub(super) fn eval_date(ev: &Ev, args: &[&Expr], f: DateFn) -> Result<Val> {
+    let Some(arg) = args.first() else {
+        // No argument: vector(time()), in whole seconds.
+        let points = (0..ev.steps())
+            .map(|i| {
+                let ts = ev.ts(i);
+                Sample {
+                    t: ts,
+                    v: f(ts.div_euclid(1000) as f64),
+                }
+            })
+            .collect();
+        return Ok(Val::Vector(vec![Series {
+            labels: Labels::empty(),
+            drop_name: false,
+            points,
+        }]));
+    };
+    let input = ev.eval_vector(arg)?;
+    Ok(Val::Vector(map_series(ev, input, &[], |v, _| {
+        if v.is_nan() || v.is_infinite() {
+            return Some(f64::NAN);
+        }
+        Some(f(v))
+    })))
+}

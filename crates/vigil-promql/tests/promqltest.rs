@@ -1,0 +1,949 @@
+//! Runner for Prometheus' PromQL acceptance scripts (`promqltest`), read from
+//! `shared/testdata/promqltest` relative to the crate, never copied into the repo.
+//!
+//! It follows the Go runner's procedure (see the corpus README): an instant eval is run as an
+//! instant query and again as a range query from T-1m to T+1m whose sample at T must match;
+//! a range eval is one range query. Values compare with Prometheus' relative tolerance.
+//! `cases.tsv` decides which evals are required: those must pass, or the test fails. Evals
+//! that need native histograms or parser extensions we do not implement are skipped, each
+//! with its reason. Counts are printed per file and in total.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use vigil_model::{Appendable, Labels, Queryable, stale_nan};
+use vigil_promql::{Engine, EngineOptions, QueryOutput, Value};
+use vigil_tsdb::{Head, HeadOptions};
+
+fn corpus_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/promqltest")
+}
+
+/// Flags that exclude an eval from the required set; `expfn:` except the allowed ones too.
+const EXCLUDING: &[&str] = &[
+    "nh_data",
+    "nhcb_data",
+    "nh_expected",
+    "ext_range_sel",
+    "fill_mod",
+    "duration_expr",
+    "start_ts",
+];
+const ALLOWED_EXPFN: &[&str] = &[
+    "limitk",
+    "limit_ratio",
+    "sort_by_label",
+    "sort_by_label_desc",
+    "double_exponential_smoothing",
+    "mad_over_time",
+];
+
+/// `None` when required, else the reason to skip.
+fn skip_reason(flags: &str) -> Option<String> {
+    for f in flags.split(',').filter(|f| !f.is_empty()) {
+        if EXCLUDING.contains(&f) {
+            return Some(format!("flag {f}"));
+        }
+        if let Some(name) = f.strip_prefix("expfn:")
+            && !ALLOWED_EXPFN.contains(&name)
+        {
+            return Some(format!("experimental function {name}"));
+        }
+    }
+    None
+}
+
+fn load_cases() -> HashMap<(String, usize), String> {
+    let text = std::fs::read_to_string(corpus_dir().join("cases.tsv")).expect("read cases.tsv");
+    let mut out = HashMap::new();
+    for line in text.lines().skip(1) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        if cols.len() < 7 {
+            continue;
+        }
+        let ln: usize = cols[1].parse().expect("line number");
+        out.insert((cols[0].to_string(), ln), cols[6].to_string());
+    }
+    out
+}
+
+fn parse_dur(s: &str) -> i64 {
+    let s = s.trim();
+    if s == "0" {
+        return 0;
+    }
+    if let Some(rest) = s.strip_prefix('-') {
+        return -parse_dur(rest);
+    }
+    s.parse::<vigil_model::Duration>()
+        .unwrap_or_else(|e| panic!("bad duration {s:?}: {e}"))
+        .as_millis() as i64
+}
+
+/// Splits `name{a="b", c="d"} rest` into the series part and the rest.
+fn split_series(line: &str) -> (&str, &str) {
+    let b = line.as_bytes();
+    let mut i = 0;
+    while i < b.len() && !b[i].is_ascii_whitespace() && b[i] != b'{' {
+        i += 1;
+    }
+    if i < b.len() && b[i] == b'{' {
+        let mut in_q: Option<u8> = None;
+        while i < b.len() {
+            let c = b[i];
+            match in_q {
+                Some(q) => {
+                    if c == b'\\' {
+                        i += 1;
+                    } else if c == q {
+                        in_q = None;
+                    }
+                }
+                None => {
+                    if c == b'"' || c == b'\'' || c == b'`' {
+                        in_q = Some(c);
+                    } else if c == b'}' {
+                        i += 1;
+                        break;
+                    }
+                }
+            }
+            i += 1;
+        }
+    }
+    (&line[..i], line[i..].trim())
+}
+
+fn parse_labels(series: &str) -> Labels {
+    let s = series.trim();
+    let (name, rest) = match s.find('{') {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, ""),
+    };
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    if !name.is_empty() {
+        pairs.push(("__name__".into(), name.to_string()));
+    }
+    let inner = rest.trim_start_matches('{').trim_end_matches('}');
+    let chars: Vec<char> = inner.chars().collect();
+    let mut i = 0;
+    let read_quoted = |i: &mut usize| -> String {
+        let q = chars[*i];
+        *i += 1;
+        let mut out = String::new();
+        while *i < chars.len() && chars[*i] != q {
+            if chars[*i] == '\\' && q != '`' {
+                *i += 1;
+                match chars.get(*i) {
+                    Some('n') => out.push('\n'),
+                    Some('t') => out.push('\t'),
+                    Some(c) => out.push(*c),
+                    None => {}
+                }
+            } else {
+                out.push(chars[*i]);
+            }
+            *i += 1;
+        }
+        *i += 1;
+        out
+    };
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() || c == ',' {
+            i += 1;
+            continue;
+        }
+        let key = if c == '"' || c == '\'' || c == '`' {
+            read_quoted(&mut i)
+        } else {
+            let st = i;
+            while i < chars.len() && !chars[i].is_whitespace() && chars[i] != '=' && chars[i] != ','
+            {
+                i += 1;
+            }
+            chars[st..i].iter().collect()
+        };
+        while i < chars.len() && chars[i].is_whitespace() {
+            i += 1;
+        }
+        if i < chars.len() && chars[i] == '=' {
+            i += 1;
+            while i < chars.len() && chars[i].is_whitespace() {
+                i += 1;
+            }
+            let v = read_quoted(&mut i);
+            pairs.push((key, v));
+        } else {
+            pairs.push(("__name__".into(), key));
+        }
+    }
+    Labels::from_pairs(pairs)
+}
+
+/// One expanded value: `None` is a missing point (`_`).
+fn parse_values(s: &str) -> Vec<Option<f64>> {
+    let mut out = Vec::new();
+    for tok in s.split_whitespace() {
+        if tok == "_" {
+            out.push(None);
+            continue;
+        }
+        if tok == "stale" {
+            out.push(Some(stale_nan()));
+            continue;
+        }
+        if let Some(k) = tok.strip_prefix("_x") {
+            let k: usize = k.parse().expect("repeat count");
+            out.extend(std::iter::repeat_n(None, k));
+            continue;
+        }
+        if let Some(xpos) = tok.rfind('x')
+            && let Ok(k) = tok[xpos + 1..].parse::<usize>()
+        {
+            let head = &tok[..xpos];
+            // Find a '+' or '-' that separates start and delta (not a sign or exponent sign).
+            let hb = head.as_bytes();
+            let mut split = None;
+            for j in 1..hb.len() {
+                if (hb[j] == b'+' || hb[j] == b'-') && hb[j - 1] != b'e' && hb[j - 1] != b'E' {
+                    split = Some(j);
+                }
+            }
+            let (start, delta) = match split {
+                Some(j) => {
+                    let st: f64 = parse_f(&head[..j]);
+                    let d: f64 = parse_f(&head[j + 1..]);
+                    (st, if hb[j] == b'-' { -d } else { d })
+                }
+                None => (parse_f(head), 0.0),
+            };
+            let mut v = start;
+            for _ in 0..=k {
+                out.push(Some(v));
+                v += delta;
+            }
+            continue;
+        }
+        out.push(Some(parse_f(tok)));
+    }
+    out
+}
+
+fn parse_f(s: &str) -> f64 {
+    s.parse::<f64>()
+        .unwrap_or_else(|_| panic!("bad number {s:?}"))
+}
+
+fn almost_equal(a: f64, b: f64) -> bool {
+    if a.is_nan() && b.is_nan() {
+        return true;
+    }
+    if a == b {
+        return true;
+    }
+    let min_normal = f64::from_bits(0x0010000000000000);
+    let eps = 1e-6;
+    let abs_sum = a.abs() + b.abs();
+    let diff = (a - b).abs();
+    if a == 0.0 || b == 0.0 || abs_sum < min_normal {
+        return diff < eps * min_normal;
+    }
+    diff / abs_sum.min(f64::MAX) < eps
+}
+
+#[derive(Debug, Default)]
+struct Expect {
+    fail: bool,
+    fail_msg: Option<String>,
+    fail_regex: Option<String>,
+    ordered: bool,
+    string: Option<String>,
+    range_vector: Option<(i64, i64, i64)>,
+    warn: Option<Vec<String>>, // Some(empty) = at least one
+    info: Option<Vec<String>>,
+    no_warn: bool,
+    no_info: bool,
+    scalar: Option<f64>,
+    series: Vec<(Labels, Vec<Option<f64>>)>,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Instant(i64),
+    Range(i64, i64, i64),
+}
+
+#[derive(Debug)]
+struct Eval {
+    line: usize,
+    kind: Kind,
+    expr: String,
+    exp: Expect,
+}
+
+fn unquote(s: &str) -> String {
+    let s = s.trim();
+    if s.len() >= 2 && s.starts_with('`') && s.ends_with('`') {
+        return s[1..s.len() - 1].to_string();
+    }
+    if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') {
+        let mut out = String::new();
+        let mut it = s[1..s.len() - 1].chars();
+        while let Some(c) = it.next() {
+            if c == '\\' {
+                match it.next() {
+                    Some('n') => out.push('\n'),
+                    Some('t') => out.push('\t'),
+                    Some(o) => out.push(o),
+                    None => {}
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        return out;
+    }
+    s.to_string()
+}
+
+fn parse_eval_header(line: &str) -> (bool, Kind, String) {
+    let (cmd, rest) = line.split_once(char::is_whitespace).expect("eval header");
+    let legacy_fail = cmd == "eval_fail";
+    let rest = rest.trim();
+    if let Some(r) = rest.strip_prefix("instant at ") {
+        let (t, expr) = r.trim().split_once(char::is_whitespace).expect("instant");
+        (legacy_fail, Kind::Instant(parse_dur(t)), expr.trim().into())
+    } else if let Some(r) = rest.strip_prefix("range from ") {
+        let parts: Vec<&str> = r.trim().splitn(6, char::is_whitespace).collect();
+        // from S to E step D expr
+        assert_eq!(parts[1], "to");
+        assert_eq!(parts[3], "step");
+        (
+            legacy_fail,
+            Kind::Range(
+                parse_dur(parts[0]),
+                parse_dur(parts[2]),
+                parse_dur(parts[4]),
+            ),
+            parts[5].trim().into(),
+        )
+    } else {
+        panic!("bad eval line {line}")
+    }
+}
+
+fn is_command(l: &str) -> bool {
+    let l = l.trim();
+    l.starts_with("eval ") || l.starts_with("eval_") || l.starts_with("load ") || l == "clear"
+}
+
+enum Cmd {
+    Load(i64, Vec<(Labels, Vec<Option<f64>>)>),
+    Clear,
+    Eval(Box<Eval>),
+}
+
+fn parse_file(text: &str) -> Vec<Cmd> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut cmds = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let l = lines[i].trim();
+        i += 1;
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        if l == "clear" {
+            cmds.push(Cmd::Clear);
+        } else if let Some(rest) = l
+            .strip_prefix("load_with_nhcb ")
+            .or_else(|| l.strip_prefix("load "))
+        {
+            let step = parse_dur(rest);
+            let mut series = Vec::new();
+            while i < lines.len() && !lines[i].trim().is_empty() && !is_command(lines[i]) {
+                let sl = lines[i].trim();
+                i += 1;
+                if sl.starts_with('#') || sl.contains("{{") {
+                    continue; // native histograms: not stored by a float-only storage
+                }
+                let (s, vals) = split_series(sl);
+                if s.ends_with("@st") || vals.starts_with("@st") {
+                    continue;
+                }
+                series.push((parse_labels(s), parse_values(vals)));
+            }
+            cmds.push(Cmd::Load(step, series));
+        } else if l.starts_with("eval") {
+            let line_no = i;
+            let (legacy_fail, kind, expr) = parse_eval_header(l);
+            let mut exp = Expect {
+                fail: legacy_fail,
+                ..Default::default()
+            };
+            while i < lines.len() && !lines[i].trim().is_empty() && !is_command(lines[i]) {
+                let el = lines[i].trim();
+                i += 1;
+                if el.starts_with('#') {
+                    continue;
+                }
+                if let Some(e) = el.strip_prefix("expect ") {
+                    let e = e.trim();
+                    let (kw, rest) = e.split_once(char::is_whitespace).unwrap_or((e, ""));
+                    let rest = rest.trim();
+                    let msg = |r: &str| -> (Option<String>, Option<String>) {
+                        if let Some(m) = r.strip_prefix("msg:") {
+                            (Some(m.trim().to_string()), None)
+                        } else if let Some(m) = r.strip_prefix("regex:") {
+                            (None, Some(m.trim().to_string()))
+                        } else {
+                            (None, None)
+                        }
+                    };
+                    match kw {
+                        "fail" => {
+                            exp.fail = true;
+                            let (m, r) = msg(rest);
+                            exp.fail_msg = m;
+                            exp.fail_regex = r;
+                        }
+                        "ordered" => exp.ordered = true,
+                        "string" => exp.string = Some(unquote(rest)),
+                        "range" => {
+                            let p: Vec<&str> = rest.split_whitespace().collect();
+                            // vector from A to B step C
+                            exp.range_vector =
+                                Some((parse_dur(p[2]), parse_dur(p[4]), parse_dur(p[6])));
+                        }
+                        "warn" | "info" => {
+                            let slot = if kw == "warn" {
+                                &mut exp.warn
+                            } else {
+                                &mut exp.info
+                            };
+                            let v = slot.get_or_insert_with(Vec::new);
+                            match msg(rest) {
+                                (Some(m), _) => v.push(m),
+                                (_, Some(r)) => v.push(format!("regex:{r}")),
+                                _ => {}
+                            }
+                        }
+                        "no_warn" => exp.no_warn = true,
+                        "no_info" => exp.no_info = true,
+                        other => panic!("unknown expect {other}"),
+                    }
+                    continue;
+                }
+                if let Some(m) = el.strip_prefix("expected_fail_message ") {
+                    exp.fail_msg = Some(m.trim().into());
+                    break;
+                }
+                if let Some(m) = el.strip_prefix("expected_fail_regexp ") {
+                    exp.fail_regex = Some(m.trim().into());
+                    break;
+                }
+                if el.contains("{{") {
+                    continue; // a native-histogram value: such evals are skipped
+                }
+                let (s, vals) = split_series(el);
+                if vals.is_empty() && !s.contains('{') {
+                    // A scalar, or a metric name alone followed by nothing?
+                    if let Ok(v) = s.parse::<f64>() {
+                        exp.scalar = Some(v);
+                        continue;
+                    }
+                }
+                exp.series.push((parse_labels(s), parse_values(vals)));
+            }
+            cmds.push(Cmd::Eval(Box::new(Eval {
+                line: line_no,
+                kind,
+                expr,
+                exp,
+            })));
+        } else {
+            panic!("unknown command at line {i}: {l}");
+        }
+    }
+    cmds
+}
+
+fn load(head: &Head, step: i64, series: &[(Labels, Vec<Option<f64>>)]) {
+    // A series listed twice in one block: the later value at a timestamp wins, as in
+    // Prometheus' test storage.
+    let mut merged: BTreeMap<&Labels, BTreeMap<i64, f64>> = BTreeMap::new();
+    for (labels, vals) in series {
+        let m = merged.entry(labels).or_default();
+        for (i, v) in vals.iter().enumerate() {
+            if let Some(v) = v {
+                m.insert(i as i64 * step, *v);
+            }
+        }
+    }
+    let mut app = head.appender();
+    for (labels, samples) in merged {
+        for (t, v) in samples {
+            app.append(None, labels, t, v).expect("append");
+        }
+    }
+    app.commit().expect("commit");
+}
+
+fn check_annotations(
+    kind: &str,
+    want: &Option<Vec<String>>,
+    none: bool,
+    got: &[String],
+) -> Result<(), String> {
+    if none && !got.is_empty() {
+        return Err(format!("unexpected {kind} annotations: {got:?}"));
+    }
+    let Some(want) = want else { return Ok(()) };
+    if got.is_empty() {
+        return Err(format!("expected {kind} annotation, got none"));
+    }
+    if want.is_empty() {
+        return Ok(());
+    }
+    let matches = |w: &String, g: &String| match w.strip_prefix("regex:") {
+        Some(r) => regex::Regex::new(r).is_ok_and(|re| re.is_match(g)),
+        None => w == g,
+    };
+    for w in want {
+        if !got.iter().any(|g| matches(w, g)) {
+            return Err(format!("expected {kind} {w:?} not in {got:?}"));
+        }
+    }
+    for g in got {
+        if !want.iter().any(|w| matches(w, g)) {
+            return Err(format!("unexpected {kind} {g:?}"));
+        }
+    }
+    Ok(())
+}
+
+fn check_fail(exp: &Expect, err: &str) -> Result<(), String> {
+    if let Some(m) = &exp.fail_msg
+        && m != err
+    {
+        return Err(format!("expected error {m:?}, got {err:?}"));
+    }
+    if let Some(r) = &exp.fail_regex {
+        let re = regex::Regex::new(r).map_err(|e| e.to_string())?;
+        if !re.is_match(err) {
+            return Err(format!("error {err:?} does not match {r:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Compares an instant-query result (vector, scalar, string or range vector) with the expectation.
+fn compare_instant(exp: &Expect, v: &Value) -> Result<(), String> {
+    if let Some(s) = &exp.string {
+        return match v {
+            Value::String { v, .. } if v == s => Ok(()),
+            other => Err(format!("expected string {s:?}, got {other:?}")),
+        };
+    }
+    if let Some((start, _end, step)) = exp.range_vector {
+        let Value::Matrix(m) = v else {
+            return Err(format!("expected range vector, got {}", v.type_name()));
+        };
+        let mut got: BTreeMap<Labels, Vec<(i64, f64)>> = BTreeMap::new();
+        for s in m {
+            got.insert(
+                s.labels.clone(),
+                s.samples.iter().map(|x| (x.t, x.v)).collect(),
+            );
+        }
+        if got.len() != exp.series.len() {
+            return Err(format!(
+                "expected {} series, got {}: {:?}",
+                exp.series.len(),
+                got.len(),
+                got.keys().map(|l| l.to_string()).collect::<Vec<_>>()
+            ));
+        }
+        for (l, vals) in &exp.series {
+            let Some(g) = got.get(l) else {
+                return Err(format!("missing series {l}"));
+            };
+            let want: Vec<(i64, f64)> = vals
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| v.map(|v| (start + i as i64 * step, v)))
+                .collect();
+            if want.len() != g.len()
+                || want
+                    .iter()
+                    .zip(g)
+                    .any(|(a, b)| a.0 != b.0 || !almost_equal(a.1, b.1))
+            {
+                return Err(format!("series {l}: expected {want:?}, got {g:?}"));
+            }
+        }
+        return Ok(());
+    }
+    match v {
+        Value::Scalar { v, .. } => {
+            let Some(want) = exp.scalar else {
+                return Err(format!("got scalar {v}, expected vector"));
+            };
+            if !almost_equal(want, *v) {
+                return Err(format!("expected scalar {want}, got {v}"));
+            }
+            Ok(())
+        }
+        Value::Vector(vec) => {
+            if exp.scalar.is_some() {
+                return Err(format!("expected scalar, got vector {vec:?}"));
+            }
+            if vec.len() != exp.series.len() {
+                return Err(format!(
+                    "expected {} samples, got {}: {:?}",
+                    exp.series.len(),
+                    vec.len(),
+                    vec.iter()
+                        .map(|s| format!("{} {}", s.labels, s.v))
+                        .collect::<Vec<_>>()
+                ));
+            }
+            let mut got: HashMap<&Labels, (usize, f64)> = HashMap::new();
+            for (i, s) in vec.iter().enumerate() {
+                if got.insert(&s.labels, (i, s.v)).is_some() {
+                    return Err(format!("duplicate series {}", s.labels));
+                }
+            }
+            for (pos, (l, vals)) in exp.series.iter().enumerate() {
+                let Some((i, g)) = got.get(l) else {
+                    return Err(format!(
+                        "missing series {l}; got {:?}",
+                        vec.iter().map(|s| s.labels.to_string()).collect::<Vec<_>>()
+                    ));
+                };
+                let want = vals.first().copied().flatten().unwrap_or(f64::NAN);
+                if !almost_equal(want, *g) {
+                    return Err(format!("series {l}: expected {want}, got {g}"));
+                }
+                if exp.ordered && *i != pos {
+                    return Err(format!("series {l}: expected at position {pos}, got {i}"));
+                }
+            }
+            Ok(())
+        }
+        other => Err(format!("unexpected result type {}", other.type_name())),
+    }
+}
+
+fn compare_range(exp: &Expect, v: &Value, start: i64, step: i64) -> Result<(), String> {
+    let Value::Matrix(m) = v else {
+        return Err(format!("expected matrix, got {}", v.type_name()));
+    };
+    for w in m.windows(2) {
+        if w[0].labels >= w[1].labels {
+            return Err("range result not sorted by labels".into());
+        }
+    }
+    let mut want_series = exp.series.clone();
+    if let Some(s) = exp.scalar {
+        want_series.push((Labels::empty(), vec![Some(s)]));
+    }
+    if m.len() != want_series.len() {
+        return Err(format!(
+            "expected {} series, got {}: {:?}",
+            want_series.len(),
+            m.len(),
+            m.iter()
+                .map(|s| format!("{} {:?}", s.labels, s.samples))
+                .collect::<Vec<_>>()
+        ));
+    }
+    for (l, vals) in &want_series {
+        let Some(g) = m.iter().find(|s| &s.labels == l) else {
+            return Err(format!("missing series {l}"));
+        };
+        let want: Vec<(i64, f64)> = vals
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.map(|v| (start + i as i64 * step, v)))
+            .collect();
+        if want.len() != g.samples.len()
+            || want
+                .iter()
+                .zip(&g.samples)
+                .any(|(a, b)| a.0 != b.t || !almost_equal(a.1, b.v))
+        {
+            return Err(format!(
+                "series {l}: expected {want:?}, got {:?}",
+                g.samples
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_output(exp: &Expect, out: &QueryOutput) -> Result<(), String> {
+    check_annotations("warn", &exp.warn, exp.no_warn, &out.warnings)?;
+    check_annotations("info", &exp.info, exp.no_info, &out.infos)
+}
+
+fn run_eval(engine: &Engine, db: &dyn Queryable, ev: &Eval) -> Result<(), String> {
+    let exp = &ev.exp;
+    match ev.kind {
+        Kind::Range(start, end, step) => {
+            match engine.range_query(db, &ev.expr, start, end, step, None) {
+                Err(e) => {
+                    if exp.fail {
+                        return check_fail(exp, &e.to_string());
+                    }
+                    Err(format!("error: {e}"))
+                }
+                Ok(_) if exp.fail => Err("expected failure, got none".into()),
+                Ok(out) => {
+                    check_output(exp, &out)?;
+                    compare_range(exp, &out.value, start, step)
+                }
+            }
+        }
+        Kind::Instant(t) => {
+            run_instant(engine, db, ev, &ev.expr, t)?;
+            if let Some(expr) = with_at_modifiers(&ev.expr, t) {
+                let times: Vec<i64> = if t == 0 {
+                    vec![-1000, 0, 1000]
+                } else {
+                    vec![-10 * t, 0, t / 5, t, 10 * t]
+                };
+                for et in times {
+                    run_instant(engine, db, ev, &expr, et)
+                        .map_err(|e| format!("with @ {t} at {et} ({expr}): {e}"))?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Prometheus' `atModifierTestCases`: every selector and subquery without `@` gets `@ t`
+/// (nothing inside a subquery that has one); `None` when the expression uses a function
+/// whose result depends on the evaluation time.
+fn with_at_modifiers(expr: &str, t: i64) -> Option<String> {
+    use promql_parser::parser::{AtModifier, Expr};
+    const UNSAFE: &[&str] = &[
+        "days_in_month",
+        "day_of_month",
+        "day_of_week",
+        "day_of_year",
+        "hour",
+        "minute",
+        "month",
+        "year",
+        "predict_linear",
+        "time",
+        "timestamp",
+        "start",
+        "end",
+        "range",
+        "step",
+    ];
+    fn at(t: i64) -> AtModifier {
+        let d = std::time::Duration::from_millis(t.unsigned_abs());
+        AtModifier::At(if t >= 0 {
+            std::time::UNIX_EPOCH + d
+        } else {
+            std::time::UNIX_EPOCH - d
+        })
+    }
+    fn walk(e: &mut Expr, t: i64, unsafe_fn: &mut bool) {
+        match e {
+            Expr::VectorSelector(vs) => {
+                vs.at.get_or_insert_with(|| at(t));
+            }
+            Expr::MatrixSelector(ms) => {
+                ms.vs.at.get_or_insert_with(|| at(t));
+            }
+            Expr::Subquery(sq) => {
+                sq.at.get_or_insert_with(|| at(t));
+            }
+            Expr::Aggregate(a) => {
+                walk(&mut a.expr, t, unsafe_fn);
+                if let Some(p) = &mut a.param {
+                    walk(p, t, unsafe_fn);
+                }
+            }
+            Expr::Unary(u) => walk(&mut u.expr, t, unsafe_fn),
+            Expr::Binary(b) => {
+                walk(&mut b.lhs, t, unsafe_fn);
+                walk(&mut b.rhs, t, unsafe_fn);
+            }
+            Expr::Paren(p) => walk(&mut p.expr, t, unsafe_fn),
+            Expr::Call(c) => {
+                if UNSAFE.contains(&c.func.name) {
+                    *unsafe_fn = true;
+                }
+                for a in &mut c.args.args {
+                    walk(a, t, unsafe_fn);
+                }
+            }
+            _ => {}
+        }
+    }
+    // promql-parser prints `"\xff"` back as the character U+00FF, which Go would not; such
+    // expressions are not re-printed.
+    if expr.contains("\\x") {
+        return None;
+    }
+    let mut e = promql_parser::parser::parse(expr).ok()?;
+    let mut unsafe_fn = false;
+    walk(&mut e, t, &mut unsafe_fn);
+    if unsafe_fn {
+        return None;
+    }
+    Some(e.to_string())
+}
+
+fn run_instant(
+    engine: &Engine,
+    db: &dyn Queryable,
+    ev: &Eval,
+    expr: &str,
+    t: i64,
+) -> Result<(), String> {
+    let exp = &ev.exp;
+    {
+        {
+            let out = match engine.instant_query(db, expr, t, None) {
+                Err(e) => {
+                    if exp.fail {
+                        return check_fail(exp, &e.to_string());
+                    }
+                    return Err(format!("error: {e}"));
+                }
+                Ok(_) if exp.fail => return Err("expected failure, got none".into()),
+                Ok(out) => out,
+            };
+            check_output(exp, &out)?;
+            compare_instant(exp, &out.value)?;
+            let skip_range = exp.string.is_some()
+                || exp.range_vector.is_some()
+                || exp.ordered
+                || ["start()", "end()", "range()", "step()"]
+                    .iter()
+                    .any(|f| expr.contains(f));
+            if skip_range {
+                return Ok(());
+            }
+            let out = engine
+                .range_query(db, expr, t - 60_000, t + 60_000, 60_000, None)
+                .map_err(|e| format!("range mode: error {e}"))?;
+            let Value::Matrix(m) = &out.value else {
+                return Err("range mode: not a matrix".into());
+            };
+            let mut vec = Vec::new();
+            for s in m {
+                if let Some(p) = s.samples.iter().find(|p| p.t == t) {
+                    vec.push(vigil_promql::VectorSample {
+                        labels: s.labels.clone(),
+                        t,
+                        v: p.v,
+                    });
+                }
+            }
+            let v = if out_is_scalar(expr) && exp.scalar.is_some() {
+                match vec.first() {
+                    Some(s) => Value::Scalar { t, v: s.v },
+                    None => return Err("range mode: no scalar point".into()),
+                }
+            } else {
+                Value::Vector(vec)
+            };
+            compare_instant(exp, &v).map_err(|e| format!("range mode: {e}"))
+        }
+    }
+}
+
+fn out_is_scalar(expr: &str) -> bool {
+    matches!(
+        promql_parser::parser::parse(expr).map(|e| e.value_type()),
+        Ok(promql_parser::parser::value::ValueType::Scalar)
+    )
+}
+
+#[test]
+fn promqltest_corpus() {
+    let dir = corpus_dir();
+    let cases = load_cases();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("corpus dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".test"))
+        .collect();
+    files.sort();
+    let only = std::env::var("PROMQLTEST_FILE").ok();
+    let verbose = std::env::var("PROMQLTEST_VERBOSE").is_ok();
+    let engine = Engine::new(EngineOptions {
+        max_samples: 10_000,
+        ..EngineOptions::default()
+    });
+    let (mut tp, mut tf, mut ts) = (0, 0, 0);
+    let mut required_failures = Vec::new();
+    let mut skip_reasons: BTreeMap<String, usize> = BTreeMap::new();
+    for file in &files {
+        if only.as_deref().is_some_and(|o| !file.contains(o)) {
+            continue;
+        }
+        let text = std::fs::read_to_string(dir.join(file)).expect("read test file");
+        let cmds = parse_file(&text);
+        let mut head = Head::new(HeadOptions::default());
+        let (mut p, mut f, mut s) = (0, 0, 0);
+        for cmd in &cmds {
+            match cmd {
+                Cmd::Clear => head = Head::new(HeadOptions::default()),
+                Cmd::Load(step, series) => load(&head, *step, series),
+                Cmd::Eval(ev) => {
+                    let flags = cases
+                        .get(&(file.clone(), ev.line))
+                        .cloned()
+                        .unwrap_or_else(|| panic!("{file}:{} not in cases.tsv", ev.line));
+                    if let Some(reason) = skip_reason(&flags) {
+                        s += 1;
+                        *skip_reasons.entry(reason).or_default() += 1;
+                        continue;
+                    }
+                    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        run_eval(&engine, &head, ev)
+                    }))
+                    .unwrap_or_else(|_| Err("panicked".into()));
+                    match res {
+                        Ok(()) => p += 1,
+                        Err(e) => {
+                            f += 1;
+                            let msg = format!("{file}:{} {}: {e}", ev.line, ev.expr);
+                            if verbose {
+                                println!("FAIL {msg}");
+                            }
+                            required_failures.push(msg);
+                        }
+                    }
+                }
+            }
+        }
+        println!("{file}: {p} passed, {f} failed, {s} skipped");
+        tp += p;
+        tf += f;
+        ts += s;
+    }
+    println!("total: {tp} passed, {tf} failed, {ts} skipped");
+    println!("skipped by reason:");
+    for (r, n) in &skip_reasons {
+        println!("  {n:5}  {r}");
+    }
+    for m in &required_failures {
+        println!("FAILED {m}");
+    }
+    assert!(
+        required_failures.is_empty(),
+        "{} required evals failed",
+        required_failures.len()
+    );
+}

@@ -1,0 +1,547 @@
+//! [`Tsdb`]: the head with its write-ahead log and snapshots in a data directory.
+//!
+//! `open` replays, then starts a fresh WAL segment; appenders log every commit before applying
+//! it; [`Tsdb::maintain`] (called every minute by the binary) applies retention and writes a
+//! checkpoint snapshot when the log has grown; [`Tsdb::close`] writes the shutdown snapshot so
+//! the next start replays nothing.
+
+use crate::block::writer::{is_block_dir, write_block};
+use crate::block::{Block, Compaction};
+use crate::error::{TsdbError, io_err};
+use crate::head::{Head, HeadOptions, snapshot};
+use crate::merge::MergeQuerier;
+use crate::replay::{self, ReplayReport};
+use crate::wal::{self, FsyncPolicy, Wal};
+use parking_lot::RwLock;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+use vigil_model::{Appendable, Appender, Querier, Queryable, StorageError, Timestamp};
+
+#[derive(Debug, Clone)]
+pub struct TsdbOptions {
+    /// `--storage.tsdb.retention.time` in ms; 0 keeps everything.
+    pub retention_ms: i64,
+    /// `--storage.tsdb.retention.size` in bytes; 0: no limit.
+    pub retention_bytes: u64,
+    /// `storage.tsdb.out_of_order_time_window` in ms; 0 refuses out-of-order samples.
+    pub out_of_order_time_window_ms: i64,
+    /// `--storage.tsdb.max-series`; 0: no limit.
+    pub max_series: usize,
+    pub wal_fsync: FsyncPolicy,
+    /// Write a head snapshot at `close` (near-instant restarts).
+    pub snapshot_on_shutdown: bool,
+    /// Write a checkpoint snapshot once this many WAL segments were written since the last.
+    pub checkpoint_after_segments: u32,
+    /// The range of blocks cut from the head (2 h); compactions make multiples of it.
+    pub block_range_ms: i64,
+}
+
+impl Default for TsdbOptions {
+    fn default() -> Self {
+        TsdbOptions {
+            retention_ms: 15 * 24 * 3600 * 1000,
+            retention_bytes: 0,
+            out_of_order_time_window_ms: 0,
+            max_series: 0,
+            wal_fsync: FsyncPolicy::Never,
+            snapshot_on_shutdown: true,
+            checkpoint_after_segments: 3,
+            block_range_ms: 2 * 3600 * 1000,
+        }
+    }
+}
+
+/// Counters beyond the head's, exported under Prometheus' names.
+#[derive(Debug, Default)]
+pub struct TsdbStats {
+    /// `prometheus_tsdb_wal_corruptions_total` (snapshot corruptions included).
+    pub wal_corruptions: AtomicU64,
+    /// `prometheus_tsdb_data_replay_duration_seconds`, in ms.
+    pub replay_duration_ms: AtomicU64,
+    /// `prometheus_tsdb_checkpoint_creations_total`.
+    pub checkpoints: AtomicU64,
+    pub checkpoint_failures: AtomicU64,
+    /// Samples replayed at open.
+    pub replayed_samples: AtomicU64,
+    /// `prometheus_tsdb_compactions_total`: blocks written from the head or from blocks.
+    pub compactions: AtomicU64,
+    pub compactions_failed: AtomicU64,
+    /// `prometheus_tsdb_time_retentions_total`, `prometheus_tsdb_size_retentions_total`.
+    pub time_retentions: AtomicU64,
+    pub size_retentions: AtomicU64,
+    /// Blocks that failed to load and are skipped.
+    pub block_corruptions: AtomicU64,
+}
+
+pub struct Tsdb {
+    dir: PathBuf,
+    head: Head,
+    opts: TsdbOptions,
+    stats: TsdbStats,
+    /// Serialises checkpoints and close.
+    maint: parking_lot::Mutex<()>,
+    /// The WAL segment the current snapshot starts (0 without one).
+    snapshot_segment: AtomicU64,
+    /// Loaded blocks, sorted by min time.
+    blocks: RwLock<Vec<Arc<Block>>>,
+}
+
+impl Tsdb {
+    /// Opens (creating if needed) the data directory `dir`, replaying what is there.
+    pub fn open(dir: &Path, opts: TsdbOptions) -> Result<Tsdb, TsdbError> {
+        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        let head = Head::new(HeadOptions {
+            retention_ms: opts.retention_ms,
+            out_of_order_time_window_ms: opts.out_of_order_time_window_ms,
+            max_series: opts.max_series,
+        });
+        let stats = TsdbStats::default();
+        let blocks = load_blocks(dir, &[], &stats)?;
+        if let Some(maxt) = blocks.iter().map(|b| b.meta().max_time).max() {
+            // What blocks hold is not the head's any more; replay skips it.
+            head.set_min_valid_time(maxt);
+        }
+        let start = Instant::now();
+        let rep: ReplayReport = replay::replay(&head, dir)?;
+        let took = start.elapsed();
+        stats
+            .wal_corruptions
+            .store(rep.corruptions, Ordering::Relaxed);
+        stats
+            .replay_duration_ms
+            .store(took.as_millis() as u64, Ordering::Relaxed);
+        stats.replayed_samples.store(rep.samples, Ordering::Relaxed);
+        tracing::info!(
+            duration = ?took,
+            series = head.num_series(),
+            snapshot_series = rep.snapshot_series,
+            wal_segments = rep.segments,
+            wal_samples = rep.samples,
+            corruptions = rep.corruptions,
+            "TSDB started"
+        );
+        let snapshot_segment = snapshot::list_snapshots(dir)?.first().copied().unwrap_or(0);
+        let wal = Wal::create(&dir.join("wal"), rep.next_segment, opts.wal_fsync)?;
+        head.commit.lock().wal = Some(wal);
+        // Retention may have advanced while we were down.
+        head.truncate_old();
+        Ok(Tsdb {
+            dir: dir.to_path_buf(),
+            head,
+            opts,
+            stats,
+            maint: parking_lot::Mutex::new(()),
+            snapshot_segment: AtomicU64::new(snapshot_segment as u64),
+            blocks: RwLock::new(blocks),
+        })
+    }
+
+    /// The loaded blocks, oldest first.
+    pub fn blocks(&self) -> Vec<Arc<Block>> {
+        self.blocks.read().clone()
+    }
+
+    /// Bytes of all loaded blocks (`prometheus_tsdb_storage_blocks_bytes`).
+    pub fn blocks_bytes(&self) -> u64 {
+        self.blocks.read().iter().map(|b| b.size()).sum()
+    }
+
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
+    pub fn stats(&self) -> &TsdbStats {
+        &self.stats
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn options(&self) -> &TsdbOptions {
+        &self.opts
+    }
+
+    /// How long the last open spent replaying.
+    pub fn replay_duration(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.stats.replay_duration_ms.load(Ordering::Relaxed))
+    }
+
+    /// Bytes of the data directory (WAL and snapshots).
+    pub fn disk_bytes(&self) -> u64 {
+        fn walk(p: &Path) -> u64 {
+            let Ok(rd) = std::fs::read_dir(p) else {
+                return 0;
+            };
+            rd.flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => walk(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        }
+        walk(&self.dir)
+    }
+
+    /// Periodic upkeep: picks up blocks written by `tsdb import`, cuts the head into blocks,
+    /// compacts blocks, applies retention, and writes a checkpoint when the WAL has grown.
+    pub fn maintain(&self) -> Result<(), TsdbError> {
+        self.reload_blocks()?;
+        let cut = self.compact_head()?;
+        self.compact_blocks()?;
+        self.apply_retention()?;
+        self.head.truncate_old();
+        if cut {
+            return self.checkpoint();
+        }
+        let current = self
+            .head
+            .commit
+            .lock()
+            .wal
+            .as_ref()
+            .map_or(0, |w| w.segment());
+        let since = current as u64
+            - self
+                .snapshot_segment
+                .load(Ordering::Relaxed)
+                .min(current as u64);
+        if since >= self.opts.checkpoint_after_segments as u64 {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Writes a snapshot of the head and deletes the WAL segments and snapshots it replaces.
+    pub fn checkpoint(&self) -> Result<(), TsdbError> {
+        let _m = self.maint.lock();
+        let start = Instant::now();
+        let res = self.checkpoint_locked();
+        match &res {
+            Ok(size) => {
+                self.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(duration = ?start.elapsed(), bytes = size, "Wrote head snapshot");
+            }
+            Err(e) => {
+                self.stats
+                    .checkpoint_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!("Head snapshot failed: {e}");
+            }
+        }
+        res.map(|_| ())
+    }
+
+    /// Loads block directories that appeared since open (an import into a running vigil).
+    pub fn reload_blocks(&self) -> Result<usize, TsdbError> {
+        let known: Vec<PathBuf> = self
+            .blocks
+            .read()
+            .iter()
+            .map(|b| b.dir().to_path_buf())
+            .collect();
+        let new = load_blocks(&self.dir, &known, &self.stats)?;
+        let n = new.len();
+        if n > 0 {
+            for b in &new {
+                tracing::info!(block = %b.meta().ulid, "Loaded new block");
+            }
+            let mut blocks = self.blocks.write();
+            blocks.extend(new);
+            blocks.sort_by_key(|b| b.meta().min_time);
+        }
+        Ok(n)
+    }
+
+    /// Cuts the oldest block range out of the head while the head spans more than 1.5 ranges.
+    /// Returns whether a block was written.
+    fn compact_head(&self) -> Result<bool, TsdbError> {
+        let _m = self.maint.lock();
+        let range = self.opts.block_range_ms.max(1);
+        let mut cut = false;
+        while let (Some(min), Some(max)) = (self.head.min_time(), self.head.max_time()) {
+            if max.saturating_sub(min) <= range / 2 * 3 {
+                break;
+            }
+            let mint = min.div_euclid(range) * range;
+            let maxt = mint + range;
+            let start = Instant::now();
+            let q = self
+                .head
+                .querier(mint, maxt - 1)
+                .map_err(|e| TsdbError::Invalid(e.to_string()))?;
+            let written = write_block(
+                &self.dir,
+                q.as_ref(),
+                mint,
+                maxt,
+                Compaction {
+                    level: 1,
+                    sources: Vec::new(),
+                },
+            );
+            drop(q);
+            match written {
+                Ok(Some((meta, dir))) => {
+                    let b = Arc::new(Block::open(&dir)?);
+                    let mut blocks = self.blocks.write();
+                    blocks.push(b);
+                    blocks.sort_by_key(|b| b.meta().min_time);
+                    drop(blocks);
+                    tracing::info!(
+                        block = %meta.ulid,
+                        mint, maxt,
+                        series = meta.stats.num_series,
+                        samples = meta.stats.num_samples,
+                        duration = ?start.elapsed(),
+                        "Wrote block from the head"
+                    );
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.stats
+                        .compactions_failed
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+            self.stats.compactions.fetch_add(1, Ordering::Relaxed);
+            self.head.truncate_before(maxt);
+            // Jump over empty ranges straight to the oldest sample left.
+            self.head.recompute_min_time();
+            cut = true;
+        }
+        Ok(cut)
+    }
+
+    /// Merges blocks that together fill a larger aligned window (3, 9, 27… ranges) once the
+    /// head has moved past that window.
+    fn compact_blocks(&self) -> Result<(), TsdbError> {
+        let _m = self.maint.lock();
+        let base = self.opts.block_range_ms.max(1);
+        let cap = if self.opts.retention_ms > 0 {
+            (self.opts.retention_ms / 10).min(31 * 24 * 3600 * 1000)
+        } else {
+            31 * 24 * 3600 * 1000
+        };
+        let head_min = self.head.min_valid_time();
+        let mut window = base * 3;
+        while window <= cap.max(base * 3) {
+            let blocks = self.blocks();
+            let mut groups: std::collections::BTreeMap<i64, Vec<Arc<Block>>> = Default::default();
+            for b in blocks {
+                let w = b.meta().min_time.div_euclid(window);
+                if b.meta().max_time <= (w + 1) * window {
+                    groups.entry(w).or_default().push(b);
+                }
+            }
+            for (w, group) in groups {
+                let end = (w + 1) * window;
+                if group.len() < 2 || end > head_min {
+                    continue;
+                }
+                self.merge_blocks(&group)?;
+            }
+            window *= 3;
+        }
+        Ok(())
+    }
+
+    fn merge_blocks(&self, group: &[Arc<Block>]) -> Result<(), TsdbError> {
+        let mint = group.iter().map(|b| b.meta().min_time).min().unwrap_or(0);
+        let maxt = group.iter().map(|b| b.meta().max_time).max().unwrap_or(0);
+        let level = group
+            .iter()
+            .map(|b| b.meta().compaction.level)
+            .max()
+            .unwrap_or(1)
+            + 1;
+        let sources = group.iter().map(|b| b.meta().ulid.clone()).collect();
+        let start = Instant::now();
+        let q = MergeQuerier {
+            queriers: group
+                .iter()
+                .map(|b| Box::new(b.querier(mint, maxt - 1)) as Box<dyn Querier>)
+                .collect(),
+        };
+        let written = write_block(&self.dir, &q, mint, maxt, Compaction { level, sources });
+        let (meta, dir) = match written {
+            Ok(Some(x)) => x,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                self.stats
+                    .compactions_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
+        let b = Arc::new(Block::open(&dir)?);
+        {
+            let mut blocks = self.blocks.write();
+            blocks.retain(|x| !group.iter().any(|g| Arc::ptr_eq(g, x)));
+            blocks.push(b);
+            blocks.sort_by_key(|b| b.meta().min_time);
+        }
+        for g in group {
+            let _ = std::fs::remove_dir_all(g.dir());
+        }
+        self.stats.compactions.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(block = %meta.ulid, level, sources = group.len(), duration = ?start.elapsed(), "Compacted blocks");
+        Ok(())
+    }
+
+    /// Deletes blocks past the retention time, then the oldest blocks while the data
+    /// directory exceeds the retention size.
+    fn apply_retention(&self) -> Result<(), TsdbError> {
+        let _m = self.maint.lock();
+        let newest = self
+            .head
+            .max_time()
+            .into_iter()
+            .chain(self.blocks.read().iter().map(|b| b.meta().max_time - 1))
+            .max();
+        let mut doomed: Vec<Arc<Block>> = Vec::new();
+        if let (Some(newest), true) = (newest, self.opts.retention_ms > 0) {
+            let cutoff = newest.saturating_sub(self.opts.retention_ms);
+            for b in self.blocks.read().iter() {
+                if b.meta().max_time <= cutoff {
+                    doomed.push(b.clone());
+                    self.stats.time_retentions.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        if self.opts.retention_bytes > 0 {
+            let blocks = self.blocks();
+            let mut total = self.disk_bytes();
+            for b in &blocks {
+                if total <= self.opts.retention_bytes {
+                    break;
+                }
+                if !doomed.iter().any(|d| Arc::ptr_eq(d, b)) {
+                    doomed.push(b.clone());
+                    self.stats.size_retentions.fetch_add(1, Ordering::Relaxed);
+                }
+                total = total.saturating_sub(b.size());
+            }
+        }
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        self.blocks
+            .write()
+            .retain(|x| !doomed.iter().any(|d| Arc::ptr_eq(d, x)));
+        for b in doomed {
+            tracing::info!(block = %b.meta().ulid, "Deleting block (retention)");
+            std::fs::remove_dir_all(b.dir()).map_err(|e| io_err(b.dir(), e))?;
+        }
+        Ok(())
+    }
+
+    fn checkpoint_locked(&self) -> Result<u64, TsdbError> {
+        if self.head.commit.lock().closed {
+            return Err(TsdbError::Invalid("the TSDB is closed".into()));
+        }
+        let cap = self.head.capture()?;
+        let size = snapshot::write(&self.dir, &cap)?;
+        self.snapshot_segment
+            .store(cap.segment as u64, Ordering::Relaxed);
+        // The new snapshot replaces every older segment and snapshot.
+        let wal_dir = self.dir.join("wal");
+        for s in wal::list_segments(&wal_dir)? {
+            if s < cap.segment {
+                let p = wal_dir.join(wal::segment_name(s));
+                std::fs::remove_file(&p).map_err(|e| io_err(&p, e))?;
+            }
+        }
+        for s in snapshot::list_snapshots(&self.dir)? {
+            if s != cap.segment {
+                let p = snapshot::snapshot_path(&self.dir, s);
+                std::fs::remove_file(&p).map_err(|e| io_err(&p, e))?;
+            }
+        }
+        wal::sync_dir(&wal_dir);
+        wal::sync_dir(&self.dir);
+        Ok(size)
+    }
+
+    /// Clean shutdown: snapshot (when enabled), fsync and close the WAL. Later commits fail
+    /// with [`StorageError::Closed`]; reads keep working.
+    pub fn close(&self) -> Result<(), TsdbError> {
+        if self.opts.snapshot_on_shutdown {
+            self.checkpoint()?;
+        }
+        let _m = self.maint.lock();
+        let mut c = self.head.commit.lock();
+        c.closed = true;
+        if let Some(mut w) = c.wal.take() {
+            w.sync()?;
+        }
+        Ok(())
+    }
+}
+
+impl Appendable for Tsdb {
+    fn appender(&self) -> Box<dyn Appender + '_> {
+        self.head.appender()
+    }
+}
+
+impl Queryable for Tsdb {
+    fn querier(
+        &self,
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Result<Box<dyn Querier + '_>, StorageError> {
+        let mut queriers: Vec<Box<dyn Querier + '_>> = self
+            .blocks
+            .read()
+            .iter()
+            .filter(|b| b.meta().max_time > mint && b.meta().min_time <= maxt)
+            .map(|b| Box::new(b.querier(mint, maxt)) as Box<dyn Querier>)
+            .collect();
+        queriers.push(self.head.querier(mint, maxt)?);
+        Ok(Box::new(MergeQuerier { queriers }))
+    }
+}
+
+/// Opens the block directories of `dir` not in `known`; deletes leftover temporary ones. A
+/// block that fails to open is skipped with a warning (and counted), never fatal.
+fn load_blocks(
+    dir: &Path,
+    known: &[PathBuf],
+    stats: &TsdbStats,
+) -> Result<Vec<Arc<Block>>, TsdbError> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(|e| io_err(dir, e))? {
+        let e = e.map_err(|e| io_err(dir, e))?;
+        let path = e.path();
+        let Some(name) = e.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            continue;
+        }
+        if let Some(stem) = name.strip_suffix(".tmp") {
+            if is_block_dir(stem) {
+                tracing::info!(dir = %path.display(), "Removing a half-written block");
+                let _ = std::fs::remove_dir_all(&path);
+            }
+            continue;
+        }
+        if !is_block_dir(&name) || known.contains(&path) {
+            continue;
+        }
+        match Block::open(&path) {
+            Ok(b) => out.push(Arc::new(b)),
+            Err(e) => {
+                stats.block_corruptions.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("Skipping unreadable block: {e}");
+            }
+        }
+    }
+    out.sort_by_key(|b| b.meta().min_time);
+    Ok(out)
+}

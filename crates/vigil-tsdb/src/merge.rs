@@ -1,0 +1,162 @@
+//! A querier over several queriers (blocks, oldest first, then the head): series with equal
+//! label sets are merged into one, and samples at the same timestamp are kept once.
+//!
+//! Each source already yields series sorted by labels, so the merge is a streaming k-way merge
+//! over the sources' next series and, within a series, over their next samples. Overlaps are
+//! normal (a head cut into a block is visible in both for a moment; an import may overlap
+//! existing blocks); the first source's value wins for a duplicated timestamp.
+
+use std::collections::BTreeSet;
+use std::iter::Peekable;
+use vigil_model::{Matcher, Querier, Sample, SelectHints, Series, SeriesSet, StorageError};
+
+pub struct MergeQuerier<'a> {
+    pub queriers: Vec<Box<dyn Querier + 'a>>,
+}
+
+impl Querier for MergeQuerier<'_> {
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        hints: &SelectHints,
+    ) -> Result<SeriesSet<'_>, StorageError> {
+        if self.queriers.len() == 1 {
+            return self.queriers[0].select(matchers, hints);
+        }
+        let mut sets = Vec::with_capacity(self.queriers.len());
+        for q in &self.queriers {
+            sets.push(q.select(matchers, hints)?.peekable());
+        }
+        Ok(Box::new(MergeSeries { sets }))
+    }
+
+    fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
+        let mut out = BTreeSet::new();
+        for q in &self.queriers {
+            out.extend(q.label_names(matchers)?);
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
+        let mut out = BTreeSet::new();
+        for q in &self.queriers {
+            out.extend(q.label_values(name, matchers)?);
+        }
+        Ok(out.into_iter().collect())
+    }
+}
+
+struct MergeSeries<'a> {
+    sets: Vec<Peekable<SeriesSet<'a>>>,
+}
+
+impl<'a> Iterator for MergeSeries<'a> {
+    type Item = Series<'a>;
+
+    fn next(&mut self) -> Option<Series<'a>> {
+        let mut best: Option<(usize, &vigil_model::Labels)> = None;
+        for (i, set) in self.sets.iter_mut().enumerate() {
+            if let Some(s) = set.peek()
+                && best.is_none_or(|(_, b)| s.labels < *b)
+            {
+                best = Some((i, &s.labels));
+            }
+        }
+        let min = best.map(|b| b.0);
+        let first = self.sets[min?].next()?;
+        let mut parts = vec![first.samples.peekable()];
+        for i in 0..self.sets.len() {
+            while self.sets[i]
+                .peek()
+                .is_some_and(|s| s.labels == first.labels)
+            {
+                if let Some(s) = self.sets[i].next() {
+                    parts.push(s.samples.peekable());
+                }
+            }
+        }
+        let samples: Box<dyn Iterator<Item = Sample> + 'a> = if parts.len() == 1 {
+            Box::new(parts.pop()?)
+        } else {
+            Box::new(MergeSamples { parts })
+        };
+        Some(Series {
+            labels: first.labels,
+            samples,
+        })
+    }
+}
+
+struct MergeSamples<'a> {
+    parts: Vec<Peekable<Box<dyn Iterator<Item = Sample> + 'a>>>,
+}
+
+impl Iterator for MergeSamples<'_> {
+    type Item = Sample;
+
+    fn next(&mut self) -> Option<Sample> {
+        let t = self
+            .parts
+            .iter_mut()
+            .filter_map(|p| p.peek().map(|s| s.t))
+            .min()?;
+        let mut out = None;
+        for p in &mut self.parts {
+            if p.peek().is_some_and(|s| s.t == t) {
+                let s = p.next();
+                out = out.or(s);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Head, HeadOptions};
+    use vigil_model::{Appendable, Labels, Queryable};
+
+    fn head_with(samples: &[(&str, i64, f64)]) -> Head {
+        let h = Head::new(HeadOptions::default());
+        let mut a = h.appender();
+        for &(name, t, v) in samples {
+            a.append(None, &Labels::from_pairs([("__name__", name)]), t, v)
+                .unwrap();
+        }
+        a.commit().unwrap();
+        h
+    }
+
+    #[test]
+    fn merges_series_and_dedups_samples() {
+        let a = head_with(&[("x", 1, 1.0), ("x", 2, 2.0), ("z", 1, 9.0)]);
+        let b = head_with(&[("x", 2, 20.0), ("x", 3, 3.0), ("y", 5, 5.0)]);
+        let m = MergeQuerier {
+            queriers: vec![a.querier(0, 10).unwrap(), b.querier(0, 10).unwrap()],
+        };
+        let got: Vec<(String, Vec<(i64, f64)>)> = m
+            .select(
+                &[Matcher::regex("__name__", ".+").unwrap()],
+                &SelectHints { start: 0, end: 10 },
+            )
+            .unwrap()
+            .map(|s| {
+                (
+                    s.labels.metric_name().unwrap().to_string(),
+                    s.samples.map(|x| (x.t, x.v)).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("x".to_string(), vec![(1, 1.0), (2, 2.0), (3, 3.0)]),
+                ("y".to_string(), vec![(5, 5.0)]),
+                ("z".to_string(), vec![(1, 9.0)]),
+            ]
+        );
+        assert_eq!(m.label_values("__name__", &[]).unwrap(), ["x", "y", "z"]);
+    }
+}

@@ -1,0 +1,184 @@
+//! Rebuilding the head at open: newest good snapshot, then the WAL segments after it.
+//!
+//! Nothing here refuses to start. A bad snapshot is skipped for an older one (or none); a torn
+//! or corrupted WAL record ends replay there: the segment is truncated at the last good record
+//! and later segments are removed, with a warning and a corruption count. Decoding runs on a
+//! reader thread that hands decoded segments to the applying thread, so reading and decoding
+//! overlap with applying on the two cores we have.
+
+use crate::error::TsdbError;
+use crate::head::Head;
+use crate::head::snapshot;
+use crate::wal::{self, record};
+use ahash::AHashMap;
+use std::path::Path;
+use std::time::Instant;
+use vigil_model::{Labels, SeriesRef};
+
+/// What replay found.
+#[derive(Debug, Default)]
+pub struct ReplayReport {
+    /// The first WAL segment number free for writing.
+    pub next_segment: u32,
+    pub snapshot_series: usize,
+    pub segments: usize,
+    pub series_records: u64,
+    pub samples: u64,
+    /// Samples whose series was unknown (its record lost to corruption).
+    pub unknown_refs: u64,
+    pub corruptions: u64,
+}
+
+/// Loads the newest usable snapshot; returns the WAL segment it starts.
+fn load_snapshot(
+    head: &Head,
+    dir: &Path,
+    rep: &mut ReplayReport,
+) -> Result<Option<u32>, TsdbError> {
+    for seg in snapshot::list_snapshots(dir)? {
+        let path = snapshot::snapshot_path(dir, seg);
+        let start = Instant::now();
+        match snapshot::load(head, &path) {
+            Ok(n) => {
+                tracing::info!(
+                    path = %path.display(),
+                    series = n,
+                    duration = ?start.elapsed(),
+                    "Loaded head snapshot"
+                );
+                rep.snapshot_series = n;
+                return Ok(Some(seg));
+            }
+            Err(e) => {
+                rep.corruptions += 1;
+                tracing::warn!("Ignoring unusable head snapshot: {e}");
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Replays `dir` into `head` (which must be empty).
+pub fn replay(head: &Head, dir: &Path) -> Result<ReplayReport, TsdbError> {
+    let mut rep = ReplayReport::default();
+    head.set_replaying(true);
+    let res = replay_inner(head, dir, &mut rep);
+    head.set_replaying(false);
+    res.map(|()| rep)
+}
+
+fn replay_inner(head: &Head, dir: &Path, rep: &mut ReplayReport) -> Result<(), TsdbError> {
+    let from = load_snapshot(head, dir, rep)?;
+    let wal_dir = dir.join("wal");
+    let all = wal::list_segments(&wal_dir)?;
+    let todo: Vec<u32> = all
+        .iter()
+        .copied()
+        .filter(|&s| from.is_none_or(|f| s >= f))
+        .collect();
+    rep.next_segment = all
+        .last()
+        .map_or(from.unwrap_or(0), |l| l + 1)
+        .max(from.unwrap_or(0));
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let last = *todo.last().unwrap_or(&0);
+    tracing::info!(
+        segments = todo.len(),
+        first = todo[0],
+        last,
+        "Replaying WAL"
+    );
+    // Series whose record names labels that already have another ref (a series removed and
+    // re-created before the last checkpoint): later samples follow the alias.
+    let mut alias: AHashMap<SeriesRef, SeriesRef> = AHashMap::new();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<wal::Segment, TsdbError>>(1);
+    std::thread::scope(|scope| {
+        let reader_dir = wal_dir.clone();
+        let reader_todo = todo.clone();
+        scope.spawn(move || {
+            for n in reader_todo {
+                if tx.send(wal::read_segment(&reader_dir, n)).is_err() {
+                    return;
+                }
+            }
+        });
+        for seg in rx {
+            let seg = seg?;
+            let started = Instant::now();
+            let mut recs = record::Records::new(&seg.bytes, record::wal_type);
+            let mut malformed = false;
+            let mut scratch = Vec::new();
+            for (kind, payload) in recs.by_ref() {
+                let ok = match kind {
+                    record::SERIES => record::decode_series(payload, &mut scratch, |r, ls| {
+                        rep.series_records += 1;
+                        let labels = Labels::from_pairs(ls.iter().copied());
+                        if let Ok((s, _)) = head.get_or_create(&labels, Some(r)) {
+                            s.logged.store(true, std::sync::atomic::Ordering::Relaxed);
+                            if s.r != r {
+                                alias.insert(r, s.r);
+                            }
+                        }
+                    }),
+                    record::SAMPLES => {
+                        let mut cached: Option<(SeriesRef, std::sync::Arc<_>)> = None;
+                        record::decode_samples(payload, |r, t, v| {
+                            let r = alias.get(&r).copied().unwrap_or(r);
+                            if cached.as_ref().is_none_or(|c| c.0 != r) {
+                                cached = head.series(r).map(|s| (r, s));
+                            }
+                            match &cached {
+                                Some((_, s)) => {
+                                    head.apply(s, t, v);
+                                    rep.samples += 1;
+                                }
+                                None => rep.unknown_refs += 1,
+                            }
+                        })
+                    }
+                    record::TOMBSTONES => record::decode_tombstones(payload, |_, _, _| {}),
+                    _ => Some(()),
+                };
+                if ok.is_none() {
+                    // A record with a good checksum but a bad body: written by a bug, not a
+                    // crash. Skip it and keep going.
+                    malformed = true;
+                }
+            }
+            if malformed {
+                rep.corruptions += 1;
+                tracing::warn!(segment = seg.number, "Skipped malformed WAL record(s)");
+            }
+            rep.segments += 1;
+            if let Some(torn) = &recs.torn {
+                rep.corruptions += 1;
+                let good = recs.good_len();
+                tracing::warn!(
+                    segment = seg.number,
+                    offset = good,
+                    reason = %torn,
+                    "WAL corruption: truncating the segment at the last good record and dropping later segments"
+                );
+                wal::repair(&wal_dir, seg.number, good, &all)?;
+                rep.next_segment = seg.number + 1;
+                return Ok(());
+            }
+            tracing::info!(
+                segment = seg.number,
+                max_segment = last,
+                duration = ?started.elapsed(),
+                "WAL segment loaded"
+            );
+        }
+        Ok(())
+    })?;
+    if rep.unknown_refs > 0 {
+        tracing::warn!(
+            samples = rep.unknown_refs,
+            "WAL samples for unknown series were skipped"
+        );
+    }
+    Ok(())
+}

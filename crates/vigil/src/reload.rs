@@ -1,0 +1,102 @@
+//! Config loading and reloading (SIGHUP, `POST /-/reload`): a bad new config is refused,
+//! logged and counted, and the old one keeps running.
+
+use anyhow::{Context, Result};
+use parking_lot::RwLock;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use vigil_config::Config;
+use vigil_scrape::ScrapeManager;
+
+/// Loads the config file, or the embedded default when none was given; logs its warnings.
+pub fn load_config(path: Option<&Path>) -> Result<Config> {
+    let loaded = match path {
+        Some(p) => vigil_config::load_file(p).with_context(|| {
+            format!(
+                "couldn't load configuration (--config.file={})",
+                p.display()
+            )
+        })?,
+        None => vigil_config::load_str(
+            vigil_config::DEFAULT_CONFIG,
+            Path::new("<embedded default config>"),
+        )
+        .context("the embedded default config is invalid (a bug in vigil)")?,
+    };
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(loaded.config)
+}
+
+pub struct Reloader {
+    path: Option<PathBuf>,
+    scrape: Arc<ScrapeManager>,
+    current: RwLock<Arc<Config>>,
+    last_ok: AtomicBool,
+    last_success_s: AtomicU64,
+    /// Serialises reloads from the signal handler and the HTTP endpoint.
+    busy: parking_lot::Mutex<()>,
+}
+
+impl Reloader {
+    /// Applies the initial config.
+    pub fn start(path: Option<PathBuf>, scrape: Arc<ScrapeManager>, config: Config) -> Self {
+        scrape.apply(&config);
+        Reloader {
+            path,
+            scrape,
+            current: RwLock::new(Arc::new(config)),
+            last_ok: AtomicBool::new(true),
+            last_success_s: AtomicU64::new(now_s()),
+            busy: parking_lot::Mutex::new(()),
+        }
+    }
+
+    pub fn current(&self) -> Arc<Config> {
+        self.current.read().clone()
+    }
+
+    /// Re-reads the config file and applies it; on error the old config stays.
+    pub fn reload(&self) -> Result<(), String> {
+        let _guard = self.busy.lock();
+        tracing::info!("Loading configuration file");
+        match load_config(self.path.as_deref()) {
+            Ok(cfg) => {
+                self.scrape.apply(&cfg);
+                *self.current.write() = Arc::new(cfg);
+                self.last_ok.store(true, Ordering::Relaxed);
+                self.last_success_s.store(now_s(), Ordering::Relaxed);
+                tracing::info!("Completed loading of configuration file");
+                Ok(())
+            }
+            Err(e) => {
+                self.last_ok.store(false, Ordering::Relaxed);
+                tracing::error!("Error reloading config, keeping the previous one: {e:#}");
+                Err(format!("{e:#}"))
+            }
+        }
+    }
+
+    /// `prometheus_config_last_reload_*` in the text format.
+    pub fn render_metrics(&self) -> String {
+        format!(
+            "# HELP prometheus_config_last_reload_successful Whether the last configuration reload attempt was successful.\n\
+             # TYPE prometheus_config_last_reload_successful gauge\n\
+             prometheus_config_last_reload_successful {}\n\
+             # HELP prometheus_config_last_reload_success_timestamp_seconds Timestamp of the last successful configuration reload.\n\
+             # TYPE prometheus_config_last_reload_success_timestamp_seconds gauge\n\
+             prometheus_config_last_reload_success_timestamp_seconds {}\n",
+            u8::from(self.last_ok.load(Ordering::Relaxed)),
+            self.last_success_s.load(Ordering::Relaxed)
+        )
+    }
+}
+
+fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
