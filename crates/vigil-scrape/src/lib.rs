@@ -13,7 +13,7 @@ mod manager;
 mod scrape_loop;
 mod target;
 
-pub use client::ClientError;
+pub use client::{ClientError, build as build_http_client};
 pub use discovery::SourcedGroup;
 pub use manager::{DroppedTarget, MetricMeta, ScrapeManager, TargetHealth, TargetStatus};
 pub use target::{Target, targets_from_groups};

@@ -108,6 +108,11 @@ pub fn vigil_bin() -> &'static str {
 
 /// Starts vigil on a loopback port with `config`; waits until `/-/ready` answers.
 pub fn start_vigil(config: &str) -> (Proc, u16, PathBuf) {
+    start_vigil_with(config, &[])
+}
+
+/// As [`start_vigil`], with extra command-line flags.
+pub fn start_vigil_with(config: &str, extra: &[&str]) -> (Proc, u16, PathBuf) {
     let dir = tempdir("vigil");
     let cfg = dir.join("prometheus.yml");
     std::fs::write(&cfg, config).unwrap();
@@ -120,6 +125,7 @@ pub fn start_vigil(config: &str) -> (Proc, u16, PathBuf) {
             dir.join("data").display()
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -182,4 +188,13 @@ pub fn enc(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// POSTs an empty body; returns the status and body text.
+pub fn http_post(url: &str) -> (u16, String) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let r = client.post(url).send().unwrap();
+    let status = r.status().as_u16();
+    (status, r.text().unwrap_or_default())
 }
