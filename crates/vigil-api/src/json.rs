@@ -1,7 +1,7 @@
 //! Prometheus' API JSON, byte for byte where clients care.
 
 use vigil_model::Labels;
-use vigil_promql::Value;
+use vigil_promql::{QueryOutput, Value};
 
 /// Appends `s` as a JSON string literal.
 pub fn write_str(out: &mut String, s: &str) {
@@ -82,16 +82,56 @@ fn write_point(out: &mut String, t: i64, v: f64) {
 /// `{"status":"success","data":{"resultType":...,"result":...}}`
 pub fn success_value(v: &Value) -> String {
     let mut out = String::with_capacity(256);
-    out.push_str(r#"{"status":"success","data":{"resultType":""#);
+    out.push_str(r#"{"status":"success","data":"#);
+    write_value(&mut out, v);
+    out.push('}');
+    out
+}
+
+/// A query result with its annotations: `warnings` and `infos` appear only when not empty,
+/// as Prometheus' `omitempty` leaves them out.
+pub fn success_output(o: &QueryOutput) -> String {
+    let mut data = String::with_capacity(256);
+    write_value(&mut data, &o.value);
+    success_annotated(&data, &o.warnings, &o.infos)
+}
+
+/// `{"status":"success","data":<data>,"warnings":[..],"infos":[..]}` for rendered `data`.
+pub fn success_annotated(data: &str, warnings: &[String], infos: &[String]) -> String {
+    let mut out = String::with_capacity(data.len() + 64);
+    out.push_str(r#"{"status":"success","data":"#);
+    out.push_str(data);
+    for (key, list) in [("warnings", warnings), ("infos", infos)] {
+        if list.is_empty() {
+            continue;
+        }
+        out.push_str(",\"");
+        out.push_str(key);
+        out.push_str("\":[");
+        for (i, w) in list.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            write_str(&mut out, w);
+        }
+        out.push(']');
+    }
+    out.push('}');
+    out
+}
+
+/// `{"resultType":...,"result":...}`
+pub fn write_value(out: &mut String, v: &Value) {
+    out.push_str(r#"{"resultType":""#);
     out.push_str(v.type_name());
     out.push_str(r#"","result":"#);
     match v {
-        Value::Scalar { t, v } => write_point(&mut out, *t, *v),
+        Value::Scalar { t, v } => write_point(out, *t, *v),
         Value::String { t, v } => {
             out.push('[');
-            write_timestamp(&mut out, *t);
+            write_timestamp(out, *t);
             out.push(',');
-            write_str(&mut out, v);
+            write_str(out, v);
             out.push(']');
         }
         Value::Vector(vec) => {
@@ -101,9 +141,9 @@ pub fn success_value(v: &Value) -> String {
                     out.push(',');
                 }
                 out.push_str(r#"{"metric":"#);
-                write_labels(&mut out, &s.labels);
+                write_labels(out, &s.labels);
                 out.push_str(r#","value":"#);
-                write_point(&mut out, s.t, s.v);
+                write_point(out, s.t, s.v);
                 out.push('}');
             }
             out.push(']');
@@ -115,21 +155,20 @@ pub fn success_value(v: &Value) -> String {
                     out.push(',');
                 }
                 out.push_str(r#"{"metric":"#);
-                write_labels(&mut out, &s.labels);
+                write_labels(out, &s.labels);
                 out.push_str(r#","values":["#);
                 for (j, p) in s.samples.iter().enumerate() {
                     if j > 0 {
                         out.push(',');
                     }
-                    write_point(&mut out, p.t, p.v);
+                    write_point(out, p.t, p.v);
                 }
                 out.push_str("]}");
             }
             out.push(']');
         }
     }
-    out.push_str("}}");
-    out
+    out.push('}');
 }
 
 /// `{"status":"success","data":<data>}` for data already rendered as JSON.
@@ -147,9 +186,59 @@ pub fn error(error_type: &str, msg: &str) -> String {
     out
 }
 
+/// A float as Go's `strconv.FormatFloat(v, 'g', -1, 64)` writes it, the text exposition
+/// format's (federation): shortest round-trip digits, an exponent below 1e-4 and from 1e21.
+pub fn format_go_g(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+    }
+    // Rust's `{:e}` gives the shortest round-trip digits as d.ddde±x.
+    let e = format!("{v:e}");
+    let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..21).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mant}e{sign}{:02}", exp.abs())
+    } else {
+        format!("{v}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_g_format() {
+        for (v, s) in [
+            (1.0, "1"),
+            (0.5, "0.5"),
+            (1234567.0, "1234567"),
+            (1e21, "1e+21"),
+            (1.5e-7, "1.5e-07"),
+            (0.0001, "0.0001"),
+            (-2.0e100, "-2e+100"),
+            (f64::NAN, "NaN"),
+            (f64::NEG_INFINITY, "-Inf"),
+        ] {
+            assert_eq!(format_go_g(v), s, "{v}");
+        }
+    }
+
+    #[test]
+    fn annotations_only_when_present() {
+        assert_eq!(success_annotated("[]", &[], &[]), r#"{"status":"success","data":[]}"#);
+        assert_eq!(
+            success_annotated("[]", &["w".into()], &["i".into()]),
+            r#"{"status":"success","data":[],"warnings":["w"],"infos":["i"]}"#
+        );
+    }
 
     #[test]
     fn values_as_go_formats_them() {

@@ -5,14 +5,28 @@
 //! formatting, `"NaN"`, `"+Inf"`) is what Grafana and promtool parse, so it is pinned exactly,
 //! and large matrices are the API's hot path.
 
+mod admin;
+mod federate;
 mod handlers;
 pub mod json;
+mod lifecycle;
+mod metadata;
 pub mod params;
+mod query;
+mod rules;
+mod status;
+mod targets;
+pub mod web;
+
+pub use admin::{AdminError, TsdbAdmin};
+pub use handlers::{ApiError, rfc3339_millis};
+pub use metadata::unescape_name;
+pub use status::{HeadStats, PROMETHEUS_API_VERSION, TsdbStatus, WalReplay};
 
 use axum::Router;
 use axum::routing::{get, post};
 use std::sync::Arc;
-use vigil_model::Queryable;
+use vigil_model::{Labels, Queryable};
 use vigil_promql::Engine;
 use vigil_scrape::ScrapeManager;
 
@@ -26,6 +40,51 @@ pub struct ApiState {
     pub version: String,
     /// Reload and quit over HTTP; `None` unless `--web.enable-lifecycle`.
     pub lifecycle: Option<Lifecycle>,
+    /// Status pages, TSDB statistics and admin hooks; `ServerInfo::default()` for a bare server.
+    pub info: ServerInfo,
+    /// Rule groups and alerts for `/api/v1/rules` and `/api/v1/alerts`; `None` serves empty lists.
+    pub rules: Option<Arc<vigil_rules::RuleManager>>,
+}
+
+/// What the status, admin and federation endpoints know about the running server.
+pub struct ServerInfo {
+    /// Command-line flags by name (without `--`), for `/api/v1/status/flags`.
+    pub flags: Vec<(String, String)>,
+    /// The running configuration as YAML, secrets masked.
+    pub config_yaml: Box<dyn Fn() -> String + Send + Sync>,
+    /// Did the last config reload succeed, and when (unix seconds) was the last success.
+    pub reload_status: Box<dyn Fn() -> (bool, i64) + Send + Sync>,
+    /// `global.external_labels`, attached to federated series.
+    pub external_labels: Box<dyn Fn() -> Labels + Send + Sync>,
+    /// URLs of the Alertmanagers alerts are sent to.
+    pub alertmanagers: Box<dyn Fn() -> Vec<String> + Send + Sync>,
+    /// Head and WAL numbers of the storage engine.
+    pub tsdb: Option<Arc<dyn TsdbStatus>>,
+    /// Snapshot and deletion; `Some` only with `--web.enable-admin-api`.
+    pub admin: Option<Arc<dyn TsdbAdmin>>,
+    /// `--web.external-url`.
+    pub external_url: String,
+    /// Process start, ms.
+    pub start_time_ms: i64,
+    /// `--storage.tsdb.retention.time` as given.
+    pub storage_retention: String,
+}
+
+impl Default for ServerInfo {
+    fn default() -> Self {
+        ServerInfo {
+            flags: Vec::new(),
+            config_yaml: Box::new(String::new),
+            reload_status: Box::new(|| (true, 0)),
+            external_labels: Box::new(Labels::empty),
+            alertmanagers: Box::new(Vec::new),
+            tsdb: None,
+            admin: None,
+            external_url: String::new(),
+            start_time_ms: vigil_model::now_millis(),
+            storage_retention: String::new(),
+        }
+    }
 }
 
 /// The `/-/reload` and `/-/quit` hooks.
@@ -38,36 +97,52 @@ pub struct Lifecycle {
 
 /// The router with every endpoint vigil serves.
 pub fn router(state: Arc<ApiState>) -> Router {
+    // GET and form POST wherever Prometheus accepts both.
+    macro_rules! both {
+        ($h:expr) => {
+            get($h).post($h)
+        };
+    }
     Router::new()
-        .route("/api/v1/query", get(handlers::query).post(handlers::query))
+        .route("/api/v1/query", both!(query::query))
+        .route("/api/v1/query_range", both!(query::query_range))
+        .route("/api/v1/query_exemplars", both!(query::query_exemplars))
+        .route("/api/v1/format_query", both!(query::format_query))
+        .route("/api/v1/parse_query", both!(query::parse_query))
+        .route("/api/v1/series", both!(metadata::series))
+        .route("/api/v1/labels", both!(metadata::labels))
+        // Prometheus serves GET only; Grafana's suggestions path POSTs here.
+        .route("/api/v1/label/{name}/values", both!(metadata::label_values))
+        .route("/api/v1/targets", get(targets::targets))
+        .route("/api/v1/targets/metadata", get(targets::targets_metadata))
+        .route("/api/v1/metadata", get(targets::metadata))
+        .route("/api/v1/alertmanagers", get(status::alertmanagers))
+        .route("/api/v1/rules", get(rules::rules))
+        .route("/api/v1/alerts", get(rules::alerts))
+        .route("/api/v1/status/config", get(status::config))
+        .route("/api/v1/status/flags", get(status::flags))
+        .route("/api/v1/status/buildinfo", get(status::buildinfo))
+        .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
+        .route("/api/v1/status/tsdb", get(status::tsdb))
+        .route("/api/v1/status/walreplay", get(status::walreplay))
         .route(
-            "/api/v1/query_range",
-            get(handlers::query_range).post(handlers::query_range),
+            "/api/v1/admin/tsdb/snapshot",
+            post(admin::snapshot).put(admin::snapshot),
         )
         .route(
-            "/api/v1/series",
-            get(handlers::series).post(handlers::series),
+            "/api/v1/admin/tsdb/delete_series",
+            post(admin::delete_series).put(admin::delete_series),
         )
         .route(
-            "/api/v1/labels",
-            get(handlers::labels).post(handlers::labels),
+            "/api/v1/admin/tsdb/clean_tombstones",
+            post(admin::clean_tombstones).put(admin::clean_tombstones),
         )
-        .route("/api/v1/label/{name}/values", get(handlers::label_values))
-        .route("/api/v1/targets", get(handlers::targets))
-        .route("/api/v1/targets/metadata", get(handlers::targets_metadata))
-        .route("/api/v1/metadata", get(handlers::metadata))
-        .route("/api/v1/status/buildinfo", get(handlers::buildinfo))
-        .route(
-            "/-/healthy",
-            get(|| async { "Prometheus Server is Healthy.\n" }),
-        )
-        .route(
-            "/-/ready",
-            get(|| async { "Prometheus Server is Ready.\n" }),
-        )
+        .route("/federate", get(federate::federate))
+        .route("/-/healthy", get(lifecycle::healthy).head(lifecycle::healthy))
+        .route("/-/ready", get(lifecycle::ready).head(lifecycle::ready))
         .route("/metrics", get(handlers::metrics))
-        .route("/-/reload", post(handlers::reload).put(handlers::reload))
-        .route("/-/quit", post(handlers::quit).put(handlers::quit))
+        .route("/-/reload", post(lifecycle::reload).put(lifecycle::reload))
+        .route("/-/quit", post(lifecycle::quit).put(lifecycle::quit))
         .fallback(handlers::not_found)
         .with_state(state)
 }

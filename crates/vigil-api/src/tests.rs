@@ -27,6 +27,8 @@ fn app() -> Router {
         self_metrics: Box::new(|| "x 1\n".to_string()),
         version: "test".into(),
         lifecycle: None,
+        info: ServerInfo::default(),
+        rules: None,
     };
     router(Arc::new(state))
 }

@@ -169,21 +169,22 @@ impl Tsdb {
         std::time::Duration::from_millis(self.stats.replay_duration_ms.load(Ordering::Relaxed))
     }
 
-    /// Bytes of the data directory (WAL and snapshots).
+    /// Bytes the storage uses on disk: blocks, WAL segments and the head snapshot, as
+    /// `--storage.tsdb.retention.size` counts them (not admin snapshots or foreign files).
     pub fn disk_bytes(&self) -> u64 {
-        fn walk(p: &Path) -> u64 {
-            let Ok(rd) = std::fs::read_dir(p) else {
-                return 0;
-            };
-            rd.flatten()
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => walk(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        }
-        walk(&self.dir)
+        let file_len = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        let wal_dir = self.dir.join("wal");
+        let wal: u64 = wal::list_segments(&wal_dir)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| file_len(&wal_dir.join(wal::segment_name(s))))
+            .sum();
+        let snaps: u64 = snapshot::list_snapshots(&self.dir)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| file_len(&snapshot::snapshot_path(&self.dir, s)))
+            .sum();
+        self.blocks_bytes() + wal + snaps
     }
 
     /// Periodic upkeep: picks up blocks written by `tsdb import`, cuts the head into blocks,

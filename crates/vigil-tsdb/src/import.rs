@@ -173,3 +173,39 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// Measurements, run by hand: `VIGIL_OM_FILE=data.om cargo test -p vigil-tsdb --release
+/// measure_import -- --ignored --nocapture`.
+#[cfg(test)]
+mod measure {
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn measure_import() {
+        let Ok(file) = std::env::var("VIGIL_OM_FILE") else {
+            return;
+        };
+        let dir = std::env::temp_dir().join(format!("vigil-measure-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let start = std::time::Instant::now();
+        let rep =
+            import_openmetrics_file(Path::new(&file), &dir, 24 * 3600 * 1000, &mut |_, _, _| {})
+                .unwrap();
+        let bytes: u64 = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .flat_map(|b| std::fs::read_dir(b.path()).unwrap().flatten())
+            .map(|f| f.metadata().unwrap().len())
+            .sum();
+        println!(
+            "{} samples, {} series, {} blocks, {bytes} bytes: {:.3} bytes/sample, {:.1?}",
+            rep.samples,
+            rep.series,
+            rep.blocks.len(),
+            bytes as f64 / rep.samples as f64,
+            start.elapsed()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

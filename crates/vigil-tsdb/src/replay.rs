@@ -7,8 +7,8 @@
 //! overlap with applying on the two cores we have.
 
 use crate::error::TsdbError;
-use crate::head::Head;
 use crate::head::snapshot;
+use crate::head::{Head, Tally};
 use crate::wal::{self, record};
 use ahash::AHashMap;
 use std::path::Path;
@@ -124,19 +124,22 @@ fn replay_inner(head: &Head, dir: &Path, rep: &mut ReplayReport) -> Result<(), T
                     }),
                     record::SAMPLES => {
                         let mut cached: Option<(SeriesRef, std::sync::Arc<_>)> = None;
-                        record::decode_samples(payload, |r, t, v| {
+                        let mut tally = Tally::default();
+                        let ok = record::decode_samples(payload, |r, t, v| {
                             let r = alias.get(&r).copied().unwrap_or(r);
                             if cached.as_ref().is_none_or(|c| c.0 != r) {
                                 cached = head.series(r).map(|s| (r, s));
                             }
                             match &cached {
                                 Some((_, s)) => {
-                                    head.apply(s, t, v);
+                                    head.apply(s, t, v, &mut tally);
                                     rep.samples += 1;
                                 }
                                 None => rep.unknown_refs += 1,
                             }
-                        })
+                        });
+                        head.flush_tally(&mut tally);
+                        ok
                     }
                     record::TOMBSTONES => record::decode_tombstones(payload, |_, _, _| {}),
                     _ => Some(()),

@@ -30,3 +30,24 @@ pub fn check_config(files: &[PathBuf]) -> i32 {
     }
     i32::from(failed)
 }
+
+/// `vigil check rules FILE...`: the mirror of `promtool check rules`.
+pub fn check_rules(files: &[PathBuf]) -> i32 {
+    let mut failed = false;
+    for f in files {
+        println!("Checking {}", f.display());
+        match vigil_rules::rulefmt::load_file(f, vigil_rules::rulefmt::NameValidation::Utf8) {
+            Ok(rf) => {
+                let n: usize = rf.groups.iter().map(|g| g.rules.len()).sum();
+                println!("  SUCCESS: {n} rules found");
+            }
+            Err(e) => {
+                eprintln!("  FAILED:");
+                eprintln!("{e}");
+                failed = true;
+            }
+        }
+        println!();
+    }
+    i32::from(failed)
+}

@@ -64,6 +64,36 @@ pub struct Cli {
     #[arg(long = "web.enable-lifecycle")]
     pub enable_lifecycle: bool,
 
+    /// Enable API endpoints for admin control actions (/api/v1/admin/tsdb/...).
+    #[arg(long = "web.enable-admin-api")]
+    pub enable_admin_api: bool,
+
+    /// [EXPERIMENTAL] Path to a configuration file that can enable TLS or authentication
+    /// (Prometheus' web config format: tls_server_config, basic_auth_users with bcrypt hashes).
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
+
+    /// The URL under which vigil is externally reachable (e.g. behind a reverse proxy). Used
+    /// for generated links; its path is the default route prefix.
+    #[arg(long = "web.external-url", value_name = "URL")]
+    pub external_url: Option<String>,
+
+    /// Prefix for the internal routes of web endpoints. Defaults to the path of --web.external-url.
+    #[arg(long = "web.route-prefix", value_name = "PATH")]
+    pub route_prefix: Option<String>,
+
+    /// Maximum number of simultaneous connections. 0 means no limit.
+    #[arg(long = "web.max-connections", value_name = "N", default_value_t = 512)]
+    pub max_connections: usize,
+
+    /// Maximum time a query may take before being aborted.
+    #[arg(long = "query.timeout", value_name = "DURATION", default_value = "2m")]
+    pub query_timeout: Duration,
+
+    /// Maximum number of samples a single query can load into memory.
+    #[arg(long = "query.max-samples", value_name = "N", default_value_t = 50_000_000)]
+    pub query_max_samples: usize,
+
     /// The maximum lookback duration for retrieving metrics during expression evaluations.
     #[arg(
         long = "query.lookback-delta",
@@ -75,6 +105,23 @@ pub struct Cli {
     /// Only log messages with the given severity or above: debug, info, warn, error.
     #[arg(long = "log.level", value_name = "LEVEL", default_value = "info", value_parser = ["debug", "info", "warn", "error"])]
     pub log_level: String,
+
+    /// Minimum duration between alert and restored "for" state. This is maintained only for
+    /// alerts with configured "for" time greater than the grace period.
+    #[arg(long = "rules.alert.for-grace-period", value_name = "DURATION", default_value = "10m")]
+    pub for_grace_period: Duration,
+
+    /// Max time to tolerate Prometheus outage for restoring "for" state of alert.
+    #[arg(long = "rules.alert.for-outage-tolerance", value_name = "DURATION", default_value = "1h")]
+    pub for_outage_tolerance: Duration,
+
+    /// Minimum amount of time to wait before resending an alert to Alertmanager.
+    #[arg(long = "rules.alert.resend-delay", value_name = "DURATION", default_value = "1m")]
+    pub resend_delay: Duration,
+
+    /// The capacity of the queue for pending Alertmanager notifications.
+    #[arg(long = "alertmanager.notification-queue-capacity", value_name = "N", default_value_t = 10000)]
+    pub notification_queue_capacity: usize,
 
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -91,6 +138,21 @@ pub enum Command {
     Tsdb {
         #[command(subcommand)]
         what: TsdbCommand,
+    },
+    /// Unit testing, as `promtool test` does.
+    Test {
+        #[command(subcommand)]
+        what: TestCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TestCommand {
+    /// Run rule unit tests (promtool's format): exit 0 if all pass, 1 otherwise.
+    Rules {
+        /// The unit-test files.
+        #[arg(required = true, value_name = "TEST-FILE")]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -130,6 +192,12 @@ pub enum CheckCommand {
     /// Check that Prometheus configuration files are valid: exit 0 and SUCCESS, or exit 1 with the reason.
     Config {
         /// The configuration files to check.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Check that rule files are valid: exit 0 and SUCCESS, or exit 1 with the reasons.
+    Rules {
+        /// The rule files to check.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },

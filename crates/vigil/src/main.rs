@@ -1,9 +1,11 @@
 //! The `vigil` binary: parses Prometheus' flags, loads the config, wires storage, scraping and
 //! the HTTP API together, and handles signals (SIGHUP reloads, SIGINT/SIGTERM stop cleanly).
 
+mod api_wiring;
 mod check;
 mod cli;
 mod reload;
+mod rules_wiring;
 mod self_metrics;
 
 use anyhow::{Context, Result};
@@ -24,6 +26,18 @@ fn main() {
     }) = &cli.command
     {
         std::process::exit(check::check_config(files));
+    }
+    if let Some(Command::Check {
+        what: CheckCommand::Rules { files },
+    }) = &cli.command
+    {
+        std::process::exit(check::check_rules(files));
+    }
+    if let Some(Command::Test {
+        what: cli::TestCommand::Rules { files },
+    }) = &cli.command
+    {
+        std::process::exit(vigil_rules::unittest::run_files(files));
     }
     if let Some(Command::Tsdb {
         what: TsdbCommand::Import { format },
@@ -104,17 +118,47 @@ async fn serve(cli: Cli) -> Result<()> {
             )
         })?;
     let quit = Arc::new(tokio::sync::Notify::new());
+    let (external_url, route_prefix) = vigil_api::web::resolve_urls(
+        &cli.listen_address,
+        cli.external_url.as_deref(),
+        cli.route_prefix.as_deref(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let web_opts = vigil_api::web::WebOptions {
+        route_prefix,
+        config: match &cli.web_config_file {
+            Some(p) => vigil_api::web::WebConfig::load(p).map_err(anyhow::Error::msg)?,
+            None => Default::default(),
+        },
+        max_connections: cli.max_connections,
+        ..Default::default()
+    };
+    let rules = rules_wiring::start(
+        &cli,
+        head.clone(),
+        &reloader,
+        &external_url,
+        EngineOptions {
+            lookback_delta_ms: cli.lookback_delta.as_millis() as i64,
+            ..Default::default()
+        },
+    )?;
+    let rules = Arc::new(rules);
     let state = Arc::new(ApiState {
         db: head.clone(),
         engine: Engine::new(EngineOptions {
             lookback_delta_ms: cli.lookback_delta.as_millis() as i64,
+            timeout: (cli.query_timeout.as_millis() > 0)
+                .then(|| std::time::Duration::from_millis(cli.query_timeout.as_millis())),
+            max_samples: cli.query_max_samples,
             ..Default::default()
         }),
         scrape: Some(scrape.clone()),
         self_metrics: {
             let render = self_metrics::renderer(head.clone());
             let reloader = reloader.clone();
-            Box::new(move || render() + &reloader.render_metrics())
+            let rules = rules.clone();
+            Box::new(move || render() + &reloader.render_metrics() + &rules.render_metrics())
         },
         lifecycle: cli.enable_lifecycle.then(|| vigil_api::Lifecycle {
             reload: {
@@ -124,17 +168,25 @@ async fn serve(cli: Cli) -> Result<()> {
             quit: quit.clone(),
         }),
         version: cli::VERSION.to_string(),
+        info: {
+            let mut info =
+                api_wiring::server_info(&cli, head.clone(), reloader.clone(), external_url);
+            let notifier = rules.notifier.clone();
+            info.alertmanagers = Box::new(move || notifier.alertmanagers());
+            info
+        },
+        rules: Some(rules.manager.clone()),
     });
     tracing::info!(address = %listener.local_addr()?, "Listening; the server is ready to receive web requests");
 
     tokio::spawn(retention_loop(head.clone()));
     tokio::spawn(reload_on_sighup(reloader.clone()));
 
-    axum::serve(listener, vigil_api::router(state))
-        .with_graceful_shutdown(shutdown_signal(quit))
-        .await?;
+    let app = vigil_api::web::app(state, &web_opts).map_err(anyhow::Error::msg)?;
+    vigil_api::web::serve(listener, app, &web_opts, shutdown_signal(quit)).await?;
     tracing::info!("Stopping scrape loops");
     scrape.stop_all();
+    rules.manager.stop();
     tracing::info!("Closing storage");
     let db = head.clone();
     match tokio::task::spawn_blocking(move || db.close()).await {

@@ -38,7 +38,13 @@ pub struct Reloader {
     last_success_s: AtomicU64,
     /// Serialises reloads from the signal handler and the HTTP endpoint.
     busy: parking_lot::Mutex<()>,
+    /// Other parts that take the config (rules, notifier); run before scrape is applied, and
+    /// any error refuses the whole reload.
+    hooks: RwLock<Vec<ApplyHook>>,
 }
+
+/// Applies a new config to one part; the error text refuses the reload.
+pub type ApplyHook = Box<dyn Fn(&Config) -> Result<(), String> + Send + Sync>;
 
 impl Reloader {
     /// Applies the initial config.
@@ -51,7 +57,13 @@ impl Reloader {
             last_ok: AtomicBool::new(true),
             last_success_s: AtomicU64::new(now_s()),
             busy: parking_lot::Mutex::new(()),
+            hooks: RwLock::new(Vec::new()),
         }
+    }
+
+    /// Registers a part to apply every reloaded config to (not the current one).
+    pub fn add_hook(&self, hook: ApplyHook) {
+        self.hooks.write().push(hook);
     }
 
     pub fn current(&self) -> Arc<Config> {
@@ -64,6 +76,13 @@ impl Reloader {
         tracing::info!("Loading configuration file");
         match load_config(self.path.as_deref()) {
             Ok(cfg) => {
+                for hook in self.hooks.read().iter() {
+                    if let Err(e) = hook(&cfg) {
+                        self.last_ok.store(false, Ordering::Relaxed);
+                        tracing::error!("Error reloading config, keeping the previous one: {e}");
+                        return Err(e);
+                    }
+                }
                 self.scrape.apply(&cfg);
                 *self.current.write() = Arc::new(cfg);
                 self.last_ok.store(true, Ordering::Relaxed);
@@ -77,6 +96,14 @@ impl Reloader {
                 Err(format!("{e:#}"))
             }
         }
+    }
+
+    /// Did the last reload succeed, and when (unix seconds) was the last success.
+    pub fn status(&self) -> (bool, i64) {
+        (
+            self.last_ok.load(Ordering::Relaxed),
+            i64::try_from(self.last_success_s.load(Ordering::Relaxed)).unwrap_or(0),
+        )
     }
 
     /// `prometheus_config_last_reload_*` in the text format.

@@ -54,6 +54,9 @@ fn reload_keeps_unchanged_targets_and_refuses_bad_configs() {
     let pid = vigil.child.id().to_string();
     assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
     wait_for(Duration::from_secs(5), "job b gone", || active(port).len() == 1);
+    // Its series ended with stale markers, not five minutes of lookback.
+    wait_for(Duration::from_secs(3), "job b stale", || value(port, "up{job=\"b\"}").is_none());
+    assert_eq!(value(port, "up{job=\"a\"}").as_deref(), Some("1"));
     assert_eq!(metric(port, "prometheus_config_last_reload_successful"), Some(1.0));
     assert!(vigil.running());
 }
@@ -100,4 +103,32 @@ fn file_sd_changes_are_picked_up_and_targets_api_reports_them() {
     assert_eq!(items[0]["type"], "counter");
     assert!(!items[0]["help"].as_str().unwrap().is_empty());
     assert_eq!(items[0]["target"]["job"], "fsd");
+}
+
+/// Serves `body` as JSON on a loopback port for every request (an HTTP SD endpoint).
+fn serve_json(body: String) -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let _ = write!(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        }
+    });
+    port
+}
+
+#[test]
+fn http_sd_targets_are_scraped() {
+    let (_sim, base) = start_targetsim(1, 20, 3_600_000);
+    let sd = serve_json(format!(r#"[{{"targets":["127.0.0.1:{base}"],"labels":{{"dc":"west"}}}}]"#));
+    let cfg = format!(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: hsd\n    http_sd_configs:\n      - url: http://127.0.0.1:{sd}/sd\n        refresh_interval: 1s\n"
+    );
+    let (_vigil, port, _d) = start_vigil(&cfg);
+    wait_for(Duration::from_secs(6), "http_sd target up", || value(port, "up{job=\"hsd\", dc=\"west\"}").as_deref() == Some("1"));
+    let t = active(port);
+    assert_eq!(t[0]["discoveredLabels"]["__meta_url"], format!("http://127.0.0.1:{sd}/sd"));
 }

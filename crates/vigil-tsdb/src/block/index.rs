@@ -2,7 +2,7 @@
 //! CRC-checked table of contents.
 //!
 //! The index is decoded whole at open into the same structures the head uses (interned
-//! symbols, a [`Postings`] index), so matcher fast paths and intersection are written once
+//! symbols, a `Postings` index), so matcher fast paths and intersection are written once
 //! for both. Decoding is total: any inconsistency is an error, never a panic.
 
 use crate::head::postings::Postings;

@@ -1,14 +1,14 @@
 //! Writing a block from any [`Querier`]: the head for a 2-hour cut, a merge of blocks for a
 //! compaction, an import's in-memory head for a backfill.
 //!
-//! Samples are re-encoded into fresh chunks of at most 120 samples aligned to the block range,
+//! Samples are re-encoded into fresh dense chunks of up to 1024 samples (`chunk::dense`),
 //! streamed to `chunks` as they are produced; only the label sets and chunk references are
 //! held until the index is written at the end. Everything goes to `<id>.tmp/`, is fsynced, and
 //! the directory is renamed: readers and crash recovery only ever see whole blocks.
 
 use super::index::{self, ChunkMeta, IndexSeries};
 use super::{BlockMeta, BlockStats, CHUNKS_MAGIC, Compaction};
-use crate::chunk::{SAMPLES_PER_CHUNK, XorAppender, write_framed};
+use crate::chunk::{SAMPLES_PER_BLOCK_CHUNK, dense, write_framed};
 use crate::error::{TsdbError, io_err};
 use crate::wal::sync_dir;
 use std::collections::BTreeMap;
@@ -97,46 +97,45 @@ fn write_into(
         .select(&[], &hints)
         .map_err(|e| TsdbError::Invalid(e.to_string()))?;
     let mut stats = BlockStats::default();
+    let (mut data_min, mut data_max) = (i64::MAX, i64::MIN);
     let mut all: Vec<(Labels, Vec<ChunkMeta>)> = Vec::new();
-    let mut frame = Vec::with_capacity(512);
-    let mut chunk = XorAppender::with_capacity(256);
-    let (mut cmin, mut cmax) = (0i64, 0i64);
+    let mut frame = Vec::with_capacity(4096);
+    let mut payload = Vec::with_capacity(4096);
+    let mut pending: Vec<(i64, f64)> = Vec::with_capacity(SAMPLES_PER_BLOCK_CHUNK);
+    let mut flush = |pending: &mut Vec<(i64, f64)>,
+                     metas: &mut Vec<ChunkMeta>,
+                     w: &mut std::io::BufWriter<std::fs::File>|
+     -> std::io::Result<()> {
+        let (Some(first), Some(last)) = (pending.first(), pending.last()) else {
+            return Ok(());
+        };
+        let (cmin, cmax) = (first.0, last.0);
+        payload.clear();
+        dense::encode(pending, &mut payload);
+        frame.clear();
+        write_framed(&mut frame, &payload);
+        w.write_all(&frame)?;
+        metas.push(ChunkMeta {
+            mint: cmin,
+            maxt: cmax,
+            offset,
+        });
+        offset += frame.len() as u64;
+        pending.clear();
+        Ok(())
+    };
     for s in set {
         let mut metas = Vec::new();
-        let mut flush = |chunk: &mut XorAppender,
-                         cmin: i64,
-                         cmax: i64,
-                         metas: &mut Vec<ChunkMeta>,
-                         w: &mut std::io::BufWriter<std::fs::File>|
-         -> std::io::Result<()> {
-            frame.clear();
-            write_framed(&mut frame, chunk.bytes());
-            w.write_all(&frame)?;
-            metas.push(ChunkMeta {
-                mint: cmin,
-                maxt: cmax,
-                offset,
-            });
-            offset += frame.len() as u64;
-            *chunk = XorAppender::with_capacity(256);
-            Ok(())
-        };
         for smp in s.samples {
-            if chunk.num_samples() == 0 {
-                cmin = smp.t;
-            }
-            chunk.append(smp.t, smp.v);
-            cmax = smp.t;
+            data_min = data_min.min(smp.t);
+            data_max = data_max.max(smp.t);
+            pending.push((smp.t, smp.v));
             stats.num_samples += 1;
-            if chunk.num_samples() >= SAMPLES_PER_CHUNK {
-                flush(&mut chunk, cmin, cmax, &mut metas, &mut w)
-                    .map_err(|e| io_err(&chunks_path, e))?;
+            if pending.len() >= SAMPLES_PER_BLOCK_CHUNK {
+                flush(&mut pending, &mut metas, &mut w).map_err(|e| io_err(&chunks_path, e))?;
             }
         }
-        if chunk.num_samples() > 0 {
-            flush(&mut chunk, cmin, cmax, &mut metas, &mut w)
-                .map_err(|e| io_err(&chunks_path, e))?;
-        }
+        flush(&mut pending, &mut metas, &mut w).map_err(|e| io_err(&chunks_path, e))?;
         if !metas.is_empty() {
             stats.num_chunks += metas.len() as u64;
             all.push((s.labels, metas));
@@ -179,8 +178,10 @@ fn write_into(
 
     let meta = BlockMeta {
         ulid: id.to_string(),
-        min_time: mint,
-        max_time: maxt,
+        // The range the samples actually cover, within the requested one: a block written
+        // for a range reaching into the future must not make the head refuse fresh samples.
+        min_time: data_min.max(mint),
+        max_time: data_max.saturating_add(1).min(maxt),
         stats,
         compaction,
         version: 1,

@@ -8,6 +8,7 @@
 //! the same chunks in a file framed with a length and a CRC ([`write_framed`]), read in place
 //! from a memory map; [`SampleIter`] decodes either kind one chunk at a time.
 
+pub mod dense;
 pub mod xor;
 
 use memmap2::Mmap;
@@ -17,6 +18,9 @@ pub use xor::{XorAppender, XorIter};
 
 /// Samples per head chunk before a new one is cut.
 pub const SAMPLES_PER_CHUNK: u16 = 120;
+
+/// Samples per block chunk: larger, as the compressor gains from longer columns.
+pub const SAMPLES_PER_BLOCK_CHUNK: usize = 1024;
 
 /// Appends `chunk` framed as in a block's chunks file: uvarint length, bytes, CRC-32.
 pub fn write_framed(buf: &mut Vec<u8>, chunk: &[u8]) {
@@ -37,18 +41,27 @@ pub fn read_framed(file: &[u8], offset: usize) -> Option<&[u8]> {
 /// Where a chunk's bytes are.
 #[derive(Clone)]
 pub enum ChunkBytes {
-    /// In memory, shared with the head.
+    /// An XOR chunk in memory, shared with the head.
     Shared(Arc<[u8]>),
-    /// Framed at an offset of a memory-mapped block chunks file.
+    /// A block chunk ([`dense`] encodings) framed at an offset of a memory-mapped chunks file.
     Mapped(Arc<Mmap>, usize),
 }
 
 impl ChunkBytes {
-    /// The chunk, or `None` when a mapped chunk fails its checksum.
-    pub fn get(&self) -> Option<&[u8]> {
+    /// Decodes the chunk into `out`; false when it is corrupt (a mapped chunk failing its
+    /// checksum, or an undecodable stream).
+    fn decode(&self, out: &mut Vec<(i64, f64)>, scratch: &mut Vec<u8>) -> bool {
+        out.clear();
         match self {
-            ChunkBytes::Shared(b) => Some(b),
-            ChunkBytes::Mapped(m, off) => read_framed(m, *off),
+            ChunkBytes::Shared(b) => {
+                let mut it = XorIter::new(b);
+                out.extend(it.by_ref());
+                !it.err
+            }
+            ChunkBytes::Mapped(m, off) => match read_framed(m, *off) {
+                Some(bytes) => dense::decode(bytes, out, scratch),
+                None => false,
+            },
         }
     }
 }
@@ -59,6 +72,7 @@ pub struct SampleIter {
     chunks: Vec<ChunkBytes>,
     next_chunk: usize,
     buf: Vec<(i64, f64)>,
+    scratch: Vec<u8>,
     pos: usize,
     ooo: Vec<(i64, f64)>,
     ooo_pos: usize,
@@ -74,6 +88,7 @@ impl SampleIter {
             chunks,
             next_chunk: 0,
             buf: Vec::new(),
+            scratch: Vec::new(),
             pos: 0,
             ooo,
             ooo_pos: 0,
@@ -100,17 +115,9 @@ impl SampleIter {
             }
             let chunk = self.chunks.get(self.next_chunk)?;
             self.next_chunk += 1;
-            self.buf.clear();
             self.pos = 0;
-            match chunk.get() {
-                Some(bytes) => {
-                    let mut it = XorIter::new(bytes);
-                    self.buf.extend(it.by_ref());
-                    if it.err {
-                        self.corrupt_chunks += 1;
-                    }
-                }
-                None => self.corrupt_chunks += 1,
+            if !chunk.decode(&mut self.buf, &mut self.scratch) {
+                self.corrupt_chunks += 1;
             }
         }
     }

@@ -22,6 +22,37 @@ impl Appendable for Head {
     }
 }
 
+/// Counts of one batch, added to [`HeadStats`](super::HeadStats) once.
+#[derive(Debug)]
+pub(crate) struct Tally {
+    appended: u64,
+    rejected: u64,
+    ooo_accepted: u64,
+    chunks: u64,
+    mint: i64,
+    maxt: i64,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            appended: 0,
+            rejected: 0,
+            ooo_accepted: 0,
+            chunks: 0,
+            mint: i64::MAX,
+            maxt: i64::MIN,
+        }
+    }
+}
+
+impl Tally {
+    fn note(&mut self, t: i64) {
+        self.mint = self.mint.min(t);
+        self.maxt = self.maxt.max(t);
+    }
+}
+
 pub(crate) struct HeadAppender<'h> {
     head: &'h Head,
     pending: Vec<(Arc<MemSeries>, Timestamp, f64)>,
@@ -34,41 +65,49 @@ impl Head {
         (w > 0).then(|| self.max_time.load(Ordering::Relaxed).saturating_sub(w))
     }
 
-    /// Applies one sample to a series and updates the counters.
-    pub(crate) fn apply(&self, s: &MemSeries, t: i64, v: f64) -> Outcome {
+    /// Applies one sample to a series; counts into `tally` (see [`Head::flush_tally`]), so
+    /// the shared counters are touched once per batch, not once per sample.
+    pub(crate) fn apply(&self, s: &MemSeries, t: i64, v: f64, tally: &mut Tally) -> Outcome {
         if t < self.min_valid_time() {
             // During replay these are samples already persisted in blocks: not an error.
             if !self.replaying.load(Ordering::Relaxed) {
-                self.stats
-                    .out_of_order_samples
-                    .fetch_add(1, Ordering::Relaxed);
+                tally.rejected += 1;
             }
             return Outcome::OutOfOrder;
         }
         let out = s.data.lock().append(t, v, self.ooo_min());
         match out {
             Outcome::Appended(new_chunk) => {
-                if new_chunk {
-                    self.stats.chunks_created.fetch_add(1, Ordering::Relaxed);
-                }
-                self.stats.samples_appended.fetch_add(1, Ordering::Relaxed);
-                self.note_time(t);
+                tally.chunks += u64::from(new_chunk);
+                tally.appended += 1;
+                tally.note(t);
             }
             Outcome::OutOfOrderAccepted => {
-                self.stats.samples_appended.fetch_add(1, Ordering::Relaxed);
-                self.stats
-                    .out_of_order_accepted
-                    .fetch_add(1, Ordering::Relaxed);
-                self.note_time(t);
+                tally.appended += 1;
+                tally.ooo_accepted += 1;
+                tally.note(t);
             }
             Outcome::Duplicate => {}
-            Outcome::DuplicateTimestamp | Outcome::OutOfOrder => {
-                self.stats
-                    .out_of_order_samples
-                    .fetch_add(1, Ordering::Relaxed);
-            }
+            Outcome::DuplicateTimestamp | Outcome::OutOfOrder => tally.rejected += 1,
         }
         out
+    }
+
+    /// Adds a batch's tally to the shared counters.
+    pub(crate) fn flush_tally(&self, tally: &mut Tally) {
+        let st = &self.stats;
+        st.samples_appended
+            .fetch_add(tally.appended, Ordering::Relaxed);
+        st.out_of_order_samples
+            .fetch_add(tally.rejected, Ordering::Relaxed);
+        st.out_of_order_accepted
+            .fetch_add(tally.ooo_accepted, Ordering::Relaxed);
+        st.chunks_created.fetch_add(tally.chunks, Ordering::Relaxed);
+        if tally.appended > 0 {
+            self.note_time(tally.mint);
+            self.note_time(tally.maxt);
+        }
+        *tally = Tally::default();
     }
 
     /// Encodes the WAL batch of `pending` into `c.buf`.
@@ -103,7 +142,7 @@ impl Head {
 
     fn commit_batch(
         &self,
-        pending: &[(Arc<MemSeries>, Timestamp, f64)],
+        pending: &mut [(Arc<MemSeries>, Timestamp, f64)],
     ) -> Result<(), StorageError> {
         if pending.is_empty() {
             return Ok(());
@@ -112,6 +151,16 @@ impl Head {
         if c.closed {
             return Err(StorageError::Closed);
         }
+        // A series garbage-collected since `append` comes back under a new reference.
+        for p in pending.iter_mut() {
+            if p.0.removed.load(Ordering::Relaxed) {
+                let labels = self.labels_of(&p.0);
+                if let Ok((s, _)) = self.get_or_create(&labels, None) {
+                    p.0 = s;
+                }
+            }
+        }
+        let pending = &*pending;
         if c.wal.is_some() {
             self.encode_batch(&mut c, pending);
             let CommitState { wal, buf, .. } = &mut *c;
@@ -124,9 +173,11 @@ impl Head {
                 return Err(e.into());
             }
         }
+        let mut tally = Tally::default();
         for (s, t, v) in pending {
-            self.apply(s, *t, *v);
+            self.apply(s, *t, *v, &mut tally);
         }
+        self.flush_tally(&mut tally);
         Ok(())
     }
 }
@@ -161,8 +212,8 @@ impl Appender for HeadAppender<'_> {
         Ok(r)
     }
 
-    fn commit(self: Box<Self>) -> Result<(), StorageError> {
-        self.head.commit_batch(&self.pending)
+    fn commit(mut self: Box<Self>) -> Result<(), StorageError> {
+        self.head.commit_batch(&mut self.pending)
     }
 
     fn rollback(self: Box<Self>) {}

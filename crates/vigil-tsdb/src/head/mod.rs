@@ -8,6 +8,7 @@
 //! samples.
 
 mod append;
+pub(crate) use append::Tally;
 pub(crate) mod postings;
 mod read;
 pub(crate) mod series;
@@ -273,6 +274,7 @@ impl Head {
             r,
             labels: syms,
             logged: AtomicBool::new(false),
+            removed: AtomicBool::new(false),
             data: Mutex::new(Default::default()),
         });
         self.ref_stripe(r).write().insert(r, s.clone());
@@ -353,6 +355,7 @@ impl Head {
         if self.ref_stripe(s.r).write().remove(&s.r).is_none() {
             return;
         }
+        s.removed.store(true, Ordering::Relaxed);
         let labels = self.labels_of(s);
         let hash = label_hash(&labels);
         {

@@ -26,6 +26,9 @@ pub struct MemSeries {
     pub labels: Box<[(Sym, Sym)]>,
     /// Whether a WAL series record (or a snapshot) already holds this series.
     pub logged: AtomicBool,
+    /// Set (under the commit lock) when garbage collection unlinks the series; a batch that
+    /// still holds it re-resolves its labels at commit.
+    pub removed: AtomicBool,
     pub data: Mutex<SeriesData>,
 }
 

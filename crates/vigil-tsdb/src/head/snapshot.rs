@@ -80,8 +80,11 @@ impl Head {
             Some(w) => w.cut()?,
             None => 0,
         };
-        let series = self
-            .all_series()
+        let mut all = self.all_series();
+        // In reference order, so that loading appends to every posting list instead of
+        // inserting into its middle.
+        all.sort_unstable_by_key(|s| s.r);
+        let series = all
             .into_iter()
             .map(|s| {
                 let d = s.data.lock();

@@ -212,3 +212,17 @@ fn concurrent_appenders_create_each_series_once() {
     assert_eq!(head.num_series(), 200);
     assert_eq!(select(&head, &[Matcher::equal("__name__", "m")]).len(), 200);
 }
+
+#[test]
+fn batch_holding_a_collected_series_recreates_it_at_commit() {
+    let head = Head::new(HeadOptions::default());
+    let l = lbl(&[("__name__", "x")]);
+    append(&head, &l, 100, 1.0).unwrap();
+    let mut a = head.appender();
+    a.append(None, &l, 5000, 2.0).unwrap();
+    head.truncate_before(1000); // collects `x` while the batch holds it
+    assert_eq!(head.num_series(), 0);
+    a.commit().unwrap();
+    let got = select(&head, &[Matcher::equal("__name__", "x")]);
+    assert_eq!(got, vec![(l, vec![Sample { t: 5000, v: 2.0 }])]);
+}

@@ -113,6 +113,18 @@ pub fn start_vigil(config: &str) -> (Proc, u16, PathBuf) {
 
 /// As [`start_vigil`], with extra command-line flags.
 pub fn start_vigil_with(config: &str, extra: &[&str]) -> (Proc, u16, PathBuf) {
+    start_vigil_ready(config, extra, &|port| {
+        http_get(&format!("http://127.0.0.1:{port}/-/ready")).is_ok_and(|(s, _)| s == 200)
+    })
+}
+
+/// As [`start_vigil_with`], with a readiness check of its own (for a route prefix, TLS or
+/// authentication) that is given the port.
+pub fn start_vigil_ready(
+    config: &str,
+    extra: &[&str],
+    ready: &dyn Fn(u16) -> bool,
+) -> (Proc, u16, PathBuf) {
     let dir = tempdir("vigil");
     let cfg = dir.join("prometheus.yml");
     std::fs::write(&cfg, config).unwrap();
@@ -134,10 +146,9 @@ pub fn start_vigil_with(config: &str, extra: &[&str]) -> (Proc, u16, PathBuf) {
         child,
         name: "vigil",
     };
-    let url = format!("http://127.0.0.1:{port}/-/ready");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if http_get(&url).is_ok_and(|(s, _)| s == 200) {
+        if ready(port) {
             break;
         }
         assert!(
@@ -193,7 +204,10 @@ pub fn enc(s: &str) -> String {
 /// POSTs an empty body; returns the status and body text.
 pub fn http_post(url: &str) -> (u16, String) {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
     let r = client.post(url).send().unwrap();
     let status = r.status().as_u16();
     (status, r.text().unwrap_or_default())

@@ -1,0 +1,222 @@
+//! Status pages: `/api/v1/status/{config,flags,buildinfo,runtimeinfo,tsdb,walreplay}` and
+//! `/api/v1/alertmanagers`. What the binary knows (flags, config, TSDB counters) comes in
+//! through [`crate::ServerInfo`]; cardinality statistics are computed through the Querier.
+
+use crate::handlers::{ApiError, Params, St, blocking, ok, rfc3339_millis};
+use crate::json;
+use axum::response::Response;
+use serde_json::json;
+use std::collections::HashMap;
+use vigil_model::{Matcher, SelectHints};
+
+/// The Prometheus release whose API and PromQL vigil follows. `buildinfo` reports it as
+/// `version`, so clients that gate features on the server version (Grafana's version
+/// detection, tools checking for >= 2.24 label matchers) treat vigil as a current Prometheus.
+pub const PROMETHEUS_API_VERSION: &str = "3.5.0";
+
+pub async fn buildinfo(st: St) -> Result<Response, ApiError> {
+    // No `features` key: with it Grafana takes the server for Mimir and tries its ruler API.
+    let data = json!({
+        "version": PROMETHEUS_API_VERSION,
+        "revision": format!("vigil-{}", st.version),
+        "branch": "vigil",
+        "buildUser": "vigil",
+        "buildDate": "",
+        "goVersion": "rust",
+    });
+    ok(json::success_raw(&data.to_string()))
+}
+
+pub async fn config(st: St) -> Result<Response, ApiError> {
+    let yaml = (st.info.config_yaml)();
+    ok(json::success_raw(&json!({ "yaml": yaml }).to_string()))
+}
+
+pub async fn flags(st: St) -> Result<Response, ApiError> {
+    let map: serde_json::Map<String, serde_json::Value> = st
+        .info
+        .flags
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone().into()))
+        .collect();
+    ok(json::success_raw(&serde_json::Value::Object(map).to_string()))
+}
+
+pub async fn runtimeinfo(st: St) -> Result<Response, ApiError> {
+    let (reload_ok, last_reload_s) = (st.info.reload_status)();
+    let cwd = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    let tasks = tokio::runtime::Handle::try_current()
+        .map(|h| h.metrics().num_alive_tasks())
+        .unwrap_or(0);
+    let procs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let corruptions = st.info.tsdb.as_ref().map_or(0, |t| t.corruption_count());
+    let data = json!({
+        "startTime": rfc3339_millis(st.info.start_time_ms),
+        "CWD": cwd,
+        "reloadConfigSuccess": reload_ok,
+        "lastConfigTime": rfc3339_millis(last_reload_s.saturating_mul(1000)),
+        "corruptionCount": corruptions,
+        "goroutineCount": tasks,
+        "GOMAXPROCS": procs,
+        "GOMEMLIMIT": i64::MAX,
+        "GOGC": "",
+        "GODEBUG": "",
+        "storageRetention": st.info.storage_retention,
+    });
+    ok(json::success_raw(&data.to_string()))
+}
+
+pub async fn walreplay(st: St) -> Result<Response, ApiError> {
+    let w = st
+        .info
+        .tsdb
+        .as_ref()
+        .map(|t| t.wal_replay())
+        .unwrap_or_default();
+    ok(json::success_raw(
+        &json!({"min": w.min, "max": w.max, "current": w.current}).to_string(),
+    ))
+}
+
+pub async fn alertmanagers(st: St) -> Result<Response, ApiError> {
+    let active: Vec<serde_json::Value> = (st.info.alertmanagers)()
+        .into_iter()
+        .map(|url| json!({ "url": url }))
+        .collect();
+    ok(json::success_raw(
+        &json!({"activeAlertmanagers": active, "droppedAlertmanagers": []}).to_string(),
+    ))
+}
+
+/// `/api/v1/status/tsdb`: head statistics and the top-`limit` (default 10) cardinalities.
+pub async fn tsdb(st: St, p: Params) -> Result<Response, ApiError> {
+    let st = st.0;
+    let limit = match p.non_empty("limit") {
+        None => 10,
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
+            _ => return Err(ApiError::bad_data("limit must be a positive number")),
+        },
+    };
+    let head = st.info.tsdb.as_ref().map(|t| t.head());
+    let data = blocking(move || {
+        let (mint, maxt) = match &head {
+            Some(h) if h.min_time <= h.max_time => (h.min_time, h.max_time),
+            _ => (crate::handlers::MIN_TIME, crate::handlers::MAX_TIME),
+        };
+        let c = Cardinality::collect(st.db.as_ref(), mint, maxt)?;
+        let head = head.unwrap_or(HeadStats {
+            num_series: c.series as u64,
+            chunk_count: 0,
+            min_time: mint.max(0),
+            max_time: maxt.max(0),
+        });
+        Ok(json!({
+            "headStats": {
+                "numSeries": head.num_series,
+                "numLabelPairs": c.label_pairs.len(),
+                "chunkCount": head.chunk_count,
+                "minTime": head.min_time,
+                "maxTime": head.max_time,
+            },
+            "seriesCountByMetricName": top(&c.by_metric, limit),
+            "labelValueCountByLabelName": top(&c.values_by_name, limit),
+            "memoryInBytesByLabelName": top(&c.bytes_by_name, limit),
+            "seriesCountByLabelValuePair": top(&c.label_pairs, limit),
+        }))
+    })
+    .await?;
+    ok(json::success_raw(&data.to_string()))
+}
+
+/// Head numbers the TSDB reports.
+#[derive(Debug, Clone, Default)]
+pub struct HeadStats {
+    pub num_series: u64,
+    pub chunk_count: u64,
+    pub min_time: i64,
+    pub max_time: i64,
+}
+
+/// WAL replay progress, in segment numbers.
+#[derive(Debug, Clone, Default)]
+pub struct WalReplay {
+    pub min: i64,
+    pub max: i64,
+    pub current: i64,
+}
+
+/// What the status pages need from the storage engine.
+pub trait TsdbStatus: Send + Sync {
+    fn head(&self) -> HeadStats;
+    fn wal_replay(&self) -> WalReplay;
+    fn corruption_count(&self) -> u64 {
+        0
+    }
+}
+
+#[derive(Default)]
+struct Cardinality {
+    series: usize,
+    by_metric: HashMap<String, u64>,
+    values_by_name: HashMap<String, u64>,
+    bytes_by_name: HashMap<String, u64>,
+    label_pairs: HashMap<String, u64>,
+}
+
+impl Cardinality {
+    fn collect(
+        db: &dyn vigil_model::Queryable,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Cardinality, ApiError> {
+        let q = db.querier(mint, maxt)?;
+        let all = Matcher::regex("__name__", ".+").map_err(|e| ApiError::internal(e.to_string()))?;
+        let mut c = Cardinality::default();
+        for s in q.select(&[all], &SelectHints { start: mint, end: maxt })? {
+            c.series += 1;
+            for l in s.labels.iter() {
+                if l.name == "__name__" {
+                    *c.by_metric.entry(l.value.clone()).or_default() += 1;
+                }
+                let pair = format!("{}={}", l.name, l.value);
+                let n = c.label_pairs.entry(pair).or_default();
+                if *n == 0 {
+                    *c.values_by_name.entry(l.name.clone()).or_default() += 1;
+                    *c.bytes_by_name.entry(l.name.clone()).or_default() += l.value.len() as u64;
+                }
+                *n += 1;
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// The `limit` largest entries as `[{"name":..,"value":..}]`, largest first, ties by name.
+fn top(m: &HashMap<String, u64>, limit: usize) -> serde_json::Value {
+    let mut v: Vec<(&String, &u64)> = m.iter().collect();
+    v.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    v.into_iter()
+        .take(limit)
+        .map(|(k, n)| json!({"name": k, "value": n}))
+        .collect::<Vec<_>>()
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_orders_by_count_then_name() {
+        let m: HashMap<String, u64> = [("b".into(), 2), ("a".into(), 2), ("c".into(), 5)]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            top(&m, 2).to_string(),
+            r#"[{"name":"c","value":5},{"name":"a","value":2}]"#
+        );
+    }
+}

@@ -1,0 +1,551 @@
+//! Delivery of alerts to Alertmanager (Prometheus' `notifier` package).
+//!
+//! Rule evaluation hands alerts to [`Notifier::send`], which never blocks: it applies the
+//! external labels and `alert_relabel_configs` and appends to a bounded queue; when the
+//! queue is full the oldest alerts are dropped and counted
+//! (`prometheus_notifications_dropped_total`). One task drains the queue in batches of 256
+//! and POSTs each batch, as Alertmanager's v2 JSON, to every discovered Alertmanager
+//! (`static_configs` and `file_sd_configs`, relabeled with the set's `relabel_configs` on
+//! `__address__`, `__scheme__` and `__alerts_path__`). A batch that no Alertmanager
+//! accepted is counted as dropped and not retried: firing alerts are re-sent every resend
+//! delay by the rules, with `endsAt` four resend delays ahead, so an Alertmanager that was
+//! down receives the current state when it returns, which is what Prometheus does too.
+
+use crate::error::RulesError;
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use vigil_config::relabel::{self, RelabelConfig};
+use vigil_config::{AlertmanagerConfig, Config};
+use vigil_model::{Labels, LabelsBuilder};
+
+/// Prometheus' `maxBatchSize`.
+const MAX_BATCH: usize = 256;
+
+/// An alert as Alertmanager receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifyAlert {
+    pub labels: Labels,
+    pub annotations: Labels,
+    /// ms since the epoch.
+    pub starts_at: i64,
+    pub ends_at: Option<i64>,
+    pub generator_url: String,
+}
+
+struct AmSet {
+    cfg: AlertmanagerConfig,
+    client: reqwest::Client,
+}
+
+#[derive(Default)]
+struct Settings {
+    external_labels: Vec<(String, String)>,
+    relabel: Vec<RelabelConfig>,
+    sets: Vec<Arc<AmSet>>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct AmStats {
+    sent: u64,
+    errors: u64,
+    latency_sum: f64,
+    latency_count: u64,
+}
+
+/// The alert queue and its delivery task.
+pub struct Notifier {
+    capacity: usize,
+    queue: Mutex<VecDeque<NotifyAlert>>,
+    more: tokio::sync::Notify,
+    settings: RwLock<Arc<Settings>>,
+    dropped: AtomicU64,
+    discovered: AtomicUsize,
+    stats: Mutex<BTreeMap<String, AmStats>>,
+}
+
+impl Notifier {
+    /// A notifier with a queue of `capacity` alerts (`--alertmanager.notification-queue-capacity`).
+    pub fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(Notifier {
+            capacity: capacity.max(1),
+            queue: Mutex::new(VecDeque::new()),
+            more: tokio::sync::Notify::new(),
+            settings: RwLock::new(Arc::new(Settings::default())),
+            dropped: AtomicU64::new(0),
+            discovered: AtomicUsize::new(0),
+            stats: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// Applies `alerting:` and the external labels; builds one HTTP client per Alertmanager
+    /// set. On error nothing changes.
+    pub fn apply_config(&self, cfg: &Config) -> Result<(), RulesError> {
+        let mut sets = Vec::new();
+        for (i, am) in cfg.alerting.alertmanagers.iter().enumerate() {
+            let client = vigil_scrape::build_http_client(
+                &am.http_client_config(),
+                &format!("vigil/{}", env!("CARGO_PKG_VERSION")),
+            )
+            .map_err(|e| RulesError::Notifier {
+                index: i,
+                reason: e.to_string(),
+            })?;
+            sets.push(Arc::new(AmSet {
+                cfg: am.clone(),
+                client,
+            }));
+        }
+        *self.settings.write() = Arc::new(Settings {
+            external_labels: cfg
+                .global
+                .external_labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            relabel: cfg.alerting.alert_relabel_configs.clone(),
+            sets,
+        });
+        self.more.notify_one();
+        Ok(())
+    }
+
+    /// Queues alerts for delivery (never blocks).
+    pub fn send(&self, alerts: Vec<NotifyAlert>) {
+        let settings = self.settings.read().clone();
+        let mut prepared: Vec<NotifyAlert> = Vec::with_capacity(alerts.len());
+        for mut a in alerts {
+            let mut b: LabelsBuilder = a.labels.to_builder();
+            for (k, v) in &settings.external_labels {
+                if b.get(k).is_none() {
+                    b.set(k.clone(), v.clone());
+                }
+            }
+            if !relabel::process_builder(&mut b, &settings.relabel) {
+                continue;
+            }
+            a.labels = b.build();
+            if a.labels.is_empty() {
+                continue;
+            }
+            prepared.push(a);
+        }
+        if prepared.is_empty() {
+            return;
+        }
+        let mut q = self.queue.lock();
+        if prepared.len() >= self.capacity {
+            let excess = prepared.len() - self.capacity;
+            prepared.drain(..excess);
+            self.dropped.fetch_add(excess as u64, Ordering::Relaxed);
+        }
+        let overflow = (q.len() + prepared.len()).saturating_sub(self.capacity);
+        if overflow > 0 {
+            q.drain(..overflow);
+            self.dropped.fetch_add(overflow as u64, Ordering::Relaxed);
+            tracing::warn!(
+                count = overflow,
+                "Alert notification queue full, dropping alerts"
+            );
+        }
+        q.extend(prepared);
+        drop(q);
+        self.more.notify_one();
+    }
+
+    pub fn queue_len(&self) -> usize {
+        self.queue.lock().len()
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Delivers queued alerts until the task is aborted.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            if self.queue_len() == 0 {
+                self.more.notified().await;
+            }
+            let batch: Vec<NotifyAlert> = {
+                let mut q = self.queue.lock();
+                let n = q.len().min(MAX_BATCH);
+                q.drain(..n).collect()
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            if !self.send_all(&batch).await {
+                self.dropped
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// POSTs one batch to every Alertmanager; true if at least one accepted it (or none is
+    /// configured).
+    async fn send_all(&self, batch: &[NotifyAlert]) -> bool {
+        let settings = self.settings.read().clone();
+        if settings.sets.is_empty() {
+            return true;
+        }
+        let mut any_ok = false;
+        let mut discovered = 0;
+        let mut tasks = Vec::new();
+        for set in &settings.sets {
+            let urls = alertmanager_urls(&set.cfg);
+            discovered += urls.len();
+            if urls.is_empty() {
+                continue;
+            }
+            let alerts: Vec<NotifyAlert> = if set.cfg.alert_relabel_configs.is_empty() {
+                batch.to_vec()
+            } else {
+                batch
+                    .iter()
+                    .filter_map(|a| {
+                        let l = relabel::process(&a.labels, &set.cfg.alert_relabel_configs)?;
+                        (!l.is_empty()).then(|| NotifyAlert {
+                            labels: l,
+                            ..a.clone()
+                        })
+                    })
+                    .collect()
+            };
+            if alerts.is_empty() {
+                continue;
+            }
+            let body = payload(&alerts);
+            for url in urls {
+                let set = set.clone();
+                let body = body.clone();
+                let n = alerts.len() as u64;
+                tasks.push(async move {
+                    let started = std::time::Instant::now();
+                    let res = set
+                        .client
+                        .post(&url)
+                        .timeout(set.cfg.timeout.to_std())
+                        .header("Content-Type", "application/json")
+                        .body(body)
+                        .send()
+                        .await;
+                    let ok = match res {
+                        Ok(r) if r.status().is_success() => Ok(()),
+                        Ok(r) => Err(format!("bad response status {}", r.status())),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    (url, n, ok, started.elapsed().as_secs_f64())
+                });
+            }
+        }
+        self.discovered.store(discovered, Ordering::Relaxed);
+        let results = join_all(tasks).await;
+        let mut stats = self.stats.lock();
+        for (url, n, ok, secs) in results {
+            let s = stats.entry(url.clone()).or_default();
+            s.latency_sum += secs;
+            s.latency_count += 1;
+            match ok {
+                Ok(()) => {
+                    s.sent += n;
+                    any_ok = true;
+                }
+                Err(e) => {
+                    s.errors += n;
+                    tracing::error!(alertmanager = %url, count = n, "Error sending alerts: {e}");
+                }
+            }
+        }
+        any_ok
+    }
+
+    /// Discovered Alertmanager URLs of the current config (for `/api/v1/alertmanagers`).
+    pub fn alertmanagers(&self) -> Vec<String> {
+        let settings = self.settings.read().clone();
+        settings
+            .sets
+            .iter()
+            .flat_map(|s| alertmanager_urls(&s.cfg))
+            .collect()
+    }
+
+    /// Prometheus' notifier self-metrics in the text format.
+    pub fn render_metrics(&self) -> String {
+        let mut out = String::new();
+        let stats = self.stats.lock().clone();
+        let help = |out: &mut String, name: &str, kind: &str, h: &str| {
+            out.push_str(&format!("# HELP {name} {h}\n# TYPE {name} {kind}\n"));
+        };
+        help(
+            &mut out,
+            "prometheus_notifications_alertmanagers_discovered",
+            "gauge",
+            "The number of alertmanagers discovered and active.",
+        );
+        out.push_str(&format!(
+            "prometheus_notifications_alertmanagers_discovered {}\n",
+            self.discovered.load(Ordering::Relaxed)
+        ));
+        help(
+            &mut out,
+            "prometheus_notifications_dropped_total",
+            "counter",
+            "Total number of alerts dropped due to errors when sending to Alertmanager.",
+        );
+        out.push_str(&format!(
+            "prometheus_notifications_dropped_total {}\n",
+            self.dropped()
+        ));
+        help(
+            &mut out,
+            "prometheus_notifications_queue_capacity",
+            "gauge",
+            "The capacity of the alert notifications queue.",
+        );
+        out.push_str(&format!(
+            "prometheus_notifications_queue_capacity {}\n",
+            self.capacity
+        ));
+        help(
+            &mut out,
+            "prometheus_notifications_queue_length",
+            "gauge",
+            "The number of alert notifications in the queue.",
+        );
+        out.push_str(&format!(
+            "prometheus_notifications_queue_length {}\n",
+            self.queue_len()
+        ));
+        help(
+            &mut out,
+            "prometheus_notifications_errors_total",
+            "counter",
+            "Total number of sent alerts affected by errors.",
+        );
+        for (url, s) in &stats {
+            out.push_str(&format!(
+                "prometheus_notifications_errors_total{{alertmanager={url:?}}} {}\n",
+                s.errors
+            ));
+        }
+        help(
+            &mut out,
+            "prometheus_notifications_sent_total",
+            "counter",
+            "Total number of alerts sent.",
+        );
+        for (url, s) in &stats {
+            out.push_str(&format!(
+                "prometheus_notifications_sent_total{{alertmanager={url:?}}} {}\n",
+                s.sent
+            ));
+        }
+        help(
+            &mut out,
+            "prometheus_notifications_latency_seconds",
+            "summary",
+            "Latency quantiles for sending alert notifications.",
+        );
+        for (url, s) in &stats {
+            out.push_str(&format!(
+                "prometheus_notifications_latency_seconds_sum{{alertmanager={url:?}}} {}\nprometheus_notifications_latency_seconds_count{{alertmanager={url:?}}} {}\n",
+                s.latency_sum, s.latency_count
+            ));
+        }
+        out
+    }
+}
+
+async fn join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output>
+where
+    F: Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futs.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        if let Ok(v) = h.await {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// `path.Join("/", path_prefix, "/api/v2/alerts")`.
+fn alerts_path(prefix: &str, api_version: &str) -> String {
+    let mut parts: Vec<&str> = prefix.split('/').filter(|p| !p.is_empty()).collect();
+    parts.extend(["api", api_version, "alerts"]);
+    format!("/{}", parts.join("/"))
+}
+
+/// The Alertmanager URLs of one `alertmanagers:` entry.
+pub fn alertmanager_urls(cfg: &AlertmanagerConfig) -> Vec<String> {
+    let mut groups: Vec<vigil_config::TargetGroup> = cfg.static_configs.clone();
+    for fsd in &cfg.file_sd_configs {
+        for pattern in &fsd.files {
+            let paths: Vec<PathBuf> = glob::glob(pattern)
+                .map(|p| p.filter_map(Result::ok).collect())
+                .unwrap_or_default();
+            for p in paths {
+                match vigil_config::read_file_sd(&p) {
+                    Ok(g) => groups.extend(g),
+                    Err(e) => {
+                        tracing::warn!(file = %p.display(), "Cannot read Alertmanager file_sd: {e}")
+                    }
+                }
+            }
+        }
+    }
+    let api = if cfg.api_version.is_empty() {
+        "v2"
+    } else {
+        cfg.api_version.as_str()
+    };
+    let path = alerts_path(&cfg.path_prefix, api);
+    let mut out = Vec::new();
+    for g in groups {
+        for t in &g.targets {
+            let mut b = LabelsBuilder::new();
+            for (k, v) in &g.labels {
+                b.set(k.clone(), v.clone());
+            }
+            b.set("__address__", t.clone());
+            b.set("__scheme__", cfg.scheme.clone());
+            b.set("__alerts_path__", path.clone());
+            if !relabel::process_builder(&mut b, &cfg.relabel_configs) {
+                continue;
+            }
+            let l = b.build();
+            let (Some(addr), Some(scheme)) = (l.get("__address__"), l.get("__scheme__")) else {
+                continue;
+            };
+            if addr.contains('/') {
+                continue;
+            }
+            let url = format!(
+                "{scheme}://{addr}{}",
+                l.get("__alerts_path__").unwrap_or(&path)
+            );
+            if !out.contains(&url) {
+                out.push(url);
+            }
+        }
+    }
+    out
+}
+
+/// RFC 3339 with milliseconds, UTC.
+pub fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    let (y, m, d) = crate::template::civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+fn labels_json(l: &Labels) -> serde_json::Value {
+    serde_json::Value::Object(
+        l.iter()
+            .map(|l| (l.name.clone(), serde_json::Value::String(l.value.clone())))
+            .collect(),
+    )
+}
+
+/// Alertmanager's v2 `postableAlerts` body.
+pub fn payload(alerts: &[NotifyAlert]) -> String {
+    let arr: Vec<serde_json::Value> = alerts
+        .iter()
+        .map(|a| {
+            let mut o = serde_json::Map::new();
+            o.insert("labels".into(), labels_json(&a.labels));
+            o.insert("annotations".into(), labels_json(&a.annotations));
+            o.insert("startsAt".into(), rfc3339(a.starts_at).into());
+            if let Some(e) = a.ends_at {
+                o.insert("endsAt".into(), rfc3339(e).into());
+            }
+            o.insert("generatorURL".into(), a.generator_url.clone().into());
+            serde_json::Value::Object(o)
+        })
+        .collect();
+    serde_json::Value::Array(arr).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(name: &str) -> NotifyAlert {
+        NotifyAlert {
+            labels: Labels::from_pairs([("alertname", name)]),
+            annotations: Labels::empty(),
+            starts_at: 0,
+            ends_at: None,
+            generator_url: String::new(),
+        }
+    }
+
+    #[test]
+    fn full_queue_drops_oldest_and_counts() {
+        let n = Notifier::new(3);
+        n.send((0..5).map(|i| alert(&format!("a{i}"))).collect());
+        assert_eq!(n.queue_len(), 3);
+        assert_eq!(n.dropped(), 2);
+        n.send(vec![alert("b")]);
+        assert_eq!(n.dropped(), 3);
+        let q = n.queue.lock();
+        assert_eq!(q.front().unwrap().labels.get("alertname"), Some("a3"));
+        assert_eq!(q.back().unwrap().labels.get("alertname"), Some("b"));
+    }
+
+    #[test]
+    fn external_labels_do_not_override() {
+        let n = Notifier::new(10);
+        let cfg = vigil_config::load_str(
+            "global:\n  external_labels:\n    cluster: eu\n    alertname: nope\n",
+            std::path::Path::new("p.yml"),
+        )
+        .unwrap()
+        .config;
+        n.apply_config(&cfg).unwrap();
+        n.send(vec![alert("x")]);
+        let q = n.queue.lock();
+        assert_eq!(q[0].labels.get("cluster"), Some("eu"));
+        assert_eq!(q[0].labels.get("alertname"), Some("x"));
+    }
+
+    #[test]
+    fn urls_from_static_and_relabel() {
+        let cfg = vigil_config::load_str(
+            "alerting:\n  alertmanagers:\n  - path_prefix: /am\n    static_configs:\n    - targets: ['a:9093', 'b:9093']\n    relabel_configs:\n    - source_labels: [__address__]\n      regex: 'b:.*'\n      action: drop\n",
+            std::path::Path::new("p.yml"),
+        )
+        .unwrap()
+        .config;
+        assert_eq!(
+            alertmanager_urls(&cfg.alerting.alertmanagers[0]),
+            vec!["http://a:9093/am/api/v2/alerts".to_string()]
+        );
+    }
+
+    #[test]
+    fn payload_is_alertmanager_v2() {
+        let mut a = alert("x");
+        a.starts_at = 1_700_000_000_123;
+        a.ends_at = Some(1_700_000_060_000);
+        a.generator_url = "http://h/graph".into();
+        let v: serde_json::Value = serde_json::from_str(&payload(&[a])).unwrap();
+        assert_eq!(v[0]["labels"]["alertname"], "x");
+        assert_eq!(v[0]["startsAt"], "2023-11-14T22:13:20.123Z");
+        assert_eq!(v[0]["endsAt"], "2023-11-14T22:14:20.000Z");
+        assert_eq!(v[0]["generatorURL"], "http://h/graph");
+    }
+}

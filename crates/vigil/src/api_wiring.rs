@@ -1,0 +1,180 @@
+//! What the HTTP API learns about this process: flags, the running config, reload status,
+//! TSDB statistics and the admin operations, adapted from the TSDB and the reloader to the
+//! small traits `vigil-api` defines (so the API does not depend on the TSDB's internals).
+
+use crate::reload::Reloader;
+use clap::CommandFactory;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use vigil_api::{AdminError, HeadStats, ServerInfo, TsdbAdmin, TsdbStatus, WalReplay};
+use vigil_model::{Labels, Matcher, Timestamp};
+use vigil_tsdb::Tsdb;
+
+/// The `ServerInfo` of a running server.
+pub fn server_info(
+    cli: &crate::cli::Cli,
+    db: Arc<Tsdb>,
+    reloader: Arc<Reloader>,
+    external_url: String,
+) -> ServerInfo {
+    let r1 = reloader.clone();
+    let r2 = reloader.clone();
+    let r3 = reloader;
+    ServerInfo {
+        flags: flag_values(),
+        config_yaml: Box::new(move || serde_yaml::to_string(&*r1.current()).unwrap_or_default()),
+        reload_status: Box::new(move || r2.status()),
+        external_labels: Box::new(move || {
+            Labels::from_pairs(r3.current().global.external_labels.clone())
+        }),
+        alertmanagers: Box::new(Vec::new),
+        tsdb: Some(Arc::new(TsdbInfo(db.clone()))),
+        admin: cli
+            .enable_admin_api
+            .then(|| Arc::new(TsdbInfo(db)) as Arc<dyn TsdbAdmin>),
+        external_url,
+        start_time_ms: vigil_model::now_millis(),
+        storage_retention: cli.retention_time.to_string(),
+    }
+}
+
+/// Every long flag with its effective value (given or default), as Prometheus'
+/// `/api/v1/status/flags` lists them.
+fn flag_values() -> Vec<(String, String)> {
+    let cmd = crate::cli::Cli::command();
+    let Ok(m) = cmd.clone().try_get_matches_from(std::env::args_os()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for arg in cmd.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        let id = arg.get_id().as_str();
+        let value = match m.try_get_raw(id) {
+            Ok(Some(vals)) => vals
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(","),
+            _ => match m.get_flag_safe(id) {
+                Some(b) => b.to_string(),
+                None => String::new(),
+            },
+        };
+        out.push((long.to_string(), value));
+    }
+    out.sort();
+    out
+}
+
+trait FlagExt {
+    fn get_flag_safe(&self, id: &str) -> Option<bool>;
+}
+
+impl FlagExt for clap::ArgMatches {
+    fn get_flag_safe(&self, id: &str) -> Option<bool> {
+        self.try_get_one::<bool>(id).ok().flatten().copied()
+    }
+}
+
+struct TsdbInfo(Arc<Tsdb>);
+
+impl TsdbStatus for TsdbInfo {
+    fn head(&self) -> HeadStats {
+        let h = self.0.head();
+        HeadStats {
+            num_series: h.num_series() as u64,
+            chunk_count: h.num_chunks(),
+            min_time: h.min_time().unwrap_or(0),
+            max_time: h.max_time().unwrap_or(0),
+        }
+    }
+
+    fn wal_replay(&self) -> WalReplay {
+        // Replay finishes before the server listens: report it complete.
+        WalReplay::default()
+    }
+
+    fn corruption_count(&self) -> u64 {
+        self.0
+            .stats()
+            .wal_corruptions
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl TsdbAdmin for TsdbInfo {
+    /// `<data>/snapshots/<time>-<random>`: block directories hard-linked (they are immutable);
+    /// unless `skip_head`, a fresh checkpoint is written first and the rest of the data
+    /// directory (WAL, head snapshot) copied, so opening the snapshot replays the head.
+    fn snapshot(&self, skip_head: bool) -> Result<String, AdminError> {
+        if !skip_head {
+            self.0
+                .checkpoint()
+                .map_err(|e| AdminError::Failed(format!("checkpoint: {e}")))?;
+        }
+        let now = vigil_model::now_millis();
+        let name = format!(
+            "{}-{:016x}",
+            snapshot_time(now),
+            std::collections::hash_map::RandomState::new()
+                .hash_one(now)
+        );
+        let dir = self.0.dir().to_path_buf();
+        let dest = dir.join("snapshots").join(&name);
+        std::fs::create_dir_all(&dest).map_err(|e| AdminError::Failed(e.to_string()))?;
+        let blocks: Vec<PathBuf> = self.0.blocks().iter().map(|b| b.dir().to_path_buf()).collect();
+        for b in &blocks {
+            if let Some(n) = b.file_name() {
+                link_tree(b, &dest.join(n), true).map_err(|e| AdminError::Failed(e.to_string()))?;
+            }
+        }
+        if !skip_head {
+            let entries = std::fs::read_dir(&dir).map_err(|e| AdminError::Failed(e.to_string()))?;
+            for e in entries.flatten() {
+                let p = e.path();
+                let n = e.file_name();
+                if n == "snapshots" || n == "lock" || blocks.contains(&p) {
+                    continue;
+                }
+                link_tree(&p, &dest.join(&n), false).map_err(|e| AdminError::Failed(e.to_string()))?;
+            }
+        }
+        Ok(name)
+    }
+
+    fn delete_series(&self, _: &[Vec<Matcher>], _: Timestamp, _: Timestamp) -> Result<(), AdminError> {
+        Err(AdminError::Unsupported(
+            "deleting series is not supported by vigil's storage yet".into(),
+        ))
+    }
+
+    fn clean_tombstones(&self) -> Result<(), AdminError> {
+        // No deletions, so no tombstones: nothing to clean.
+        Ok(())
+    }
+}
+
+use std::hash::BuildHasher;
+
+/// Hard-links (`link`) or copies the file or directory tree `from` to `to`.
+fn link_tree(from: &Path, to: &Path, link: bool) -> std::io::Result<()> {
+    if from.is_dir() {
+        std::fs::create_dir_all(to)?;
+        for e in std::fs::read_dir(from)? {
+            let e = e?;
+            link_tree(&e.path(), &to.join(e.file_name()), link)?;
+        }
+        Ok(())
+    } else if link {
+        std::fs::hard_link(from, to).or_else(|_| std::fs::copy(from, to).map(|_| ()))
+    } else {
+        std::fs::copy(from, to).map(|_| ())
+    }
+}
+
+/// `20060102T150405Z` as Prometheus names snapshots.
+fn snapshot_time(ms: i64) -> String {
+    let s = vigil_api::rfc3339_millis(ms);
+    // 2015-07-01T20:10:51.781Z → 20150701T201051Z
+    let digits: String = s[..19].chars().filter(|c| *c != '-' && *c != ':').collect();
+    format!("{digits}Z")
+}

@@ -1,0 +1,415 @@
+//! Rules and alerts end to end, with real peers on loopback: the example `ml-service`, the
+//! real `vigil` binary running `config/prometheus.yml` + `config/alerts.yml` (intervals, the
+//! rate window and `for` shortened), and a real Alertmanager (`prometheus-alertmanager`)
+//! whose webhook receiver points at a sink in this test.
+//!
+//! - Injected latency above 0.5 s makes `HighResponseTime` pending, then firing; the sink
+//!   receives it with the seed's labels and annotations; removing the latency resolves it
+//!   and the sink receives the resolution.
+//! - Alertmanager down for a while: vigil keeps running, counts the failed sends, and the
+//!   firing alert reaches the sink once Alertmanager is back.
+//! - A restart of vigil while an alert is pending restores its `for` clock.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The ml-service binary: beside vigil's when the workspace was built, else built now.
+fn ml_service_bin() -> PathBuf {
+    let vigil = Path::new(vigil_bin());
+    let dir = vigil.parent().unwrap();
+    let bin = dir.join("ml-service");
+    if !bin.exists() {
+        let target = dir.parent().unwrap();
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "-p", "ml-service"])
+            .env("CARGO_TARGET_DIR", target)
+            .current_dir(repo())
+            .status()
+            .expect("cargo build -p ml-service");
+        assert!(status.success(), "building ml-service failed");
+    }
+    bin
+}
+
+fn start_ml_service() -> (Proc, u16) {
+    let port = free_port();
+    let child = Command::new(ml_service_bin())
+        .args([&format!("--listen=127.0.0.1:{port}"), "--synthetic-rps=20"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ml-service");
+    let p = Proc {
+        child,
+        name: "ml-service",
+    };
+    wait_for(Duration::from_secs(10), "ml-service up", || {
+        http_get(&format!("http://127.0.0.1:{port}/metrics")).is_ok_and(|(s, _)| s == 200)
+    });
+    (p, port)
+}
+
+fn set_latency(port: u16, secs: f64) {
+    let (s, body) = http_get(&format!(
+        "http://127.0.0.1:{port}/admin/faults?latency={secs}"
+    ))
+    .unwrap();
+    assert_eq!(s, 200, "{body}");
+}
+
+/// Webhook bodies Alertmanager posted to the sink.
+type Received = Arc<Mutex<Vec<serde_json::Value>>>;
+
+fn start_sink() -> (u16, Received) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let got: Received = Arc::new(Mutex::new(Vec::new()));
+    let g = got.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            let mut r = BufReader::new(conn);
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0u8; len];
+            if r.read_exact(&mut body).is_ok()
+                && let Ok(v) = serde_json::from_slice(&body)
+            {
+                g.lock().unwrap().push(v);
+            }
+            let mut c = r.into_inner();
+            let _ =
+                c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (port, got)
+}
+
+fn start_alertmanager(dir: &Path, port: u16, sink: u16) -> Proc {
+    let cfg = dir.join("alertmanager.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "route:\n  receiver: sink\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: sink\n    webhook_configs:\n      - url: http://127.0.0.1:{sink}/hook\n        send_resolved: true\n"
+        ),
+    )
+    .unwrap();
+    let storage = dir.join(format!("am-data-{}", free_port()));
+    let log = std::fs::File::create(dir.join("alertmanager.log")).unwrap();
+    let child = Command::new(ALERTMANAGER)
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!("--storage.path={}", storage.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start alertmanager");
+    let p = Proc {
+        child,
+        name: "alertmanager",
+    };
+    wait_for(Duration::from_secs(20), "alertmanager ready", || {
+        http_get(&format!("http://127.0.0.1:{port}/-/ready")).is_ok_and(|(s, _)| s == 200)
+    });
+    p
+}
+
+/// config/prometheus.yml and config/alerts.yml with test ports and short intervals.
+fn write_configs(dir: &Path, ml: u16, am: u16, for_: &str) {
+    let prom = std::fs::read_to_string(repo().join("config/prometheus.yml")).unwrap();
+    let prom = prom
+        .replace("scrape_interval: 15s", "scrape_interval: 1s")
+        .replace("evaluation_interval: 15s", "evaluation_interval: 1s")
+        .replace("localhost:8000", &format!("127.0.0.1:{ml}"))
+        .replace("localhost:9093", &format!("127.0.0.1:{am}"));
+    std::fs::write(dir.join("prometheus.yml"), prom).unwrap();
+    let alerts = std::fs::read_to_string(repo().join("config/alerts.yml")).unwrap();
+    assert!(alerts.contains("for: 5m") && alerts.contains("[1m]"));
+    let alerts = alerts
+        .replace("for: 5m", &format!("for: {for_}"))
+        .replace("[1m]", "[4s]");
+    std::fs::write(dir.join("alerts.yml"), alerts).unwrap();
+}
+
+fn start_vigil_in(dir: &Path, extra: &[&str], log_name: &str) -> (Proc, u16) {
+    let port = free_port();
+    let log = std::fs::File::create(dir.join(log_name)).unwrap();
+    let child = Command::new(vigil_bin())
+        .arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut p = Proc {
+        child,
+        name: "vigil",
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !http_get(&format!("http://127.0.0.1:{port}/-/ready")).is_ok_and(|(s, _)| s == 200) {
+        assert!(
+            p.running(),
+            "vigil exited: {}",
+            std::fs::read_to_string(dir.join(log_name)).unwrap_or_default()
+        );
+        assert!(Instant::now() < deadline, "vigil not ready in 30 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (p, port)
+}
+
+/// State of HighResponseTime in /api/v1/alerts, and its activeAt.
+fn alert_state(port: u16) -> Option<(String, String)> {
+    let (_, v) = api(port, "/api/v1/alerts");
+    v["data"]["alerts"].as_array()?.iter().find_map(|a| {
+        (a["labels"]["alertname"] == "HighResponseTime").then(|| {
+            (
+                a["state"].as_str().unwrap_or("").to_string(),
+                a["activeAt"].as_str().unwrap_or("").to_string(),
+            )
+        })
+    })
+}
+
+fn sink_has(got: &Received, status: &str) -> Option<serde_json::Value> {
+    got.lock().unwrap().iter().find_map(|body| {
+        body["alerts"].as_array()?.iter().find_map(|a| {
+            (a["labels"]["alertname"] == "HighResponseTime" && a["status"] == status)
+                .then(|| a.clone())
+        })
+    })
+}
+
+fn metric(port: u16, name: &str) -> f64 {
+    let (_, text) = http_get(&format!("http://127.0.0.1:{port}/metrics")).unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn have_alertmanager() -> bool {
+    if Path::new(ALERTMANAGER).exists() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{ALERTMANAGER} is missing: .ci/run installs prometheus-alertmanager"
+    );
+    eprintln!("skipping: {ALERTMANAGER} not installed");
+    false
+}
+
+#[test]
+fn high_response_time_fires_resolves_and_survives_alertmanager_outage() {
+    if !have_alertmanager() {
+        return;
+    }
+    let dir = tempdir("alerting");
+    let (sink_port, got) = start_sink();
+    let am_port = free_port();
+    let mut am = start_alertmanager(&dir, am_port, sink_port);
+    let (_ml, ml_port) = start_ml_service();
+    write_configs(&dir, ml_port, am_port, "3s");
+    let (mut vigil, port) = start_vigil_in(&dir, &["--rules.alert.resend-delay=2s"], "vigil.log");
+    let log = || std::fs::read_to_string(dir.join("vigil.log")).unwrap_or_default();
+
+    // The recording rule and the alerting rule are loaded and healthy.
+    wait_for(Duration::from_secs(20), "rules evaluated", || {
+        let (_, v) = api(port, "/api/v1/rules");
+        let rules = &v["data"]["groups"][0]["rules"];
+        rules[0]["health"] == "ok" && rules[1]["health"] == "ok"
+    });
+    let (_, v) = api(port, "/api/v1/rules?type=record");
+    assert_eq!(
+        v["data"]["groups"][0]["rules"][0]["name"],
+        "request_processing_seconds_avg"
+    );
+    assert_eq!(v["data"]["groups"][0]["rules"].as_array().unwrap().len(), 1);
+    assert!(alert_state(port).is_none(), "no alert without latency");
+
+    // Latency above 0.5 s: pending, then firing, then delivered.
+    set_latency(ml_port, 0.7);
+    wait_for(Duration::from_secs(30), "HighResponseTime pending", || {
+        alert_state(port).is_some_and(|(s, _)| s == "pending")
+    });
+    wait_for(Duration::from_secs(30), "HighResponseTime firing", || {
+        alert_state(port).is_some_and(|(s, _)| s == "firing")
+    });
+    let (_, v) = api(port, "/api/v1/rules?type=alert");
+    assert_eq!(v["data"]["groups"][0]["rules"][0]["state"], "firing");
+    wait_for(
+        Duration::from_secs(30),
+        "sink receives the firing alert",
+        || sink_has(&got, "firing").is_some(),
+    );
+    let a = sink_has(&got, "firing").unwrap();
+    let instance = format!("127.0.0.1:{ml_port}");
+    assert_eq!(a["labels"]["severity"], "critical");
+    assert_eq!(a["labels"]["job"], "ml-service");
+    assert_eq!(a["labels"]["instance"], instance.as_str());
+    assert_eq!(
+        a["annotations"]["summary"],
+        format!("High response time on {instance}").as_str()
+    );
+    let desc = a["annotations"]["description"].as_str().unwrap();
+    assert!(
+        desc.starts_with(
+            "Average request processing time has been above 0.5s for 5 minutes (current value: 0.7"
+        ),
+        "{desc}"
+    );
+    assert!(
+        a["generatorURL"]
+            .as_str()
+            .unwrap()
+            .contains("/graph?g0.expr=")
+    );
+    assert!(metric(port, "prometheus_notifications_sent_total") >= 1.0);
+
+    // Latency removed: resolved, and the resolution delivered.
+    set_latency(ml_port, 0.0);
+    wait_for(
+        Duration::from_secs(40),
+        "sink receives the resolution",
+        || sink_has(&got, "resolved").is_some(),
+    );
+    assert!(alert_state(port).is_none());
+
+    // Alertmanager down: the alert fires meanwhile; sends fail and are counted; nothing crashes.
+    drop(am);
+    got.lock().unwrap().clear();
+    set_latency(ml_port, 0.7);
+    wait_for(
+        Duration::from_secs(30),
+        "firing while Alertmanager is down",
+        || alert_state(port).is_some_and(|(s, _)| s == "firing"),
+    );
+    wait_for(Duration::from_secs(20), "failed sends counted", || {
+        metric(port, "prometheus_notifications_errors_total") >= 1.0
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        vigil.running(),
+        "vigil died with Alertmanager down:\n{}",
+        log()
+    );
+    let dropped = metric(port, "prometheus_notifications_dropped_total");
+    assert!(dropped >= 1.0, "failed batches are counted as dropped");
+    // Back on the same address: the re-sent firing alert arrives.
+    am = start_alertmanager(&dir, am_port, sink_port);
+    wait_for(
+        Duration::from_secs(30),
+        "sink receives the alert after the outage",
+        || sink_has(&got, "firing").is_some(),
+    );
+    assert!(vigil.running());
+    set_latency(ml_port, 0.0);
+    drop(am);
+}
+
+#[test]
+fn restart_while_pending_restores_the_for_clock() {
+    let dir = tempdir("forstate");
+    let am_port = free_port(); // nothing listens: delivery is not the point here
+    let (_ml, ml_port) = start_ml_service();
+    write_configs(&dir, ml_port, am_port, "10m");
+    let flags = ["--rules.alert.for-grace-period=1s"];
+    let (vigil, port) = start_vigil_in(&dir, &flags, "vigil1.log");
+    set_latency(ml_port, 0.7);
+    wait_for(Duration::from_secs(30), "pending", || {
+        alert_state(port).is_some_and(|(s, _)| s == "pending")
+    });
+    // Let the alert be pending a while, with ALERTS_FOR_STATE written every second.
+    std::thread::sleep(Duration::from_secs(8));
+    let (_, before) = alert_state(port).unwrap();
+    let (_, v) = api(port, "/api/v1/query?query=ALERTS_FOR_STATE");
+    assert_eq!(v["data"]["result"].as_array().map(Vec::len), Some(1), "{v}");
+    // Clean stop, restart on the same data.
+    unsafe_sigterm(&vigil);
+    drop(vigil);
+    let restarted_at = std::time::SystemTime::now();
+    let (_vigil2, port2) = start_vigil_in(&dir, &flags, "vigil2.log");
+    // After restore, activeAt lies well before the restart: the clock kept its pending time.
+    wait_for(Duration::from_secs(30), "for state restored", || {
+        alert_state(port2).is_some_and(|(s, at)| {
+            s == "pending" && seconds_before(&at, restarted_at).is_some_and(|d| d >= 5.0)
+        })
+    });
+    let (_, after) = alert_state(port2).unwrap();
+    assert_ne!(before, after, "activeAt moves forward by the downtime");
+    set_latency(ml_port, 0.0);
+}
+
+/// Sends SIGTERM and waits for the process to exit (clean shutdown flushes the head).
+fn unsafe_sigterm(p: &Proc) {
+    let _ = Command::new("kill").arg(p.child.id().to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if !Path::new(&format!("/proc/{}", p.child.id())).exists()
+            || std::fs::read_to_string(format!("/proc/{}/stat", p.child.id()))
+                .is_ok_and(|s| s.contains(") Z "))
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// How many seconds the RFC 3339 time `at` lies before `t`.
+fn seconds_before(at: &str, t: std::time::SystemTime) -> Option<f64> {
+    // 2024-01-02T03:04:05.678Z
+    let (date, time) = at.trim_end_matches('Z').split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
+    let (y, m, dd) = (d.next()??, d.next()??, d.next()??);
+    let mut tt = time.split(':');
+    let (h, mi) = (
+        tt.next()?.parse::<i64>().ok()?,
+        tt.next()?.parse::<i64>().ok()?,
+    );
+    let s: f64 = tt.next()?.parse().ok()?;
+    // days from civil (Howard Hinnant)
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + dd - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = (days * 86400 + h * 3600 + mi * 60) as f64 + s;
+    let now = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64();
+    Some(now - secs)
+}
