@@ -62,7 +62,9 @@ pub async fn snapshot(st: St, p: Params) -> Result<Response, ApiError> {
     let skip_head = match p.non_empty("skip_head") {
         None => false,
         Some(s) => parse_bool(s).ok_or_else(|| {
-            ApiError::bad_data(format!("unable to parse boolean 'skip_head' argument: {s:?}"))
+            ApiError::bad_data(format!(
+                "unable to parse boolean 'skip_head' argument: {s:?}"
+            ))
         })?,
     };
     let name = blocking(move || Ok(a.snapshot(skip_head)?)).await?;

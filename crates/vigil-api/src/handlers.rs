@@ -81,10 +81,7 @@ impl Params {
 
     /// `start`/`end` of the metadata endpoints: the whole time range when absent.
     pub(crate) fn time_range(&self) -> Result<(Timestamp, Timestamp), ApiError> {
-        let (start, end) = (
-            self.time("start", MIN_TIME)?,
-            self.time("end", MAX_TIME)?,
-        );
+        let (start, end) = (self.time("start", MIN_TIME)?, self.time("end", MAX_TIME)?);
         if end < start {
             return Err(ApiError::bad_param(
                 "end",

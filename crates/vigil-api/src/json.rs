@@ -193,10 +193,18 @@ pub fn format_go_g(v: f64) -> String {
         return "NaN".into();
     }
     if v.is_infinite() {
-        return if v > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     if v == 0.0 {
-        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if v.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     // Rust's `{:e}` gives the shortest round-trip digits as d.ddde±x.
     let e = format!("{v:e}");
@@ -233,7 +241,10 @@ mod tests {
 
     #[test]
     fn annotations_only_when_present() {
-        assert_eq!(success_annotated("[]", &[], &[]), r#"{"status":"success","data":[]}"#);
+        assert_eq!(
+            success_annotated("[]", &[], &[]),
+            r#"{"status":"success","data":[]}"#
+        );
         assert_eq!(
             success_annotated("[]", &["w".into()], &["i".into()]),
             r#"{"status":"success","data":[],"warnings":["w"],"infos":["i"]}"#

@@ -138,7 +138,12 @@ pub fn router(state: Arc<ApiState>) -> Router {
             post(admin::clean_tombstones).put(admin::clean_tombstones),
         )
         .route("/federate", get(federate::federate))
-        .route("/-/healthy", get(lifecycle::healthy).head(lifecycle::healthy))
+        .route("/", get(lifecycle::home))
+        .route("/graph", get(lifecycle::home))
+        .route(
+            "/-/healthy",
+            get(lifecycle::healthy).head(lifecycle::healthy),
+        )
         .route("/-/ready", get(lifecycle::ready).head(lifecycle::ready))
         .route("/metrics", get(handlers::metrics))
         .route("/-/reload", post(lifecycle::reload).put(lifecycle::reload))

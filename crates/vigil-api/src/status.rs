@@ -39,7 +39,9 @@ pub async fn flags(st: St) -> Result<Response, ApiError> {
         .iter()
         .map(|(k, v)| (k.clone(), v.clone().into()))
         .collect();
-    ok(json::success_raw(&serde_json::Value::Object(map).to_string()))
+    ok(json::success_raw(
+        &serde_json::Value::Object(map).to_string(),
+    ))
 }
 
 pub async fn runtimeinfo(st: St) -> Result<Response, ApiError> {
@@ -173,9 +175,16 @@ impl Cardinality {
         maxt: i64,
     ) -> Result<Cardinality, ApiError> {
         let q = db.querier(mint, maxt)?;
-        let all = Matcher::regex("__name__", ".+").map_err(|e| ApiError::internal(e.to_string()))?;
+        let all =
+            Matcher::regex("__name__", ".+").map_err(|e| ApiError::internal(e.to_string()))?;
         let mut c = Cardinality::default();
-        for s in q.select(&[all], &SelectHints { start: mint, end: maxt })? {
+        for s in q.select(
+            &[all],
+            &SelectHints {
+                start: mint,
+                end: maxt,
+            },
+        )? {
             c.series += 1;
             for l in s.labels.iter() {
                 if l.name == "__name__" {

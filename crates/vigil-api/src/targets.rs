@@ -74,7 +74,12 @@ fn global_url(scrape_url: &str, external: &str) -> String {
     let host_of = |u: &str| -> Option<String> {
         let rest = u.split_once("://")?.1;
         let authority = rest.split(['/', '?']).next()?;
-        Some(authority.rsplit_once(':').map_or(authority, |(h, _)| h).to_string())
+        Some(
+            authority
+                .rsplit_once(':')
+                .map_or(authority, |(h, _)| h)
+                .to_string(),
+        )
     };
     let (Some(host), Some(ext_host)) = (host_of(scrape_url), host_of(external)) else {
         return scrape_url.to_string();

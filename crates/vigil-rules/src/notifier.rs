@@ -359,9 +359,9 @@ impl Notifier {
     }
 }
 
-async fn join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output>
+async fn join_all<F>(futs: Vec<F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let handles: Vec<_> = futs.into_iter().map(tokio::spawn).collect();

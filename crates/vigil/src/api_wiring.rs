@@ -115,13 +115,17 @@ impl TsdbAdmin for TsdbInfo {
         let name = format!(
             "{}-{:016x}",
             snapshot_time(now),
-            std::collections::hash_map::RandomState::new()
-                .hash_one(now)
+            std::collections::hash_map::RandomState::new().hash_one(now)
         );
         let dir = self.0.dir().to_path_buf();
         let dest = dir.join("snapshots").join(&name);
         std::fs::create_dir_all(&dest).map_err(|e| AdminError::Failed(e.to_string()))?;
-        let blocks: Vec<PathBuf> = self.0.blocks().iter().map(|b| b.dir().to_path_buf()).collect();
+        let blocks: Vec<PathBuf> = self
+            .0
+            .blocks()
+            .iter()
+            .map(|b| b.dir().to_path_buf())
+            .collect();
         for b in &blocks {
             if let Some(n) = b.file_name() {
                 link_tree(b, &dest.join(n), true).map_err(|e| AdminError::Failed(e.to_string()))?;
@@ -135,13 +139,19 @@ impl TsdbAdmin for TsdbInfo {
                 if n == "snapshots" || n == "lock" || blocks.contains(&p) {
                     continue;
                 }
-                link_tree(&p, &dest.join(&n), false).map_err(|e| AdminError::Failed(e.to_string()))?;
+                link_tree(&p, &dest.join(&n), false)
+                    .map_err(|e| AdminError::Failed(e.to_string()))?;
             }
         }
         Ok(name)
     }
 
-    fn delete_series(&self, _: &[Vec<Matcher>], _: Timestamp, _: Timestamp) -> Result<(), AdminError> {
+    fn delete_series(
+        &self,
+        _: &[Vec<Matcher>],
+        _: Timestamp,
+        _: Timestamp,
+    ) -> Result<(), AdminError> {
         Err(AdminError::Unsupported(
             "deleting series is not supported by vigil's storage yet".into(),
         ))

@@ -97,7 +97,7 @@ async fn serve(cli: Cli) -> Result<()> {
             cli.tsdb_path.display()
         )
     })?;
-    let head = Arc::new(open_storage(&cli)?);
+    let head = Arc::new(open_storage(&cli, &config)?);
     let scrape = Arc::new(ScrapeManager::new(
         head.clone(),
         format!("vigil/{}", cli::VERSION),
@@ -240,11 +240,19 @@ fn tsdb_import(file: &std::path::Path, dir: &std::path::Path, block_ms: i64) -> 
 }
 
 /// Opens the TSDB in `--storage.tsdb.path`, replaying its WAL.
-fn open_storage(cli: &Cli) -> Result<Tsdb> {
+fn open_storage(cli: &Cli, config: &vigil_config::Config) -> Result<Tsdb> {
+    // `storage.tsdb.out_of_order_time_window` in prometheus.yml. vigil reads it at start only;
+    // Prometheus also applies a changed window on reload (docs/architecture.md).
+    let ooo_ms = config
+        .storage
+        .tsdb
+        .as_ref()
+        .map_or(0, |t| t.out_of_order_time_window.as_millis() as i64);
     let opts = TsdbOptions {
         retention_ms: cli.retention_time.as_millis() as i64,
         retention_bytes: cli.retention_size.unwrap_or(0),
         max_series: cli.max_series,
+        out_of_order_time_window_ms: ooo_ms,
         ..Default::default()
     };
     let db = Tsdb::open(&cli.tsdb_path, opts).with_context(|| {

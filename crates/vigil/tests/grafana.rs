@@ -175,9 +175,11 @@ fn grafana_prometheus_data_source() {
     let c = Client::new(port);
     wait_for(Duration::from_secs(20), "three scrapes", || {
         let r = c.post("/api/v1/query", &[("query", "count_over_time(up[1m])")]);
-        r.json["data"]["result"]
-            .as_array()
-            .is_some_and(|a| a.len() == 2 && a.iter().all(|s| s["value"][1] == "3" || s["value"][1] == "4"))
+        r.json["data"]["result"].as_array().is_some_and(|a| {
+            a.len() == 2
+                && a.iter()
+                    .all(|s| s["value"][1] == "3" || s["value"][1] == "4")
+        })
     });
     let now = now_s();
 
@@ -187,7 +189,11 @@ fn grafana_prometheus_data_source() {
         serde_json::to_string(&r.json).unwrap(),
         r#"{"data":{"result":[4,"2"],"resultType":"scalar"},"status":"success"}"#
     );
-    assert_eq!(r.encoding.as_deref(), Some("gzip"), "gzip when asked, as Prometheus");
+    assert_eq!(
+        r.encoding.as_deref(),
+        Some("gzip"),
+        "gzip when asked, as Prometheus"
+    );
     // GET mode sends the same in the URL.
     let r = c.get("/api/v1/query", &[("query", "1+1"), ("time", "4")]);
     check_query_result(&r, "scalar");
@@ -242,9 +248,15 @@ fn grafana_prometheus_data_source() {
     );
     assert_eq!(r.status, 200);
     let names = strings(&r.json["data"]);
-    assert!(names.contains(&"up".to_string()) && names.contains(&"http_requests_total".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"up".to_string()) && names.contains(&"http_requests_total".to_string()),
+        "{names:?}"
+    );
     assert!(names.windows(2).all(|w| w[0] < w[1]), "sorted and unique");
-    let r = c.post("/api/v1/labels", &[("limit", limit), ("start", &s), ("end", &e)]);
+    let r = c.post(
+        "/api/v1/labels",
+        &[("limit", limit), ("start", &s), ("end", &e)],
+    );
     let labels = strings(&r.json["data"]);
     for l in ["__name__", "instance", "job"] {
         assert!(labels.contains(&l.to_string()), "{labels:?}");
@@ -260,11 +272,19 @@ fn grafana_prometheus_data_source() {
     let sel = r#"{__name__="up",job="targetsim"}"#;
     let r = c.get(
         "/api/v1/label/instance/values",
-        &[("limit", limit), ("start", &s), ("end", &e), ("match[]", sel)],
+        &[
+            ("limit", limit),
+            ("start", &s),
+            ("end", &e),
+            ("match[]", sel),
+        ],
     );
     assert_eq!(
         strings(&r.json["data"]),
-        vec![format!("127.0.0.1:{base}"), format!("127.0.0.1:{}", base + 1)]
+        vec![
+            format!("127.0.0.1:{base}"),
+            format!("127.0.0.1:{}", base + 1)
+        ]
     );
     let r = c.get(
         "/api/v1/label/U__inst_61_nce/values",
@@ -273,9 +293,17 @@ fn grafana_prometheus_data_source() {
     assert_eq!(strings(&r.json["data"]).len(), 2, "{}", r.json);
     let r = c.post(
         "/api/v1/labels",
-        &[("limit", limit), ("start", &s), ("end", &e), ("match[]", sel)],
+        &[
+            ("limit", limit),
+            ("start", &s),
+            ("end", &e),
+            ("match[]", sel),
+        ],
     );
-    assert_eq!(strings(&r.json["data"]), vec!["__name__", "instance", "job"]);
+    assert_eq!(
+        strings(&r.json["data"]),
+        vec!["__name__", "instance", "job"]
+    );
     // The suggestions path POSTs label values with parameters in the URL.
     let r = c.post(
         &format!("/api/v1/label/job/values?match[]={}&limit=1", enc(sel)),
@@ -301,9 +329,13 @@ fn grafana_prometheus_data_source() {
     assert_eq!(r.status, 200);
     let series = r.json["data"].as_array().unwrap();
     assert!(series.len() > 100, "{}", series.len());
-    assert!(series.iter().all(|s| s["__name__"].is_string()
-        && s.as_object().unwrap().values().all(Value::is_string)));
-    assert!(r.encoding.as_deref() == Some("gzip"), "large answers are gzipped");
+    assert!(series.iter().all(
+        |s| s["__name__"].is_string() && s.as_object().unwrap().values().all(Value::is_string)
+    ));
+    assert!(
+        r.encoding.as_deref() == Some("gzip"),
+        "large answers are gzipped"
+    );
 
     // 3.4 dashboard panel: POST query_range with Grafana's fields, start/end aligned to step,
     // a compound `$__rate_interval`, stats=all and a custom parameter in the URL.
@@ -331,16 +363,28 @@ fn grafana_prometheus_data_source() {
     // Fractional step and RFC3339 times work too.
     let r = c.post(
         "/api/v1/query_range",
-        &[("query", "up"), ("start", &(now - 5).to_string()), ("end", &now.to_string()), ("step", "0.5")],
+        &[
+            ("query", "up"),
+            ("start", &(now - 5).to_string()),
+            ("end", &now.to_string()),
+            ("step", "0.5"),
+        ],
     );
     let result = check_query_result(&r, "matrix");
     let t0 = &result[0]["values"][1][0];
-    assert!(t0.as_f64().unwrap().fract() != 0.0 || result[0]["values"][0][0].as_f64().unwrap().fract() != 0.0);
+    assert!(
+        t0.as_f64().unwrap().fract() != 0.0
+            || result[0]["values"][0][0].as_f64().unwrap().fract() != 0.0
+    );
 
     // 3.4 instant query (time = `to`, fractional) and 5.6 query_result() variables.
     let r = c.post(
         "/api/v1/query",
-        &[("query", "up"), ("time", &format!("{now}.123")), ("timeout", "60s")],
+        &[
+            ("query", "up"),
+            ("time", &format!("{now}.123")),
+            ("timeout", "60s"),
+        ],
     );
     let result = check_query_result(&r, "vector");
     assert_eq!(result.len(), 2);
@@ -361,19 +405,46 @@ fn grafana_prometheus_data_source() {
     check_query_result(&r, "matrix");
 
     // Errors Grafana shows as "<errorType>: <error>": 400 bad_data, 422 execution.
-    let r = c.post("/api/v1/query_range", &[("query", "rate(up)"), ("start", "1"), ("end", "2"), ("step", "1")]);
+    let r = c.post(
+        "/api/v1/query_range",
+        &[
+            ("query", "rate(up)"),
+            ("start", "1"),
+            ("end", "2"),
+            ("step", "1"),
+        ],
+    );
     assert_eq!(r.status, 400);
     assert_eq!(r.json["status"], "error");
     assert_eq!(r.json["errorType"], "bad_data");
-    assert!(r.json["error"].as_str().unwrap().contains("rate"), "{}", r.json);
-    let r = c.post("/api/v1/query_range", &[("query", "up[5m]"), ("start", "1"), ("end", "2"), ("step", "1")]);
+    assert!(
+        r.json["error"].as_str().unwrap().contains("rate"),
+        "{}",
+        r.json
+    );
+    let r = c.post(
+        "/api/v1/query_range",
+        &[
+            ("query", "up[5m]"),
+            ("start", "1"),
+            ("end", "2"),
+            ("step", "1"),
+        ],
+    );
     assert!(matches!(r.status, 400 | 422), "{}", r.json);
     assert_eq!(r.json["status"], "error");
     let r = c.post("/api/v1/query", &[("query", "up"), ("time", "soon")]);
-    assert_eq!((r.status, r.json["errorType"].as_str()), (400, Some("bad_data")));
+    assert_eq!(
+        (r.status, r.json["errorType"].as_str()),
+        (400, Some("bad_data"))
+    );
 
     // Alerting UI: feature discovery may also read flags.
     let r = c.get("/api/v1/status/flags", &[]);
     assert_eq!(r.json["status"], "success");
-    assert!(r.json["data"]["web.listen-address"].is_string(), "{}", r.json);
+    assert!(
+        r.json["data"]["web.listen-address"].is_string(),
+        "{}",
+        r.json
+    );
 }

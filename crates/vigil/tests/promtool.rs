@@ -35,7 +35,11 @@ fn start_server(bin: &str, args: Vec<String>, port: u16, log: &Path, name: &'sta
         .unwrap();
     let mut p = Proc { child, name };
     wait_for(Duration::from_secs(30), name, || {
-        assert!(p.running(), "{name} exited: {}", std::fs::read_to_string(log).unwrap_or_default());
+        assert!(
+            p.running(),
+            "{name} exited: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
         http_get(&format!("http://127.0.0.1:{port}/-/ready")).is_ok_and(|(s, _)| s == 200)
     });
     p
@@ -46,7 +50,11 @@ fn start_server(bin: &str, args: Vec<String>, port: u16, log: &Path, name: &'sta
 /// byte-identical.
 fn assert_same(v: &str, p: &str, what: &str) -> usize {
     let (vl, pl): (Vec<&str>, Vec<&str>) = (v.lines().collect(), p.lines().collect());
-    assert_eq!(vl.len(), pl.len(), "{what}: line counts differ\nvigil:\n{v}\nprometheus:\n{p}");
+    assert_eq!(
+        vl.len(),
+        pl.len(),
+        "{what}: line counts differ\nvigil:\n{v}\nprometheus:\n{p}"
+    );
     let mut exact = 0;
     for (a, b) in vl.iter().zip(&pl) {
         if a == b {
@@ -67,7 +75,10 @@ fn assert_same(v: &str, p: &str, what: &str) -> usize {
             (Some(x), Some(y)) => x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs()),
             _ => false,
         };
-        assert!(ha == hb && close, "{what}:\nvigil:      {a}\nprometheus: {b}");
+        assert!(
+            ha == hb && close,
+            "{what}:\nvigil:      {a}\nprometheus: {b}"
+        );
     }
     exact
 }
@@ -206,7 +217,10 @@ fn promtool_prints_the_same_as_against_prometheus() {
         lines += p.lines().count();
         checked += 1;
     }
-    for m in ["model_accuracy", r#"{__name__=~"process_.*",instance=~".*1"}"#] {
+    for m in [
+        "model_accuracy",
+        r#"{__name__=~"process_.*",instance=~".*1"}"#,
+    ] {
         let args = |url: &str| {
             vec![
                 "query".to_string(),

@@ -50,9 +50,17 @@ fn tls_and_basic_auth_with_route_prefix() {
     let r = http.get(&url).send().unwrap();
     assert_eq!(r.status(), 401, "no credentials");
     assert_eq!(r.headers()["www-authenticate"], "Basic");
-    let r = http.get(&url).basic_auth("grafana", Some("wrong")).send().unwrap();
+    let r = http
+        .get(&url)
+        .basic_auth("grafana", Some("wrong"))
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 401, "wrong password");
-    let r = http.get(&url).basic_auth("nobody", Some("correct horse")).send().unwrap();
+    let r = http
+        .get(&url)
+        .basic_auth("nobody", Some("correct horse"))
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 401, "unknown user");
     // Checked before routing: an unknown path is 401 too, not 404.
     let r = http
@@ -91,7 +99,10 @@ fn bad_web_config_stops_the_start() {
     std::fs::write(&web, "basic_auth_users:\n  alice: not-a-hash\n").unwrap();
     let out = std::process::Command::new(vigil_bin())
         .arg(format!("--web.config.file={}", web.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{}", free_port()))
         .output()
         .unwrap();

@@ -88,18 +88,15 @@ fn parse_basic(h: &HeaderValue) -> Option<(String, String)> {
 
 /// The middleware: 401 with `WWW-Authenticate` unless the credentials check out.
 pub async fn layer(State(auth): State<Arc<Auth>>, req: Request, next: Next) -> Response {
-    let mut resp = if auth.users.is_empty()
-        || auth.check(req.headers().get(header::AUTHORIZATION)).await
-    {
-        next.run(req).await
-    } else {
-        let mut r = (StatusCode::UNAUTHORIZED, Body::from("Unauthorized\n")).into_response();
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic"),
-        );
-        r
-    };
+    let mut resp =
+        if auth.users.is_empty() || auth.check(req.headers().get(header::AUTHORIZATION)).await {
+            next.run(req).await
+        } else {
+            let mut r = (StatusCode::UNAUTHORIZED, Body::from("Unauthorized\n")).into_response();
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+            r
+        };
     for (k, v) in &auth.headers {
         resp.headers_mut().insert(k.clone(), v.clone());
     }

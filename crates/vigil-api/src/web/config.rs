@@ -131,8 +131,16 @@ fn resolve(base: &Path, f: &str) -> PathBuf {
     }
 }
 
-fn read_pem(base: &Path, file: Option<&str>, inline: Option<&str>, what: &str) -> Result<Vec<u8>, String> {
-    match (file.filter(|s| !s.is_empty()), inline.filter(|s| !s.is_empty())) {
+fn read_pem(
+    base: &Path,
+    file: Option<&str>,
+    inline: Option<&str>,
+    what: &str,
+) -> Result<Vec<u8>, String> {
+    match (
+        file.filter(|s| !s.is_empty()),
+        inline.filter(|s| !s.is_empty()),
+    ) {
         (Some(_), Some(_)) => Err(format!("at most one of {what}_file and {what} must be set")),
         (Some(f), None) => {
             let p = resolve(base, f);
@@ -145,15 +153,27 @@ fn read_pem(base: &Path, file: Option<&str>, inline: Option<&str>, what: &str) -
 
 impl TlsServerConfig {
     fn is_empty(&self) -> bool {
-        [&self.cert_file, &self.key_file, &self.cert, &self.key, &self.client_ca_file, &self.client_ca]
-            .iter()
-            .all(|o| o.as_deref().is_none_or(str::is_empty))
+        [
+            &self.cert_file,
+            &self.key_file,
+            &self.cert,
+            &self.key,
+            &self.client_ca_file,
+            &self.client_ca,
+        ]
+        .iter()
+        .all(|o| o.as_deref().is_none_or(str::is_empty))
     }
 
     fn build(&self, base: &Path) -> Result<rustls::ServerConfig, String> {
         use rustls_pki_types::pem::PemObject;
         use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-        let cert_pem = read_pem(base, self.cert_file.as_deref(), self.cert.as_deref(), "cert")?;
+        let cert_pem = read_pem(
+            base,
+            self.cert_file.as_deref(),
+            self.cert.as_deref(),
+            "cert",
+        )?;
         let key_pem = read_pem(base, self.key_file.as_deref(), self.key.as_deref(), "key")?;
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
             .collect::<Result<_, _>>()
@@ -172,12 +192,19 @@ impl TlsServerConfig {
         let builder = match auth {
             "" | "NoClientCert" => builder.with_no_client_auth(),
             "RequireAndVerifyClientCert" | "VerifyClientCertIfGiven" => {
-                let ca_pem = read_pem(base, self.client_ca_file.as_deref(), self.client_ca.as_deref(), "client_ca")
-                    .map_err(|e| format!("client_auth_type {auth} needs client_ca_file: {e}"))?;
+                let ca_pem = read_pem(
+                    base,
+                    self.client_ca_file.as_deref(),
+                    self.client_ca.as_deref(),
+                    "client_ca",
+                )
+                .map_err(|e| format!("client_auth_type {auth} needs client_ca_file: {e}"))?;
                 let mut roots = rustls::RootCertStore::empty();
                 for c in CertificateDer::pem_slice_iter(&ca_pem) {
                     let c = c.map_err(|e| format!("cannot parse client_ca_file: {e}"))?;
-                    roots.add(c).map_err(|e| format!("bad client CA certificate: {e}"))?;
+                    roots
+                        .add(c)
+                        .map_err(|e| format!("bad client CA certificate: {e}"))?;
                 }
                 let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
                     Arc::new(roots),
@@ -212,7 +239,10 @@ impl TlsServerConfig {
                 other => Err(format!("unknown TLS version {other:?}")),
             }
         };
-        let (min, max) = (rank(self.min_version.as_deref(), 12)?, rank(self.max_version.as_deref(), 13)?);
+        let (min, max) = (
+            rank(self.min_version.as_deref(), 12)?,
+            rank(self.max_version.as_deref(), 13)?,
+        );
         if min > max {
             return Err("min_version is above max_version".into());
         }
@@ -240,7 +270,10 @@ mod tests {
         let c = WebConfig::parse(&text, Path::new(".")).unwrap();
         assert!(c.tls.is_none());
         assert_eq!(c.users.len(), 1);
-        assert_eq!(c.headers, vec![("X-Frame-Options".to_string(), "deny".to_string())]);
+        assert_eq!(
+            c.headers,
+            vec![("X-Frame-Options".to_string(), "deny".to_string())]
+        );
     }
 
     #[test]
@@ -248,13 +281,21 @@ mod tests {
         for (text, want) in [
             ("nope: 1\n", "unknown field"),
             ("basic_auth_users:\n  bob: plain\n", "bcrypt"),
-            ("tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: /x.key\n", "cannot read cert_file"),
+            (
+                "tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: /x.key\n",
+                "cannot read cert_file",
+            ),
             ("tls_server_config:\n  cert_file: a.crt\n", "cannot read"),
         ] {
             let e = WebConfig::parse(text, Path::new("/nonexistent")).unwrap_err();
             assert!(e.contains(want), "{text}: {e}");
         }
-        assert!(WebConfig::parse("", Path::new(".")).unwrap().users.is_empty());
+        assert!(
+            WebConfig::parse("", Path::new("."))
+                .unwrap()
+                .users
+                .is_empty()
+        );
     }
 
     #[test]

@@ -78,9 +78,7 @@ pub fn resolve_urls(
         .split_once("://")
         .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_string()))
         .unwrap_or_default();
-    let prefix = route_prefix
-        .map(str::to_string)
-        .unwrap_or(path_of_external);
+    let prefix = route_prefix.map(str::to_string).unwrap_or(path_of_external);
     let trimmed = prefix.trim_end_matches('/');
     let prefix = if trimmed.is_empty() {
         "/".to_string()
@@ -117,11 +115,7 @@ pub async fn serve(
     opts: &WebOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let tls = opts
-        .config
-        .tls
-        .clone()
-        .map(tokio_rustls::TlsAcceptor::from);
+    let tls = opts.config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let limit = if opts.max_connections == 0 {
         tokio::sync::Semaphore::MAX_PERMITS
     } else {
@@ -158,8 +152,7 @@ pub async fn serve(
             let builder = hyper::server::conn::http1::Builder::new();
             match tls {
                 None => {
-                    let conn = builder
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+                    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
                     let _ = watcher.watch(conn).await;
                 }
                 Some(acceptor) => {
@@ -168,8 +161,8 @@ pub async fn serve(
                     let Ok(Ok(tls_stream)) = handshake.await else {
                         return;
                     };
-                    let conn = builder
-                        .serve_connection(hyper_util::rt::TokioIo::new(tls_stream), svc);
+                    let conn =
+                        builder.serve_connection(hyper_util::rt::TokioIo::new(tls_stream), svc);
                     let _ = watcher.watch(conn).await;
                 }
             }
@@ -193,12 +186,18 @@ mod tests {
     fn urls_and_prefix() {
         let (ext, prefix) =
             resolve_urls("0.0.0.0:9090", Some("https://example.com/prom/"), None).unwrap();
-        assert_eq!((ext.as_str(), prefix.as_str()), ("https://example.com/prom/", "/prom"));
+        assert_eq!(
+            (ext.as_str(), prefix.as_str()),
+            ("https://example.com/prom/", "/prom")
+        );
         let (_, prefix) =
             resolve_urls("0.0.0.0:9090", Some("https://example.com/prom"), Some("/")).unwrap();
         assert_eq!(prefix, "/");
         let (ext, prefix) = resolve_urls("127.0.0.1:9999", None, Some("x/")).unwrap();
-        assert_eq!((ext.as_str(), prefix.as_str()), ("http://127.0.0.1:9999/", "/x"));
+        assert_eq!(
+            (ext.as_str(), prefix.as_str()),
+            ("http://127.0.0.1:9999/", "/x")
+        );
         assert!(resolve_urls("0.0.0.0:9090", Some("example.com"), None).is_err());
     }
 }
