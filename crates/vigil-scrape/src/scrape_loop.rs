@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use vigil_config::relabel::{self, RelabelConfig};
 use vigil_exposition::{Entry, Format, Parser};
-use vigil_model::{Appendable, Appender, Labels, LabelsBuilder, SeriesRef, Timestamp, now_millis, stale_nan};
+use vigil_model::{AppendError, Appendable, Appender, Labels, LabelsBuilder, SeriesRef, Timestamp, now_millis, stale_nan};
 
 /// The most body a target may send when `body_size_limit` is not set. Prometheus has no such
 /// cap; vigil has one so that a target streaming without end cannot exhaust memory within
@@ -37,11 +37,14 @@ pub(crate) struct LoopSettings {
     pub client: reqwest::Client,
 }
 
+/// What the scrape cache keeps per series line. The final labels are not kept: the storage
+/// reference stands for them (saving some 500 bytes per series), and on the rare miss of a
+/// reference (a series the head dropped) they are rebuilt from the line.
 struct CacheEntry {
     /// Reference in storage, once appended.
     series: Option<SeriesRef>,
-    /// Final labels; empty when metric relabeling dropped the series.
-    labels: Labels,
+    /// Metric relabeling dropped the series.
+    dropped: bool,
     /// Scrape number in which the series was last seen.
     last_seen: u64,
     /// The target gave an explicit timestamp: Prometheus writes no staleness for such series.
@@ -238,73 +241,54 @@ impl ScrapeLoop {
                 (true, Some(t)) => t,
                 _ => ts,
             };
-            let entry = match self.cache.get_mut(s.series) {
-                Some(e) => e,
-                None => {
-                    let labels = relabel::process(&self.sample_labels(&s), &self.settings.metric_relabel);
-                    if let Some(l) = &labels {
-                        check_label_limits(l, &self.settings)?;
-                        rep.added += 1;
+            let explicit_ts = s.timestamp_ms.is_some() && self.settings.honor_timestamps;
+            match self.cache.get_mut(s.series) {
+                Some(entry) => {
+                    if entry.last_seen == iteration {
+                        // A repeated series within one scrape: Prometheus keeps the first
+                        // sample and counts the rest as duplicates; the scrape still succeeds.
+                        continue;
                     }
-                    let e = CacheEntry {
-                        series: None,
-                        labels: labels.unwrap_or_default(),
-                        last_seen: 0,
-                        explicit_ts: s.timestamp_ms.is_some() && self.settings.honor_timestamps,
-                    };
-                    self.cache.entry(s.series.into()).or_insert(e)
+                    entry.last_seen = iteration;
+                    if entry.dropped {
+                        continue; // dropped by metric relabeling
+                    }
+                    count_sample(rep, self.settings.sample_limit)?;
+                    let mut result = app.append(entry.series, &Labels::empty(), sample_ts, s.value);
+                    if matches!(result, Err(AppendError::EmptyLabels)) {
+                        // The cached reference is gone from storage: rebuild the labels once.
+                        let labels = sample_labels(&self.target, self.settings.honor_labels, &s);
+                        if let Some(l) = relabel::process(&labels, &self.settings.metric_relabel) {
+                            result = app.append(None, &l, sample_ts, s.value);
+                        }
+                    }
+                    match result {
+                        Ok(r) => entry.series = Some(r),
+                        Err(e) => tracing::trace!(error = %e, "Sample refused"),
+                    }
                 }
-            };
-            if entry.last_seen == iteration {
-                // A repeated series within one scrape: Prometheus keeps the first sample and
-                // counts the rest as duplicates; the scrape still succeeds.
-                continue;
-            }
-            entry.last_seen = iteration;
-            if entry.labels.is_empty() {
-                continue; // dropped by metric relabeling
-            }
-            rep.post_relabel += 1;
-            if self.settings.sample_limit > 0 && rep.post_relabel > self.settings.sample_limit {
-                return Err(format!("sample limit exceeded (limit {})", self.settings.sample_limit));
-            }
-            match app.append(entry.series, &entry.labels, sample_ts, s.value) {
-                Ok(r) => entry.series = Some(r),
-                Err(e) => tracing::trace!(series = %entry.labels, error = %e, "Sample refused"),
+                None => {
+                    // A miss: the final labels are built and checked once, here.
+                    let labels = sample_labels(&self.target, self.settings.honor_labels, &s);
+                    let labels = relabel::process(&labels, &self.settings.metric_relabel);
+                    let mut e = CacheEntry { series: None, dropped: labels.is_none(), last_seen: iteration, explicit_ts };
+                    if let Some(l) = labels {
+                        check_label_limits(&l, &self.settings)?;
+                        rep.added += 1;
+                        count_sample(rep, self.settings.sample_limit)?;
+                        match app.append(None, &l, sample_ts, s.value) {
+                            Ok(r) => e.series = Some(r),
+                            Err(err) => tracing::trace!(series = %l, error = %err, "Sample refused"),
+                        }
+                    }
+                    self.cache.insert(s.series.into(), e);
+                }
             }
         }
         if meta_changed {
             self.status.lock().metadata = Arc::new(self.metadata.clone());
         }
         Ok(())
-    }
-
-    /// The sample's own labels merged with the target's, as Prometheus does: with
-    /// `honor_labels` the scraped value wins, otherwise a clash renames the scraped label to
-    /// `exported_<name>`.
-    fn sample_labels(&self, s: &vigil_exposition::SampleEntry<'_>) -> Labels {
-        let mut b = LabelsBuilder::new();
-        b.set("__name__", s.name.to_string());
-        for (k, v) in s.labels() {
-            b.set(k.to_string(), v.to_string());
-        }
-        for l in &self.target.labels {
-            match b.get(&l.name).map(str::to_string) {
-                Some(_) if self.settings.honor_labels => {}
-                Some(existing) => {
-                    let mut name = format!("exported_{}", l.name);
-                    while b.get(&name).is_some() {
-                        name = format!("exported_{name}");
-                    }
-                    b.set(name, existing);
-                    b.set(l.name.clone(), l.value.clone());
-                }
-                None => {
-                    b.set(l.name.clone(), l.value.clone());
-                }
-            }
-        }
-        b.build()
     }
 
     /// After a successful scrape: series of the previous successful scrape that are missing
@@ -318,8 +302,8 @@ impl ScrapeLoop {
             if e.last_seen == cur {
                 return true;
             }
-            if Some(e.last_seen) == prev && !e.explicit_ts && !e.labels.is_empty() {
-                let _ = app.append(e.series, &e.labels, ts, stale_nan());
+            if Some(e.last_seen) == prev && !e.explicit_ts && !e.dropped && e.series.is_some() {
+                let _ = app.append(e.series, &Labels::empty(), ts, stale_nan());
             }
             false
         });
@@ -332,8 +316,8 @@ impl ScrapeLoop {
         let db = Arc::clone(&self.db);
         let mut app = db.appender();
         if let Some(prev) = self.last_ok.take() {
-            for e in self.cache.values().filter(|e| e.last_seen == prev && !e.explicit_ts && !e.labels.is_empty()) {
-                let _ = app.append(e.series, &e.labels, ts, stale_nan());
+            for e in self.cache.values().filter(|e| e.last_seen == prev && !e.explicit_ts && !e.dropped && e.series.is_some()) {
+                let _ = app.append(e.series, &Labels::empty(), ts, stale_nan());
             }
         }
         if target_gone {
@@ -363,6 +347,43 @@ impl ScrapeLoop {
         }
         let _ = app.commit();
     }
+}
+
+/// One more sample after relabeling; fails the scrape past `sample_limit`.
+fn count_sample(rep: &mut Report, limit: u64) -> Result<(), String> {
+    rep.post_relabel += 1;
+    if limit > 0 && rep.post_relabel > limit {
+        return Err(format!("sample limit exceeded (limit {limit})"));
+    }
+    Ok(())
+}
+
+/// The sample's own labels merged with the target's, as Prometheus does: with
+/// `honor_labels` the scraped value wins, otherwise a clash renames the scraped label to
+/// `exported_<name>`.
+fn sample_labels(target: &Target, honor_labels: bool, s: &vigil_exposition::SampleEntry<'_>) -> Labels {
+    let mut b = LabelsBuilder::new();
+    b.set("__name__", s.name.to_string());
+    for (k, v) in s.labels() {
+        b.set(k.to_string(), v.to_string());
+    }
+    for l in &target.labels {
+        match b.get(&l.name).map(str::to_string) {
+            Some(_) if honor_labels => {}
+            Some(existing) => {
+                let mut name = format!("exported_{}", l.name);
+                while b.get(&name).is_some() {
+                    name = format!("exported_{name}");
+                }
+                b.set(name, existing);
+                b.set(l.name.clone(), l.value.clone());
+            }
+            None => {
+                b.set(l.name.clone(), l.value.clone());
+            }
+        }
+    }
+    b.build()
 }
 
 /// Sets one metadata field of `family` to `value`; answers whether it changed. Allocates
