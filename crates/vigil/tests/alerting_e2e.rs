@@ -359,7 +359,7 @@ fn restart_while_pending_restores_the_for_clock() {
     let (_, v) = api(port, "/api/v1/query?query=ALERTS_FOR_STATE");
     assert_eq!(v["data"]["result"].as_array().map(Vec::len), Some(1), "{v}");
     // Clean stop, restart on the same data.
-    unsafe_sigterm(&vigil);
+    sigterm_and_wait(&vigil);
     drop(vigil);
     let restarted_at = std::time::SystemTime::now();
     let (_vigil2, port2) = start_vigil_in(&dir, &flags, "vigil2.log");
@@ -375,7 +375,7 @@ fn restart_while_pending_restores_the_for_clock() {
 }
 
 /// Sends SIGTERM and waits for the process to exit (clean shutdown flushes the head).
-fn unsafe_sigterm(p: &Proc) {
+fn sigterm_and_wait(p: &Proc) {
     let _ = Command::new("kill").arg(p.child.id().to_string()).status();
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
