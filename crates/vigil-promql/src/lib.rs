@@ -13,7 +13,9 @@ pub mod engine;
 mod functions;
 mod value;
 
-pub use engine::{Cancel, Engine, EngineError, EngineOptions, QueryOutput};
+pub use engine::{
+    Cancel, Engine, EngineError, EngineOptions, QueryGate, QueryOutput, register_parser_extensions,
+};
 pub use value::{RangeSeries, Value, VectorSample};
 
 #[cfg(test)]

@@ -189,3 +189,64 @@ fn hostile_queries_do_not_panic() {
         let _ = e.range(&db, q, 0, 300_000, 30_000);
     }
 }
+
+#[test]
+fn holt_winters_is_double_exponential_smoothing() {
+    let db = db();
+    let hw = q(&db, "holt_winters(req[5m], 0.5, 0.5)", 300_000);
+    let des = q(
+        &db,
+        "double_exponential_smoothing(req[5m], 0.5, 0.5)",
+        300_000,
+    );
+    assert_eq!(hw.len(), 3);
+    assert_eq!(hw, des);
+    // Same argument checking as the 3.x name.
+    let e = Engine::new(EngineOptions::default());
+    assert!(matches!(
+        e.parse("holt_winters(req[5m], 0.5)"),
+        Err(EngineError::Parse(_))
+    ));
+    assert!(matches!(
+        e.parse("holt_winters(req, 0.5, 0.5)"),
+        Err(EngineError::Parse(_))
+    ));
+    // Plain parser calls see the alias once it is registered.
+    register_parser_extensions();
+    assert!(promql_parser::parser::parse("holt_winters(x[1m], 0.1, 0.9)").is_ok());
+}
+
+#[test]
+fn max_concurrency_queues_queries() {
+    let db = db();
+    let gate = QueryGate::new(1);
+    let opts = EngineOptions {
+        max_concurrency: Some(gate.clone()),
+        timeout: Some(std::time::Duration::from_millis(200)),
+        ..Default::default()
+    };
+    // A slot is taken and given back per query.
+    let e = Engine::new(opts.clone());
+    assert_eq!(vector(e.instant(&db, "up", 300_000).unwrap()).len(), 3);
+    assert_eq!(gate.active(), 0);
+    // With the only slot held, a query waits, then times out in the queue.
+    let held = gate.acquire(None, None).unwrap();
+    let err = Engine::new(opts.clone())
+        .instant(&db, "up", 300_000)
+        .unwrap_err();
+    assert_eq!(err.to_string(), "query timed out in query queue");
+    // ... and runs as soon as the slot is free.
+    let waiter = std::thread::spawn({
+        let opts = opts.clone();
+        move || {
+            let db = self::db();
+            Engine::new(opts)
+                .instant(&db, "up", 300_000)
+                .map(|v| vector(v).len())
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    drop(held);
+    assert_eq!(waiter.join().unwrap().unwrap(), 3);
+    assert_eq!(gate.active(), 0);
+}

@@ -94,6 +94,10 @@ pub struct Cli {
     #[arg(long = "query.max-samples", value_name = "N", default_value_t = 50_000_000)]
     pub query_max_samples: usize,
 
+    /// Maximum number of queries executed concurrently; further queries wait for a slot.
+    #[arg(long = "query.max-concurrency", value_name = "N", default_value_t = 20)]
+    pub query_max_concurrency: usize,
+
     /// The maximum lookback duration for retrieving metrics during expression evaluations.
     #[arg(
         long = "query.lookback-delta",

@@ -151,6 +151,7 @@ async fn serve(cli: Cli) -> Result<()> {
             timeout: (cli.query_timeout.as_millis() > 0)
                 .then(|| std::time::Duration::from_millis(cli.query_timeout.as_millis())),
             max_samples: cli.query_max_samples,
+            max_concurrency: Some(vigil_promql::QueryGate::new(cli.query_max_concurrency)),
             ..Default::default()
         }),
         scrape: Some(scrape.clone()),

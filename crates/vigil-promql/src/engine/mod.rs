@@ -30,6 +30,72 @@ pub struct EngineOptions {
     pub timeout: Option<Duration>,
     /// Step of a subquery written without one (`[5m:]`): the global evaluation interval.
     pub default_subquery_step_ms: i64,
+    /// Most queries evaluated at once (`--query.max-concurrency`), shared by every engine
+    /// built from clones of these options; further queries wait for a slot (the wait counts
+    /// against `timeout`: "query timed out in query queue"). `None`: no limit.
+    pub max_concurrency: Option<QueryGate>,
+}
+
+/// A counting semaphore limiting concurrent queries; clones share the slots.
+#[derive(Debug, Clone)]
+pub struct QueryGate(Arc<(std::sync::Mutex<usize>, std::sync::Condvar, usize)>);
+
+impl QueryGate {
+    /// A gate with `max` slots (at least 1).
+    pub fn new(max: usize) -> Self {
+        QueryGate(Arc::new((
+            std::sync::Mutex::new(0),
+            std::sync::Condvar::new(),
+            max.max(1),
+        )))
+    }
+
+    /// Queries running now.
+    pub fn active(&self) -> usize {
+        *self.0.0.lock().unwrap()
+    }
+
+    /// Slots in all.
+    pub fn max(&self) -> usize {
+        self.0.2
+    }
+
+    /// Waits for a free slot until `deadline`, giving up if `cancel` is set.
+    pub(crate) fn acquire(
+        &self,
+        deadline: Option<Instant>,
+        cancel: Option<&Cancel>,
+    ) -> Result<GateSlot, EngineError> {
+        let (lock, cv, max) = &*self.0;
+        let mut n = lock.lock().unwrap();
+        while *n >= *max {
+            if cancel.is_some_and(|c| c.is_cancelled()) {
+                return Err(EngineError::Cancelled("query queue".into()));
+            }
+            let mut wait = Duration::from_millis(50);
+            if let Some(d) = deadline {
+                let now = Instant::now();
+                if now >= d {
+                    return Err(EngineError::Timeout("query queue".into()));
+                }
+                wait = wait.min(d - now);
+            }
+            n = cv.wait_timeout(n, wait).unwrap().0;
+        }
+        *n += 1;
+        Ok(GateSlot(self.clone()))
+    }
+}
+
+/// A held query slot, released on drop.
+pub(crate) struct GateSlot(QueryGate);
+
+impl Drop for GateSlot {
+    fn drop(&mut self) {
+        let (lock, cv, _) = &*self.0.0;
+        *lock.lock().unwrap() -= 1;
+        cv.notify_one();
+    }
 }
 
 impl Default for EngineOptions {
@@ -40,6 +106,7 @@ impl Default for EngineOptions {
             max_samples: 50_000_000,
             timeout: Some(Duration::from_secs(120)),
             default_subquery_step_ms: 60_000,
+            max_concurrency: None,
         }
     }
 }
@@ -93,8 +160,29 @@ pub struct Engine {
     opts: EngineOptions,
 }
 
+/// Registers the functions `promql-parser` does not know with its global function table:
+/// `holt_winters`, Prometheus 2.x's name of `double_exponential_smoothing` (same arguments,
+/// evaluated the same way). Idempotent; [`Engine::new`] and [`Engine::parse`] call it, and
+/// code that parses with `promql_parser::parser::parse` directly can call it first.
+pub fn register_parser_extensions() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use promql_parser::parser::function::{Function, register_extra_functions};
+        use promql_parser::parser::value::ValueType;
+        // A conflict would mean a newer parser knows the name itself, which is fine.
+        let _ = register_extra_functions(vec![Function::new(
+            "holt_winters",
+            vec![ValueType::Matrix, ValueType::Scalar, ValueType::Scalar],
+            0,
+            ValueType::Vector,
+            false,
+        )]);
+    });
+}
+
 impl Engine {
     pub fn new(opts: EngineOptions) -> Self {
+        register_parser_extensions();
         Engine { opts }
     }
 
@@ -103,6 +191,7 @@ impl Engine {
     }
 
     pub fn parse(&self, query: &str) -> Result<Expr, EngineError> {
+        register_parser_extensions();
         promql_parser::parser::parse(query).map_err(EngineError::Parse)
     }
 
@@ -200,6 +289,7 @@ impl Engine {
                 )));
             }
         }
+        let _slot = self.slot(cancel)?;
         let mut shared = self.shared(db, start, end, cancel);
         shared.invalid_strings = literals::invalid_utf8_literals(query);
         let ev = Ev::new(&shared, start, end, step);
@@ -240,6 +330,16 @@ impl Engine {
         })
     }
 
+    /// Takes a query slot if the concurrency is limited.
+    fn slot(&self, cancel: Option<&Cancel>) -> Result<Option<GateSlot>, EngineError> {
+        match &self.opts.max_concurrency {
+            None => Ok(None),
+            Some(g) => g
+                .acquire(self.opts.timeout.map(|d| Instant::now() + d), cancel)
+                .map(Some),
+        }
+    }
+
     fn shared<'a>(
         &self,
         db: &'a dyn Queryable,
@@ -267,6 +367,7 @@ impl Engine {
         t: Timestamp,
         cancel: Option<&Cancel>,
     ) -> Result<QueryOutput, EngineError> {
+        let _slot = self.slot(cancel)?;
         let mut shared = self.shared(db, t, t, cancel);
         shared.invalid_strings = literals::invalid_utf8_literals(query);
         let ev = Ev::new(&shared, t, t, 1);
