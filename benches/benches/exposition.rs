@@ -24,13 +24,19 @@ fn node_like(lines: usize) -> String {
             4 => "node_disk_io_time_seconds_total",
             _ => "node_netstat_Tcp_InSegs",
         };
-        let _ = writeln!(s, "# HELP {name}_{fam} Seconds the CPUs spent in each mode.\n# TYPE {name}_{fam} counter");
+        let _ = writeln!(
+            s,
+            "# HELP {name}_{fam} Seconds the CPUs spent in each mode.\n# TYPE {name}_{fam} counter"
+        );
         n += 2;
         for i in 0..40 {
             let v = (fam * 7919 + i * 104729) as f64 / 13.0;
             let _ = match fam % 3 {
                 0 => writeln!(s, "{name}_{fam}{{cpu=\"{i}\",mode=\"iowait\"}} {v}"),
-                1 => writeln!(s, "{name}_{fam}{{device=\"/dev/nvme0n{i}p1\",fstype=\"ext4\",mountpoint=\"/var/lib/data{i}\"}} {v:e}"),
+                1 => writeln!(
+                    s,
+                    "{name}_{fam}{{device=\"/dev/nvme0n{i}p1\",fstype=\"ext4\",mountpoint=\"/var/lib/data{i}\"}} {v:e}"
+                ),
                 _ => writeln!(s, "{name}_{fam}{{device=\"eth{i}\"}} {}", v as u64),
             };
             n += 1;
@@ -42,7 +48,10 @@ fn node_like(lines: usize) -> String {
 
 fn targetsim_payload() -> String {
     let out = std::process::Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/bench/targetsim.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/bench/targetsim.py"
+        ))
         .args(["--targets", "1", "--series", "9500", "--print-target", "0"])
         .output();
     match out {
@@ -78,11 +87,16 @@ fn count_vigil_with_labels(body: &[u8]) -> usize {
 
 fn count_prometheus_parse(body: &str) -> usize {
     let lines = body.lines().map(|l| Ok(l.to_string()));
-    prometheus_parse::Scrape::parse(lines).map(|s| s.samples.len()).unwrap_or(0)
+    prometheus_parse::Scrape::parse(lines)
+        .map(|s| s.samples.len())
+        .unwrap_or(0)
 }
 
 fn bench(c: &mut Criterion) {
-    let payloads = [("node_exporter_like", node_like(10_000)), ("targetsim_ml", targetsim_payload())];
+    let payloads = [
+        ("node_exporter_like", node_like(10_000)),
+        ("targetsim_ml", targetsim_payload()),
+    ];
     let mut g = c.benchmark_group("exposition_parse");
     for (name, body) in &payloads {
         let samples = count_vigil(body.as_bytes());
@@ -93,11 +107,19 @@ fn bench(c: &mut Criterion) {
             count_prometheus_parse(body)
         );
         g.throughput(Throughput::Bytes(body.len() as u64));
-        g.bench_with_input(BenchmarkId::new("vigil", name), body, |b, body| b.iter(|| count_vigil(black_box(body.as_bytes()))));
-        g.bench_with_input(BenchmarkId::new("vigil_with_labels", name), body, |b, body| {
-            b.iter(|| count_vigil_with_labels(black_box(body.as_bytes())))
+        g.bench_with_input(BenchmarkId::new("vigil", name), body, |b, body| {
+            b.iter(|| count_vigil(black_box(body.as_bytes())))
         });
-        g.bench_with_input(BenchmarkId::new("prometheus_parse", name), body, |b, body| b.iter(|| count_prometheus_parse(black_box(body))));
+        g.bench_with_input(
+            BenchmarkId::new("vigil_with_labels", name),
+            body,
+            |b, body| b.iter(|| count_vigil_with_labels(black_box(body.as_bytes()))),
+        );
+        g.bench_with_input(
+            BenchmarkId::new("prometheus_parse", name),
+            body,
+            |b, body| b.iter(|| count_prometheus_parse(black_box(body))),
+        );
     }
     g.finish();
 }

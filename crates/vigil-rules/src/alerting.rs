@@ -336,7 +336,6 @@ pub fn format_value(v: f64) -> String {
     format!("{mant}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,11 @@ use vigil_config::HttpClientConfig;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot read {what} file {path:?}: {reason}")]
-    File { what: &'static str, path: String, reason: String },
+    File {
+        what: &'static str,
+        path: String,
+        reason: String,
+    },
     #[error("invalid {what}: {reason}")]
     Invalid { what: &'static str, reason: String },
 }
@@ -17,11 +21,19 @@ pub enum ClientError {
 fn read_file(what: &'static str, path: &str) -> Result<String, ClientError> {
     std::fs::read_to_string(Path::new(path))
         .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
-        .map_err(|e| ClientError::File { what, path: path.to_string(), reason: e.to_string() })
+        .map_err(|e| ClientError::File {
+            what,
+            path: path.to_string(),
+            reason: e.to_string(),
+        })
 }
 
 fn read_bytes(what: &'static str, path: &str) -> Result<Vec<u8>, ClientError> {
-    std::fs::read(path).map_err(|e| ClientError::File { what, path: path.to_string(), reason: e.to_string() })
+    std::fs::read(path).map_err(|e| ClientError::File {
+        what,
+        path: path.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// The `Authorization` header value the settings ask for, if any.
@@ -36,10 +48,17 @@ pub fn authorization_header(cfg: &HttpClientConfig) -> Result<Option<String>, Cl
             (None, Some(f)) => read_file("password", f)?,
             (None, None) => String::new(),
         };
-        return Ok(Some(format!("Basic {}", base64(format!("{user}:{pass}").as_bytes()))));
+        return Ok(Some(format!(
+            "Basic {}",
+            base64(format!("{user}:{pass}").as_bytes())
+        )));
     }
     if let Some(a) = &cfg.authorization {
-        let kind = if a.auth_type.is_empty() { "Bearer" } else { a.auth_type.as_str() };
+        let kind = if a.auth_type.is_empty() {
+            "Bearer"
+        } else {
+            a.auth_type.as_str()
+        };
         let cred = match (&a.credentials, &a.credentials_file) {
             (Some(c), _) => c.expose().to_string(),
             (None, Some(f)) => read_file("credentials", f)?,
@@ -56,18 +75,27 @@ pub fn build(cfg: &HttpClientConfig, user_agent: &str) -> Result<reqwest::Client
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut headers = HeaderMap::new();
     if let Some(v) = authorization_header(cfg)? {
-        let hv = HeaderValue::from_str(&v).map_err(|e| ClientError::Invalid { what: "authorization", reason: e.to_string() })?;
+        let hv = HeaderValue::from_str(&v).map_err(|e| ClientError::Invalid {
+            what: "authorization",
+            reason: e.to_string(),
+        })?;
         headers.insert(reqwest::header::AUTHORIZATION, hv);
     }
     for (name, h) in &cfg.http_headers {
-        let hn = HeaderName::from_bytes(name.as_bytes()).map_err(|e| ClientError::Invalid { what: "header name", reason: e.to_string() })?;
+        let hn = HeaderName::from_bytes(name.as_bytes()).map_err(|e| ClientError::Invalid {
+            what: "header name",
+            reason: e.to_string(),
+        })?;
         let mut values: Vec<String> = h.values.clone();
         values.extend(h.secrets.iter().map(|s| s.expose().to_string()));
         for f in &h.files {
             values.push(read_file("header", f)?);
         }
         for v in values {
-            let hv = HeaderValue::from_str(&v).map_err(|e| ClientError::Invalid { what: "header value", reason: e.to_string() })?;
+            let hv = HeaderValue::from_str(&v).map_err(|e| ClientError::Invalid {
+                what: "header value",
+                reason: e.to_string(),
+            })?;
             headers.append(hn.clone(), hv);
         }
     }
@@ -75,7 +103,11 @@ pub fn build(cfg: &HttpClientConfig, user_agent: &str) -> Result<reqwest::Client
         .user_agent(user_agent)
         .default_headers(headers)
         .pool_max_idle_per_host(1)
-        .redirect(if cfg.follow_redirects { reqwest::redirect::Policy::limited(10) } else { reqwest::redirect::Policy::none() })
+        .redirect(if cfg.follow_redirects {
+            reqwest::redirect::Policy::limited(10)
+        } else {
+            reqwest::redirect::Policy::none()
+        })
         .tls_backend_rustls();
     if !cfg.enable_http2 {
         b = b.http1_only();
@@ -87,7 +119,11 @@ pub fn build(cfg: &HttpClientConfig, user_agent: &str) -> Result<reqwest::Client
         _ => None,
     };
     if let Some(pem) = ca {
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ClientError::Invalid { what: "CA certificate", reason: e.to_string() })?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ClientError::Invalid {
+                what: "CA certificate",
+                reason: e.to_string(),
+            })?;
         b = b.tls_certs_only(certs);
     }
     let cert = match (&tls.cert, &tls.cert_file) {
@@ -103,7 +139,10 @@ pub fn build(cfg: &HttpClientConfig, user_agent: &str) -> Result<reqwest::Client
     if let (Some(mut cert), Some(key)) = (cert, key) {
         cert.push(b'\n');
         cert.extend_from_slice(&key);
-        let id = reqwest::Identity::from_pem(&cert).map_err(|e| ClientError::Invalid { what: "client certificate", reason: e.to_string() })?;
+        let id = reqwest::Identity::from_pem(&cert).map_err(|e| ClientError::Invalid {
+            what: "client certificate",
+            reason: e.to_string(),
+        })?;
         b = b.identity(id);
     }
     if tls.insecure_skip_verify {
@@ -115,7 +154,10 @@ pub fn build(cfg: &HttpClientConfig, user_agent: &str) -> Result<reqwest::Client
     if let Some(v) = tls.max_version.as_deref().and_then(tls_version) {
         b = b.tls_version_max(v);
     }
-    b.build().map_err(|e| ClientError::Invalid { what: "HTTP client", reason: e.to_string() })
+    b.build().map_err(|e| ClientError::Invalid {
+        what: "HTTP client",
+        reason: e.to_string(),
+    })
 }
 
 fn tls_version(v: &str) -> Option<reqwest::tls::Version> {
@@ -131,7 +173,10 @@ fn base64(input: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | (b as u32) << (16 - 8 * i));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &b)| acc | (b as u32) << (16 - 8 * i));
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -150,7 +195,14 @@ mod tests {
 
     #[test]
     fn base64_matches_rfc4648() {
-        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("user:pass", "dXNlcjpwYXNz")] {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("user:pass", "dXNlcjpwYXNz"),
+        ] {
             assert_eq!(base64(i.as_bytes()), o);
         }
     }
@@ -158,17 +210,33 @@ mod tests {
     #[test]
     fn auth_headers() {
         let cfg = HttpClientConfig {
-            basic_auth: Some(BasicAuth { username: "user".into(), password: Some(Secret("pass".into())), ..Default::default() }),
+            basic_auth: Some(BasicAuth {
+                username: "user".into(),
+                password: Some(Secret("pass".into())),
+                ..Default::default()
+            }),
             ..Default::default()
         };
-        assert_eq!(authorization_header(&cfg).unwrap().as_deref(), Some("Basic dXNlcjpwYXNz"));
+        assert_eq!(
+            authorization_header(&cfg).unwrap().as_deref(),
+            Some("Basic dXNlcjpwYXNz")
+        );
         let cfg = HttpClientConfig {
-            authorization: Some(Authorization { credentials: Some(Secret("tok".into())), ..Default::default() }),
+            authorization: Some(Authorization {
+                credentials: Some(Secret("tok".into())),
+                ..Default::default()
+            }),
             ..Default::default()
         };
-        assert_eq!(authorization_header(&cfg).unwrap().as_deref(), Some("Bearer tok"));
+        assert_eq!(
+            authorization_header(&cfg).unwrap().as_deref(),
+            Some("Bearer tok")
+        );
         let missing = HttpClientConfig {
-            authorization: Some(Authorization { credentials_file: Some("/nonexistent/x".into()), ..Default::default() }),
+            authorization: Some(Authorization {
+                credentials_file: Some("/nonexistent/x".into()),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         assert!(authorization_header(&missing).is_err());

@@ -42,8 +42,14 @@ pub struct DiscoveryCache {
 impl DiscoveryCache {
     /// All target groups of a scrape config, from static config and the cache.
     pub fn groups(&self, sc: &ScrapeConfig) -> Vec<SourcedGroup> {
-        let mut out: Vec<SourcedGroup> =
-            sc.static_configs.iter().map(|g| SourcedGroup { group: g.clone(), meta: BTreeMap::new() }).collect();
+        let mut out: Vec<SourcedGroup> = sc
+            .static_configs
+            .iter()
+            .map(|g| SourcedGroup {
+                group: g.clone(),
+                meta: BTreeMap::new(),
+            })
+            .collect();
         for fsd in &sc.file_sd_configs {
             for path in expand_globs(&fsd.files) {
                 if let Some(e) = self.files.get(&path) {
@@ -70,7 +76,9 @@ impl DiscoveryCache {
                     seen.push(path.clone());
                     let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
                     let e = self.files.entry(path.clone()).or_default();
-                    let due = e.read_at.is_none_or(|t| t.elapsed() >= fsd.refresh_interval.to_std());
+                    let due = e
+                        .read_at
+                        .is_none_or(|t| t.elapsed() >= fsd.refresh_interval.to_std());
                     if e.mtime == mtime && !due {
                         continue;
                     }
@@ -78,16 +86,26 @@ impl DiscoveryCache {
                     e.read_at = Some(Instant::now());
                     match vigil_config::read_file_sd(&path) {
                         Ok(groups) => {
-                            let meta = BTreeMap::from([("__meta_filepath".to_string(), path.display().to_string())]);
-                            let groups: Vec<SourcedGroup> =
-                                groups.into_iter().map(|group| SourcedGroup { group, meta: meta.clone() }).collect();
+                            let meta = BTreeMap::from([(
+                                "__meta_filepath".to_string(),
+                                path.display().to_string(),
+                            )]);
+                            let groups: Vec<SourcedGroup> = groups
+                                .into_iter()
+                                .map(|group| SourcedGroup {
+                                    group,
+                                    meta: meta.clone(),
+                                })
+                                .collect();
                             if groups != e.groups {
                                 e.groups = groups;
                                 changed = true;
                             }
                         }
                         // Prometheus keeps the last good content of a file that fails to parse.
-                        Err(err) => tracing::error!(file = %path.display(), error = %err, "Error reading file_sd file; keeping its last good targets"),
+                        Err(err) => {
+                            tracing::error!(file = %path.display(), error = %err, "Error reading file_sd file; keeping its last good targets")
+                        }
                     }
                 }
             }
@@ -103,7 +121,11 @@ impl DiscoveryCache {
         let mut out = Vec::new();
         for sc in configs {
             for h in &sc.http_sd_configs {
-                let due = self.http.get(&h.url).and_then(|e| e.fetched_at).is_none_or(|t| t.elapsed() >= h.refresh_interval.to_std());
+                let due = self
+                    .http
+                    .get(&h.url)
+                    .and_then(|e| e.fetched_at)
+                    .is_none_or(|t| t.elapsed() >= h.refresh_interval.to_std());
                 if due {
                     out.push((sc.job_name.clone(), h.url.clone()));
                 }
@@ -120,7 +142,13 @@ impl DiscoveryCache {
         match result {
             Ok(groups) => {
                 let meta = BTreeMap::from([("__meta_url".to_string(), url.to_string())]);
-                let groups: Vec<SourcedGroup> = groups.into_iter().map(|group| SourcedGroup { group, meta: meta.clone() }).collect();
+                let groups: Vec<SourcedGroup> = groups
+                    .into_iter()
+                    .map(|group| SourcedGroup {
+                        group,
+                        meta: meta.clone(),
+                    })
+                    .collect();
                 let changed = groups != e.groups;
                 e.groups = groups;
                 changed
@@ -134,7 +162,10 @@ impl DiscoveryCache {
 }
 
 /// Fetches an HTTP SD endpoint: a JSON list of `{"targets": [...], "labels": {...}}`.
-pub async fn fetch_http_sd(client: &reqwest::Client, url: &str) -> Result<Vec<TargetGroup>, String> {
+pub async fn fetch_http_sd(
+    client: &reqwest::Client,
+    url: &str,
+) -> Result<Vec<TargetGroup>, String> {
     let resp = client
         .get(url)
         .header("X-Prometheus-Refresh-Interval-Seconds", "60")
@@ -146,7 +177,8 @@ pub async fn fetch_http_sd(client: &reqwest::Client, url: &str) -> Result<Vec<Ta
         return Err(format!("server returned HTTP status {}", resp.status()));
     }
     let body = resp.bytes().await.map_err(|e| e.to_string())?;
-    serde_json::from_slice::<Vec<TargetGroup>>(&body).map_err(|e| format!("invalid HTTP SD response: {e}"))
+    serde_json::from_slice::<Vec<TargetGroup>>(&body)
+        .map_err(|e| format!("invalid HTTP SD response: {e}"))
 }
 
 fn expand_globs(patterns: &[String]) -> Vec<PathBuf> {
@@ -169,25 +201,46 @@ mod tests {
     fn scrape_config(files: Vec<String>) -> ScrapeConfig {
         let yaml = format!(
             "scrape_configs:\n  - job_name: j\n    file_sd_configs:\n      - files: [{}]\n",
-            files.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>().join(",")
+            files
+                .iter()
+                .map(|f| format!("{f:?}"))
+                .collect::<Vec<_>>()
+                .join(",")
         );
-        vigil_config::load_str(&yaml, Path::new("/tmp/x.yml")).unwrap().config.scrape_configs.remove(0)
+        vigil_config::load_str(&yaml, Path::new("/tmp/x.yml"))
+            .unwrap()
+            .config
+            .scrape_configs
+            .remove(0)
     }
 
     #[test]
     fn file_sd_reads_json_and_yaml_and_notices_changes() {
         let dir = std::env::temp_dir().join(format!("vigil-fsd-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("a.json"), r#"[{"targets":["h1:80"],"labels":{"env":"prod"}}]"#).unwrap();
+        std::fs::write(
+            dir.join("a.json"),
+            r#"[{"targets":["h1:80"],"labels":{"env":"prod"}}]"#,
+        )
+        .unwrap();
         std::fs::write(dir.join("b.yml"), "- targets: ['h2:80', 'h3:80']\n").unwrap();
-        let sc = scrape_config(vec![format!("{}/*.json", dir.display()), format!("{}/*.yml", dir.display())]);
+        let sc = scrape_config(vec![
+            format!("{}/*.json", dir.display()),
+            format!("{}/*.yml", dir.display()),
+        ]);
         let mut cache = DiscoveryCache::default();
         assert!(cache.refresh_files(std::slice::from_ref(&sc)));
         let groups = cache.groups(&sc);
         let targets: Vec<&String> = groups.iter().flat_map(|g| &g.group.targets).collect();
         assert_eq!(targets, ["h1:80", "h2:80", "h3:80"]);
-        assert_eq!(groups[0].meta["__meta_filepath"], dir.join("a.json").display().to_string());
-        assert!(!cache.refresh_files(std::slice::from_ref(&sc)), "unchanged files are not re-read");
+        assert_eq!(
+            groups[0].meta["__meta_filepath"],
+            dir.join("a.json").display().to_string()
+        );
+        assert!(
+            !cache.refresh_files(std::slice::from_ref(&sc)),
+            "unchanged files are not re-read"
+        );
         // A broken file keeps its last good targets.
         std::thread::sleep(std::time::Duration::from_millis(20));
         std::fs::write(dir.join("a.json"), "not json").unwrap();

@@ -92,7 +92,11 @@ pub struct ScrapeManager {
 
 impl ScrapeManager {
     pub fn new(db: Arc<dyn Appendable>, user_agent: impl Into<String>) -> Self {
-        ScrapeManager { db, user_agent: user_agent.into(), inner: Mutex::new(Inner::default()) }
+        ScrapeManager {
+            db,
+            user_agent: user_agent.into(),
+            inner: Mutex::new(Inner::default()),
+        }
     }
 
     /// Applies a (new) config. Must run inside a tokio runtime.
@@ -101,16 +105,28 @@ impl ScrapeManager {
         let mut next: BTreeMap<String, Pool> = BTreeMap::new();
         for sc in &config.scrape_configs {
             let fingerprint = format!("{sc:?}");
-            if let Some(p) = inner.pools.remove(&sc.job_name).filter(|p| p.fingerprint == fingerprint) {
+            if let Some(p) = inner
+                .pools
+                .remove(&sc.job_name)
+                .filter(|p| p.fingerprint == fingerprint)
+            {
                 next.insert(sc.job_name.clone(), p);
                 continue;
             }
             match self.settings(sc) {
                 Ok(settings) => {
-                    let pool = Pool { config: sc.clone(), fingerprint, settings, loops: HashMap::new(), dropped: Vec::new() };
+                    let pool = Pool {
+                        config: sc.clone(),
+                        fingerprint,
+                        settings,
+                        loops: HashMap::new(),
+                        dropped: Vec::new(),
+                    };
                     next.insert(sc.job_name.clone(), pool);
                 }
-                Err(e) => tracing::error!(job = %sc.job_name, error = %e, "Error creating HTTP client; the scrape pool is skipped"),
+                Err(e) => {
+                    tracing::error!(job = %sc.job_name, error = %e, "Error creating HTTP client; the scrape pool is skipped")
+                }
             }
         }
         // Pools that are gone or changed stop their loops (writing stale markers).
@@ -132,13 +148,19 @@ impl ScrapeManager {
             tick.tick().await;
             let (mut changed, due) = {
                 let mut inner = self.inner.lock();
-                let configs: Vec<ScrapeConfig> = inner.pools.values().map(|p| p.config.clone()).collect();
+                let configs: Vec<ScrapeConfig> =
+                    inner.pools.values().map(|p| p.config.clone()).collect();
                 let changed = inner.sd.refresh_files(&configs);
                 let due: Vec<(String, reqwest::Client)> = inner
                     .sd
                     .http_due(&configs)
                     .into_iter()
-                    .filter_map(|(job, url)| inner.pools.get(&job).map(|p| (url, p.settings.client.clone())))
+                    .filter_map(|(job, url)| {
+                        inner
+                            .pools
+                            .get(&job)
+                            .map(|p| (url, p.settings.client.clone()))
+                    })
                     .collect();
                 (changed, due)
             };
@@ -159,12 +181,20 @@ impl ScrapeManager {
         for (job, pool) in pools.iter_mut() {
             let (targets, dropped) = targets_from_groups(&pool.config, &sd.groups(&pool.config));
             let keep = pool.config.keep_dropped_targets as usize;
-            pool.dropped = if keep > 0 { dropped.into_iter().take(keep).collect() } else { dropped };
+            pool.dropped = if keep > 0 {
+                dropped.into_iter().take(keep).collect()
+            } else {
+                dropped
+            };
             let limit = pool.config.target_limit as usize;
             if limit > 0 && targets.len() > limit {
                 tracing::error!(job = %job, targets = targets.len(), limit, "target_limit exceeded; no targets of this pool are scraped");
             }
-            let wanted: Vec<Target> = if limit > 0 && targets.len() > limit { Vec::new() } else { targets };
+            let wanted: Vec<Target> = if limit > 0 && targets.len() > limit {
+                Vec::new()
+            } else {
+                targets
+            };
             pool.loops.retain(|t, r| {
                 let keep = wanted.contains(t);
                 if !keep {
@@ -191,7 +221,12 @@ impl ScrapeManager {
                     metadata: Arc::default(),
                 }));
                 let (tx, rx) = watch::channel(false);
-                let sl = ScrapeLoop::new(target.clone(), pool.settings.clone(), Arc::clone(&self.db), Arc::clone(&status));
+                let sl = ScrapeLoop::new(
+                    target.clone(),
+                    pool.settings.clone(),
+                    Arc::clone(&self.db),
+                    Arc::clone(&status),
+                );
                 tokio::spawn(sl.run(rx));
                 pool.loops.insert(target, Running { stop: tx, status });
             }
@@ -211,7 +246,11 @@ impl ScrapeManager {
     /// Current status of every target, sorted by job and URL.
     pub fn statuses(&self) -> Vec<TargetStatus> {
         let inner = self.inner.lock();
-        let mut v: Vec<TargetStatus> = inner.pools.values().flat_map(|p| p.loops.values().map(|r| r.status.lock().clone())).collect();
+        let mut v: Vec<TargetStatus> = inner
+            .pools
+            .values()
+            .flat_map(|p| p.loops.values().map(|r| r.status.lock().clone()))
+            .collect();
         v.sort_by(|a, b| (&a.job, &a.url).cmp(&(&b.job, &b.url)));
         v
     }
@@ -222,7 +261,12 @@ impl ScrapeManager {
         inner
             .pools
             .iter()
-            .flat_map(|(job, p)| p.dropped.iter().map(|l| DroppedTarget { job: job.clone(), discovered: l.clone() }))
+            .flat_map(|(job, p)| {
+                p.dropped.iter().map(|l| DroppedTarget {
+                    job: job.clone(),
+                    discovered: l.clone(),
+                })
+            })
             .collect()
     }
 

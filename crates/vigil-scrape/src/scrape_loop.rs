@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use vigil_config::relabel::{self, RelabelConfig};
 use vigil_exposition::{Entry, Format, Parser};
-use vigil_model::{AppendError, Appendable, Appender, Labels, LabelsBuilder, SeriesRef, Timestamp, now_millis, stale_nan};
+use vigil_model::{
+    AppendError, Appendable, Appender, Labels, LabelsBuilder, SeriesRef, Timestamp, now_millis,
+    stale_nan,
+};
 
 /// The most body a target may send when `body_size_limit` is not set. Prometheus has no such
 /// cap; vigil has one so that a target streaming without end cannot exhaust memory within
@@ -84,7 +87,12 @@ const SYNTHETIC: [&str; 5] = [
 ];
 
 impl ScrapeLoop {
-    pub fn new(target: Target, settings: LoopSettings, db: Arc<dyn Appendable>, status: Arc<Mutex<TargetStatus>>) -> Self {
+    pub fn new(
+        target: Target,
+        settings: LoopSettings,
+        db: Arc<dyn Appendable>,
+        status: Arc<Mutex<TargetStatus>>,
+    ) -> Self {
         ScrapeLoop {
             target,
             settings,
@@ -159,13 +167,20 @@ impl ScrapeLoop {
     async fn fetch(&mut self) -> Result<Format, String> {
         let s = &self.settings;
         let url = &self.target.url;
-        let limit = if s.body_size_limit > 0 { s.body_size_limit } else { DEFAULT_BODY_CAP };
+        let limit = if s.body_size_limit > 0 {
+            s.body_size_limit
+        } else {
+            DEFAULT_BODY_CAP
+        };
         let deadline = tokio::time::Instant::now() + s.timeout;
         let request = s
             .client
             .get(url)
             .header("Accept", vigil_exposition::ACCEPT_HEADER)
-            .header("X-Prometheus-Scrape-Timeout-Seconds", format!("{}", s.timeout.as_secs_f64()))
+            .header(
+                "X-Prometheus-Scrape-Timeout-Seconds",
+                format!("{}", s.timeout.as_secs_f64()),
+            )
             .timeout(s.timeout)
             .send();
         let body = &mut self.body;
@@ -174,12 +189,18 @@ impl ScrapeLoop {
             if !resp.status().is_success() {
                 return Err(format!("server returned HTTP status {}", resp.status()));
             }
-            let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string);
+            let ct = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
             body.clear();
             // Decompressed bytes count against the limit, so a gzip bomb stops here too.
             while let Some(chunk) = resp.chunk().await.map_err(|e| describe_reqwest(url, &e))? {
                 if (body.len() + chunk.len()) as u64 > limit {
-                    return Err(format!("body size limit exceeded: the response is larger than {limit} bytes"));
+                    return Err(format!(
+                        "body size limit exceeded: the response is larger than {limit} bytes"
+                    ));
                 }
                 body.extend_from_slice(&chunk);
             }
@@ -211,13 +232,21 @@ impl ScrapeLoop {
                 app.rollback();
                 // Series first seen in the failed scrape were never committed.
                 let it = self.iteration;
-                self.cache.retain(|_, e| e.series.is_some() || e.last_seen != it);
+                self.cache
+                    .retain(|_, e| e.series.is_some() || e.last_seen != it);
                 Err((e, rep))
             }
         }
     }
 
-    fn ingest_into(&mut self, app: &mut dyn Appender, body: &[u8], format: Format, ts: Timestamp, rep: &mut Report) -> Result<(), String> {
+    fn ingest_into(
+        &mut self,
+        app: &mut dyn Appender,
+        body: &[u8],
+        format: Format,
+        ts: Timestamp,
+        rep: &mut Report,
+    ) -> Result<(), String> {
         let iteration = self.iteration;
         let mut meta_changed = false;
         for entry in Parser::new(body, format) {
@@ -228,7 +257,8 @@ impl ScrapeLoop {
                     continue;
                 }
                 Entry::Type { family, kind } => {
-                    meta_changed |= update(&mut self.metadata, family, |m| &mut m.kind, kind.as_str());
+                    meta_changed |=
+                        update(&mut self.metadata, family, |m| &mut m.kind, kind.as_str());
                     continue;
                 }
                 Entry::Unit { family, unit } => {
@@ -271,14 +301,21 @@ impl ScrapeLoop {
                     // A miss: the final labels are built and checked once, here.
                     let labels = sample_labels(&self.target, self.settings.honor_labels, &s);
                     let labels = relabel::process(&labels, &self.settings.metric_relabel);
-                    let mut e = CacheEntry { series: None, dropped: labels.is_none(), last_seen: iteration, explicit_ts };
+                    let mut e = CacheEntry {
+                        series: None,
+                        dropped: labels.is_none(),
+                        last_seen: iteration,
+                        explicit_ts,
+                    };
                     if let Some(l) = labels {
                         check_label_limits(&l, &self.settings)?;
                         rep.added += 1;
                         count_sample(rep, self.settings.sample_limit)?;
                         match app.append(None, &l, sample_ts, s.value) {
                             Ok(r) => e.series = Some(r),
-                            Err(err) => tracing::trace!(series = %l, error = %err, "Sample refused"),
+                            Err(err) => {
+                                tracing::trace!(series = %l, error = %err, "Sample refused")
+                            }
                         }
                     }
                     self.cache.insert(s.series.into(), e);
@@ -316,7 +353,9 @@ impl ScrapeLoop {
         let db = Arc::clone(&self.db);
         let mut app = db.appender();
         if let Some(prev) = self.last_ok.take() {
-            for e in self.cache.values().filter(|e| e.last_seen == prev && !e.explicit_ts && !e.dropped && e.series.is_some()) {
+            for e in self.cache.values().filter(|e| {
+                e.last_seen == prev && !e.explicit_ts && !e.dropped && e.series.is_some()
+            }) {
                 let _ = app.append(e.series, &Labels::empty(), ts, stale_nan());
             }
         }
@@ -329,7 +368,13 @@ impl ScrapeLoop {
     }
 
     fn append_synthetic(&mut self, ts: Timestamp, up: f64, duration: Duration, rep: &Report) {
-        let values = [up, duration.as_secs_f64(), rep.scraped as f64, rep.post_relabel as f64, rep.added as f64];
+        let values = [
+            up,
+            duration.as_secs_f64(),
+            rep.scraped as f64,
+            rep.post_relabel as f64,
+            rep.added as f64,
+        ];
         let db = Arc::clone(&self.db);
         let mut app = db.appender();
         for (i, v) in values.into_iter().enumerate() {
@@ -361,7 +406,11 @@ fn count_sample(rep: &mut Report, limit: u64) -> Result<(), String> {
 /// The sample's own labels merged with the target's, as Prometheus does: with
 /// `honor_labels` the scraped value wins, otherwise a clash renames the scraped label to
 /// `exported_<name>`.
-fn sample_labels(target: &Target, honor_labels: bool, s: &vigil_exposition::SampleEntry<'_>) -> Labels {
+fn sample_labels(
+    target: &Target,
+    honor_labels: bool,
+    s: &vigil_exposition::SampleEntry<'_>,
+) -> Labels {
     let mut b = LabelsBuilder::new();
     b.set("__name__", s.name.to_string());
     for (k, v) in s.labels() {
@@ -388,7 +437,12 @@ fn sample_labels(target: &Target, honor_labels: bool, s: &vigil_exposition::Samp
 
 /// Sets one metadata field of `family` to `value`; answers whether it changed. Allocates
 /// only on change, so a steady target costs a map lookup per metadata line.
-fn update(map: &mut BTreeMap<String, MetricMeta>, family: &str, field: fn(&mut MetricMeta) -> &mut String, value: &str) -> bool {
+fn update(
+    map: &mut BTreeMap<String, MetricMeta>,
+    family: &str,
+    field: fn(&mut MetricMeta) -> &mut String,
+    value: &str,
+) -> bool {
     match map.get_mut(family) {
         Some(m) => {
             let f = field(m);
@@ -411,7 +465,11 @@ fn update(map: &mut BTreeMap<String, MetricMeta>, family: &str, field: fn(&mut M
 fn check_label_limits(l: &Labels, s: &LoopSettings) -> Result<(), String> {
     let metric: String = l.metric_name().unwrap_or("").chars().take(50).collect();
     if s.label_limit > 0 && l.len() as u64 > s.label_limit {
-        return Err(format!("label_limit exceeded (metric: {metric}, number of labels: {}, limit: {})", l.len(), s.label_limit));
+        return Err(format!(
+            "label_limit exceeded (metric: {metric}, number of labels: {}, limit: {})",
+            l.len(),
+            s.label_limit
+        ));
     }
     for lb in l {
         if s.label_name_length_limit > 0 && lb.name.len() as u64 > s.label_name_length_limit {

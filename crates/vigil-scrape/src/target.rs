@@ -19,12 +19,17 @@ pub struct Target {
 }
 
 /// The targets of a scrape config, and the discovered label sets that relabeling dropped.
-pub fn targets_from_groups(cfg: &ScrapeConfig, groups: &[SourcedGroup]) -> (Vec<Target>, Vec<Labels>) {
+pub fn targets_from_groups(
+    cfg: &ScrapeConfig,
+    groups: &[SourcedGroup],
+) -> (Vec<Target>, Vec<Labels>) {
     let (mut out, mut dropped) = (Vec::new(), Vec::new());
     for g in groups {
         for addr in &g.group.targets {
             let discovered = discovered_labels(cfg, g, addr);
-            match relabel::process(&discovered, &cfg.relabel_configs).and_then(|l| finish_target(cfg, discovered.clone(), l)) {
+            match relabel::process(&discovered, &cfg.relabel_configs)
+                .and_then(|l| finish_target(cfg, discovered.clone(), l))
+            {
                 Some(t) => out.push(t),
                 None => dropped.push(discovered),
             }
@@ -62,7 +67,10 @@ fn discovered_labels(cfg: &ScrapeConfig, g: &SourcedGroup, addr: &str) -> Labels
 
 /// Builds the URL from the `__` labels, defaults `instance`, and strips the `__` labels.
 fn finish_target(cfg: &ScrapeConfig, discovered: Labels, labels: Labels) -> Option<Target> {
-    let addr = labels.get("__address__").filter(|a| !a.is_empty() && !a.contains('/'))?.to_string();
+    let addr = labels
+        .get("__address__")
+        .filter(|a| !a.is_empty() && !a.contains('/'))?
+        .to_string();
     let scheme = labels.get("__scheme__").unwrap_or("http");
     let path = labels.get("__metrics_path__").unwrap_or("/metrics");
     let mut query: Vec<(String, String)> = Vec::new();
@@ -70,13 +78,20 @@ fn finish_target(cfg: &ScrapeConfig, discovered: Labels, labels: Labels) -> Opti
         // A relabeled __param_ label overrides the first value, as in Prometheus.
         let first = labels.get(&format!("__param_{k}")).map(str::to_string);
         for (i, v) in vs.iter().enumerate() {
-            let v = if i == 0 { first.clone().unwrap_or_else(|| v.clone()) } else { v.clone() };
+            let v = if i == 0 {
+                first.clone().unwrap_or_else(|| v.clone())
+            } else {
+                v.clone()
+            };
             query.push((k.clone(), v));
         }
     }
     let mut url = format!("{scheme}://{addr}{path}");
     if !query.is_empty() {
-        let qs: Vec<String> = query.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
+        let qs: Vec<String> = query
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(&qs.join("&"));
     }
@@ -85,7 +100,11 @@ fn finish_target(cfg: &ScrapeConfig, discovered: Labels, labels: Labels) -> Opti
         b.set("instance", addr);
     }
     b.retain(|l| !l.name.starts_with("__"));
-    Some(Target { url, labels: b.build(), discovered })
+    Some(Target {
+        url,
+        labels: b.build(),
+        discovered,
+    })
 }
 
 fn encode(s: &str) -> String {
@@ -107,14 +126,21 @@ mod tests {
     use std::path::Path;
 
     fn cfg(yaml: &str) -> ScrapeConfig {
-        vigil_config::load_str(yaml, Path::new("/tmp/t.yml")).unwrap().config.scrape_configs.remove(0)
+        vigil_config::load_str(yaml, Path::new("/tmp/t.yml"))
+            .unwrap()
+            .config
+            .scrape_configs
+            .remove(0)
     }
 
     fn group(targets: &[&str], labels: &[(&str, &str)]) -> SourcedGroup {
         SourcedGroup {
             group: vigil_config::TargetGroup {
                 targets: targets.iter().map(|s| s.to_string()).collect(),
-                labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                labels: labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
             },
             meta: BTreeMap::new(),
         }
@@ -122,11 +148,16 @@ mod tests {
 
     #[test]
     fn defaults_urls_and_instance() {
-        let c = cfg("scrape_configs:\n  - job_name: node\n    metrics_path: /m\n    params:\n      module: [a, b]\n");
+        let c = cfg(
+            "scrape_configs:\n  - job_name: node\n    metrics_path: /m\n    params:\n      module: [a, b]\n",
+        );
         let (t, dropped) = targets_from_groups(&c, &[group(&["h:9100"], &[("env", "prod")])]);
         assert!(dropped.is_empty());
         assert_eq!(t[0].url, "http://h:9100/m?module=a&module=b");
-        assert_eq!(t[0].labels.to_string(), r#"{env="prod", instance="h:9100", job="node"}"#);
+        assert_eq!(
+            t[0].labels.to_string(),
+            r#"{env="prod", instance="h:9100", job="node"}"#
+        );
         assert_eq!(t[0].discovered.get("__param_module"), Some("a"));
     }
 
@@ -135,7 +166,8 @@ mod tests {
         let c = cfg(
             "scrape_configs:\n  - job_name: node\n    relabel_configs:\n      - source_labels: [__address__]\n        regex: 'drop.*'\n        action: drop\n      - target_label: __scheme__\n        replacement: https\n",
         );
-        let (t, dropped) = targets_from_groups(&c, &[group(&["keep:1", "drop:2"], &[("job", "custom")])]);
+        let (t, dropped) =
+            targets_from_groups(&c, &[group(&["keep:1", "drop:2"], &[("job", "custom")])]);
         assert_eq!(t.len(), 1);
         assert_eq!(t[0].url, "https://keep:1/metrics");
         assert_eq!(t[0].labels.get("job"), Some("custom"));

@@ -91,7 +91,11 @@ pub struct Cli {
     pub query_timeout: Duration,
 
     /// Maximum number of samples a single query can load into memory.
-    #[arg(long = "query.max-samples", value_name = "N", default_value_t = 50_000_000)]
+    #[arg(
+        long = "query.max-samples",
+        value_name = "N",
+        default_value_t = 50_000_000
+    )]
     pub query_max_samples: usize,
 
     /// Maximum number of queries executed concurrently; further queries wait for a slot.
@@ -112,19 +116,35 @@ pub struct Cli {
 
     /// Minimum duration between alert and restored "for" state. This is maintained only for
     /// alerts with configured "for" time greater than the grace period.
-    #[arg(long = "rules.alert.for-grace-period", value_name = "DURATION", default_value = "10m")]
+    #[arg(
+        long = "rules.alert.for-grace-period",
+        value_name = "DURATION",
+        default_value = "10m"
+    )]
     pub for_grace_period: Duration,
 
     /// Max time to tolerate Prometheus outage for restoring "for" state of alert.
-    #[arg(long = "rules.alert.for-outage-tolerance", value_name = "DURATION", default_value = "1h")]
+    #[arg(
+        long = "rules.alert.for-outage-tolerance",
+        value_name = "DURATION",
+        default_value = "1h"
+    )]
     pub for_outage_tolerance: Duration,
 
     /// Minimum amount of time to wait before resending an alert to Alertmanager.
-    #[arg(long = "rules.alert.resend-delay", value_name = "DURATION", default_value = "1m")]
+    #[arg(
+        long = "rules.alert.resend-delay",
+        value_name = "DURATION",
+        default_value = "1m"
+    )]
     pub resend_delay: Duration,
 
     /// The capacity of the queue for pending Alertmanager notifications.
-    #[arg(long = "alertmanager.notification-queue-capacity", value_name = "N", default_value_t = 10000)]
+    #[arg(
+        long = "alertmanager.notification-queue-capacity",
+        value_name = "N",
+        default_value_t = 10000
+    )]
     pub notification_queue_capacity: usize,
 
     #[command(subcommand)]

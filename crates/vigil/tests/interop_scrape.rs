@@ -224,9 +224,21 @@ fn same_series_as_real_prometheus() {
                 && s.contains("hash_shard=")));
             assert!(!p.iter().any(|s| s.contains("copy_of_team")), "labeldrop");
             let job = |s: &String, j: &str| s.contains(&format!("job=\"{j}\""));
-            assert!(!p.iter().any(|s| job(s, "targetsim") && s.contains("version=")), "labeldrop");
-            assert!(!p.iter().any(|s| job(s, "prometheus") && s.contains("handler=")), "labeldrop");
-            assert!(p.iter().any(|s| job(s, "prometheus") && s.contains("endpoint=\"api:")), "replace");
+            assert!(
+                !p.iter()
+                    .any(|s| job(s, "targetsim") && s.contains("version=")),
+                "labeldrop"
+            );
+            assert!(
+                !p.iter()
+                    .any(|s| job(s, "prometheus") && s.contains("handler=")),
+                "labeldrop"
+            );
+            assert!(
+                p.iter()
+                    .any(|s| job(s, "prometheus") && s.contains("endpoint=\"api:")),
+                "replace"
+            );
             assert!(p.iter().any(|s| s.contains("zone=\"eu-1\"")));
             return;
         }

@@ -36,7 +36,9 @@ fn prometheus_api_client_queries_vigil() {
         return;
     }
     // VIGIL_PYTHON, else the venv `.ci/run` makes, else the system python.
-    let venv = std::env::var("HOME").map(|h| format!("{h}/.cache/vigil-pyenv/bin/python")).unwrap_or_default();
+    let venv = std::env::var("HOME")
+        .map(|h| format!("{h}/.cache/vigil-pyenv/bin/python"))
+        .unwrap_or_default();
     let python = std::env::var("VIGIL_PYTHON")
         .ok()
         .or_else(|| std::path::Path::new(&venv).exists().then(|| venv.clone()))

@@ -9,55 +9,102 @@ use std::time::Duration;
 
 fn value(port: u16, q: &str) -> Option<String> {
     let (_, v) = api(port, &format!("/api/v1/query?query={}", enc(q)));
-    v["data"]["result"].as_array().and_then(|r| r.first()).map(|s| s["value"][1].as_str().unwrap().to_string())
+    v["data"]["result"]
+        .as_array()
+        .and_then(|r| r.first())
+        .map(|s| s["value"][1].as_str().unwrap().to_string())
 }
 
 fn metric(port: u16, name: &str) -> Option<f64> {
     let (_, body) = http_get(&format!("http://127.0.0.1:{port}/metrics")).unwrap();
-    body.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+    body.lines().find_map(|l| {
+        l.strip_prefix(name)
+            .and_then(|r| r.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    })
 }
 
 fn active(port: u16) -> Vec<serde_json::Value> {
     let (_, t) = api(port, "/api/v1/targets?state=active");
-    t["data"]["activeTargets"].as_array().cloned().unwrap_or_default()
+    t["data"]["activeTargets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 #[test]
 fn reload_keeps_unchanged_targets_and_refuses_bad_configs() {
     let (_sim, base) = start_targetsim(2, 20, 3_600_000);
-    let job_a = format!("  - job_name: a\n    static_configs:\n      - targets: ['127.0.0.1:{base}']\n");
+    let job_a =
+        format!("  - job_name: a\n    static_configs:\n      - targets: ['127.0.0.1:{base}']\n");
     let cfg1 = format!("global:\n  scrape_interval: 1s\nscrape_configs:\n{job_a}");
     let (mut vigil, port, dir) = start_vigil_with(&cfg1, &["--web.enable-lifecycle"]);
-    wait_for(Duration::from_secs(5), "job a up", || value(port, "up{job=\"a\"}").as_deref() == Some("1"));
-    wait_for(Duration::from_secs(5), "second scrape", || value(port, "scrape_series_added{job=\"a\"}").as_deref() == Some("0"));
+    wait_for(Duration::from_secs(5), "job a up", || {
+        value(port, "up{job=\"a\"}").as_deref() == Some("1")
+    });
+    wait_for(Duration::from_secs(5), "second scrape", || {
+        value(port, "scrape_series_added{job=\"a\"}").as_deref() == Some("0")
+    });
 
     // Add a job: a's loop and cache survive, so a's later scrapes add no series.
-    let cfg2 = format!("{cfg1}  - job_name: b\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n", base + 1);
+    let cfg2 = format!(
+        "{cfg1}  - job_name: b\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
+        base + 1
+    );
     std::fs::write(dir.join("prometheus.yml"), &cfg2).unwrap();
     let (status, body) = http_post(&format!("http://127.0.0.1:{port}/-/reload"));
     assert_eq!(status, 200, "{body}");
-    wait_for(Duration::from_secs(5), "job b up", || value(port, "up{job=\"b\"}").as_deref() == Some("1"));
+    wait_for(Duration::from_secs(5), "job b up", || {
+        value(port, "up{job=\"b\"}").as_deref() == Some("1")
+    });
     std::thread::sleep(Duration::from_millis(1200));
-    assert_eq!(value(port, "scrape_series_added{job=\"a\"}").as_deref(), Some("0"), "job a kept its scrape cache");
-    assert_eq!(metric(port, "prometheus_config_last_reload_successful"), Some(1.0));
+    assert_eq!(
+        value(port, "scrape_series_added{job=\"a\"}").as_deref(),
+        Some("0"),
+        "job a kept its scrape cache"
+    );
+    assert_eq!(
+        metric(port, "prometheus_config_last_reload_successful"),
+        Some(1.0)
+    );
 
     // A bad config is refused with 500, counted, and the old targets keep being scraped.
-    std::fs::write(dir.join("prometheus.yml"), "scrape_configs:\n  - job_name: a\n    scrape_intervl: 1s\n").unwrap();
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        "scrape_configs:\n  - job_name: a\n    scrape_intervl: 1s\n",
+    )
+    .unwrap();
     let (status, body) = http_post(&format!("http://127.0.0.1:{port}/-/reload"));
     assert_eq!(status, 500);
     assert!(body.contains("scrape_intervl"), "{body}");
-    assert_eq!(metric(port, "prometheus_config_last_reload_successful"), Some(0.0));
+    assert_eq!(
+        metric(port, "prometheus_config_last_reload_successful"),
+        Some(0.0)
+    );
     assert_eq!(active(port).len(), 2);
 
     // SIGHUP with a good config applies it (job b removed).
     std::fs::write(dir.join("prometheus.yml"), &cfg1).unwrap();
     let pid = vigil.child.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
-    wait_for(Duration::from_secs(5), "job b gone", || active(port).len() == 1);
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_for(Duration::from_secs(5), "job b gone", || {
+        active(port).len() == 1
+    });
     // Its series ended with stale markers, not five minutes of lookback.
-    wait_for(Duration::from_secs(3), "job b stale", || value(port, "up{job=\"b\"}").is_none());
+    wait_for(Duration::from_secs(3), "job b stale", || {
+        value(port, "up{job=\"b\"}").is_none()
+    });
     assert_eq!(value(port, "up{job=\"a\"}").as_deref(), Some("1"));
-    assert_eq!(metric(port, "prometheus_config_last_reload_successful"), Some(1.0));
+    assert_eq!(
+        metric(port, "prometheus_config_last_reload_successful"),
+        Some(1.0)
+    );
     assert!(vigil.running());
 }
 
@@ -66,16 +113,25 @@ fn file_sd_changes_are_picked_up_and_targets_api_reports_them() {
     let (_sim, base) = start_targetsim(2, 20, 3_600_000);
     let dir = tempdir("filesd");
     let sd = dir.join("targets.json");
-    std::fs::write(&sd, format!(r#"[{{"targets":["127.0.0.1:{base}"],"labels":{{"team":"ml"}}}}]"#)).unwrap();
+    std::fs::write(
+        &sd,
+        format!(r#"[{{"targets":["127.0.0.1:{base}"],"labels":{{"team":"ml"}}}}]"#),
+    )
+    .unwrap();
     let cfg = format!(
         "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: fsd\n    file_sd_configs:\n      - files: ['{}/*.json']\n    relabel_configs:\n      - source_labels: [team]\n        regex: drop-me\n        action: drop\n",
         dir.display()
     );
     let (_vigil, port, _d) = start_vigil(&cfg);
-    wait_for(Duration::from_secs(5), "first target up", || value(port, "up{job=\"fsd\"}").as_deref() == Some("1"));
+    wait_for(Duration::from_secs(5), "first target up", || {
+        value(port, "up{job=\"fsd\"}").as_deref() == Some("1")
+    });
     let t = active(port);
     assert_eq!(t[0]["labels"]["team"], "ml");
-    assert_eq!(t[0]["discoveredLabels"]["__meta_filepath"], sd.display().to_string());
+    assert_eq!(
+        t[0]["discoveredLabels"]["__meta_filepath"],
+        sd.display().to_string()
+    );
     assert_eq!(t[0]["scrapePool"], "fsd");
     assert_eq!(t[0]["health"], "up");
 
@@ -88,13 +144,18 @@ fn file_sd_changes_are_picked_up_and_targets_api_reports_them() {
         ),
     )
     .unwrap();
-    wait_for(Duration::from_secs(6), "second target", || active(port).len() == 2);
+    wait_for(Duration::from_secs(6), "second target", || {
+        active(port).len() == 2
+    });
     let (_, d) = api(port, "/api/v1/targets?state=dropped");
     let dropped = d["data"]["droppedTargets"].as_array().unwrap();
     assert_eq!(dropped.len(), 1);
     assert_eq!(dropped[0]["discoveredLabels"]["__address__"], "10.0.0.1:9");
     assert_eq!(d["data"]["droppedTargetCounts"]["fsd"], 1);
-    assert!(d["data"].get("activeTargets").is_none(), "state=dropped lists only dropped targets");
+    assert!(
+        d["data"].get("activeTargets").is_none(),
+        "state=dropped lists only dropped targets"
+    );
 
     // Target metadata comes from the scraped HELP/TYPE lines.
     let (_, m) = api(port, "/api/v1/targets/metadata?metric=http_requests_total");
@@ -114,7 +175,11 @@ fn serve_json(body: String) -> u16 {
         for mut c in l.incoming().flatten() {
             let mut buf = [0u8; 4096];
             let _ = c.read(&mut buf);
-            let _ = write!(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            let _ = write!(
+                c,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
         }
     });
     port
@@ -123,12 +188,19 @@ fn serve_json(body: String) -> u16 {
 #[test]
 fn http_sd_targets_are_scraped() {
     let (_sim, base) = start_targetsim(1, 20, 3_600_000);
-    let sd = serve_json(format!(r#"[{{"targets":["127.0.0.1:{base}"],"labels":{{"dc":"west"}}}}]"#));
+    let sd = serve_json(format!(
+        r#"[{{"targets":["127.0.0.1:{base}"],"labels":{{"dc":"west"}}}}]"#
+    ));
     let cfg = format!(
         "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: hsd\n    http_sd_configs:\n      - url: http://127.0.0.1:{sd}/sd\n        refresh_interval: 1s\n"
     );
     let (_vigil, port, _d) = start_vigil(&cfg);
-    wait_for(Duration::from_secs(6), "http_sd target up", || value(port, "up{job=\"hsd\", dc=\"west\"}").as_deref() == Some("1"));
+    wait_for(Duration::from_secs(6), "http_sd target up", || {
+        value(port, "up{job=\"hsd\", dc=\"west\"}").as_deref() == Some("1")
+    });
     let t = active(port);
-    assert_eq!(t[0]["discoveredLabels"]["__meta_url"], format!("http://127.0.0.1:{sd}/sd"));
+    assert_eq!(
+        t[0]["discoveredLabels"]["__meta_url"],
+        format!("http://127.0.0.1:{sd}/sd")
+    );
 }
