@@ -157,38 +157,7 @@ fn write_configs(dir: &Path, ml: u16, am: u16, for_: &str) {
 }
 
 fn start_vigil_in(dir: &Path, extra: &[&str], log_name: &str) -> (Proc, u16) {
-    let port = free_port();
-    let log = std::fs::File::create(dir.join(log_name)).unwrap();
-    let child = Command::new(vigil_bin())
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut p = Proc {
-        child,
-        name: "vigil",
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !http_get(&format!("http://127.0.0.1:{port}/-/ready")).is_ok_and(|(s, _)| s == 200) {
-        assert!(
-            p.running(),
-            "vigil exited: {}",
-            std::fs::read_to_string(dir.join(log_name)).unwrap_or_default()
-        );
-        assert!(Instant::now() < deadline, "vigil not ready in 30 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (p, port)
+    common::start_vigil_in(dir, &dir.join("data"), extra, log_name, &ready_200)
 }
 
 /// State of HighResponseTime in /api/v1/alerts, and its activeAt.

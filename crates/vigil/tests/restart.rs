@@ -8,7 +8,7 @@ use common::*;
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn config(target: &str) -> String {
@@ -58,34 +58,9 @@ fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
 
 /// Starts vigil on `data` with the config in `dir`; waits for `/-/ready`.
 fn start_on(dir: &Path, data: &Path, log_name: &str) -> (Proc, u16) {
-    let port = free_port();
-    let log = std::fs::File::create(dir.join(log_name)).unwrap();
-    let child = Command::new(vigil_bin())
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!("--storage.tsdb.path={}", data.display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut p = Proc {
-        child,
-        name: "vigil",
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !get(port, "/-/ready").is_ok_and(|(s, _)| s == 200) {
-        assert!(
-            p.running(),
-            "vigil exited: {}",
-            std::fs::read_to_string(dir.join(log_name)).unwrap_or_default()
-        );
-        assert!(Instant::now() < deadline, "vigil not ready in 30 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (p, port)
+    start_vigil_in(dir, data, &[], log_name, &|port| {
+        get(port, "/-/ready").is_ok_and(|(s, _)| s == 200)
+    })
 }
 
 /// (series labels, timestamp) of every raw sample of `metric` in the last 10 minutes.

@@ -113,9 +113,7 @@ pub fn start_vigil(config: &str) -> (Proc, u16, PathBuf) {
 
 /// As [`start_vigil`], with extra command-line flags.
 pub fn start_vigil_with(config: &str, extra: &[&str]) -> (Proc, u16, PathBuf) {
-    start_vigil_ready(config, extra, &|port| {
-        http_get(&format!("http://127.0.0.1:{port}/-/ready")).is_ok_and(|(s, _)| s == 200)
-    })
+    start_vigil_ready(config, extra, &ready_200)
 }
 
 /// As [`start_vigil_with`], with a readiness check of its own (for a route prefix, TLS or
@@ -126,16 +124,29 @@ pub fn start_vigil_ready(
     ready: &dyn Fn(u16) -> bool,
 ) -> (Proc, u16, PathBuf) {
     let dir = tempdir("vigil");
-    let cfg = dir.join("prometheus.yml");
-    std::fs::write(&cfg, config).unwrap();
+    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+    let (p, port) = start_vigil_in(&dir, &dir.join("data"), extra, "vigil.log", ready);
+    (p, port, dir)
+}
+
+/// Starts vigil with `dir/prometheus.yml` and data in `data`, logging to `dir/log_name`;
+/// waits (at most 30 s) until `ready(port)` answers true. For tests that restart vigil on the
+/// same data.
+pub fn start_vigil_in(
+    dir: &Path,
+    data: &Path,
+    extra: &[&str],
+    log_name: &str,
+    ready: &dyn Fn(u16) -> bool,
+) -> (Proc, u16) {
     let port = free_port();
-    let log = std::fs::File::create(dir.join("vigil.log")).unwrap();
+    let log = std::fs::File::create(dir.join(log_name)).unwrap();
     let child = Command::new(vigil_bin())
-        .arg(format!("--config.file={}", cfg.display()))
         .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
         ))
+        .arg(format!("--storage.tsdb.path={}", data.display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .args(extra)
         .stdout(Stdio::null())
@@ -146,20 +157,22 @@ pub fn start_vigil_ready(
         child,
         name: "vigil",
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if ready(port) {
-            break;
-        }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready(port) {
         assert!(
             p.running(),
             "vigil exited: {}",
-            std::fs::read_to_string(dir.join("vigil.log")).unwrap_or_default()
+            std::fs::read_to_string(dir.join(log_name)).unwrap_or_default()
         );
-        assert!(Instant::now() < deadline, "vigil not ready in 20 s");
+        assert!(Instant::now() < deadline, "vigil not ready in 30 s");
         std::thread::sleep(Duration::from_millis(50));
     }
-    (p, port, dir)
+    (p, port)
+}
+
+/// The default readiness check: `/-/ready` answers 200.
+pub fn ready_200(port: u16) -> bool {
+    http_get(&format!("http://127.0.0.1:{port}/-/ready")).is_ok_and(|(s, _)| s == 200)
 }
 
 pub fn http_get(url: &str) -> Result<(u16, String), reqwest::Error> {
