@@ -67,6 +67,7 @@ pub struct DroppedTarget {
 struct Running {
     stop: watch::Sender<bool>,
     status: Arc<Mutex<TargetStatus>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 struct Pool {
@@ -227,19 +228,44 @@ impl ScrapeManager {
                     Arc::clone(&self.db),
                     Arc::clone(&status),
                 );
-                tokio::spawn(sl.run(rx));
-                pool.loops.insert(target, Running { stop: tx, status });
+                let task = tokio::spawn(sl.run(rx));
+                pool.loops.insert(
+                    target,
+                    Running {
+                        stop: tx,
+                        status,
+                        task,
+                    },
+                );
             }
         }
     }
 
     /// Stops every loop; each marks its series stale.
-    pub fn stop_all(&self) {
-        let mut inner = self.inner.lock();
-        for p in inner.pools.values_mut() {
-            for (_, r) in p.loops.drain() {
-                let _ = r.stop.send(true);
+    /// Stops every loop and waits (at most 10 s) until each has written its stale markers,
+    /// so that storage closed afterwards holds them (and a shutdown snapshot is complete).
+    pub async fn stop_all(&self) {
+        let tasks: Vec<tokio::task::JoinHandle<()>> = {
+            let mut inner = self.inner.lock();
+            let mut tasks = Vec::new();
+            for p in inner.pools.values_mut() {
+                for (_, r) in p.loops.drain() {
+                    let _ = r.stop.send(true);
+                    tasks.push(r.task);
+                }
             }
+            tasks
+        };
+        let all = async {
+            for t in tasks {
+                let _ = t.await;
+            }
+        };
+        if tokio::time::timeout(std::time::Duration::from_secs(10), all)
+            .await
+            .is_err()
+        {
+            tracing::warn!("Some scrape loops did not stop within 10s; closing storage anyway");
         }
     }
 

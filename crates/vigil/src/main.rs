@@ -186,7 +186,7 @@ async fn serve(cli: Cli) -> Result<()> {
     let app = vigil_api::web::app(state, &web_opts).map_err(anyhow::Error::msg)?;
     vigil_api::web::serve(listener, app, &web_opts, shutdown_signal(quit)).await?;
     tracing::info!("Stopping scrape loops");
-    scrape.stop_all();
+    scrape.stop_all().await;
     rules.manager.stop();
     tracing::info!("Closing storage");
     let db = head.clone();
