@@ -581,6 +581,28 @@ fn check_legacy_relabel(r: &RelabelConfig, legacy: bool, key: &str) -> Result<()
     Ok(())
 }
 
+/// [`check_legacy_relabel`] over a list, naming each entry `prefix[i]`.
+fn check_legacy_relabels(
+    list: &[RelabelConfig],
+    legacy: bool,
+    prefix: &str,
+) -> Result<(), Problem> {
+    for (i, r) in list.iter().enumerate() {
+        check_legacy_relabel(r, legacy, &format!("{prefix}[{i}]"))?;
+    }
+    Ok(())
+}
+
+/// URL and HTTP client settings of every `http_sd_configs` entry under `key`.
+fn validate_http_sds(sds: &mut [HttpSdConfig], key: &str) -> Result<(), Problem> {
+    for (i, h) in sds.iter_mut().enumerate() {
+        let k = format!("{key}.http_sd_configs[{i}]");
+        check_http_url(&h.url, &format!("{k}.url"))?;
+        validate_http_client(&mut h.http_parts_mut(), &k)?;
+    }
+    Ok(())
+}
+
 fn validate_target_groups(groups: &[StaticConfig], legacy: bool, key: &str) -> Result<(), Problem> {
     for (j, g) in groups.iter().enumerate() {
         for (k, t) in g.targets.iter().enumerate() {
@@ -711,18 +733,18 @@ fn validate_scrape_config(
     if sc.metric_name_validation_scheme.is_none() {
         sc.metric_name_validation_scheme = g.metric_name_validation_scheme.clone();
     }
-    for (i, r) in sc.relabel_configs.iter().enumerate() {
-        check_legacy_relabel(r, legacy, &format!("{key}.relabel_configs[{i}]"))?;
-    }
-    for (i, r) in sc.metric_relabel_configs.iter().enumerate() {
-        check_legacy_relabel(r, legacy, &format!("{key}.metric_relabel_configs[{i}]"))?;
-    }
+    check_legacy_relabels(
+        &sc.relabel_configs,
+        legacy,
+        &format!("{key}.relabel_configs"),
+    )?;
+    check_legacy_relabels(
+        &sc.metric_relabel_configs,
+        legacy,
+        &format!("{key}.metric_relabel_configs"),
+    )?;
     validate_target_groups(&sc.static_configs, legacy, key)?;
-    for (i, h) in sc.http_sd_configs.iter_mut().enumerate() {
-        let k = format!("{key}.http_sd_configs[{i}]");
-        check_http_url(&h.url, &format!("{k}.url"))?;
-        validate_http_client(&mut h.http_parts_mut(), &k)?;
-    }
+    validate_http_sds(&mut sc.http_sd_configs, key)?;
     for (i, f) in sc.file_sd_configs.iter().enumerate() {
         for (j, p) in f.files.iter().enumerate() {
             let ok = [".json", ".yml", ".yaml"].iter().any(|e| p.ends_with(e));
@@ -955,18 +977,18 @@ fn validate_alertmanager(
             ),
         ));
     }
-    for (i, r) in am.relabel_configs.iter().enumerate() {
-        check_legacy_relabel(r, legacy, &format!("{key}.relabel_configs[{i}]"))?;
-    }
-    for (i, r) in am.alert_relabel_configs.iter().enumerate() {
-        check_legacy_relabel(r, legacy, &format!("{key}.alert_relabel_configs[{i}]"))?;
-    }
+    check_legacy_relabels(
+        &am.relabel_configs,
+        legacy,
+        &format!("{key}.relabel_configs"),
+    )?;
+    check_legacy_relabels(
+        &am.alert_relabel_configs,
+        legacy,
+        &format!("{key}.alert_relabel_configs"),
+    )?;
     validate_target_groups(&am.static_configs, legacy, key)?;
-    for (i, h) in am.http_sd_configs.iter_mut().enumerate() {
-        let k = format!("{key}.http_sd_configs[{i}]");
-        check_http_url(&h.url, &format!("{k}.url"))?;
-        validate_http_client(&mut h.http_parts_mut(), &k)?;
-    }
+    validate_http_sds(&mut am.http_sd_configs, key)?;
     let who = key.trim_start_matches("alerting.");
     for sd in am.unsupported_service_discoveries() {
         warnings.push(format!(
@@ -1012,9 +1034,11 @@ fn validate_remote_write(
     warnings: &mut Vec<String>,
 ) -> Result<(), Problem> {
     check_url_present(&rw.url, "remote_write", &format!("{key}.url"))?;
-    for (i, r) in rw.write_relabel_configs.iter().enumerate() {
-        check_legacy_relabel(r, legacy, &format!("{key}.write_relabel_configs[{i}]"))?;
-    }
+    check_legacy_relabels(
+        &rw.write_relabel_configs,
+        legacy,
+        &format!("{key}.write_relabel_configs"),
+    )?;
     validate_headers(&rw.headers, key)?;
     if rw.protobuf_message != REMOTE_WRITE_V1 && rw.protobuf_message != REMOTE_WRITE_V2 {
         return Err(Problem::new(

@@ -6,7 +6,6 @@ mod common;
 
 use common::*;
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -17,43 +16,9 @@ fn config(target: &str) -> String {
     )
 }
 
-/// A plain HTTP/1.1 GET on loopback (no client library: nothing to configure), returning the
-/// status and the body.
-fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    let mut c = std::net::TcpStream::connect(("127.0.0.1", port))?;
-    c.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        c,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    c.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = String::new();
-        let mut rest = body;
-        while let Some((size, tail)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 || tail.len() < n {
-                break;
-            }
-            out.push_str(&tail[..n]);
-            rest = tail[n..].trim_start_matches("\r\n");
-        }
-        out
-    } else {
-        body.to_string()
-    };
-    Ok((status, body))
+/// GET on vigil's loopback port: status and body.
+fn get(port: u16, path: &str) -> Result<(u16, String), reqwest::Error> {
+    http_get(&format!("http://127.0.0.1:{port}{path}"))
 }
 
 /// Starts vigil on `data` with the config in `dir`; waits for `/-/ready`.

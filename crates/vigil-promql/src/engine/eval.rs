@@ -290,19 +290,22 @@ impl OutBuilder {
             });
             return Ok(());
         }
-        let idx = match self.by_labels.get(&labels) {
-            Some(&i) => i,
-            None => {
-                self.series.push(Series {
-                    labels: labels.clone(),
-                    drop_name,
-                    points: Vec::new(),
-                });
-                self.by_labels.insert(labels, self.series.len() - 1);
-                self.series.len() - 1
-            }
-        };
+        let idx = self.series_index(labels, drop_name);
         self.add(idx, t, v, drop_name)
+    }
+
+    /// The index of the output series with `labels`, created empty on first sight.
+    fn series_index(&mut self, labels: Labels, drop_name: bool) -> usize {
+        if let Some(&i) = self.by_labels.get(&labels) {
+            return i;
+        }
+        self.series.push(Series {
+            labels: labels.clone(),
+            drop_name,
+            points: Vec::new(),
+        });
+        self.by_labels.insert(labels, self.series.len() - 1);
+        self.series.len() - 1
     }
 
     /// Like `push`, with labels built by `make` only the first time `key` is seen.
@@ -321,18 +324,7 @@ impl OutBuilder {
             Some(&i) => i,
             None => {
                 let (labels, drop_name) = make();
-                let idx = match self.by_labels.get(&labels) {
-                    Some(&i) => i,
-                    None => {
-                        self.series.push(Series {
-                            labels: labels.clone(),
-                            drop_name,
-                            points: Vec::new(),
-                        });
-                        self.by_labels.insert(labels, self.series.len() - 1);
-                        self.series.len() - 1
-                    }
-                };
+                let idx = self.series_index(labels, drop_name);
                 self.by_key.insert(key, idx);
                 idx
             }
