@@ -80,12 +80,14 @@ pub struct Tsdb {
     head: Head,
     opts: TsdbOptions,
     stats: TsdbStats,
-    /// Serialises checkpoints and close.
-    maint: parking_lot::Mutex<()>,
+    /// Serialises checkpoints, compaction, deletion and close.
+    pub(crate) maint: parking_lot::Mutex<()>,
     /// The WAL segment the current snapshot starts (0 without one).
     snapshot_segment: AtomicU64,
     /// Loaded blocks, sorted by min time.
     blocks: RwLock<Vec<Arc<Block>>>,
+    /// WAL readers (remote-write queues) whose segments checkpoints keep.
+    wal_holds: wal::holds::WalHolds,
 }
 
 impl Tsdb {
@@ -135,12 +137,27 @@ impl Tsdb {
             maint: parking_lot::Mutex::new(()),
             snapshot_segment: AtomicU64::new(snapshot_segment as u64),
             blocks: RwLock::new(blocks),
+            wal_holds: Default::default(),
         })
+    }
+
+    /// The WAL readers' low-water marks that checkpoints respect (`wal/holds.rs`).
+    pub fn wal_holds(&self) -> &wal::holds::WalHolds {
+        &self.wal_holds
+    }
+
+    /// The directory of the WAL segments.
+    pub fn wal_dir(&self) -> PathBuf {
+        self.dir.join("wal")
     }
 
     /// The loaded blocks, oldest first.
     pub fn blocks(&self) -> Vec<Arc<Block>> {
         self.blocks.read().clone()
+    }
+
+    pub(crate) fn blocks_mut(&self) -> parking_lot::RwLockWriteGuard<'_, Vec<Arc<Block>>> {
+        self.blocks.write()
     }
 
     /// Bytes of all loaded blocks (`prometheus_tsdb_storage_blocks_bytes`).
@@ -449,10 +466,20 @@ impl Tsdb {
         let size = snapshot::write(&self.dir, &cap)?;
         self.snapshot_segment
             .store(cap.segment as u64, Ordering::Relaxed);
-        // The new snapshot replaces every older segment and snapshot.
+        // The new snapshot replaces every older segment and snapshot, except the segments a
+        // WAL reader (remote write) still needs, within their bound.
         let wal_dir = self.dir.join("wal");
-        for s in wal::list_segments(&wal_dir)? {
-            if s < cap.segment {
+        let segments = wal::list_segments(&wal_dir)?;
+        let sized: Vec<(u32, u64)> = segments
+            .iter()
+            .map(|&s| {
+                let len = std::fs::metadata(wal_dir.join(wal::segment_name(s)));
+                (s, len.map_or(0, |m| m.len()))
+            })
+            .collect();
+        let keep_from = self.wal_holds.keep_from(cap.segment, &sized);
+        for s in segments {
+            if s < keep_from {
                 let p = wal_dir.join(wal::segment_name(s));
                 std::fs::remove_file(&p).map_err(|e| io_err(&p, e))?;
             }

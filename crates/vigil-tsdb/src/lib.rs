@@ -20,6 +20,7 @@
 pub mod block;
 pub mod chunk;
 mod db;
+mod delete;
 mod error;
 mod head;
 pub mod import;
@@ -29,6 +30,7 @@ pub mod wal;
 
 pub use block::{Block, BlockMeta};
 pub use db::{Tsdb, TsdbOptions, TsdbStats};
+pub use delete::Deleted;
 pub use error::TsdbError;
 pub use head::{Head, HeadOptions, HeadStats};
 pub use merge::MergeQuerier;

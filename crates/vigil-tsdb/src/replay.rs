@@ -141,7 +141,12 @@ fn replay_inner(head: &Head, dir: &Path, rep: &mut ReplayReport) -> Result<(), T
                         head.flush_tally(&mut tally);
                         ok
                     }
-                    record::TOMBSTONES => record::decode_tombstones(payload, |_, _, _| {}),
+                    record::TOMBSTONES => record::decode_tombstones(payload, |r, mint, maxt| {
+                        let r = alias.get(&r).copied().unwrap_or(r);
+                        if let Some(s) = head.series(r) {
+                            s.data.lock().delete_range(mint, maxt);
+                        }
+                    }),
                     _ => Some(()),
                 };
                 if ok.is_none() {

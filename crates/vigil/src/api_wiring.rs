@@ -148,17 +148,18 @@ impl TsdbAdmin for TsdbInfo {
 
     fn delete_series(
         &self,
-        _: &[Vec<Matcher>],
-        _: Timestamp,
-        _: Timestamp,
+        selectors: &[Vec<Matcher>],
+        start: Timestamp,
+        end: Timestamp,
     ) -> Result<(), AdminError> {
-        Err(AdminError::Unsupported(
-            "deleting series is not supported by vigil's storage yet".into(),
-        ))
+        self.0
+            .delete_series(selectors, start, end)
+            .map(|_| ())
+            .map_err(|e| AdminError::Failed(format!("delete series: {e}")))
     }
 
     fn clean_tombstones(&self) -> Result<(), AdminError> {
-        // No deletions, so no tombstones: nothing to clean.
+        // Deletions are applied when asked (docs/api.md), so no tombstones are ever left.
         Ok(())
     }
 }

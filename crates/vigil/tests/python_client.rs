@@ -35,14 +35,7 @@ fn prometheus_api_client_queries_vigil() {
         eprintln!("VIGIL_SKIP_INTEROP set: python client test skipped");
         return;
     }
-    // VIGIL_PYTHON, else the venv `.ci/run` makes, else the system python.
-    let venv = std::env::var("HOME")
-        .map(|h| format!("{h}/.cache/vigil-pyenv/bin/python"))
-        .unwrap_or_default();
-    let python = std::env::var("VIGIL_PYTHON")
-        .ok()
-        .or_else(|| std::path::Path::new(&venv).exists().then(|| venv.clone()))
-        .unwrap_or_else(|| "python3".into());
+    let python = venv_python();
     let has = Command::new(&python)
         .args(["-c", "import prometheus_api_client"])
         .status()

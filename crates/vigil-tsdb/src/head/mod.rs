@@ -293,6 +293,12 @@ impl Head {
         Ok((s, true))
     }
 
+    /// The labels of the live series with reference `r` (WAL readers resolve references
+    /// whose series record is in a segment they no longer have).
+    pub fn series_labels(&self, r: SeriesRef) -> Option<Labels> {
+        self.series(r).map(|s| self.labels_of(&s))
+    }
+
     /// The labels of a series, resolved.
     pub(crate) fn labels_of(&self, s: &MemSeries) -> Labels {
         let syms = self.symbols.reader();

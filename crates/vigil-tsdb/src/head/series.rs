@@ -138,6 +138,28 @@ impl SeriesData {
         dropped
     }
 
+    /// Deletes the samples within `[mint, maxt]` by re-encoding what is left; returns how many
+    /// were deleted. The last appended timestamp is kept, so deleting recent samples does not
+    /// reopen the past to appends.
+    pub fn delete_range(&mut self, mint: i64, maxt: i64) -> usize {
+        let Some(all) = self.chunks_in(i64::MIN, i64::MAX) else {
+            return 0;
+        };
+        let (last_t, last_v_bits) = (self.last_t, self.last_v_bits);
+        let before: Vec<(i64, f64)> = all.map(|s| (s.t, s.v)).collect();
+        let deleted = before.iter().filter(|s| s.0 >= mint && s.0 <= maxt).count();
+        if deleted == 0 {
+            return 0;
+        }
+        *self = SeriesData::default();
+        for (t, v) in before.into_iter().filter(|s| s.0 < mint || s.0 > maxt) {
+            self.append(t, v, None);
+        }
+        self.last_t = last_t;
+        self.last_v_bits = last_v_bits;
+        deleted
+    }
+
     /// The chunks overlapping `[mint, maxt]`, or `None` when no sample falls in it.
     pub fn chunks_in(&self, mint: i64, maxt: i64) -> Option<SampleIter> {
         let mut chunks: Vec<ChunkBytes> = self

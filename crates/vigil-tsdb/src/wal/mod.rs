@@ -7,6 +7,7 @@
 //! segment, so recovery only ever needs to truncate the tail of older ones. Reading is total:
 //! a torn or garbled record ends the segment (see [`read_segment`]), and the caller repairs.
 
+pub mod holds;
 pub mod record;
 
 use crate::error::{TsdbError, io_err};

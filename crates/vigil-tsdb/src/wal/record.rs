@@ -260,6 +260,17 @@ pub fn decode_samples(payload: &[u8], mut f: impl FnMut(u64, i64, f64)) -> Optio
     Some(())
 }
 
+/// Appends a tombstones record: samples of each `ref` within `[mint, maxt]` are deleted.
+pub fn put_tombstones(buf: &mut Vec<u8>, refs: &[u64], mint: i64, maxt: i64) {
+    let start = begin(buf, TOMBSTONES);
+    for &r in refs {
+        put_uvarint(buf, r);
+        put_varint(buf, mint);
+        put_varint(buf, maxt);
+    }
+    finish(buf, start);
+}
+
 /// Decodes a tombstones record into `(ref, mint, maxt)`.
 pub fn decode_tombstones(payload: &[u8], mut f: impl FnMut(u64, i64, i64)) -> Option<()> {
     let mut d = Dec { b: payload };

@@ -225,3 +225,15 @@ pub fn http_post(url: &str) -> (u16, String) {
     let status = r.status().as_u16();
     (status, r.text().unwrap_or_default())
 }
+
+/// The python with the pinned PyPI test tools: VIGIL_PYTHON, else the venv `.ci/run` makes,
+/// else the system python.
+pub fn venv_python() -> String {
+    let venv = std::env::var("HOME")
+        .map(|h| format!("{h}/.cache/vigil-pyenv/bin/python"))
+        .unwrap_or_default();
+    std::env::var("VIGIL_PYTHON")
+        .ok()
+        .or_else(|| Path::new(&venv).exists().then(|| venv.clone()))
+        .unwrap_or_else(|| "python3".into())
+}
