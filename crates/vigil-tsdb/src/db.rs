@@ -65,6 +65,9 @@ pub struct TsdbStats {
     pub checkpoint_failures: AtomicU64,
     /// Samples replayed at open.
     pub replayed_samples: AtomicU64,
+    /// First and last WAL segment replayed at open (`/api/v1/status/walreplay`).
+    pub replayed_first_segment: AtomicU64,
+    pub replayed_last_segment: AtomicU64,
     /// `prometheus_tsdb_compactions_total`: blocks written from the head or from blocks.
     pub compactions: AtomicU64,
     pub compactions_failed: AtomicU64,
@@ -115,6 +118,12 @@ impl Tsdb {
             .replay_duration_ms
             .store(took.as_millis() as u64, Ordering::Relaxed);
         stats.replayed_samples.store(rep.samples, Ordering::Relaxed);
+        stats
+            .replayed_first_segment
+            .store(rep.first_segment as u64, Ordering::Relaxed);
+        stats
+            .replayed_last_segment
+            .store(rep.last_segment as u64, Ordering::Relaxed);
         tracing::info!(
             duration = ?took,
             series = head.num_series(),

@@ -27,6 +27,9 @@ pub struct ReplayReport {
     /// Samples whose series was unknown (its record lost to corruption).
     pub unknown_refs: u64,
     pub corruptions: u64,
+    /// First and last WAL segment replayed (both 0 when none was).
+    pub first_segment: u32,
+    pub last_segment: u32,
 }
 
 /// Loads the newest usable snapshot; returns the WAL segment it starts.
@@ -84,6 +87,8 @@ fn replay_inner(head: &Head, dir: &Path, rep: &mut ReplayReport) -> Result<(), T
         return Ok(());
     }
     let last = *todo.last().unwrap_or(&0);
+    rep.first_segment = todo[0];
+    rep.last_segment = last;
     tracing::info!(
         segments = todo.len(),
         first = todo[0],

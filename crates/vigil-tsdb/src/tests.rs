@@ -115,6 +115,15 @@ fn crash_restart_replays_the_wal() {
     let db = Tsdb::open(&dir, opts()).unwrap();
     assert_eq!(dump(&db), before);
     assert_eq!(db.stats().wal_corruptions.load(Ordering::Relaxed), 0);
+    // Both runs' segments were replayed (`/api/v1/status/walreplay`).
+    let st = db.stats();
+    assert_eq!(
+        (
+            st.replayed_first_segment.load(Ordering::Relaxed),
+            st.replayed_last_segment.load(Ordering::Relaxed)
+        ),
+        (0, 1)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -6,6 +6,7 @@ use crate::reload::Reloader;
 use clap::CommandFactory;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use vigil_api::{AdminError, HeadStats, ServerInfo, TsdbAdmin, TsdbStatus, WalReplay};
 use vigil_model::{Labels, Matcher, Timestamp};
 use vigil_tsdb::Tsdb;
@@ -89,8 +90,16 @@ impl TsdbStatus for TsdbInfo {
     }
 
     fn wal_replay(&self) -> WalReplay {
-        // Replay finishes before the server listens: report it complete.
-        WalReplay::default()
+        // Replay finishes before the server listens, so it is reported complete: `current`
+        // is the last segment replayed, as Prometheus shows once it is done.
+        let st = self.0.stats();
+        let min = st.replayed_first_segment.load(Ordering::Relaxed) as i64;
+        let max = st.replayed_last_segment.load(Ordering::Relaxed) as i64;
+        WalReplay {
+            min,
+            max,
+            current: max,
+        }
     }
 
     fn corruption_count(&self) -> u64 {
