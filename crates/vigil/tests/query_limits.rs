@@ -63,3 +63,43 @@ fn max_samples_answers_422_and_server_stays_healthy() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["data"]["result"][0]["value"][1], "60", "{v}");
 }
+
+/// Peak resident memory of a process, from /proc (kB).
+fn peak_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn queries_touching_a_billion_samples_fail_without_growing_memory() {
+    // Default limits (50,000,000 samples).
+    let (vigil, port, _dir) = start_vigil("scrape_configs: []\n");
+    let pid = vigil.child.id();
+    let before = peak_rss_kb(pid);
+    // 10^9 subquery steps (11,574 days at 1 s), instant and nested in a range query.
+    for path in [
+        format!(
+            "/api/v1/query?query={}&time=1000000000",
+            enc("sum_over_time(vector(1)[11574d:1s])")
+        ),
+        format!(
+            "/api/v1/query_range?query={}&start=1000000000&end=1000001000&step=100",
+            enc("max_over_time(rate(up[5m])[11574d:1s])")
+        ),
+    ] {
+        let (status, v) = api(port, &path);
+        assert_eq!(status, 422, "{path}: {v}");
+        assert_eq!(v["error"], TOO_MANY, "{v}");
+    }
+    let after = peak_rss_kb(pid);
+    assert!(
+        after < before + 256 * 1024,
+        "peak RSS grew from {before} kB to {after} kB"
+    );
+    let (s, _) = http_get(&format!("http://127.0.0.1:{port}/-/healthy")).unwrap();
+    assert_eq!(s, 200);
+}

@@ -119,6 +119,10 @@ impl<'a> Shared<'a> {
         Ok(())
     }
 
+    pub fn max_samples(&self) -> usize {
+        self.max_samples
+    }
+
     pub fn release_samples(&self, n: usize) {
         self.samples.set(self.samples.get().saturating_sub(n));
     }
@@ -149,18 +153,46 @@ pub(crate) struct Ev<'a> {
     pub interval: i64,
 }
 
-/// Where a range function reads its windows from: a matrix selector's series or a
-/// subquery's result, with the timing of the window.
+/// Where a range function reads its windows from: a matrix selector's series (streamed from
+/// storage one at a time by [`RangeSource::for_each`]) or a subquery's result, with the
+/// timing of the window.
 pub(crate) struct RangeSource<'e> {
-    pub series: Vec<Series>,
+    /// A subquery's evaluated series (empty for a matrix selector).
+    series: Vec<Series>,
     pub range: i64,
     pub at: Option<Timestamp>,
     pub offset: i64,
     /// The selector, when the source is a matrix selector (for `absent_over_time` labels).
     pub selector: Option<&'e VectorSelector>,
+    /// The inclusive time range a matrix selector reads.
+    select: Option<(Timestamp, Timestamp)>,
 }
 
 impl RangeSource<'_> {
+    /// Calls `f` with each series in label order. A matrix selector's samples (staleness
+    /// markers removed) are decoded one series at a time and counted against
+    /// `--query.max-samples` while `f` holds them.
+    pub fn for_each(&self, ev: &Ev, mut f: impl FnMut(&Series) -> Result<()>) -> Result<()> {
+        let (Some(vs), Some((mint, maxt))) = (self.selector, self.select) else {
+            return self.series.iter().try_for_each(f);
+        };
+        ev.select_each(vs, mint, maxt, |labels, mut points| {
+            points.retain(|s| !is_stale_nan(s.v));
+            if points.is_empty() {
+                return Ok(());
+            }
+            let n = points.len();
+            ev.sh.add_samples(n)?;
+            let res = f(&Series {
+                labels,
+                drop_name: false,
+                points,
+            });
+            ev.sh.release_samples(n);
+            res
+        })
+    }
+
     /// The inclusive end of the window evaluated at step `ts`.
     pub fn window_end(&self, ts: Timestamp) -> Timestamp {
         self.at.unwrap_or(ts) - self.offset
@@ -415,7 +447,7 @@ impl<'a> Ev<'a> {
                 let src = self.range_source(e)?;
                 let end = src.window_end(self.start);
                 let mut out = Vec::new();
-                for s in src.series {
+                src.for_each(self, |s| {
                     let points: Vec<Sample> = s
                         .points
                         .iter()
@@ -423,13 +455,15 @@ impl<'a> Ev<'a> {
                         .copied()
                         .collect();
                     if !points.is_empty() {
+                        self.sh.add_samples(points.len())?;
                         out.push(Series {
-                            labels: s.labels,
+                            labels: s.labels.clone(),
                             drop_name: s.drop_name,
                             points,
                         });
                     }
-                }
+                    Ok(())
+                })?;
                 Ok(Val::Matrix(out))
             }
             Expr::Extension(_) => Err(exec_err("unsupported expression")),
@@ -452,12 +486,16 @@ impl<'a> Ev<'a> {
         }
     }
 
-    fn select(
+    /// Streams the series `vs` selects within `[mint, maxt]` to `f`, one at a time and in label
+    /// order, so only one series' raw samples are decoded at once: a selection over millions
+    /// of samples costs the memory of its largest series plus what the caller keeps.
+    fn select_each(
         &self,
         vs: &VectorSelector,
         mint: Timestamp,
         maxt: Timestamp,
-    ) -> Result<Vec<(Labels, Vec<Sample>)>> {
+        mut f: impl FnMut(Labels, Vec<Sample>) -> Result<()>,
+    ) -> Result<()> {
         let matchers = selector_matchers(vs)?;
         let q = self.sh.db.querier(mint, maxt)?;
         let set = q.select(
@@ -467,15 +505,14 @@ impl<'a> Ev<'a> {
                 end: maxt,
             },
         )?;
-        let mut out = Vec::new();
         for s in set {
             self.check()?;
             let samples: Vec<Sample> = s.samples.filter(|x| x.t >= mint && x.t <= maxt).collect();
             if !samples.is_empty() {
-                out.push((s.labels, samples));
+                f(s.labels, samples)?;
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// An instant vector selector over all steps: per step, the newest sample in the
@@ -493,11 +530,9 @@ impl<'a> Ev<'a> {
             None => (self.start - off, self.end - off),
         };
         let lookback = self.sh.lookback;
-        let series = self.select(vs, lo - lookback + 1, hi)?;
         let steps = self.steps();
-        let mut out = Vec::with_capacity(series.len());
-        for (labels, samples) in series {
-            self.check()?;
+        let mut out = Vec::new();
+        self.select_each(vs, lo - lookback + 1, hi, |labels, samples| {
             let mut pts = Vec::new();
             let mut j = 0;
             for i in 0..steps {
@@ -524,7 +559,8 @@ impl<'a> Ev<'a> {
                     points: pts,
                 });
             }
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 
@@ -541,25 +577,13 @@ impl<'a> Ev<'a> {
                     Some(a) => (a - off, a - off),
                     None => (self.start - off, self.end - off),
                 };
-                let series = self.select(vs, lo - range + 1, hi)?;
-                let mut out = Vec::with_capacity(series.len());
-                for (labels, samples) in series {
-                    let points: Vec<Sample> =
-                        samples.into_iter().filter(|s| !is_stale_nan(s.v)).collect();
-                    if !points.is_empty() {
-                        out.push(Series {
-                            labels,
-                            drop_name: false,
-                            points,
-                        });
-                    }
-                }
                 Ok(RangeSource {
-                    series: out,
+                    series: Vec::new(),
                     range,
                     at,
                     offset: off,
                     selector: Some(vs),
+                    select: Some((lo - range + 1, hi)),
                 })
             }
             Expr::Subquery(sq) => {
@@ -570,6 +594,7 @@ impl<'a> Ev<'a> {
                     at: self.at_ms(&sq.at),
                     offset: offset_ms(&sq.offset),
                     selector: None,
+                    select: None,
                 })
             }
             _ => Err(exec_err("expected a range vector")),
@@ -597,6 +622,12 @@ impl<'a> Ev<'a> {
         let sub = Ev::new(self.sh, sub_start, e, step);
         if sub.steps() == 0 {
             return Ok(Vec::new());
+        }
+        // Each step of the inner evaluation holds at least one value (a scalar holds exactly
+        // one), so more steps than `--query.max-samples` can never finish; refuse before
+        // allocating them rather than after.
+        if sub.steps() > self.sh.max_samples() {
+            return Err(EngineError::TooManySamples("query execution".into()));
         }
         match sub.eval(&sq.expr)? {
             Val::Vector(v) => Ok(v),

@@ -50,10 +50,8 @@ pub(super) fn eval_range_call(ev: &Ev, name: &str, args: &[&Expr]) -> Result<Val
     let mut present = vec![false; if f.is_none() { steps } else { 0 }];
     let mut out = Vec::new();
     let mut sargs = vec![0.0; scalars.len()];
-    #[allow(clippy::needless_range_loop)]
-    for s in &src.series {
+    src.for_each(ev, |s| {
         ev.check()?;
-        ev.sh.add_samples(s.points.len())?;
         let n = s.points.len();
         let (mut lo, mut hi) = (0usize, 0usize);
         let mut pts = Vec::new();
@@ -88,9 +86,8 @@ pub(super) fn eval_range_call(ev: &Ev, name: &str, args: &[&Expr]) -> Result<Val
                 pts.push(Sample { t: ts, v });
             }
         }
-        ev.sh.release_samples(s.points.len());
         if pts.is_empty() {
-            continue;
+            return Ok(());
         }
         if name == "rate" || name == "increase" {
             let metric = s.labels.get(METRIC_NAME).unwrap_or("");
@@ -110,7 +107,8 @@ pub(super) fn eval_range_call(ev: &Ev, name: &str, args: &[&Expr]) -> Result<Val
             drop_name: drop_name || s.drop_name,
             points: pts,
         });
-    }
+        Ok(())
+    })?;
     if f.is_none() {
         // absent_over_time: one series, at the steps where no series had samples.
         let points: Vec<Sample> = (0..steps)
