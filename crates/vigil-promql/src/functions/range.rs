@@ -55,6 +55,7 @@ pub(super) fn eval_range_call(ev: &Ev, name: &str, args: &[&Expr]) -> Result<Val
         let n = s.points.len();
         let (mut lo, mut hi) = (0usize, 0usize);
         let mut pts = Vec::new();
+        #[allow(clippy::needless_range_loop)]
         for i in 0..steps {
             let ts = ev.ts(i);
             let end = src.window_end(ts);
