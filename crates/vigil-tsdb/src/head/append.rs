@@ -78,6 +78,7 @@ impl Head {
         let out = s.data.lock().append(t, v, self.ooo_min());
         match out {
             Outcome::Appended(new_chunk) => {
+                s.last_t.store(t, Ordering::Relaxed);
                 tally.chunks += u64::from(new_chunk);
                 tally.appended += 1;
                 tally.note(t);
@@ -195,11 +196,10 @@ impl Appender for HeadAppender<'_> {
             None => self.head.get_or_create(labels, None)?.0,
         };
         {
-            let d = s.data.lock();
-            let too_old = t < d.last_t && self.head.ooo_min().is_none_or(|min| t < min)
+            let last_t = s.last_t.load(Ordering::Relaxed);
+            let too_old = t < last_t && self.head.ooo_min().is_none_or(|min| t < min)
                 || t < self.head.min_valid_time();
             if too_old {
-                drop(d);
                 self.head
                     .stats
                     .out_of_order_samples

@@ -275,6 +275,7 @@ impl Head {
             labels: syms,
             logged: AtomicBool::new(false),
             removed: AtomicBool::new(false),
+            last_t: AtomicI64::new(i64::MIN),
             data: Mutex::new(Default::default()),
         });
         self.ref_stripe(r).write().insert(r, s.clone());

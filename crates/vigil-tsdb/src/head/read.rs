@@ -8,7 +8,8 @@
 use super::Head;
 use super::series::MemSeries;
 use crate::chunk::SampleIter;
-use std::collections::BTreeSet;
+use super::symbols::Sym;
+use ahash::AHashSet;
 use std::sync::Arc;
 use vigil_model::{
     Labels, Matcher, Querier, Queryable, SelectHints, Series, SeriesSet, StorageError, Timestamp,
@@ -50,6 +51,20 @@ impl Head {
         out
     }
 
+    /// Series matching every matcher that hold a sample within `[mint, maxt]`, in no
+    /// particular order and without resolving their labels: what label lookups need.
+    fn live_unsorted(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Arc<MemSeries>> {
+        let mint = mint.max(self.min_valid_time());
+        let refs = {
+            let syms = self.symbols().reader();
+            self.postings.read().select(matchers, &syms)
+        };
+        refs.into_iter()
+            .filter_map(|r| self.series(r))
+            .filter(|s| mint <= maxt && s.data.lock().has_sample_in(mint, maxt))
+            .collect()
+    }
+
     /// Samples of `s` within `[mint, maxt]` (clamped to what retention keeps), if any.
     pub(crate) fn samples_of(&self, s: &MemSeries, mint: i64, maxt: i64) -> Option<SampleIter> {
         let mint = mint.max(self.min_valid_time());
@@ -70,19 +85,6 @@ impl HeadQuerier<'_> {
                 (Some(lo), Some(hi)) => self.mint <= lo && self.maxt >= hi,
                 _ => true,
             }
-    }
-
-    /// Labels of series with at least one sample in range.
-    fn live(&self, matchers: &[Matcher]) -> impl Iterator<Item = Labels> + '_ {
-        self.head
-            .matching(matchers)
-            .into_iter()
-            .filter(|(_, s)| {
-                self.head
-                    .samples_of(s, self.mint, self.maxt)
-                    .is_some_and(|mut it| it.next().is_some())
-            })
-            .map(|(l, _)| l)
     }
 }
 
@@ -116,15 +118,15 @@ impl Querier for HeadQuerier<'_> {
             out.sort_unstable();
             return Ok(out);
         }
-        let mut names = BTreeSet::new();
-        for l in self.live(matchers) {
-            for l in &l {
-                if !names.contains(&l.name) {
-                    names.insert(l.name.clone());
-                }
-            }
+        // Distinct symbols first, strings once at the end.
+        let mut names: AHashSet<Sym> = AHashSet::new();
+        for s in self.head.live_unsorted(matchers, self.mint, self.maxt) {
+            names.extend(s.labels.iter().map(|&(n, _)| n));
         }
-        Ok(names.into_iter().collect())
+        let syms = self.head.symbols().reader();
+        let mut out: Vec<String> = names.into_iter().map(|n| syms.get(n).to_string()).collect();
+        out.sort_unstable();
+        Ok(out)
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
@@ -138,14 +140,18 @@ impl Querier for HeadQuerier<'_> {
             out.sort_unstable();
             return Ok(out);
         }
-        let mut values = BTreeSet::new();
-        for l in self.live(matchers) {
-            if let Some(v) = l.get(name)
-                && !values.contains(v)
-            {
-                values.insert(v.to_string());
+        let Some(name) = self.head.symbols().reader().lookup(name) else {
+            return Ok(Vec::new());
+        };
+        let mut values: AHashSet<Sym> = AHashSet::new();
+        for s in self.head.live_unsorted(matchers, self.mint, self.maxt) {
+            if let Some(&(_, v)) = s.labels.iter().find(|&&(n, _)| n == name) {
+                values.insert(v);
             }
         }
-        Ok(values.into_iter().collect())
+        let syms = self.head.symbols().reader();
+        let mut out: Vec<String> = values.into_iter().map(|v| syms.get(v).to_string()).collect();
+        out.sort_unstable();
+        Ok(out)
     }
 }

@@ -9,7 +9,7 @@ use super::symbols::Sym;
 use crate::chunk::{ChunkBytes, SAMPLES_PER_CHUNK, SampleIter, XorAppender};
 use parking_lot::Mutex;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicI64};
 use vigil_model::{SeriesRef, is_stale_nan};
 
 /// A frozen chunk and its time range.
@@ -29,6 +29,9 @@ pub struct MemSeries {
     /// Set (under the commit lock) when garbage collection unlinks the series; a batch that
     /// still holds it re-resolves its labels at commit.
     pub removed: AtomicBool,
+    /// `data.last_t`, readable without the lock: appenders refuse out-of-order samples early
+    /// with one atomic load (the commit decides again under the lock).
+    pub last_t: AtomicI64,
     pub data: Mutex<SeriesData>,
 }
 
@@ -158,6 +161,32 @@ impl SeriesData {
         self.last_t = last_t;
         self.last_v_bits = last_v_bits;
         deleted
+    }
+
+    /// Whether a sample falls within `[mint, maxt]`. Decides from the series' time bounds when
+    /// it can (the common case for label lookups) and decodes only when the range cuts into
+    /// the series.
+    pub fn has_sample_in(&self, mint: i64, maxt: i64) -> bool {
+        let first = self
+            .full
+            .first()
+            .map(|c| c.mint)
+            .or((self.head.num_samples() > 0).then_some(self.head_mint));
+        let last = (self.head.num_samples() > 0)
+            .then_some(self.last_t)
+            .or(self.full.last().map(|c| c.maxt));
+        if self.ooo.is_empty()
+            && let (Some(first), Some(last)) = (first, last)
+        {
+            if last < mint || first > maxt {
+                return false;
+            }
+            if first >= mint && last <= maxt {
+                return true;
+            }
+        }
+        self.chunks_in(mint, maxt)
+            .is_some_and(|mut it| it.next().is_some())
     }
 
     /// The chunks overlapping `[mint, maxt]`, or `None` when no sample falls in it.

@@ -298,5 +298,6 @@ fn load_chunks(head: &Head, payload: &[u8]) -> Option<()> {
     data.head_mint = head_mint;
     data.last_t = last.0;
     data.last_v_bits = last.1.to_bits();
+    s.last_t.store(last.0, Ordering::Relaxed);
     Some(())
 }

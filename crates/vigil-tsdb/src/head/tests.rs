@@ -226,3 +226,55 @@ fn batch_holding_a_collected_series_recreates_it_at_commit() {
     let got = select(&head, &[Matcher::equal("__name__", "x")]);
     assert_eq!(got, vec![(l, vec![Sample { t: 5000, v: 2.0 }])]);
 }
+
+#[test]
+fn label_lookups_with_matchers_agree_with_select_over_any_range() {
+    let head = Head::new(HeadOptions::default());
+    // Series with gaps and different spans; enough samples to span several chunks.
+    for i in 0..6i64 {
+        let l = lbl(&[
+            ("__name__", "m"),
+            ("i", &i.to_string()),
+            ("odd", &(i % 2).to_string()),
+        ]);
+        for k in 0..300i64 {
+            if (k / 50) % 3 == i % 3 {
+                continue; // a gap placed differently per series
+            }
+            append(&head, &l, i * 1000 + k * 100, k as f64).unwrap();
+        }
+    }
+    let ms = [Matcher::equal("__name__", "m")];
+    for (mint, maxt) in [
+        (i64::MIN, i64::MAX),
+        (0, 500),
+        (5_000, 5_099),
+        (5_001, 5_050),
+        (12_000, 14_000),
+        (30_000, 40_000),
+        (-10, -1),
+    ] {
+        let q = head.querier(mint, maxt).unwrap();
+        let hints = SelectHints {
+            start: mint,
+            end: maxt,
+        };
+        let mut want_i: Vec<String> = q
+            .select(&ms, &hints)
+            .unwrap()
+            .map(|s| s.labels.get("i").unwrap().to_string())
+            .collect();
+        want_i.sort();
+        assert_eq!(
+            q.label_values("i", &ms).unwrap(),
+            want_i,
+            "[{mint}, {maxt}]"
+        );
+        let names = q.label_names(&ms).unwrap();
+        if want_i.is_empty() {
+            assert!(names.is_empty());
+        } else {
+            assert_eq!(names, ["__name__", "i", "odd"]);
+        }
+    }
+}
