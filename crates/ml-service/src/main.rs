@@ -7,6 +7,14 @@
 //! can be injected with flags and changed at runtime with `GET|POST /admin/faults?latency=0.7&error_rate=0.1`
 //! (so a test can make `HighResponseTime` fire and then resolve). `--synthetic-rps` makes the
 //! service send itself traffic, so rates exist without an external load generator.
+//!
+//! For drift detection (`FeatureDrift`, docs/drift.md) it also exports the model's inputs,
+//! `model_input_value{feature="x"|"z"}`, and its output score `model_prediction_score`
+//! (`1/(1+e^-(2x+z))`), both histograms. Synthetic requests draw `x` ~ N(0, 1) and `z` ~
+//! U(-1, 1) from low-discrepancy (Weyl) sequences, so any few hundred consecutive requests
+//! already have close to the exact distribution: deterministic, and an unshifted feature's
+//! PSI stays near 0. `--drift-shift S` (or `/admin/faults?drift_shift=S` at runtime) adds `S`
+//! to feature `x` of every request, as a broken upstream feature pipeline would.
 //! Everything lives in one small file: it is an example, not a library.
 
 use axum::extract::{Query, State};
@@ -38,9 +46,127 @@ struct Cli {
     /// Predictions per second the service sends itself (0: none).
     #[arg(long = "synthetic-rps", default_value_t = 0.0)]
     synthetic_rps: f64,
+    /// Shift added to input feature `x` of every prediction (data drift; 0: none).
+    #[arg(
+        long = "drift-shift",
+        default_value_t = 0.0,
+        allow_hyphen_values = true
+    )]
+    drift_shift: f64,
 }
 
 const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+/// The model's input features (`feature` label of `model_input_value`).
+const FEATURES: [&str; 2] = ["x", "z"];
+/// Bucket bounds of `model_input_value` (besides `+Inf`).
+const INPUT_BUCKETS: [f64; 11] = [-3.0, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0];
+/// Bucket bounds of `model_prediction_score` (besides `+Inf`).
+const SCORE_BUCKETS: [f64; 9] = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
+
+/// A classic histogram's cumulative bucket counts, sum and count.
+#[derive(Clone)]
+struct Hist<const N: usize> {
+    buckets: [u64; N],
+    sum: f64,
+    count: u64,
+}
+
+impl<const N: usize> Default for Hist<N> {
+    fn default() -> Self {
+        Hist {
+            buckets: [0; N],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+}
+
+impl<const N: usize> Hist<N> {
+    fn observe(&mut self, bounds: &[f64; N], v: f64) {
+        for (i, b) in bounds.iter().enumerate() {
+            if v <= *b {
+                self.buckets[i] += 1;
+            }
+        }
+        self.sum += v;
+        self.count += 1;
+    }
+
+    /// `name_bucket{labels,le}` lines, then `_sum` and `_count`. `labels` ends with a comma
+    /// when not empty.
+    fn render(&self, o: &mut String, name: &str, labels: &str, bounds: &[f64; N]) {
+        for (i, b) in bounds.iter().enumerate() {
+            let _ = writeln!(o, "{name}_bucket{{{labels}le=\"{b}\"}} {}", self.buckets[i]);
+        }
+        let _ = writeln!(o, "{name}_bucket{{{labels}le=\"+Inf\"}} {}", self.count);
+        let labels = match labels.trim_end_matches(',') {
+            "" => String::new(),
+            l => format!("{{{l}}}"),
+        };
+        let _ = writeln!(o, "{name}_sum{labels} {}", self.sum);
+        let _ = writeln!(o, "{name}_count{labels} {}", self.count);
+    }
+}
+
+/// The `n`-th synthetic request's features: `x` ~ N(0, 1) and `z` ~ U(-1, 1), from the Weyl
+/// sequences `frac(n·α)` with α = the golden ratio's conjugate and √2 − 1 (in 64-bit fixed
+/// point, so exact for every `n`).
+fn synthetic_features(n: u64) -> (f64, f64) {
+    const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15; // (√5 − 1)/2 · 2^64
+    const SQRT2: u64 = 0x6A09_E667_F3BC_C909; // (√2 − 1)·2^64 ≈ 0.4142 · 2^64
+    let frac = |a: u64| (n.wrapping_mul(a) >> 11) as f64 / (1u64 << 53) as f64;
+    let u = frac(GOLDEN).clamp(1e-12, 1.0 - 1e-12);
+    (inverse_normal_cdf(u), 2.0 * frac(SQRT2) - 1.0)
+}
+
+/// Φ⁻¹(p) by Acklam's rational approximation (relative error below 1.2e-9).
+fn inverse_normal_cdf(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -3.969683028665376e1,
+        2.209460984245205e2,
+        -2.759285104469687e2,
+        1.38357751867269e2,
+        -3.066479806614716e1,
+        2.506628277459239,
+    ];
+    const B: [f64; 5] = [
+        -5.447609879822406e1,
+        1.615858368580409e2,
+        -1.556989798598866e2,
+        6.680131188771972e1,
+        -1.328068155288572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784894002430293e-3,
+        -3.223964580411365e-1,
+        -2.400758277161838,
+        -2.549732539343734,
+        4.374664141464968,
+        2.938163982698783,
+    ];
+    const D: [f64; 4] = [
+        7.784695709041462e-3,
+        3.224671290700398e-1,
+        2.445134137142996,
+        3.754408661907416,
+    ];
+    const LOW: f64 = 0.02425;
+    let tail = |q: f64| {
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    if p < LOW {
+        tail((-2.0 * p.ln()).sqrt())
+    } else if p > 1.0 - LOW {
+        -tail((-2.0 * (1.0 - p).ln()).sqrt())
+    } else {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    }
+}
 
 #[derive(Default)]
 struct Metrics {
@@ -51,24 +177,29 @@ struct Metrics {
     latency_sum: f64,
     latency_count: u64,
     served: u64,
+    inputs: [Hist<{ INPUT_BUCKETS.len() }>; FEATURES.len()],
+    scores: Hist<{ SCORE_BUCKETS.len() }>,
 }
 
 struct App {
-    faults: Mutex<(f64, f64)>,
+    /// Latency (s), error rate, and the drift shift of feature `x`.
+    faults: Mutex<(f64, f64, f64)>,
     metrics: Mutex<Metrics>,
     started: Instant,
 }
 
 impl App {
     /// One prediction with the current faults; records every metric.
-    async fn predict(&self, method: &str, x: f64) -> Result<f64, ()> {
+    async fn predict(&self, method: &str, x: f64, z: f64) -> Result<f64, ()> {
         let started = Instant::now();
-        let (latency, error_rate) = *self.faults.lock();
+        let (latency, error_rate, drift_shift) = *self.faults.lock();
+        let x = x + drift_shift;
         let model_started = Instant::now();
         if latency > 0.0 {
             tokio::time::sleep(Duration::from_secs_f64(latency)).await;
         }
         let prediction = 2.0 * x + 1.0;
+        let score = 1.0 / (1.0 + (-(2.0 * x + z)).exp());
         let model_secs = model_started.elapsed().as_secs_f64();
         let mut m = self.metrics.lock();
         m.served += 1;
@@ -85,6 +216,9 @@ impl App {
         }
         m.latency_sum += model_secs;
         m.latency_count += 1;
+        m.inputs[0].observe(&INPUT_BUCKETS, x);
+        m.inputs[1].observe(&INPUT_BUCKETS, z);
+        m.scores.observe(&SCORE_BUCKETS, score);
         m.processing_sum += started.elapsed().as_secs_f64();
         m.processing_count += 1;
         if fail { Err(()) } else { Ok(prediction) }
@@ -123,6 +257,18 @@ impl App {
         );
         let _ = writeln!(o, "prediction_latency_seconds_sum {}", m.latency_sum);
         let _ = writeln!(o, "prediction_latency_seconds_count {}", m.latency_count);
+        o.push_str("# HELP model_input_value Values of the model's input features\n# TYPE model_input_value histogram\n");
+        for (f, h) in FEATURES.iter().zip(&m.inputs) {
+            h.render(
+                &mut o,
+                "model_input_value",
+                &format!("feature=\"{f}\","),
+                &INPUT_BUCKETS,
+            );
+        }
+        o.push_str("# HELP model_prediction_score Scores the model predicted\n# TYPE model_prediction_score histogram\n");
+        m.scores
+            .render(&mut o, "model_prediction_score", "", &SCORE_BUCKETS);
         o.push_str("# HELP model_accuracy Current model accuracy\n# TYPE model_accuracy gauge\n");
         // A slowly drifting toy accuracy between 0.90 and 0.96.
         let t = self.started.elapsed().as_secs_f64();
@@ -139,7 +285,8 @@ async fn predict(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let x = q.get("x").and_then(|v| v.parse().ok()).unwrap_or(1.0);
-    match app.predict(method.as_str(), x).await {
+    let z = q.get("z").and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    match app.predict(method.as_str(), x, z).await {
         Ok(p) => axum::Json(serde_json::json!({ "prediction": p })).into_response(),
         Err(()) => (StatusCode::INTERNAL_SERVER_ERROR, "injected error\n").into_response(),
     }
@@ -163,7 +310,16 @@ async fn faults(State(app): St, Query(q): Query<HashMap<String, String>>) -> Res
             }
         }
     }
-    axum::Json(serde_json::json!({ "latency": f.0, "error_rate": f.1 })).into_response()
+    if let Some(v) = q.get("drift_shift") {
+        match v.parse::<f64>() {
+            Ok(d) if d.is_finite() => f.2 = d,
+            _ => {
+                return (StatusCode::BAD_REQUEST, "drift_shift must be a number\n").into_response();
+            }
+        }
+    }
+    axum::Json(serde_json::json!({ "latency": f.0, "error_rate": f.1, "drift_shift": f.2 }))
+        .into_response()
 }
 
 async fn metrics(State(app): St) -> Response {
@@ -181,7 +337,7 @@ async fn metrics(State(app): St) -> Response {
 async fn main() {
     let cli = Cli::parse();
     let app = Arc::new(App {
-        faults: Mutex::new((cli.latency, cli.error_rate)),
+        faults: Mutex::new((cli.latency, cli.error_rate, cli.drift_shift)),
         metrics: Mutex::new(Metrics::default()),
         started: Instant::now(),
     });
@@ -190,11 +346,14 @@ async fn main() {
         let period = Duration::from_secs_f64(1.0 / cli.synthetic_rps);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
+            let mut n: u64 = 0;
             loop {
                 tick.tick().await;
+                n += 1;
+                let (x, z) = synthetic_features(n);
                 let app = app.clone();
                 tokio::spawn(async move {
-                    let _ = app.predict("POST", 1.0).await;
+                    let _ = app.predict("POST", x, z).await;
                 });
             }
         });
@@ -215,5 +374,111 @@ async fn main() {
     if let Err(e) = axum::serve(listener, router).await {
         eprintln!("server error: {e}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Per-bucket shares of feature `f` (0: x, 1: z) over synthetic requests `range`.
+    fn shares(range: std::ops::Range<u64>, f: usize, shift: f64) -> Vec<f64> {
+        let mut h = Hist::<{ INPUT_BUCKETS.len() }>::default();
+        for n in range {
+            let (x, z) = synthetic_features(n);
+            h.observe(&INPUT_BUCKETS, if f == 0 { x + shift } else { z });
+        }
+        let mut prev = 0;
+        let mut out: Vec<f64> = h
+            .buckets
+            .iter()
+            .map(|&c| {
+                let s = (c - prev) as f64 / h.count as f64;
+                prev = c;
+                s
+            })
+            .collect();
+        out.push((h.count - prev) as f64 / h.count as f64);
+        out
+    }
+
+    /// PSI as in docs/drift.md (shares clamped to at least 1e-4).
+    fn psi(p: &[f64], q: &[f64]) -> f64 {
+        p.iter()
+            .zip(q)
+            .map(|(&p, &q)| {
+                let (p, q) = (p.max(1e-4), q.max(1e-4));
+                (p - q) * (p / q).ln()
+            })
+            .sum()
+    }
+
+    #[test]
+    fn synthetic_features_have_their_distributions() {
+        let n = 100_000u64;
+        let (mut sx, mut sxx, mut sz) = (0.0, 0.0, 0.0);
+        for i in 1..=n {
+            let (x, z) = synthetic_features(i);
+            assert!((-1.0..=1.0).contains(&z));
+            sx += x;
+            sxx += x * x;
+            sz += z;
+        }
+        let n = n as f64;
+        assert!((sx / n).abs() < 0.01, "mean of x {}", sx / n);
+        assert!((sxx / n - 1.0).abs() < 0.01, "variance of x {}", sxx / n);
+        assert!((sz / n).abs() < 0.01, "mean of z {}", sz / n);
+        assert!((inverse_normal_cdf(0.975) - 1.959964).abs() < 1e-6);
+        assert!((inverse_normal_cdf(0.01) + 2.326348).abs() < 1e-6);
+    }
+
+    /// One hour at 20 requests a second against the hour before (the FeatureDrift rule's
+    /// comparison, with an offset), and 20 s against 20 s 30 s earlier (the e2e test's).
+    #[test]
+    fn unshifted_psi_is_near_zero_and_a_shift_is_significant() {
+        let hour = 72_000u64;
+        for f in [0, 1] {
+            let p = psi(&shares(hour..2 * hour, f, 0.0), &shares(1..hour, f, 0.0));
+            println!("feature {}: PSI {p:.6} over an hour", FEATURES[f]);
+            assert!(p < 0.01, "feature {f}: PSI {p} over an hour");
+            let p = psi(&shares(1000..1400, f, 0.0), &shares(400..800, f, 0.0));
+            println!("feature {}: PSI {p:.6} over 20 s", FEATURES[f]);
+            assert!(p < 0.05, "feature {f}: PSI {p} over 20 s");
+        }
+        let p = psi(&shares(hour..2 * hour, 0, 1.0), &shares(1..hour, 0, 0.0));
+        println!("x shifted by 1: PSI {p:.6} over an hour");
+        assert!(p > 0.5, "x shifted by 1: PSI {p}");
+        let p = psi(&shares(1000..1400, 0, 1.0), &shares(400..800, 0, 0.0));
+        println!("x shifted by 1: PSI {p:.6} over 20 s");
+        assert!(p > 0.5, "x shifted by 1 over 20 s: PSI {p}");
+    }
+
+    #[test]
+    fn drift_shift_flag() {
+        assert_eq!(
+            Cli::try_parse_from(["ml-service"]).unwrap().drift_shift,
+            0.0
+        );
+        let cli = Cli::try_parse_from(["ml-service", "--drift-shift", "-0.5"]).unwrap();
+        assert_eq!(cli.drift_shift, -0.5);
+        let cli = Cli::try_parse_from(["ml-service", "--drift-shift=1.5"]).unwrap();
+        assert_eq!(cli.drift_shift, 1.5);
+    }
+
+    #[test]
+    fn histograms_render_cumulative_buckets() {
+        let mut h = Hist::<2>::default();
+        h.observe(&[0.0, 1.0], -1.0);
+        h.observe(&[0.0, 1.0], 0.5);
+        h.observe(&[0.0, 1.0], 7.0);
+        let mut o = String::new();
+        h.render(&mut o, "v", "feature=\"x\",", &[0.0, 1.0]);
+        assert_eq!(
+            o,
+            "v_bucket{feature=\"x\",le=\"0\"} 1\nv_bucket{feature=\"x\",le=\"1\"} 2\nv_bucket{feature=\"x\",le=\"+Inf\"} 3\nv_sum{feature=\"x\"} 6.5\nv_count{feature=\"x\"} 3\n"
+        );
+        let mut o = String::new();
+        h.render(&mut o, "s", "", &[0.0, 1.0]);
+        assert!(o.contains("s_bucket{le=\"0\"} 1\n") && o.contains("s_sum 6.5\n"));
     }
 }

@@ -7,6 +7,9 @@
 //! `cases.tsv` decides which evals are required: those must pass, or the test fails. Evals
 //! that need native histograms or parser extensions we do not implement are skipped, each
 //! with its reason. Counts are printed per file and in total.
+//!
+//! `project_promql_tests` runs the project's own scripts, `testdata/promql/*.test` (vigil's
+//! extensions such as the drift functions), the same way; all their evals are required.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -381,6 +384,14 @@ fn parse_file(text: &str) -> Vec<Cmd> {
                 fail: legacy_fail,
                 ..Default::default()
             };
+            // The older header forms of Go's promqltest: `eval_warn` (some warning expected),
+            // `eval_info` (some info expected), `eval_ordered`.
+            match l.split_whitespace().next() {
+                Some("eval_warn") => exp.warn = Some(Vec::new()),
+                Some("eval_info") => exp.info = Some(Vec::new()),
+                Some("eval_ordered") => exp.ordered = true,
+                _ => {}
+            }
             while i < lines.len() && !lines[i].trim().is_empty() && !is_command(lines[i]) {
                 let el = lines[i].trim();
                 i += 1;
@@ -868,6 +879,64 @@ fn out_is_scalar(expr: &str) -> bool {
     )
 }
 
+/// Counts of one file: passed, failed (with messages), skipped (with reasons).
+#[derive(Default)]
+struct FileResult {
+    passed: usize,
+    failures: Vec<String>,
+    skipped: usize,
+}
+
+/// Runs every command of one script; `skip` gives the reason to skip the eval at a line (or
+/// `None` when it is required).
+fn run_file(
+    engine: &Engine,
+    file: &str,
+    text: &str,
+    mut skip: impl FnMut(usize) -> Option<String>,
+    skip_reasons: &mut BTreeMap<String, usize>,
+    verbose: bool,
+) -> FileResult {
+    let cmds = parse_file(text);
+    let mut head = Head::new(HeadOptions::default());
+    let mut r = FileResult::default();
+    for cmd in &cmds {
+        match cmd {
+            Cmd::Clear => head = Head::new(HeadOptions::default()),
+            Cmd::Load(step, series) => load(&head, *step, series),
+            Cmd::Eval(ev) => {
+                if let Some(reason) = skip(ev.line) {
+                    r.skipped += 1;
+                    *skip_reasons.entry(reason).or_default() += 1;
+                    continue;
+                }
+                let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run_eval(engine, &head, ev)
+                }))
+                .unwrap_or_else(|_| Err("panicked".into()));
+                match res {
+                    Ok(()) => r.passed += 1,
+                    Err(e) => {
+                        let msg = format!("{file}:{} {}: {e}", ev.line, ev.expr);
+                        if verbose {
+                            println!("FAIL {msg}");
+                        }
+                        r.failures.push(msg);
+                    }
+                }
+            }
+        }
+    }
+    r
+}
+
+fn test_engine() -> Engine {
+    Engine::new(EngineOptions {
+        max_samples: 10_000,
+        ..EngineOptions::default()
+    })
+}
+
 #[test]
 fn promqltest_corpus() {
     let dir = corpus_dir();
@@ -881,10 +950,7 @@ fn promqltest_corpus() {
     files.sort();
     let only = std::env::var("PROMQLTEST_FILE").ok();
     let verbose = std::env::var("PROMQLTEST_VERBOSE").is_ok();
-    let engine = Engine::new(EngineOptions {
-        max_samples: 10_000,
-        ..EngineOptions::default()
-    });
+    let engine = test_engine();
     let (mut tp, mut tf, mut ts) = (0, 0, 0);
     let mut required_failures = Vec::new();
     let mut skip_reasons: BTreeMap<String, usize> = BTreeMap::new();
@@ -893,41 +959,16 @@ fn promqltest_corpus() {
             continue;
         }
         let text = std::fs::read_to_string(dir.join(file)).expect("read test file");
-        let cmds = parse_file(&text);
-        let mut head = Head::new(HeadOptions::default());
-        let (mut p, mut f, mut s) = (0, 0, 0);
-        for cmd in &cmds {
-            match cmd {
-                Cmd::Clear => head = Head::new(HeadOptions::default()),
-                Cmd::Load(step, series) => load(&head, *step, series),
-                Cmd::Eval(ev) => {
-                    let flags = cases
-                        .get(&(file.clone(), ev.line))
-                        .cloned()
-                        .unwrap_or_else(|| panic!("{file}:{} not in cases.tsv", ev.line));
-                    if let Some(reason) = skip_reason(&flags) {
-                        s += 1;
-                        *skip_reasons.entry(reason).or_default() += 1;
-                        continue;
-                    }
-                    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        run_eval(&engine, &head, ev)
-                    }))
-                    .unwrap_or_else(|_| Err("panicked".into()));
-                    match res {
-                        Ok(()) => p += 1,
-                        Err(e) => {
-                            f += 1;
-                            let msg = format!("{file}:{} {}: {e}", ev.line, ev.expr);
-                            if verbose {
-                                println!("FAIL {msg}");
-                            }
-                            required_failures.push(msg);
-                        }
-                    }
-                }
-            }
-        }
+        let skip = |line: usize| {
+            let flags = cases
+                .get(&(file.clone(), line))
+                .cloned()
+                .unwrap_or_else(|| panic!("{file}:{line} not in cases.tsv"));
+            skip_reason(&flags)
+        };
+        let r = run_file(&engine, file, &text, skip, &mut skip_reasons, verbose);
+        let (p, f, s) = (r.passed, r.failures.len(), r.skipped);
+        required_failures.extend(r.failures);
         println!("{file}: {p} passed, {f} failed, {s} skipped");
         tp += p;
         tf += f;
@@ -946,4 +987,36 @@ fn promqltest_corpus() {
         "{} required evals failed",
         required_failures.len()
     );
+}
+
+/// The project's own scripts (`testdata/promql/*.test`, e.g. the drift functions), in the same
+/// format and run the same way; every eval in them is required.
+#[test]
+fn project_promql_tests() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/promql");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("testdata/promql")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".test"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no .test files in {}", dir.display());
+    let verbose = std::env::var("PROMQLTEST_VERBOSE").is_ok();
+    let engine = test_engine();
+    let (mut tp, mut failures) = (0, Vec::new());
+    let mut no_skips = BTreeMap::new();
+    for file in &files {
+        let text = std::fs::read_to_string(dir.join(file)).expect("read test file");
+        let r = run_file(&engine, file, &text, |_| None, &mut no_skips, verbose);
+        println!("{file}: {} passed, {} failed", r.passed, r.failures.len());
+        assert!(r.passed > 0, "{file}: no evals");
+        tp += r.passed;
+        failures.extend(r.failures);
+    }
+    println!("total: {tp} passed, {} failed", failures.len());
+    for m in &failures {
+        println!("FAILED {m}");
+    }
+    assert!(failures.is_empty(), "{} evals failed", failures.len());
 }

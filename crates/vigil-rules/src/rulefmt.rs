@@ -197,6 +197,8 @@ fn validate_rule(r: &RuleDesc, names: NameValidation) -> Vec<String> {
         _ => {}
     }
     let expr = r.expr.as_ref().map(|t| t.0.as_str()).unwrap_or("");
+    // vigil's extra functions (holt_winters, drift_*) must parse here too (`check rules`).
+    vigil_promql::register_parser_extensions();
     if expr.is_empty() {
         out.push("field 'expr' must be set in rule".into());
     } else if let Err(e) = promql_parser::parser::parse(expr) {

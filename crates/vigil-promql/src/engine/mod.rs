@@ -162,7 +162,9 @@ pub struct Engine {
 
 /// Registers the functions `promql-parser` does not know with its global function table:
 /// `holt_winters`, Prometheus 2.x's name of `double_exponential_smoothing` (same arguments,
-/// evaluated the same way). Idempotent; [`Engine::new`] and [`Engine::parse`] call it, and
+/// evaluated the same way), and vigil's drift functions `drift_psi`, `drift_ks` and
+/// `drift_jsd` (two instant vectors of classic-histogram buckets; see `docs/drift.md`).
+/// Idempotent; [`Engine::new`] and [`Engine::parse`] call it, and
 /// code that parses with `promql_parser::parser::parse` directly can call it first.
 pub fn register_parser_extensions() {
     static ONCE: std::sync::Once = std::sync::Once::new();
@@ -177,6 +179,21 @@ pub fn register_parser_extensions() {
             ValueType::Vector,
             false,
         )]);
+        // Registered apart from holt_winters: one conflicting name fails its whole batch.
+        let _ = register_extra_functions(
+            ["drift_psi", "drift_ks", "drift_jsd"]
+                .into_iter()
+                .map(|name| {
+                    Function::new(
+                        name,
+                        vec![ValueType::Vector, ValueType::Vector],
+                        0,
+                        ValueType::Vector,
+                        false,
+                    )
+                })
+                .collect(),
+        );
     });
 }
 

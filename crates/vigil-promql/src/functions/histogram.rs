@@ -8,10 +8,10 @@ use promql_parser::parser::Expr;
 use std::collections::HashMap;
 use vigil_model::{Labels, METRIC_NAME};
 
-#[derive(Clone, Copy)]
-struct Bucket {
-    ub: f64,
-    count: f64,
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Bucket {
+    pub ub: f64,
+    pub count: f64,
 }
 
 fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
@@ -28,8 +28,9 @@ fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
 }
 
 /// Sorts by upper bound, merges equal bounds, fixes monotonicity. Returns whether counts
-/// had to be forced monotonic. `None` if the highest bucket is not `+Inf`.
-fn prepare(buckets: &mut Vec<Bucket>) -> Option<bool> {
+/// had to be forced monotonic. `None` if the highest bucket is not `+Inf`. Also used by the
+/// drift functions (`drift`).
+pub(super) fn prepare(buckets: &mut Vec<Bucket>) -> Option<bool> {
     buckets.sort_by(|a, b| a.ub.partial_cmp(&b.ub).unwrap_or(std::cmp::Ordering::Equal));
     if buckets.last().is_none_or(|b| b.ub != f64::INFINITY) {
         return None;
@@ -165,6 +166,25 @@ fn bucket_fraction(lower: f64, upper: f64, mut buckets: Vec<Bucket>) -> f64 {
     (upper_rank - lower_rank) / count
 }
 
+/// The upper bound of a bucket series (its `le` label); `None`, with Prometheus' warning if
+/// the series has points, when the label is missing or malformed.
+pub(super) fn bucket_bound(ev: &Ev, s: &crate::engine::eval::Series) -> Option<f64> {
+    let le = s.labels.get("le").unwrap_or("");
+    match le.trim().parse::<f64>() {
+        Ok(ub) => Some(ub),
+        Err(_) => {
+            if !s.points.is_empty() {
+                ev.sh.warn(format!(
+                    "PromQL warning: bucket label \"le\" is missing or has a malformed value of {:?} for metric name {:?}",
+                    le,
+                    s.labels.get(METRIC_NAME).unwrap_or("")
+                ));
+            }
+            None
+        }
+    }
+}
+
 /// Shared driver: groups bucket series by their labels without `le`, then calls `f` with
 /// each group's buckets at every step.
 fn by_buckets(
@@ -177,15 +197,7 @@ fn by_buckets(
     let mut index: HashMap<Labels, usize> = HashMap::new();
     let mut groups: Vec<Labels> = Vec::new();
     for s in &input {
-        let le = s.labels.get("le").unwrap_or("");
-        let Ok(ub) = le.trim().parse::<f64>() else {
-            if !s.points.is_empty() {
-                ev.sh.warn(format!(
-                    "PromQL warning: bucket label \"le\" is missing or has a malformed value of {:?} for metric name {:?}",
-                    le,
-                    s.labels.get(METRIC_NAME).unwrap_or("")
-                ));
-            }
+        let Some(ub) = bucket_bound(ev, s) else {
             group_of.push(None);
             continue;
         };

@@ -6,6 +6,7 @@
 //! [`labels`] and [`time`]. Numeric helpers shared with aggregations (Kahan summation,
 //! quantile, Go-compatible float formatting) are here.
 
+mod drift;
 mod histogram;
 mod labels;
 mod range;
@@ -220,6 +221,10 @@ pub(crate) fn eval_call(ev: &Ev, c: &Call) -> Result<Val> {
         "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => sort(ev, name, &args),
         "histogram_quantile" => histogram::histogram_quantile(ev, &args),
         "histogram_fraction" => histogram::histogram_fraction(ev, &args),
+        "drift_psi" | "drift_ks" | "drift_jsd" => {
+            let d = drift::Distance::from_name(name).expect("a drift function");
+            drift::eval_drift(ev, d, &args)
+        }
         "round" | "clamp" | "clamp_min" | "clamp_max" => {
             let input = ev.eval_vector(args[0])?;
             let scalars: Vec<Vec<f64>> = args[1..]

@@ -1,6 +1,9 @@
 //! Shared helpers for tests that start the real `vigil` binary and real peers on loopback.
 #![allow(dead_code)]
 
+/// ml-service, Alertmanager and a webhook sink for end-to-end alerting tests.
+pub mod peers;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

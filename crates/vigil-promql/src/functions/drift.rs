@@ -1,0 +1,531 @@
+//! Drift detection between two classic histograms: `drift_psi`, `drift_ks` and `drift_jsd`
+//! (vigil extensions, registered with the parser in `engine::register_parser_extensions`).
+//!
+//! Both arguments are instant vectors of cumulative bucket series (`le` label), usually
+//! `sum by (le, feature) (increase(x_bucket[1h]))` and the same expression `offset 7d`.
+//! Semantics (see `docs/drift.md`):
+//! - Series are grouped by all labels except `le`; the metric name is dropped (as for other
+//!   functions), so a group of `current` matches the group of `reference` with the same
+//!   remaining labels. Unmatched groups give no output; each matched group gives one series
+//!   labelled with the group's labels. Two differently named groups of one side that end up
+//!   with the same labels at one step are an error, as elsewhere in PromQL.
+//! - Within a group the buckets go through `histogram_quantile`'s preparation (sorted by `le`,
+//!   `+Inf` last, equal bounds merged, Prometheus' monotonicity fix with the same info
+//!   annotation); per-bucket counts are the differences of the cumulative counts, and shares
+//!   are counts divided by the `+Inf` count.
+//! - No output for a group when either side has no `+Inf` bucket or a `+Inf` count that is not
+//!   positive; otherwise, when the sets of bounds differ, no output and a warning annotation.
+//! - `drift_psi` clamps every share to at least [`PSI_EPSILON`] first (no renormalisation).
+
+use super::histogram::{Bucket, bucket_bound, prepare};
+use crate::engine::eval::{Ev, OutBuilder, Result, Series, StepCursor, Val, drop_metadata_labels};
+use promql_parser::parser::Expr;
+use std::collections::HashMap;
+use vigil_model::{Labels, METRIC_NAME};
+
+/// The smallest share `drift_psi` uses: empty buckets would otherwise make `ln(p/q)` infinite.
+pub(crate) const PSI_EPSILON: f64 = 1e-4;
+
+/// The three distances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Distance {
+    /// Population Stability Index: `Σ (p_i − q_i) · ln(p_i / q_i)`, shares clamped.
+    Psi,
+    /// Kolmogorov–Smirnov distance on the bucket bounds: `max_i |P_i − Q_i|`.
+    Ks,
+    /// Jensen–Shannon divergence in bits.
+    Jsd,
+}
+
+impl Distance {
+    pub(crate) fn from_name(name: &str) -> Option<Distance> {
+        match name {
+            "drift_psi" => Some(Distance::Psi),
+            "drift_ks" => Some(Distance::Ks),
+            "drift_jsd" => Some(Distance::Jsd),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Distance::Psi => "drift_psi",
+            Distance::Ks => "drift_ks",
+            Distance::Jsd => "drift_jsd",
+        }
+    }
+
+    /// The distance between two prepared bucket lists with equal bounds and positive totals.
+    fn of(self, cur: &[Bucket], reference: &[Bucket]) -> f64 {
+        match self {
+            Distance::Psi => psi(&shares(cur), &shares(reference)),
+            Distance::Ks => ks(&cumulative_shares(cur), &cumulative_shares(reference)),
+            Distance::Jsd => jsd(&shares(cur), &shares(reference)),
+        }
+    }
+}
+
+/// Per-bucket shares: differences of the cumulative counts over the `+Inf` (last) count.
+fn shares(b: &[Bucket]) -> Vec<f64> {
+    let total = b.last().map_or(f64::NAN, |x| x.count);
+    let mut prev = 0.0;
+    b.iter()
+        .map(|x| {
+            let s = (x.count - prev) / total;
+            prev = x.count;
+            s
+        })
+        .collect()
+}
+
+/// Cumulative shares: the cumulative counts over the `+Inf` (last) count.
+fn cumulative_shares(b: &[Bucket]) -> Vec<f64> {
+    let total = b.last().map_or(f64::NAN, |x| x.count);
+    b.iter().map(|x| x.count / total).collect()
+}
+
+/// Population Stability Index of current shares `p` against reference shares `q`, every share
+/// clamped to at least [`PSI_EPSILON`] first. Each term is non-negative.
+pub(crate) fn psi(p: &[f64], q: &[f64]) -> f64 {
+    // `x < EPS` is false for NaN, so a NaN share stays NaN (and so does the result).
+    let clamp = |x: f64| if x < PSI_EPSILON { PSI_EPSILON } else { x };
+    p.iter()
+        .zip(q)
+        .map(|(&p, &q)| {
+            let (p, q) = (clamp(p), clamp(q));
+            (p - q) * (p / q).ln()
+        })
+        .sum()
+}
+
+/// Kolmogorov–Smirnov distance of cumulative shares `cp` and `cq`: the largest absolute
+/// difference (NaN if any difference is NaN).
+pub(crate) fn ks(cp: &[f64], cq: &[f64]) -> f64 {
+    let mut d: f64 = 0.0;
+    for (a, b) in cp.iter().zip(cq) {
+        let x = (a - b).abs();
+        if x.is_nan() {
+            return f64::NAN;
+        }
+        d = d.max(x);
+    }
+    d
+}
+
+/// Jensen–Shannon divergence in bits of shares `p` and `q`:
+/// `½ Σ p_i log2(p_i/m_i) + ½ Σ q_i log2(q_i/m_i)` with `m = (p+q)/2`; a zero share's term is
+/// 0. The result lies in [0, 1]; it is clamped there against rounding.
+pub(crate) fn jsd(p: &[f64], q: &[f64]) -> f64 {
+    let mut sum = 0.0;
+    for (&p, &q) in p.iter().zip(q) {
+        let m = (p + q) / 2.0;
+        if p != 0.0 {
+            sum += 0.5 * p * (p / m).log2();
+        }
+        if q != 0.0 {
+            sum += 0.5 * q * (q / m).log2();
+        }
+    }
+    if sum.is_nan() {
+        sum
+    } else {
+        sum.clamp(0.0, 1.0)
+    }
+}
+
+/// Where one input series goes: its output group, the identity of its (named) source group,
+/// and its bucket's upper bound.
+#[derive(Clone, Copy)]
+struct Slot {
+    group: usize,
+    source: usize,
+    ub: f64,
+}
+
+/// One side (current or reference): its series, their slots, and the metric names of its
+/// source groups (for the monotonicity annotation).
+struct Side {
+    input: Vec<Series>,
+    slots: Vec<Option<Slot>>,
+    source_names: Vec<String>,
+}
+
+impl Side {
+    fn new(
+        ev: &Ev,
+        input: Vec<Series>,
+        index: &mut HashMap<Labels, usize>,
+        groups: &mut Vec<Labels>,
+    ) -> Side {
+        let mut sources: HashMap<Labels, usize> = HashMap::new();
+        let mut source_names = Vec::new();
+        let mut slots = Vec::with_capacity(input.len());
+        for s in &input {
+            let Some(ub) = bucket_bound(ev, s) else {
+                slots.push(None);
+                continue;
+            };
+            let mut b = s.labels.to_builder();
+            b.del("le");
+            let named = b.build();
+            let source = *sources.entry(named.clone()).or_insert_with(|| {
+                source_names.push(named.get(METRIC_NAME).unwrap_or("").to_string());
+                source_names.len() - 1
+            });
+            let out = drop_metadata_labels(&named);
+            let group = *index.entry(out.clone()).or_insert_with(|| {
+                groups.push(out);
+                groups.len() - 1
+            });
+            slots.push(Some(Slot { group, source, ub }));
+        }
+        Side {
+            input,
+            slots,
+            source_names,
+        }
+    }
+}
+
+/// Per-step scratch of one side: buckets per group, and the source group that filled them.
+struct Scratch {
+    buckets: Vec<Vec<Bucket>>,
+    owner: Vec<usize>,
+    touched: Vec<usize>,
+}
+
+impl Scratch {
+    fn new(groups: usize) -> Scratch {
+        Scratch {
+            buckets: vec![Vec::new(); groups],
+            owner: vec![usize::MAX; groups],
+            touched: Vec::new(),
+        }
+    }
+
+    /// Collects the points of `vals` (from `side`) into groups; two source groups of one side
+    /// in the same output group are a label-set collision.
+    fn fill(&mut self, side: &Side, vals: &[(usize, f64)]) -> Result<()> {
+        for &g in &self.touched {
+            self.buckets[g].clear();
+            self.owner[g] = usize::MAX;
+        }
+        self.touched.clear();
+        for &(si, v) in vals {
+            let Some(slot) = side.slots[si] else { continue };
+            let g = slot.group;
+            if self.owner[g] == usize::MAX {
+                self.owner[g] = slot.source;
+                self.touched.push(g);
+            } else if self.owner[g] != slot.source {
+                return Err(crate::engine::eval::exec_err(
+                    "vector cannot contain metrics with the same labelset",
+                ));
+            }
+            self.buckets[g].push(Bucket {
+                ub: slot.ub,
+                count: v,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `drift_psi`, `drift_ks` or `drift_jsd` over all steps.
+pub(super) fn eval_drift(ev: &Ev, distance: Distance, args: &[&Expr]) -> Result<Val> {
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut groups: Vec<Labels> = Vec::new();
+    let cur = Side::new(ev, ev.eval_vector(args[0])?, &mut index, &mut groups);
+    let reference = Side::new(ev, ev.eval_vector(args[1])?, &mut index, &mut groups);
+    let name = distance.name();
+    let mut out = OutBuilder::new(ev);
+    let (mut cc, mut rc) = (
+        StepCursor::new(cur.input.len()),
+        StepCursor::new(reference.input.len()),
+    );
+    let (mut cs, mut rs) = (Scratch::new(groups.len()), Scratch::new(groups.len()));
+    let mut vals = Vec::new();
+    for i in 0..ev.steps() {
+        ev.check()?;
+        let ts = ev.ts(i);
+        cc.gather(&cur.input, ts, &mut vals);
+        cs.fill(&cur, &vals)?;
+        rc.gather(&reference.input, ts, &mut vals);
+        rs.fill(&reference, &vals)?;
+        for k in 0..cs.touched.len() {
+            let g = cs.touched[k];
+            if rs.owner[g] == usize::MAX {
+                continue; // no reference for this group
+            }
+            let mut cb = std::mem::take(&mut cs.buckets[g]);
+            let mut rb = std::mem::take(&mut rs.buckets[g]);
+            let v = compare(ev, name, &groups[g], &mut cb, &mut rb, || {
+                (
+                    &cur.source_names[cs.owner[g]],
+                    &reference.source_names[rs.owner[g]],
+                )
+            })
+            .map(|()| distance.of(&cb, &rb));
+            cs.buckets[g] = cb;
+            rs.buckets[g] = rb;
+            if let Some(v) = v {
+                out.push_keyed(g as u64, || (groups[g].clone(), false), ts, v)?;
+            }
+        }
+    }
+    Ok(Val::Vector(out.finish()))
+}
+
+/// Prepares both sides' buckets (sorted, merged, monotonic); `None` when the group gives no
+/// output: a side without a positive `+Inf` count, or different bucket bounds (with a
+/// warning). Emits the monotonicity info annotation for a side that needed the fix.
+fn compare<'n>(
+    ev: &Ev,
+    name: &str,
+    labels: &Labels,
+    cur: &mut Vec<Bucket>,
+    reference: &mut Vec<Bucket>,
+    source_names: impl Fn() -> (&'n String, &'n String),
+) -> Option<()> {
+    let fixed_cur = prepare(cur);
+    let fixed_ref = prepare(reference);
+    let (Some(fixed_cur), Some(fixed_ref)) = (fixed_cur, fixed_ref) else {
+        return None; // no +Inf bucket on a side
+    };
+    let positive = |b: &[Bucket]| b.last().is_some_and(|x| x.count > 0.0);
+    if !positive(cur) || !positive(reference) {
+        return None;
+    }
+    if cur.len() != reference.len() || cur.iter().zip(reference.iter()).any(|(a, b)| a.ub != b.ub) {
+        ev.sh.warn(format!(
+            "PromQL warning: {name}: current and reference have different bucket bounds (\"le\" values) for {labels}"
+        ));
+        return None;
+    }
+    let (cn, rn) = source_names();
+    for (fixed, metric) in [(fixed_cur, cn), (fixed_ref, rn)] {
+        if fixed {
+            ev.sh.info(format!(
+                "PromQL info: input to {name} needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {metric:?}"
+            ));
+        }
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Engine, EngineOptions, QueryOutput, Value};
+    use vigil_model::{Appendable, Labels};
+    use vigil_tsdb::{Head, HeadOptions};
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-12 * a.abs().max(b.abs()).max(1.0)
+    }
+
+    #[test]
+    fn psi_by_hand() {
+        // Σ (p−q) ln(p/q) for p = (0.5, 0.5), q = (0.25, 0.75).
+        let want = 0.25 * 2f64.ln() + (-0.25) * (0.5f64 / 0.75).ln();
+        assert!(close(psi(&[0.5, 0.5], &[0.25, 0.75]), want));
+        assert_eq!(psi(&[0.2, 0.3, 0.5], &[0.2, 0.3, 0.5]), 0.0);
+        // An empty bucket is clamped to 1e-4, with no renormalisation of the other shares.
+        let want = (1e-4 - 0.5) * (1e-4f64 / 0.5).ln() + (1.0 - 0.5) * (1.0f64 / 0.5).ln();
+        assert!(close(psi(&[0.0, 1.0], &[0.5, 0.5]), want));
+        // Both empty: clamped to the same value, no contribution.
+        assert_eq!(psi(&[0.0, 1.0], &[0.0, 1.0]), 0.0);
+        assert!(psi(&[f64::NAN, 1.0], &[0.5, 0.5]).is_nan());
+    }
+
+    #[test]
+    fn ks_by_hand() {
+        assert_eq!(ks(&[0.125, 0.5, 1.0], &[0.375, 0.25, 1.0]), 0.25);
+        assert_eq!(ks(&[0.1, 1.0], &[0.1, 1.0]), 0.0);
+        assert!(ks(&[f64::NAN, 1.0], &[0.1, 1.0]).is_nan());
+    }
+
+    #[test]
+    fn jsd_by_hand_and_bounds() {
+        assert_eq!(jsd(&[0.5, 0.5], &[0.5, 0.5]), 0.0);
+        // Disjoint supports: exactly one bit.
+        assert_eq!(jsd(&[1.0, 0.0], &[0.0, 1.0]), 1.0);
+        // p = (1, 0), q = (½, ½): m = (¾, ¼); ½·log2(4/3) + ½·(½·log2(2/3) + ½·log2(2)).
+        let want = 0.5 * (4.0f64 / 3.0).log2() + 0.5 * (0.5 * (2.0f64 / 3.0).log2() + 0.5);
+        assert!(close(jsd(&[1.0, 0.0], &[0.5, 0.5]), want));
+    }
+
+    #[test]
+    fn shares_from_cumulative_buckets() {
+        let b = [
+            Bucket {
+                ub: 1.0,
+                count: 2.0,
+            },
+            Bucket {
+                ub: 2.0,
+                count: 2.0,
+            },
+            Bucket {
+                ub: f64::INFINITY,
+                count: 8.0,
+            },
+        ];
+        assert_eq!(shares(&b), [0.25, 0.0, 0.75]);
+        assert_eq!(cumulative_shares(&b), [0.25, 0.25, 1.0]);
+    }
+
+    fn head(series: &[(&str, &str, &str, [f64; 2])]) -> Head {
+        // (name, feature, le, [value at 0, value at 60 s])
+        let head = Head::new(HeadOptions::default());
+        let mut app = head.appender();
+        for (name, feature, le, vals) in series {
+            let l = Labels::from_pairs([("__name__", *name), ("feature", *feature), ("le", *le)]);
+            for (i, v) in vals.iter().enumerate() {
+                app.append(None, &l, i as i64 * 60_000, *v).unwrap();
+            }
+        }
+        app.commit().unwrap();
+        head
+    }
+
+    fn run(db: &Head, q: &str, t: i64) -> QueryOutput {
+        Engine::new(EngineOptions::default())
+            .instant_query(db, q, t, None)
+            .unwrap()
+    }
+
+    fn vector(out: &QueryOutput) -> Vec<(String, f64)> {
+        let Value::Vector(v) = &out.value else {
+            panic!("not a vector: {:?}", out.value)
+        };
+        let mut v: Vec<(String, f64)> = v.iter().map(|s| (s.labels.to_string(), s.v)).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    #[test]
+    fn groups_match_by_labels_without_le_and_name() {
+        // cur{feature="a"} at 60 s has shares (¼, ¾); at 0 s (½, ½). `ref` differs in name
+        // only, and has no `only_cur` group.
+        let db = head(&[
+            ("cur", "a", "1", [5.0, 1.0]),
+            ("cur", "a", "+Inf", [10.0, 4.0]),
+            ("cur", "only_cur", "1", [1.0, 1.0]),
+            ("cur", "only_cur", "+Inf", [2.0, 2.0]),
+            ("ref", "a", "1", [5.0, 1.0]),
+            ("ref", "a", "+Inf", [10.0, 4.0]),
+        ]);
+        let out = run(&db, "drift_ks(cur, ref offset 1m)", 60_000);
+        assert_eq!(vector(&out), [(r#"{feature="a"}"#.into(), 0.25)]);
+        assert!(out.warnings.is_empty() && out.infos.is_empty());
+        let out = run(&db, "drift_psi(cur, ref offset 1m)", 60_000);
+        let want = psi(&[0.25, 0.75], &[0.5, 0.5]);
+        assert_eq!(vector(&out), [(r#"{feature="a"}"#.into(), want)]);
+        // The same distribution: 0 for every distance.
+        for f in ["drift_psi", "drift_ks", "drift_jsd"] {
+            let out = run(&db, &format!("{f}(cur, ref)"), 60_000);
+            assert_eq!(vector(&out), [(r#"{feature="a"}"#.into(), 0.0)], "{f}");
+        }
+        // Unmatched groups give nothing.
+        let out = run(
+            &db,
+            r#"drift_jsd(cur{feature="a"}, cur{feature="only_cur"})"#,
+            0,
+        );
+        assert!(vector(&out).is_empty());
+    }
+
+    #[test]
+    fn zero_total_missing_inf_and_bound_mismatch() {
+        let db = head(&[
+            ("h", "zero", "1", [0.0, 0.0]),
+            ("h", "zero", "+Inf", [0.0, 0.0]),
+            ("h", "noinf", "1", [1.0, 2.0]),
+            ("r", "noinf", "1", [1.0, 2.0]),
+            ("r", "noinf", "+Inf", [2.0, 4.0]),
+            ("r", "zero", "1", [1.0, 2.0]),
+            ("r", "zero", "+Inf", [2.0, 4.0]),
+            ("h", "mismatch", "1", [1.0, 2.0]),
+            ("h", "mismatch", "+Inf", [2.0, 4.0]),
+            ("r", "mismatch", "2", [1.0, 2.0]),
+            ("r", "mismatch", "+Inf", [2.0, 4.0]),
+        ]);
+        let out = run(&db, "drift_psi(h, r)", 60_000);
+        assert!(vector(&out).is_empty());
+        assert_eq!(
+            out.warnings,
+            [
+                r#"PromQL warning: drift_psi: current and reference have different bucket bounds ("le" values) for {feature="mismatch"}"#
+            ]
+        );
+    }
+
+    #[test]
+    fn monotonicity_fix_and_equal_bounds() {
+        // `le="1"` and `le="1.0"` are one bound; the dip at 2 is fixed (with an info).
+        let db = head(&[
+            ("h", "a", "1", [1.0, 1.0]),
+            ("h", "a", "1.0", [1.0, 1.0]),
+            ("h", "a", "2", [1.0, 1.0]),
+            ("h", "a", "+Inf", [4.0, 4.0]),
+            ("r", "a", "1", [2.0, 2.0]),
+            ("r", "a", "2", [3.0, 3.0]),
+            ("r", "a", "+Inf", [4.0, 4.0]),
+        ]);
+        let out = run(&db, "drift_ks(h, r)", 0);
+        // cur cumulative (2, 2, 4) -> (½, ½, 1); ref (2, 3, 4) -> (½, ¾, 1).
+        assert_eq!(vector(&out), [(r#"{feature="a"}"#.into(), 0.25)]);
+        assert_eq!(out.infos.len(), 1, "{:?}", out.infos);
+        assert!(out.infos[0].contains("input to drift_ks needed to be fixed for monotonicity"));
+    }
+
+    #[test]
+    fn collision_of_names_is_an_error() {
+        let db = head(&[
+            ("a", "x", "1", [1.0, 1.0]),
+            ("a", "x", "+Inf", [2.0, 2.0]),
+            ("b", "x", "1", [1.0, 1.0]),
+            ("b", "x", "+Inf", [2.0, 2.0]),
+        ]);
+        let err = Engine::new(EngineOptions::default())
+            .instant_query(&db, r#"drift_ks({__name__=~"a|b"}, a)"#, 0, None)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "vector cannot contain metrics with the same labelset"
+        );
+    }
+
+    #[test]
+    fn range_query_matches_instant_queries() {
+        let db = head(&[
+            ("h", "a", "1", [1.0, 3.0]),
+            ("h", "a", "+Inf", [4.0, 4.0]),
+            ("r", "a", "1", [2.0, 2.0]),
+            ("r", "a", "+Inf", [4.0, 8.0]),
+        ]);
+        let e = Engine::new(EngineOptions::default());
+        for f in ["drift_psi", "drift_ks", "drift_jsd"] {
+            let q = format!("{f}(h, r)");
+            let Value::Matrix(m) = e.range(&db, &q, 0, 60_000, 30_000).unwrap() else {
+                panic!()
+            };
+            assert_eq!(m.len(), 1);
+            assert_eq!(m[0].samples.len(), 3);
+            for s in &m[0].samples {
+                assert_eq!(vector(&run(&db, &q, s.t))[0].1, s.v, "{q} at {}", s.t);
+            }
+        }
+    }
+
+    #[test]
+    fn parser_knows_the_functions() {
+        crate::register_parser_extensions();
+        for f in ["drift_psi", "drift_ks", "drift_jsd"] {
+            assert!(promql_parser::parser::parse(&format!("{f}(a, b)")).is_ok());
+            assert!(promql_parser::parser::parse(&format!("{f}(a)")).is_err());
+            assert!(promql_parser::parser::parse(&format!("{f}(a[5m], b)")).is_err());
+        }
+    }
+}
