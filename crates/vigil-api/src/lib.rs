@@ -16,6 +16,7 @@ mod query;
 mod rules;
 mod status;
 mod targets;
+mod ui;
 pub mod web;
 
 pub use admin::{AdminError, TsdbAdmin};
@@ -103,7 +104,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
             get($h).post($h)
         };
     }
-    Router::new()
+    // The web UI: `/`, its pages (`/query`, `/graph`, `/targets`, ...) and `/assets/`.
+    ui::routes(Router::new())
         .route("/api/v1/query", both!(query::query))
         .route("/api/v1/query_range", both!(query::query_range))
         .route("/api/v1/query_exemplars", both!(query::query_exemplars))
@@ -138,8 +140,6 @@ pub fn router(state: Arc<ApiState>) -> Router {
             post(admin::clean_tombstones).put(admin::clean_tombstones),
         )
         .route("/federate", get(federate::federate))
-        .route("/", get(lifecycle::home))
-        .route("/graph", get(lifecycle::home))
         .route(
             "/-/healthy",
             get(lifecycle::healthy).head(lifecycle::healthy),

@@ -13,14 +13,6 @@ pub async fn ready() -> &'static str {
     "Prometheus Server is Ready.\n"
 }
 
-/// `/` and `/graph`: vigil has no web UI, so a page pointing at the API (200, as clients
-/// that check the server by fetching `/` expect).
-pub async fn home() -> axum::response::Html<&'static str> {
-    axum::response::Html(
-        "<!doctype html><title>vigil</title><p>vigil serves Prometheus' HTTP API under <a href=\"api/v1/status/buildinfo\">api/v1/</a>; it has no web UI.</p>\n",
-    )
-}
-
 pub async fn reload(st: St) -> Response {
     if st.lifecycle.is_none() {
         return (StatusCode::FORBIDDEN, "Lifecycle API is not enabled.").into_response();

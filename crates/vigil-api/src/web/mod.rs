@@ -93,11 +93,20 @@ pub fn resolve_urls(
 /// The router with the prefix, body limit, gzip and authentication applied (outermost last:
 /// authentication runs before anything else).
 pub fn app(state: Arc<ApiState>, opts: &WebOptions) -> Result<Router, String> {
-    let api = router(state);
+    app_with(state, opts, Router::new())
+}
+
+/// As [`app`], with `extra` routes (the remote-write receiver and remote read, which live in
+/// `vigil-remote`) served beside the API, under the same prefix, limits and authentication.
+pub fn app_with(state: Arc<ApiState>, opts: &WebOptions, extra: Router) -> Result<Router, String> {
+    let api = router(state).merge(extra);
     let routed = if opts.route_prefix == "/" || opts.route_prefix.is_empty() {
         api
     } else {
-        Router::new().nest(&opts.route_prefix, api)
+        // Nesting serves the UI's `/` at `/prom` only; `/prom/` is the UI too.
+        Router::new()
+            .nest(&opts.route_prefix, api)
+            .route(&format!("{}/", opts.route_prefix), crate::ui::prefix_root())
     };
     let auth = auth::Auth::new(&opts.config)?;
     Ok(routed
