@@ -12,131 +12,18 @@
 
 mod common;
 
+use common::peers::{Received, have_alertmanager, repo, start_alertmanager, start_sink};
 use common::*;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The ml-service binary: beside vigil's when the workspace was built, else built now.
-fn ml_service_bin() -> PathBuf {
-    let vigil = Path::new(vigil_bin());
-    let dir = vigil.parent().unwrap();
-    let bin = dir.join("ml-service");
-    if !bin.exists() {
-        let target = dir.parent().unwrap();
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "-p", "ml-service"])
-            .env("CARGO_TARGET_DIR", target)
-            .current_dir(repo())
-            .status()
-            .expect("cargo build -p ml-service");
-        assert!(status.success(), "building ml-service failed");
-    }
-    bin
-}
-
 fn start_ml_service() -> (Proc, u16) {
-    let port = free_port();
-    let child = Command::new(ml_service_bin())
-        .args([&format!("--listen=127.0.0.1:{port}"), "--synthetic-rps=20"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start ml-service");
-    let p = Proc {
-        child,
-        name: "ml-service",
-    };
-    wait_for(Duration::from_secs(10), "ml-service up", || {
-        http_get(&format!("http://127.0.0.1:{port}/metrics")).is_ok_and(|(s, _)| s == 200)
-    });
-    (p, port)
+    common::peers::start_ml_service(&["--synthetic-rps=20"])
 }
 
 fn set_latency(port: u16, secs: f64) {
-    let (s, body) = http_get(&format!(
-        "http://127.0.0.1:{port}/admin/faults?latency={secs}"
-    ))
-    .unwrap();
-    assert_eq!(s, 200, "{body}");
-}
-
-/// Webhook bodies Alertmanager posted to the sink.
-type Received = Arc<Mutex<Vec<serde_json::Value>>>;
-
-fn start_sink() -> (u16, Received) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let got: Received = Arc::new(Mutex::new(Vec::new()));
-    let g = got.clone();
-    std::thread::spawn(move || {
-        for conn in l.incoming().flatten() {
-            let mut r = BufReader::new(conn);
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if r.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                let lower = line.to_ascii_lowercase();
-                if let Some(v) = lower.strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-                if line == "\r\n" {
-                    break;
-                }
-            }
-            let mut body = vec![0u8; len];
-            if r.read_exact(&mut body).is_ok()
-                && let Ok(v) = serde_json::from_slice(&body)
-            {
-                g.lock().unwrap().push(v);
-            }
-            let mut c = r.into_inner();
-            let _ =
-                c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        }
-    });
-    (port, got)
-}
-
-fn start_alertmanager(dir: &Path, port: u16, sink: u16) -> Proc {
-    let cfg = dir.join("alertmanager.yml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "route:\n  receiver: sink\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: sink\n    webhook_configs:\n      - url: http://127.0.0.1:{sink}/hook\n        send_resolved: true\n"
-        ),
-    )
-    .unwrap();
-    let storage = dir.join(format!("am-data-{}", free_port()));
-    let log = std::fs::File::create(dir.join("alertmanager.log")).unwrap();
-    let child = Command::new(ALERTMANAGER)
-        .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!("--storage.path={}", storage.display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--cluster.listen-address=")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start alertmanager");
-    let p = Proc {
-        child,
-        name: "alertmanager",
-    };
-    wait_for(Duration::from_secs(20), "alertmanager ready", || {
-        http_get(&format!("http://127.0.0.1:{port}/-/ready")).is_ok_and(|(s, _)| s == 200)
-    });
-    p
+    common::peers::set_faults(port, &format!("latency={secs}"));
 }
 
 /// config/prometheus.yml and config/alerts.yml with test ports and short intervals.
@@ -188,18 +75,6 @@ fn metric(port: u16, name: &str) -> f64 {
         .filter(|l| l.starts_with(name))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
-}
-
-fn have_alertmanager() -> bool {
-    if Path::new(ALERTMANAGER).exists() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{ALERTMANAGER} is missing: .ci/run installs prometheus-alertmanager"
-    );
-    eprintln!("skipping: {ALERTMANAGER} not installed");
-    false
 }
 
 #[test]
