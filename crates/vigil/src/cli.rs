@@ -68,6 +68,54 @@ pub struct Cli {
     #[arg(long = "web.enable-admin-api")]
     pub enable_admin_api: bool,
 
+    /// Enable API endpoint accepting remote write requests (POST /api/v1/write).
+    #[arg(long = "web.enable-remote-write-receiver")]
+    pub enable_remote_write_receiver: bool,
+
+    /// How long to wait flushing samples on shutdown or config reload (remote write).
+    #[arg(
+        long = "storage.remote.flush-deadline",
+        value_name = "DURATION",
+        default_value = "1m"
+    )]
+    pub remote_flush_deadline: Duration,
+
+    /// Maximum overall number of samples to return via the remote read interface, in a single
+    /// query. 0 means no limit.
+    #[arg(
+        long = "storage.remote.read-sample-limit",
+        value_name = "N",
+        default_value_t = 50_000_000
+    )]
+    pub remote_read_sample_limit: usize,
+
+    /// Maximum number of concurrent remote read calls. 0 means no limit.
+    #[arg(
+        long = "storage.remote.read-concurrent-limit",
+        value_name = "N",
+        default_value_t = 10
+    )]
+    pub remote_read_concurrent_limit: usize,
+
+    /// Maximum number of bytes in a single frame of a streamed remote read response.
+    #[arg(
+        long = "storage.remote.read-max-bytes-in-frame",
+        value_name = "BYTES",
+        default_value_t = 1_048_576
+    )]
+    pub remote_read_max_bytes_in_frame: usize,
+
+    /// WAL segments a remote-write queue has not sent yet are kept past checkpoints up to this
+    /// many bytes (units as --storage.tsdb.retention.size); past it the oldest are deleted,
+    /// counted and logged. vigil-specific.
+    #[arg(
+        long = "storage.remote.wal-keep-max-size",
+        value_name = "SIZE",
+        default_value = "1GB",
+        value_parser = parse_bytes
+    )]
+    pub remote_wal_keep_max_size: u64,
+
     /// [EXPERIMENTAL] Path to a configuration file that can enable TLS or authentication
     /// (Prometheus' web config format: tls_server_config, basic_auth_users with bcrypt hashes).
     #[arg(long = "web.config.file", value_name = "FILE")]

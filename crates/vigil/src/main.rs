@@ -5,6 +5,7 @@ mod api_wiring;
 mod check;
 mod cli;
 mod reload;
+mod remote_wiring;
 mod rules_wiring;
 mod self_metrics;
 
@@ -102,11 +103,18 @@ async fn serve(cli: Cli) -> Result<()> {
         head.clone(),
         format!("vigil/{}", cli::VERSION),
     ));
+    // Remote-write queues start before scraping, so they see everything this run writes.
+    head.wal_holds().set_max_bytes(cli.remote_wal_keep_max_size);
+    let remote = remote_wiring::start(&cli, head.clone(), scrape.clone(), &config)?;
     let reloader = Arc::new(Reloader::start(
         cli.config_file.clone(),
         scrape.clone(),
         config,
     ));
+    {
+        let remote = remote.clone();
+        reloader.add_hook(Box::new(move |cfg| remote.apply_config(cfg)));
+    }
     tokio::spawn(scrape.clone().run_discovery());
 
     let listener = tokio::net::TcpListener::bind(&cli.listen_address)
@@ -145,7 +153,7 @@ async fn serve(cli: Cli) -> Result<()> {
     )?;
     let rules = Arc::new(rules);
     let state = Arc::new(ApiState {
-        db: head.clone(),
+        db: remote_wiring::fanout(&remote, head.clone()),
         engine: Engine::new(EngineOptions {
             lookback_delta_ms: cli.lookback_delta.as_millis() as i64,
             timeout: (cli.query_timeout.as_millis() > 0)
@@ -159,7 +167,13 @@ async fn serve(cli: Cli) -> Result<()> {
             let render = self_metrics::renderer(head.clone());
             let reloader = reloader.clone();
             let rules = rules.clone();
-            Box::new(move || render() + &reloader.render_metrics() + &rules.render_metrics())
+            let remote = remote.clone();
+            Box::new(move || {
+                render()
+                    + &reloader.render_metrics()
+                    + &rules.render_metrics()
+                    + &remote.render_metrics()
+            })
         },
         lifecycle: cli.enable_lifecycle.then(|| vigil_api::Lifecycle {
             reload: {
@@ -183,11 +197,15 @@ async fn serve(cli: Cli) -> Result<()> {
     tokio::spawn(retention_loop(head.clone()));
     tokio::spawn(reload_on_sighup(reloader.clone()));
 
-    let app = vigil_api::web::app(state, &web_opts).map_err(anyhow::Error::msg)?;
+    let remote_routes = remote_wiring::routes(&cli, &remote, head.clone(), reloader.clone());
+    let app =
+        vigil_api::web::app_with(state, &web_opts, remote_routes).map_err(anyhow::Error::msg)?;
     vigil_api::web::serve(listener, app, &web_opts, shutdown_signal(quit)).await?;
     tracing::info!("Stopping scrape loops");
     scrape.stop_all().await;
     rules.manager.stop();
+    tracing::info!("Stopping remote storage");
+    remote.stop().await;
     tracing::info!("Closing storage");
     let db = head.clone();
     match tokio::task::spawn_blocking(move || db.close()).await {

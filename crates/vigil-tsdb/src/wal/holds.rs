@@ -201,7 +201,10 @@ mod tests {
         // Segment 0 (and 1) held; the snapshot starts at segment 2.
         let segs = crate::wal::list_segments(&wal_dir).unwrap();
         assert_eq!(segs, [0, 1, 2], "held segments kept");
-        assert_eq!(db.head().series_labels(1).unwrap().get("__name__"), Some("m"));
+        assert_eq!(
+            db.head().series_labels(1).unwrap().get("__name__"),
+            Some("m")
+        );
         db.close().unwrap();
         drop(db);
         // Reopening replays from the snapshot, not the held segments: no double counting.
@@ -212,7 +215,10 @@ mod tests {
         hold2.set(2);
         db.checkpoint().unwrap();
         let segs = crate::wal::list_segments(&wal_dir).unwrap();
-        assert!(segs.iter().all(|&s| s >= 2), "released segments deleted: {segs:?}");
+        assert!(
+            segs.iter().all(|&s| s >= 2),
+            "released segments deleted: {segs:?}"
+        );
         drop(hold2);
         db.checkpoint().unwrap();
         assert_eq!(count(&db), 2);

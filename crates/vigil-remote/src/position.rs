@@ -1,0 +1,103 @@
+//! The WAL position a remote-write queue has sent up to, persisted in
+//! `DATA_DIR/remote/<queue-key>.json` (written to a temporary file, then renamed), so a
+//! restart resumes where the queue stopped instead of skipping to the newest segment.
+
+use crate::wal_tail::Pos;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SavedPosition {
+    pub name: String,
+    pub url: String,
+    pub segment: u32,
+    pub offset: u64,
+}
+
+/// A stable key for a queue: FNV-1a of its name and URL, hex. Changing other settings keeps
+/// the position; changing the URL or name starts a new queue.
+pub fn queue_key(name: &str, url: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes().chain([0xff]).chain(url.bytes()) {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+pub fn position_path(data_dir: &Path, key: &str) -> PathBuf {
+    data_dir.join("remote").join(format!("{key}.json"))
+}
+
+/// Reads a saved position; `None` when there is none or it is unreadable (logged).
+pub fn load(path: &Path) -> Option<Pos> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), "Cannot read the remote-write position: {e}");
+            return None;
+        }
+    };
+    match serde_json::from_slice::<SavedPosition>(&bytes) {
+        Ok(p) => Some(Pos {
+            segment: p.segment,
+            offset: p.offset,
+        }),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), "Ignoring a corrupt remote-write position file: {e}");
+            None
+        }
+    }
+}
+
+/// Writes the position atomically (temporary file, optional fsync, rename).
+pub fn save(path: &Path, name: &str, url: &str, pos: Pos, sync: bool) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let body = serde_json::to_vec(&SavedPosition {
+        name: name.to_string(),
+        url: url.to_string(),
+        segment: pos.segment,
+        offset: pos.offset,
+    })
+    .map_err(std::io::Error::other)?;
+    let tmp = path.with_extension("json.tmp");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&body)?;
+        if sync {
+            f.sync_all()?;
+        }
+    }
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_and_load_round_trip_and_corrupt_files_are_ignored() {
+        let dir = std::env::temp_dir().join(format!("vigil-remote-pos-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let key = queue_key("q", "http://x/api/v1/write");
+        assert_eq!(key.len(), 16);
+        assert_ne!(key, queue_key("q", "http://y/api/v1/write"));
+        let path = position_path(&dir, &key);
+        assert_eq!(load(&path), None);
+        let p = Pos {
+            segment: 7,
+            offset: 1234,
+        };
+        save(&path, "q", "http://x", p, true).unwrap();
+        assert_eq!(load(&path), Some(p));
+        assert!(!path.with_extension("json.tmp").exists());
+        std::fs::write(&path, b"{not json").unwrap();
+        assert_eq!(load(&path), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

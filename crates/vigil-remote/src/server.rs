@@ -1,0 +1,459 @@
+//! The HTTP side: `POST /api/v1/write` (the remote-write receiver, behind
+//! `--web.enable-remote-write-receiver`) and `POST /api/v1/read` (remote read, samples or
+//! streamed XOR chunks).
+//!
+//! The receiver behaves as Prometheus' remote-write 1.0 handler: an undecodable body is a 400;
+//! the whole request is one appender batch, so a sample refused as out of order (or too old)
+//! rolls the batch back and answers 400 (a sender must not retry it) and nothing of the
+//! request is stored; series with invalid labels are skipped and counted; storage failures
+//! answer 500 (retryable). Success is 204.
+
+use crate::codec::{self, DecodeError};
+use crate::metrics::ServerMetrics;
+use crate::prompb::{self, read_request::ResponseType};
+use crate::xor::XorEncoder;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use prost::Message;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use vigil_model::{
+    AppendError, Appendable, Labels, MatchOp, Matcher, Queryable, SelectHints, SeriesRef,
+};
+
+/// Largest decompressed remote-write or read request accepted.
+const MAX_DECOMPRESSED: usize = 256 << 20;
+
+/// What the handlers need.
+pub struct ServerState {
+    pub appendable: Arc<dyn Appendable>,
+    /// Local storage only (remote read never reads through other remote reads).
+    pub queryable: Arc<dyn Queryable>,
+    pub enable_write: bool,
+    pub external_labels: Box<dyn Fn() -> Labels + Send + Sync>,
+    pub metrics: Arc<ServerMetrics>,
+    /// `--storage.remote.read-sample-limit` (samples per SAMPLES response; 0: no limit).
+    pub read_sample_limit: usize,
+    /// `--storage.remote.read-max-bytes-in-frame`.
+    pub read_max_bytes_in_frame: usize,
+    /// `--storage.remote.read-concurrent-limit`.
+    pub read_gate: Arc<tokio::sync::Semaphore>,
+}
+
+/// The routes, to merge into the API router.
+pub fn routes(state: Arc<ServerState>) -> Router {
+    Router::new()
+        .route("/api/v1/write", post(write))
+        .route("/api/v1/read", post(read))
+        .with_state(state)
+}
+
+fn text(status: StatusCode, msg: impl Into<String>) -> Response {
+    let mut m = msg.into();
+    m.push('\n');
+    (status, m).into_response()
+}
+
+async fn write(State(st): State<Arc<ServerState>>, body: Bytes) -> Response {
+    if !st.enable_write {
+        return text(
+            StatusCode::NOT_FOUND,
+            "remote write receiver needs to be enabled with --web.enable-remote-write-receiver",
+        );
+    }
+    st.metrics.write_requests.fetch_add(1, Ordering::Relaxed);
+    let req: prompb::WriteRequest = match codec::decode_snappy(&body, MAX_DECOMPRESSED) {
+        Ok(r) => r,
+        Err(e) => {
+            st.metrics.write_rejected.fetch_add(1, Ordering::Relaxed);
+            tracing::error!("Error decoding remote write request: {e}");
+            return text(StatusCode::BAD_REQUEST, e.to_string());
+        }
+    };
+    let st2 = st.clone();
+    let res =
+        tokio::task::spawn_blocking(move || append_request(&*st2.appendable, &req, &st2.metrics))
+            .await
+            .unwrap_or_else(|e| Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())));
+    match res {
+        Ok(n) => {
+            st.metrics.write_samples.fetch_add(n, Ordering::Relaxed);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err((code, msg)) => {
+            st.metrics.write_rejected.fetch_add(1, Ordering::Relaxed);
+            text(code, msg)
+        }
+    }
+}
+
+/// Prometheus 3's `labels.IsValid` with UTF-8 names: a non-empty metric name, non-empty and
+/// unique label names (strings are UTF-8 by protobuf decoding already).
+fn valid_labels(pb: &[prompb::Label]) -> bool {
+    let mut has_name = false;
+    for (i, l) in pb.iter().enumerate() {
+        if l.name.is_empty() {
+            return false;
+        }
+        if l.name == vigil_model::METRIC_NAME {
+            if l.value.is_empty() {
+                return false;
+            }
+            has_name = true;
+        }
+        if pb[..i].iter().any(|o| o.name == l.name) {
+            return false;
+        }
+    }
+    has_name
+}
+
+/// Appends a decoded request as one batch. Returns the samples appended.
+pub fn append_request(
+    db: &dyn Appendable,
+    req: &prompb::WriteRequest,
+    m: &ServerMetrics,
+) -> Result<u64, (StatusCode, String)> {
+    let mut app = db.appender();
+    let mut n = 0u64;
+    for ts in &req.timeseries {
+        if !valid_labels(&ts.labels) {
+            m.write_invalid_labels
+                .fetch_add(ts.samples.len() as u64, Ordering::Relaxed);
+            tracing::warn!(labels = ?ts.labels, "Invalid metric names or labels in remote write");
+            continue;
+        }
+        let labels = codec::labels_from_pb(&ts.labels);
+        let mut cached: Option<SeriesRef> = None;
+        for s in &ts.samples {
+            match app.append(cached, &labels, s.timestamp, s.value) {
+                Ok(r) => {
+                    cached = Some(r);
+                    n += 1;
+                }
+                Err(
+                    e @ (AppendError::OutOfOrder
+                    | AppendError::OutOfBounds
+                    | AppendError::DuplicateTimestamp),
+                ) => {
+                    app.rollback();
+                    m.write_out_of_order.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(series = %labels, timestamp = s.timestamp, "Out of order sample from remote write: {e}");
+                    return Err((StatusCode::BAD_REQUEST, e.to_string()));
+                }
+                Err(AppendError::EmptyLabels) => {
+                    m.write_invalid_labels.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                Err(e) => {
+                    app.rollback();
+                    tracing::error!("Error appending remote write: {e}");
+                    return Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string()));
+                }
+            }
+        }
+    }
+    app.commit().map_err(|e| {
+        tracing::error!("Error committing remote write: {e}");
+        (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    })?;
+    Ok(n)
+}
+
+/// Protobuf matchers as vigil matchers.
+pub fn matchers_from_pb(pb: &[prompb::LabelMatcher]) -> Result<Vec<Matcher>, String> {
+    use prompb::label_matcher::Type;
+    pb.iter()
+        .map(|m| match Type::try_from(m.r#type) {
+            Ok(Type::Eq) => Ok(Matcher::equal(&m.name, &m.value)),
+            Ok(Type::Neq) => Ok(Matcher::not_equal(&m.name, &m.value)),
+            Ok(Type::Re) => Matcher::regex(&m.name, &m.value).map_err(|e| e.to_string()),
+            Ok(Type::Nre) => Matcher::not_regex(&m.name, &m.value).map_err(|e| e.to_string()),
+            Err(_) => Err(format!("unknown matcher type {}", m.r#type)),
+        })
+        .collect()
+}
+
+/// vigil matchers as protobuf matchers.
+pub fn matchers_to_pb(ms: &[Matcher]) -> Vec<prompb::LabelMatcher> {
+    use prompb::label_matcher::Type;
+    ms.iter()
+        .map(|m| prompb::LabelMatcher {
+            r#type: match m.op {
+                MatchOp::Equal => Type::Eq,
+                MatchOp::NotEqual => Type::Neq,
+                MatchOp::RegexMatch(_) => Type::Re,
+                MatchOp::RegexNoMatch(_) => Type::Nre,
+            } as i32,
+            name: m.name.clone(),
+            value: m.value.clone(),
+        })
+        .collect()
+}
+
+/// Prometheus' `filterExtLabelsFromMatchers`: matchers on external labels are checked against
+/// the external label values and removed. `None` when one of them cannot match.
+fn filter_external(ms: Vec<Matcher>, ext: &Labels) -> Option<Vec<Matcher>> {
+    let mut out = Vec::with_capacity(ms.len());
+    for m in ms {
+        match ext.get(&m.name) {
+            Some(v) => {
+                if !m.matches(v) {
+                    return None;
+                }
+            }
+            None => out.push(m),
+        }
+    }
+    Some(out)
+}
+
+fn with_external(l: &Labels, ext: &Labels) -> Labels {
+    if ext.is_empty() {
+        return l.clone();
+    }
+    let mut b = l.to_builder();
+    for e in ext {
+        if l.get(&e.name).is_none() {
+            b.set(e.name.clone(), e.value.clone());
+        }
+    }
+    b.build()
+}
+
+type Selected = Vec<(Labels, Vec<(i64, f64)>)>;
+
+fn select(
+    q: &dyn Queryable,
+    query: &prompb::Query,
+    ext: &Labels,
+    limit: usize,
+    total: &mut usize,
+) -> Result<Selected, (StatusCode, String)> {
+    let ms = matchers_from_pb(&query.matchers).map_err(|e| (StatusCode::BAD_REQUEST, e))?;
+    let Some(ms) = filter_external(ms, ext) else {
+        return Ok(Vec::new());
+    };
+    let (start, end) = (query.start_timestamp_ms, query.end_timestamp_ms);
+    let querier = q
+        .querier(start, end)
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    if ms.is_empty() || ms.iter().all(|m| m.matches_empty()) {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "query must contain at least one matcher that does not match the empty string".into(),
+        ));
+    }
+    let set = querier
+        .select(&ms, &SelectHints { start, end })
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let mut out = Vec::new();
+    for s in set {
+        let samples: Vec<(i64, f64)> = s
+            .samples
+            .filter(|x| x.t >= start && x.t <= end)
+            .map(|x| (x.t, x.v))
+            .collect();
+        if samples.is_empty() {
+            continue;
+        }
+        *total += samples.len();
+        if limit > 0 && *total > limit {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                format!("exceeded sample limit ({limit})"),
+            ));
+        }
+        out.push((with_external(&s.labels, ext), samples));
+    }
+    Ok(out)
+}
+
+/// Encodes streamed chunk frames for one query's series (Prometheus' `StreamChunkedReadResponses`:
+/// chunks of at most 120 samples, frames of at most `max_frame` bytes, a series may span frames).
+pub fn chunked_frames(series: &Selected, query_index: i64, max_frame: usize, out: &mut Vec<u8>) {
+    for (labels, samples) in series {
+        let pb_labels = codec::labels_to_pb(labels);
+        let mut chunks = Vec::new();
+        let mut size = 0usize;
+        for part in samples.chunks(120) {
+            let mut e = XorEncoder::default();
+            for &(t, v) in part {
+                e.append(t, v);
+            }
+            let c = prompb::Chunk {
+                min_time_ms: part[0].0,
+                max_time_ms: part[part.len() - 1].0,
+                r#type: prompb::chunk::Encoding::Xor as i32,
+                data: e.into_bytes(),
+            };
+            size += c.encoded_len() + 4;
+            chunks.push(c);
+            if size >= max_frame {
+                let msg = prompb::ChunkedReadResponse {
+                    chunked_series: vec![prompb::ChunkedSeries {
+                        labels: pb_labels.clone(),
+                        chunks: std::mem::take(&mut chunks),
+                    }],
+                    query_index,
+                };
+                codec::put_frame(out, &msg.encode_to_vec());
+                size = 0;
+            }
+        }
+        if !chunks.is_empty() {
+            let msg = prompb::ChunkedReadResponse {
+                chunked_series: vec![prompb::ChunkedSeries {
+                    labels: pb_labels,
+                    chunks,
+                }],
+                query_index,
+            };
+            codec::put_frame(out, &msg.encode_to_vec());
+        }
+    }
+}
+
+async fn read(State(st): State<Arc<ServerState>>, body: Bytes) -> Response {
+    st.metrics.read_requests.fetch_add(1, Ordering::Relaxed);
+    let fail = |st: &ServerState, code: StatusCode, msg: String| {
+        st.metrics.read_errors.fetch_add(1, Ordering::Relaxed);
+        text(code, msg)
+    };
+    let req: prompb::ReadRequest = match codec::decode_snappy(&body, MAX_DECOMPRESSED) {
+        Ok(r) => r,
+        Err(e @ (DecodeError::Snappy(_) | DecodeError::Proto(_) | DecodeError::Frame(_))) => {
+            return fail(&st, StatusCode::BAD_REQUEST, e.to_string());
+        }
+    };
+    let kind = if req.accepted_response_types.is_empty() {
+        Some(ResponseType::Samples)
+    } else {
+        req.accepted_response_types
+            .iter()
+            .find_map(|&t| ResponseType::try_from(t).ok())
+    };
+    let Some(kind) = kind else {
+        return fail(
+            &st,
+            StatusCode::BAD_REQUEST,
+            format!(
+                "server does not support any of the requested response types: {:?}; supported: SAMPLES, STREAMED_XOR_CHUNKS",
+                req.accepted_response_types
+            ),
+        );
+    };
+    let Ok(_permit) = st.read_gate.clone().acquire_owned().await else {
+        return fail(&st, StatusCode::SERVICE_UNAVAILABLE, "shutting down".into());
+    };
+    let st2 = st.clone();
+    let res = tokio::task::spawn_blocking(move || {
+        let ext = (st2.external_labels)();
+        let mut total = 0usize;
+        match kind {
+            ResponseType::Samples => {
+                let mut resp = prompb::ReadResponse::default();
+                for q in &req.queries {
+                    let series =
+                        select(&*st2.queryable, q, &ext, st2.read_sample_limit, &mut total)?;
+                    resp.results.push(prompb::QueryResult {
+                        timeseries: series
+                            .into_iter()
+                            .map(|(l, s)| prompb::TimeSeries {
+                                labels: codec::labels_to_pb(&l),
+                                samples: s
+                                    .into_iter()
+                                    .map(|(t, v)| prompb::Sample {
+                                        value: v,
+                                        timestamp: t,
+                                    })
+                                    .collect(),
+                                exemplars: vec![],
+                            })
+                            .collect(),
+                    });
+                }
+                Ok((kind, codec::snappy_compress(&resp.encode_to_vec())))
+            }
+            ResponseType::StreamedXorChunks => {
+                let mut out = Vec::new();
+                for (i, q) in req.queries.iter().enumerate() {
+                    // The streamed response has no sample limit in Prometheus (frames bound
+                    // memory there); here the whole body is built, so the limit applies.
+                    let series =
+                        select(&*st2.queryable, q, &ext, st2.read_sample_limit, &mut total)?;
+                    chunked_frames(&series, i as i64, st2.read_max_bytes_in_frame, &mut out);
+                }
+                Ok((kind, out))
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|e| Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())));
+    match res {
+        Ok((ResponseType::Samples, body)) => {
+            let mut r = body.into_response();
+            let h = r.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-protobuf"),
+            );
+            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("snappy"));
+            r
+        }
+        Ok((ResponseType::StreamedXorChunks, body)) => {
+            let mut r = body.into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(codec::STREAMED_CONTENT_TYPE),
+            );
+            r
+        }
+        Err((code, msg)) => fail(&st, code, msg),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_validity_follows_prometheus() {
+        let l = |pairs: &[(&str, &str)]| -> Vec<prompb::Label> {
+            pairs
+                .iter()
+                .map(|(n, v)| prompb::Label {
+                    name: n.to_string(),
+                    value: v.to_string(),
+                })
+                .collect()
+        };
+        assert!(valid_labels(&l(&[("__name__", "up"), ("job", "a")])));
+        assert!(!valid_labels(&l(&[("job", "a")])));
+        assert!(!valid_labels(&l(&[("__name__", "up"), ("", "a")])));
+        assert!(!valid_labels(&l(&[
+            ("__name__", "up"),
+            ("a", "1"),
+            ("a", "2")
+        ])));
+    }
+
+    #[test]
+    fn external_label_matchers_are_filtered() {
+        let ext = Labels::from_pairs([("cluster", "eu")]);
+        let ms = vec![
+            Matcher::equal("cluster", "eu"),
+            Matcher::equal("__name__", "up"),
+        ];
+        assert_eq!(filter_external(ms, &ext).unwrap().len(), 1);
+        let ms = vec![
+            Matcher::equal("cluster", "us"),
+            Matcher::equal("__name__", "up"),
+        ];
+        assert!(filter_external(ms, &ext).is_none());
+    }
+}
