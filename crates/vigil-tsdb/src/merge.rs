@@ -79,7 +79,7 @@ impl<'a> Iterator for MergeSeries<'a> {
         let samples: Box<dyn Iterator<Item = Sample> + 'a> = if parts.len() == 1 {
             Box::new(parts.pop()?)
         } else {
-            Box::new(MergeSamples { parts })
+            Box::new(MergeSamples::new(parts))
         };
         Some(Series {
             labels: first.labels,
@@ -88,26 +88,61 @@ impl<'a> Iterator for MergeSeries<'a> {
     }
 }
 
+/// Merges the samples of one series from several sources by time; at equal timestamps the
+/// earliest part wins and the others are skipped. Blocks rarely overlap, so it streams from
+/// one part until that part reaches the next timestamp any other part holds (`bound`), and
+/// only then compares across parts.
 struct MergeSamples<'a> {
     parts: Vec<Peekable<Box<dyn Iterator<Item = Sample> + 'a>>>,
+    cur: usize,
+    /// The smallest next timestamp of the parts other than `cur`.
+    bound: i64,
+}
+
+impl<'a> MergeSamples<'a> {
+    fn new(parts: Vec<Peekable<Box<dyn Iterator<Item = Sample> + 'a>>>) -> Self {
+        MergeSamples {
+            parts,
+            cur: 0,
+            // Forces a full comparison on the first call.
+            bound: i64::MIN,
+        }
+    }
 }
 
 impl Iterator for MergeSamples<'_> {
     type Item = Sample;
 
     fn next(&mut self) -> Option<Sample> {
+        if let Some(s) = self.parts[self.cur].peek()
+            && s.t < self.bound
+        {
+            return self.parts[self.cur].next();
+        }
         let t = self
             .parts
             .iter_mut()
             .filter_map(|p| p.peek().map(|s| s.t))
             .min()?;
         let mut out = None;
-        for p in &mut self.parts {
+        for (i, p) in self.parts.iter_mut().enumerate() {
             if p.peek().is_some_and(|s| s.t == t) {
                 let s = p.next();
-                out = out.or(s);
+                if out.is_none() {
+                    out = s;
+                    self.cur = i;
+                }
             }
         }
+        let cur = self.cur;
+        self.bound = self
+            .parts
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, _)| *i != cur)
+            .filter_map(|(_, p)| p.peek().map(|s| s.t))
+            .min()
+            .unwrap_or(i64::MAX);
         out
     }
 }
@@ -158,5 +193,33 @@ mod tests {
             ]
         );
         assert_eq!(m.label_values("__name__", &[]).unwrap(), ["x", "y", "z"]);
+    }
+
+    proptest::proptest! {
+        /// Against the obvious merge: every timestamp of any part once, in order, with the
+        /// value of the first part that has it.
+        #[test]
+        fn merge_samples_equals_a_naive_merge(
+            parts in proptest::collection::vec(
+                proptest::collection::btree_set(0i64..200, 0..40), 1..5)
+        ) {
+            let mut want: std::collections::BTreeMap<i64, f64> = Default::default();
+            for (i, ts) in parts.iter().enumerate() {
+                for &t in ts {
+                    want.entry(t).or_insert(i as f64);
+                }
+            }
+            let iters = parts
+                .iter()
+                .enumerate()
+                .map(|(i, ts)| {
+                    let v: Vec<Sample> = ts.iter().map(|&t| Sample { t, v: i as f64 }).collect();
+                    (Box::new(v.into_iter()) as Box<dyn Iterator<Item = Sample>>).peekable()
+                })
+                .collect();
+            let got: Vec<(i64, f64)> = MergeSamples::new(iters).map(|s| (s.t, s.v)).collect();
+            let want: Vec<(i64, f64)> = want.into_iter().collect();
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 }

@@ -77,7 +77,11 @@ fn samples_survive_kill_and_clean_restart() {
     // The first run wrote segment 0, which this start replayed; replay is complete.
     let (_, body) = get(port, "/api/v1/status/walreplay").unwrap();
     let w: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(w["data"], serde_json::json!({"min": 0, "max": 0, "current": 0}), "{body}");
+    assert_eq!(
+        w["data"],
+        serde_json::json!({"min": 0, "max": 0, "current": 0}),
+        "{body}"
+    );
 
     // A clean shutdown writes the head snapshot; the next start replays no WAL samples.
     wait_for(Duration::from_secs(10), "another scrape", || {

@@ -7,8 +7,8 @@
 
 use super::Head;
 use super::series::MemSeries;
-use crate::chunk::SampleIter;
 use super::symbols::Sym;
+use crate::chunk::SampleIter;
 use ahash::AHashSet;
 use std::sync::Arc;
 use vigil_model::{
@@ -150,7 +150,10 @@ impl Querier for HeadQuerier<'_> {
             }
         }
         let syms = self.head.symbols().reader();
-        let mut out: Vec<String> = values.into_iter().map(|v| syms.get(v).to_string()).collect();
+        let mut out: Vec<String> = values
+            .into_iter()
+            .map(|v| syms.get(v).to_string())
+            .collect();
         out.sort_unstable();
         Ok(out)
     }
