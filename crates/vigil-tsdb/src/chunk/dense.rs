@@ -17,7 +17,7 @@ use super::xor::{XorAppender, XorIter};
 use crate::wal::record::{Dec, put_uvarint, put_varint};
 use flate2::Compression;
 use std::fmt::Write as _;
-use std::io::{Read, Write};
+use std::io::Write;
 
 /// Encoding byte: a Gorilla XOR chunk follows.
 pub const ENC_XOR: u8 = 1;
@@ -154,15 +154,46 @@ pub fn decode(chunk: &[u8], out: &mut Vec<(i64, f64)>, scratch: &mut Vec<u8>) ->
     }
 }
 
+/// A chunk inflates to at most a few hundred KiB; the cap stops a corrupt stream.
+const MAX_INFLATED: usize = 64 << 20;
+
+thread_local! {
+    /// One inflater per thread, reset per chunk: a query decodes thousands of small chunks,
+    /// and a fresh inflater allocates and clears its 32 KiB window each time.
+    static INFLATER: std::cell::RefCell<flate2::Decompress> =
+        std::cell::RefCell::new(flate2::Decompress::new(false));
+}
+
+/// Inflates the raw deflate stream `body` into `out`; `None` if it is corrupt or truncated.
+fn inflate(body: &[u8], out: &mut Vec<u8>) -> Option<()> {
+    INFLATER.with(|d| {
+        let mut d = d.borrow_mut();
+        d.reset(false);
+        out.clear();
+        loop {
+            if out.len() >= MAX_INFLATED {
+                return None;
+            }
+            out.reserve((body.len() * 4).max(4096));
+            let (tin, tout) = (d.total_in(), d.total_out());
+            let rest = body.get(tin as usize..)?;
+            let st = d
+                .decompress_vec(rest, out, flate2::FlushDecompress::Finish)
+                .ok()?;
+            if st == flate2::Status::StreamEnd {
+                return Some(());
+            }
+            if d.total_in() == tin && d.total_out() == tout {
+                return None; // no progress: the stream ends early
+            }
+        }
+    })
+}
+
 fn decode_dense(b: &[u8], out: &mut Vec<(i64, f64)>, scratch: &mut Vec<u8>) -> Option<()> {
     let (&flags, body) = b.split_first()?;
     let cols: &[u8] = if flags & FLAG_DEFLATE != 0 {
-        scratch.clear();
-        // A chunk inflates to at most a few hundred KiB; the cap stops a corrupt stream.
-        flate2::read::DeflateDecoder::new(body)
-            .take(64 << 20)
-            .read_to_end(scratch)
-            .ok()?;
+        inflate(body, scratch)?;
         scratch
     } else {
         body
