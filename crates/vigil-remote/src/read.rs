@@ -276,7 +276,10 @@ impl Queryable for Fanout {
                 maxt: cmaxt,
             }));
         }
-        Ok(Box::new(vigil_tsdb::MergeQuerier { queriers }))
+        Ok(Box::new(vigil_tsdb::MergeQuerier {
+            queriers,
+            ranges: Vec::new(),
+        }))
     }
 }
 

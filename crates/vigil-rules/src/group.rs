@@ -306,8 +306,24 @@ impl Group {
         self.should_restore = false;
     }
 
+    /// Sets whether the group restores `for` state after its second evaluation. Only the
+    /// groups of the config vigil starts with do; the alerting rules of any later group
+    /// (one added by a reload) start restored, so they write `ALERTS`/`ALERTS_FOR_STATE` from
+    /// their first evaluation. Prometheus' `LoadGroups`: `shouldRestore := !m.restored`, and
+    /// rules are created with `restored = m.restored`.
+    pub fn set_should_restore(&mut self, restore: bool) {
+        self.should_restore = restore;
+        for rule in &mut self.rules {
+            if let RuleKind::Alerting(a) = &mut rule.kind {
+                a.restored = !restore;
+            }
+        }
+    }
+
     /// Copies rule state (active alerts, series written) from the group this one replaces,
-    /// matching rules by kind and name in order, as Prometheus' `CopyState` does.
+    /// matching rules by kind and name in order, as Prometheus' `CopyState` does. A restore
+    /// still pending in the old group (a reload within two intervals of start) carries over
+    /// to the rules it matched; rules new to the group keep the flag they were created with.
     pub fn copy_state(&mut self, old: &mut Group) {
         self.last_eval = old.last_eval;
         self.last_duration_s = old.last_duration_s;

@@ -73,7 +73,8 @@ struct Settings {
 pub struct RuleManager {
     shared: Arc<Shared>,
     running: Mutex<Vec<Running>>,
-    /// Whether the first config was applied (only groups loaded at start restore `for` state).
+    /// Whether the first config was applied: only groups loaded at start restore `for`
+    /// state; alerting rules loaded by a reload write `ALERTS` at once.
     started: Mutex<bool>,
     runtime: tokio::runtime::Handle,
     /// Serialises `apply` calls.
@@ -134,7 +135,7 @@ impl RuleManager {
             r.task.abort();
         }
         for g in &mut groups {
-            g.should_restore = first;
+            g.set_should_restore(first);
             if let Some(pos) = old.iter().position(|r| {
                 let o = r.group.lock();
                 o.file == g.file && o.name == g.name

@@ -585,6 +585,18 @@ impl Appender for MemAppender<'_> {
     fn rollback(self: Box<Self>) {}
 }
 
+#[cfg(test)]
+impl MemStorage {
+    /// Every series with its samples (tests of other modules).
+    pub(crate) fn dump(&self) -> Vec<(Labels, Vec<Sample>)> {
+        self.series
+            .read()
+            .iter()
+            .map(|(l, s)| (l.clone(), s.clone()))
+            .collect()
+    }
+}
+
 impl Appendable for MemStorage {
     fn appender(&self) -> Box<dyn Appender + '_> {
         Box::new(MemAppender {

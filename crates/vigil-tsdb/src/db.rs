@@ -89,6 +89,9 @@ pub struct Tsdb {
     snapshot_segment: AtomicU64,
     /// Loaded blocks, sorted by min time.
     blocks: RwLock<Vec<Arc<Block>>>,
+    /// `<dir>/lock`, flock-ed while open so two processes never share a data directory
+    /// (released by the kernel when the process dies, so a crash never leaves it held).
+    _lock: std::fs::File,
     /// WAL readers (remote-write queues) whose segments checkpoints keep.
     wal_holds: wal::holds::WalHolds,
 }
@@ -97,6 +100,7 @@ impl Tsdb {
     /// Opens (creating if needed) the data directory `dir`, replaying what is there.
     pub fn open(dir: &Path, opts: TsdbOptions) -> Result<Tsdb, TsdbError> {
         std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        let lock = lock_dir(dir)?;
         let head = Head::new(HeadOptions {
             retention_ms: opts.retention_ms,
             out_of_order_time_window_ms: opts.out_of_order_time_window_ms,
@@ -147,6 +151,7 @@ impl Tsdb {
             snapshot_segment: AtomicU64::new(snapshot_segment as u64),
             blocks: RwLock::new(blocks),
             wal_holds: Default::default(),
+            _lock: lock,
         })
     }
 
@@ -393,6 +398,7 @@ impl Tsdb {
                 .iter()
                 .map(|b| Box::new(b.querier(mint, maxt - 1)) as Box<dyn Querier>)
                 .collect(),
+            ranges: Vec::new(),
         };
         let written = write_block(&self.dir, &q, mint, maxt, Compaction { level, sources });
         let (meta, dir) = match written {
@@ -532,15 +538,38 @@ impl Queryable for Tsdb {
         mint: Timestamp,
         maxt: Timestamp,
     ) -> Result<Box<dyn Querier + '_>, StorageError> {
-        let mut queriers: Vec<Box<dyn Querier + '_>> = self
-            .blocks
-            .read()
-            .iter()
-            .filter(|b| b.meta().max_time > mint && b.meta().min_time <= maxt)
-            .map(|b| Box::new(b.querier(mint, maxt)) as Box<dyn Querier>)
-            .collect();
+        let mut queriers: Vec<Box<dyn Querier + '_>> = Vec::new();
+        let mut ranges = Vec::new();
+        for b in self.blocks.read().iter() {
+            let m = b.meta();
+            if m.max_time > mint && m.min_time <= maxt {
+                queriers.push(Box::new(b.querier(mint, maxt)));
+                ranges.push((m.min_time, m.max_time - 1));
+            }
+        }
         queriers.push(self.head.querier(mint, maxt)?);
-        Ok(Box::new(MergeQuerier { queriers }))
+        ranges.push(match (self.head.min_time(), self.head.max_time()) {
+            (Some(lo), Some(hi)) => (lo, hi),
+            // An empty head holds nothing: a range no other overlaps.
+            _ => (i64::MAX, i64::MAX),
+        });
+        Ok(Box::new(MergeQuerier { queriers, ranges }))
+    }
+}
+
+/// Takes the exclusive lock on `<dir>/lock`, as Prometheus does.
+fn lock_dir(dir: &Path) -> Result<std::fs::File, TsdbError> {
+    let path = dir.join("lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io_err(&path, e))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(TsdbError::Locked { path }),
+        Err(std::fs::TryLockError::Error(e)) => Err(io_err(&path, e)),
     }
 }
 

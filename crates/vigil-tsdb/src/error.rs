@@ -18,6 +18,10 @@ pub enum TsdbError {
     },
     #[error("{0}")]
     Invalid(String),
+    #[error(
+        "{path} is locked by another process: another vigil (or a Prometheus) is using this data directory; stop it, or pass a different --storage.tsdb.path"
+    )]
+    Locked { path: PathBuf },
 }
 
 pub(crate) fn io_err(path: &Path, source: std::io::Error) -> TsdbError {

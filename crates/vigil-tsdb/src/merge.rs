@@ -12,6 +12,10 @@ use vigil_model::{Matcher, Querier, Sample, SelectHints, Series, SeriesSet, Stor
 
 pub struct MergeQuerier<'a> {
     pub queriers: Vec<Box<dyn Querier + 'a>>,
+    /// The inclusive time range of the samples each querier can hold, when known (same
+    /// length as `queriers`; empty when unknown). Series whose sources are disjoint in time
+    /// (consecutive blocks) are then concatenated instead of merged sample by sample.
+    pub ranges: Vec<(i64, i64)>,
 }
 
 impl Querier for MergeQuerier<'_> {
@@ -27,7 +31,12 @@ impl Querier for MergeQuerier<'_> {
         for q in &self.queriers {
             sets.push(q.select(matchers, hints)?.peekable());
         }
-        Ok(Box::new(MergeSeries { sets }))
+        let ranges = if self.ranges.len() == self.queriers.len() {
+            self.ranges.clone()
+        } else {
+            Vec::new()
+        };
+        Ok(Box::new(MergeSeries { sets, ranges }))
     }
 
     fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
@@ -49,6 +58,7 @@ impl Querier for MergeQuerier<'_> {
 
 struct MergeSeries<'a> {
     sets: Vec<Peekable<SeriesSet<'a>>>,
+    ranges: Vec<(i64, i64)>,
 }
 
 impl<'a> Iterator for MergeSeries<'a> {
@@ -63,28 +73,58 @@ impl<'a> Iterator for MergeSeries<'a> {
                 best = Some((i, &s.labels));
             }
         }
-        let min = best.map(|b| b.0);
-        let first = self.sets[min?].next()?;
-        let mut parts = vec![first.samples.peekable()];
+        let min = best.map(|b| b.0)?;
+        let first = self.sets[min].next()?;
+        // Parts in source order (the lowest-numbered source holds the minimum first), with
+        // the source of each, for the disjointness check.
+        let mut parts = vec![(min, first.samples.peekable())];
         for i in 0..self.sets.len() {
             while self.sets[i]
                 .peek()
                 .is_some_and(|s| s.labels == first.labels)
             {
                 if let Some(s) = self.sets[i].next() {
-                    parts.push(s.samples.peekable());
+                    parts.push((i, s.samples.peekable()));
                 }
             }
         }
+        let disjoint = !self.ranges.is_empty()
+            && parts
+                .windows(2)
+                .all(|w| self.ranges[w[0].0].1 < self.ranges[w[1].0].0);
         let samples: Box<dyn Iterator<Item = Sample> + 'a> = if parts.len() == 1 {
-            Box::new(parts.pop()?)
+            Box::new(parts.pop()?.1)
+        } else if disjoint {
+            Box::new(Concat {
+                parts: parts.into_iter().map(|p| p.1).collect(),
+                i: 0,
+            })
         } else {
-            Box::new(MergeSamples::new(parts))
+            Box::new(MergeSamples::new(parts.into_iter().map(|p| p.1).collect()))
         };
         Some(Series {
             labels: first.labels,
             samples,
         })
+    }
+}
+
+/// The samples of one series from sources that are disjoint in time and in time order.
+struct Concat<'a> {
+    parts: Vec<Peekable<Box<dyn Iterator<Item = Sample> + 'a>>>,
+    i: usize,
+}
+
+impl Iterator for Concat<'_> {
+    type Item = Sample;
+
+    fn next(&mut self) -> Option<Sample> {
+        loop {
+            if let Some(s) = self.parts.get_mut(self.i)?.next() {
+                return Some(s);
+            }
+            self.i += 1;
+        }
     }
 }
 
@@ -170,6 +210,7 @@ mod tests {
         let b = head_with(&[("x", 2, 20.0), ("x", 3, 3.0), ("y", 5, 5.0)]);
         let m = MergeQuerier {
             queriers: vec![a.querier(0, 10).unwrap(), b.querier(0, 10).unwrap()],
+            ranges: Vec::new(),
         };
         let got: Vec<(String, Vec<(i64, f64)>)> = m
             .select(

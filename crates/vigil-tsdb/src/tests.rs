@@ -548,3 +548,21 @@ fn delete_series_removes_samples_from_head_and_blocks_and_survives_restarts() {
     a.commit().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_data_directory_is_opened_by_one_tsdb_at_a_time() {
+    let dir = tempdir("lock");
+    let db = Tsdb::open(&dir, opts()).unwrap();
+    match Tsdb::open(&dir, opts()) {
+        Err(crate::TsdbError::Locked { path }) => assert_eq!(path, dir.join("lock")),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a second open of a locked directory succeeded"),
+    }
+    // Dropped (as when the process dies) or closed, the lock is free again.
+    drop(db);
+    let db = Tsdb::open(&dir, opts()).unwrap();
+    db.close().unwrap();
+    drop(db);
+    Tsdb::open(&dir, opts()).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -160,3 +160,26 @@ fn sigkill_at_random_moments_never_loses_committed_samples() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_second_vigil_on_the_same_data_directory_refuses_to_start() {
+    let (_v, _port, dir) = start_vigil("scrape_configs: []\n");
+    let out = Command::new(vigil_bin())
+        .arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{}", free_port()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is locked by another process"),
+        "no lock message: {err}"
+    );
+}
