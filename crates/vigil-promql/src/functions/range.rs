@@ -14,6 +14,9 @@ use vigil_model::{METRIC_NAME, Sample};
 /// One window of one series at one step.
 struct Win<'a> {
     s: &'a [Sample],
+    /// Counter resets in the window (`rate`, `increase`): `Some(0)` lets the reset scan be
+    /// skipped, which is what nearly every window of a counter needs.
+    resets: Option<u32>,
     range: i64,
     end: i64,
     ts: i64,
@@ -50,9 +53,21 @@ pub(super) fn eval_range_call(ev: &Ev, name: &str, args: &[&Expr]) -> Result<Val
     let mut present = vec![false; if f.is_none() { steps } else { 0 }];
     let mut out = Vec::new();
     let mut sargs = vec![0.0; scalars.len()];
+    let counts_resets = name == "rate" || name == "increase";
+    // resets[i]: counter resets between consecutive samples up to sample i.
+    let mut resets: Vec<u32> = Vec::new();
     src.for_each(ev, |s| {
         ev.check()?;
         let n = s.points.len();
+        if counts_resets {
+            resets.clear();
+            let mut c = 0u32;
+            resets.push(0);
+            for w in s.points.windows(2) {
+                c += u32::from(w[1].v < w[0].v);
+                resets.push(c);
+            }
+        }
         let (mut lo, mut hi) = (0usize, 0usize);
         let mut pts = Vec::new();
         #[allow(clippy::needless_range_loop)]
@@ -78,6 +93,7 @@ pub(super) fn eval_range_call(ev: &Ev, name: &str, args: &[&Expr]) -> Result<Val
             }
             let w = Win {
                 s: &s.points[lo..hi],
+                resets: counts_resets.then(|| resets[hi - 1] - resets[lo]),
                 range: src.range,
                 end,
                 ts,
@@ -252,7 +268,7 @@ fn extrapolated(w: &Win, is_counter: bool, is_rate: bool) -> Option<f64> {
     let first_t = s[0].t;
     let last_t = s[n1].t;
     let mut result = s[n1].v - s[0].v;
-    if is_counter {
+    if is_counter && w.resets != Some(0) {
         let mut prev = s[0].v;
         for p in &s[1..] {
             if p.v < prev {
