@@ -11,6 +11,7 @@ mod aggregations;
 mod binary;
 pub mod engine;
 mod functions;
+pub mod parse_error;
 mod value;
 
 pub use engine::{

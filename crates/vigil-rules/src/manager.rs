@@ -111,10 +111,7 @@ impl RuleManager {
     pub fn apply(&self, cfg: &Config) -> Result<(), RulesError> {
         let _guard = self.busy.lock();
         let files = crate::rulefmt::expand_globs(&cfg.rule_files)?;
-        let names = match cfg.global.metric_name_validation_scheme.as_deref() {
-            Some("legacy") => NameValidation::Legacy,
-            _ => NameValidation::Utf8,
-        };
+        let names = NameValidation::of_config(cfg);
         let mut groups = group::load_groups(
             &files,
             cfg.global.evaluation_interval.as_millis() as i64,
@@ -397,4 +394,125 @@ fn query_escape(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::unittest::MemStorage;
+    use vigil_model::{Labels, Sample};
+
+    const RULES: &str = "groups:
+  - name: late
+    rules:
+      - alert: Always
+        expr: vector(1) > 0
+        for: 0s
+      - alert: Slow
+        expr: vector(1) > 0
+        for: 1h
+";
+
+    /// A config in `dir` with `rule_files: {files}`, loaded as vigil loads one (relative
+    /// rule files resolved against the config's directory).
+    fn config(dir: &std::path::Path, files: &str) -> Config {
+        let text = format!("global:\n  evaluation_interval: 1h\nrule_files: {files}\n");
+        vigil_config::load_str(&text, &dir.join("prometheus.yml"))
+            .unwrap()
+            .config
+    }
+
+    fn rule_dir(tag: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("vigil-rules-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("late.yml"), RULES).unwrap();
+        dir
+    }
+
+    /// The series `name{alertname=...}` written so far.
+    fn written(db: &MemStorage, name: &str, alertname: &str) -> Vec<(Labels, Vec<Sample>)> {
+        db.dump()
+            .into_iter()
+            .filter(|(l, _)| l.metric_name() == Some(name) && l.get("alertname") == Some(alertname))
+            .collect()
+    }
+
+    fn only_group(m: &RuleManager) -> Arc<Mutex<Group>> {
+        let running = m.running.lock();
+        assert_eq!(running.len(), 1);
+        running[0].group.clone()
+    }
+
+    #[tokio::test]
+    async fn a_group_added_by_reload_writes_alerts_and_keeps_them_across_reloads() {
+        let dir = rule_dir("reload");
+        let db = Arc::new(MemStorage::default());
+        let m = RuleManager::new(db.clone(), db.clone(), None, ManagerOptions::default());
+        // vigil starts without rules; a reload adds the file.
+        m.apply(&config(&dir, "[]")).unwrap();
+        m.apply(&config(&dir, "[late.yml]")).unwrap();
+        let g = only_group(&m);
+        assert!(!g.lock().should_restore);
+        m.eval_group(&g, 1_000_000);
+        let always = written(&db, "ALERTS", "Always");
+        assert_eq!(always.len(), 1, "{always:?}");
+        assert_eq!(always[0].0.get("alertstate"), Some("firing"));
+        let slow = written(&db, "ALERTS", "Slow");
+        assert_eq!(slow.len(), 1, "{slow:?}");
+        assert_eq!(slow[0].0.get("alertstate"), Some("pending"));
+        let for_state = written(&db, "ALERTS_FOR_STATE", "Slow");
+        assert_eq!(
+            for_state[0].1,
+            vec![Sample {
+                t: 1_000_000,
+                v: 1000.0
+            }]
+        );
+
+        // Reloading the same file: the group's rules keep their alerts (the `for` clock of
+        // the pending one does not restart) and keep writing.
+        m.apply(&config(&dir, "[late.yml]")).unwrap();
+        let g = only_group(&m);
+        m.eval_group(&g, 1_060_000);
+        let for_state = written(&db, "ALERTS_FOR_STATE", "Slow");
+        assert_eq!(
+            for_state[0].1,
+            vec![
+                Sample {
+                    t: 1_000_000,
+                    v: 1000.0
+                },
+                Sample {
+                    t: 1_060_000,
+                    v: 1000.0
+                }
+            ]
+        );
+        let alerts = m.alerts();
+        let slow = alerts
+            .iter()
+            .find(|a| a.labels.get("alertname") == Some("Slow"));
+        assert_eq!(slow.map(|a| a.active_at), Some(1_000_000));
+        assert_eq!(written(&db, "ALERTS", "Always")[0].1.len(), 2);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn groups_loaded_at_start_write_alerts_once_restored() {
+        let dir = rule_dir("start");
+        let db = Arc::new(MemStorage::default());
+        let m = RuleManager::new(db.clone(), db.clone(), None, ManagerOptions::default());
+        m.apply(&config(&dir, "[late.yml]")).unwrap();
+        let g = only_group(&m);
+        assert!(g.lock().should_restore);
+        // Before the restore (after the second evaluation), nothing is written.
+        m.eval_group(&g, 1_000_000);
+        assert!(written(&db, "ALERTS", "Always").is_empty());
+        g.lock()
+            .restore_for_state(db.as_ref(), 1_000_000, 3_600_000, 600_000);
+        m.eval_group(&g, 1_060_000);
+        assert_eq!(written(&db, "ALERTS", "Always").len(), 1);
+        assert_eq!(written(&db, "ALERTS", "Slow").len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -123,6 +123,16 @@ pub enum NameValidation {
     Legacy,
 }
 
+impl NameValidation {
+    /// The scheme of a config: `global.metric_name_validation_scheme: legacy`, else UTF-8.
+    pub fn of_config(cfg: &vigil_config::Config) -> Self {
+        match cfg.global.metric_name_validation_scheme.as_deref() {
+            Some("legacy") => NameValidation::Legacy,
+            _ => NameValidation::Utf8,
+        }
+    }
+}
+
 fn legacy_label_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
@@ -197,11 +207,11 @@ fn validate_rule(r: &RuleDesc, names: NameValidation) -> Vec<String> {
         _ => {}
     }
     let expr = r.expr.as_ref().map(|t| t.0.as_str()).unwrap_or("");
-    // vigil's extra functions (holt_winters, drift_*) must parse here too (`check rules`).
-    vigil_promql::register_parser_extensions();
     if expr.is_empty() {
         out.push("field 'expr' must be set in rule".into());
-    } else if let Err(e) = promql_parser::parser::parse(expr) {
+    } else if let Err(e) = vigil_promql::parse_error::parse(expr) {
+        // The engine's parser (vigil's extra functions included); the error carries its
+        // position as Prometheus prints it (`1:5: parse error: ...`).
         out.push(format!("could not parse expression: {}", e.trim_end()));
     }
     if !record.is_empty() {

@@ -175,3 +175,25 @@ fn same_verdict_as_promtool() {
     assert!(files.len() >= 15, "unit-test files found: {}", files.len());
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
 }
+
+/// A bad expression is reported as promtool reports it: the parser's position within the
+/// expression and its message (`bad-rules-syntax.yml` has `expr: 'test +'`).
+#[test]
+fn bad_expression_message_carries_promtools_position() {
+    let f = root().join("../shared/testdata/rules/promtool/bad-rules-syntax-test.yml");
+    let want = "could not parse expression: 1:7: parse error: unexpected end of input";
+    if Path::new("/usr/bin/promtool").exists() {
+        let out = std::process::Command::new("/usr/bin/promtool")
+            .args(["test", "rules"])
+            .arg(&f)
+            .output()
+            .expect("run promtool");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(want), "promtool says: {stderr}");
+    }
+    let Verdict::Failed(errs) = run_file(&f) else {
+        panic!("{} must fail", f.display());
+    };
+    let ours = errs.join("\n");
+    assert!(ours.contains(want), "vigil says: {ours}");
+}

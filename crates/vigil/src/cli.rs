@@ -15,15 +15,26 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 and answers PromQL over Prometheus' HTTP API (/api/v1/query, ...), so Grafana, promtool and curl \
 work against it unchanged.\n\nWithout --config.file it runs an embedded default that scrapes \
 vigil itself at localhost:9090 every 15s, as Prometheus' example config does.",
+    after_help = "Examples:
+  vigil --config.file=prometheus.yml                  scrape, store and serve on :9090
+  vigil check config prometheus.yml                   validate a config as promtool does
+  vigil tsdb import openmetrics data.om data/         backfill blocks from a file
+Flags, config keys and the HTTP API: docs/cli.md, docs/configuration.md, docs/api.md.
+kill -HUP (or POST /-/reload with --web.enable-lifecycle) reloads the config.",
     args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     /// Prometheus configuration file path. Without it, an embedded default that scrapes vigil itself.
-    #[arg(long = "config.file", value_name = "FILE")]
+    #[arg(
+        help_heading = "CONFIGURATION",
+        long = "config.file",
+        value_name = "FILE"
+    )]
     pub config_file: Option<PathBuf>,
 
     /// Base path for metrics storage.
     #[arg(
+        help_heading = "STORAGE",
         long = "storage.tsdb.path",
         value_name = "DIR",
         default_value = "data/"
@@ -32,6 +43,7 @@ pub struct Cli {
 
     /// How long to retain samples in storage (e.g. 15d, 12h). 0 keeps them forever.
     #[arg(
+        help_heading = "STORAGE",
         long = "storage.tsdb.retention.time",
         value_name = "DURATION",
         default_value = "15d"
@@ -40,12 +52,13 @@ pub struct Cli {
 
     /// Maximum number of bytes of storage (e.g. 512MB, 10GB; units B, KB, MB, GB, TB, PB with
     /// base 1024). Unset: no limit.
-    #[arg(long = "storage.tsdb.retention.size", value_name = "SIZE", value_parser = parse_bytes)]
+    #[arg(help_heading = "STORAGE", long = "storage.tsdb.retention.size", value_name = "SIZE", value_parser = parse_bytes)]
     pub retention_size: Option<u64>,
 
     /// Maximum number of active series in the head; past it new series are refused (and
     /// counted), existing ones keep flowing. 0 disables the limit.
     #[arg(
+        help_heading = "STORAGE",
         long = "storage.tsdb.max-series",
         value_name = "N",
         default_value_t = 0
@@ -54,6 +67,7 @@ pub struct Cli {
 
     /// Address to listen on for the UI, API, and telemetry.
     #[arg(
+        help_heading = "WEB",
         long = "web.listen-address",
         value_name = "ADDR",
         default_value = "0.0.0.0:9090"
@@ -61,19 +75,23 @@ pub struct Cli {
     pub listen_address: String,
 
     /// Enable shutdown and reload via HTTP request (POST /-/reload, POST /-/quit).
-    #[arg(long = "web.enable-lifecycle")]
+    #[arg(help_heading = "WEB", long = "web.enable-lifecycle")]
     pub enable_lifecycle: bool,
 
     /// Enable API endpoints for admin control actions (/api/v1/admin/tsdb/...).
-    #[arg(long = "web.enable-admin-api")]
+    #[arg(help_heading = "WEB", long = "web.enable-admin-api")]
     pub enable_admin_api: bool,
 
     /// Enable API endpoint accepting remote write requests (POST /api/v1/write).
-    #[arg(long = "web.enable-remote-write-receiver")]
+    #[arg(
+        help_heading = "REMOTE STORAGE",
+        long = "web.enable-remote-write-receiver"
+    )]
     pub enable_remote_write_receiver: bool,
 
     /// How long to wait flushing samples on shutdown or config reload (remote write).
     #[arg(
+        help_heading = "REMOTE STORAGE",
         long = "storage.remote.flush-deadline",
         value_name = "DURATION",
         default_value = "1m"
@@ -83,6 +101,7 @@ pub struct Cli {
     /// Maximum overall number of samples to return via the remote read interface, in a single
     /// query. 0 means no limit.
     #[arg(
+        help_heading = "REMOTE STORAGE",
         long = "storage.remote.read-sample-limit",
         value_name = "N",
         default_value_t = 50_000_000
@@ -91,6 +110,7 @@ pub struct Cli {
 
     /// Maximum number of concurrent remote read calls. 0 means no limit.
     #[arg(
+        help_heading = "REMOTE STORAGE",
         long = "storage.remote.read-concurrent-limit",
         value_name = "N",
         default_value_t = 10
@@ -99,6 +119,7 @@ pub struct Cli {
 
     /// Maximum number of bytes in a single frame of a streamed remote read response.
     #[arg(
+        help_heading = "REMOTE STORAGE",
         long = "storage.remote.read-max-bytes-in-frame",
         value_name = "BYTES",
         default_value_t = 1_048_576
@@ -109,6 +130,7 @@ pub struct Cli {
     /// many bytes (units as --storage.tsdb.retention.size); past it the oldest are deleted,
     /// counted and logged. vigil-specific.
     #[arg(
+        help_heading = "REMOTE STORAGE",
         long = "storage.remote.wal-keep-max-size",
         value_name = "SIZE",
         default_value = "1GB",
@@ -118,28 +140,39 @@ pub struct Cli {
 
     /// [EXPERIMENTAL] Path to a configuration file that can enable TLS or authentication
     /// (Prometheus' web config format: tls_server_config, basic_auth_users with bcrypt hashes).
-    #[arg(long = "web.config.file", value_name = "FILE")]
+    #[arg(help_heading = "WEB", long = "web.config.file", value_name = "FILE")]
     pub web_config_file: Option<PathBuf>,
 
     /// The URL under which vigil is externally reachable (e.g. behind a reverse proxy). Used
     /// for generated links; its path is the default route prefix.
-    #[arg(long = "web.external-url", value_name = "URL")]
+    #[arg(help_heading = "WEB", long = "web.external-url", value_name = "URL")]
     pub external_url: Option<String>,
 
     /// Prefix for the internal routes of web endpoints. Defaults to the path of --web.external-url.
-    #[arg(long = "web.route-prefix", value_name = "PATH")]
+    #[arg(help_heading = "WEB", long = "web.route-prefix", value_name = "PATH")]
     pub route_prefix: Option<String>,
 
     /// Maximum number of simultaneous connections. 0 means no limit.
-    #[arg(long = "web.max-connections", value_name = "N", default_value_t = 512)]
+    #[arg(
+        help_heading = "WEB",
+        long = "web.max-connections",
+        value_name = "N",
+        default_value_t = 512
+    )]
     pub max_connections: usize,
 
     /// Maximum time a query may take before being aborted.
-    #[arg(long = "query.timeout", value_name = "DURATION", default_value = "2m")]
+    #[arg(
+        help_heading = "QUERY",
+        long = "query.timeout",
+        value_name = "DURATION",
+        default_value = "2m"
+    )]
     pub query_timeout: Duration,
 
     /// Maximum number of samples a single query can load into memory.
     #[arg(
+        help_heading = "QUERY",
         long = "query.max-samples",
         value_name = "N",
         default_value_t = 50_000_000
@@ -147,11 +180,17 @@ pub struct Cli {
     pub query_max_samples: usize,
 
     /// Maximum number of queries executed concurrently; further queries wait for a slot.
-    #[arg(long = "query.max-concurrency", value_name = "N", default_value_t = 20)]
+    #[arg(
+        help_heading = "QUERY",
+        long = "query.max-concurrency",
+        value_name = "N",
+        default_value_t = 20
+    )]
     pub query_max_concurrency: usize,
 
     /// The maximum lookback duration for retrieving metrics during expression evaluations.
     #[arg(
+        help_heading = "QUERY",
         long = "query.lookback-delta",
         value_name = "DURATION",
         default_value = "5m"
@@ -159,12 +198,13 @@ pub struct Cli {
     pub lookback_delta: Duration,
 
     /// Only log messages with the given severity or above: debug, info, warn, error.
-    #[arg(long = "log.level", value_name = "LEVEL", default_value = "info", value_parser = ["debug", "info", "warn", "error"])]
+    #[arg(help_heading = "LOGGING", long = "log.level", value_name = "LEVEL", default_value = "info", value_parser = ["debug", "info", "warn", "error"])]
     pub log_level: String,
 
     /// Minimum duration between alert and restored "for" state. This is maintained only for
     /// alerts with configured "for" time greater than the grace period.
     #[arg(
+        help_heading = "RULES AND ALERTING",
         long = "rules.alert.for-grace-period",
         value_name = "DURATION",
         default_value = "10m"
@@ -173,6 +213,7 @@ pub struct Cli {
 
     /// Max time to tolerate Prometheus outage for restoring "for" state of alert.
     #[arg(
+        help_heading = "RULES AND ALERTING",
         long = "rules.alert.for-outage-tolerance",
         value_name = "DURATION",
         default_value = "1h"
@@ -181,6 +222,7 @@ pub struct Cli {
 
     /// Minimum amount of time to wait before resending an alert to Alertmanager.
     #[arg(
+        help_heading = "RULES AND ALERTING",
         long = "rules.alert.resend-delay",
         value_name = "DURATION",
         default_value = "1m"
@@ -189,6 +231,7 @@ pub struct Cli {
 
     /// The capacity of the queue for pending Alertmanager notifications.
     #[arg(
+        help_heading = "RULES AND ALERTING",
         long = "alertmanager.notification-queue-capacity",
         value_name = "N",
         default_value_t = 10000

@@ -28,6 +28,86 @@ fn check_config_accepts_the_seed_example() {
     assert!(stdout.contains("SUCCESS"), "{stdout}");
 }
 
+/// As promtool does, `check config` opens the rule files (globs resolved against the
+/// config's directory, not the working directory) and checks each one.
+#[test]
+fn check_config_checks_the_rule_files() {
+    let dir = tempdir("cli-rules");
+    std::fs::create_dir_all(dir.join("rules")).unwrap();
+    std::fs::write(
+        dir.join("rules/good.yml"),
+        "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: vector(1) > 0\n      - record: r\n        expr: vector(2)\n",
+    )
+    .unwrap();
+    let check = |name: &str, rule_files: &str| {
+        let cfg = dir.join(name);
+        std::fs::write(&cfg, format!("rule_files: {rule_files}\n")).unwrap();
+        let out = Command::new(vigil_bin())
+            .args(["check", "config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let good = dir.join("rules/good.yml");
+    let bad = dir.join("rules/zz-bad.yml");
+
+    let (code, stdout, stderr) = check("good.yml", "['rules/good.yml']");
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let want = format!(
+        "  SUCCESS: 1 rule files found\n SUCCESS: {} is valid prometheus config file syntax\n\nChecking {}\n  SUCCESS: 2 rules found\n\n",
+        dir.join("good.yml").display(),
+        good.display()
+    );
+    assert!(stdout.ends_with(&want), "{stdout}");
+
+    std::fs::write(
+        &bad,
+        "groups:\n  - name: g\n    rules:\n      - alert: B\n        expr: sum(\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = check("bad.yml", "['rules/*.yml']");
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("  SUCCESS: 2 rule files found\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "Checking {}\n  SUCCESS: 2 rules found",
+            good.display()
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("Checking {}\n", bad.display())),
+        "{stdout}"
+    );
+    assert!(stderr.starts_with("  FAILED:\n     "), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}: group \"g\", rule 1, \"B\": could not parse expression: 1:5: parse error: unclosed left parenthesis",
+            bad.display()
+        )),
+        "{stderr}"
+    );
+
+    let (code, stdout, stderr) = check("missing.yml", "['rules/nope.yml']");
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert_eq!(
+        stderr,
+        format!(
+            "  FAILED: {:?} does not point to an existing file\n",
+            dir.join("rules/nope.yml").display().to_string()
+        )
+    );
+    assert!(!stdout.contains("SUCCESS"), "{stdout}");
+}
+
 #[test]
 fn misspelt_key_fails_with_line() {
     let p = write(

@@ -501,6 +501,62 @@ fn diff(p: &Res, v: &Res) -> Option<String> {
     }
 }
 
+/// Malformed queries: both answer 400 `bad_data` with the parser's `line:column` position
+/// (`invalid parameter "query": 1:9: parse error: ...`). The words after the position may
+/// differ (2.42's grammar adds context such as "in aggregation"), so they are printed, not
+/// compared. Returns the disagreements.
+fn malformed_queries_agree(prom_port: u16, vigil_port: u16) -> Vec<String> {
+    let bad = [
+        "sum(rate(up[5m])",
+        "up{job=\"a\"",
+        "up +",
+        "foo bar",
+        "sum by (job up)",
+        "rate(up[5m]",
+        "1 +* 2",
+        "up[5m",
+        "up{job=~\"a\" job}",
+        "(up",
+        "up)",
+        "label_replace(up, \"a\", \"b\")))",
+        "http_requests_total{status=\"500\"} offset",
+        "topk(3,",
+        "up\n  and\n  on(",
+        "rate(up[5m]) + nosuchfn(up)",
+    ];
+    let position = |e: &str| -> Option<String> {
+        let rest = e.strip_prefix("invalid parameter \"query\": ")?;
+        let (pos, _) = rest.split_once(": parse error")?;
+        Some(pos.to_string())
+    };
+    let mut out = Vec::new();
+    for q in bad {
+        let path = format!("/api/v1/query?query={}&time=1", enc(q));
+        let get = |port: u16| {
+            let (status, body) = http_get(&format!("http://127.0.0.1:{port}{path}")).unwrap();
+            let v: Value = serde_json::from_str(&body).unwrap();
+            (
+                status,
+                v["errorType"].as_str().unwrap_or("").to_string(),
+                v["error"].as_str().unwrap_or("").to_string(),
+            )
+        };
+        let (p, v) = (get(prom_port), get(vigil_port));
+        eprintln!(
+            "malformed {q:?}\n    Prometheus: {}\n    vigil:      {}",
+            p.2, v.2
+        );
+        let (pp, vp) = (position(&p.2), position(&v.2));
+        if (p.0, &p.1) != (v.0, &v.1) || pp.is_none() || pp != vp {
+            out.push(format!(
+                "malformed {q:?}: Prometheus {} {} {:?}, vigil {} {} {:?}",
+                p.0, p.1, p.2, v.0, v.1, v.2
+            ));
+        }
+    }
+    out
+}
+
 #[test]
 fn promql_matches_real_prometheus() {
     if !peers_present() {
@@ -688,6 +744,7 @@ fn promql_matches_real_prometheus() {
             (Some(d), None) => unexpected.push(format!("{q}\n    {d}")),
         }
     }
+    unexpected.extend(malformed_queries_agree(prom_port, vigil_port));
     eprintln!(
         "{compared} queries compared ({} evaluations each: {} instant, 1 range), {matched} matched, {} known differences, {} unexpected mismatches; {:.1} s",
         instants.len() + 1,

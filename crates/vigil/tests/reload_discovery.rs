@@ -108,6 +108,47 @@ fn reload_keeps_unchanged_targets_and_refuses_bad_configs() {
     assert!(vigil.running());
 }
 
+/// A rule file added by a reload: its alerting rules write `ALERTS` and `ALERTS_FOR_STATE`
+/// at once (only the groups vigil started with wait for the `for`-state restore), and a
+/// further reload keeps the alert (its `ALERTS_FOR_STATE` value, the activation time).
+#[test]
+fn alerting_rules_added_by_reload_write_alerts_series() {
+    let cfg1 = "global:\n  evaluation_interval: 1s\n";
+    let (_vigil, port, dir) = start_vigil_with(cfg1, &["--web.enable-lifecycle"]);
+    std::fs::write(
+        dir.join("added.yml"),
+        "groups:\n  - name: added\n    rules:\n      - alert: AddedByReload\n        expr: vector(1) > 0\n        for: 0s\n",
+    )
+    .unwrap();
+    let cfg2 = format!("{cfg1}rule_files: [added.yml]\n");
+    std::fs::write(dir.join("prometheus.yml"), &cfg2).unwrap();
+    let (status, body) = http_post(&format!("http://127.0.0.1:{port}/-/reload"));
+    assert_eq!(status, 200, "{body}");
+    wait_for(Duration::from_secs(10), "ALERTS of the added rule", || {
+        value(
+            port,
+            "ALERTS{alertname=\"AddedByReload\",alertstate=\"firing\"}",
+        )
+        .as_deref()
+            == Some("1")
+    });
+    let active_at = value(port, "ALERTS_FOR_STATE{alertname=\"AddedByReload\"}");
+    assert!(active_at.is_some());
+
+    let (status, body) = http_post(&format!("http://127.0.0.1:{port}/-/reload"));
+    assert_eq!(status, 200, "{body}");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        value(port, "ALERTS_FOR_STATE{alertname=\"AddedByReload\"}"),
+        active_at,
+        "the alert kept its activation time across the reload"
+    );
+    let (_, a) = api(port, "/api/v1/alerts");
+    let alerts = a["data"]["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{a}");
+    assert_eq!(alerts[0]["state"], "firing");
+}
+
 #[test]
 fn file_sd_changes_are_picked_up_and_targets_api_reports_them() {
     let (_sim, base) = start_targetsim(2, 20, 3_600_000);

@@ -207,9 +207,10 @@ impl Engine {
         &self.opts
     }
 
+    /// Parses `query`; a syntax error carries its position as Prometheus prints it
+    /// (`1:6: parse error: unexpected end of input`).
     pub fn parse(&self, query: &str) -> Result<Expr, EngineError> {
-        register_parser_extensions();
-        promql_parser::parser::parse(query).map_err(EngineError::Parse)
+        crate::parse_error::parse(query).map_err(EngineError::Parse)
     }
 
     /// Parses a series selector (`match[]` of the metadata endpoints) into matchers.
