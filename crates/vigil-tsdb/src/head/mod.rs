@@ -20,7 +20,8 @@ use ahash::AHashMap;
 use parking_lot::{Mutex, RwLock};
 use postings::Postings;
 use series::MemSeries;
-use std::hash::{BuildHasher, Hasher};
+use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use symbols::{Sym, Symbols};
@@ -29,7 +30,37 @@ use vigil_model::{AppendError, Labels, SeriesRef, StorageError};
 const STRIPES: usize = 1024;
 
 /// One stripe of the series map by reference.
-type RefStripe = RwLock<AHashMap<SeriesRef, Arc<MemSeries>>>;
+type RefStripe = RwLock<HashMap<SeriesRef, Arc<MemSeries>, BuildHasherDefault<RefHasher>>>;
+
+/// Consecutive references share a stripe in runs of this many. A scrape reads its series in
+/// the order they were created, so its lookups walk one stripe's table in order instead of
+/// missing the cache on every sample (the lookup was a fifth of ingest CPU with a random hash).
+const REF_RUN: u64 = 64;
+
+/// Hashes a reference to its place in its stripe: the low bits are the reference with the
+/// stripe's bits taken out, dense and in creation order, so references created together sit
+/// together in the table; the top 7 bits, which the table keeps as a tag, are mixed so that
+/// references that share a place are told apart without reading the key.
+#[derive(Default)]
+struct RefHasher(u64);
+
+impl Hasher for RefHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, r: u64) {
+        self.0 = r;
+    }
+
+    fn finish(&self) -> u64 {
+        let r = self.0;
+        let local = r / (REF_RUN * STRIPES as u64) * REF_RUN + r % REF_RUN;
+        local ^ (r.wrapping_mul(0x9E37_79B9_7F4A_7C15) & (0x7F << 57))
+    }
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct HeadOptions {
@@ -179,7 +210,7 @@ impl Head {
     }
 
     fn ref_stripe(&self, r: SeriesRef) -> &RefStripe {
-        &self.by_ref[r as usize % STRIPES]
+        &self.by_ref[(r / REF_RUN) as usize % STRIPES]
     }
 
     /// The series with reference `r`.

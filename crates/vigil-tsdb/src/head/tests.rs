@@ -278,3 +278,25 @@ fn label_lookups_with_matchers_agree_with_select_over_any_range() {
         }
     }
 }
+
+/// References land in their stripe's table at dense, distinct places in creation order, so
+/// the lookups of one scrape walk the table in order.
+#[test]
+fn reference_hash_is_dense_within_a_stripe() {
+    use super::{REF_RUN, RefHasher, STRIPES};
+    use std::collections::HashSet;
+    use std::hash::Hasher;
+    let place = |r: u64| {
+        let mut h = RefHasher::default();
+        h.write_u64(r);
+        (((r / REF_RUN) as usize % STRIPES), h.finish() & ((1 << 57) - 1))
+    };
+    let mut seen = HashSet::new();
+    for r in 0..(REF_RUN * STRIPES as u64 * 3) {
+        assert!(seen.insert(place(r)), "reference {r} shares a place");
+        if (r + 1) % REF_RUN != 0 {
+            let (s, p) = place(r);
+            assert_eq!(place(r + 1), (s, p + 1), "neighbours of {r}");
+        }
+    }
+}
