@@ -2,14 +2,16 @@
 //!
 //! Each target runs its own loop on the tokio runtime. A loop owns everything it reuses
 //! between scrapes: the body buffer and the scrape cache that maps the raw series text of the
-//! last scrape to its series reference and final labels, so an unchanged series costs one
-//! hash lookup instead of a label parse, relabel, sort and index lookup. The cache also
+//! last scrape to its series reference, so an unchanged series costs one comparison with the
+//! line the target sent in its place last time (`scrape_cache`) instead of a label parse,
+//! relabel, sort and index lookup. The cache also
 //! yields staleness: series that were in the last scrape and are not in this one get a
 //! StaleNaN, as do all series of a target that fails or goes away.
 
 mod client;
 mod discovery;
 mod manager;
+mod scrape_cache;
 mod scrape_loop;
 mod target;
 

@@ -5,8 +5,8 @@
 //! and the target's series of the last good scrape are marked stale, as in Prometheus.
 
 use crate::manager::{MetricMeta, TargetHealth, TargetStatus};
+use crate::scrape_cache::{CacheEntry, ScrapeCache};
 use crate::target::Target;
-use ahash::AHashMap;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -40,20 +40,6 @@ pub(crate) struct LoopSettings {
     pub client: reqwest::Client,
 }
 
-/// What the scrape cache keeps per series line. The final labels are not kept: the storage
-/// reference stands for them (saving some 500 bytes per series), and on the rare miss of a
-/// reference (a series the head dropped) they are rebuilt from the line.
-struct CacheEntry {
-    /// Reference in storage, once appended.
-    series: Option<SeriesRef>,
-    /// Metric relabeling dropped the series.
-    dropped: bool,
-    /// Scrape number in which the series was last seen.
-    last_seen: u64,
-    /// The target gave an explicit timestamp: Prometheus writes no staleness for such series.
-    explicit_ts: bool,
-}
-
 /// Counts of one scrape, for the synthetic series.
 #[derive(Default, Clone, Copy)]
 struct Report {
@@ -67,7 +53,7 @@ pub(crate) struct ScrapeLoop {
     settings: LoopSettings,
     db: Arc<dyn Appendable>,
     status: Arc<Mutex<TargetStatus>>,
-    cache: AHashMap<Box<[u8]>, CacheEntry>,
+    cache: ScrapeCache,
     /// Reused between scrapes so a steady target allocates no body buffer per scrape.
     body: Vec<u8>,
     metadata: BTreeMap<String, MetricMeta>,
@@ -98,7 +84,7 @@ impl ScrapeLoop {
             settings,
             db,
             status,
-            cache: AHashMap::new(),
+            cache: ScrapeCache::default(),
             body: Vec::new(),
             metadata: BTreeMap::new(),
             synthetic: [None; 5],
@@ -233,7 +219,7 @@ impl ScrapeLoop {
                 // Series first seen in the failed scrape were never committed.
                 let it = self.iteration;
                 self.cache
-                    .retain(|_, e| e.series.is_some() || e.last_seen != it);
+                    .retain(|e| e.series.is_some() || e.last_seen != it);
                 Err((e, rep))
             }
         }
@@ -249,6 +235,7 @@ impl ScrapeLoop {
     ) -> Result<(), String> {
         let iteration = self.iteration;
         let mut meta_changed = false;
+        self.cache.begin();
         for entry in Parser::new(body, format) {
             let s = match entry.map_err(|e| e.to_string())? {
                 Entry::Sample(s) => s,
@@ -318,7 +305,7 @@ impl ScrapeLoop {
                             }
                         }
                     }
-                    self.cache.insert(s.series.into(), e);
+                    self.cache.insert(s.series, e);
                 }
             }
         }
@@ -335,7 +322,7 @@ impl ScrapeLoop {
         let prev = self.last_ok;
         let db = Arc::clone(&self.db);
         let mut app = db.appender();
-        self.cache.retain(|_, e| {
+        self.cache.retain(|e| {
             if e.last_seen == cur {
                 return true;
             }
