@@ -40,8 +40,21 @@ pub struct SampleEntry<'a> {
     pub timestamp_ms: Option<i64>,
     /// OpenMetrics exemplar (`# {labels} value [timestamp]`).
     pub exemplar: Option<Exemplar<'a>>,
-    /// Text between the braces, already validated by the parser.
+    /// Text between the braces, already validated by the parser unless `unchecked` is set.
     labels_src: &'a str,
+    /// Set when the parser deferred the label syntax check (see
+    /// [`Parser::defer_label_checks`]): what [`SampleEntry::check`] needs to run it.
+    unchecked: Option<Unchecked<'a>>,
+}
+
+/// A sample line whose labels were not checked yet.
+#[derive(Debug, Clone, PartialEq)]
+struct Unchecked<'a> {
+    line: &'a str,
+    /// Index of the `{` in `line`.
+    brace: usize,
+    line_no: usize,
+    format: Format,
 }
 
 /// An OpenMetrics exemplar. Parsing one allocates (the label vector); samples without
@@ -68,6 +81,21 @@ impl<'a> SampleEntry<'a> {
     /// The (unescaped) value of the label `name`, if the sample has it.
     pub fn label(&self, name: &str) -> Option<Cow<'a, str>> {
         self.labels().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    /// Checks the label syntax the parser skipped under [`Parser::defer_label_checks`]:
+    /// the error it would have returned for this line, if any. Always `Ok` otherwise.
+    pub fn check(&self) -> Result<(), ParseError> {
+        let Some(u) = &self.unchecked else {
+            return Ok(());
+        };
+        label_list(u.line, u.brace + 1, true, u.format, &mut Vec::new(), None)
+            .map(|_| ())
+            .map_err(|(at, message)| ParseError {
+                line: u.line_no,
+                column: at + 1,
+                message,
+            })
     }
 }
 
@@ -143,6 +171,9 @@ pub struct Parser<'a> {
     /// Scratch for the duplicate-label check, reused across lines.
     names: Vec<&'a str>,
     validator: Option<Box<Validator>>,
+    defer_label_checks: bool,
+    /// Number of the line being parsed.
+    current_line: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -162,7 +193,18 @@ impl<'a> Parser<'a> {
             done: false,
             names: Vec::new(),
             validator: None,
+            defer_label_checks: false,
+            current_line: 0,
         }
+    }
+
+    /// Leaves the label syntax of sample lines with a plain metric name unchecked until the
+    /// caller asks ([`SampleEntry::check`]). For a caller that remembers the exact lines it
+    /// has checked before, such as a scrape cache, and only needs to check new ones: the
+    /// parser then only finds where the labels end. Ignored by [`Parser::strict`].
+    pub fn defer_label_checks(mut self) -> Self {
+        self.defer_label_checks = true;
+        self
     }
 
     /// Also enforce the semantic rules of OpenMetrics 1.0 (metadata placement and
@@ -359,8 +401,21 @@ impl<'a> Parser<'a> {
             }
         }
         let mut labels_src = "";
+        let mut unchecked = None;
         let brace = if om { i } else { skip_ws(b, i) };
-        if b.get(brace) == Some(&b'{') {
+        let deferred = self.defer_label_checks && self.validator.is_none() && name.is_some();
+        if b.get(brace) == Some(&b'{')
+            && let Some(close) = deferred.then(|| labels_end(b, brace + 1)).flatten()
+        {
+            labels_src = sub(line, brace + 1, close);
+            unchecked = Some(Unchecked {
+                line,
+                brace,
+                line_no: self.current_line,
+                format: self.format,
+            });
+            i = close + 1;
+        } else if b.get(brace) == Some(&b'{') {
             let (close, qname) = self.labels(line, brace + 1, name.is_some(), None)?;
             labels_src = sub(line, brace + 1, close);
             if qname.is_some() {
@@ -376,11 +431,19 @@ impl<'a> Parser<'a> {
         };
         let series = b.get(start..i).unwrap_or(&[]);
 
-        let (value, timestamp_ms, exemplar) = if om {
-            self.om_tail(line, i)?
+        let tail = if om {
+            self.om_tail(line, i)
         } else {
-            let (v, t) = text_tail(line, i)?;
-            (v, t, None)
+            text_tail(line, i).map(|(v, t)| (v, t, None))
+        };
+        let (value, timestamp_ms, exemplar) = match tail {
+            Ok(tail) => tail,
+            // A bad line reports its first error, as if the labels had been checked first.
+            Err(e) if unchecked.is_some() => {
+                self.labels(line, brace + 1, true, None)?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
         };
         Ok(Entry::Sample(SampleEntry {
             series,
@@ -389,6 +452,7 @@ impl<'a> Parser<'a> {
             timestamp_ms,
             exemplar,
             labels_src,
+            unchecked,
         }))
     }
 
@@ -471,89 +535,115 @@ impl<'a> Parser<'a> {
     fn labels(
         &mut self,
         line: &'a str,
-        mut i: usize,
+        i: usize,
         has_name: bool,
-        mut sink: Option<&mut Vec<(Cow<'a, str>, Cow<'a, str>)>>,
+        sink: Option<&mut Vec<(Cow<'a, str>, Cow<'a, str>)>>,
     ) -> LineResult<(usize, Option<Cow<'a, str>>)> {
-        let om = self.format == Format::OpenMetrics;
-        let b = line.as_bytes();
-        let ws = |i: usize| if om { i } else { skip_ws(b, i) };
-        self.names.clear();
-        let mut qname: Option<Cow<'a, str>> = None;
-        let mut after_comma = false;
-        loop {
-            i = ws(i);
-            let item = i;
-            let (raw, quoted, after) = match b.get(i) {
-                Some(b'}') if !after_comma || !om => return Ok((i, qname)),
-                Some(b'"') => {
-                    let close = scan_quoted(b, i + 1)
-                        .or_else(|e| err(e, "unterminated quoted label name"))?;
-                    (sub(line, i + 1, close), true, close + 1)
-                }
-                Some(&c) if is_label_start(c) => {
-                    let e = scan_while(b, i, is_label_char);
-                    (sub(line, i, e), false, e)
-                }
-                _ => {
-                    return err(i, format!("expected label name, found {}", found(line, i)));
-                }
-            };
-            i = ws(after);
-            if quoted && sink.is_none() && matches!(b.get(i), Some(b',' | b'}')) {
-                if has_name || qname.is_some() {
-                    return err(item, "metric name given twice");
-                }
-                qname = Some(unescape(raw, Escapes::Quoted));
-            } else {
-                if b.get(i) != Some(&b'=') {
-                    return err(
-                        i,
-                        format!(
-                            "expected '=' after label name {raw:?}, found {}",
-                            found(line, i)
-                        ),
-                    );
-                }
-                i = ws(i + 1);
-                if b.get(i) != Some(&b'"') {
-                    return err(
-                        i,
-                        format!(
-                            "expected '\"' to start the value of label {raw:?}, found {}",
-                            found(line, i)
-                        ),
-                    );
-                }
-                let close = scan_quoted(b, i + 1)
-                    .or_else(|e| err(e, format!("unterminated value of label {raw:?}")))?;
-                if self.names.iter().any(|n| same_name(n, raw)) {
-                    return err(item, format!("duplicate label name {raw:?}"));
-                }
-                self.names.push(raw);
-                if let Some(sink) = sink.as_deref_mut() {
-                    sink.push((
-                        unescape(raw, Escapes::Quoted),
-                        unescape(sub(line, i + 1, close), Escapes::Quoted),
-                    ));
-                }
-                i = close + 1;
+        label_list(line, i, has_name, self.format, &mut self.names, sink)
+    }
+}
+
+/// Lexes and validates a label set; `i` is just after `{`. Returns the index of `}` and
+/// the metric name if it was given as a quoted string inside the braces.
+#[allow(clippy::type_complexity)]
+fn label_list<'a>(
+    line: &'a str,
+    mut i: usize,
+    has_name: bool,
+    format: Format,
+    names: &mut Vec<&'a str>,
+    mut sink: Option<&mut Vec<(Cow<'a, str>, Cow<'a, str>)>>,
+) -> LineResult<(usize, Option<Cow<'a, str>>)> {
+    let om = format == Format::OpenMetrics;
+    let b = line.as_bytes();
+    let ws = |i: usize| if om { i } else { skip_ws(b, i) };
+    names.clear();
+    let mut qname: Option<Cow<'a, str>> = None;
+    let mut after_comma = false;
+    loop {
+        i = ws(i);
+        let item = i;
+        let (raw, quoted, after) = match b.get(i) {
+            Some(b'}') if !after_comma || !om => return Ok((i, qname)),
+            Some(b'"') => {
+                let close =
+                    scan_quoted(b, i + 1).or_else(|e| err(e, "unterminated quoted label name"))?;
+                (sub(line, i + 1, close), true, close + 1)
             }
-            i = ws(i);
-            match b.get(i) {
-                Some(b',') => {
-                    after_comma = true;
-                    i += 1;
-                }
-                Some(b'}') => return Ok((i, qname)),
-                _ => {
-                    return err(
-                        i,
-                        format!("expected ',' or '}}' after label, found {}", found(line, i)),
-                    );
-                }
+            Some(&c) if is_label_start(c) => {
+                let e = scan_while(b, i, is_label_char);
+                (sub(line, i, e), false, e)
+            }
+            _ => {
+                return err(i, format!("expected label name, found {}", found(line, i)));
+            }
+        };
+        i = ws(after);
+        if quoted && sink.is_none() && matches!(b.get(i), Some(b',' | b'}')) {
+            if has_name || qname.is_some() {
+                return err(item, "metric name given twice");
+            }
+            qname = Some(unescape(raw, Escapes::Quoted));
+        } else {
+            if b.get(i) != Some(&b'=') {
+                return err(
+                    i,
+                    format!(
+                        "expected '=' after label name {raw:?}, found {}",
+                        found(line, i)
+                    ),
+                );
+            }
+            i = ws(i + 1);
+            if b.get(i) != Some(&b'"') {
+                return err(
+                    i,
+                    format!(
+                        "expected '\"' to start the value of label {raw:?}, found {}",
+                        found(line, i)
+                    ),
+                );
+            }
+            let close = scan_quoted(b, i + 1)
+                .or_else(|e| err(e, format!("unterminated value of label {raw:?}")))?;
+            if names.iter().any(|n| same_name(n, raw)) {
+                return err(item, format!("duplicate label name {raw:?}"));
+            }
+            names.push(raw);
+            if let Some(sink) = sink.as_deref_mut() {
+                sink.push((
+                    unescape(raw, Escapes::Quoted),
+                    unescape(sub(line, i + 1, close), Escapes::Quoted),
+                ));
+            }
+            i = close + 1;
+        }
+        i = ws(i);
+        match b.get(i) {
+            Some(b',') => {
+                after_comma = true;
+                i += 1;
+            }
+            Some(b'}') => return Ok((i, qname)),
+            _ => {
+                return err(
+                    i,
+                    format!("expected ',' or '}}' after label, found {}", found(line, i)),
+                );
             }
         }
+    }
+}
+
+/// Where the label set that starts at `i` (just after `{`) ends: the index of the `}` that
+/// is not inside a quoted string, or `None` if a string is not terminated or there is none.
+fn labels_end(b: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        i += memchr::memchr2(b'"', b'}', b.get(i..)?)?;
+        if b[i] == b'}' {
+            return Some(i);
+        }
+        i = scan_quoted(b, i + 1).ok()? + 1;
     }
 }
 
@@ -646,6 +736,7 @@ impl<'a> Iterator for Parser<'a> {
             let start = self.pos;
             let end = memchr(b'\n', &self.body[start..]).map_or(self.body.len(), |o| start + o);
             let line_no = self.line_no;
+            self.current_line = line_no;
             self.line_no += 1;
             self.pos = end + 1;
             if end > self.text.len() {

@@ -188,8 +188,86 @@ fn check(families: &[Family], format: Format) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// What a parser yields, in comparable form; with `deferred`, each sample's deferred label
+/// check runs as the scrape loop runs it, and its error ends the sequence as the eager
+/// parser's error would.
+fn outcomes(body: &[u8], format: Format, deferred: bool) -> Vec<String> {
+    let mut p = Parser::new(body, format);
+    if deferred {
+        p = p.defer_label_checks();
+    }
+    let mut out = Vec::new();
+    for r in p {
+        match r {
+            Ok(Entry::Sample(s)) => {
+                if let Err(e) = s.check() {
+                    out.push(format!("error {e}"));
+                    break;
+                }
+                let labels: Vec<_> = s.labels().collect();
+                out.push(format!(
+                    "{:?} {:?} {} {:?} {labels:?} {:?}",
+                    s.series,
+                    s.name,
+                    s.value.to_bits(),
+                    s.timestamp_ms,
+                    s.exemplar
+                ));
+            }
+            Ok(e) => out.push(format!("{e:?}")),
+            Err(e) => out.push(format!("error {e}")),
+        }
+    }
+    out
+}
+
+/// Bytes near the exposition syntax: braces, quotes, escapes, separators.
+fn near_syntax() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(
+        prop_oneof![
+            Just(b'{'),
+            Just(b'}'),
+            Just(b'"'),
+            Just(b'\\'),
+            Just(b'\n'),
+            Just(b' '),
+            Just(b'#'),
+            Just(b'='),
+            Just(b','),
+            Just(b'1'),
+            Just(b'x'),
+            Just(b'_'),
+            Just(0xff),
+            any::<u8>(),
+        ],
+        0..64,
+    )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Deferring the label checks changes nothing a caller that checks every sample sees:
+    /// the same entries and the same first error, at the same line and column.
+    #[test]
+    fn deferred_label_checks_agree(
+        families in families(),
+        prefix in near_syntax(),
+        suffix in near_syntax(),
+    ) {
+        for format in [Format::PrometheusText, Format::OpenMetrics] {
+            let rendered = render(&families, format);
+            for body in [
+                rendered.clone().into_bytes(),
+                [b"m{".as_slice(), &suffix].concat(),
+                [&prefix[..], b" 1\n", rendered.as_bytes()].concat(),
+                [b"a{b=\"c\"".as_slice(), &suffix, b"} 1\n"].concat(),
+                prefix.clone(),
+            ] {
+                prop_assert_eq!(outcomes(&body, format, false), outcomes(&body, format, true));
+            }
+        }
+    }
 
     #[test]
     fn text_roundtrip(families in families()) {

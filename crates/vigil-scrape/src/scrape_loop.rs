@@ -54,6 +54,8 @@ pub(crate) struct ScrapeLoop {
     db: Arc<dyn Appendable>,
     status: Arc<Mutex<TargetStatus>>,
     cache: ScrapeCache,
+    /// The format of the last scrape, whose lines the cache holds.
+    cached_format: Option<Format>,
     /// Reused between scrapes so a steady target allocates no body buffer per scrape.
     body: Vec<u8>,
     metadata: BTreeMap<String, MetricMeta>,
@@ -85,6 +87,7 @@ impl ScrapeLoop {
             db,
             status,
             cache: ScrapeCache::default(),
+            cached_format: None,
             body: Vec::new(),
             metadata: BTreeMap::new(),
             synthetic: [None; 5],
@@ -236,7 +239,14 @@ impl ScrapeLoop {
         let iteration = self.iteration;
         let mut meta_changed = false;
         self.cache.begin();
-        for entry in Parser::new(body, format) {
+        // A line the cache holds was checked when it was first seen, in the same format: only
+        // new lines need their labels checked.
+        let mut parser = Parser::new(body, format);
+        if self.cached_format == Some(format) {
+            parser = parser.defer_label_checks();
+        }
+        self.cached_format = Some(format);
+        for entry in parser {
             let s = match entry.map_err(|e| e.to_string())? {
                 Entry::Sample(s) => s,
                 Entry::Help { family, help } => {
@@ -285,7 +295,8 @@ impl ScrapeLoop {
                     }
                 }
                 None => {
-                    // A miss: the final labels are built and checked once, here.
+                    // A miss: the line is checked, and the final labels built, once, here.
+                    s.check().map_err(|e| e.to_string())?;
                     let labels = sample_labels(&self.target, self.settings.honor_labels, &s);
                     let labels = relabel::process(&labels, &self.settings.metric_relabel);
                     let mut e = CacheEntry {

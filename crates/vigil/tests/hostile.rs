@@ -1,7 +1,8 @@
 //! Hostile targets, each beside a well-behaved one: a target that hangs, one that streams
-//! without end, one that sends garbage, a gzip bomb, duplicate series, and a huge label
-//! value. Each gets Prometheus' documented outcome (mostly `up` 0 and a lastError on
-//! /api/v1/targets), vigil's memory stays bounded, and the good target keeps being scraped.
+//! without end, one that sends garbage, a gzip bomb, duplicate series, a huge label value,
+//! and one whose body turns malformed after a good scrape. Each gets Prometheus' documented
+//! outcome (mostly `up` 0 and a lastError on /api/v1/targets), vigil's memory stays
+//! bounded, and the good target keeps being scraped.
 
 mod common;
 
@@ -21,7 +22,12 @@ enum Mode {
     GzipBomb,
     Duplicates,
     HugeLabel,
+    /// Good in its first scrape; from the second on, a new line with a duplicate label
+    /// follows the known one (the scrape cache skips the checks of known lines only).
+    TurnsBad,
 }
+
+static TURNS_BAD_SCRAPES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// Serves `mode` on a loopback port, one thread per connection, until the test exits.
 fn serve(mode: Mode, bomb: &'static [u8]) -> u16 {
@@ -84,6 +90,15 @@ fn handle(mut c: TcpStream, mode: Mode, bomb: &[u8]) -> std::io::Result<()> {
             head(&mut c, "", body.len())?;
             c.write_all(body.as_bytes())?;
         }
+        Mode::TurnsBad => {
+            let n = TURNS_BAD_SCRAPES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut body = String::from("turns_bad{a=\"1\"} 1\n");
+            if n > 0 {
+                body.push_str("turns_bad{a=\"1\",a=\"2\"} 2\n");
+            }
+            head(&mut c, "", body.len())?;
+            c.write_all(body.as_bytes())?;
+        }
         Mode::HugeLabel => {
             let body = format!("huge_metric{{a=\"{}\"}} 1\n", "x".repeat(1 << 20));
             head(&mut c, "", body.len())?;
@@ -124,6 +139,7 @@ fn hostile_targets_fail_alone_and_memory_stays_bounded() {
         ("dups", Mode::Duplicates),
         ("huge", Mode::HugeLabel),
         ("hugelimited", Mode::HugeLabel),
+        ("turnsbad", Mode::TurnsBad),
     ]
     .into_iter()
     .map(|(job, mode)| (job, serve(mode, bomb)))
@@ -168,6 +184,7 @@ fn hostile_targets_fail_alone_and_memory_stays_bounded() {
     expect_down("bomb", "body size limit exceeded");
     expect_down("garbage", "line 1");
     expect_down("hugelimited", "label_value_length_limit exceeded");
+    expect_down("turnsbad", "duplicate label name");
     for job in ["good", "dups", "huge"] {
         assert_eq!(by_job(job)["health"], "up", "{job}: {}", by_job(job));
     }
@@ -180,7 +197,14 @@ fn hostile_targets_fail_alone_and_memory_stays_bounded() {
             .first()
             .map(|s| s["value"][1].as_str().unwrap().to_string())
     };
-    for job in ["hang", "endless", "garbage", "bomb", "hugelimited"] {
+    for job in [
+        "hang",
+        "endless",
+        "garbage",
+        "bomb",
+        "hugelimited",
+        "turnsbad",
+    ] {
         assert_eq!(
             value(&format!("up{{job=\"{job}\"}}")).as_deref(),
             Some("0"),
