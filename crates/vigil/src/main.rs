@@ -90,7 +90,26 @@ async fn serve(cli: Cli) -> Result<()> {
         .map_or("<embedded default>".to_string(), |p| {
             p.display().to_string()
         });
-    tracing::info!(file = %source, jobs = config.scrape_configs.len(), "Loaded configuration");
+    let static_targets: usize = config
+        .scrape_configs
+        .iter()
+        .flat_map(|sc| &sc.static_configs)
+        .map(|g| g.targets.len())
+        .sum();
+    let discovered = config
+        .scrape_configs
+        .iter()
+        .filter(|sc| !sc.file_sd_configs.is_empty() || !sc.http_sd_configs.is_empty())
+        .count();
+    tracing::info!(
+        file = %source,
+        jobs = config.scrape_configs.len(),
+        static_targets,
+        jobs_with_discovery = discovered,
+        rule_files = config.rule_files.len(),
+        remote_write = config.remote_write.len(),
+        "Loaded configuration"
+    );
 
     std::fs::create_dir_all(&cli.tsdb_path).with_context(|| {
         format!(
@@ -281,7 +300,8 @@ fn open_storage(cli: &Cli, config: &vigil_config::Config) -> Result<Tsdb> {
         )
     })?;
     tracing::info!(
-        duration = ?db.replay_duration(),
+        path = %cli.tsdb_path.display(),
+        duration = %format!("{:.3}s", db.replay_duration().as_secs_f64()),
         series = db.head().num_series(),
         "WAL replay completed"
     );
