@@ -289,7 +289,10 @@ fn reference_hash_is_dense_within_a_stripe() {
     let place = |r: u64| {
         let mut h = RefHasher::default();
         h.write_u64(r);
-        (((r / REF_RUN) as usize % STRIPES), h.finish() & ((1 << 57) - 1))
+        (
+            ((r / REF_RUN) as usize % STRIPES),
+            h.finish() & ((1 << 57) - 1),
+        )
     };
     let mut seen = HashSet::new();
     for r in 0..(REF_RUN * STRIPES as u64 * 3) {
