@@ -104,7 +104,8 @@ pub struct Cli {
         help_heading = "REMOTE STORAGE",
         long = "storage.remote.read-sample-limit",
         value_name = "N",
-        default_value_t = 50_000_000
+        default_value = "5e7",
+        value_parser = parse_count
     )]
     pub remote_read_sample_limit: usize,
 
@@ -318,86 +319,62 @@ pub enum CheckCommand {
     },
 }
 
-/// Parses a byte size as Prometheus' `units.Base2Bytes` does: `512MB`, `1GB`, `100B`.
+/// A count written as an integer or, as Prometheus spells this flag's default, in exponent
+/// form (`5e7`); it must be a whole number.
+fn parse_count(s: &str) -> Result<usize, String> {
+    if let Ok(n) = s.parse::<usize>() {
+        return Ok(n);
+    }
+    match s.parse::<f64>() {
+        Ok(f) if f.is_finite() && f >= 0.0 && f.fract() == 0.0 && f <= usize::MAX as f64 => {
+            Ok(f as usize)
+        }
+        _ => Err(format!(
+            "invalid count {s:?}: expected a whole number such as 50000000 or 5e7"
+        )),
+    }
+}
+
+/// Parses a byte size as Prometheus' `units.Base2Bytes` does: `512MB`, `1.5GB`, `1GB512MB`.
 fn parse_bytes(s: &str) -> Result<u64, String> {
-    // As Prometheus' units.ParseBase2Bytes: one or more `<number><unit>` parts, the number
-    // possibly with a fraction (`1.5GB`, `1GB512MB`); a bare number is bytes.
-    let bad = || format!("invalid size {s:?}: expected e.g. 512MB, 1.5GB or 10GB");
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return Err(bad());
+    // As Prometheus' units.ParseBase2Bytes (shared with the config's body_size_limit).
+    match vigil_config::parse_size(s)? {
+        n if n < 0 => Err(format!("invalid size {s:?}: must not be negative")),
+        n => u64::try_from(n).map_err(|_| format!("size {s:?} is too large")),
     }
-    let mut total: u64 = 0;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let unit_end = rest[num_end..]
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .map_or(rest.len(), |i| num_end + i);
-        let (num, unit) = (&rest[..num_end], &rest[num_end..unit_end]);
-        if num.is_empty() || num.starts_with('.') || num.ends_with('.') {
-            return Err(bad());
-        }
-        let shift = match unit.to_ascii_uppercase().as_str() {
-            "" | "B" => 0,
-            "KB" | "KIB" => 10,
-            "MB" | "MIB" => 20,
-            "GB" | "GIB" => 30,
-            "TB" | "TIB" => 40,
-            "PB" | "PIB" => 50,
-            "EB" | "EIB" => 60,
-            _ => {
-                return Err(format!(
-                    "invalid size unit in {s:?}: use B, KB, MB, GB, TB, PB or EB"
-                ));
-            }
-        };
-        let (whole, frac) = num.split_once('.').unwrap_or((num, ""));
-        let whole: u64 = whole.parse().map_err(|_| bad())?;
-        let mut part = whole
-            .checked_mul(1u64 << shift)
-            .ok_or_else(|| format!("size {s:?} is too large"))?;
-        if !frac.is_empty() {
-            let f: f64 = format!("0.{frac}").parse().map_err(|_| bad())?;
-            part = part.saturating_add((f * (1u64 << shift) as f64) as u64);
-        }
-        total = total
-            .checked_add(part)
-            .ok_or_else(|| format!("size {s:?} is too large"))?;
-        rest = &rest[unit_end..];
-    }
-    Ok(total)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_bytes;
+    use super::{parse_bytes, parse_count};
+
+    #[test]
+    fn counts_take_exponent_form() {
+        assert_eq!(parse_count("50000000"), Ok(50_000_000));
+        assert_eq!(parse_count("5e7"), Ok(50_000_000));
+        for bad in ["5.5", "-1", "1e400", "x", ""] {
+            assert!(parse_count(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn sizes_parse_as_prometheus_units() {
         for (s, want) in [
             ("0", 0),
-            ("512", 512),
+            ("512B", 512),
             ("512MB", 512 << 20),
             ("10GB", 10 << 30),
             ("1.5GB", 3 << 29),
             ("1GB512MB", (1 << 30) + (512 << 20)),
             ("2KiB", 2048),
             ("1TB", 1 << 40),
+            // As Go's duration-style parsing: a bare point on either side is fine.
+            ("1.GB", 1 << 30),
+            (".5GB", 512 << 20),
         ] {
             assert_eq!(parse_bytes(s), Ok(want), "{s}");
         }
-        for bad in [
-            "",
-            "GB",
-            "1.GB",
-            ".5GB",
-            "5e7",
-            "1XB",
-            "-1GB",
-            "99999999999EB",
-        ] {
+        for bad in ["", "512", "GB", "5e7", "1XB", "-1GB", "99999999999EB"] {
             assert!(parse_bytes(bad).is_err(), "{bad} must be refused");
         }
     }
