@@ -5,7 +5,8 @@
 //! entry after the last one found: in the steady state every line is found by one comparison
 //! with memory read in order, without hashing the line or probing a table at random. A line out of place is found
 //! through the index; after a scrape with such lines the entries are put back into the
-//! order of that scrape.
+//! order of that scrape (for a target whose order changes at every scrape, only now and
+//! then: it would gain nothing). A line repeated within a scrape is found but moves nothing.
 
 use ahash::RandomState;
 use hashbrown::HashTable;
@@ -31,6 +32,8 @@ struct Slot {
     key_len: u32,
     /// Place of the line in the scrape that last saw it.
     place: u32,
+    /// The scrape that last saw it (`ScrapeCache::generation`).
+    generation: u32,
     entry: CacheEntry,
 }
 
@@ -49,11 +52,17 @@ pub(crate) struct ScrapeCache {
     seen: u32,
     /// Lines of this scrape that were not where the last scrape had them.
     out_of_place: usize,
+    /// Number of the current scrape.
+    generation: u32,
+    /// Scrapes in a row with lines out of place: a target whose order changes every time
+    /// gains nothing from reordering, so it is then reordered only now and then.
+    unsettled: u32,
 }
 
 impl ScrapeCache {
     /// Starts a scrape: lines are expected from the first slot on.
     pub fn begin(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
         self.cursor = 0;
         self.seen = 0;
         self.out_of_place = 0;
@@ -72,6 +81,10 @@ impl ScrapeCache {
                     .index
                     .find(hash, |&i| key_of(keys, &slots[i as usize]) == key)?
                     as usize;
+                if self.slots[i].generation == self.generation {
+                    // A line repeated within the scrape: the caller skips it.
+                    return Some(&mut self.slots[i].entry);
+                }
                 self.out_of_place += 1;
                 i
             }
@@ -79,6 +92,7 @@ impl ScrapeCache {
         self.cursor = i + 1;
         let slot = &mut self.slots[i];
         slot.place = place;
+        slot.generation = self.generation;
         Some(&mut slot.entry)
     }
 
@@ -96,6 +110,7 @@ impl ScrapeCache {
             key_at,
             key_len: key.len() as u32,
             place: self.seen.wrapping_sub(1),
+            generation: self.generation,
             entry,
         });
         self.out_of_place += 1;
@@ -111,11 +126,17 @@ impl ScrapeCache {
     pub fn retain(&mut self, mut keep: impl FnMut(&CacheEntry) -> bool) {
         let before = self.slots.len();
         self.slots.retain(|s| keep(&s.entry));
-        let reorder = self.out_of_place > 0;
+        self.unsettled = if self.out_of_place > 0 {
+            self.unsettled.saturating_add(1)
+        } else {
+            0
+        };
+        let reorder =
+            self.unsettled > 0 && (self.unsettled <= 3 || self.unsettled.is_multiple_of(64));
         if reorder {
             self.slots.sort_by_key(|s| s.place);
-            self.out_of_place = 0;
         }
+        self.out_of_place = 0;
         if reorder || self.slots.len() != before {
             self.reindex();
         }
@@ -218,6 +239,44 @@ mod tests {
             assert!(c.get_mut(k.as_bytes()).is_some(), "{k}");
         }
         assert!(c.get_mut(b"b").is_none());
+    }
+
+    #[test]
+    fn a_target_that_repeats_a_line_settles() {
+        let mut c = ScrapeCache::default();
+        scrape(&mut c, 1, &["a", "b", "a", "c"]);
+        scrape(&mut c, 2, &["a", "b", "a", "c"]);
+        c.begin();
+        for k in ["a", "b", "a", "c"] {
+            assert!(c.get_mut(k.as_bytes()).is_some());
+        }
+        assert_eq!(c.out_of_place, 0, "the repeat is not a line out of place");
+    }
+
+    #[test]
+    fn a_target_whose_order_keeps_changing_is_reordered_only_now_and_then() {
+        let mut c = ScrapeCache::default();
+        let orders = [["a", "b", "c"], ["c", "a", "b"], ["b", "c", "a"]];
+        for it in 1..=10 {
+            let found = scrape(&mut c, it, &orders[it as usize % 3]);
+            if it > 1 {
+                assert!(found.iter().all(|f| f.is_some()), "scrape {it}: {found:?}");
+            }
+        }
+        // Entries stay found through the index whatever the order, reordered or not.
+        assert_eq!(c.lines().len(), 3);
+        // Past three unsettled scrapes in a row, the slots keep their order.
+        c.unsettled = 10;
+        let before: Vec<Vec<u8>> = c.lines().iter().map(|l| l.to_vec()).collect();
+        let mut order = before.clone();
+        order.reverse();
+        let order: Vec<&str> = order
+            .iter()
+            .map(|l| std::str::from_utf8(l).unwrap())
+            .collect();
+        assert!(scrape(&mut c, 11, &order).iter().all(|f| f.is_some()));
+        let after: Vec<Vec<u8>> = c.lines().iter().map(|l| l.to_vec()).collect();
+        assert_eq!(after, before);
     }
 
     #[test]
