@@ -404,23 +404,26 @@ impl<'a> Parser<'a> {
         let mut unchecked = None;
         let brace = if om { i } else { skip_ws(b, i) };
         let deferred = self.defer_label_checks && self.validator.is_none() && name.is_some();
-        if b.get(brace) == Some(&b'{')
-            && let Some(close) = deferred.then(|| labels_end(b, brace + 1)).flatten()
-        {
+        if b.get(brace) == Some(&b'{') {
+            // Deferred: only find the closing brace (a line that does not have one is checked
+            // now, so its error comes out as before).
+            let close = match deferred.then(|| labels_end(b, brace + 1)).flatten() {
+                Some(close) => {
+                    unchecked = Some(Unchecked {
+                        line,
+                        brace,
+                        line_no: self.current_line,
+                        format: self.format,
+                    });
+                    close
+                }
+                None => {
+                    let (close, qname) = self.labels(line, brace + 1, name.is_some(), None)?;
+                    name = qname.or(name);
+                    close
+                }
+            };
             labels_src = sub(line, brace + 1, close);
-            unchecked = Some(Unchecked {
-                line,
-                brace,
-                line_no: self.current_line,
-                format: self.format,
-            });
-            i = close + 1;
-        } else if b.get(brace) == Some(&b'{') {
-            let (close, qname) = self.labels(line, brace + 1, name.is_some(), None)?;
-            labels_src = sub(line, brace + 1, close);
-            if qname.is_some() {
-                name = qname;
-            }
             i = close + 1;
         }
         let Some(name) = name else {

@@ -3,10 +3,11 @@
 //! A target sends its series in the same order scrape after scrape, so the cache keeps its
 //! entries, and their lines in one buffer, in that order and first compares a line with the
 //! entry after the last one found: in the steady state every line is found by one comparison
-//! with memory read in order, without hashing the line or probing a table at random. A line out of place is found
-//! through the index; after a scrape with such lines the entries are put back into the
-//! order of that scrape (for a target whose order changes at every scrape, only now and
-//! then: it would gain nothing). A line repeated within a scrape is found but moves nothing.
+//! with memory read in order, without hashing the line or probing a table at random. A line
+//! out of place is found through the index; after a scrape with such lines the entries are
+//! put back into the order of that scrape (for a target whose order changes at every scrape,
+//! only now and then: it would gain nothing). A line repeated within a scrape is found but
+//! moves nothing.
 
 use ahash::RandomState;
 use hashbrown::HashTable;
@@ -121,8 +122,9 @@ impl ScrapeCache {
         self.slots.iter().map(|s| &s.entry)
     }
 
-    /// Keeps the entries for which `keep` is true; after a scrape with lines out of place,
-    /// the rest are put in the order of that scrape.
+    /// Keeps the entries for which `keep` is true. After a scrape with lines out of place the
+    /// rest are put in the order of that scrape, unless the target has been out of order for
+    /// more than three scrapes in a row (then only every 64th time).
     pub fn retain(&mut self, mut keep: impl FnMut(&CacheEntry) -> bool) {
         let before = self.slots.len();
         self.slots.retain(|s| keep(&s.entry));
