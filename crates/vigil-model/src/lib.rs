@@ -17,8 +17,8 @@ pub use duration::{Duration, DurationError};
 pub use labels::{Label, Labels, LabelsBuilder, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher, MatcherError};
 pub use storage::{
-    AppendError, Appendable, Appender, Querier, Queryable, SelectHints, Series, SeriesRef,
-    SeriesSet, StorageError,
+    AppendError, Appendable, Appender, PerSample, Querier, Queryable, SampleIterator, SelectHints,
+    Series, SeriesRef, SeriesSet, StorageError,
 };
 
 /// A timestamp in milliseconds since the Unix epoch, as Prometheus stores them.

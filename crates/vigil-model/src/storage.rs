@@ -69,11 +69,41 @@ pub struct SelectHints {
     pub end: Timestamp,
 }
 
+/// The samples of one selected series, in increasing time order. They can be taken one at a
+/// time or all at once with [`SampleIterator::drain_into`], which storage that decodes whole
+/// chunks overrides: a query reading millions of samples then pays no call per sample.
+pub trait SampleIterator: Iterator<Item = Sample> {
+    /// Appends every remaining sample to `out`.
+    fn drain_into(&mut self, out: &mut Vec<Sample>) {
+        out.extend(self);
+    }
+}
+
+impl SampleIterator for std::vec::IntoIter<Sample> {}
+
+impl<I: SampleIterator + ?Sized> SampleIterator for Box<I> {
+    fn drain_into(&mut self, out: &mut Vec<Sample>) {
+        (**self).drain_into(out)
+    }
+}
+
+/// Any iterator of samples, taken one at a time (for sources with nothing faster to offer).
+pub struct PerSample<I>(pub I);
+
+impl<I: Iterator<Item = Sample>> Iterator for PerSample<I> {
+    type Item = Sample;
+    fn next(&mut self) -> Option<Sample> {
+        self.0.next()
+    }
+}
+
+impl<I: Iterator<Item = Sample>> SampleIterator for PerSample<I> {}
+
 /// One selected series: its labels and its samples in increasing time order within the
 /// selected range.
 pub struct Series<'a> {
     pub labels: Labels,
-    pub samples: Box<dyn Iterator<Item = Sample> + 'a>,
+    pub samples: Box<dyn SampleIterator + 'a>,
 }
 
 /// Series sorted by their label sets.

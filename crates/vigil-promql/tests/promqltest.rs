@@ -712,7 +712,8 @@ fn run_eval(engine: &Engine, db: &dyn Queryable, ev: &Eval) -> Result<(), String
                 Ok(_) if exp.fail => Err("expected failure, got none".into()),
                 Ok(out) => {
                     check_output(exp, &out)?;
-                    compare_range(exp, &out.value, start, step)
+                    compare_range(exp, &out.value, start, step)?;
+                    same_when_split(db, ev, &out, start, end, step)
                 }
             }
         }
@@ -732,6 +733,44 @@ fn run_eval(engine: &Engine, db: &dyn Queryable, ev: &Eval) -> Result<(), String
             Ok(())
         }
     }
+}
+
+/// The range query evaluated in parts of two or three steps on parallel threads gives the
+/// very same result and annotations as evaluated whole.
+fn same_when_split(
+    db: &dyn Queryable,
+    ev: &Eval,
+    whole: &QueryOutput,
+    start: i64,
+    end: i64,
+    step: i64,
+) -> Result<(), String> {
+    static SPLIT: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
+    let split = SPLIT.get_or_init(|| {
+        Engine::new(EngineOptions {
+            max_samples: 10_000,
+            parallelism: 3,
+            min_steps_per_part: 2,
+            ..EngineOptions::default()
+        })
+    });
+    let out = split
+        .range_query(db, &ev.expr, start, end, step, None)
+        .map_err(|e| format!("split into parts: error {e}"))?;
+    // Debug output compares NaN payloads and signs as well as values.
+    if format!("{:?}", out.value) != format!("{:?}", whole.value) {
+        return Err(format!(
+            "split into parts: {:?}\nwhole: {:?}",
+            out.value, whole.value
+        ));
+    }
+    if out.warnings != whole.warnings || out.infos != whole.infos {
+        return Err(format!(
+            "split into parts: annotations {:?} {:?}, whole {:?} {:?}",
+            out.warnings, out.infos, whole.warnings, whole.infos
+        ));
+    }
+    Ok(())
 }
 
 /// Prometheus' `atModifierTestCases`: every selector and subquery without `@` gets `@ t`

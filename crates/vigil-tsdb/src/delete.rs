@@ -17,7 +17,8 @@ use crate::{Block, TsdbError as E};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use vigil_model::{
-    Labels, Matcher, Querier, Sample, SelectHints, Series, SeriesSet, StorageError, Timestamp,
+    Labels, Matcher, PerSample, Querier, Sample, SelectHints, Series, SeriesSet, StorageError,
+    Timestamp,
 };
 
 /// What a deletion removed.
@@ -197,7 +198,7 @@ impl<Q: Querier> Querier for Without<'_, Q> {
             samples.peek()?;
             Some(Series {
                 labels: s.labels,
-                samples: Box::new(samples),
+                samples: Box::new(PerSample(samples)),
             })
         })))
     }

@@ -8,7 +8,9 @@
 
 use std::collections::BTreeSet;
 use std::iter::Peekable;
-use vigil_model::{Matcher, Querier, Sample, SelectHints, Series, SeriesSet, StorageError};
+use vigil_model::{
+    Matcher, Querier, Sample, SampleIterator, SelectHints, Series, SeriesSet, StorageError,
+};
 
 pub struct MergeQuerier<'a> {
     pub queriers: Vec<Box<dyn Querier + 'a>>,
@@ -77,14 +79,14 @@ impl<'a> Iterator for MergeSeries<'a> {
         let first = self.sets[min].next()?;
         // Parts in source order (the lowest-numbered source holds the minimum first), with
         // the source of each, for the disjointness check.
-        let mut parts = vec![(min, first.samples.peekable())];
+        let mut parts = vec![(min, first.samples)];
         for i in 0..self.sets.len() {
             while self.sets[i]
                 .peek()
                 .is_some_and(|s| s.labels == first.labels)
             {
                 if let Some(s) = self.sets[i].next() {
-                    parts.push((i, s.samples.peekable()));
+                    parts.push((i, s.samples));
                 }
             }
         }
@@ -92,15 +94,17 @@ impl<'a> Iterator for MergeSeries<'a> {
             && parts
                 .windows(2)
                 .all(|w| self.ranges[w[0].0].1 < self.ranges[w[1].0].0);
-        let samples: Box<dyn Iterator<Item = Sample> + 'a> = if parts.len() == 1 {
-            Box::new(parts.pop()?.1)
+        let samples: Box<dyn SampleIterator + 'a> = if parts.len() == 1 {
+            parts.pop()?.1
         } else if disjoint {
             Box::new(Concat {
                 parts: parts.into_iter().map(|p| p.1).collect(),
                 i: 0,
             })
         } else {
-            Box::new(MergeSamples::new(parts.into_iter().map(|p| p.1).collect()))
+            Box::new(MergeSamples::new(
+                parts.into_iter().map(|p| p.1.peekable()).collect(),
+            ))
         };
         Some(Series {
             labels: first.labels,
@@ -111,8 +115,17 @@ impl<'a> Iterator for MergeSeries<'a> {
 
 /// The samples of one series from sources that are disjoint in time and in time order.
 struct Concat<'a> {
-    parts: Vec<Peekable<Box<dyn Iterator<Item = Sample> + 'a>>>,
+    parts: Vec<Box<dyn SampleIterator + 'a>>,
     i: usize,
+}
+
+impl SampleIterator for Concat<'_> {
+    fn drain_into(&mut self, out: &mut Vec<Sample>) {
+        for p in self.parts.iter_mut().skip(self.i) {
+            p.drain_into(out);
+        }
+        self.i = self.parts.len();
+    }
 }
 
 impl Iterator for Concat<'_> {
@@ -133,14 +146,14 @@ impl Iterator for Concat<'_> {
 /// one part until that part reaches the next timestamp any other part holds (`bound`), and
 /// only then compares across parts.
 struct MergeSamples<'a> {
-    parts: Vec<Peekable<Box<dyn Iterator<Item = Sample> + 'a>>>,
+    parts: Vec<Peekable<Box<dyn SampleIterator + 'a>>>,
     cur: usize,
     /// The smallest next timestamp of the parts other than `cur`.
     bound: i64,
 }
 
 impl<'a> MergeSamples<'a> {
-    fn new(parts: Vec<Peekable<Box<dyn Iterator<Item = Sample> + 'a>>>) -> Self {
+    fn new(parts: Vec<Peekable<Box<dyn SampleIterator + 'a>>>) -> Self {
         MergeSamples {
             parts,
             cur: 0,
@@ -149,6 +162,8 @@ impl<'a> MergeSamples<'a> {
         }
     }
 }
+
+impl SampleIterator for MergeSamples<'_> {}
 
 impl Iterator for MergeSamples<'_> {
     type Item = Sample;
@@ -255,7 +270,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, ts)| {
                     let v: Vec<Sample> = ts.iter().map(|&t| Sample { t, v: i as f64 }).collect();
-                    (Box::new(v.into_iter()) as Box<dyn Iterator<Item = Sample>>).peekable()
+                    (Box::new(v.into_iter()) as Box<dyn SampleIterator>).peekable()
                 })
                 .collect();
             let got: Vec<(i64, f64)> = MergeSamples::new(iters).map(|s| (s.t, s.v)).collect();

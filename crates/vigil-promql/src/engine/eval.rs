@@ -12,10 +12,12 @@ use promql_parser::label::MatchOp as PMatchOp;
 use promql_parser::parser::{AtModifier, Expr, Offset, SubqueryExpr, VectorSelector};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Instant, UNIX_EPOCH};
 use vigil_model::{
-    Labels, METRIC_NAME, Matcher, Queryable, Sample, SelectHints, Timestamp, is_stale_nan,
+    Labels, METRIC_NAME, Matcher, Queryable, Sample, SampleIterator, SelectHints, Timestamp,
+    is_stale_nan,
 };
 
 pub(crate) type Result<T> = std::result::Result<T, EngineError>;
@@ -51,7 +53,8 @@ pub(crate) struct Shared<'a> {
     pub query_start: Timestamp,
     pub query_end: Timestamp,
     max_samples: usize,
-    samples: Cell<usize>,
+    /// Samples held now, shared by the parts of a query evaluated in parallel.
+    samples: Arc<AtomicUsize>,
     deadline: Option<Instant>,
     cancel: Option<&'a AtomicBool>,
     checks: Cell<u32>,
@@ -80,7 +83,7 @@ impl<'a> Shared<'a> {
             query_start,
             query_end,
             max_samples,
-            samples: Cell::new(0),
+            samples: Arc::new(AtomicUsize::new(0)),
             deadline,
             cancel,
             checks: Cell::new(0),
@@ -88,6 +91,19 @@ impl<'a> Shared<'a> {
             infos: RefCell::new(Vec::new()),
             default_subquery_step: default_subquery_step.max(1),
             invalid_strings: Vec::new(),
+        }
+    }
+
+    /// A sibling for one part of a query split over threads: same storage, limits, deadline
+    /// and sample count; its own annotations (merged by the caller).
+    pub fn part(&self) -> Shared<'a> {
+        Shared {
+            samples: self.samples.clone(),
+            checks: Cell::new(0),
+            warnings: RefCell::new(Vec::new()),
+            infos: RefCell::new(Vec::new()),
+            invalid_strings: self.invalid_strings.clone(),
+            ..*self
         }
     }
 
@@ -111,8 +127,10 @@ impl<'a> Shared<'a> {
 
     /// Accounts `n` more samples in memory; fails over the limit.
     pub fn add_samples(&self, n: usize) -> Result<()> {
-        let cur = self.samples.get().saturating_add(n);
-        self.samples.set(cur);
+        let cur = self
+            .samples
+            .fetch_add(n, Ordering::Relaxed)
+            .saturating_add(n);
         if cur > self.max_samples {
             return Err(EngineError::TooManySamples("query execution".into()));
         }
@@ -124,7 +142,12 @@ impl<'a> Shared<'a> {
     }
 
     pub fn release_samples(&self, n: usize) {
-        self.samples.set(self.samples.get().saturating_sub(n));
+        // Never below zero: a part releases only what it added.
+        let _ = self
+            .samples
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                Some(c.saturating_sub(n))
+            });
     }
 
     /// Fails if the query was cancelled or ran out of time. Cheap: the clock is read only
@@ -505,9 +528,15 @@ impl<'a> Ev<'a> {
                 end: maxt,
             },
         )?;
-        for s in set {
+        for mut s in set {
             self.check()?;
-            let samples: Vec<Sample> = s.samples.filter(|x| x.t >= mint && x.t <= maxt).collect();
+            let mut samples = Vec::new();
+            s.samples.drain_into(&mut samples);
+            // Storage keeps to the hints already; trim in case a source does not.
+            let hi = samples.partition_point(|x| x.t <= maxt);
+            samples.truncate(hi);
+            let lo = samples.partition_point(|x| x.t < mint);
+            samples.drain(..lo);
             if !samples.is_empty() {
                 f(s.labels, samples)?;
             }

@@ -34,6 +34,13 @@ pub struct EngineOptions {
     /// built from clones of these options; further queries wait for a slot (the wait counts
     /// against `timeout`: "query timed out in query queue"). `None`: no limit.
     pub max_concurrency: Option<QueryGate>,
+    /// Threads one range query may use (`--query.parallelism`): its steps are split into
+    /// that many contiguous parts, evaluated at once. Every step of PromQL is evaluated
+    /// independently of the others, so the parts' results joined are the whole query's.
+    pub parallelism: usize,
+    /// Fewest steps worth a thread of their own (30): below this, selecting the same series
+    /// once more costs more than the split saves. Tests lower it to split tiny queries.
+    pub min_steps_per_part: usize,
 }
 
 /// A counting semaphore limiting concurrent queries; clones share the slots.
@@ -107,6 +114,8 @@ impl Default for EngineOptions {
             timeout: Some(Duration::from_secs(120)),
             default_subquery_step_ms: 60_000,
             max_concurrency: None,
+            parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            min_steps_per_part: 30,
         }
     }
 }
@@ -311,7 +320,7 @@ impl Engine {
         let mut shared = self.shared(db, start, end, cancel);
         shared.invalid_strings = literals::invalid_utf8_literals(query);
         let ev = Ev::new(&shared, start, end, step);
-        let val = ev.eval(&expr)?;
+        let val = self.eval_in_parts(&shared, &expr, start, end, step)?;
         let series = match val {
             Val::Scalar(vs) => vec![RangeSeries {
                 labels: vigil_model::Labels::empty(),
@@ -346,6 +355,79 @@ impl Engine {
             warnings,
             infos,
         })
+    }
+
+    /// Evaluates a range query, split into contiguous runs of steps evaluated on their own
+    /// threads when it has enough steps (see [`EngineOptions::parallelism`]). Each part has
+    /// at least two steps, so none is mistaken for an instant query.
+    fn eval_in_parts(
+        &self,
+        shared: &Shared,
+        expr: &Expr,
+        start: Timestamp,
+        end: Timestamp,
+        step: i64,
+    ) -> Result<Val, EngineError> {
+        let steps = ((end - start) / step) as usize + 1;
+        let parts = self
+            .opts
+            .parallelism
+            .min(steps / self.opts.min_steps_per_part.max(2))
+            .max(1);
+        if parts == 1 {
+            return Ev::new(shared, start, end, step).eval(expr);
+        }
+        let per = steps.div_ceil(parts);
+        let bounds: Vec<(Timestamp, Timestamp)> = (0..parts)
+            .map(|k| {
+                let last = ((k + 1) * per).min(steps) - 1;
+                (start + (k * per) as i64 * step, start + last as i64 * step)
+            })
+            .collect();
+        let results: Vec<Result<Val, EngineError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = bounds[1..]
+                .iter()
+                .map(|&(a, b)| {
+                    let sh = shared.part();
+                    scope.spawn(move || {
+                        let r = Ev::new(&sh, a, b, step).eval(expr);
+                        (r, sh.annotations())
+                    })
+                })
+                .collect();
+            let (a, b) = bounds[0];
+            let mut results = vec![Ev::new(shared, a, b, step).eval(expr)];
+            for h in handles {
+                let (r, (warnings, infos)) =
+                    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                warnings.into_iter().for_each(|w| shared.warn(w));
+                infos.into_iter().for_each(|i| shared.info(i));
+                results.push(r);
+            }
+            results
+        });
+        let mut joined: Option<Val> = None;
+        for r in results {
+            joined = Some(match (joined, r?) {
+                (None, v) => v,
+                (Some(Val::Scalar(mut a)), Val::Scalar(b)) => {
+                    a.extend(b);
+                    Val::Scalar(a)
+                }
+                // Series of the same labels from two parts are joined by `cleanup`.
+                (Some(Val::Vector(mut a)), Val::Vector(b)) => {
+                    a.extend(b);
+                    Val::Vector(a)
+                }
+                _ => {
+                    return Err(EngineError::Execution(
+                        "invalid expression type for range query, must be Scalar or instant Vector"
+                            .into(),
+                    ));
+                }
+            });
+        }
+        Ok(joined.unwrap_or(Val::Vector(Vec::new())))
     }
 
     /// Takes a query slot if the concurrency is limited.

@@ -197,8 +197,10 @@ impl Querier for BlockQuerier {
         let b = &self.block;
         // Series are stored sorted by labels, so sorted refs are sorted label sets.
         let out = b.matching(matchers).into_iter().filter_map(move |r| {
-            let mut it = b.samples(r, start, end)?.peekable();
-            it.peek()?;
+            let mut it = b.samples(r, start, end)?;
+            if !it.has_next() {
+                return None;
+            }
             Some(Series {
                 labels: b.labels(r),
                 samples: Box::new(it),

@@ -13,7 +13,7 @@ pub mod xor;
 
 use memmap2::Mmap;
 use std::sync::Arc;
-use vigil_model::Sample;
+use vigil_model::{Sample, SampleIterator};
 pub use xor::{XorAppender, XorIter};
 
 /// Samples per head chunk before a new one is cut.
@@ -98,6 +98,11 @@ impl SampleIter {
         }
     }
 
+    /// Whether a sample is left, decoding the next chunk if needed.
+    pub fn has_next(&mut self) -> bool {
+        self.peek_chunked().is_some() || self.ooo_pos < self.ooo.len()
+    }
+
     /// The next in-order sample within range, without consuming it.
     fn peek_chunked(&mut self) -> Option<(i64, f64)> {
         loop {
@@ -114,6 +119,39 @@ impl SampleIter {
                 continue;
             }
             let chunk = self.chunks.get(self.next_chunk)?;
+            self.next_chunk += 1;
+            self.pos = 0;
+            if !chunk.decode(&mut self.buf, &mut self.scratch) {
+                self.corrupt_chunks += 1;
+            }
+        }
+    }
+}
+
+impl SampleIterator for SampleIter {
+    /// Copies whole decoded chunks, trimmed to the range; one sample at a time only when
+    /// out-of-order samples must be merged in.
+    fn drain_into(&mut self, out: &mut Vec<Sample>) {
+        if self.ooo_pos < self.ooo.len() {
+            out.extend(self);
+            return;
+        }
+        loop {
+            let rest = self.buf.get(self.pos..).unwrap_or(&[]);
+            let lo = rest.partition_point(|s| s.0 < self.mint);
+            let hi = rest.partition_point(|s| s.0 <= self.maxt);
+            out.extend(rest[lo..hi].iter().map(|&(t, v)| Sample { t, v }));
+            if hi < rest.len() {
+                // Past the range: nothing later can be in it.
+                self.chunks.clear();
+                self.buf.clear();
+                self.pos = 0;
+                return;
+            }
+            self.pos = self.buf.len();
+            let Some(chunk) = self.chunks.get(self.next_chunk) else {
+                return;
+            };
             self.next_chunk += 1;
             self.pos = 0;
             if !chunk.decode(&mut self.buf, &mut self.scratch) {
@@ -150,5 +188,47 @@ impl Iterator for SampleIter {
             (None, None) => return None,
         };
         Some(Sample { t, v })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn chunks_of(samples: &[(i64, f64)], per: usize) -> Vec<ChunkBytes> {
+        samples
+            .chunks(per.max(1))
+            .map(|c| {
+                let mut x = XorAppender::with_capacity(64);
+                c.iter().for_each(|&(t, v)| x.append(t, v));
+                ChunkBytes::Shared(Arc::from(x.bytes()))
+            })
+            .collect()
+    }
+
+    proptest! {
+        /// Taking the samples in bulk gives what taking them one at a time gives, for any
+        /// range and any out-of-order samples.
+        #[test]
+        fn drain_into_agrees_with_next(
+            deltas in proptest::collection::vec(1i64..100, 0..400),
+            per in 1usize..150,
+            mint in -50i64..20_000,
+            len in 0i64..20_000,
+            ooo in proptest::collection::btree_set(-100i64..20_000, 0..5),
+            skip in 0usize..5,
+        ) {
+            let mut t = 0;
+            let samples: Vec<(i64, f64)> =
+                deltas.iter().map(|d| { t += d; (t, t as f64 * 0.5) }).collect();
+            let ooo: Vec<(i64, f64)> = ooo.into_iter().map(|t| (t, -1.0)).collect();
+            let make = || SampleIter::new(chunks_of(&samples, per), ooo.clone(), mint, mint + len);
+            let want: Vec<Sample> = make().collect();
+            let mut it = make();
+            let mut got: Vec<Sample> = it.by_ref().take(skip).collect();
+            it.drain_into(&mut got);
+            prop_assert_eq!(got, want);
+        }
     }
 }

@@ -100,8 +100,10 @@ impl Querier for HeadQuerier<'_> {
             .matching(matchers)
             .into_iter()
             .filter_map(move |(labels, s)| {
-                let mut it = head.samples_of(&s, start, end)?.peekable();
-                it.peek()?;
+                let mut it = head.samples_of(&s, start, end)?;
+                if !it.has_next() {
+                    return None;
+                }
                 Some(Series {
                     labels,
                     samples: Box::new(it),
