@@ -1,9 +1,12 @@
 //! Aggregation operators with `by`/`without`, after Prometheus' `rangeEvalAgg`.
 //!
-//! Each input series is assigned its group once; every step then folds the series present at
-//! that step into per-group accumulators, so the cost per step is one pass over the series
-//! without hashing. Sums use Kahan–Neumaier compensation and `avg` switches to an incremental
-//! mean when the sum would overflow, exactly as Prometheus does, so results match to the bit.
+//! `sum`, `avg`, `count`, `min`, `max`, `group`, `stddev` and `stdvar` fold their input
+//! series by series into per-group, per-step accumulators, so `sum(rate(x[5m]))` never holds
+//! more than one input series. `quantile`, `topk`, `bottomk`, `limitk`, `limit_ratio` and
+//! `count_values` need a whole step's values at once: each input series is assigned its group
+//! once, then every step gathers the series present at it. Sums use Kahan–Neumaier
+//! compensation and `avg` switches to an incremental mean when the sum would overflow,
+//! exactly as Prometheus does, so results match to the bit.
 
 use crate::engine::eval::{
     Ev, OutBuilder, Result, Series, StepCursor, Val, exec_err, is_metadata_label, unwrap_parens,
@@ -56,30 +59,193 @@ pub(crate) fn eval_aggregate(ev: &Ev, a: &AggregateExpr) -> Result<Val> {
         Some(p) => Some(ev.eval_scalar(p)?),
         None => None,
     };
-    let input = ev.eval_vector(&a.expr)?;
     let param = param.unwrap_or_default();
     match op {
         token::T_TOPK | token::T_BOTTOMK | token::T_LIMITK | token::T_LIMIT_RATIO => {
+            let input = ev.eval_vector(&a.expr)?;
             aggregate_k(ev, op, &g, &param, input).map(Val::Vector)
         }
-        _ => aggregate(ev, op, &g, &param, input).map(Val::Vector),
+        token::T_QUANTILE => {
+            let input = ev.eval_vector(&a.expr)?;
+            aggregate_quantile(ev, &g, &param, input).map(Val::Vector)
+        }
+        _ => aggregate(ev, op, &g, &a.expr).map(Val::Vector),
     }
 }
 
-#[derive(Default, Clone)]
+/// One group's running aggregate at one step.
+#[derive(Default, Clone, Copy)]
 struct Acc {
     seen: bool,
+    incremental: bool,
     v: f64,
     mean: f64,
     c: f64,
     count: f64,
-    incremental: bool,
-    values: Vec<f64>,
 }
 
-fn aggregate(
+impl Acc {
+    /// The first value of a group at a step.
+    fn first(op: TokenId, f: f64) -> Acc {
+        let v = match op {
+            token::T_STDVAR | token::T_STDDEV if f.is_nan() || f.is_infinite() => f64::NAN,
+            token::T_STDVAR | token::T_STDDEV => 0.0,
+            token::T_GROUP => 1.0,
+            _ => f,
+        };
+        Acc {
+            seen: true,
+            incremental: false,
+            v,
+            mean: f,
+            c: 0.0,
+            count: 1.0,
+        }
+    }
+
+    /// Folds one more value in, as Prometheus' `aggregation` does.
+    fn add(&mut self, op: TokenId, f: f64) {
+        let a = self;
+        match op {
+            token::T_SUM => {
+                (a.v, a.c) = kahan_sum_inc(f, a.v, a.c);
+            }
+            token::T_AVG => {
+                a.count += 1.0;
+                if !a.incremental {
+                    let (nv, nc) = kahan_sum_inc(f, a.v, a.c);
+                    if !nv.is_infinite() {
+                        (a.v, a.c) = (nv, nc);
+                        return;
+                    }
+                    a.incremental = true;
+                    a.mean = a.v / (a.count - 1.0);
+                    a.c /= a.count - 1.0;
+                }
+                if a.mean.is_infinite() {
+                    if f.is_infinite() && (a.mean > 0.0) == (f > 0.0) {
+                        return;
+                    }
+                    if !f.is_infinite() && !f.is_nan() {
+                        return;
+                    }
+                }
+                let current = a.mean + a.c;
+                (a.mean, a.c) = kahan_sum_inc(f / a.count - current / a.count, a.mean, a.c);
+            }
+            token::T_MAX => {
+                if a.v < f || a.v.is_nan() {
+                    a.v = f;
+                }
+            }
+            token::T_MIN => {
+                if a.v > f || a.v.is_nan() {
+                    a.v = f;
+                }
+            }
+            token::T_COUNT => a.count += 1.0,
+            token::T_STDVAR | token::T_STDDEV => {
+                a.count += 1.0;
+                let delta = f - a.mean;
+                a.mean += delta / a.count;
+                a.v += delta * (f - a.mean);
+            }
+            _ => {}
+        }
+    }
+
+    fn result(&self, op: TokenId) -> f64 {
+        let a = self;
+        match op {
+            token::T_AVG if a.incremental => a.mean + a.c,
+            token::T_AVG => (a.v + a.c) / a.count,
+            token::T_COUNT => a.count,
+            token::T_STDVAR => a.v / a.count,
+            token::T_STDDEV => (a.v / a.count).sqrt(),
+            token::T_SUM => a.v + a.c,
+            _ => a.v,
+        }
+    }
+}
+
+/// `sum`, `avg`, `count`, `min`, `max`, `group`, `stddev`, `stdvar`: the input is folded
+/// series by series into per-group, per-step accumulators, so an aggregation over a
+/// selector or a range function (`sum(rate(x[5m]))`) holds one input series at a time.
+/// Each accumulator sees the series in input order, as each step of Prometheus' evaluation
+/// does, so the sums are the same to the bit.
+fn aggregate(ev: &Ev, op: TokenId, g: &Grouping, expr: &Expr) -> Result<Vec<Series>> {
+    if !matches!(
+        op,
+        token::T_SUM
+            | token::T_AVG
+            | token::T_COUNT
+            | token::T_MIN
+            | token::T_MAX
+            | token::T_GROUP
+            | token::T_STDDEV
+            | token::T_STDVAR
+    ) {
+        return Err(exec_err(format!("unknown aggregation {op}")));
+    }
+    let steps = ev.steps();
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut out: Vec<Series> = Vec::new();
+    let mut accs: Vec<Vec<Acc>> = Vec::new();
+    // An accumulator weighs about two samples.
+    let per_group = steps.saturating_mul(2);
+    ev.eval_vector_each(expr, &mut |s| {
+        let gl = g.labels(&s.labels);
+        let gi = match index.get(&gl) {
+            Some(&gi) => gi,
+            None => {
+                ev.sh.add_samples(per_group)?;
+                index.insert(gl.clone(), out.len());
+                out.push(Series {
+                    labels: gl,
+                    drop_name: false,
+                    points: Vec::new(),
+                });
+                accs.push(vec![Acc::default(); steps]);
+                out.len() - 1
+            }
+        };
+        out[gi].drop_name |= s.drop_name;
+        let acc = &mut accs[gi];
+        for p in &s.points {
+            let Some(a) = acc.get_mut(((p.t - ev.start) / ev.interval) as usize) else {
+                continue;
+            };
+            if a.seen {
+                a.add(op, p.v);
+            } else {
+                *a = Acc::first(op, p.v);
+            }
+        }
+        // The series is folded in and dropped.
+        ev.sh.release_samples(s.points.len());
+        Ok(())
+    })?;
+    ev.sh.release_samples(per_group.saturating_mul(out.len()));
+    for (o, acc) in out.iter_mut().zip(&accs) {
+        o.points = acc
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.seen)
+            .map(|(i, a)| Sample {
+                t: ev.ts(i),
+                v: a.result(op),
+            })
+            .collect();
+    }
+    out.retain(|s| !s.points.is_empty());
+    let n: usize = out.iter().map(|s| s.points.len()).sum();
+    ev.sh.add_samples(n)?;
+    Ok(out)
+}
+
+/// `quantile`: every value of a group at a step is kept until the step is done.
+fn aggregate_quantile(
     ev: &Ev,
-    op: TokenId,
     g: &Grouping,
     param: &[f64],
     input: Vec<Series>,
@@ -100,14 +266,14 @@ fn aggregate(
         out[gi].drop_name |= s.drop_name;
         group_of.push(gi);
     }
-    let mut accs = vec![Acc::default(); out.len()];
+    let mut values: Vec<Vec<f64>> = vec![Vec::new(); out.len()];
     let mut cur = StepCursor::new(input.len());
     let mut vals = Vec::new();
     for i in 0..ev.steps() {
         ev.check()?;
         let ts = ev.ts(i);
         let q = param.get(i).copied().unwrap_or(f64::NAN);
-        if op == token::T_QUANTILE && (q.is_nan() || !(0.0..=1.0).contains(&q)) {
+        if q.is_nan() || !(0.0..=1.0).contains(&q) {
             ev.sh.warn(format!(
                 "PromQL warning: quantile value should be between 0 and 1, got {}",
                 format_float(q)
@@ -117,105 +283,17 @@ fn aggregate(
         if vals.is_empty() {
             continue;
         }
-        for a in accs.iter_mut() {
-            a.seen = false;
-            a.values.clear();
-        }
+        values.iter_mut().for_each(Vec::clear);
         for &(si, f) in &vals {
-            let a = &mut accs[group_of[si]];
-            if !a.seen {
-                *a = Acc {
-                    seen: true,
-                    v: f,
-                    mean: f,
-                    c: 0.0,
-                    count: 1.0,
-                    incremental: false,
-                    values: std::mem::take(&mut a.values),
-                };
-                match op {
-                    token::T_STDVAR | token::T_STDDEV => {
-                        a.v = if f.is_nan() || f.is_infinite() {
-                            f64::NAN
-                        } else {
-                            0.0
-                        };
-                    }
-                    token::T_QUANTILE => a.values.push(f),
-                    token::T_GROUP => a.v = 1.0,
-                    _ => {}
-                }
-                continue;
-            }
-            match op {
-                token::T_SUM => {
-                    (a.v, a.c) = kahan_sum_inc(f, a.v, a.c);
-                }
-                token::T_AVG => {
-                    a.count += 1.0;
-                    if !a.incremental {
-                        let (nv, nc) = kahan_sum_inc(f, a.v, a.c);
-                        if !nv.is_infinite() {
-                            (a.v, a.c) = (nv, nc);
-                            continue;
-                        }
-                        a.incremental = true;
-                        a.mean = a.v / (a.count - 1.0);
-                        a.c /= a.count - 1.0;
-                    }
-                    if a.mean.is_infinite() {
-                        if f.is_infinite() && (a.mean > 0.0) == (f > 0.0) {
-                            continue;
-                        }
-                        if !f.is_infinite() && !f.is_nan() {
-                            continue;
-                        }
-                    }
-                    let current = a.mean + a.c;
-                    (a.mean, a.c) = kahan_sum_inc(f / a.count - current / a.count, a.mean, a.c);
-                }
-                token::T_GROUP => {}
-                token::T_MAX => {
-                    if a.v < f || a.v.is_nan() {
-                        a.v = f;
-                    }
-                }
-                token::T_MIN => {
-                    if a.v > f || a.v.is_nan() {
-                        a.v = f;
-                    }
-                }
-                token::T_COUNT => a.count += 1.0,
-                token::T_STDVAR | token::T_STDDEV => {
-                    a.count += 1.0;
-                    let delta = f - a.mean;
-                    a.mean += delta / a.count;
-                    a.v += delta * (f - a.mean);
-                }
-                token::T_QUANTILE => a.values.push(f),
-                _ => return Err(exec_err(format!("unknown aggregation {op}"))),
-            }
+            values[group_of[si]].push(f);
         }
-        for (gi, a) in accs.iter_mut().enumerate() {
-            if !a.seen {
-                continue;
+        for (gi, v) in values.iter_mut().enumerate() {
+            if !v.is_empty() {
+                out[gi].points.push(Sample {
+                    t: ts,
+                    v: quantile(q, v),
+                });
             }
-            let v = match op {
-                token::T_AVG => {
-                    if a.incremental {
-                        a.mean + a.c
-                    } else {
-                        (a.v + a.c) / a.count
-                    }
-                }
-                token::T_COUNT => a.count,
-                token::T_STDVAR => a.v / a.count,
-                token::T_STDDEV => (a.v / a.count).sqrt(),
-                token::T_QUANTILE => quantile(q, &mut a.values),
-                token::T_SUM => a.v + a.c,
-                _ => a.v,
-            };
-            out[gi].points.push(Sample { t: ts, v });
         }
     }
     out.retain(|s| !s.points.is_empty());

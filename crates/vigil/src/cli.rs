@@ -189,6 +189,16 @@ pub struct Cli {
     )]
     pub query_max_concurrency: usize,
 
+    /// Threads one range query may use: its steps are split into that many parts evaluated
+    /// at once (vigil only; 0 = one per CPU core).
+    #[arg(
+        help_heading = "QUERY",
+        long = "query.parallelism",
+        value_name = "N",
+        default_value_t = 0
+    )]
+    pub query_parallelism: usize,
+
     /// The maximum lookback duration for retrieving metrics during expression evaluations.
     #[arg(
         help_heading = "QUERY",

@@ -179,6 +179,10 @@ async fn serve(cli: Cli) -> Result<()> {
                 .then(|| std::time::Duration::from_millis(cli.query_timeout.as_millis())),
             max_samples: cli.query_max_samples,
             max_concurrency: Some(vigil_promql::QueryGate::new(cli.query_max_concurrency)),
+            parallelism: match cli.query_parallelism {
+                0 => EngineOptions::default().parallelism,
+                n => n,
+            },
             ..Default::default()
         }),
         scrape: Some(scrape.clone()),

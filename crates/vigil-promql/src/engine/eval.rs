@@ -552,6 +552,37 @@ impl<'a> Ev<'a> {
         vs: &VectorSelector,
         timestamps: bool,
     ) -> Result<Vec<Series>> {
+        let mut out = Vec::new();
+        self.vector_selector_each(vs, timestamps, &mut |s| {
+            out.push(s);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Evaluates an instant-vector expression and hands its series to `f` one at a time:
+    /// selectors and functions over range vectors as each series is computed (so an
+    /// aggregation over them holds one input series at a time), anything else after it is
+    /// evaluated whole. The order is the order of [`Ev::eval_vector`].
+    pub fn eval_vector_each(
+        &self,
+        e: &Expr,
+        f: &mut dyn FnMut(Series) -> Result<()>,
+    ) -> Result<()> {
+        self.check()?;
+        match unwrap_parens(e) {
+            Expr::VectorSelector(vs) => self.vector_selector_each(vs, false, f),
+            Expr::Call(c) => crate::functions::eval_call_each(self, c, f),
+            e => self.eval_vector(e)?.into_iter().try_for_each(f),
+        }
+    }
+
+    fn vector_selector_each(
+        &self,
+        vs: &VectorSelector,
+        timestamps: bool,
+        f: &mut dyn FnMut(Series) -> Result<()>,
+    ) -> Result<()> {
         let at = self.at_ms(&vs.at);
         let off = offset_ms(&vs.offset);
         let (lo, hi) = match at {
@@ -560,7 +591,6 @@ impl<'a> Ev<'a> {
         };
         let lookback = self.sh.lookback;
         let steps = self.steps();
-        let mut out = Vec::new();
         self.select_each(vs, lo - lookback + 1, hi, |labels, samples| {
             let mut pts = Vec::new();
             let mut j = 0;
@@ -580,17 +610,16 @@ impl<'a> Ev<'a> {
                 let v = if timestamps { s.t as f64 / 1000.0 } else { s.v };
                 pts.push(Sample { t: ts, v });
             }
-            if !pts.is_empty() {
-                self.sh.add_samples(pts.len())?;
-                out.push(Series {
-                    labels,
-                    drop_name: false,
-                    points: pts,
-                });
+            if pts.is_empty() {
+                return Ok(());
             }
-            Ok(())
-        })?;
-        Ok(out)
+            self.sh.add_samples(pts.len())?;
+            f(Series {
+                labels,
+                drop_name: false,
+                points: pts,
+            })
+        })
     }
 
     /// Loads the series a range function reads: a matrix selector's samples (staleness

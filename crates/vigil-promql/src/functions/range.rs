@@ -33,6 +33,25 @@ fn is_range_arg(e: &Expr) -> bool {
 }
 
 pub(super) fn eval_range_call(ev: &Ev, name: &str, args: &[&Expr]) -> Result<Val> {
+    let mut out = Vec::new();
+    if let Some(absent) = eval_range_call_each(ev, name, args, &mut |s| {
+        out.push(s);
+        Ok(())
+    })? {
+        return Ok(Val::Vector(absent));
+    }
+    Ok(Val::Vector(out))
+}
+
+/// Evaluates a function over a range vector and hands each output series to `emit` as soon
+/// as it is computed, so a caller that folds them (an aggregation) never holds them all.
+/// `absent_over_time` has one output known only at the end: it is returned instead.
+pub(crate) fn eval_range_call_each(
+    ev: &Ev,
+    name: &str,
+    args: &[&Expr],
+    emit: &mut dyn FnMut(Series) -> Result<()>,
+) -> Result<Option<Vec<Series>>> {
     let Some(mi) = args.iter().position(|a| is_range_arg(a)) else {
         return Err(exec_err("expected a range vector argument"));
     };
@@ -51,7 +70,6 @@ pub(super) fn eval_range_call(ev: &Ev, name: &str, args: &[&Expr]) -> Result<Val
     // Like `offset`, these select a sample and keep the metric name.
     let drop_name = name != "last_over_time" && name != "first_over_time";
     let mut present = vec![false; if f.is_none() { steps } else { 0 }];
-    let mut out = Vec::new();
     let mut sargs = vec![0.0; scalars.len()];
     let counts_resets = name == "rate" || name == "increase";
     // resets[i]: counter resets between consecutive samples up to sample i.
@@ -119,12 +137,11 @@ pub(super) fn eval_range_call(ev: &Ev, name: &str, args: &[&Expr]) -> Result<Val
             }
         }
         ev.sh.add_samples(pts.len())?;
-        out.push(Series {
+        emit(Series {
             labels: s.labels.clone(),
             drop_name: drop_name || s.drop_name,
             points: pts,
-        });
-        Ok(())
+        })
     })?;
     if f.is_none() {
         // absent_over_time: one series, at the steps where no series had samples.
@@ -136,19 +153,19 @@ pub(super) fn eval_range_call(ev: &Ev, name: &str, args: &[&Expr]) -> Result<Val
             })
             .collect();
         if points.is_empty() {
-            return Ok(Val::Vector(Vec::new()));
+            return Ok(Some(Vec::new()));
         }
         let labels = match src.selector {
             Some(_) => absent_labels(unwrap_parens(args[mi])),
             None => vigil_model::Labels::empty(),
         };
-        return Ok(Val::Vector(vec![Series {
+        return Ok(Some(vec![Series {
             labels,
             drop_name: true,
             points,
         }]));
     }
-    Ok(Val::Vector(out))
+    Ok(None)
 }
 
 fn range_fn(name: &str) -> Option<RangeFn> {

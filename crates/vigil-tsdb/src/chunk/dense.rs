@@ -158,33 +158,31 @@ pub fn decode(chunk: &[u8], out: &mut Vec<(i64, f64)>, scratch: &mut Vec<u8>) ->
 const MAX_INFLATED: usize = 64 << 20;
 
 thread_local! {
-    /// One inflater per thread, reset per chunk: a query decodes thousands of small chunks,
-    /// and a fresh inflater allocates and clears its 32 KiB window each time.
-    static INFLATER: std::cell::RefCell<flate2::Decompress> =
-        std::cell::RefCell::new(flate2::Decompress::new(false));
+    /// One decompressor per thread, reused for every chunk: a query decodes thousands of
+    /// small chunks. libdeflate decodes a whole buffer at once, about twice as fast as a
+    /// streaming inflater on chunks this small (most of whose time is building tables).
+    static INFLATER: std::cell::RefCell<libdeflater::Decompressor> =
+        std::cell::RefCell::new(libdeflater::Decompressor::new());
 }
 
 /// Inflates the raw deflate stream `body` into `out`; `None` if it is corrupt or truncated.
 fn inflate(body: &[u8], out: &mut Vec<u8>) -> Option<()> {
     INFLATER.with(|d| {
         let mut d = d.borrow_mut();
-        d.reset(false);
-        out.clear();
+        // Columns deflate to a third or so of their size: start at 4× and grow when short.
+        let mut cap = (body.len() * 4).max(4096);
         loop {
-            if out.len() >= MAX_INFLATED {
-                return None;
-            }
-            out.reserve((body.len() * 4).max(4096));
-            let (tin, tout) = (d.total_in(), d.total_out());
-            let rest = body.get(tin as usize..)?;
-            let st = d
-                .decompress_vec(rest, out, flate2::FlushDecompress::Finish)
-                .ok()?;
-            if st == flate2::Status::StreamEnd {
-                return Some(());
-            }
-            if d.total_in() == tin && d.total_out() == tout {
-                return None; // no progress: the stream ends early
+            out.clear();
+            out.resize(cap, 0);
+            match d.deflate_decompress(body, out) {
+                Ok(n) => {
+                    out.truncate(n);
+                    return Some(());
+                }
+                Err(libdeflater::DecompressionError::InsufficientSpace) if cap < MAX_INFLATED => {
+                    cap = (cap * 4).min(MAX_INFLATED);
+                }
+                Err(_) => return None,
             }
         }
     })

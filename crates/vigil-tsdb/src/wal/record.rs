@@ -155,7 +155,20 @@ impl<'a> Dec<'a> {
         self.b.is_empty()
     }
 
+    /// One byte is the common case (chunk columns, small refs): it is inlined, the rest is not.
+    #[inline]
     pub fn uvarint(&mut self) -> Option<u64> {
+        match self.b.split_first() {
+            Some((&byte, rest)) if byte < 0x80 => {
+                self.b = rest;
+                Some(byte as u64)
+            }
+            _ => self.uvarint_long(),
+        }
+    }
+
+    #[inline(never)]
+    fn uvarint_long(&mut self) -> Option<u64> {
         let mut v = 0u64;
         for (i, &byte) in self.b.iter().enumerate().take(10) {
             if i == 9 && byte > 1 {
@@ -170,6 +183,7 @@ impl<'a> Dec<'a> {
         None
     }
 
+    #[inline]
     pub fn varint(&mut self) -> Option<i64> {
         let u = self.uvarint()?;
         Some(((u >> 1) as i64) ^ -((u & 1) as i64))
