@@ -133,16 +133,8 @@ impl Acc {
                 let current = a.mean + a.c;
                 (a.mean, a.c) = kahan_sum_inc(f / a.count - current / a.count, a.mean, a.c);
             }
-            token::T_MAX => {
-                if a.v < f || a.v.is_nan() {
-                    a.v = f;
-                }
-            }
-            token::T_MIN => {
-                if a.v > f || a.v.is_nan() {
-                    a.v = f;
-                }
-            }
+            token::T_MAX if a.v < f || a.v.is_nan() => a.v = f,
+            token::T_MIN if a.v > f || a.v.is_nan() => a.v = f,
             token::T_COUNT => a.count += 1.0,
             token::T_STDVAR | token::T_STDDEV => {
                 a.count += 1.0;
