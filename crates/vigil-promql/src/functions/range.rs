@@ -14,9 +14,10 @@ use vigil_model::{METRIC_NAME, Sample};
 /// One window of one series at one step.
 struct Win<'a> {
     s: &'a [Sample],
-    /// Counter resets in the window (`rate`, `increase`): `Some(0)` lets the reset scan be
-    /// skipped, which is what nearly every window of a counter needs.
-    resets: Option<u32>,
+    /// For `rate` and `increase`: where the counter resets inside the window, as indices
+    /// into `s` of the sample that is lower than the one before it (in increasing order),
+    /// so the correction sums only those instead of scanning every sample.
+    resets: Option<&'a [u32]>,
     range: i64,
     end: i64,
     ts: i64,
@@ -72,20 +73,21 @@ pub(crate) fn eval_range_call_each(
     let mut present = vec![false; if f.is_none() { steps } else { 0 }];
     let mut sargs = vec![0.0; scalars.len()];
     let counts_resets = name == "rate" || name == "increase";
-    // resets[i]: counter resets between consecutive samples up to sample i.
+    // Indices of the samples lower than their predecessor: counter resets.
     let mut resets: Vec<u32> = Vec::new();
+    let mut window_resets: Vec<u32> = Vec::new();
     src.for_each(ev, |s| {
         ev.check()?;
         let n = s.points.len();
         if counts_resets {
             resets.clear();
-            let mut c = 0u32;
-            resets.push(0);
-            for w in s.points.windows(2) {
-                c += u32::from(w[1].v < w[0].v);
-                resets.push(c);
+            for (i, w) in s.points.windows(2).enumerate() {
+                if w[1].v < w[0].v {
+                    resets.push(i as u32 + 1);
+                }
             }
         }
+        let mut r0 = 0usize;
         let (mut lo, mut hi) = (0usize, 0usize);
         let mut pts = Vec::new();
         #[allow(clippy::needless_range_loop)]
@@ -109,9 +111,22 @@ pub(crate) fn eval_range_call_each(
             for (k, sc) in scalars.iter().enumerate() {
                 sargs[k] = sc.get(i).copied().unwrap_or(f64::NAN);
             }
+            if counts_resets {
+                // Resets at indices lo+1 ..= hi-1, relative to the window.
+                while r0 < resets.len() && (resets[r0] as usize) <= lo {
+                    r0 += 1;
+                }
+                window_resets.clear();
+                window_resets.extend(
+                    resets[r0..]
+                        .iter()
+                        .take_while(|&&i| (i as usize) < hi)
+                        .map(|&i| i - lo as u32),
+                );
+            }
             let w = Win {
                 s: &s.points[lo..hi],
-                resets: counts_resets.then(|| resets[hi - 1] - resets[lo]),
+                resets: counts_resets.then_some(&window_resets[..]),
                 range: src.range,
                 end,
                 ts,
@@ -285,13 +300,19 @@ fn extrapolated(w: &Win, is_counter: bool, is_rate: bool) -> Option<f64> {
     let first_t = s[0].t;
     let last_t = s[n1].t;
     let mut result = s[n1].v - s[0].v;
-    if is_counter && w.resets != Some(0) {
-        let mut prev = s[0].v;
-        for p in &s[1..] {
-            if p.v < prev {
-                result += prev;
+    if is_counter {
+        match w.resets {
+            // In order, as Prometheus adds them while scanning: the same sum to the bit.
+            Some(at) => at.iter().for_each(|&i| result += s[i as usize - 1].v),
+            None => {
+                let mut prev = s[0].v;
+                for p in &s[1..] {
+                    if p.v < prev {
+                        result += prev;
+                    }
+                    prev = p.v;
+                }
             }
-            prev = p.v;
         }
     }
     let mut to_start = (first_t - range_start) as f64 / 1000.0;
