@@ -250,3 +250,47 @@ fn max_concurrency_queues_queries() {
     assert_eq!(waiter.join().unwrap().unwrap(), 3);
     assert_eq!(gate.active(), 0);
 }
+
+/// `sum(rate(x[5m]))` folds one input series at a time: it fits a sample limit far below
+/// what the input vector would hold, which `rate(x[5m])` alone exceeds, and its result is
+/// the same as without the limit.
+#[test]
+fn aggregations_stream_their_input() {
+    let head = Head::new(HeadOptions::default());
+    let mut app = head.appender();
+    for i in 0..200 {
+        let l = Labels::from_pairs([("__name__", "c_total".to_string()), ("i", i.to_string())]);
+        for t in (0..=3600).step_by(15) {
+            app.append(None, &l, t * 1000, (t * (i + 1)) as f64)
+                .unwrap();
+        }
+    }
+    app.commit().unwrap();
+    let limited = |parallelism| {
+        Engine::new(EngineOptions {
+            max_samples: 5_000,
+            parallelism,
+            ..EngineOptions::default()
+        })
+    };
+    let unlimited = Engine::new(EngineOptions::default());
+    let (s, e, step) = (0, 3_600_000, 15_000);
+    for query in [
+        "sum(rate(c_total[5m]))",
+        "count(c_total)",
+        "stddev(c_total)",
+    ] {
+        let want = unlimited.range(&head, query, s, e, step).unwrap();
+        for p in [1, 2] {
+            let got = limited(p).range(&head, query, s, e, step);
+            assert_eq!(got.unwrap(), want, "{query} with {p} threads");
+        }
+    }
+    for query in ["rate(c_total[5m])", "c_total", "quantile(0.5, c_total)"] {
+        let err = limited(1).range(&head, query, s, e, step).unwrap_err();
+        assert!(
+            matches!(err, EngineError::TooManySamples(_)),
+            "{query}: {err}"
+        );
+    }
+}
