@@ -75,6 +75,14 @@ pub(crate) fn eval_range_call_each(
     let counts_resets = name == "rate" || name == "increase";
     // Indices of the samples lower than their predecessor: counter resets.
     let mut resets: Vec<u32> = Vec::new();
+    type Pair = fn(&[Sample], &[Sample]) -> (f64, f64);
+    let pair: Option<Pair> = match name {
+        "avg_over_time" => Some(fold2::<AvgFold>),
+        "sum_over_time" => Some(fold2::<SumFold>),
+        _ => None,
+    };
+    // A window of `pair` waiting for the next one: (step time, lo, hi).
+    let mut pending: Option<(i64, usize, usize)> = None;
     let mut window_resets: Vec<u32> = Vec::new();
     src.for_each(ev, |s| {
         ev.check()?;
@@ -108,6 +116,18 @@ pub(crate) fn eval_range_call_each(
                 present[i] = true;
                 continue;
             };
+            if let Some(pair) = pair {
+                // Windows of these folds are taken two at a time (see `fold2`).
+                match pending.take() {
+                    None => pending = Some((ts, lo, hi)),
+                    Some((t0, lo0, hi0)) => {
+                        let (a, b) = pair(&s.points[lo0..hi0], &s.points[lo..hi]);
+                        pts.push(Sample { t: t0, v: a });
+                        pts.push(Sample { t: ts, v: b });
+                    }
+                }
+                continue;
+            }
             for (k, sc) in scalars.iter().enumerate() {
                 sargs[k] = sc.get(i).copied().unwrap_or(f64::NAN);
             }
@@ -134,6 +154,19 @@ pub(crate) fn eval_range_call_each(
             };
             if let Some(v) = f(&w, ev)? {
                 pts.push(Sample { t: ts, v });
+            }
+        }
+        if let Some((t0, lo0, hi0)) = pending.take() {
+            let w = Win {
+                s: &s.points[lo0..hi0],
+                resets: None,
+                range: src.range,
+                end: src.window_end(t0),
+                ts: t0,
+                args: &sargs,
+            };
+            if let Some(v) = f.map_or(Ok(None), |f| f(&w, ev))? {
+                pts.push(Sample { t: t0, v });
             }
         }
         if pts.is_empty() {
@@ -251,13 +284,7 @@ fn range_fn(name: &str) -> Option<RangeFn> {
             }
             Ok(Some(m))
         },
-        "sum_over_time" => |w, _| {
-            let (mut s, mut c) = (0.0, 0.0);
-            for p in w.s {
-                (s, c) = kahan_sum_inc(p.v, s, c);
-            }
-            Ok(Some(if s.is_infinite() { s } else { s + c }))
-        },
+        "sum_over_time" => |w, _| Ok(Some(fold::<SumFold>(w.s))),
         "count_over_time" => |w, _| Ok(Some(w.s.len() as f64)),
         "last_over_time" => |w, _| Ok(w.s.last().map(|p| p.v)),
         "first_over_time" => |w, _| Ok(w.s.first().map(|p| p.v)),
@@ -411,38 +438,103 @@ fn smoothing(s: &[Sample], sf: f64, tf: f64) -> Option<f64> {
 }
 
 /// `avg_over_time`: Kahan sum, switching to an incremental mean on overflow.
-fn avg(s: &[Sample]) -> f64 {
-    let (mut sum, mut mean, mut count, mut c) = (0.0, 0.0, 0.0, 0.0);
-    let mut incremental = false;
-    for p in s {
-        let f = p.v;
-        count += 1.0;
-        if !incremental {
-            let (ns, nc) = kahan_sum_inc(f, sum, c);
-            if count == 1.0 || !ns.is_infinite() {
-                (sum, c) = (ns, nc);
-                continue;
+/// A fold over a window's values, in order, whose per-value step is a short dependency
+/// chain: two windows folded in the same loop overlap on the CPU ([`fold2`]).
+trait WindowFold: Default {
+    fn add(&mut self, f: f64);
+    fn result(&self) -> f64;
+}
+
+/// `avg_over_time`: Kahan sum, switching to an incremental mean on overflow, as Prometheus.
+#[derive(Default)]
+struct AvgFold {
+    sum: f64,
+    mean: f64,
+    count: f64,
+    c: f64,
+    incremental: bool,
+}
+
+impl WindowFold for AvgFold {
+    #[inline(always)]
+    fn add(&mut self, f: f64) {
+        self.count += 1.0;
+        if !self.incremental {
+            let (ns, nc) = kahan_sum_inc(f, self.sum, self.c);
+            if self.count == 1.0 || !ns.is_infinite() {
+                (self.sum, self.c) = (ns, nc);
+                return;
             }
-            incremental = true;
-            mean = sum / (count - 1.0);
-            c /= count - 1.0;
+            self.incremental = true;
+            self.mean = self.sum / (self.count - 1.0);
+            self.c /= self.count - 1.0;
         }
-        if mean.is_infinite() {
-            if f.is_infinite() && (mean > 0.0) == (f > 0.0) {
-                continue;
+        if self.mean.is_infinite() {
+            if f.is_infinite() && (self.mean > 0.0) == (f > 0.0) {
+                return;
             }
             if !f.is_infinite() && !f.is_nan() {
-                continue;
+                return;
             }
         }
-        let corrected = mean + c;
-        (mean, c) = kahan_sum_inc(f / count - corrected / count, mean, c);
+        let corrected = self.mean + self.c;
+        (self.mean, self.c) =
+            kahan_sum_inc(f / self.count - corrected / self.count, self.mean, self.c);
     }
-    if incremental {
-        mean + c
-    } else {
-        (sum + c) / count
+
+    fn result(&self) -> f64 {
+        if self.incremental {
+            self.mean + self.c
+        } else {
+            (self.sum + self.c) / self.count
+        }
     }
+}
+
+/// `sum_over_time`: Kahan–Neumaier sum.
+#[derive(Default)]
+struct SumFold {
+    sum: f64,
+    c: f64,
+}
+
+impl WindowFold for SumFold {
+    #[inline(always)]
+    fn add(&mut self, f: f64) {
+        (self.sum, self.c) = kahan_sum_inc(f, self.sum, self.c);
+    }
+
+    fn result(&self) -> f64 {
+        if self.sum.is_infinite() {
+            self.sum
+        } else {
+            self.sum + self.c
+        }
+    }
+}
+
+fn fold<F: WindowFold>(s: &[Sample]) -> f64 {
+    let mut a = F::default();
+    s.iter().for_each(|p| a.add(p.v));
+    a.result()
+}
+
+/// Folds two windows in one loop: each value's fold is the same, in the same order, as
+/// [`fold`] gives (so are the results, to the bit), but the two chains run side by side.
+fn fold2<F: WindowFold>(x: &[Sample], y: &[Sample]) -> (f64, f64) {
+    let (mut a, mut b) = (F::default(), F::default());
+    let n = x.len().min(y.len());
+    for (p, q) in x[..n].iter().zip(&y[..n]) {
+        a.add(p.v);
+        b.add(q.v);
+    }
+    x[n..].iter().for_each(|p| a.add(p.v));
+    y[n..].iter().for_each(|q| b.add(q.v));
+    (a.result(), b.result())
+}
+
+fn avg(s: &[Sample]) -> f64 {
+    fold::<AvgFold>(s)
 }
 
 fn variance(s: &[Sample]) -> f64 {
@@ -454,4 +546,37 @@ fn variance(s: &[Sample]) -> f64 {
         (aux, caux) = kahan_sum_inc(delta * (p.v - (mean + cmean)), aux, caux);
     }
     (aux + caux) / count
+}
+
+#[cfg(test)]
+mod fold_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn samples(v: &[f64]) -> Vec<Sample> {
+        v.iter()
+            .enumerate()
+            .map(|(i, &v)| Sample { t: i as i64, v })
+            .collect()
+    }
+
+    proptest! {
+        /// Two windows folded side by side give what each gives alone, to the bit
+        /// (including overflow to the incremental mean, NaN and infinities).
+        #[test]
+        fn fold2_is_fold_twice(
+            x in proptest::collection::vec(prop_oneof![
+                any::<f64>(), -1e3f64..1e3, Just(f64::MAX), Just(f64::INFINITY)], 1..60),
+            y in proptest::collection::vec(prop_oneof![
+                any::<f64>(), -1e3f64..1e3, Just(-f64::MAX)], 1..60),
+        ) {
+            let (x, y) = (samples(&x), samples(&y));
+            let (a, b) = fold2::<AvgFold>(&x, &y);
+            prop_assert_eq!(a.to_bits(), fold::<AvgFold>(&x).to_bits());
+            prop_assert_eq!(b.to_bits(), fold::<AvgFold>(&y).to_bits());
+            let (a, b) = fold2::<SumFold>(&x, &y);
+            prop_assert_eq!(a.to_bits(), fold::<SumFold>(&x).to_bits());
+            prop_assert_eq!(b.to_bits(), fold::<SumFold>(&y).to_bits());
+        }
+    }
 }
