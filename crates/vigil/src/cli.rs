@@ -303,11 +303,15 @@ pub enum ImportFormat {
         /// The data directory (--storage.tsdb.path of the vigil that will serve the blocks).
         #[arg(value_name = "DATADIR", default_value = "data/")]
         dir: PathBuf,
-        /// Time range of each block written.
+        /// Time range of each block written (at least 2h, aligned to multiples of itself).
+        /// The default, 18h, is the block size vigil's own compaction builds from 2h blocks
+        /// under the default retention, so the imported data is served at once as it will be
+        /// after compaction: longer chunks, less disk, faster long-range queries. promtool's
+        /// default is 2h; pass 2h for its layout.
         #[arg(
             long = "max-block-duration",
             value_name = "DURATION",
-            default_value = "2h"
+            default_value = "18h"
         )]
         max_block_duration: Duration,
     },

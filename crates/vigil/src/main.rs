@@ -49,11 +49,9 @@ fn main() {
             dir,
             max_block_duration,
         } = format;
-        std::process::exit(tsdb_import(
-            file,
-            dir,
-            max_block_duration.as_millis() as i64,
-        ));
+        // promtool ignores block durations under 2h, and so does vigil.
+        let block_ms = (max_block_duration.as_millis() as i64).max(2 * 3600 * 1000);
+        std::process::exit(tsdb_import(file, dir, block_ms));
     }
     init_logging(&cli.log_level);
     let rt = tokio::runtime::Builder::new_multi_thread()
