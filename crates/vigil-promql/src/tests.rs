@@ -294,3 +294,52 @@ fn aggregations_stream_their_input() {
         );
     }
 }
+
+/// Split over threads, every part has at least two steps: a 7-step query on 3 threads is
+/// still a range query in each part (`sort` warns, as for the whole query).
+#[test]
+fn split_parts_are_range_queries() {
+    let db = db();
+    let split = Engine::new(EngineOptions {
+        parallelism: 3,
+        min_steps_per_part: 2,
+        ..EngineOptions::default()
+    });
+    let whole = Engine::new(EngineOptions {
+        parallelism: 1,
+        ..EngineOptions::default()
+    });
+    for q in [
+        "sort(up)",
+        "sum by (job) (rate(req[1m]))",
+        "up + on(job) group_left sum by (job) (up)",
+    ] {
+        for steps in 4..12 {
+            let (s, e) = (0, (steps - 1) * 15_000);
+            let a = split.range_query(&db, q, s, e, 15_000, None).unwrap();
+            let b = whole.range_query(&db, q, s, e, 15_000, None).unwrap();
+            assert_eq!(a, b, "{q} over {steps} steps");
+        }
+    }
+}
+
+#[test]
+fn parts_cover_the_steps_with_two_or_more_each() {
+    for parts in 1..6usize {
+        for steps in 2 * parts..40 {
+            let b = super::engine::part_bounds(1_000, 15, steps, parts);
+            assert_eq!(b.len(), parts);
+            assert_eq!(b[0].0, 1_000);
+            assert_eq!(b[parts - 1].1, 1_000 + (steps as i64 - 1) * 15);
+            for (i, &(a, z)) in b.iter().enumerate() {
+                assert!(
+                    z - a >= 15,
+                    "{steps} steps, {parts} parts: part {i} {a}..{z}"
+                );
+                if i > 0 {
+                    assert_eq!(a, b[i - 1].1 + 15);
+                }
+            }
+        }
+    }
+}

@@ -377,13 +377,7 @@ impl Engine {
         if parts == 1 {
             return Ev::new(shared, start, end, step).eval(expr);
         }
-        let per = steps.div_ceil(parts);
-        let bounds: Vec<(Timestamp, Timestamp)> = (0..parts)
-            .map(|k| {
-                let last = ((k + 1) * per).min(steps) - 1;
-                (start + (k * per) as i64 * step, start + last as i64 * step)
-            })
-            .collect();
+        let bounds = part_bounds(start, step, steps, parts);
         let results: Vec<Result<Val, EngineError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = bounds[1..]
                 .iter()
@@ -508,6 +502,27 @@ impl Engine {
             infos,
         })
     }
+}
+
+/// The first and last step time of each of `parts` contiguous runs of `steps` steps: part k
+/// holds steps [k·steps/parts, (k+1)·steps/parts), so sizes differ by at most one and, with
+/// steps ≥ 2·parts, each part has at least two steps (a one-step part would be evaluated as
+/// an instant query).
+pub(crate) fn part_bounds(
+    start: Timestamp,
+    step: i64,
+    steps: usize,
+    parts: usize,
+) -> Vec<(Timestamp, Timestamp)> {
+    (0..parts)
+        .map(|k| {
+            let (first, next) = (k * steps / parts, (k + 1) * steps / parts);
+            (
+                start + first as i64 * step,
+                start + (next - 1) as i64 * step,
+            )
+        })
+        .collect()
 }
 
 /// Drops `__name__` where an operation asked for it (delayed name removal, as Prometheus 3
