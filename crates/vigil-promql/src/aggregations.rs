@@ -11,7 +11,7 @@
 use crate::engine::eval::{
     Ev, OutBuilder, Result, Series, StepCursor, Val, exec_err, is_metadata_label, unwrap_parens,
 };
-use crate::functions::{format_float, kahan_sum_inc, quantile, valid_label_name};
+use crate::functions::{Mean, format_float, kahan_sum_inc, quantile, valid_label_name};
 use promql_parser::parser::token::{self, TokenId};
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 use std::collections::HashMap;
@@ -73,21 +73,19 @@ pub(crate) fn eval_aggregate(ev: &Ev, a: &AggregateExpr) -> Result<Val> {
     }
 }
 
-/// One group's running aggregate at one step.
+/// One group's running aggregate at one step. `avg` is [`Mean`]; the other operations keep
+/// their running value in `m.sum` (the sum, min, max, 1 for `group`, or the sum of squared
+/// deviations for `stddev`/`stdvar`), with `m.c` (compensation), `m.mean` and `m.count`.
 #[derive(Default, Clone, Copy)]
 struct Acc {
     seen: bool,
-    incremental: bool,
-    v: f64,
-    mean: f64,
-    c: f64,
-    count: f64,
+    m: Mean,
 }
 
 impl Acc {
     /// The first value of a group at a step.
     fn first(op: TokenId, f: f64) -> Acc {
-        let v = match op {
+        let sum = match op {
             token::T_STDVAR | token::T_STDDEV if f.is_nan() || f.is_infinite() => f64::NAN,
             token::T_STDVAR | token::T_STDDEV => 0.0,
             token::T_GROUP => 1.0,
@@ -95,67 +93,44 @@ impl Acc {
         };
         Acc {
             seen: true,
-            incremental: false,
-            v,
-            mean: f,
-            c: 0.0,
-            count: 1.0,
+            m: Mean {
+                sum,
+                mean: f,
+                count: 1.0,
+                c: 0.0,
+                incremental: false,
+            },
         }
     }
 
     /// Folds one more value in, as Prometheus' `aggregation` does.
     fn add(&mut self, op: TokenId, f: f64) {
-        let a = self;
+        let m = &mut self.m;
         match op {
-            token::T_SUM => {
-                (a.v, a.c) = kahan_sum_inc(f, a.v, a.c);
-            }
-            token::T_AVG => {
-                a.count += 1.0;
-                if !a.incremental {
-                    let (nv, nc) = kahan_sum_inc(f, a.v, a.c);
-                    if !nv.is_infinite() {
-                        (a.v, a.c) = (nv, nc);
-                        return;
-                    }
-                    a.incremental = true;
-                    a.mean = a.v / (a.count - 1.0);
-                    a.c /= a.count - 1.0;
-                }
-                if a.mean.is_infinite() {
-                    if f.is_infinite() && (a.mean > 0.0) == (f > 0.0) {
-                        return;
-                    }
-                    if !f.is_infinite() && !f.is_nan() {
-                        return;
-                    }
-                }
-                let current = a.mean + a.c;
-                (a.mean, a.c) = kahan_sum_inc(f / a.count - current / a.count, a.mean, a.c);
-            }
-            token::T_MAX if a.v < f || a.v.is_nan() => a.v = f,
-            token::T_MIN if a.v > f || a.v.is_nan() => a.v = f,
-            token::T_COUNT => a.count += 1.0,
+            token::T_SUM => (m.sum, m.c) = kahan_sum_inc(f, m.sum, m.c),
+            token::T_AVG => m.add(f),
+            token::T_MAX if m.sum < f || m.sum.is_nan() => m.sum = f,
+            token::T_MIN if m.sum > f || m.sum.is_nan() => m.sum = f,
+            token::T_COUNT => m.count += 1.0,
             token::T_STDVAR | token::T_STDDEV => {
-                a.count += 1.0;
-                let delta = f - a.mean;
-                a.mean += delta / a.count;
-                a.v += delta * (f - a.mean);
+                m.count += 1.0;
+                let delta = f - m.mean;
+                m.mean += delta / m.count;
+                m.sum += delta * (f - m.mean);
             }
             _ => {}
         }
     }
 
     fn result(&self, op: TokenId) -> f64 {
-        let a = self;
+        let m = &self.m;
         match op {
-            token::T_AVG if a.incremental => a.mean + a.c,
-            token::T_AVG => (a.v + a.c) / a.count,
-            token::T_COUNT => a.count,
-            token::T_STDVAR => a.v / a.count,
-            token::T_STDDEV => (a.v / a.count).sqrt(),
-            token::T_SUM => a.v + a.c,
-            _ => a.v,
+            token::T_AVG => m.value(),
+            token::T_COUNT => m.count,
+            token::T_STDVAR => m.sum / m.count,
+            token::T_STDDEV => (m.sum / m.count).sqrt(),
+            token::T_SUM => m.sum + m.c,
+            _ => m.sum,
         }
     }
 }

@@ -30,6 +30,54 @@ pub(crate) fn kahan_sum_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     (t, c)
 }
 
+/// Prometheus' average, for `avg` and `avg_over_time`: a Kahan sum that turns into an
+/// incremental mean once the sum would overflow. The aggregations keep their other running
+/// values in the same fields (see `aggregations::Acc`).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Mean {
+    pub sum: f64,
+    pub mean: f64,
+    pub count: f64,
+    pub c: f64,
+    pub incremental: bool,
+}
+
+impl Mean {
+    #[inline(always)]
+    pub fn add(&mut self, f: f64) {
+        self.count += 1.0;
+        if !self.incremental {
+            let (ns, nc) = kahan_sum_inc(f, self.sum, self.c);
+            if self.count == 1.0 || !ns.is_infinite() {
+                (self.sum, self.c) = (ns, nc);
+                return;
+            }
+            self.incremental = true;
+            self.mean = self.sum / (self.count - 1.0);
+            self.c /= self.count - 1.0;
+        }
+        if self.mean.is_infinite() {
+            if f.is_infinite() && (self.mean > 0.0) == (f > 0.0) {
+                return;
+            }
+            if !f.is_infinite() && !f.is_nan() {
+                return;
+            }
+        }
+        let corrected = self.mean + self.c;
+        (self.mean, self.c) =
+            kahan_sum_inc(f / self.count - corrected / self.count, self.mean, self.c);
+    }
+
+    pub fn value(&self) -> f64 {
+        if self.incremental {
+            self.mean + self.c
+        } else {
+            (self.sum + self.c) / self.count
+        }
+    }
+}
+
 /// Prometheus' `quantile` (φ-quantile with linear interpolation; NaNs sort first).
 pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
     if values.is_empty() || q.is_nan() {

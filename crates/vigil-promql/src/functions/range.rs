@@ -6,7 +6,7 @@
 //! at one series' samples plus the output. Semantics follow Prometheus' `functions.go`,
 //! including `extrapolatedRate`'s extrapolation and counter-reset handling.
 
-use super::{absent_labels, format_float, kahan_sum_inc, quantile};
+use super::{Mean, absent_labels, format_float, kahan_sum_inc, quantile};
 use crate::engine::eval::{Ev, Result, Series, Val, exec_err, unwrap_parens};
 use promql_parser::parser::Expr;
 use vigil_model::{METRIC_NAME, Sample};
@@ -77,7 +77,7 @@ pub(crate) fn eval_range_call_each(
     let mut resets: Vec<u32> = Vec::new();
     type Pair = fn(&[Sample], &[Sample]) -> (f64, f64);
     let pair: Option<Pair> = match name {
-        "avg_over_time" => Some(fold2::<AvgFold>),
+        "avg_over_time" => Some(fold2::<Mean>),
         "sum_over_time" => Some(fold2::<SumFold>),
         _ => None,
     };
@@ -445,49 +445,14 @@ trait WindowFold: Default {
     fn result(&self) -> f64;
 }
 
-/// `avg_over_time`: Kahan sum, switching to an incremental mean on overflow, as Prometheus.
-#[derive(Default)]
-struct AvgFold {
-    sum: f64,
-    mean: f64,
-    count: f64,
-    c: f64,
-    incremental: bool,
-}
-
-impl WindowFold for AvgFold {
+impl WindowFold for Mean {
     #[inline(always)]
     fn add(&mut self, f: f64) {
-        self.count += 1.0;
-        if !self.incremental {
-            let (ns, nc) = kahan_sum_inc(f, self.sum, self.c);
-            if self.count == 1.0 || !ns.is_infinite() {
-                (self.sum, self.c) = (ns, nc);
-                return;
-            }
-            self.incremental = true;
-            self.mean = self.sum / (self.count - 1.0);
-            self.c /= self.count - 1.0;
-        }
-        if self.mean.is_infinite() {
-            if f.is_infinite() && (self.mean > 0.0) == (f > 0.0) {
-                return;
-            }
-            if !f.is_infinite() && !f.is_nan() {
-                return;
-            }
-        }
-        let corrected = self.mean + self.c;
-        (self.mean, self.c) =
-            kahan_sum_inc(f / self.count - corrected / self.count, self.mean, self.c);
+        Mean::add(self, f)
     }
 
     fn result(&self) -> f64 {
-        if self.incremental {
-            self.mean + self.c
-        } else {
-            (self.sum + self.c) / self.count
-        }
+        self.value()
     }
 }
 
@@ -534,7 +499,7 @@ fn fold2<F: WindowFold>(x: &[Sample], y: &[Sample]) -> (f64, f64) {
 }
 
 fn avg(s: &[Sample]) -> f64 {
-    fold::<AvgFold>(s)
+    fold::<Mean>(s)
 }
 
 fn variance(s: &[Sample]) -> f64 {
@@ -571,9 +536,9 @@ mod fold_tests {
                 any::<f64>(), -1e3f64..1e3, Just(-f64::MAX)], 1..60),
         ) {
             let (x, y) = (samples(&x), samples(&y));
-            let (a, b) = fold2::<AvgFold>(&x, &y);
-            prop_assert_eq!(a.to_bits(), fold::<AvgFold>(&x).to_bits());
-            prop_assert_eq!(b.to_bits(), fold::<AvgFold>(&y).to_bits());
+            let (a, b) = fold2::<Mean>(&x, &y);
+            prop_assert_eq!(a.to_bits(), fold::<Mean>(&x).to_bits());
+            prop_assert_eq!(b.to_bits(), fold::<Mean>(&y).to_bits());
             let (a, b) = fold2::<SumFold>(&x, &y);
             prop_assert_eq!(a.to_bits(), fold::<SumFold>(&x).to_bits());
             prop_assert_eq!(b.to_bits(), fold::<SumFold>(&y).to_bits());
