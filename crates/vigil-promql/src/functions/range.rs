@@ -73,16 +73,19 @@ pub(crate) fn eval_range_call_each(
     let mut present = vec![false; if f.is_none() { steps } else { 0 }];
     let mut sargs = vec![0.0; scalars.len()];
     let counts_resets = name == "rate" || name == "increase";
-    // Indices of the samples lower than their predecessor: counter resets.
-    let mut resets: Vec<u32> = Vec::new();
+    // Folds whose windows are taken two at a time (see `fold2`), and one at a time for a
+    // window left without a partner.
     type Pair = fn(&[Sample], &[Sample]) -> (f64, f64);
-    let pair: Option<Pair> = match name {
-        "avg_over_time" => Some(fold2::<Mean>),
-        "sum_over_time" => Some(fold2::<SumFold>),
+    type One = fn(&[Sample]) -> f64;
+    let pair: Option<(Pair, One)> = match name {
+        "avg_over_time" => Some((fold2::<Mean>, fold::<Mean>)),
+        "sum_over_time" => Some((fold2::<SumFold>, fold::<SumFold>)),
         _ => None,
     };
     // A window of `pair` waiting for the next one: (step time, lo, hi).
     let mut pending: Option<(i64, usize, usize)> = None;
+    // Indices of the samples lower than their predecessor: counter resets.
+    let mut resets: Vec<u32> = Vec::new();
     let mut window_resets: Vec<u32> = Vec::new();
     src.for_each(ev, |s| {
         ev.check()?;
@@ -116,8 +119,7 @@ pub(crate) fn eval_range_call_each(
                 present[i] = true;
                 continue;
             };
-            if let Some(pair) = pair {
-                // Windows of these folds are taken two at a time (see `fold2`).
+            if let Some((pair, _)) = pair {
                 match pending.take() {
                     None => pending = Some((ts, lo, hi)),
                     Some((t0, lo0, hi0)) => {
@@ -156,18 +158,11 @@ pub(crate) fn eval_range_call_each(
                 pts.push(Sample { t: ts, v });
             }
         }
-        if let Some((t0, lo0, hi0)) = pending.take() {
-            let w = Win {
-                s: &s.points[lo0..hi0],
-                resets: None,
-                range: src.range,
-                end: src.window_end(t0),
-                ts: t0,
-                args: &sargs,
-            };
-            if let Some(v) = f.map_or(Ok(None), |f| f(&w, ev))? {
-                pts.push(Sample { t: t0, v });
-            }
+        if let (Some((t0, lo0, hi0)), Some((_, one))) = (pending.take(), pair) {
+            pts.push(Sample {
+                t: t0,
+                v: one(&s.points[lo0..hi0]),
+            });
         }
         if pts.is_empty() {
             return Ok(());
@@ -265,7 +260,7 @@ fn range_fn(name: &str) -> Option<RangeFn> {
                 w.s.windows(2).filter(|p| p[1].v < p[0].v).count() as f64
             ))
         },
-        "avg_over_time" => |w, _| Ok(Some(avg(w.s))),
+        "avg_over_time" => |w, _| Ok(Some(fold::<Mean>(w.s))),
         "min_over_time" => |w, _| {
             let mut m = w.s[0].v;
             for p in &w.s[1..] {
@@ -496,10 +491,6 @@ fn fold2<F: WindowFold>(x: &[Sample], y: &[Sample]) -> (f64, f64) {
     x[n..].iter().for_each(|p| a.add(p.v));
     y[n..].iter().for_each(|q| b.add(q.v));
     (a.result(), b.result())
-}
-
-fn avg(s: &[Sample]) -> f64 {
-    fold::<Mean>(s)
 }
 
 fn variance(s: &[Sample]) -> f64 {
