@@ -158,8 +158,8 @@ fn aggregate(ev: &Ev, op: TokenId, g: &Grouping, expr: &Expr) -> Result<Vec<Seri
     let mut index: HashMap<Labels, usize> = HashMap::new();
     let mut out: Vec<Series> = Vec::new();
     let mut accs: Vec<Vec<Acc>> = Vec::new();
-    // An accumulator weighs about two samples.
-    let per_group = steps.saturating_mul(2);
+    // A group's accumulators, counted in samples' worth of memory.
+    let per_group = steps.saturating_mul(size_of::<Acc>().div_ceil(size_of::<Sample>()));
     ev.eval_vector_each(expr, &mut |s| {
         let gl = g.labels(&s.labels);
         let gi = match index.get(&gl) {

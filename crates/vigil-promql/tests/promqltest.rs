@@ -748,10 +748,9 @@ fn same_when_split(
     static SPLIT: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
     let split = SPLIT.get_or_init(|| {
         Engine::new(EngineOptions {
-            max_samples: 10_000,
             parallelism: 3,
             min_steps_per_part: 2,
-            ..EngineOptions::default()
+            ..test_engine().options().clone()
         })
     });
     let out = split

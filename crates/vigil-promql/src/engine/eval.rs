@@ -142,7 +142,8 @@ impl<'a> Shared<'a> {
     }
 
     pub fn release_samples(&self, n: usize) {
-        // Never below zero: a part releases only what it added.
+        // Never below zero: an aggregation releases each series it folds, which may have
+        // been evaluated by a node that did not count it.
         let _ = self
             .samples
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
@@ -572,7 +573,9 @@ impl<'a> Ev<'a> {
         self.check()?;
         match unwrap_parens(e) {
             Expr::VectorSelector(vs) => self.vector_selector_each(vs, false, f),
-            Expr::Call(c) => crate::functions::eval_call_each(self, c, f),
+            Expr::Call(c) if crate::functions::takes_range_vector(c) => {
+                crate::functions::eval_range_call_each(self, c, f)
+            }
             e => self.eval_vector(e)?.into_iter().try_for_each(f),
         }
     }

@@ -175,23 +175,22 @@ fn is_range_arg(e: &Expr) -> bool {
     )
 }
 
-/// Like [`eval_call`], handing each output series to `emit`: functions over a range vector
-/// stream their output series by series, the others are evaluated whole first.
-pub(crate) fn eval_call_each(
+/// Whether a call has a range-vector argument (`rate(x[5m])`, `max_over_time(y[1h:])`).
+pub(crate) fn takes_range_vector(c: &Call) -> bool {
+    c.args.args.iter().any(|a| is_range_arg(a))
+}
+
+/// A function over a range vector, handing each output series to `emit` as it is computed.
+pub(crate) fn eval_range_call_each(
     ev: &Ev,
     c: &Call,
     emit: &mut dyn FnMut(Series) -> Result<()>,
 ) -> Result<()> {
     let args: Vec<&Expr> = c.args.args.iter().map(|a| a.as_ref()).collect();
-    let rest = if args.iter().any(|a| is_range_arg(a)) {
-        range::eval_range_call_each(ev, c.func.name, &args, emit)?.unwrap_or_default()
-    } else {
-        match eval_call(ev, c)? {
-            Val::Vector(v) => v,
-            _ => return Err(exec_err("expected an instant vector")),
-        }
-    };
-    rest.into_iter().try_for_each(emit)
+    range::eval_range_call_each(ev, c.func.name, &args, emit)?
+        .unwrap_or_default()
+        .into_iter()
+        .try_for_each(emit)
 }
 
 pub(crate) fn eval_call(ev: &Ev, c: &Call) -> Result<Val> {

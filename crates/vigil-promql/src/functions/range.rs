@@ -14,10 +14,11 @@ use vigil_model::{METRIC_NAME, Sample};
 /// One window of one series at one step.
 struct Win<'a> {
     s: &'a [Sample],
-    /// For `rate` and `increase`: where the counter resets inside the window, as indices
-    /// into `s` of the sample that is lower than the one before it (in increasing order),
-    /// so the correction sums only those instead of scanning every sample.
-    resets: Option<&'a [u32]>,
+    /// For `rate` and `increase`: where the counter resets inside the window, so the
+    /// correction sums only those instead of scanning every sample. The indices (increasing)
+    /// are of the series' samples lower than the one before them; the window's first sample
+    /// is the series' sample number `.1`.
+    resets: Option<(&'a [u32], usize)>,
     range: i64,
     end: i64,
     ts: i64,
@@ -86,7 +87,6 @@ pub(crate) fn eval_range_call_each(
     let mut pending: Option<(i64, usize, usize)> = None;
     // Indices of the samples lower than their predecessor: counter resets.
     let mut resets: Vec<u32> = Vec::new();
-    let mut window_resets: Vec<u32> = Vec::new();
     src.for_each(ev, |s| {
         ev.check()?;
         let n = s.points.len();
@@ -98,7 +98,8 @@ pub(crate) fn eval_range_call_each(
                 }
             }
         }
-        let mut r0 = 0usize;
+        // The resets inside the current window: resets[r0..r1].
+        let (mut r0, mut r1) = (0usize, 0usize);
         let (mut lo, mut hi) = (0usize, 0usize);
         let mut pts = Vec::new();
         #[allow(clippy::needless_range_loop)]
@@ -134,21 +135,17 @@ pub(crate) fn eval_range_call_each(
                 sargs[k] = sc.get(i).copied().unwrap_or(f64::NAN);
             }
             if counts_resets {
-                // Resets at indices lo+1 ..= hi-1, relative to the window.
-                while r0 < resets.len() && (resets[r0] as usize) <= lo {
+                // Resets at indices lo+1 ..= hi-1; both ends only move forward.
+                while r1 < resets.len() && (resets[r1] as usize) < hi {
+                    r1 += 1;
+                }
+                while r0 < r1 && (resets[r0] as usize) <= lo {
                     r0 += 1;
                 }
-                window_resets.clear();
-                window_resets.extend(
-                    resets[r0..]
-                        .iter()
-                        .take_while(|&&i| (i as usize) < hi)
-                        .map(|&i| i - lo as u32),
-                );
             }
             let w = Win {
                 s: &s.points[lo..hi],
-                resets: counts_resets.then_some(&window_resets[..]),
+                resets: counts_resets.then_some((&resets[r0..r1], lo)),
                 range: src.range,
                 end,
                 ts,
@@ -167,7 +164,7 @@ pub(crate) fn eval_range_call_each(
         if pts.is_empty() {
             return Ok(());
         }
-        if name == "rate" || name == "increase" {
+        if counts_resets {
             let metric = s.labels.get(METRIC_NAME).unwrap_or("");
             if !metric.is_empty()
                 && !["_total", "_sum", "_count", "_bucket"]
@@ -325,7 +322,9 @@ fn extrapolated(w: &Win, is_counter: bool, is_rate: bool) -> Option<f64> {
     if is_counter {
         match w.resets {
             // In order, as Prometheus adds them while scanning: the same sum to the bit.
-            Some(at) => at.iter().for_each(|&i| result += s[i as usize - 1].v),
+            Some((at, first)) => at
+                .iter()
+                .for_each(|&i| result += s[i as usize - first - 1].v),
             None => {
                 let mut prev = s[0].v;
                 for p in &s[1..] {

@@ -108,8 +108,7 @@ impl SampleIter {
         loop {
             if let Some(&s) = self.buf.get(self.pos) {
                 if s.0 > self.maxt {
-                    self.chunks.clear();
-                    self.buf.clear();
+                    self.finish();
                     return None;
                 }
                 if s.0 >= self.mint {
@@ -118,13 +117,30 @@ impl SampleIter {
                 self.pos += 1;
                 continue;
             }
-            let chunk = self.chunks.get(self.next_chunk)?;
-            self.next_chunk += 1;
-            self.pos = 0;
-            if !chunk.decode(&mut self.buf, &mut self.scratch) {
-                self.corrupt_chunks += 1;
+            if !self.load_next_chunk() {
+                return None;
             }
         }
+    }
+
+    /// Decodes the next chunk into `buf`; false when none is left.
+    fn load_next_chunk(&mut self) -> bool {
+        let Some(chunk) = self.chunks.get(self.next_chunk) else {
+            return false;
+        };
+        self.next_chunk += 1;
+        self.pos = 0;
+        if !chunk.decode(&mut self.buf, &mut self.scratch) {
+            self.corrupt_chunks += 1;
+        }
+        true
+    }
+
+    /// Drops what is left once a sample past the range is seen: nothing later is in it.
+    fn finish(&mut self) {
+        self.chunks.clear();
+        self.buf.clear();
+        self.pos = 0;
     }
 }
 
@@ -142,20 +158,12 @@ impl SampleIterator for SampleIter {
             let hi = rest.partition_point(|s| s.0 <= self.maxt);
             out.extend(rest[lo..hi].iter().map(|&(t, v)| Sample { t, v }));
             if hi < rest.len() {
-                // Past the range: nothing later can be in it.
-                self.chunks.clear();
-                self.buf.clear();
-                self.pos = 0;
+                self.finish();
                 return;
             }
-            self.pos = self.buf.len();
-            let Some(chunk) = self.chunks.get(self.next_chunk) else {
+            if !self.load_next_chunk() {
+                self.pos = self.buf.len();
                 return;
-            };
-            self.next_chunk += 1;
-            self.pos = 0;
-            if !chunk.decode(&mut self.buf, &mut self.scratch) {
-                self.corrupt_chunks += 1;
             }
         }
     }
