@@ -196,10 +196,23 @@ pub fn api(port: u16, path_and_query: &str) -> (u16, serde_json::Value) {
     (s, v)
 }
 
-pub fn wait_for(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+pub fn wait_for(timeout: Duration, what: &str, cond: impl FnMut() -> bool) {
+    wait_for_or(timeout, what, cond, String::new)
+}
+
+/// `wait_for` that, on timeout, adds what `explain` collects (logs, server state) to the
+/// panic message, so a failure seen only in CI can be understood from its output.
+pub fn wait_for_or(
+    timeout: Duration,
+    what: &str,
+    mut cond: impl FnMut() -> bool,
+    explain: impl FnOnce() -> String,
+) {
     let deadline = Instant::now() + timeout;
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            panic!("timed out waiting for {what}\n{}", explain());
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
