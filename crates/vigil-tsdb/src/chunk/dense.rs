@@ -1,28 +1,41 @@
-//! The dense chunk encoding of persisted blocks (format: `docs/format/chunks.md`).
+//! The chunk encodings of persisted blocks (format: `docs/format/chunks.md`).
 //!
 //! Gorilla's XOR encoding is made for appending one sample at a time; a block is written once
-//! and read many times, so it can afford what VictoriaMetrics does: columns, decimals and a
-//! general-purpose compressor. Timestamps become varint delta-of-deltas (scrape jitter of a
-//! few ms costs a byte before compression, not Gorilla's 16 bits). Values that print as short
-//! decimals (nearly all scraped values: counters, gauges with a few digits) become integer
-//! mantissas over one common exponent, stored as varint deltas. The columns are then deflated.
-//! A chunk whose values do not all convert exactly (computed floats, NaN, ±Inf, -0.0) is kept
-//! as an XOR chunk: every chunk starts with an encoding byte.
+//! and read many times, so it can afford columns and decimals, as VictoriaMetrics does.
+//! Values that print as short decimals (nearly all scraped values: counters, gauges with a few
+//! digits) become integer mantissas over one common exponent. Timestamp deltas and mantissa
+//! deltas (or the mantissas themselves, whichever is smaller) are then bit-packed in
+//! mini-blocks (`packed.rs`): scrape jitter of a few ms costs three or four bits, not
+//! Gorilla's 16, and decoding needs no entropy decoder. A chunk whose values do not all
+//! convert exactly (computed floats, NaN, ±Inf, -0.0) is kept as an XOR chunk: every chunk
+//! starts with an encoding byte.
+//!
+//! Blocks written before the packed encoding hold DEFLATE-compressed varint columns
+//! ([`ENC_DENSE`]); they are still read.
 //!
 //! Exactness: a value is stored as a decimal only when the decoder's arithmetic (an exact
 //! integer mantissa below 2^53 times or divided by an exact power of ten ≤ 10^22, one
 //! correctly rounded operation) gives back the identical bits; the encoder checks each one.
 
+use super::packed::{pack, unpack};
 use super::xor::{XorAppender, XorIter};
 use crate::wal::record::{Dec, put_uvarint, put_varint};
-use flate2::Compression;
 use std::fmt::Write as _;
-use std::io::Write;
 
 /// Encoding byte: a Gorilla XOR chunk follows.
 pub const ENC_XOR: u8 = 1;
-/// Encoding byte: a dense chunk follows.
+/// Encoding byte: a dense chunk (deflated varint columns) follows; read, no longer written.
 pub const ENC_DENSE: u8 = 2;
+/// Encoding byte: a packed chunk (bit-packed columns) follows.
+pub const ENC_PACKED: u8 = 3;
+
+/// Packed value column: deltas of the mantissas.
+const VALUES_DELTA: u8 = 0;
+/// Packed value column: the mantissas themselves (smaller for noisy gauges).
+const VALUES_RAW: u8 = 1;
+/// The most samples a chunk may claim: a packed column of equal values costs no bits per
+/// value, so a corrupt count must not make the decoder allocate without bound.
+const MAX_CHUNK_SAMPLES: usize = 1 << 20;
 
 const FLAG_DEFLATE: u8 = 1;
 const MAX_EXACT: i64 = 1 << 53;
@@ -104,39 +117,31 @@ pub fn encode(samples: &[(i64, f64)], out: &mut Vec<u8>) {
         out.extend_from_slice(x.bytes());
         return;
     };
-    let mut cols = Vec::with_capacity(samples.len() * 3 + 16);
-    put_uvarint(&mut cols, samples.len() as u64);
-    let (mut pt, mut pd) = (0i64, 0i64);
-    for (i, &(t, _)) in samples.iter().enumerate() {
-        match i {
-            0 => put_varint(&mut cols, t),
-            _ => {
-                let d = t.wrapping_sub(pt);
-                put_varint(&mut cols, d.wrapping_sub(pd));
-                pd = d;
-            }
-        }
-        pt = t;
-    }
-    put_varint(&mut cols, exp as i64);
-    let mut pm = 0i64;
-    for &m in &mantissas {
-        put_varint(&mut cols, m.wrapping_sub(pm));
-        pm = m;
-    }
-    out.push(ENC_DENSE);
-    let mut z = flate2::write::DeflateEncoder::new(Vec::new(), Compression::default());
-    let deflated = z.write_all(&cols).and_then(|()| z.finish()).ok();
-    match deflated {
-        Some(d) if d.len() < cols.len() => {
-            out.push(FLAG_DEFLATE);
-            out.extend_from_slice(&d);
-        }
-        _ => {
-            out.push(0);
-            out.extend_from_slice(&cols);
-        }
-    }
+    out.push(ENC_PACKED);
+    put_uvarint(out, samples.len() as u64);
+    let (Some(&(t0, _)), Some(&m0)) = (samples.first(), mantissas.first()) else {
+        return;
+    };
+    put_varint(out, t0);
+    put_varint(out, exp as i64);
+    let deltas = |xs: &mut dyn Iterator<Item = i64>| -> Vec<i64> {
+        let mut prev = None;
+        xs.filter_map(|x| prev.replace(x).map(|p| x.wrapping_sub(p)))
+            .collect()
+    };
+    let dts = deltas(&mut samples.iter().map(|s| s.0));
+    let (mut by_delta, mut raw) = (Vec::new(), Vec::new());
+    pack(&deltas(&mut mantissas.iter().copied()), &mut by_delta);
+    pack(&mantissas[1..], &mut raw);
+    let (mode, values) = if raw.len() < by_delta.len() {
+        (VALUES_RAW, raw)
+    } else {
+        (VALUES_DELTA, by_delta)
+    };
+    out.push(mode);
+    put_varint(out, m0);
+    pack(&dts, out);
+    out.extend_from_slice(&values);
 }
 
 /// Decodes a block chunk into `out` (cleared first); `scratch` is reused for inflating.
@@ -149,9 +154,56 @@ pub fn decode(chunk: &[u8], out: &mut Vec<(i64, f64)>, scratch: &mut Vec<u8>) ->
             out.extend(it.by_ref());
             !it.err
         }
+        Some((&ENC_PACKED, rest)) => {
+            let ok = decode_packed(rest, out).is_some();
+            if !ok {
+                // Unlike a stream, columns leave no trustworthy prefix.
+                out.clear();
+            }
+            ok
+        }
         Some((&ENC_DENSE, rest)) => decode_dense(rest, out, scratch).is_some(),
         _ => false,
     }
+}
+
+fn decode_packed(b: &[u8], out: &mut Vec<(i64, f64)>) -> Option<()> {
+    let mut d = Dec { b };
+    let n = usize::try_from(d.uvarint()?).ok()?;
+    if n == 0 {
+        return d.is_empty().then_some(());
+    }
+    if n > MAX_CHUNK_SAMPLES {
+        return None;
+    }
+    let t0 = d.varint()?;
+    let e = d.varint()?;
+    if !(-22..=22).contains(&e) {
+        return None;
+    }
+    let e = e as i32;
+    let (&mode, rest) = d.b.split_first()?;
+    d.b = rest;
+    let m0 = d.varint()?;
+    out.resize(n, (t0, from_decimal(m0, e)));
+    let later = &mut out[1..];
+    let mut t = t0;
+    unpack(&mut d, n - 1, |i, dt| {
+        t = t.wrapping_add(dt);
+        later[i].0 = t;
+    })?;
+    match mode {
+        VALUES_DELTA => {
+            let mut m = m0;
+            unpack(&mut d, n - 1, |i, dm| {
+                m = m.wrapping_add(dm);
+                later[i].1 = from_decimal(m, e);
+            })?
+        }
+        VALUES_RAW => unpack(&mut d, n - 1, |i, m| later[i].1 = from_decimal(m, e))?,
+        _ => return None,
+    }
+    d.is_empty().then_some(())
 }
 
 /// A chunk inflates to at most a few hundred KiB; the cap stops a corrupt stream.
@@ -276,6 +328,76 @@ mod tests {
             .map(|i| (i * 15_000, ((i * 7919) % 1000) as f64 / 1000.0))
             .collect();
         round_trip(&g);
+    }
+
+    /// The varint columns blocks held before the packed encoding, deflated (ENC_DENSE).
+    fn encode_deflated(samples: &[(i64, f64)]) -> Vec<u8> {
+        use std::io::Write;
+        let mut mantissas = Vec::new();
+        let exp = decimals(samples, &mut mantissas).unwrap();
+        let mut cols = Vec::new();
+        put_uvarint(&mut cols, samples.len() as u64);
+        let (mut pt, mut pd) = (0i64, 0i64);
+        for (i, &(t, _)) in samples.iter().enumerate() {
+            let d = t.wrapping_sub(pt);
+            put_varint(&mut cols, if i == 0 { t } else { d.wrapping_sub(pd) });
+            if i > 0 {
+                pd = d;
+            }
+            pt = t;
+        }
+        put_varint(&mut cols, exp as i64);
+        let mut pm = 0i64;
+        for &m in &mantissas {
+            put_varint(&mut cols, m.wrapping_sub(pm));
+            pm = m;
+        }
+        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&cols).unwrap();
+        let mut out = vec![ENC_DENSE, FLAG_DEFLATE];
+        out.extend(z.finish().unwrap());
+        out
+    }
+
+    #[test]
+    fn deflated_chunks_of_older_blocks_are_read() {
+        let s: Vec<(i64, f64)> = (0..700i64)
+            .map(|i| {
+                (
+                    1_700_000_000_000 + i * 15_000 + i % 3,
+                    (1000 + i * 7) as f64 / 100.0,
+                )
+            })
+            .collect();
+        let mut out = Vec::new();
+        assert!(decode(&encode_deflated(&s), &mut out, &mut Vec::new()));
+        assert_eq!(out, s);
+    }
+
+    #[test]
+    fn noisy_gauges_pack_the_mantissas_themselves() {
+        // Values jumping over their whole range: deltas span twice the range, values once.
+        let s: Vec<(i64, f64)> = (0..1024i64)
+            .map(|i| (i * 15_000, ((i * 7919) % 1000) as f64 / 1000.0))
+            .collect();
+        let n = round_trip(&s);
+        assert!(n < 1024 * 11 / 8 + 64, "{n} bytes");
+    }
+
+    #[test]
+    fn corrupt_packed_chunks_yield_no_samples() {
+        let s: Vec<(i64, f64)> = (0..300i64).map(|i| (i * 1000, i as f64)).collect();
+        let mut b = Vec::new();
+        encode(&s, &mut b);
+        assert_eq!(b[0], ENC_PACKED);
+        let mut out = Vec::new();
+        for cut in [b.len() - 1, b.len() / 2, 3] {
+            assert!(!decode(&b[..cut], &mut out, &mut Vec::new()));
+            assert!(out.is_empty());
+        }
+        let mut long = b.clone();
+        long.push(0);
+        assert!(!decode(&long, &mut out, &mut Vec::new()), "trailing bytes");
     }
 
     #[test]

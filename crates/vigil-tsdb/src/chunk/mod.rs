@@ -9,6 +9,7 @@
 //! from a memory map; [`SampleIter`] decodes either kind one chunk at a time.
 
 pub mod dense;
+pub mod packed;
 pub mod xor;
 
 use memmap2::Mmap;
