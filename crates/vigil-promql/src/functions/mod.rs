@@ -334,8 +334,8 @@ pub(crate) fn eval_call(ev: &Ev, c: &Call) -> Result<Val> {
                 "asin" => f64::asin,
                 "acos" => f64::acos,
                 "atan" => f64::atan,
-                "sinh" => f64::sinh,
-                "cosh" => f64::cosh,
+                "sinh" => go_sinh,
+                "cosh" => go_cosh,
                 "tanh" => f64::tanh,
                 "asinh" => f64::asinh,
                 "acosh" => f64::acosh,
@@ -498,4 +498,38 @@ fn sort(ev: &Ev, name: &str, args: &[&Expr]) -> Result<Val> {
         }
     }
     Ok(Val::Vector(input))
+}
+
+/// Go's `math.Sinh`, which Prometheus uses: above |x| = 21 it is `exp(|x|) / 2`, so it
+/// overflows to ±Inf from |x| ≈ 709.78 where the true value (up to |x| ≈ 710.48) is finite.
+fn go_sinh(x: f64) -> f64 {
+    if x.abs() > 21.0 {
+        (x.abs().exp() * 0.5).copysign(x)
+    } else {
+        x.sinh()
+    }
+}
+
+/// Go's `math.Cosh`: `exp(|x|) / 2` above |x| = 21, overflowing as [`go_sinh`] does.
+fn go_cosh(x: f64) -> f64 {
+    if x.abs() > 21.0 {
+        x.abs().exp() * 0.5
+    } else {
+        x.cosh()
+    }
+}
+
+#[cfg(test)]
+mod go_math_tests {
+    use super::*;
+
+    #[test]
+    fn sinh_and_cosh_overflow_where_gos_do() {
+        assert_eq!(go_sinh(710.0), f64::INFINITY);
+        assert_eq!(go_sinh(-710.0), f64::NEG_INFINITY);
+        assert_eq!(go_cosh(-710.0), f64::INFINITY);
+        assert!(710f64.sinh().is_finite(), "the true value is finite");
+        assert_eq!(go_sinh(1.0), 1f64.sinh());
+        assert_eq!(go_cosh(0.0), 1.0);
+    }
 }

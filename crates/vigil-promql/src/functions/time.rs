@@ -44,10 +44,25 @@ struct Civil {
     yday: u32,
 }
 
+/// Seconds from 1970 back to the zero of Go's absolute time (year -292277022399), which Go
+/// adds in a `u64`: for the earliest `int64` times the sum wraps to the far future.
+const UNIX_TO_GO_ABSOLUTE: i128 = 62_135_596_800 + 9_223_371_966_579_724_800;
+
 fn civil(v: f64) -> Civil {
-    let secs = v as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
+    // Go's int64(v) on amd64: NaN and values out of range become i64::MIN.
+    let secs = if v.is_nan() || !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&v)
+    {
+        i64::MIN
+    } else {
+        v as i64
+    };
+    let mut secs = secs as i128;
+    if secs + UNIX_TO_GO_ABSOLUTE < 0 {
+        secs += 1 << 64;
+    }
+    // Both fit: |secs| < 2^65, so days < 2^49.
+    let days = secs.div_euclid(86_400) as i64;
+    let rem = secs.rem_euclid(86_400) as i64;
     let (year, month, day) = civil_from_days(days);
     let mut yday = day;
     for m in 1..month {
@@ -102,10 +117,29 @@ pub(super) fn eval_date(ev: &Ev, args: &[&Expr], f: DateFn) -> Result<Val> {
         }]));
     };
     let input = ev.eval_vector(arg)?;
-    Ok(Val::Vector(map_series(ev, input, &[], |v, _| {
-        if v.is_nan() || v.is_infinite() {
-            return Some(f64::NAN);
+    // NaN and ±Inf give the date Go gives them (see `civil`), as in Prometheus.
+    Ok(Val::Vector(map_series(ev, input, &[], |v, _| Some(f(v)))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What Prometheus 2.42 (`month(vector(NaN))`, …) answers on amd64: Go turns NaN, ±Inf
+    /// and times before -2^63 s into i64::MIN, whose absolute time wraps to year 292277026596.
+    #[test]
+    fn times_go_cannot_convert_give_gos_date() {
+        for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -9.3e18, 9.3e18] {
+            let c = civil(v);
+            let got = (c.year, c.month, c.day, c.weekday, c.yday, c.hour, c.minute);
+            assert_eq!(got, (292_277_026_596, 12, 4, 0, 339, 15, 30), "{v}");
+            assert_eq!(days_in_month(c.year, c.month), 31);
         }
-        Some(f(v))
-    })))
+        let c = civil(-9.2e18);
+        assert_eq!(
+            (c.year, c.month, c.day),
+            (-291_536_392_293, 5, 3),
+            "as Prometheus 2.42"
+        );
+    }
 }
