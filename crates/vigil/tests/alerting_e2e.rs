@@ -26,11 +26,13 @@ fn set_latency(port: u16, secs: f64) {
     common::peers::set_faults(port, &format!("latency={secs}"));
 }
 
-/// config/prometheus.yml and config/alerts.yml with test ports and short intervals.
+/// config/prometheus.yml and config/alerts.yml with test ports and short intervals. The rate
+/// window holds six scrapes and the scrape timeout is 2 s, so a scrape delayed or skipped on
+/// a loaded machine does not end the recorded series (and with it the alert).
 fn write_configs(dir: &Path, ml: u16, am: u16, for_: &str) {
     let prom = std::fs::read_to_string(repo().join("config/prometheus.yml")).unwrap();
     let prom = prom
-        .replace("scrape_interval: 15s", "scrape_interval: 1s")
+        .replace("scrape_interval: 15s", "scrape_interval: 2s")
         .replace("evaluation_interval: 15s", "evaluation_interval: 1s")
         .replace("localhost:8000", &format!("127.0.0.1:{ml}"))
         .replace("localhost:9093", &format!("127.0.0.1:{am}"));
@@ -39,7 +41,7 @@ fn write_configs(dir: &Path, ml: u16, am: u16, for_: &str) {
     assert!(alerts.contains("for: 5m") && alerts.contains("[1m]"));
     let alerts = alerts
         .replace("for: 5m", &format!("for: {for_}"))
-        .replace("[1m]", "[4s]");
+        .replace("[1m]", "[12s]");
     std::fs::write(dir.join("alerts.yml"), alerts).unwrap();
 }
 
@@ -173,12 +175,15 @@ fn high_response_time_fires_resolves_and_survives_alertmanager_outage() {
         format!("High response time on {instance}").as_str()
     );
     let desc = a["annotations"]["description"].as_str().unwrap();
-    assert!(
-        desc.starts_with(
-            "Average request processing time has been above 0.5s for 5 minutes (current value: 0.7"
-        ),
-        "{desc}"
-    );
+    // The value the alert fired with: above the threshold, at most the injected latency plus
+    // the service's own processing time.
+    let value = desc
+        .strip_prefix(
+            "Average request processing time has been above 0.5s for 5 minutes (current value: ",
+        )
+        .and_then(|rest| rest.strip_suffix("s)."))
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(value.is_some_and(|v| v > 0.5 && v < 0.8), "{desc}");
     assert!(
         a["generatorURL"]
             .as_str()

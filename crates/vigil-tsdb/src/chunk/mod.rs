@@ -20,7 +20,8 @@ pub use xor::{XorAppender, XorIter};
 /// Samples per head chunk before a new one is cut.
 pub const SAMPLES_PER_CHUNK: u16 = 120;
 
-/// Samples per block chunk: larger, as the compressor gains from longer columns.
+/// Samples per block chunk: larger than a head chunk, so a long query opens fewer chunks
+/// and the index holds fewer references.
 pub const SAMPLES_PER_BLOCK_CHUNK: usize = 1024;
 
 /// Appends `chunk` framed as in a block's chunks file: uvarint length, bytes, CRC-32.
