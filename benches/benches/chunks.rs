@@ -1,0 +1,73 @@
+//! Chunk decoding throughput: a block chunk (packed columns, `docs/format/chunks.md`) against
+//! the head's Gorilla XOR chunk holding the same samples, for a counter and a gauge shaped
+//! like targetsim's (15 s scrapes with a few ms of jitter). Criterion reports samples/s;
+//! the bytes per sample of each encoding are printed at start.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use std::hint::black_box;
+use vigil_tsdb::chunk::{XorAppender, XorIter, dense};
+
+const N: usize = 1024;
+
+/// A deterministic pseudo-random sequence (xorshift), so runs compare.
+fn noise(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+fn series(gauge: bool) -> Vec<(i64, f64)> {
+    let mut seed = 0x9e37_79b9_7f4a_7c15;
+    let (mut t, mut v) = (1_795_674_482_551i64, 112_728.0f64);
+    let mut acc = 9_100i64;
+    (0..N)
+        .map(|_| {
+            t += 14_997 + (noise(&mut seed) % 7) as i64;
+            if gauge {
+                // Accuracy-like: four decimals wandering around 0.91.
+                acc = (acc + (noise(&mut seed) % 21) as i64 - 10).clamp(8_500, 9_900);
+                (t, acc as f64 / 10_000.0)
+            } else {
+                v += (140 + noise(&mut seed) % 20) as f64;
+                (t, v)
+            }
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("chunk_decode");
+    g.throughput(Throughput::Elements(N as u64));
+    for (name, gauge) in [("counter", false), ("gauge", true)] {
+        let s = series(gauge);
+        let mut block = Vec::new();
+        dense::encode(&s, &mut block);
+        let mut x = XorAppender::with_capacity(N * 2);
+        s.iter().for_each(|&(t, v)| x.append(t, v));
+        let xor = x.bytes().to_vec();
+        eprintln!(
+            "{name}: packed {:.2} bytes/sample, XOR {:.2} bytes/sample",
+            block.len() as f64 / N as f64,
+            xor.len() as f64 / N as f64
+        );
+        let (mut out, mut scratch) = (Vec::with_capacity(N), Vec::new());
+        g.bench_with_input(BenchmarkId::new("packed", name), &block, |b, block| {
+            b.iter(|| {
+                assert!(dense::decode(black_box(block), &mut out, &mut scratch));
+                black_box(out.len())
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("xor", name), &xor, |b, xor| {
+            b.iter(|| {
+                out.clear();
+                out.extend(XorIter::new(black_box(xor)));
+                black_box(out.len())
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
