@@ -14,8 +14,8 @@ fuzz_target!(|data: &[u8]| {
                     std::hint::black_box(labels);
                 });
             }
-            record::SAMPLES => {
-                let _ = record::decode_samples(payload, |r, t, v| {
+            record::SAMPLES | record::SAMPLES_INT => {
+                let _ = record::decode_samples(kind, payload, |r, t, v| {
                     std::hint::black_box((r, t, v));
                 });
             }

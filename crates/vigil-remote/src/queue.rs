@@ -486,7 +486,7 @@ impl Reader {
                 }
                 self.scratch = found;
             }
-            record::SAMPLES => {
+            record::SAMPLES | record::SAMPLES_INT => {
                 let now = vigil_model::now_millis();
                 let age_min = (!self.s.sample_age_limit.is_zero())
                     .then(|| now - self.s.sample_age_limit.as_millis() as i64);
@@ -495,7 +495,9 @@ impl Reader {
                     .and_then(|(seg, t)| (seg == end.segment).then_some(t));
                 let mut dropped = 0u64;
                 let mut samples: Vec<(u64, i64, f64)> = Vec::new();
-                if record::decode_samples(payload, |r, t, v| samples.push((r, t, v))).is_none() {
+                if record::decode_samples(kind, payload, |r, t, v| samples.push((r, t, v)))
+                    .is_none()
+                {
                     tracing::warn!(remote_name = %self.s.name, segment = end.segment, "Malformed samples record in the WAL");
                 }
                 self.read_samples += samples.len() as u64;

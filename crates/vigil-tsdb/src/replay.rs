@@ -127,10 +127,10 @@ fn replay_inner(head: &Head, dir: &Path, rep: &mut ReplayReport) -> Result<(), T
                             }
                         }
                     }),
-                    record::SAMPLES => {
+                    record::SAMPLES | record::SAMPLES_INT => {
                         let mut cached: Option<(SeriesRef, std::sync::Arc<_>)> = None;
                         let mut tally = Tally::default();
-                        let ok = record::decode_samples(payload, |r, t, v| {
+                        let ok = record::decode_samples(kind, payload, |r, t, v| {
                             let r = alias.get(&r).copied().unwrap_or(r);
                             if cached.as_ref().is_none_or(|c| c.0 != r) {
                                 cached = head.series(r).map(|s| (r, s));

@@ -136,9 +136,7 @@ impl Head {
         if let Some(start) = rec {
             record::finish(&mut c.buf, start);
         }
-        let start = record::begin(&mut c.buf, record::SAMPLES);
-        record::put_samples(&mut c.buf, pending.iter().map(|(s, t, v)| (s.r, *t, *v)));
-        record::finish(&mut c.buf, start);
+        record::put_samples_record(&mut c.buf, pending.iter().map(|(s, t, v)| (s.r, *t, *v)));
     }
 
     fn commit_batch(
