@@ -124,14 +124,9 @@ pub fn encode(samples: &[(i64, f64)], out: &mut Vec<u8>) {
     };
     put_varint(out, t0);
     put_varint(out, exp as i64);
-    let deltas = |xs: &mut dyn Iterator<Item = i64>| -> Vec<i64> {
-        let mut prev = None;
-        xs.filter_map(|x| prev.replace(x).map(|p| x.wrapping_sub(p)))
-            .collect()
-    };
-    let dts = deltas(&mut samples.iter().map(|s| s.0));
+    let dts = deltas(samples.iter().map(|s| s.0));
     let (mut by_delta, mut raw) = (Vec::new(), Vec::new());
-    pack(&deltas(&mut mantissas.iter().copied()), &mut by_delta);
+    pack(&deltas(mantissas.iter().copied()), &mut by_delta);
     pack(&mantissas[1..], &mut raw);
     let (mode, values) = if raw.len() < by_delta.len() {
         (VALUES_RAW, raw)
@@ -142,6 +137,13 @@ pub fn encode(samples: &[(i64, f64)], out: &mut Vec<u8>) {
     put_varint(out, m0);
     pack(&dts, out);
     out.extend_from_slice(&values);
+}
+
+/// Differences of consecutive values (wrapping), one fewer than the values.
+fn deltas(xs: impl Iterator<Item = i64>) -> Vec<i64> {
+    let mut prev = None;
+    xs.filter_map(|x| prev.replace(x).map(|p| x.wrapping_sub(p)))
+        .collect()
 }
 
 /// Decodes a block chunk into `out` (cleared first); `scratch` is reused for inflating.

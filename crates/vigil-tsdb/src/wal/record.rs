@@ -44,7 +44,7 @@ pub fn put_uvarint(buf: &mut Vec<u8>, mut v: u64) {
 }
 
 pub fn put_varint(buf: &mut Vec<u8>, v: i64) {
-    put_uvarint(buf, ((v << 1) ^ (v >> 63)) as u64);
+    put_uvarint(buf, zigzag(v));
 }
 
 pub fn put_bytes(buf: &mut Vec<u8>, b: &[u8]) {
@@ -190,8 +190,7 @@ impl<'a> Dec<'a> {
 
     #[inline]
     pub fn varint(&mut self) -> Option<i64> {
-        let u = self.uvarint()?;
-        Some(((u >> 1) as i64) ^ -((u & 1) as i64))
+        Some(unzigzag(self.uvarint()?))
     }
 
     pub fn u64_le(&mut self) -> Option<u64> {
@@ -290,10 +289,12 @@ pub fn decode_samples(kind: u8, payload: &[u8], mut f: impl FnMut(u64, i64, f64)
     Some(())
 }
 
+#[inline]
 fn zigzag(v: i64) -> u64 {
     ((v << 1) ^ (v >> 63)) as u64
 }
 
+#[inline]
 fn unzigzag(u: u64) -> i64 {
     ((u >> 1) as i64) ^ -((u & 1) as i64)
 }
