@@ -50,11 +50,10 @@ const UNIX_TO_GO_ABSOLUTE: i128 = 62_135_596_800 + 9_223_371_966_579_724_800;
 
 fn civil(v: f64) -> Civil {
     // Go's int64(v) on amd64: NaN and values out of range become i64::MIN.
-    let secs = if v.is_nan() || !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&v)
-    {
-        i64::MIN
-    } else {
+    let secs = if (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&v) {
         v as i64
+    } else {
+        i64::MIN
     };
     let mut secs = secs as i128;
     if secs + UNIX_TO_GO_ABSOLUTE < 0 {
