@@ -98,23 +98,27 @@ fn clean_restart_loads_the_snapshot_and_replays_nothing() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Drops `db` without closing it (as after SIGKILL: only the WAL is there), opens `dir`
+/// again and checks that every sample came back and no record was found corrupt.
+fn crash_and_reopen(db: Tsdb, dir: &Path) -> Tsdb {
+    let before = dump(&db);
+    drop(db);
+    let db = Tsdb::open(dir, opts()).unwrap();
+    assert_eq!(dump(&db), before);
+    assert_eq!(db.stats().wal_corruptions.load(Ordering::Relaxed), 0);
+    db
+}
+
 #[test]
 fn crash_restart_replays_the_wal() {
     let dir = tempdir("crash");
     let db = Tsdb::open(&dir, opts()).unwrap();
     ingest(&db, 0, 50, 10);
-    let before = dump(&db);
-    drop(db); // no close: as after SIGKILL, only the WAL is there
-    let db = Tsdb::open(&dir, opts()).unwrap();
+    let db = crash_and_reopen(db, &dir);
     assert_eq!(db.stats().replayed_samples.load(Ordering::Relaxed), 500);
-    assert_eq!(dump(&db), before);
     // And again, with a second segment from the second run.
     ingest(&db, 50, 5, 10);
-    let before = dump(&db);
-    drop(db);
-    let db = Tsdb::open(&dir, opts()).unwrap();
-    assert_eq!(dump(&db), before);
-    assert_eq!(db.stats().wal_corruptions.load(Ordering::Relaxed), 0);
+    let db = crash_and_reopen(db, &dir);
     // Both runs' segments were replayed (`/api/v1/status/walreplay`).
     let st = db.stats();
     assert_eq!(
@@ -163,11 +167,7 @@ fn wal_of_the_older_samples_record_replays() {
     assert_eq!(dump(&db), want);
     // New samples go into a new segment in the current form; both replay after a crash.
     ingest(&db, 10, 2, 3);
-    let before = dump(&db);
-    drop(db);
-    let db = Tsdb::open(&dir, opts()).unwrap();
-    assert_eq!(dump(&db), before);
-    assert_eq!(db.stats().wal_corruptions.load(Ordering::Relaxed), 0);
+    crash_and_reopen(db, &dir);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
