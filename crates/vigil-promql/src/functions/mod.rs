@@ -323,7 +323,7 @@ pub(crate) fn eval_call(ev: &Ev, c: &Call) -> Result<Val> {
                 "abs" => f64::abs,
                 "ceil" => f64::ceil,
                 "floor" => f64::floor,
-                "exp" => f64::exp,
+                "exp" => go_exp,
                 "sqrt" => f64::sqrt,
                 "ln" => f64::ln,
                 "log2" => f64::log2,
@@ -500,20 +500,31 @@ fn sort(ev: &Ev, name: &str, args: &[&Expr]) -> Result<Val> {
     Ok(Val::Vector(input))
 }
 
-/// Go's `math.Sinh`, which Prometheus uses: above |x| = 21 it is `exp(|x|) / 2`, so it
-/// overflows to ±Inf from |x| ≈ 709.78 where the true value (up to |x| ≈ 710.48) is finite.
+/// Go's `math.Exp` on amd64 (its assembly version), which Prometheus uses: it overflows to
+/// +Inf from x = 709.436139303104 (found by bisection against Prometheus 2.42), where the true
+/// value is finite up to x ≈ 709.78.
+fn go_exp(x: f64) -> f64 {
+    if x >= 709.436_139_303_104 {
+        f64::INFINITY
+    } else {
+        x.exp()
+    }
+}
+
+/// Go's `math.Sinh`: above |x| = 21 it is `Exp(|x|) / 2`, so it overflows with [`go_exp`]
+/// where the true value (up to |x| ≈ 710.48) is finite.
 fn go_sinh(x: f64) -> f64 {
     if x.abs() > 21.0 {
-        (x.abs().exp() * 0.5).copysign(x)
+        (go_exp(x.abs()) * 0.5).copysign(x)
     } else {
         x.sinh()
     }
 }
 
-/// Go's `math.Cosh`: `exp(|x|) / 2` above |x| = 21, overflowing as [`go_sinh`] does.
+/// Go's `math.Cosh`: `Exp(|x|) / 2` above |x| = 21, overflowing as [`go_sinh`] does.
 fn go_cosh(x: f64) -> f64 {
     if x.abs() > 21.0 {
-        x.abs().exp() * 0.5
+        go_exp(x.abs()) * 0.5
     } else {
         x.cosh()
     }
@@ -524,7 +535,17 @@ mod go_math_tests {
     use super::*;
 
     #[test]
+    fn exp_overflows_where_gos_does() {
+        assert!(go_exp(709.436_139_303_103_9).is_finite());
+        assert_eq!(go_exp(709.436_139_303_104), f64::INFINITY);
+        assert!(709.5f64.exp().is_finite(), "the true value is finite");
+        assert_eq!(go_exp(1.0), 1f64.exp());
+        assert_eq!(go_exp(-1000.0), 0.0);
+    }
+
+    #[test]
     fn sinh_and_cosh_overflow_where_gos_do() {
+        assert_eq!(go_sinh(709.5), f64::INFINITY);
         assert_eq!(go_sinh(710.0), f64::INFINITY);
         assert_eq!(go_sinh(-710.0), f64::NEG_INFINITY);
         assert_eq!(go_cosh(-710.0), f64::INFINITY);
