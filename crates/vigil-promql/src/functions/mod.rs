@@ -22,12 +22,20 @@ pub(crate) fn kahan_sum_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     let t = sum + inc;
     let c = if t.is_infinite() {
         0.0
-    } else if sum.abs() >= inc.abs() {
-        c + ((sum - t) + inc)
     } else {
-        c + ((inc - t) + sum)
+        c + neumaier_error(sum, inc, t)
     };
     (t, c)
+}
+
+/// The rounding error of `t = sum + inc`, Neumaier's way (the larger operand first).
+#[inline(always)]
+pub(crate) fn neumaier_error(sum: f64, inc: f64, t: f64) -> f64 {
+    if sum.abs() >= inc.abs() {
+        (sum - t) + inc
+    } else {
+        (inc - t) + sum
+    }
 }
 
 /// Prometheus' average, for `avg` and `avg_over_time`: a Kahan sum that turns into an

@@ -489,11 +489,7 @@ impl WindowFold for SumFold {
 #[inline(always)]
 fn neumaier(sum: &mut f64, c: &mut f64, f: f64) {
     let t = *sum + f;
-    *c += if sum.abs() >= f.abs() {
-        (*sum - t) + f
-    } else {
-        (f - t) + *sum
-    };
+    *c += super::neumaier_error(*sum, f, t);
     *sum = t;
 }
 
