@@ -108,7 +108,7 @@ impl RemoteStorage {
     ) -> Result<QueueSettings, String> {
         let key = queue_key(&rw.name, &rw.url);
         let client =
-            vigil_scrape::build_http_client(&rw.http_client_config(), &self.opts.user_agent)
+            vigil_http::build(&rw.http_client_config(), &self.opts.user_agent)
                 .map_err(|e| format!("remote_write {:?}: {e}", rw.url))?;
         let q = &rw.queue_config;
         Ok(QueueSettings {
@@ -155,7 +155,7 @@ impl RemoteStorage {
             read_recent: rr.read_recent,
             filter_external_labels: rr.filter_external_labels,
             external_labels: ext.clone(),
-            client: vigil_scrape::build_http_client(
+            client: vigil_http::build(
                 &rr.http_client_config(),
                 &self.opts.user_agent,
             )

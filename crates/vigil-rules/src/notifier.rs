@@ -85,7 +85,7 @@ impl Notifier {
     pub fn apply_config(&self, cfg: &Config) -> Result<(), RulesError> {
         let mut sets = Vec::new();
         for (i, am) in cfg.alerting.alertmanagers.iter().enumerate() {
-            let client = vigil_scrape::build_http_client(
+            let client = vigil_http::build(
                 &am.http_client_config(),
                 &format!("vigil/{}", env!("CARGO_PKG_VERSION")),
             )

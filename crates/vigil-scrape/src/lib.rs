@@ -8,14 +8,12 @@
 //! yields staleness: series that were in the last scrape and are not in this one get a
 //! StaleNaN, as do all series of a target that fails or goes away.
 
-mod client;
 mod discovery;
 mod manager;
 mod scrape_cache;
 mod scrape_loop;
 mod target;
 
-pub use client::{ClientError, build as build_http_client};
 pub use discovery::SourcedGroup;
 pub use manager::{DroppedTarget, MetricMeta, ScrapeManager, TargetHealth, TargetStatus};
 pub use target::{Target, targets_from_groups};

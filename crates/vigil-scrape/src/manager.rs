@@ -4,7 +4,7 @@
 //! so their scrape caches); changed or removed pools stop theirs, which writes stale markers.
 //! `run_discovery` keeps file and HTTP discovery fresh and re-syncs targets when they change.
 
-use crate::client;
+
 use crate::discovery::{DiscoveryCache, fetch_http_sd};
 use crate::scrape_loop::{LoopSettings, ScrapeLoop};
 use crate::target::{Target, targets_from_groups};
@@ -301,8 +301,8 @@ impl ScrapeManager {
         self.inner.lock().pools.keys().cloned().collect()
     }
 
-    fn settings(&self, sc: &ScrapeConfig) -> Result<LoopSettings, client::ClientError> {
-        let client = client::build(&sc.http_client_config(), &self.user_agent)?;
+    fn settings(&self, sc: &ScrapeConfig) -> Result<LoopSettings, vigil_http::ClientError> {
+        let client = vigil_http::build(&sc.http_client_config(), &self.user_agent)?;
         Ok(LoopSettings {
             interval: sc.scrape_interval.to_std(),
             timeout: sc.scrape_timeout.to_std(),

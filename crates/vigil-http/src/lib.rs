@@ -1,6 +1,13 @@
-//! The HTTP client of a scrape pool, built from Prometheus' common HTTP client settings:
-//! TLS (CA, client certificate, server name checks, versions), redirects, and the
-//! `Authorization` header from `basic_auth` or `authorization`, plus `http_headers`.
+//! Outbound HTTP for every part of vigil that calls out: scrape pools, service discovery,
+//! the Alertmanager notifier and remote write/read.
+//!
+//! Prometheus configures all of them with one block of settings (`http_config` in its
+//! `common/config` package): TLS (CA, client certificate, server name checks, versions),
+//! redirects, HTTP/2, proxies, and the `Authorization` header from `basic_auth` or
+//! `authorization`, plus `http_headers`. This crate is the one owner of turning that block into
+//! a client, so a new sender or discovery mechanism gets the same behaviour (and the same
+//! errors) for free. It sits low in the crate DAG (it needs only `vigil-config`'s types), like
+//! VictoriaMetrics' `lib/promauth`. OAuth2 and SigV4 belong here when they come.
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::path::Path;
@@ -112,6 +119,7 @@ pub fn build(cfg: &HttpClientConfig, user_agent: &str) -> Result<reqwest::Client
     if !cfg.enable_http2 {
         b = b.http1_only();
     }
+    b = with_proxy(b, cfg)?;
     let tls = &cfg.tls_config;
     let ca = match (&tls.ca, &tls.ca_file) {
         (Some(pem), _) => Some(pem.as_bytes().to_vec()),
@@ -158,6 +166,48 @@ pub fn build(cfg: &HttpClientConfig, user_agent: &str) -> Result<reqwest::Client
         what: "HTTP client",
         reason: e.to_string(),
     })
+}
+
+/// Prometheus uses a proxy only when the config names one (`proxy_url`) or asks for the
+/// environment's (`proxy_from_environment`); reqwest would read `HTTP_PROXY` and friends by
+/// default, so without either setting the client is told to use none.
+fn with_proxy(
+    b: reqwest::ClientBuilder,
+    cfg: &HttpClientConfig,
+) -> Result<reqwest::ClientBuilder, ClientError> {
+    let invalid = |e: reqwest::Error| ClientError::Invalid {
+        what: "proxy_url",
+        reason: e.to_string(),
+    };
+    if let Some(url) = cfg.proxy_url.as_deref().filter(|u| !u.is_empty()) {
+        let mut proxy = reqwest::Proxy::all(url).map_err(invalid)?;
+        if let Some(np) = cfg.no_proxy.as_deref() {
+            proxy = proxy.no_proxy(reqwest::NoProxy::from_string(np));
+        }
+        let mut headers = HeaderMap::new();
+        for (name, values) in &cfg.proxy_connect_header {
+            let hn = HeaderName::from_bytes(name.as_bytes()).map_err(|e| ClientError::Invalid {
+                what: "proxy_connect_header name",
+                reason: e.to_string(),
+            })?;
+            for v in values {
+                let hv = HeaderValue::from_str(v.expose()).map_err(|e| ClientError::Invalid {
+                    what: "proxy_connect_header value",
+                    reason: e.to_string(),
+                })?;
+                headers.append(hn.clone(), hv);
+            }
+        }
+        if !headers.is_empty() {
+            proxy = proxy.headers(headers);
+        }
+        return Ok(b.proxy(proxy));
+    }
+    if cfg.proxy_from_environment {
+        // reqwest's default: HTTP_PROXY, HTTPS_PROXY and NO_PROXY (either case).
+        return Ok(b);
+    }
+    Ok(b.no_proxy())
 }
 
 fn tls_version(v: &str) -> Option<reqwest::tls::Version> {
