@@ -3,7 +3,6 @@
 //! lines and external labels attached, as Prometheus' federation handler writes it.
 
 use crate::handlers::{Params, St};
-use crate::json::format_go_g;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::collections::BTreeMap;
@@ -101,7 +100,12 @@ fn render(latest: &BTreeMap<Labels, (i64, f64)>, external: &Labels) -> String {
                 out.push('}');
             }
             out.push(' ');
-            out.push_str(&format_go_g(v));
+            // client_golang's writeFloat: 'g' shortest, with 0 (and so -0) written as "0".
+            if v == 0.0 {
+                out.push('0');
+            } else {
+                out.push_str(&vigil_model::gofmt::g(v, None));
+            }
             out.push(' ');
             out.push_str(&t.to_string());
             out.push('\n');

@@ -1,6 +1,6 @@
 //! Prometheus' API JSON, byte for byte where clients care.
 
-use vigil_model::Labels;
+use vigil_model::{Labels, gofmt};
 use vigil_promql::{QueryOutput, Value};
 
 /// Appends `s` as a JSON string literal.
@@ -18,21 +18,6 @@ pub fn write_str(out: &mut String, s: &str) {
         }
     }
     out.push('"');
-}
-
-/// A sample value as Prometheus writes it: Go's `strconv.FormatFloat(v, 'f', -1, 64)`,
-/// i.e. the shortest digits that round-trip, never an exponent, and `NaN`/`+Inf`/`-Inf`.
-pub fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        // Rust's Display is shortest round-trip without exponent, as Go's 'f' with -1.
-        format!("{v}")
-    }
 }
 
 /// A millisecond timestamp as seconds, as Prometheus' `jsonutil.MarshalTimestamp` writes it
@@ -75,7 +60,7 @@ fn write_point(out: &mut String, t: i64, v: f64) {
     out.push('[');
     write_timestamp(out, t);
     out.push_str(",\"");
-    out.push_str(&format_value(v));
+    out.push_str(&gofmt::shortest_f(v));
     out.push_str("\"]");
 }
 
@@ -186,58 +171,9 @@ pub fn error(error_type: &str, msg: &str) -> String {
     out
 }
 
-/// A float as Go's `strconv.FormatFloat(v, 'g', -1, 64)` writes it, the text exposition
-/// format's (federation): shortest round-trip digits, an exponent below 1e-4 and from 1e21.
-pub fn format_go_g(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    if v == 0.0 {
-        return if v.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
-    }
-    // Rust's `{:e}` gives the shortest round-trip digits as d.ddde±x.
-    let e = format!("{v:e}");
-    let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if !(-4..21).contains(&exp) {
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{mant}e{sign}{:02}", exp.abs())
-    } else {
-        format!("{v}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn go_g_format() {
-        for (v, s) in [
-            (1.0, "1"),
-            (0.5, "0.5"),
-            (1234567.0, "1234567"),
-            (1e21, "1e+21"),
-            (1.5e-7, "1.5e-07"),
-            (0.0001, "0.0001"),
-            (-2.0e100, "-2e+100"),
-            (f64::NAN, "NaN"),
-            (f64::NEG_INFINITY, "-Inf"),
-        ] {
-            assert_eq!(format_go_g(v), s, "{v}");
-        }
-    }
 
     #[test]
     fn annotations_only_when_present() {
@@ -249,23 +185,6 @@ mod tests {
             success_annotated("[]", &["w".into()], &["i".into()]),
             r#"{"status":"success","data":[],"warnings":["w"],"infos":["i"]}"#
         );
-    }
-
-    #[test]
-    fn values_as_go_formats_them() {
-        for (v, s) in [
-            (1.0, "1"),
-            (0.1, "0.1"),
-            (-2.5, "-2.5"),
-            (1e21, "1000000000000000000000"),
-            (1e-7, "0.0000001"),
-            (f64::NAN, "NaN"),
-            (f64::INFINITY, "+Inf"),
-            (f64::NEG_INFINITY, "-Inf"),
-            (0.30000000000000004, "0.30000000000000004"),
-        ] {
-            assert_eq!(format_value(v), s);
-        }
     }
 
     #[test]

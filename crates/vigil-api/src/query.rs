@@ -7,11 +7,10 @@
 use crate::handlers::{ApiError, Params, St, blocking, ok};
 use crate::{json, params};
 use axum::response::Response;
-use promql_parser::parser::Expr;
 use std::sync::Arc;
 use std::time::Duration;
 use vigil_model::now_millis;
-use vigil_promql::{Cancel, Engine, EngineOptions, Value};
+use vigil_promql::{Cancel, Engine, EngineOptions};
 
 /// Cancels the query when the handler's future is dropped (the client disconnected).
 struct CancelOnDrop(Cancel);
@@ -46,21 +45,6 @@ fn query_param(p: &Params) -> Result<String, ApiError> {
     }
 }
 
-/// Does the outermost operation define the order of an instant vector (`sort*`, `topk`,
-/// `bottomk`)? Other vectors are returned sorted by label set, for deterministic answers.
-fn order_defined(e: &Expr) -> bool {
-    use promql_parser::parser::token;
-    match e {
-        Expr::Paren(p) => order_defined(&p.expr),
-        Expr::Call(c) => matches!(
-            c.func.name,
-            "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc"
-        ),
-        Expr::Aggregate(a) => matches!(a.op.id(), token::T_TOPK | token::T_BOTTOMK),
-        _ => false,
-    }
-}
-
 pub async fn query(st: St, p: Params) -> Result<Response, ApiError> {
     let st = st.0;
     let t = p.time("time", now_millis())?;
@@ -70,14 +54,7 @@ pub async fn query(st: St, p: Params) -> Result<Response, ApiError> {
     let c = cancel.0.clone();
     let st2 = Arc::clone(&st);
     let out = blocking(move || {
-        let expr = engine.parse(&query)?;
-        let mut out = engine.instant_query(st2.db.as_ref(), &query, t, Some(&c))?;
-        if let Value::Vector(v) = &mut out.value
-            && !order_defined(&expr)
-        {
-            v.sort_by(|a, b| a.labels.cmp(&b.labels));
-        }
-        Ok(out)
+        Ok(engine.instant_query_sorted(st2.db.as_ref(), &query, t, Some(&c))?)
     })
     .await?;
     drop(cancel);
@@ -163,16 +140,4 @@ pub async fn parse_query(st: St, p: Params) -> Result<Response, ApiError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn order_is_kept_only_where_defined() {
-        let e = Engine::new(EngineOptions::default());
-        for (q, want) in [
-            ("sort(up)", true),
-            ("(topk(3, up))", true),
-            ("sum(up)", false),
-            ("up", false),
-        ] {
-            assert_eq!(order_defined(&e.parse(q).unwrap()), want, "{q}");
-        }
-    }
 }

@@ -35,7 +35,7 @@ fn alert(a: &Alert) -> Json {
         "annotations": labels(&a.annotations),
         "state": a.state.as_str(),
         "activeAt": time(Some(a.active_at)),
-        "value": vigil_rules::format_value(a.value),
+        "value": vigil_model::gofmt::shortest_e(a.value),
     });
     if let Some(k) = a.keep_firing_since {
         o["keepFiringSince"] = json!(time(Some(k)));

@@ -238,9 +238,35 @@ fn base64(input: &[u8]) -> String {
     out
 }
 
+/// Go's `url.QueryEscape`: unreserved bytes as they are, space as `+`, the rest `%XX`
+/// (alert generator URLs, the `urlquery` template function).
+pub fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                out.push('%');
+                out.push(HEX[(b >> 4) as usize] as char);
+                out.push(HEX[(b & 15) as usize] as char);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_escape_is_gos() {
+        assert_eq!(query_escape("a b&c=d/é~"), "a+b%26c%3Dd%2F%C3%A9~");
+    }
     use vigil_config::{Authorization, BasicAuth, Secret};
 
     #[test]

@@ -2,13 +2,14 @@
 //!
 //! `vigil-model` sits at the top of the crate DAG and depends on nothing of ours. It defines
 //! series identity ([`Labels`]), label [`Matcher`]s with Prometheus' anchored-regex semantics,
-//! [`Sample`]s and the staleness marker, Prometheus-style [`duration`]s, and the two seams of
+//! [`Sample`]s and the staleness marker, Prometheus-style [`duration`]s, Go's float formatting ([`gofmt`]), and the two seams of
 //! DESIGN.md: [`Appender`] (scrape, rules, receivers and import write through it) and
 //! [`Querier`] (the PromQL engine and the API read through it). The TSDB implements both; the
 //! parts above never see chunks, files or locks, so the storage engine can be replaced without
 //! touching them.
 
 pub mod duration;
+pub mod gofmt;
 mod labels;
 pub mod matcher;
 mod storage;

@@ -318,24 +318,6 @@ fn for_state_series(rule_labels: &[(String, String)], a: &Alert) -> Labels {
     b.build()
 }
 
-/// An alert's value as the API shows it: Go's `strconv.FormatFloat(v, 'e', -1, 64)`.
-pub fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    let s = format!("{v:e}");
-    let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    format!("{mant}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,15 +16,15 @@
 //! dropped and counted, as Prometheus does, and firing alerts are re-sent every resend delay
 //! so an Alertmanager that was down receives them when it returns.
 //!
-//! Modules: [`rulefmt`] (rule-file schema and validation), [`template`] (+ `gofmt`: Go's
-//! template and number formatting), [`alerting`] (the alert state machine), [`group`]
-//! (groups and their evaluation), [`manager`] (scheduling, reload, for-state restore,
+//! Modules: [`rulefmt`] (rule-file schema and validation), [`template`] (Go's template
+//! language; numbers through `vigil_model::gofmt`), [`alerting`] (the alert state machine),
+//! [`group`] (groups and their evaluation), [`manager`] (scheduling, reload, for-state restore,
 //! self-metrics), [`notifier`] (Alertmanager discovery, queue, delivery), [`unittest`]
 //! (promtool's rule unit tests).
 
 pub mod alerting;
 mod error;
-mod gofmt;
+use vigil_model::gofmt;
 pub mod group;
 pub mod manager;
 pub mod notifier;
@@ -32,7 +32,7 @@ pub mod rulefmt;
 pub mod template;
 pub mod unittest;
 
-pub use alerting::{Alert, AlertState, AlertingRule, format_value};
+pub use alerting::{Alert, AlertState, AlertingRule};
 pub use error::RulesError;
 pub use group::{Group, Health, Rule, RuleKind};
 pub use manager::{ManagerOptions, RuleManager};

@@ -369,7 +369,7 @@ pub fn to_notify(external_url: &str, outgoing: Vec<Outgoing>) -> Vec<NotifyAlert
         let url = format!(
             "{}/graph?g0.expr={}&g0.tab=1",
             external_url.trim_end_matches('/'),
-            query_escape(&o.expr)
+            vigil_http::query_escape(&o.expr)
         );
         for a in o.alerts {
             out.push(NotifyAlert {
@@ -382,18 +382,6 @@ pub fn to_notify(external_url: &str, outgoing: Vec<Outgoing>) -> Vec<NotifyAlert
         }
     }
     out
-}
-
-fn query_escape(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            b' ' => "+".into(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -248,14 +248,26 @@ impl Engine {
         query: &str,
         t: Timestamp,
     ) -> Result<Value, EngineError> {
+        Ok(self.instant_query_sorted(db, query, t, None)?.value)
+    }
+
+    /// [`Engine::instant_query`] as the API answers it: a vector comes back sorted by label
+    /// set, except where the outermost operation defines an order (`sort*`, `topk`, `bottomk`).
+    pub fn instant_query_sorted(
+        &self,
+        db: &dyn Queryable,
+        query: &str,
+        t: Timestamp,
+        cancel: Option<&Cancel>,
+    ) -> Result<QueryOutput, EngineError> {
         let expr = self.parse(query)?;
-        let mut out = self.exec_instant(db, query, &expr, t, None)?;
+        let mut out = self.exec_instant(db, query, &expr, t, cancel)?;
         if let Value::Vector(v) = &mut out.value
             && !order_defined(&expr)
         {
             v.sort_by(|a, b| a.labels.cmp(&b.labels));
         }
-        Ok(out.value)
+        Ok(out)
     }
 
     /// Evaluates `query` at every step from `start` to `end` (ms) and returns a matrix.
@@ -580,5 +592,23 @@ fn order_defined(e: &Expr) -> bool {
         ),
         Expr::Aggregate(a) => matches!(a.op.id(), token::T_TOPK | token::T_BOTTOMK),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_is_kept_only_where_defined() {
+        let e = Engine::new(EngineOptions::default());
+        for (q, want) in [
+            ("sort(up)", true),
+            ("(topk(3, up))", true),
+            ("sum(up)", false),
+            ("up", false),
+        ] {
+            assert_eq!(order_defined(&e.parse(q).unwrap()), want, "{q}");
+        }
     }
 }

@@ -111,18 +111,7 @@ pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
     values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
 }
 
-/// Go's `strconv.FormatFloat(f, 'f', -1, 64)` (and `%g` for the usual magnitudes).
-pub(crate) fn format_float(f: f64) -> String {
-    if f.is_nan() {
-        "NaN".into()
-    } else if f == f64::INFINITY {
-        "+Inf".into()
-    } else if f == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{f}")
-    }
-}
+pub(crate) use vigil_model::gofmt::shortest_f as format_float;
 
 /// Prometheus 3 label names: any non-empty UTF-8 string.
 pub(crate) fn valid_label_name(n: &str) -> bool {

@@ -1,9 +1,11 @@
-//! Go's number formatting (`strconv`/`fmt`), as alert templates print numbers.
+//! Go's float formatting (`strconv.FormatFloat` and `fmt`'s `%e`/`%f`/`%g`), the one owner.
 //!
-//! Annotations are compared byte for byte by Alertmanager (grouping, dedup) and by promtool's
-//! unit tests, so `{{ $value }}` must print `1e+06`, not `1000000`, and `%.4g` must drop
-//! trailing zeros exactly as Go does. Rust's exact shortest/fixed-precision digit generation
-//! gives the digits; the layout rules below are a transcription of Go's `%e`/`%f`/`%g`.
+//! Prometheus prints numbers with Go, and its users compare those strings byte for byte: the
+//! API's sample values (`'f'`, shortest), the text exposition of federation (`'g'`, shortest),
+//! an alert's value (`'e'`, shortest), and alert templates (`{{ $value }}` is `%v`, so `1e+06`
+//! and not `1000000`; `%.4g` drops trailing zeros as Go does; Alertmanager groups on them).
+//! Rust's exact shortest and fixed-precision digit generation gives the digits; the layout
+//! rules below are Go's.
 
 /// Decimal digits (no trailing zeros) and the decimal point position of |v|.
 fn digits(v: f64, prec: Option<usize>) -> (Vec<u8>, i32) {
@@ -90,7 +92,7 @@ pub fn g(v: f64, prec: Option<usize>) -> String {
     }
     let prec = prec.map(|p| p.max(1));
     let (d, dp) = digits(v, prec);
-    let neg = v.is_sign_negative() && v != 0.0;
+    let neg = v.is_sign_negative(); // Go prints -0 as "-0"
     let nd = d.len();
     let shortest = prec.is_none();
     let mut p = prec.unwrap_or(nd);
@@ -131,7 +133,7 @@ pub fn e(v: f64, prec: Option<usize>) -> String {
     let s = format!("{:.*e}", p, v.abs());
     let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
-    let sign = if v.is_sign_negative() && v != 0.0 {
+    let sign = if v.is_sign_negative() {
         "-"
     } else {
         ""
@@ -141,6 +143,26 @@ pub fn e(v: f64, prec: Option<usize>) -> String {
         if exp < 0 { '-' } else { '+' },
         exp.abs()
     )
+}
+
+/// `strconv.FormatFloat(v, 'f', -1, 64)`: shortest round-trip digits, never an exponent.
+pub fn shortest_f(v: f64) -> String {
+    match special(v) {
+        Some(s) => s,
+        // Rust's Display is shortest round-trip without exponent, as Go's 'f' with -1.
+        None => format!("{v}"),
+    }
+}
+
+/// `strconv.FormatFloat(v, 'e', -1, 64)`: shortest round-trip digits, always an exponent.
+pub fn shortest_e(v: f64) -> String {
+    if let Some(s) = special(v) {
+        return s;
+    }
+    let s = format!("{v:e}");
+    let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    format!("{mant}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
 }
 
 /// Go's `%q` of a string.
@@ -204,5 +226,44 @@ mod tests {
         assert_eq!(f(1.0 / 3.0, Some(2)), "0.33");
         assert_eq!(e(1234.5, Some(2)), "1.23e+03");
         assert_eq!(quote("a\"b"), "\"a\\\"b\"");
+    }
+
+    #[test]
+    fn shortest_forms_match_strconv() {
+        for (v, f_, e_) in [
+            (1.0, "1", "1e+00"),
+            (0.5, "0.5", "5e-01"),
+            (1234567.0, "1234567", "1.234567e+06"),
+            (1e21, "1000000000000000000000", "1e+21"),
+            (1.5e-7, "0.00000015", "1.5e-07"),
+            (-0.25, "-0.25", "-2.5e-01"),
+            (f64::NAN, "NaN", "NaN"),
+            (f64::INFINITY, "+Inf", "+Inf"),
+            (f64::NEG_INFINITY, "-Inf", "-Inf"),
+        ] {
+            assert_eq!(shortest_f(v), f_, "{v}");
+            assert_eq!(shortest_e(v), e_, "{v}");
+        }
+    }
+
+    #[test]
+    fn strconv_g_shortest() {
+        // The text exposition format's floats (client_golang's writeFloat, federation).
+        for (v, s) in [
+            (1.0, "1"),
+            (0.5, "0.5"),
+            (123456.0, "123456"),
+            (1234567.0, "1.234567e+06"),
+            (1.60123456789e9, "1.60123456789e+09"),
+            (1e21, "1e+21"),
+            (1.5e-7, "1.5e-07"),
+            (0.0001, "0.0001"),
+            (-2.0e100, "-2e+100"),
+            (-0.0, "-0"),
+            (f64::NAN, "NaN"),
+            (f64::NEG_INFINITY, "-Inf"),
+        ] {
+            assert_eq!(g(v, None), s, "{v}");
+        }
     }
 }
