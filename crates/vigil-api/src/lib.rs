@@ -13,6 +13,7 @@ mod lifecycle;
 mod metadata;
 pub mod params;
 mod query;
+mod retrieve;
 mod rules;
 mod status;
 mod targets;
@@ -22,6 +23,10 @@ pub mod web;
 pub use admin::{AdminError, TsdbAdmin};
 pub use handlers::{ApiError, rfc3339_millis};
 pub use metadata::unescape_name;
+pub use retrieve::{
+    ActiveTarget, AlertStatus, DroppedTarget, GroupStatus, RuleDetail, RuleStatus, RulesRetriever,
+    TargetRetriever,
+};
 pub use status::{HeadStats, PROMETHEUS_API_VERSION, TsdbStatus, WalReplay};
 
 use axum::Router;
@@ -29,13 +34,13 @@ use axum::routing::{get, post};
 use std::sync::Arc;
 use vigil_model::{Labels, Queryable};
 use vigil_promql::Engine;
-use vigil_scrape::ScrapeManager;
 
 /// Everything the handlers read.
 pub struct ApiState {
     pub db: Arc<dyn Queryable>,
     pub engine: Engine,
-    pub scrape: Option<Arc<ScrapeManager>>,
+    /// Scrape targets and their metadata; `None` serves empty lists.
+    pub scrape: Option<Arc<dyn TargetRetriever>>,
     /// Renders vigil's own metrics in the text exposition format for `/metrics`.
     pub self_metrics: Box<dyn Fn() -> String + Send + Sync>,
     pub version: String,
@@ -44,7 +49,7 @@ pub struct ApiState {
     /// Status pages, TSDB statistics and admin hooks; `ServerInfo::default()` for a bare server.
     pub info: ServerInfo,
     /// Rule groups and alerts for `/api/v1/rules` and `/api/v1/alerts`; `None` serves empty lists.
-    pub rules: Option<Arc<vigil_rules::RuleManager>>,
+    pub rules: Option<Arc<dyn RulesRetriever>>,
 }
 
 /// What the status, admin and federation endpoints know about the running server.

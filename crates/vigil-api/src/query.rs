@@ -53,10 +53,9 @@ pub async fn query(st: St, p: Params) -> Result<Response, ApiError> {
     let cancel = CancelOnDrop(Cancel::new());
     let c = cancel.0.clone();
     let st2 = Arc::clone(&st);
-    let out = blocking(move || {
-        Ok(engine.instant_query_sorted(st2.db.as_ref(), &query, t, Some(&c))?)
-    })
-    .await?;
+    let out =
+        blocking(move || Ok(engine.instant_query_sorted(st2.db.as_ref(), &query, t, Some(&c))?))
+            .await?;
     drop(cancel);
     ok(json::success_output(&out))
 }
@@ -139,5 +138,4 @@ pub async fn parse_query(st: St, p: Params) -> Result<Response, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
 }

@@ -1,10 +1,10 @@
-//! `/api/v1/rules` and `/api/v1/alerts` in Prometheus' JSON, from the rule manager's state.
+//! `/api/v1/rules` and `/api/v1/alerts` in Prometheus' JSON, from the [`RulesRetriever`].
 
 use crate::handlers::{ApiError, Params, St, ok};
+use crate::retrieve::{AlertStatus, GroupStatus, RuleDetail};
 use axum::response::Response;
 use serde_json::{Value as Json, json};
 use vigil_model::Labels;
-use vigil_rules::{Alert, Group, RuleKind};
 
 fn labels(l: &Labels) -> Json {
     Json::Object(
@@ -23,66 +23,73 @@ fn pairs(p: &[(String, String)]) -> Json {
 }
 
 fn time(ms: Option<i64>) -> String {
-    ms.map_or(
-        "0001-01-01T00:00:00Z".to_string(),
-        vigil_rules::notifier::rfc3339,
-    )
+    ms.map_or("0001-01-01T00:00:00Z".to_string(), crate::rfc3339_millis)
 }
 
-fn alert(a: &Alert) -> Json {
+fn alert(a: &AlertStatus) -> Json {
     let mut o = json!({
         "labels": labels(&a.labels),
         "annotations": labels(&a.annotations),
-        "state": a.state.as_str(),
-        "activeAt": time(Some(a.active_at)),
+        "state": a.state,
+        "activeAt": time(Some(a.active_at_ms)),
         "value": vigil_model::gofmt::shortest_e(a.value),
     });
-    if let Some(k) = a.keep_firing_since {
+    if let Some(k) = a.keep_firing_since_ms {
         o["keepFiringSince"] = json!(time(Some(k)));
     }
     o
 }
 
-fn group_json(g: &Group, want_alerts: bool, want_records: bool, names: &[&str]) -> Option<Json> {
+fn group_json(
+    g: &GroupStatus,
+    want_alerts: bool,
+    want_records: bool,
+    names: &[&str],
+) -> Option<Json> {
     let mut rules = Vec::new();
     for r in &g.rules {
-        if !names.is_empty() && !names.contains(&r.name()) {
+        if !names.is_empty() && !names.contains(&r.name.as_str()) {
             continue;
         }
-        let mut o = match &r.kind {
-            RuleKind::Alerting(a) if want_alerts => {
-                let alerts: Vec<Json> = a
-                    .alerts()
-                    .into_iter()
-                    .filter(|al| al.state != vigil_rules::AlertState::Inactive)
+        let mut o = match &r.detail {
+            RuleDetail::Alerting {
+                state,
+                hold_ms,
+                keep_firing_for_ms,
+                annotations,
+                alerts,
+            } if want_alerts => {
+                let alerts: Vec<Json> = alerts
+                    .iter()
+                    .filter(|al| al.state != "inactive")
                     .map(alert)
                     .collect();
                 json!({
-                    "state": a.state().as_str(),
-                    "name": a.name,
-                    "query": a.expr,
-                    "duration": a.hold_ms as f64 / 1000.0,
-                    "keepFiringFor": a.keep_firing_for_ms as f64 / 1000.0,
-                    "labels": pairs(&a.labels),
-                    "annotations": pairs(&a.annotations),
+                    "state": state,
+                    "name": r.name,
+                    "query": r.query,
+                    "duration": *hold_ms as f64 / 1000.0,
+                    "keepFiringFor": *keep_firing_for_ms as f64 / 1000.0,
+                    "labels": pairs(&r.labels),
+                    "annotations": pairs(annotations),
                     "alerts": alerts,
                     "type": "alerting",
                 })
             }
-            RuleKind::Recording(rr) if want_records => json!({
-                "name": rr.name,
-                "query": rr.expr,
-                "labels": pairs(&rr.labels),
+            RuleDetail::Recording if want_records => json!({
+                "name": r.name,
+                "query": r.query,
+                "labels": pairs(&r.labels),
                 "type": "recording",
             }),
             _ => continue,
         };
-        o["health"] = json!(r.health.as_str());
+        o["health"] = json!(r.health);
         if let Some(e) = &r.last_error {
             o["lastError"] = json!(e);
         }
         o["evaluationTime"] = json!(r.eval_seconds);
-        o["lastEvaluation"] = json!(time(r.last_eval));
+        o["lastEvaluation"] = json!(time(r.last_eval_ms));
         rules.push(o);
     }
     if rules.is_empty() && (!want_alerts || !want_records || !names.is_empty()) {
@@ -95,7 +102,7 @@ fn group_json(g: &Group, want_alerts: bool, want_records: bool, names: &[&str]) 
         "interval": g.interval_ms as f64 / 1000.0,
         "limit": g.limit,
         "evaluationTime": g.last_duration_s,
-        "lastEvaluation": time(g.last_eval),
+        "lastEvaluation": time(g.last_eval_ms),
     }))
 }
 

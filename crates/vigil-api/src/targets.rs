@@ -1,4 +1,4 @@
-//! What the scrape manager knows: `/api/v1/targets`, `/api/v1/targets/metadata` and
+//! What the [`TargetRetriever`](crate::TargetRetriever) knows: `/api/v1/targets`, `/api/v1/targets/metadata` and
 //! `/api/v1/metadata` (metric types, help and units from the scraped expositions).
 
 use crate::handlers::{ApiError, Params, St, labels_json, ok, rfc3339_millis};
@@ -23,20 +23,20 @@ pub async fn targets(st: St, p: Params) -> Result<Response, ApiError> {
     let mut data = serde_json::Map::new();
     if want_active {
         let active: Vec<serde_json::Value> = scrape
-            .statuses()
+            .active()
             .iter()
-            .filter(|t| pool.is_none_or(|p| p == t.job))
+            .filter(|t| pool.is_none_or(|p| p == t.pool))
             .map(|t| {
                 serde_json::json!({
                     "discoveredLabels": labels_json(&t.discovered),
                     "labels": labels_json(&t.labels),
-                    "scrapePool": t.job,
+                    "scrapePool": t.pool,
                     "scrapeUrl": t.url,
                     "globalUrl": global_url(&t.url, &external),
                     "lastError": t.last_error,
                     "lastScrape": rfc3339_millis(t.last_scrape_ms),
                     "lastScrapeDuration": t.last_scrape_duration,
-                    "health": t.health.as_str(),
+                    "health": t.health,
                     "scrapeInterval": t.interval,
                     "scrapeTimeout": t.timeout,
                 })
@@ -50,14 +50,14 @@ pub async fn targets(st: St, p: Params) -> Result<Response, ApiError> {
         for job in scrape.pools() {
             counts.insert(
                 job.clone(),
-                dropped.iter().filter(|d| d.job == job).count().into(),
+                dropped.iter().filter(|d| d.pool == job).count().into(),
             );
         }
         let list: Vec<serde_json::Value> = dropped
             .iter()
-            .filter(|d| pool.is_none_or(|p| p == d.job))
+            .filter(|d| pool.is_none_or(|p| p == d.pool))
             .map(|d| {
-                serde_json::json!({"discoveredLabels": labels_json(&d.discovered), "scrapePool": d.job})
+                serde_json::json!({"discoveredLabels": labels_json(&d.discovered), "scrapePool": d.pool})
             })
             .collect();
         data.insert("droppedTargets".into(), list.into());
@@ -104,7 +104,7 @@ pub async fn targets_metadata(st: St, p: Params) -> Result<Response, ApiError> {
     let metric = p.non_empty("metric");
     let limit = p.limit()?;
     let mut out = Vec::new();
-    for t in st.scrape.as_ref().map(|s| s.statuses()).unwrap_or_default() {
+    for t in st.scrape.as_ref().map(|s| s.active()).unwrap_or_default() {
         if !matchers
             .iter()
             .all(|m| m.matches(t.labels.get(&m.name).unwrap_or("")))
@@ -145,9 +145,9 @@ pub async fn metadata(st: St, p: Params) -> Result<Response, ApiError> {
         },
         None => None,
     };
-    let mut all: std::collections::BTreeMap<String, Vec<vigil_scrape::MetricMeta>> =
+    let mut all: std::collections::BTreeMap<String, Vec<vigil_model::MetricMetadata>> =
         Default::default();
-    for t in st.scrape.as_ref().map(|s| s.statuses()).unwrap_or_default() {
+    for t in st.scrape.as_ref().map(|s| s.active()).unwrap_or_default() {
         for (name, m) in t.metadata.iter() {
             if metric.is_some_and(|want| want != name) {
                 continue;

@@ -133,11 +133,7 @@ pub fn e(v: f64, prec: Option<usize>) -> String {
     let s = format!("{:.*e}", p, v.abs());
     let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
-    let sign = if v.is_sign_negative() {
-        "-"
-    } else {
-        ""
-    };
+    let sign = if v.is_sign_negative() { "-" } else { "" };
     format!(
         "{sign}{mant}e{}{:02}",
         if exp < 0 { '-' } else { '+' },

@@ -22,6 +22,15 @@ pub use storage::{
     Series, SeriesRef, SeriesSet, StorageError,
 };
 
+/// A metric family's type, help and unit, as a target exposed them (Prometheus'
+/// `model/metadata`): shared by scrape, which records it, and the API, which serves it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricMetadata {
+    pub kind: String,
+    pub help: String,
+    pub unit: String,
+}
+
 /// A timestamp in milliseconds since the Unix epoch, as Prometheus stores them.
 pub type Timestamp = i64;
 

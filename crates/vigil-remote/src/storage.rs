@@ -107,9 +107,8 @@ impl RemoteStorage {
         start: StartAt,
     ) -> Result<QueueSettings, String> {
         let key = queue_key(&rw.name, &rw.url);
-        let client =
-            vigil_http::build(&rw.http_client_config(), &self.opts.user_agent)
-                .map_err(|e| format!("remote_write {:?}: {e}", rw.url))?;
+        let client = vigil_http::build(&rw.http_client_config(), &self.opts.user_agent)
+            .map_err(|e| format!("remote_write {:?}: {e}", rw.url))?;
         let q = &rw.queue_config;
         Ok(QueueSettings {
             name: remote_name(&rw.name, &key),
@@ -155,11 +154,8 @@ impl RemoteStorage {
             read_recent: rr.read_recent,
             filter_external_labels: rr.filter_external_labels,
             external_labels: ext.clone(),
-            client: vigil_http::build(
-                &rr.http_client_config(),
-                &self.opts.user_agent,
-            )
-            .map_err(|e| format!("remote_read {:?}: {e}", rr.url))?,
+            client: vigil_http::build(&rr.http_client_config(), &self.opts.user_agent)
+                .map_err(|e| format!("remote_read {:?}: {e}", rr.url))?,
             counts: Default::default(),
         })
     }

@@ -15,5 +15,5 @@ mod scrape_loop;
 mod target;
 
 pub use discovery::SourcedGroup;
-pub use manager::{DroppedTarget, MetricMeta, ScrapeManager, TargetHealth, TargetStatus};
+pub use manager::{DroppedTarget, ScrapeManager, TargetHealth, TargetStatus};
 pub use target::{Target, targets_from_groups};

@@ -4,7 +4,6 @@
 //! so their scrape caches); changed or removed pools stop theirs, which writes stale markers.
 //! `run_discovery` keeps file and HTTP discovery fresh and re-syncs targets when they change.
 
-
 use crate::discovery::{DiscoveryCache, fetch_http_sd};
 use crate::scrape_loop::{LoopSettings, ScrapeLoop};
 use crate::target::{Target, targets_from_groups};
@@ -32,14 +31,6 @@ impl TargetHealth {
     }
 }
 
-/// Metadata of one metric family as a target exposes it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MetricMeta {
-    pub kind: String,
-    pub help: String,
-    pub unit: String,
-}
-
 /// What `/api/v1/targets` reports for a target.
 #[derive(Debug, Clone)]
 pub struct TargetStatus {
@@ -54,7 +45,7 @@ pub struct TargetStatus {
     pub interval: String,
     pub timeout: String,
     /// Family name → metadata, from the last scrape that had any.
-    pub metadata: Arc<BTreeMap<String, MetricMeta>>,
+    pub metadata: Arc<BTreeMap<String, vigil_model::MetricMetadata>>,
 }
 
 /// A target that relabeling dropped, for `/api/v1/targets?state=dropped`.

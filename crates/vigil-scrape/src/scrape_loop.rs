@@ -4,7 +4,7 @@
 //! the whole body parsed and no limit was exceeded; otherwise it is rolled back, `up` is 0,
 //! and the target's series of the last good scrape are marked stale, as in Prometheus.
 
-use crate::manager::{MetricMeta, TargetHealth, TargetStatus};
+use crate::manager::{TargetHealth, TargetStatus};
 use crate::scrape_cache::{CacheEntry, ScrapeCache};
 use crate::target::Target;
 use parking_lot::Mutex;
@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use vigil_config::relabel::{self, RelabelConfig};
 use vigil_exposition::{Entry, Format, Parser};
+use vigil_model::MetricMetadata;
 use vigil_model::{
     AppendError, Appendable, Appender, Labels, LabelsBuilder, SeriesRef, Timestamp, now_millis,
     stale_nan,
@@ -58,7 +59,7 @@ pub(crate) struct ScrapeLoop {
     cached_format: Option<Format>,
     /// Reused between scrapes so a steady target allocates no body buffer per scrape.
     body: Vec<u8>,
-    metadata: BTreeMap<String, MetricMeta>,
+    metadata: BTreeMap<String, MetricMetadata>,
     /// Synthetic series refs: up, duration, scraped, post-relabel, added.
     synthetic: [Option<SeriesRef>; 5],
     iteration: u64,
@@ -436,9 +437,9 @@ fn sample_labels(
 /// Sets one metadata field of `family` to `value`; answers whether it changed. Allocates
 /// only on change, so a steady target costs a map lookup per metadata line.
 fn update(
-    map: &mut BTreeMap<String, MetricMeta>,
+    map: &mut BTreeMap<String, MetricMetadata>,
     family: &str,
-    field: fn(&mut MetricMeta) -> &mut String,
+    field: fn(&mut MetricMetadata) -> &mut String,
     value: &str,
 ) -> bool {
     match map.get_mut(family) {
@@ -451,7 +452,7 @@ fn update(
             true
         }
         None => {
-            let mut m = MetricMeta::default();
+            let mut m = MetricMetadata::default();
             *field(&mut m) = value.to_string();
             map.insert(family.to_string(), m);
             true

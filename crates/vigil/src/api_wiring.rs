@@ -198,3 +198,113 @@ fn snapshot_time(ms: i64) -> String {
     let digits: String = s[..19].chars().filter(|c| *c != '-' && *c != ':').collect();
     format!("{digits}Z")
 }
+
+/// The scrape manager as the API's `TargetRetriever`.
+pub struct Targets(pub Arc<vigil_scrape::ScrapeManager>);
+
+impl vigil_api::TargetRetriever for Targets {
+    fn active(&self) -> Vec<vigil_api::ActiveTarget> {
+        self.0
+            .statuses()
+            .into_iter()
+            .map(|t| vigil_api::ActiveTarget {
+                pool: t.job,
+                url: t.url,
+                labels: t.labels,
+                discovered: t.discovered,
+                health: t.health.as_str(),
+                last_error: t.last_error,
+                last_scrape_ms: t.last_scrape_ms,
+                last_scrape_duration: t.last_scrape_duration,
+                interval: t.interval,
+                timeout: t.timeout,
+                metadata: t.metadata,
+            })
+            .collect()
+    }
+
+    fn dropped(&self) -> Vec<vigil_api::DroppedTarget> {
+        self.0
+            .dropped()
+            .into_iter()
+            .map(|d| vigil_api::DroppedTarget {
+                pool: d.job,
+                discovered: d.discovered,
+            })
+            .collect()
+    }
+
+    fn pools(&self) -> Vec<String> {
+        self.0.pools()
+    }
+}
+
+/// The rule manager as the API's `RulesRetriever`.
+pub struct Rules(pub Arc<vigil_rules::RuleManager>);
+
+fn alert_status(a: &vigil_rules::Alert) -> vigil_api::AlertStatus {
+    vigil_api::AlertStatus {
+        labels: a.labels.clone(),
+        annotations: a.annotations.clone(),
+        state: a.state.as_str(),
+        active_at_ms: a.active_at,
+        value: a.value,
+        keep_firing_since_ms: a.keep_firing_since,
+    }
+}
+
+impl vigil_api::RulesRetriever for Rules {
+    fn groups(&self) -> Vec<vigil_api::GroupStatus> {
+        use vigil_rules::RuleKind;
+        self.0
+            .groups()
+            .into_iter()
+            .map(|g| vigil_api::GroupStatus {
+                rules: g
+                    .rules
+                    .iter()
+                    .map(|r| {
+                        let (query, labels, detail) = match &r.kind {
+                            RuleKind::Recording(rr) => (
+                                rr.expr.clone(),
+                                rr.labels.clone(),
+                                vigil_api::RuleDetail::Recording,
+                            ),
+                            RuleKind::Alerting(a) => (
+                                a.expr.clone(),
+                                a.labels.clone(),
+                                vigil_api::RuleDetail::Alerting {
+                                    state: a.state().as_str(),
+                                    hold_ms: a.hold_ms,
+                                    keep_firing_for_ms: a.keep_firing_for_ms,
+                                    annotations: a.annotations.clone(),
+                                    alerts: a.alerts().into_iter().map(alert_status).collect(),
+                                },
+                            ),
+                        };
+                        vigil_api::RuleStatus {
+                            name: r.name().to_string(),
+                            query,
+                            labels,
+                            health: r.health.as_str(),
+                            last_error: r.last_error.clone(),
+                            last_eval_ms: r.last_eval,
+                            eval_seconds: r.eval_seconds,
+                            detail,
+                        }
+                    })
+                    .collect(),
+                name: g.name,
+                file: g.file,
+                interval_ms: g.interval_ms,
+                limit: g.limit,
+                last_eval_ms: g.last_eval,
+                last_duration_s: g.last_duration_s,
+            })
+            .collect()
+    }
+
+    fn alerts(&self) -> Vec<vigil_api::AlertStatus> {
+        self.0.alerts().iter().map(alert_status).collect()
+    }
+}

@@ -183,7 +183,7 @@ async fn serve(cli: Cli) -> Result<()> {
             },
             ..Default::default()
         }),
-        scrape: Some(scrape.clone()),
+        scrape: Some(Arc::new(api_wiring::Targets(scrape.clone()))),
         self_metrics: {
             let render = self_metrics::renderer(head.clone());
             let reloader = reloader.clone();
@@ -211,7 +211,7 @@ async fn serve(cli: Cli) -> Result<()> {
             info.alertmanagers = Box::new(move || notifier.alertmanagers());
             info
         },
-        rules: Some(rules.manager.clone()),
+        rules: Some(Arc::new(api_wiring::Rules(rules.manager.clone()))),
     });
     tracing::info!(address = %listener.local_addr()?, "Listening; the server is ready to receive web requests");
 
