@@ -2,21 +2,25 @@
 //!
 //! `vigil-model` sits at the top of the crate DAG and depends on nothing of ours. It defines
 //! series identity ([`Labels`]), label [`Matcher`]s with Prometheus' anchored-regex semantics,
-//! [`Sample`]s and the staleness marker, Prometheus-style [`duration`]s, Go's float formatting ([`gofmt`]), and the two seams of
-//! DESIGN.md: [`Appender`] (scrape, rules, receivers and import write through it) and
-//! [`Querier`] (the PromQL engine and the API read through it). The TSDB implements both; the
-//! parts above never see chunks, files or locks, so the storage engine can be replaced without
-//! touching them.
+//! [`Sample`]s and the staleness marker, Prometheus-style [`duration`]s, metric metadata, Go's
+//! float formatting ([`gofmt`]), and the seams of DESIGN.md: [`Appender`] (scrape, rules,
+//! receivers and import write through it), [`Querier`] (the PromQL engine and the API read
+//! through it, and [`MergeQuerier`] combines several) and [`wal::WalSource`] (remote write
+//! follows the log through it). The TSDB implements them; the parts above never see chunks,
+//! files or locks, so the storage engine can be replaced without touching them.
 
 pub mod duration;
 pub mod gofmt;
 mod labels;
 pub mod matcher;
+mod merge;
 mod storage;
+pub mod wal;
 
 pub use duration::{Duration, DurationError};
 pub use labels::{Label, Labels, LabelsBuilder, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher, MatcherError};
+pub use merge::MergeQuerier;
 pub use storage::{
     AppendError, Appendable, Appender, PerSample, Querier, Queryable, SampleIterator, SelectHints,
     Series, SeriesRef, SeriesSet, StorageError,

@@ -1,7 +1,7 @@
 //! Prometheus' remote storage protocols for vigil (`docs/scale-out.md`).
 //!
 //! - **Remote write, sending** ([`queue`], [`storage`]): a queue per `remote_write` entry tails
-//!   the WAL (`wal_tail`), so samples are sent from disk, not from memory; a receiver that is
+//!   the WAL through the `vigil_model::wal::WalSource` seam, so samples are sent from disk, not from memory; a receiver that is
 //!   down loses nothing the WAL still holds. The position sent so far is persisted per queue
 //!   ([`position`]) and pins the WAL segments the queue still needs (up to a bound).
 //!   Requests are Prometheus' `WriteRequest` ([`prompb`], our own `prost` structs from the specification),
@@ -20,7 +20,6 @@ pub mod queue;
 pub mod read;
 pub mod server;
 pub mod storage;
-pub mod wal_tail;
 pub mod xor;
 
 pub use metrics::{QueueMetrics, ServerMetrics};
@@ -28,6 +27,3 @@ pub use queue::{MetadataSource, StartAt};
 pub use read::Fanout;
 pub use server::{ServerState, routes};
 pub use storage::{RemoteOptions, RemoteStorage};
-
-#[cfg(test)]
-mod tests;

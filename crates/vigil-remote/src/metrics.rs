@@ -1,10 +1,10 @@
 //! Remote-storage self-metrics under Prometheus' names (`prometheus_remote_storage_*`), with
 //! the `remote_name` and `url` labels Prometheus uses.
 
-use crate::wal_tail::Pos;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
+use vigil_model::wal::WalPos;
 
 /// Counters of one remote-write queue.
 #[derive(Debug, Default)]
@@ -69,13 +69,13 @@ impl QueueMetrics {
             .store(vigil_model::now_millis(), Ordering::Relaxed);
     }
 
-    pub(crate) fn set_position(&self, p: Pos) {
+    pub(crate) fn set_position(&self, p: WalPos) {
         self.position.store(p.pack(), Ordering::Relaxed);
     }
 
     /// The acknowledged WAL position.
-    pub fn position(&self) -> Pos {
-        Pos::unpack(self.position.load(Ordering::Relaxed))
+    pub fn position(&self) -> WalPos {
+        WalPos::unpack(self.position.load(Ordering::Relaxed))
     }
 }
 

@@ -2,9 +2,9 @@
 //! `DATA_DIR/remote/<queue-key>.json` (written to a temporary file, then renamed), so a
 //! restart resumes where the queue stopped instead of skipping to the newest segment.
 
-use crate::wal_tail::Pos;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use vigil_model::wal::WalPos;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SavedPosition {
@@ -30,7 +30,7 @@ pub fn position_path(data_dir: &Path, key: &str) -> PathBuf {
 }
 
 /// Reads a saved position; `None` when there is none or it is unreadable (logged).
-pub fn load(path: &Path) -> Option<Pos> {
+pub fn load(path: &Path) -> Option<WalPos> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
@@ -40,7 +40,7 @@ pub fn load(path: &Path) -> Option<Pos> {
         }
     };
     match serde_json::from_slice::<SavedPosition>(&bytes) {
-        Ok(p) => Some(Pos {
+        Ok(p) => Some(WalPos {
             segment: p.segment,
             offset: p.offset,
         }),
@@ -52,7 +52,7 @@ pub fn load(path: &Path) -> Option<Pos> {
 }
 
 /// Writes the position atomically (temporary file, optional fsync, rename).
-pub fn save(path: &Path, name: &str, url: &str, pos: Pos, sync: bool) -> std::io::Result<()> {
+pub fn save(path: &Path, name: &str, url: &str, pos: WalPos, sync: bool) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -89,7 +89,7 @@ mod tests {
         assert_ne!(key, queue_key("q", "http://y/api/v1/write"));
         let path = position_path(&dir, &key);
         assert_eq!(load(&path), None);
-        let p = Pos {
+        let p = WalPos {
             segment: 7,
             offset: 1234,
         };

@@ -6,7 +6,7 @@
 //! acknowledges a marker once every sample before it was sent (or dropped for good). The
 //! queue's position is the lowest acknowledged marker over all shards: it is persisted
 //! (`position.rs`), it is the low-water mark that keeps WAL segments from being deleted
-//! (`vigil_tsdb::wal::holds`), and a restart resumes from it. A receiver that is down only
+//! (a `WalHold` from the `WalSource` seam), and a restart resumes from it. A receiver that is down only
 //! makes the shards retry and the reader wait; the WAL keeps everything in between.
 //!
 //! Samples of one series always go to the same shard, in WAL order, so a receiver never
@@ -19,7 +19,6 @@
 use crate::codec;
 use crate::metrics::QueueMetrics;
 use crate::prompb;
-use crate::wal_tail::{Pos, Tailer, newest_segment};
 use ahash::AHashMap;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -27,10 +26,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use vigil_config::relabel::{self, RelabelConfig};
+use vigil_model::wal::{WalHold, WalPos, WalReader, WalRecord, WalSource};
 use vigil_model::{Labels, LabelsBuilder};
-use vigil_tsdb::Tsdb;
-use vigil_tsdb::wal::holds::WalHold;
-use vigil_tsdb::wal::record;
 
 /// Where a queue without a saved position starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +90,7 @@ type Pending = (Arc<SeriesEntry>, i64, f64);
 
 struct Msg {
     samples: Vec<Pending>,
-    marker: Pos,
+    marker: WalPos,
 }
 
 /// Sends one encoded request.
@@ -251,7 +248,7 @@ async fn run_shard(
     mut abort: watch::Receiver<bool>,
 ) {
     let mut batch: Vec<Pending> = Vec::with_capacity(ctx.max_per_send);
-    let mut marker: Option<Pos> = None;
+    let mut marker: Option<WalPos> = None;
     let mut deadline: Option<tokio::time::Instant> = None;
     let mut buf = Vec::new();
     let mut scratch = Vec::new();
@@ -341,7 +338,7 @@ struct Shards {
 /// The reader thread's state (everything but the tailer, so record callbacks can borrow it).
 struct Reader {
     s: QueueSettings,
-    db: Arc<Tsdb>,
+    db: Arc<dyn WalSource>,
     rt: tokio::runtime::Handle,
     metrics: Arc<QueueMetrics>,
     abort: watch::Receiver<bool>,
@@ -349,16 +346,15 @@ struct Reader {
     shards: Shards,
     bufs: Vec<Vec<Pending>>,
     /// Marker last sent to each shard.
-    sent_marker: Vec<Pos>,
+    sent_marker: Vec<WalPos>,
     series: AHashMap<u64, Option<Arc<SeriesEntry>>>,
     /// End of the last fully processed record.
-    boundary: Pos,
+    boundary: WalPos,
     skip_before: Option<(u32, i64)>,
     /// A shard is gone (aborted): stop reading.
     broken: bool,
     read_samples: u64,
     read_bytes: u64,
-    scratch: Vec<(u64, Labels)>,
 }
 
 fn fnv(b: &[u8]) -> u64 {
@@ -411,16 +407,16 @@ impl Reader {
     }
 
     /// The position every shard has acknowledged.
-    fn committed(&self) -> Pos {
+    fn committed(&self) -> WalPos {
         self.shards
             .acks
             .iter()
-            .map(|a| Pos::unpack(a.load(Ordering::Acquire)))
+            .map(|a| WalPos::unpack(a.load(Ordering::Acquire)))
             .min()
             .unwrap_or(self.boundary)
     }
 
-    fn send(&mut self, shard: usize, marker: Pos) {
+    fn send(&mut self, shard: usize, marker: WalPos) {
         let samples = std::mem::take(&mut self.bufs[shard]);
         let n = samples.len();
         let Some(tx) = self.shards.senders.get(shard) else {
@@ -468,25 +464,18 @@ impl Reader {
         }))
     }
 
-    fn on_record(&mut self, kind: u8, payload: &[u8], end: Pos) {
-        match kind {
-            record::SERIES => {
-                let mut scratch = Vec::new();
-                let mut found = std::mem::take(&mut self.scratch);
-                found.clear();
-                let ok = record::decode_series(payload, &mut scratch, |r, ls| {
-                    found.push((r, Labels::from_pairs(ls.iter().copied())));
-                });
-                if ok.is_none() {
-                    tracing::warn!(remote_name = %self.s.name, segment = end.segment, "Malformed series record in the WAL");
+    fn on_record(&mut self, rec: WalRecord<'_>, end: WalPos) {
+        match rec {
+            WalRecord::Series(found) => {
+                for (r, l) in found {
+                    let e = self.entry(l);
+                    self.series.insert(*r, e);
                 }
-                for (r, l) in found.drain(..) {
-                    let e = self.entry(&l);
-                    self.series.insert(r, e);
-                }
-                self.scratch = found;
             }
-            record::SAMPLES | record::SAMPLES_INT => {
+            WalRecord::Malformed(kind) => {
+                tracing::warn!(remote_name = %self.s.name, segment = end.segment, "Malformed {kind} record in the WAL");
+            }
+            WalRecord::Samples(samples) => {
                 let now = vigil_model::now_millis();
                 let age_min = (!self.s.sample_age_limit.is_zero())
                     .then(|| now - self.s.sample_age_limit.as_millis() as i64);
@@ -494,15 +483,9 @@ impl Reader {
                     .skip_before
                     .and_then(|(seg, t)| (seg == end.segment).then_some(t));
                 let mut dropped = 0u64;
-                let mut samples: Vec<(u64, i64, f64)> = Vec::new();
-                if record::decode_samples(kind, payload, |r, t, v| samples.push((r, t, v)))
-                    .is_none()
-                {
-                    tracing::warn!(remote_name = %self.s.name, segment = end.segment, "Malformed samples record in the WAL");
-                }
                 self.read_samples += samples.len() as u64;
                 let mut cached: Option<(u64, Option<Arc<SeriesEntry>>)> = None;
-                for (r, t, v) in samples {
+                for &(r, t, v) in samples {
                     if skip.is_some_and(|s| t < s) {
                         continue;
                     }
@@ -515,8 +498,7 @@ impl Reader {
                             Some(e) => e.clone(),
                             None => {
                                 // Its series record is older than where we started.
-                                let e =
-                                    self.db.head().series_labels(r).and_then(|l| self.entry(&l));
+                                let e = self.db.series_labels(r).and_then(|l| self.entry(&l));
                                 self.series.insert(r, e.clone());
                                 e
                             }
@@ -539,16 +521,16 @@ impl Reader {
                     self.metrics.dropped.fetch_add(dropped, Ordering::Relaxed);
                 }
             }
-            _ => {}
+            WalRecord::Other => {}
         }
         self.boundary = end;
     }
 
     /// Forgets series the head no longer has (their samples are all behind us).
     fn gc_series(&mut self) {
-        let head = self.db.head();
-        if self.series.len() > 2 * head.num_series() + 1024 {
-            self.series.retain(|&r, _| head.series_labels(r).is_some());
+        let db = &self.db;
+        if self.series.len() > 2 * db.num_series() + 1024 {
+            self.series.retain(|&r, _| db.series_labels(r).is_some());
         }
     }
 }
@@ -559,8 +541,8 @@ pub struct Queue {
     pub metrics: Arc<QueueMetrics>,
     stop: Arc<AtomicBool>,
     abort: watch::Sender<bool>,
-    done: Option<oneshot::Receiver<Pos>>,
-    hold: Arc<WalHold>,
+    done: Option<oneshot::Receiver<WalPos>>,
+    hold: Arc<dyn WalHold>,
     metadata_task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -568,14 +550,13 @@ impl Queue {
     /// Starts a queue on `db`'s WAL, resuming from its saved position if there is one.
     pub fn start(
         s: QueueSettings,
-        db: Arc<Tsdb>,
+        db: Arc<dyn WalSource>,
         metrics: Arc<QueueMetrics>,
         metadata: Option<MetadataSource>,
         rt: tokio::runtime::Handle,
     ) -> Queue {
-        let wal_dir = db.wal_dir();
-        let pos_path = crate::position::position_path(db.dir(), &s.key);
-        let newest = newest_segment(&wal_dir).unwrap_or(0);
+        let pos_path = crate::position::position_path(db.data_dir(), &s.key);
+        let newest = db.newest_segment().unwrap_or(0);
         let mut skip_before = None;
         let start = match crate::position::load(&pos_path) {
             Some(p) if p.segment <= newest => {
@@ -584,7 +565,7 @@ impl Queue {
             }
             Some(p) => {
                 tracing::warn!(remote_name = %s.name, saved = p.segment, newest, "Saved remote-write position is past the newest WAL segment (a new data directory?); starting at the newest segment");
-                Pos {
+                WalPos {
                     segment: newest,
                     offset: 0,
                 }
@@ -593,15 +574,13 @@ impl Queue {
                 if s.start == StartAt::Now {
                     skip_before = Some((newest, vigil_model::now_millis()));
                 }
-                Pos {
+                WalPos {
                     segment: newest,
                     offset: 0,
                 }
             }
         };
-        let hold = db
-            .wal_holds()
-            .register(&format!("remote_write {}", s.name), start.segment);
+        let hold = db.hold(&format!("remote_write {}", s.name), start.segment);
         metrics.set_position(start);
         // A restarted queue (reload) reuses the metrics: what the old one had pending is in
         // the WAL again, behind `start`.
@@ -654,16 +633,15 @@ impl Queue {
             broken: false,
             read_samples: 0,
             read_bytes: 0,
-            scratch: Vec::new(),
         };
-        let tailer = Tailer::new(&wal_dir, start);
+        let tailer = reader.db.reader(start);
         let stop2 = stop.clone();
         let hold2 = hold.clone();
         let name = s.name.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("remote-write-{}", s.name))
             .spawn(move || {
-                let end = run_reader(&mut reader, tailer, &stop2, &hold2, &pos_path);
+                let end = run_reader(&mut reader, tailer, &stop2, hold2.as_ref(), &pos_path);
                 let _ = done_tx.send(end);
             });
         if let Err(e) = spawned {
@@ -682,13 +660,13 @@ impl Queue {
 
     /// The WAL hold of this queue (kept registered after `stop` until dropped, so that the
     /// shutdown checkpoint keeps the segments a restart resumes from).
-    pub fn hold(&self) -> Arc<WalHold> {
+    pub fn hold(&self) -> Arc<dyn WalHold> {
         self.hold.clone()
     }
 
     /// Stops reading, gives the shards up to the flush deadline to send what they have, then
     /// aborts them; saves the position. Returns the final position.
-    pub async fn stop(&mut self) -> Option<Pos> {
+    pub async fn stop(&mut self) -> Option<WalPos> {
         self.stop.store(true, Ordering::Relaxed);
         let done = self.done.take()?;
         tokio::pin!(done);
@@ -710,11 +688,11 @@ impl Queue {
 
 fn run_reader(
     r: &mut Reader,
-    mut tailer: Tailer,
+    mut tailer: Box<dyn WalReader>,
     stop: &AtomicBool,
-    hold: &WalHold,
+    hold: &dyn WalHold,
     pos_path: &std::path::Path,
-) -> Pos {
+) -> WalPos {
     let s = r.s.clone();
     r.start_shards(s.min_shards.max(1));
     let mut last_save = Instant::now();
@@ -722,13 +700,13 @@ fn run_reader(
     let mut last_reshard = Instant::now();
     let mut rate_base = RateBase::take(r);
     let mut last_segment = tailer.position().segment;
-    let save = |p: Pos, sync: bool| {
+    let save = |p: WalPos, sync: bool| {
         if let Err(e) = crate::position::save(pos_path, &s.name, &s.url, p, sync) {
             tracing::warn!(remote_name = %s.name, "Cannot save the remote-write position: {e}");
         }
     };
     while !stop.load(Ordering::Relaxed) && !r.broken {
-        let step = tailer.step(1 << 20, |k, p, end| r.on_record(k, p, end));
+        let step = tailer.step(1 << 20, &mut |rec, end| r.on_record(rec, end));
         match step {
             Ok(st) => {
                 r.read_bytes += st.bytes;
@@ -749,10 +727,10 @@ fn run_reader(
         }
         r.metrics
             .wal_lost_segments
-            .store(tailer.lost_segments, Ordering::Relaxed);
+            .store(tailer.lost_segments(), Ordering::Relaxed);
         r.metrics
             .wal_skipped_tails
-            .store(tailer.skipped_tails, Ordering::Relaxed);
+            .store(tailer.skipped_tails(), Ordering::Relaxed);
         r.metrics
             .reader_segment
             .store(tailer.position().segment as u64, Ordering::Relaxed);
@@ -773,7 +751,7 @@ fn run_reader(
         if last_reshard.elapsed() >= s.reshard_interval {
             last_reshard = Instant::now();
             let now = RateBase::take(r);
-            if let Some(n) = desired_shards(r, &rate_base, &now, &tailer) {
+            if let Some(n) = desired_shards(r, &rate_base, &now, tailer.as_ref()) {
                 tracing::info!(remote_name = %s.name, from = r.shards.senders.len(), to = n, "Remote storage resharding");
                 r.stop_shards();
                 r.start_shards(n);
@@ -808,14 +786,14 @@ impl RateBase {
             sent: r.metrics.samples.load(Ordering::Relaxed)
                 + r.metrics.failed.load(Ordering::Relaxed),
             send_ns: r.metrics.send_ns.load(Ordering::Relaxed),
-            appended: r.db.head().stats.samples_appended.load(Ordering::Relaxed),
+            appended: r.db.samples_appended(),
             last_success_ms: r.metrics.last_send_ms.load(Ordering::Relaxed),
         }
     }
 }
 
 /// The number of shards to switch to, if it should change.
-fn desired_shards(r: &Reader, a: &RateBase, b: &RateBase, tailer: &Tailer) -> Option<usize> {
+fn desired_shards(r: &Reader, a: &RateBase, b: &RateBase, tailer: &dyn WalReader) -> Option<usize> {
     let secs = b.at.duration_since(a.at).as_secs_f64().max(0.001);
     let sent = b.sent.saturating_sub(a.sent);
     let current = r.shards.senders.len().max(1);

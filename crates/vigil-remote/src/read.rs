@@ -276,7 +276,7 @@ impl Queryable for Fanout {
                 maxt: cmaxt,
             }));
         }
-        Ok(Box::new(vigil_tsdb::MergeQuerier {
+        Ok(Box::new(vigil_model::MergeQuerier {
             queriers,
             ranges: Vec::new(),
         }))

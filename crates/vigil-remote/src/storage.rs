@@ -17,8 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use vigil_config::{Config, RemoteReadConfig, RemoteWriteConfig};
 use vigil_model::Labels;
-use vigil_tsdb::Tsdb;
-use vigil_tsdb::wal::holds::WalHold;
+use vigil_model::wal::{WalHold, WalSource};
 
 /// Settings from the command line.
 #[derive(Debug, Clone)]
@@ -53,13 +52,13 @@ struct Running {
 }
 
 pub struct RemoteStorage {
-    db: Arc<Tsdb>,
+    db: Arc<dyn WalSource>,
     rt: tokio::runtime::Handle,
     opts: RemoteOptions,
     metadata: Option<MetadataSource>,
     queues: Mutex<BTreeMap<String, Running>>,
     /// Holds of stopped queues, kept until drop (see the module docs).
-    retired_holds: Mutex<Vec<Arc<WalHold>>>,
+    retired_holds: Mutex<Vec<Arc<dyn WalHold>>>,
     readers: Arc<ReadClients>,
     started: std::sync::atomic::AtomicBool,
     pub server_metrics: Arc<ServerMetrics>,
@@ -86,7 +85,11 @@ fn remote_name(name: &str, key: &str) -> String {
 
 impl RemoteStorage {
     /// Must be called within a tokio runtime (queues run on it).
-    pub fn new(db: Arc<Tsdb>, opts: RemoteOptions, metadata: Option<MetadataSource>) -> Arc<Self> {
+    pub fn new(
+        db: Arc<dyn WalSource>,
+        opts: RemoteOptions,
+        metadata: Option<MetadataSource>,
+    ) -> Arc<Self> {
         Arc::new(RemoteStorage {
             db,
             rt: tokio::runtime::Handle::current(),
@@ -301,7 +304,7 @@ impl RemoteStorage {
             .values()
             .map(|r| r.metrics.clone())
             .collect();
-        let highest = self.db.head().max_time().map_or(0.0, |t| t as f64 / 1000.0);
+        let highest = self.db.max_time().map_or(0.0, |t| t as f64 / 1000.0);
         let mut out = crate::metrics::render(&queues, highest, &self.server_metrics);
         let readers = self.readers.get();
         if !readers.is_empty() {

@@ -9,7 +9,7 @@ use crate::block::writer::{is_block_dir, write_block};
 use crate::block::{Block, Compaction};
 use crate::error::{TsdbError, io_err};
 use crate::head::{Head, HeadOptions, snapshot};
-use crate::merge::MergeQuerier;
+
 use crate::replay::{self, ReplayReport};
 use crate::wal::{self, FsyncPolicy, Wal};
 use parking_lot::RwLock;
@@ -17,7 +17,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
-use vigil_model::{Appendable, Appender, Querier, Queryable, StorageError, Timestamp};
+use vigil_model::{
+    Appendable, Appender, Labels, MergeQuerier, Querier, Queryable, SeriesRef, StorageError,
+    Timestamp,
+};
 
 #[derive(Debug, Clone)]
 pub struct TsdbOptions {
@@ -523,6 +526,41 @@ impl Tsdb {
             w.sync()?;
         }
         Ok(())
+    }
+}
+
+/// Remote write follows the log through this seam (`vigil_model::wal`).
+impl vigil_model::wal::WalSource for Tsdb {
+    fn data_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn newest_segment(&self) -> Option<u32> {
+        wal::list_segments(&self.wal_dir()).ok()?.last().copied()
+    }
+
+    fn reader(&self, from: vigil_model::wal::WalPos) -> Box<dyn vigil_model::wal::WalReader> {
+        Box::new(wal::tail::RecordReader::new(&self.wal_dir(), from))
+    }
+
+    fn hold(&self, name: &str, segment: u32) -> Arc<dyn vigil_model::wal::WalHold> {
+        self.wal_holds.register(name, segment)
+    }
+
+    fn series_labels(&self, r: SeriesRef) -> Option<Labels> {
+        self.head.series_labels(r)
+    }
+
+    fn num_series(&self) -> usize {
+        self.head.num_series()
+    }
+
+    fn samples_appended(&self) -> u64 {
+        self.head.stats.samples_appended.load(Ordering::Relaxed)
+    }
+
+    fn max_time(&self) -> Option<Timestamp> {
+        self.head.max_time()
     }
 }
 

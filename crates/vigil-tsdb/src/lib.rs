@@ -11,7 +11,7 @@
 //!   makes clean restarts instant, and the replay that repairs a torn log instead of refusing
 //!   to start.
 //! - [`block`]: immutable 2-hour (and compacted, larger) blocks on disk, memory-mapped, and
-//!   [`MergeQuerier`], which serves head and blocks as one.
+//!   `vigil_model::MergeQuerier`, which serves head and blocks as one.
 //! - [`Tsdb`]: all of it in one data directory, with retention and compaction.
 //!
 //! Scrape, rules and the query engine see only the seams. Formats are documented in
@@ -24,7 +24,6 @@ mod delete;
 mod error;
 mod head;
 pub mod import;
-mod merge;
 mod replay;
 pub mod wal;
 
@@ -33,7 +32,6 @@ pub use db::{Tsdb, TsdbOptions, TsdbStats};
 pub use delete::Deleted;
 pub use error::TsdbError;
 pub use head::{Head, HeadOptions, HeadStats};
-pub use merge::MergeQuerier;
 pub use wal::FsyncPolicy;
 
 #[cfg(test)]

@@ -33,6 +33,16 @@ impl WalHold {
     }
 }
 
+impl vigil_model::wal::WalHold for WalHold {
+    fn set(&self, segment: u32) {
+        WalHold::set(self, segment)
+    }
+
+    fn segment(&self) -> u32 {
+        WalHold::segment(self)
+    }
+}
+
 /// The registry of holds of one TSDB. Holds are released by dropping them.
 #[derive(Debug)]
 pub struct WalHolds {

@@ -9,6 +9,7 @@
 
 pub mod holds;
 pub mod record;
+pub mod tail;
 
 use crate::error::{TsdbError, io_err};
 use std::fs::{File, OpenOptions};

@@ -1,4 +1,5 @@
-//! Tailing vigil's WAL (`docs/format/wal.md`) from a saved position.
+//! Tailing vigil's WAL (`docs/format/wal.md`) from a saved position: the TSDB's side of the
+//! [`vigil_model::wal`] seam that remote write reads through.
 //!
 //! The writer appends one commit batch with one `write(2)` and never appends to a segment
 //! after it has started the next one. So, in the newest segment, an incomplete record at the
@@ -8,47 +9,14 @@
 //! missed. Segments deleted before they were read (the kept-WAL bound of `WalHolds`) are
 //! skipped, counted and logged.
 
+use super::{self as wal, record};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use vigil_tsdb::wal::{self, record};
+use vigil_model::wal::{WalPos as Pos, WalReader, WalRecord, WalStep as Step};
+use vigil_model::{Labels, SeriesRef, Timestamp};
 
-/// A place in the WAL: the start of a record (or the end of a segment).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct Pos {
-    pub segment: u32,
-    pub offset: u64,
-}
-
-impl Pos {
-    /// Packs into one integer (for atomics): 24 bits of segment, 40 of offset.
-    pub fn pack(self) -> u64 {
-        ((self.segment as u64) << 40) | (self.offset & ((1 << 40) - 1))
-    }
-
-    pub fn unpack(v: u64) -> Pos {
-        Pos {
-            segment: (v >> 40) as u32,
-            offset: v & ((1 << 40) - 1),
-        }
-    }
-}
-
-/// What one [`Tailer::step`] did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Step {
-    pub records: usize,
-    pub bytes: u64,
-    /// Moved on to a later segment.
-    pub next_segment: bool,
-}
-
-impl Step {
-    pub fn progressed(&self) -> bool {
-        self.records > 0 || self.next_segment || self.bytes > 0
-    }
-}
-
+/// Raw records (kind, payload) of the log from a position on.
 pub struct Tailer {
     dir: PathBuf,
     pos: Pos,
@@ -232,6 +200,74 @@ impl Tailer {
 /// The newest segment of `dir` (the one being written), if any.
 pub fn newest_segment(dir: &Path) -> Option<u32> {
     wal::list_segments(dir).ok()?.last().copied()
+}
+
+/// A [`Tailer`] that decodes records for [`WalReader`] users, into buffers reused from record
+/// to record (no allocation per sample).
+pub struct RecordReader {
+    tailer: Tailer,
+    series: Vec<(SeriesRef, Labels)>,
+    samples: Vec<(SeriesRef, Timestamp, f64)>,
+}
+
+impl RecordReader {
+    pub fn new(dir: &Path, pos: Pos) -> RecordReader {
+        RecordReader {
+            tailer: Tailer::new(dir, pos),
+            series: Vec::new(),
+            samples: Vec::new(),
+        }
+    }
+}
+
+impl WalReader for RecordReader {
+    fn step(
+        &mut self,
+        max_bytes: usize,
+        on: &mut dyn FnMut(WalRecord<'_>, Pos),
+    ) -> std::io::Result<Step> {
+        let (series, samples) = (&mut self.series, &mut self.samples);
+        self.tailer
+            .step(max_bytes, |kind, payload, end| match kind {
+                record::SERIES => {
+                    series.clear();
+                    let mut scratch = Vec::new();
+                    let ok = record::decode_series(payload, &mut scratch, |r, ls| {
+                        series.push((r, Labels::from_pairs(ls.iter().copied())));
+                    });
+                    on(WalRecord::Series(series), end);
+                    if ok.is_none() {
+                        on(WalRecord::Malformed("series"), end);
+                    }
+                }
+                record::SAMPLES | record::SAMPLES_INT => {
+                    samples.clear();
+                    let ok =
+                        record::decode_samples(kind, payload, |r, t, v| samples.push((r, t, v)));
+                    on(WalRecord::Samples(samples), end);
+                    if ok.is_none() {
+                        on(WalRecord::Malformed("samples"), end);
+                    }
+                }
+                _ => on(WalRecord::Other, end),
+            })
+    }
+
+    fn position(&self) -> Pos {
+        self.tailer.position()
+    }
+
+    fn bytes_behind(&self) -> u64 {
+        self.tailer.bytes_behind()
+    }
+
+    fn lost_segments(&self) -> u64 {
+        self.tailer.lost_segments
+    }
+
+    fn skipped_tails(&self) -> u64 {
+        self.tailer.skipped_tails
+    }
 }
 
 #[cfg(test)]

@@ -1,16 +1,18 @@
-//! A querier over several queriers (blocks, oldest first, then the head): series with equal
-//! label sets are merged into one, and samples at the same timestamp are kept once.
+//! A querier over several queriers (blocks, oldest first, then the head; or local storage and
+//! remote-read endpoints): series with equal label sets are merged into one, and samples at
+//! the same timestamp are kept once. It lives with the seam it combines (Prometheus keeps it
+//! in `storage/merge.go`), so the TSDB and remote read share it without depending on each other.
 //!
 //! Each source already yields series sorted by labels, so the merge is a streaming k-way merge
 //! over the sources' next series and, within a series, over their next samples. Overlaps are
 //! normal (a head cut into a block is visible in both for a moment; an import may overlap
 //! existing blocks); the first source's value wins for a duplicated timestamp.
 
-use std::collections::BTreeSet;
-use std::iter::Peekable;
-use vigil_model::{
+use crate::{
     Matcher, Querier, Sample, SampleIterator, SelectHints, Series, SeriesSet, StorageError,
 };
+use std::collections::BTreeSet;
+use std::iter::Peekable;
 
 pub struct MergeQuerier<'a> {
     pub queriers: Vec<Box<dyn Querier + 'a>>,
@@ -67,7 +69,7 @@ impl<'a> Iterator for MergeSeries<'a> {
     type Item = Series<'a>;
 
     fn next(&mut self) -> Option<Series<'a>> {
-        let mut best: Option<(usize, &vigil_model::Labels)> = None;
+        let mut best: Option<(usize, &crate::Labels)> = None;
         for (i, set) in self.sets.iter_mut().enumerate() {
             if let Some(s) = set.peek()
                 && best.is_none_or(|(_, b)| s.labels < *b)
@@ -205,18 +207,59 @@ impl Iterator for MergeSamples<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Head, HeadOptions};
-    use vigil_model::{Appendable, Labels, Queryable};
+    use crate::Labels;
 
-    fn head_with(samples: &[(&str, i64, f64)]) -> Head {
-        let h = Head::new(HeadOptions::default());
-        let mut a = h.appender();
-        for &(name, t, v) in samples {
-            a.append(None, &Labels::from_pairs([("__name__", name)]), t, v)
-                .unwrap();
+    /// A querier over a fixed list of series (sorted by labels, as queriers return them).
+    struct Fixed(Vec<(Labels, Vec<Sample>)>);
+
+    impl Querier for Fixed {
+        fn select(
+            &self,
+            matchers: &[Matcher],
+            _hints: &SelectHints,
+        ) -> Result<SeriesSet<'_>, StorageError> {
+            let matchers = matchers.to_vec();
+            Ok(Box::new(
+                self.0
+                    .iter()
+                    .filter(move |(l, _)| {
+                        matchers
+                            .iter()
+                            .all(|m| m.matches(l.get(&m.name).unwrap_or("")))
+                    })
+                    .map(|(l, s)| Series {
+                        labels: l.clone(),
+                        samples: Box::new(s.clone().into_iter()),
+                    }),
+            ))
         }
-        a.commit().unwrap();
-        h
+
+        fn label_names(&self, _matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
+            unimplemented!("not used by these tests")
+        }
+
+        fn label_values(
+            &self,
+            name: &str,
+            _matchers: &[Matcher],
+        ) -> Result<Vec<String>, StorageError> {
+            let set: BTreeSet<String> = self
+                .0
+                .iter()
+                .filter_map(|(l, _)| l.get(name).map(str::to_string))
+                .collect();
+            Ok(set.into_iter().collect())
+        }
+    }
+
+    fn head_with(samples: &[(&str, i64, f64)]) -> Fixed {
+        let mut by: std::collections::BTreeMap<Labels, Vec<Sample>> = Default::default();
+        for &(name, t, v) in samples {
+            by.entry(Labels::from_pairs([("__name__", name)]))
+                .or_default()
+                .push(Sample { t, v });
+        }
+        Fixed(by.into_iter().collect())
     }
 
     #[test]
@@ -224,7 +267,7 @@ mod tests {
         let a = head_with(&[("x", 1, 1.0), ("x", 2, 2.0), ("z", 1, 9.0)]);
         let b = head_with(&[("x", 2, 20.0), ("x", 3, 3.0), ("y", 5, 5.0)]);
         let m = MergeQuerier {
-            queriers: vec![a.querier(0, 10).unwrap(), b.querier(0, 10).unwrap()],
+            queriers: vec![Box::new(a), Box::new(b)],
             ranges: Vec::new(),
         };
         let got: Vec<(String, Vec<(i64, f64)>)> = m

@@ -1,11 +1,9 @@
+//! vigil-remote's queue, receiver and remote read against a real TSDB (as the `WalSource`
+//! and `Queryable` seams), here because `vigil-remote` itself does not depend on the TSDB.
 //! Queue tests against a tiny in-process receiver on loopback: delivery, 5xx and 429 retried,
 //! other 4xx dropped and counted, the position persisted and resumed across restarts, WAL
 //! segments kept through a checkpoint during an outage, and the receiver and read handlers.
 
-use crate::codec;
-use crate::metrics::{QueueMetrics, ServerMetrics};
-use crate::prompb;
-use crate::queue::{Queue, QueueSettings, StartAt};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -17,6 +15,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use vigil_model::{Appendable, Labels, Matcher, Queryable, SelectHints};
+use vigil_remote::codec;
+use vigil_remote::metrics::{QueueMetrics, ServerMetrics};
+use vigil_remote::prompb;
+use vigil_remote::queue::{Queue, QueueSettings, StartAt};
 use vigil_tsdb::{Tsdb, TsdbOptions};
 
 fn tempdir(tag: &str) -> PathBuf {
@@ -267,7 +269,9 @@ async fn position_is_persisted_and_a_restart_resumes_during_an_outage() {
     ingest(&db, 11, 10, 10);
     wait("retries", 10, || m.retried.load(Ordering::Relaxed) > 0).await;
     let before = q.stop().await.unwrap();
-    let saved = crate::position::load(&crate::position::position_path(&dir, "resume")).unwrap();
+    let saved =
+        vigil_remote::position::load(&vigil_remote::position::position_path(&dir, "resume"))
+            .unwrap();
     assert_eq!(saved, before);
     // A checkpoint while the queue is down keeps the segment it resumes from.
     db.checkpoint().unwrap();
@@ -349,8 +353,8 @@ async fn write_relabel_and_external_labels_apply() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn server_state(db: Arc<Tsdb>, enable: bool) -> Arc<crate::server::ServerState> {
-    Arc::new(crate::server::ServerState {
+fn server_state(db: Arc<Tsdb>, enable: bool) -> Arc<vigil_remote::server::ServerState> {
+    Arc::new(vigil_remote::server::ServerState {
         appendable: db.clone(),
         queryable: db,
         enable_write: enable,
@@ -413,7 +417,7 @@ fn write_req(series: &[(&str, &[(i64, f64)])]) -> Vec<u8> {
 async fn receiver_appends_and_bad_payloads_change_nothing() {
     let dir = tempdir("receiver");
     let db = open(&dir);
-    let base = serve(crate::server::routes(server_state(db.clone(), true))).await;
+    let base = serve(vigil_remote::server::routes(server_state(db.clone(), true))).await;
     let c = reqwest::Client::new();
     let post = |body: Vec<u8>| {
         let c = c.clone();
@@ -447,7 +451,11 @@ async fn receiver_appends_and_bad_payloads_change_nothing() {
     );
     assert_eq!(count(&db), 3);
     // Disabled receiver: 404.
-    let base2 = serve(crate::server::routes(server_state(db.clone(), false))).await;
+    let base2 = serve(vigil_remote::server::routes(server_state(
+        db.clone(),
+        false,
+    )))
+    .await;
     let r = c
         .post(format!("{base2}/api/v1/write"))
         .body(write_req(&[("z", &[(1, 1.0)])]))
@@ -464,8 +472,12 @@ async fn remote_read_round_trips_samples_and_streamed_chunks() {
     let dir = tempdir("read");
     let db = open(&dir);
     ingest(&db, 1, 300, 3);
-    let base = serve(crate::server::routes(server_state(db.clone(), false))).await;
-    let client = crate::read::ReadClient {
+    let base = serve(vigil_remote::server::routes(server_state(
+        db.clone(),
+        false,
+    )))
+    .await;
+    let client = vigil_remote::read::ReadClient {
         name: "r".into(),
         url: format!("{base}/api/v1/read"),
         timeout: Duration::from_secs(10),
@@ -480,7 +492,7 @@ async fn remote_read_round_trips_samples_and_streamed_chunks() {
     let query = prompb::Query {
         start_timestamp_ms: 10_000,
         end_timestamp_ms: 250_000,
-        matchers: crate::server::matchers_to_pb(&[Matcher::equal("__name__", "m")]),
+        matchers: vigil_remote::server::matchers_to_pb(&[Matcher::equal("__name__", "m")]),
         hints: None,
     };
     // Streamed chunks (asked first).
@@ -513,9 +525,9 @@ async fn remote_read_round_trips_samples_and_streamed_chunks() {
     assert_eq!(n, 3 * 241);
     // Fanout: an empty local store plus the remote gives the remote's data.
     let empty = open(&tempdir("read-empty"));
-    let clients = Arc::new(crate::read::ReadClients::default());
+    let clients = Arc::new(vigil_remote::read::ReadClients::default());
     clients.set(vec![Arc::new(client)]);
-    let fan = crate::read::Fanout {
+    let fan = vigil_remote::read::Fanout {
         local: empty,
         remotes: clients,
         local_start: Box::new(|| i64::MAX),
@@ -541,7 +553,7 @@ async fn remote_read_round_trips_samples_and_streamed_chunks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_restarts_a_changed_queue_from_its_position_and_stops_removed_ones() {
-    use crate::storage::{RemoteOptions, RemoteStorage};
+    use vigil_remote::storage::{RemoteOptions, RemoteStorage};
     let dir = tempdir("reload");
     let db = open(&dir);
     let (f, url) = start_fake().await;
