@@ -331,4 +331,225 @@ mod tests {
             "<error expanding template: template: __alert_T: template too expensive>"
         );
     }
+
+    /// Parse result and expansion of templates that hit every error message (and some
+    /// formatting), as recorded from the single-file version before the split.
+    #[test]
+    fn messages_match_the_recorded_ones() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "{{ \"x }}",
+                "unclosed action | <error expanding template: template: __alert_T: unclosed action>",
+            ),
+            (
+                "{{ `x }}",
+                "unclosed action | <error expanding template: template: __alert_T: unclosed action>",
+            ),
+            (
+                "{{ 0x }}",
+                "bad number syntax: \"0x\" | <error expanding template: template: __alert_T: bad number syntax: \"0x\">",
+            ),
+            (
+                "{{ .5 }}",
+                "ok | <error expanding template: template: __alert_T: can't evaluate field 5 in type struct>",
+            ),
+            (
+                "{{ # }}",
+                "unexpected '#' in command | <error expanding template: template: __alert_T: unexpected '#' in command>",
+            ),
+            (
+                "{{ /* x }}",
+                "unclosed comment | <error expanding template: template: __alert_T: unclosed comment>",
+            ),
+            (
+                "{{ }}",
+                "missing value for command | <error expanding template: template: __alert_T: missing value for command>",
+            ),
+            (
+                "{{ else x }}",
+                "unexpected token after else | <error expanding template: template: __alert_T: unexpected token after else>",
+            ),
+            (
+                "{{ define \"a\" }}",
+                "{{define}} is not supported in rule templates | <error expanding template: template: __alert_T: {{define}} is not supported in rule templates>",
+            ),
+            (
+                "{{ if 1 }}",
+                "unexpected EOF in if | <error expanding template: template: __alert_T: unexpected EOF in if>",
+            ),
+            (
+                "{{ if 1 }}{{ else }}",
+                "expected end after else in if | <error expanding template: template: __alert_T: expected end after else in if>",
+            ),
+            (
+                "{{ if 1 }}{{ else }}{{ else }}{{ end }}",
+                "expected end after else in if | <error expanding template: template: __alert_T: expected end after else in if>",
+            ),
+            (
+                "{{ 1 | }}",
+                "missing value for command | <error expanding template: template: __alert_T: missing value for command>",
+            ),
+            (
+                "{{ | 1 }}",
+                "missing command | <error expanding template: template: __alert_T: missing command>",
+            ),
+            (
+                "{{ nosuch }}",
+                "function \"nosuch\" not defined | <error expanding template: template: __alert_T: function \"nosuch\" not defined>",
+            ),
+            (
+                "{{ (1 }}",
+                "unclosed left paren | <error expanding template: template: __alert_T: unclosed left paren>",
+            ),
+            (
+                "{{ ) }}",
+                "unexpected right paren | <error expanding template: template: __alert_T: unexpected right paren>",
+            ),
+            (
+                "{{ := }}",
+                "unexpected Declare in operand | <error expanding template: template: __alert_T: unexpected Declare in operand>",
+            ),
+            (
+                "{{ end }}",
+                "unexpected {{end}} | <error expanding template: template: __alert_T: unexpected {{end}}>",
+            ),
+            (
+                "{{ else }}",
+                "unexpected {{else}} | <error expanding template: template: __alert_T: unexpected {{else}}>",
+            ),
+            (
+                "{{ $x = 1 }}",
+                "ok | <error expanding template: template: __alert_T: undefined variable: $x>",
+            ),
+            (
+                "{{ $nope }}",
+                "ok | <error expanding template: template: __alert_T: undefined variable: $nope>",
+            ),
+            (
+                "{{ 1 2 }}",
+                "ok | <error expanding template: template: __alert_T: can't give argument to non-function Num(1.0, true)>",
+            ),
+            (
+                "{{ range \"s\" }}{{ end }}",
+                "ok | <error expanding template: template: __alert_T: range can't iterate over s>",
+            ),
+            (
+                "{{ query \"up\" }}",
+                "ok | <error expanding template: template: __alert_T: query is not available here>",
+            ),
+            (
+                "{{ first 1 }}",
+                "ok | <error expanding template: template: __alert_T: first: expected a query result, got int>",
+            ),
+            (
+                "{{ label \"a\" 1 }}",
+                "ok | <error expanding template: template: __alert_T: can't evaluate field Labels in type int>",
+            ),
+            (
+                "{{ reReplaceAll \"(\" \"\" \"\" }}",
+                "ok | <error expanding template: template: __alert_T: regex parse error:\n    (\n    ^\nerror: unclosed group>",
+            ),
+            (
+                "{{ sortByLabel \"a\" 1 }}",
+                "ok | <error expanding template: template: __alert_T: sortByLabel: expected a query result>",
+            ),
+            (
+                "{{ humanize \"x\" }}",
+                "ok | <error expanding template: template: __alert_T: strconv.ParseFloat: parsing \"x\": invalid syntax>",
+            ),
+            (
+                "{{ humanize true }}",
+                "ok | <error expanding template: template: __alert_T: can't convert bool to float>",
+            ),
+            (
+                "{{ parseDuration \"x\" }}",
+                "ok | <error expanding template: template: __alert_T: not a valid duration string: \"x\">",
+            ),
+            (
+                "{{ len 1 }}",
+                "ok | <error expanding template: template: __alert_T: len of type int>",
+            ),
+            (
+                "{{ index }}",
+                "ok | <error expanding template: template: __alert_T: wrong number of args for index>",
+            ),
+            (
+                "{{ index (args 1) 5 }}",
+                "ok | <error expanding template: template: __alert_T: can't index item of type struct>",
+            ),
+            (
+                "{{ index 1 1 }}",
+                "ok | <error expanding template: template: __alert_T: can't index item of type int>",
+            ),
+            (
+                "{{ printf }}",
+                "ok | <error expanding template: template: __alert_T: wrong number of args for printf>",
+            ),
+            (
+                "{{ eq 1 }}",
+                "ok | <error expanding template: template: __alert_T: missing argument for comparison eq>",
+            ),
+            (
+                "{{ eq 1 \"a\" }}",
+                "ok | <error expanding template: template: __alert_T: incompatible types for comparison>",
+            ),
+            (
+                "{{ .Nope }}",
+                "ok | <error expanding template: template: __alert_T: can't evaluate field Nope in type struct>",
+            ),
+            (
+                "{{ .Labels.a.b }}",
+                "ok | <error expanding template: template: __alert_T: can't evaluate field b in type string>",
+            ),
+            ("{{ $labels.x }}", "ok | "),
+            (
+                "{{ humanize 1 2 }}",
+                "ok | <error expanding template: template: __alert_T: wrong number of args for humanize: want 1 got 2>",
+            ),
+            (
+                "{{ range $i := 100000 }}x{{ end }}",
+                "ok | <error expanding template: template: __alert_T: template too expensive>",
+            ),
+            (
+                "{{ with $x := 1 }}{{ $x }}{{ end }}{{ $x }}",
+                "ok | <error expanding template: template: __alert_T: undefined variable: $x>",
+            ),
+            (
+                "{{ $n := nil }}{{ $n.a }}",
+                "ok | <error expanding template: template: __alert_T: nil pointer evaluating .a>",
+            ),
+            (
+                "{{ printf \"%5.2f|%x|%q|%d\" 3.14159 \"hi\" \"q\" }}",
+                "ok |  3.14|6869|\"q\"|%!d(MISSING)",
+            ),
+            ("{{ humanizeDuration -93784.0 }}", "ok | -1d 2h 3m 4s"),
+            ("{{ 1e6 }}", "ok | 1e+06"),
+            ("{{ print 1 2 \"a\" 3 }}", "ok | 1 2a3"),
+            ("{{ stripDomain \"a.b.c:9\" }}", "ok | a:9"),
+            ("{{ html \"<a>\" }}", "ok | &lt;a&gt;"),
+            ("{{ urlquery \"a b&\" }}", "ok | a+b%26"),
+            ("{{ range $i, $v := $labels }}{{ $i }}{{ end }}", "ok | a"),
+            ("{{ toTime 0.5 }}", "ok | 1970-01-01 00:00:00.5 +0000 UTC"),
+            ("{{ $value | humanizePercentage }}", "ok | 25%"),
+            ("{{ (args 1 2).arg1 }}", "ok | 2"),
+            ("{{ not 0 }}", "ok | true"),
+        ];
+        let mut labels = BTreeMap::new();
+        labels.insert("a".to_string(), "x".to_string());
+        let ext = BTreeMap::new();
+        let data = AlertData {
+            labels: &labels,
+            external_labels: &ext,
+            external_url: "http://e",
+            value: 0.25,
+        };
+        for (src, want) in cases {
+            let parsed = match parse(src) {
+                Ok(_) => "ok".to_string(),
+                Err(e) => e.to_string(),
+            };
+            let got = format!("{parsed} | {}", expand_alert("T", src, &data, &NoQuery));
+            assert_eq!(&got, want, "{src}");
+        }
+    }
 }
