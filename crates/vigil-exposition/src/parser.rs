@@ -241,8 +241,8 @@ impl<'a> Parser<'a> {
     fn finish(&mut self) -> Option<Result<Entry<'a>, ParseError>> {
         self.done = true;
         let line = self.line_no;
-        if let Some(Err(msg)) = self.validator.as_mut().map(|v| v.finish()) {
-            return self.fail(line, 1, msg);
+        if let Some(Err(e)) = self.validator.as_mut().map(|v| v.finish()) {
+            return self.fail(line, 1, e.to_string());
         }
         None
     }
@@ -756,8 +756,8 @@ impl<'a> Iterator for Parser<'a> {
             match self.parse_line(line) {
                 Ok(None) => continue,
                 Ok(Some(entry)) => {
-                    if let Some(Err(msg)) = self.validator.as_mut().map(|v| v.check(&entry)) {
-                        return self.fail(line_no, 1, msg);
+                    if let Some(Err(e)) = self.validator.as_mut().map(|v| v.check(&entry)) {
+                        return self.fail(line_no, 1, e.to_string());
                     }
                     return Some(Ok(entry));
                 }
