@@ -134,8 +134,3 @@ pub async fn parse_query(st: St, p: Params) -> Result<Response, ApiError> {
         .map_err(|e| ApiError::internal(format!("cannot render the syntax tree: {e}")))?;
     ok(json::success_raw(&tree))
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-}

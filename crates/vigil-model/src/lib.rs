@@ -9,6 +9,7 @@
 //! follows the log through it). The TSDB implements them; the parts above never see chunks,
 //! files or locks, so the storage engine can be replaced without touching them.
 
+pub mod civil;
 pub mod duration;
 pub mod gofmt;
 mod labels;

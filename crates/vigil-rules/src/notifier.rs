@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use vigil_config::relabel::{self, RelabelConfig};
 use vigil_config::{AlertmanagerConfig, Config};
+use vigil_model::civil::rfc3339_millis as rfc3339;
 use vigil_model::{Labels, LabelsBuilder};
 
 /// Prometheus' `maxBatchSize`.
@@ -435,21 +436,6 @@ pub fn alertmanager_urls(cfg: &AlertmanagerConfig) -> Vec<String> {
         }
     }
     out
-}
-
-/// RFC 3339 with milliseconds, UTC.
-pub fn rfc3339(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    let (y, m, d) = crate::template::civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
 }
 
 fn labels_json(l: &Labels) -> serde_json::Value {

@@ -1,24 +1,11 @@
 //! Calendar functions (`hour()`, `day_of_week()`, …) in UTC, with the civil-date algorithm
-//! of Howard Hinnant so no date crate is needed.
+//! of Howard Hinnant (`vigil_model::civil`) so no date crate is needed.
 
 use super::map_series;
 use crate::engine::eval::{Ev, Result, Series, Val};
 use promql_parser::parser::Expr;
+use vigil_model::civil::civil_from_days;
 use vigil_model::{Labels, Sample};
-
-/// (year, month 1-12, day 1-31) of a day count since 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = (z - era * 146_097) as u64;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe as i64 + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
 
 fn is_leap(y: i64) -> bool {
     (y % 4 == 0 && y % 100 != 0) || y % 400 == 0

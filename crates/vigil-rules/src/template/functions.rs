@@ -209,7 +209,7 @@ pub(super) fn call(env: &dyn Env, name: &str, a: Vec<Value>) -> Result<Value, Te
         "safeHtml" | "html" | "js" | "urlquery" => {
             let joined: String = a.iter().map(s).collect();
             Value::Str(match name {
-                "urlquery" => url_escape(&joined),
+                "urlquery" => vigil_http::query_escape(&joined),
                 "html" => joined
                     .replace('&', "&amp;")
                     .replace('<', "&lt;")
@@ -369,18 +369,6 @@ fn strip_port(h: &str) -> String {
     }
 }
 
-fn url_escape(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            b' ' => "+".into(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// Prometheus' `humanize`: SI prefixes, 4 significant digits.
 pub fn humanize(mut v: f64) -> String {
     if v == 0.0 || v.is_nan() || v.is_infinite() {
@@ -475,7 +463,7 @@ pub fn humanize_timestamp(v: f64) -> String {
 pub fn datetime(secs: i64, nanos: i64) -> String {
     let days = secs.div_euclid(86400);
     let rem = secs.rem_euclid(86400);
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = vigil_model::civil::civil_from_days(days);
     let mut s = format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
         rem / 3600,
@@ -487,20 +475,6 @@ pub fn datetime(secs: i64, nanos: i64) -> String {
         let _ = write!(s, ".{}", frac.trim_end_matches('0'));
     }
     s
-}
-
-/// Howard Hinnant's days-to-civil algorithm.
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]

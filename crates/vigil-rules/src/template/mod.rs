@@ -24,9 +24,7 @@ mod sprintf;
 use crate::gofmt;
 use std::collections::BTreeMap;
 
-pub use functions::{
-    civil_from_days, datetime, humanize, humanize_duration, humanize_timestamp, humanize1024,
-};
+pub use functions::{datetime, humanize, humanize_duration, humanize_timestamp, humanize1024};
 pub use parser::{Template, parse};
 pub use sprintf::sprintf;
 
