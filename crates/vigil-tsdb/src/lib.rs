@@ -21,6 +21,7 @@ pub mod block;
 pub mod chunk;
 mod db;
 mod delete;
+pub mod encoding;
 mod error;
 mod head;
 pub mod import;

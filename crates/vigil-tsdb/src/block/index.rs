@@ -5,9 +5,9 @@
 //! symbols, a `Postings` index), so matcher fast paths and intersection are written once
 //! for both. Decoding is total: any inconsistency is an error, never a panic.
 
+use crate::encoding::{Dec, put_bytes, put_uvarint, put_varint};
 use crate::head::postings::Postings;
 use crate::head::symbols::{Sym, Symbols};
-use crate::wal::record::{Dec, put_bytes, put_uvarint, put_varint};
 
 pub const MAGIC: &[u8; 8] = b"VGIDX001";
 

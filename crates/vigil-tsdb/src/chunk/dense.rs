@@ -19,7 +19,7 @@
 
 use super::packed::{pack, unpack};
 use super::xor::{XorAppender, XorIter};
-use crate::wal::record::{Dec, put_uvarint, put_varint};
+use crate::encoding::{Dec, put_uvarint, put_varint};
 use std::fmt::Write as _;
 
 /// Encoding byte: a Gorilla XOR chunk follows.

@@ -26,13 +26,13 @@ pub const SAMPLES_PER_BLOCK_CHUNK: usize = 1024;
 
 /// Appends `chunk` framed as in a block's chunks file: uvarint length, bytes, CRC-32.
 pub fn write_framed(buf: &mut Vec<u8>, chunk: &[u8]) {
-    crate::wal::record::put_bytes(buf, chunk);
+    crate::encoding::put_bytes(buf, chunk);
     buf.extend_from_slice(&crc32fast::hash(chunk).to_le_bytes());
 }
 
 /// The chunk framed at `offset` of `file`, if it is intact.
 pub fn read_framed(file: &[u8], offset: usize) -> Option<&[u8]> {
-    let mut d = crate::wal::record::Dec {
+    let mut d = crate::encoding::Dec {
         b: file.get(offset..)?,
     };
     let chunk = d.bytes()?;

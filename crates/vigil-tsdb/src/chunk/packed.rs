@@ -9,7 +9,7 @@
 //! samples inflating DEFLATE streams and building their Huffman tables was most of a long
 //! query's time. A mini-block bounds what one outlier (a counter reset, a scrape gap) costs.
 
-use crate::wal::record::{Dec, put_varint};
+use crate::encoding::{Dec, put_varint};
 
 /// Values per mini-block.
 pub const MINI_BLOCK: usize = 128;

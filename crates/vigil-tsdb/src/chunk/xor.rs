@@ -6,6 +6,8 @@
 //! timestamp arithmetic wraps so that any `i64` sequence round trips. The decoder is total: a
 //! truncated or garbled stream ends the iteration (and sets [`XorIter::err`]), never panics.
 
+use crate::encoding::{unzigzag, zigzag};
+
 /// Bytes before the bit stream: the sample count, big-endian.
 const HEADER: usize = 2;
 
@@ -109,14 +111,6 @@ impl BitReader<'_> {
         }
         None
     }
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
 }
 
 /// Delta-of-delta buckets: (prefix bits, prefix length, payload bits).

@@ -10,6 +10,7 @@
 use super::Head;
 use super::series::FullChunk;
 use crate::chunk::{XorAppender, XorIter};
+use crate::encoding;
 use crate::error::{TsdbError, io_err};
 use crate::wal::{self, record};
 use std::io::Write;
@@ -133,23 +134,23 @@ pub fn write(dir: &Path, cap: &Capture) -> Result<u64, TsdbError> {
         );
         record::finish(&mut buf, st);
         let st = record::begin(&mut buf, CHUNKS);
-        record::put_uvarint(&mut buf, s.r);
-        record::put_uvarint(&mut buf, s.full.len() as u64 + 1);
+        encoding::put_uvarint(&mut buf, s.r);
+        encoding::put_uvarint(&mut buf, s.full.len() as u64 + 1);
         for c in &s.full {
-            record::put_varint(&mut buf, c.mint);
-            record::put_varint(&mut buf, c.maxt);
-            record::put_bytes(&mut buf, &c.bytes);
+            encoding::put_varint(&mut buf, c.mint);
+            encoding::put_varint(&mut buf, c.maxt);
+            encoding::put_bytes(&mut buf, &c.bytes);
         }
-        record::put_varint(&mut buf, s.head_mint);
-        record::put_varint(&mut buf, s.head_maxt);
-        record::put_bytes(&mut buf, &s.head);
+        encoding::put_varint(&mut buf, s.head_mint);
+        encoding::put_varint(&mut buf, s.head_maxt);
+        encoding::put_bytes(&mut buf, &s.head);
         record::finish(&mut buf, st);
         if !s.ooo.is_empty() {
             let st = record::begin(&mut buf, OOO);
-            record::put_uvarint(&mut buf, s.r);
-            record::put_uvarint(&mut buf, s.ooo.len() as u64);
+            encoding::put_uvarint(&mut buf, s.r);
+            encoding::put_uvarint(&mut buf, s.ooo.len() as u64);
             for &(t, v) in &s.ooo {
-                record::put_varint(&mut buf, t);
+                encoding::put_varint(&mut buf, t);
                 buf.extend_from_slice(&v.to_bits().to_le_bytes());
             }
             record::finish(&mut buf, st);
@@ -159,8 +160,8 @@ pub fn write(dir: &Path, cap: &Capture) -> Result<u64, TsdbError> {
         }
     }
     let st = record::begin(&mut buf, META);
-    record::put_uvarint(&mut buf, cap.next_ref);
-    record::put_varint(&mut buf, cap.min_valid_time);
+    encoding::put_uvarint(&mut buf, cap.next_ref);
+    encoding::put_varint(&mut buf, cap.min_valid_time);
     record::finish(&mut buf, st);
     let st = record::begin(&mut buf, END);
     record::finish(&mut buf, st);
@@ -220,7 +221,7 @@ pub fn load(head: &Head, path: &Path) -> Result<usize, TsdbError> {
             }
             CHUNKS => load_chunks(head, payload).ok_or_else(|| bad("chunks"))?,
             OOO => {
-                let mut d = record::Dec { b: payload };
+                let mut d = encoding::Dec { b: payload };
                 let s = head.series(d.uvarint().ok_or_else(|| bad("ooo"))?);
                 let count = d.uvarint().ok_or_else(|| bad("ooo"))?;
                 let mut ooo = Vec::new();
@@ -237,7 +238,7 @@ pub fn load(head: &Head, path: &Path) -> Result<usize, TsdbError> {
                 }
             }
             META => {
-                let mut d = record::Dec { b: payload };
+                let mut d = encoding::Dec { b: payload };
                 head.bump_next_ref(d.uvarint().ok_or_else(|| bad("meta"))?);
                 head.set_min_valid_time(d.varint().ok_or_else(|| bad("meta"))?);
             }
@@ -248,7 +249,7 @@ pub fn load(head: &Head, path: &Path) -> Result<usize, TsdbError> {
 }
 
 fn load_chunks(head: &Head, payload: &[u8]) -> Option<()> {
-    let mut d = record::Dec { b: payload };
+    let mut d = encoding::Dec { b: payload };
     let s = head.series(d.uvarint()?)?;
     let n = d.uvarint()?;
     let mut full = Vec::new();

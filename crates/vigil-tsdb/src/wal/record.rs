@@ -4,6 +4,8 @@
 //! Encoders append to a caller-owned buffer, so a commit reuses one buffer for its whole
 //! batch; decoders borrow from the segment bytes and return `None` on anything malformed.
 
+use crate::encoding::{Dec, put_bytes, put_uvarint, put_varint, unzigzag, zigzag};
+
 /// Bytes before a record's payload: len u32, type u8, crc u32.
 pub const HEADER_LEN: usize = 9;
 /// The largest payload a reader accepts.
@@ -33,23 +35,6 @@ pub fn finish(buf: &mut [u8], start: usize) {
     h.update(&buf[start + 4..start + 5]);
     h.update(&buf[start + HEADER_LEN..]);
     buf[start + 5..start + 9].copy_from_slice(&h.finalize().to_le_bytes());
-}
-
-pub fn put_uvarint(buf: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        buf.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    buf.push(v as u8);
-}
-
-pub fn put_varint(buf: &mut Vec<u8>, v: i64) {
-    put_uvarint(buf, zigzag(v));
-}
-
-pub fn put_bytes(buf: &mut Vec<u8>, b: &[u8]) {
-    put_uvarint(buf, b.len() as u64);
-    buf.extend_from_slice(b);
 }
 
 /// Why reading stopped before the end of the input.
@@ -150,67 +135,6 @@ pub fn wal_type(t: u8) -> bool {
     matches!(t, SERIES | SAMPLES | TOMBSTONES | SAMPLES_INT)
 }
 
-/// A cursor over a payload.
-pub struct Dec<'a> {
-    pub b: &'a [u8],
-}
-
-impl<'a> Dec<'a> {
-    pub fn is_empty(&self) -> bool {
-        self.b.is_empty()
-    }
-
-    /// One byte is the common case (chunk columns, small refs): it is inlined, the rest is not.
-    #[inline]
-    pub fn uvarint(&mut self) -> Option<u64> {
-        match self.b.split_first() {
-            Some((&byte, rest)) if byte < 0x80 => {
-                self.b = rest;
-                Some(byte as u64)
-            }
-            _ => self.uvarint_long(),
-        }
-    }
-
-    #[inline(never)]
-    fn uvarint_long(&mut self) -> Option<u64> {
-        let mut v = 0u64;
-        for (i, &byte) in self.b.iter().enumerate().take(10) {
-            if i == 9 && byte > 1 {
-                return None;
-            }
-            v |= ((byte & 0x7f) as u64) << (7 * i);
-            if byte < 0x80 {
-                self.b = &self.b[i + 1..];
-                return Some(v);
-            }
-        }
-        None
-    }
-
-    #[inline]
-    pub fn varint(&mut self) -> Option<i64> {
-        Some(unzigzag(self.uvarint()?))
-    }
-
-    pub fn u64_le(&mut self) -> Option<u64> {
-        let (h, t) = self.b.split_first_chunk::<8>()?;
-        self.b = t;
-        Some(u64::from_le_bytes(*h))
-    }
-
-    pub fn bytes(&mut self) -> Option<&'a [u8]> {
-        let n = usize::try_from(self.uvarint()?).ok()?;
-        let out = self.b.get(..n)?;
-        self.b = &self.b[n..];
-        Some(out)
-    }
-
-    pub fn str(&mut self) -> Option<&'a str> {
-        std::str::from_utf8(self.bytes()?).ok()
-    }
-}
-
 /// Appends one series entry to a series record being built.
 pub fn put_series<'s>(
     buf: &mut Vec<u8>,
@@ -287,16 +211,6 @@ pub fn decode_samples(kind: u8, payload: &[u8], mut f: impl FnMut(u64, i64, f64)
         f(r, t, v);
     }
     Some(())
-}
-
-#[inline]
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-#[inline]
-fn unzigzag(u: u64) -> i64 {
-    ((u >> 1) as i64) ^ -((u & 1) as i64)
 }
 
 /// `v` as an integer when the integer converts back to exactly `v` (not -0.0, NaN, ±Inf or
