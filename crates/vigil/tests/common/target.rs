@@ -502,6 +502,12 @@ impl Target {
     }
 }
 
+/// The body target `index` (of targets asked for `series` series, changing every `step_ms`)
+/// serves at step `k`: for tests of the targets themselves.
+pub fn body_at(index: u16, series: u32, step_ms: u64, k: u64) -> String {
+    Target::new(index, series, step_ms).render(k)
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
