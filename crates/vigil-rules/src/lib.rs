@@ -32,13 +32,13 @@ pub mod rulefmt;
 pub mod template;
 pub mod unittest;
 
-// The unit tests find the corpora beside the checkout as the integration tests do.
-#[cfg(test)]
-#[path = "../tests/corpus/mod.rs"]
-mod corpus;
-
 pub use alerting::{Alert, AlertState, AlertingRule, format_value};
 pub use error::RulesError;
 pub use group::{Group, Health, Rule, RuleKind};
 pub use manager::{ManagerOptions, RuleManager};
 pub use notifier::{Notifier, NotifyAlert};
+
+// The unit tests find the corpora beside the checkout as the integration tests do.
+#[cfg(test)]
+#[path = "../tests/corpus/mod.rs"]
+mod corpus;
