@@ -5,14 +5,11 @@
 //! checks syntax only, so it accepts some bad cases that break semantic rules; the test prints
 //! how many it refuses.
 
-use std::path::{Path, PathBuf};
+mod corpus;
+
+use std::path::Path;
 
 use vigil_exposition::{Entry, Format, ParseError, Parser};
-
-fn suite_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/testdata/exposition/openmetrics-parsers")
-}
 
 struct Case {
     name: String,
@@ -20,9 +17,9 @@ struct Case {
     should_parse: bool,
 }
 
-fn cases() -> Vec<Case> {
+fn cases(suite_dir: &Path) -> Vec<Case> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(suite_dir()).expect("suite directory") {
+    for entry in std::fs::read_dir(suite_dir).expect("suite directory") {
         let dir = entry.expect("dir entry").path();
         let json = dir.join("test.json");
         if !json.exists() {
@@ -63,7 +60,10 @@ fn run(input: &[u8], strict: bool) -> Result<usize, ParseError> {
 
 #[test]
 fn suite() {
-    let cases = cases();
+    let Some(dir) = corpus::corpus_dir("suite", "exposition/openmetrics-parsers") else {
+        return;
+    };
+    let cases = cases(&dir);
     assert_eq!(cases.len(), 211, "the suite has 211 cases");
     let (mut good, mut good_ok, mut bad, mut bad_refused_strict, mut bad_refused_default) =
         (0, 0, 0, 0, 0);

@@ -1,5 +1,7 @@
 //! Unit and regression tests of both formats through the public API.
 
+mod corpus;
+
 use std::borrow::Cow;
 
 use vigil_exposition::{
@@ -486,8 +488,12 @@ u 1
 /// The Prometheus server's own payloads (all valid).
 #[test]
 fn prometheus_textparse_corpus() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/testdata/exposition/prometheus-textparse");
+    let Some(dir) = corpus::corpus_dir(
+        "prometheus_textparse_corpus",
+        "exposition/prometheus-textparse",
+    ) else {
+        return;
+    };
     for (file, format, families, samples) in [
         (
             "alltypes.237mfs.prom.txt",

@@ -11,15 +11,13 @@
 //! `project_promql_tests` runs the project's own scripts, `testdata/promql/*.test` (vigil's
 //! extensions such as the drift functions), the same way; all their evals are required.
 
+mod corpus;
+
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use vigil_model::{Appendable, Labels, Queryable, stale_nan};
 use vigil_promql::{Engine, EngineOptions, QueryOutput, Value};
 use vigil_tsdb::{Head, HeadOptions};
-
-fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/promqltest")
-}
 
 /// Flags that exclude an eval from the required set; `expfn:` except the allowed ones too.
 const EXCLUDING: &[&str] = &[
@@ -55,8 +53,8 @@ fn skip_reason(flags: &str) -> Option<String> {
     None
 }
 
-fn load_cases() -> HashMap<(String, usize), String> {
-    let text = std::fs::read_to_string(corpus_dir().join("cases.tsv")).expect("read cases.tsv");
+fn load_cases(dir: &Path) -> HashMap<(String, usize), String> {
+    let text = std::fs::read_to_string(dir.join("cases.tsv")).expect("read cases.tsv");
     let mut out = HashMap::new();
     for line in text.lines().skip(1) {
         let cols: Vec<&str> = line.split('\t').collect();
@@ -977,8 +975,10 @@ fn test_engine() -> Engine {
 
 #[test]
 fn promqltest_corpus() {
-    let dir = corpus_dir();
-    let cases = load_cases();
+    let Some(dir) = corpus::corpus_dir("promqltest_corpus", "promqltest") else {
+        return;
+    };
+    let cases = load_cases(&dir);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("corpus dir")
         .filter_map(|e| e.ok())

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 fn config(target: u16) -> String {
     format!(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: targetsim\n    static_configs:\n      - targets: [\"127.0.0.1:{target}\"]\n"
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: synth\n    static_configs:\n      - targets: [\"127.0.0.1:{target}\"]\n"
     )
 }
 
@@ -21,7 +21,7 @@ fn count(port: u16, q: &str) -> usize {
 
 #[test]
 fn admin_endpoints_are_disabled_by_default() {
-    let (_sim, target) = start_targetsim(1, 10, 1000);
+    let (_sim, target) = start_targets(1, 10, 1000);
     let (_v, port, _dir) = start_vigil(&config(target));
     for ep in ["snapshot", "delete_series?match[]=up", "clean_tombstones"] {
         let (status, body) = http_post(&format!("http://127.0.0.1:{port}/api/v1/admin/tsdb/{ep}"));
@@ -32,7 +32,7 @@ fn admin_endpoints_are_disabled_by_default() {
 
 #[test]
 fn delete_series_snapshot_and_clean_tombstones() {
-    let (_sim, target) = start_targetsim(1, 10, 1000);
+    let (_sim, target) = start_targets(1, 10, 1000);
     let cfg = config(target);
     let (mut v, port, dir) = start_vigil_with(&cfg, &["--web.enable-admin-api"]);
     let base = format!("http://127.0.0.1:{port}/api/v1/admin/tsdb");
@@ -42,7 +42,7 @@ fn delete_series_snapshot_and_clean_tombstones() {
     let models = count(port, "http_requests_total");
     assert!(
         models > 1,
-        "targetsim serves several http_requests_total series"
+        "the synthetic target serves several http_requests_total series"
     );
     let (_, one) = api(
         port,

@@ -165,9 +165,9 @@ fn now_s() -> i64 {
 
 #[test]
 fn grafana_prometheus_data_source() {
-    let (_sim, base) = start_targetsim(2, 200, 3_600_000);
+    let (_sim, base) = start_targets(2, 200, 3_600_000);
     let cfg = format!(
-        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: targetsim\n    static_configs:\n      - targets: ['127.0.0.1:{}', '127.0.0.1:{}']\n",
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: synth\n    static_configs:\n      - targets: ['127.0.0.1:{}', '127.0.0.1:{}']\n",
         base,
         base + 1
     );
@@ -269,7 +269,7 @@ fn grafana_prometheus_data_source() {
     assert!(m["help"].is_string() && m["unit"].is_string());
 
     // 5.4 label values and filtered label names with match[]; U__ escaping of the name.
-    let sel = r#"{__name__="up",job="targetsim"}"#;
+    let sel = r#"{__name__="up",job="synth"}"#;
     let r = c.get(
         "/api/v1/label/instance/values",
         &[
@@ -309,7 +309,7 @@ fn grafana_prometheus_data_source() {
         &format!("/api/v1/label/job/values?match[]={}&limit=1", enc(sel)),
         &[],
     );
-    assert_eq!(strings(&r.json["data"]), vec!["targetsim"]);
+    assert_eq!(strings(&r.json["data"]), vec!["synth"]);
     // limit truncates, with Prometheus' warning.
     let r = c.get("/api/v1/label/__name__/values", &[("limit", "1")]);
     assert_eq!(strings(&r.json["data"]).len(), 1);
@@ -354,7 +354,7 @@ fn grafana_prometheus_data_source() {
     );
     let result = check_query_result(&r, "matrix");
     assert_eq!(result.len(), 1, "{}", r.json);
-    assert_eq!(result[0]["metric"]["job"], "targetsim");
+    assert_eq!(result[0]["metric"]["job"], "synth");
     for p in result[0]["values"].as_array().unwrap() {
         let t = p[0].as_i64().expect("aligned steps are whole seconds");
         assert_eq!((t - ps) % step, 0);

@@ -1,7 +1,7 @@
 //! Interop with the real Prometheus (Debian package `prometheus`, 2.42): both scrape the same
 //! targets with the same config, including relabel rules of every action, and end up storing
 //! the same set of series (names and labels). Targets: Debian's `prometheus-node-exporter`,
-//! the real Prometheus' own `/metrics`, and targetsim.
+//! the real Prometheus' own `/metrics`, and the synthetic targets (`common/target.rs`).
 //!
 //! `.ci/run` installs the packages. Set VIGIL_SKIP_INTEROP=1 to skip on a machine without them.
 
@@ -93,7 +93,7 @@ scrape_configs:
         action: replace
       - regex: 'handler'
         action: labeldrop
-  - job_name: targetsim
+  - job_name: synth
     static_configs:
       - targets: [{}]
         labels: {{__meta_zone: eu-1}}
@@ -150,7 +150,7 @@ fn same_series_as_real_prometheus() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let (_sim, base) = start_targetsim(2, 200, 3_600_000);
+    let (_sim, base) = start_targets(2, 200, 3_600_000);
     let node_port = free_port();
     let _node = Proc {
         child: Command::new(NODE_EXPORTER)
@@ -207,7 +207,7 @@ fn same_series_as_real_prometheus() {
         std::thread::sleep(Duration::from_secs(2));
         let p = series_set(prom_port, start);
         let v = series_set(vigil_port, start);
-        let jobs_seen = ["node", "prometheus", "targetsim"]
+        let jobs_seen = ["node", "prometheus", "synth"]
             .iter()
             .all(|j| p.iter().any(|s| s.contains(&format!("job=\"{j}\""))));
         if jobs_seen && p == v {
@@ -225,8 +225,7 @@ fn same_series_as_real_prometheus() {
             assert!(!p.iter().any(|s| s.contains("copy_of_team")), "labeldrop");
             let job = |s: &String, j: &str| s.contains(&format!("job=\"{j}\""));
             assert!(
-                !p.iter()
-                    .any(|s| job(s, "targetsim") && s.contains("version=")),
+                !p.iter().any(|s| job(s, "synth") && s.contains("version=")),
                 "labeldrop"
             );
             assert!(

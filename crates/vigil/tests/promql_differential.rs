@@ -1,6 +1,7 @@
 //! Differential PromQL test against the real Prometheus (Debian package `prometheus`, 2.42).
 //!
-//! targetsim writes a small OpenMetrics file (2 targets × 165 series × 3 h at 15 s); it is
+//! The tests' synthetic targets (`common/target.rs`) write a small OpenMetrics file (2 targets
+//! × [`SERIES`] series rounded up to whole models, 3 h at 15 s); it is
 //! imported into vigil (`vigil tsdb import openmetrics`) and into Prometheus (`promtool tsdb
 //! create-blocks-from openmetrics`), both servers are started on that data without scraping,
 //! and a few hundred queries generated from templates (in the style of prometheus/compliance's
@@ -28,6 +29,9 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Series asked for per target.
+const SERIES: u32 = 165;
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 const PROMTOOL: &str = "/usr/bin/promtool";
@@ -572,23 +576,7 @@ fn promql_matches_real_prometheus() {
         .as_secs() as i64;
     let start = now / 3600 * 3600 - 5 * 3600;
     let om = dir.join("data.om");
-    let st = Command::new("python3")
-        .arg(shared_dir().join("bench/targetsim.py"))
-        .arg("--openmetrics-out")
-        .arg(&om)
-        .args([
-            "--start",
-            &start.to_string(),
-            "--duration",
-            "3h",
-            "--interval",
-            "15s",
-        ])
-        .args(["--targets", "2", "--series", "165", "--seed", "1"])
-        .stdout(Stdio::null())
-        .status()
-        .expect("python3 and ../shared/bench/targetsim.py are needed");
-    assert!(st.success());
+    write_openmetrics(&om, &History::new(2, SERIES, start, 3 * 3600));
     // Every sample timestamp has a non-zero millisecond part, so whole-second window
     // boundaries never meet a sample (closed and left-open windows agree).
     let text = std::fs::read_to_string(&om).unwrap();

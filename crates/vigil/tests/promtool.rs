@@ -1,6 +1,6 @@
 //! `promtool query instant|range|series|labels` (Debian package `prometheus`, 2.42) print the
-//! same against vigil as against the real Prometheus holding the same data: targetsim writes
-//! an OpenMetrics file, `promtool tsdb create-blocks-from openmetrics` loads it for
+//! same against vigil as against the real Prometheus holding the same data: the tests'
+//! synthetic targets (`common/target.rs`) write an OpenMetrics file, `promtool tsdb create-blocks-from openmetrics` loads it for
 //! Prometheus and `vigil tsdb import openmetrics` for vigil, and both are queried at the
 //! same fixed times.
 //!
@@ -110,13 +110,7 @@ fn promtool_prints_the_same_as_against_prometheus() {
         .as_secs() as i64;
     let start = now - 3 * 3600;
     let om = dir.join("data.om");
-    run(Command::new("python3")
-        .arg(shared_dir().join("bench/targetsim.py"))
-        .args(["--targets", "2", "--series", "200", "--seed", "1"])
-        .args(["--interval", "15s", "--duration", "1h"])
-        .arg(format!("--start={start}"))
-        .arg("--openmetrics-out")
-        .arg(&om));
+    write_openmetrics(&om, &History::new(2, 200, start, 3600));
     let (pdata, vdata) = (dir.join("prom"), dir.join("vigil"));
     run(Command::new(PROMTOOL)
         .args(["tsdb", "create-blocks-from", "openmetrics"])

@@ -16,7 +16,7 @@ pc = PrometheusConnect(url=sys.argv[1], disable_ssl=True)
 assert pc.check_prometheus_connection(), "connection"
 up = pc.custom_query(query="up")
 assert len(up) == 2 and all(s["value"][1] == "1" for s in up), up
-assert {s["metric"]["job"] for s in up} == {"targetsim"}, up
+assert {s["metric"]["job"] for s in up} == {"synth"}, up
 end = datetime.datetime.now()
 start = end - datetime.timedelta(seconds=30)
 rng = pc.custom_query_range(query="sum(up)", start_time=start, end_time=end, step="1")
@@ -44,9 +44,9 @@ fn prometheus_api_client_queries_vigil() {
         has,
         "{python} cannot import prometheus_api_client: run .ci/run (it installs the pinned version in a venv and sets VIGIL_PYTHON), or set VIGIL_SKIP_INTEROP=1"
     );
-    let (_sim, base) = start_targetsim(2, 200, 3_600_000);
+    let (_sim, base) = start_targets(2, 200, 3_600_000);
     let cfg = format!(
-        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: targetsim\n    static_configs:\n      - targets: ['127.0.0.1:{}', '127.0.0.1:{}']\n",
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: synth\n    static_configs:\n      - targets: ['127.0.0.1:{}', '127.0.0.1:{}']\n",
         base,
         base + 1
     );

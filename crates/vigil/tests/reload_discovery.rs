@@ -34,7 +34,7 @@ fn active(port: u16) -> Vec<serde_json::Value> {
 
 #[test]
 fn reload_keeps_unchanged_targets_and_refuses_bad_configs() {
-    let (_sim, base) = start_targetsim(2, 20, 3_600_000);
+    let (_sim, base) = start_targets(2, 20, 3_600_000);
     let job_a =
         format!("  - job_name: a\n    static_configs:\n      - targets: ['127.0.0.1:{base}']\n");
     let cfg1 = format!("global:\n  scrape_interval: 1s\nscrape_configs:\n{job_a}");
@@ -151,7 +151,7 @@ fn alerting_rules_added_by_reload_write_alerts_series() {
 
 #[test]
 fn file_sd_changes_are_picked_up_and_targets_api_reports_them() {
-    let (_sim, base) = start_targetsim(2, 20, 3_600_000);
+    let (_sim, base) = start_targets(2, 20, 3_600_000);
     let dir = tempdir("filesd");
     let sd = dir.join("targets.json");
     std::fs::write(
@@ -228,7 +228,7 @@ fn serve_json(body: String) -> u16 {
 
 #[test]
 fn http_sd_targets_are_scraped() {
-    let (_sim, base) = start_targetsim(1, 20, 3_600_000);
+    let (_sim, base) = start_targets(1, 20, 3_600_000);
     let sd = serve_json(format!(
         r#"[{{"targets":["127.0.0.1:{base}"],"labels":{{"dc":"west"}}}}]"#
     ));

@@ -10,7 +10,7 @@
 //! - remote read both ways: Prometheus reading vigil's `/api/v1/read` (samples), vigil's
 //!   `remote_read` reading Prometheus (streamed XOR chunks).
 //!
-//! A run scrapes targetsim every second, then the scrape jobs are removed by a config reload
+//! A run scrapes the synthetic targets every second, then the scrape jobs are removed by a config reload
 //! (so the data stops growing and staleness markers are written), and the test waits until
 //! both sides hold the same samples. Counts exclude staleness markers on both sides.
 //!
@@ -261,7 +261,7 @@ fn vigil_to_prometheus_every_sample_arrives() {
         return;
     }
     let started = Instant::now();
-    let (_sim, base) = start_targetsim(2, 150, 1000);
+    let (_sim, base) = start_targets(2, 150, 1000);
     let peer = start_prometheus(
         "global: {}\n",
         &["--web.enable-remote-write-receiver"],
@@ -297,7 +297,7 @@ fn vigil_to_victoriametrics_every_sample_arrives() {
         return;
     }
     let started = Instant::now();
-    let (_sim, base) = start_targetsim(2, 150, 1000);
+    let (_sim, base) = start_targets(2, 150, 1000);
     let peer = start_vm();
     let rw = rw_section(&format!("http://127.0.0.1:{}/api/v1/write", peer.port));
     let cfg = format!("{GLOBAL}{}{rw}", scrape_config(&sim_ports(base, 2)));
@@ -325,7 +325,7 @@ fn prometheus_to_vigil_receiver_every_sample_arrives() {
         return;
     }
     let started = Instant::now();
-    let (_sim, base) = start_targetsim(2, 150, 1000);
+    let (_sim, base) = start_targets(2, 150, 1000);
     let (_vigil, port, _dir) =
         start_vigil_with("global: {}\n", &["--web.enable-remote-write-receiver"]);
     let rw = rw_section(&format!("http://127.0.0.1:{port}/api/v1/write"));
@@ -359,7 +359,7 @@ fn outage_of_two_minutes_loses_no_sample() {
         return;
     }
     let started = Instant::now();
-    let (_sim, base) = start_targetsim(2, 100, 1000);
+    let (_sim, base) = start_targets(2, 100, 1000);
     let mut peer = start_prometheus(
         "global: {}\n",
         &["--web.enable-remote-write-receiver"],
@@ -418,7 +418,7 @@ fn remote_read_both_ways_with_prometheus() {
         return;
     }
     let started = Instant::now();
-    let (_sim, base) = start_targetsim(1, 150, 1000);
+    let (_sim, base) = start_targets(1, 150, 1000);
     // vigil scrapes; a Prometheus without scrape jobs reads vigil through remote_read.
     let cfg = format!("{GLOBAL}{}", scrape_config(&sim_ports(base, 1)));
     let (_vigil, port, dir) = start_vigil_with(&cfg, &["--web.enable-lifecycle"]);
@@ -489,7 +489,7 @@ fn restart_during_an_outage_resumes_from_the_saved_position() {
         return;
     }
     let started = Instant::now();
-    let (_sim, base) = start_targetsim(1, 100, 1000);
+    let (_sim, base) = start_targets(1, 100, 1000);
     // The receiver is down from the start: its port is reserved but nothing listens.
     let peer_port = free_port();
     let rw = rw_section(&format!("http://127.0.0.1:{peer_port}/api/v1/write"));

@@ -49,7 +49,7 @@ fn samples(port: u16, metric: &str) -> BTreeSet<(String, String)> {
 
 #[test]
 fn samples_survive_kill_and_clean_restart() {
-    let (_sim, base) = start_targetsim(1, 30, 1000);
+    let (_sim, base) = start_targets(1, 30, 1000);
     let dir = tempdir("restart");
     std::fs::write(
         dir.join("prometheus.yml"),
@@ -119,7 +119,7 @@ fn next_rand(state: &mut u64) -> u64 {
 
 #[test]
 fn sigkill_at_random_moments_never_loses_committed_samples() {
-    let (_sim, base) = start_targetsim(2, 200, 100);
+    let (_sim, base) = start_targets(2, 200, 100);
     let dir = tempdir("sigkill");
     let targets = format!("127.0.0.1:{base}\", \"127.0.0.1:{}", base + 1);
     std::fs::write(

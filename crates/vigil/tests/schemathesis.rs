@@ -1,5 +1,5 @@
 //! schemathesis (PyPI, pinned in `.ci/run`) against docs/openapi.yaml and the real binary,
-//! which scrapes targetsim so queries have data: every generated request (both phases that
+//! which scrapes the synthetic targets so queries have data: every generated request (both phases that
 //! derive cases from the schema, plus the examples in it) must get an answer that is not a
 //! 5xx, whose status code is one the description lists, and whose body matches its schema.
 
@@ -24,9 +24,9 @@ fn schemathesis_finds_no_server_errors() {
         has,
         "{python} cannot import schemathesis: run .ci/run (it installs the pinned version in a venv and sets VIGIL_PYTHON), or set VIGIL_SKIP_INTEROP=1"
     );
-    let (_sim, base) = start_targetsim(2, 50, 1000);
+    let (_sim, base) = start_targets(2, 50, 1000);
     let cfg = format!(
-        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: targetsim\n    static_configs:\n      - targets: ['127.0.0.1:{}', '127.0.0.1:{}']\n",
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: synth\n    static_configs:\n      - targets: ['127.0.0.1:{}', '127.0.0.1:{}']\n",
         base,
         base + 1
     );

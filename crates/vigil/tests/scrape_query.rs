@@ -1,4 +1,4 @@
-//! The walking skeleton end to end: the real binary scrapes targetsim targets on loopback and
+//! The walking skeleton end to end: the real binary scrapes synthetic targets on loopback and
 //! answers `/api/v1/query` with what the targets served.
 
 mod common;
@@ -12,7 +12,7 @@ const INTERVAL_S: u64 = 1;
 fn config(targets: &[String]) -> String {
     let list: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
     format!(
-        "global:\n  scrape_interval: {INTERVAL_S}s\n  scrape_timeout: {INTERVAL_S}s\nscrape_configs:\n  - job_name: targetsim\n    static_configs:\n      - targets: [{}]\n",
+        "global:\n  scrape_interval: {INTERVAL_S}s\n  scrape_timeout: {INTERVAL_S}s\nscrape_configs:\n  - job_name: synth\n    static_configs:\n      - targets: [{}]\n",
         list.join(", ")
     )
 }
@@ -53,7 +53,7 @@ fn served_counts(body: &str, model: &str) -> BTreeMap<String, f64> {
 #[test]
 fn scrapes_targets_and_answers_queries() {
     // A step of one hour keeps the served values fixed while the test compares them.
-    let (_sim, base) = start_targetsim(3, 40, 3_600_000);
+    let (_sim, base) = start_targets(3, 40, 3_600_000);
     let refused = format!("127.0.0.1:{}", free_port());
     let mut targets: Vec<String> = (0..3).map(|i| format!("127.0.0.1:{}", base + i)).collect();
     targets.push(refused.clone());
@@ -87,7 +87,7 @@ fn scrapes_targets_and_answers_queries() {
                     .and_then(|r| r.split("model=\"").nth(1))
                     .map(|r| r.split('"').next().unwrap().to_string())
             })
-            .expect("targetsim serves http_requests_total with a model label");
+            .expect("the synthetic target serves http_requests_total with a model label");
         let want = served_counts(&body, &model);
         assert!(!want.is_empty());
         let q = format!("http_requests_total{{model=\"{model}\",instance=\"{t}\"}}");
@@ -101,7 +101,7 @@ fn scrapes_targets_and_answers_queries() {
             .iter()
             .map(|s| {
                 let m = s["metric"].as_object().unwrap();
-                assert_eq!(m["job"], "targetsim");
+                assert_eq!(m["job"], "synth");
                 assert_eq!(m["instance"], t.as_str());
                 assert_eq!(m["__name__"], "http_requests_total");
                 let mut pairs: Vec<String> = m
@@ -126,7 +126,7 @@ fn scrapes_targets_and_answers_queries() {
             .unwrap()
             .len()
     };
-    assert_eq!(count(r#"up{job="targetsim"}"#), 4);
+    assert_eq!(count(r#"up{job="synth"}"#), 4);
     assert_eq!(count(&format!(r#"up{{instance!="{refused}"}}"#)), 3);
     assert_eq!(count(r#"up{instance=~"127\\.0\\.0\\.1:.*"}"#), 4);
     assert_eq!(

@@ -1,7 +1,7 @@
 //! The built-in web UI end to end in headless Chromium, driven through chromedriver's W3C
 //! WebDriver HTTP API (Debian's `chromium` and `chromium-driver`).
 //!
-//! vigil scrapes targetsim every second, on top of an hour of the same series imported with
+//! vigil scrapes the synthetic targets every second, on top of an hour of the same series imported with
 //! `vigil tsdb import openmetrics`, so a one-hour graph is full. The test types a metric name
 //! with the completion list, runs it as a table, shows a bad expression's `bad_data` error,
 //! draws a one-hour graph and checks one SVG line and one legend entry per series the API
@@ -26,6 +26,8 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 const TARGETS: u16 = 3;
+/// Series asked for per target.
+const SERIES: u32 = 30;
 
 /// A chromedriver process and one browser session in it.
 struct Browser {
@@ -367,23 +369,16 @@ fn web_ui_in_headless_chromium() {
     );
     let t0 = Instant::now();
 
-    let (_sim, base) = start_targetsim(TARGETS, 30, 1000);
+    let (_sim, base) = start_targets(TARGETS, SERIES, 1000);
     let dir = tempdir("web-ui");
-    // An hour of history for the same series (targetsim's values are a function of time).
+    // An hour of history for the same series (the targets' values are a function of time).
     let now = now_secs() as i64;
     let om = dir.join("history.om");
-    let st = Command::new("python3")
-        .arg(shared_dir().join("bench/targetsim.py"))
-        .arg("--openmetrics-out")
-        .arg(&om)
-        .args(["--start", &(now - 3600).to_string(), "--duration", "1h"])
-        .args(["--interval", "15s", "--targets", &TARGETS.to_string()])
-        .args(["--series", "30", "--seed", "1"])
-        .args(["--base-port", &base.to_string()])
-        .stdout(Stdio::null())
-        .status()
-        .expect("python3 and ../shared/bench/targetsim.py are needed");
-    assert!(st.success());
+    let history = History {
+        base_port: base,
+        ..History::new(TARGETS, SERIES, now - 3600, 3600)
+    };
+    write_openmetrics(&om, &history);
     let data = dir.join("data");
     let st = Command::new(vigil_bin())
         .args(["tsdb", "import", "openmetrics"])
@@ -397,7 +392,7 @@ fn web_ui_in_headless_chromium() {
         .map(|i| format!("\"127.0.0.1:{}\"", base + i))
         .collect();
     let config = format!(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: targetsim\n    static_configs:\n      - targets: [{}]\n",
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: synth\n    static_configs:\n      - targets: [{}]\n",
         targets.join(", ")
     );
     std::fs::write(dir.join("prometheus.yml"), &config).unwrap();
@@ -551,7 +546,7 @@ fn web_ui_in_headless_chromium() {
         ),
         (
             "config",
-            "document.querySelector('#config pre')?.textContent.includes('job_name: targetsim')",
+            "document.querySelector('#config pre')?.textContent.includes('job_name: synth')",
         ),
         (
             "flags",

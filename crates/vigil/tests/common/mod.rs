@@ -3,16 +3,17 @@
 
 /// ml-service, Alertmanager and a webhook sink for end-to-end alerting tests.
 pub mod peers;
+/// The synthetic scrape targets (live, and as an OpenMetrics file for backfill).
+pub mod target;
+
+// Not every test file uses each of them.
+#[allow(unused_imports)]
+pub use target::{History, start_targets, write_openmetrics};
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// The external corpora and harness, beside the checkout.
-pub fn shared_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
-}
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
@@ -21,20 +22,6 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// `n` consecutive free ports (targetsim needs base-1 ..= base+targets-1).
-pub fn free_port_range(n: u16) -> u16 {
-    for _ in 0..200 {
-        let base = free_port();
-        if base < 1024 || base > 65000 - n {
-            continue;
-        }
-        if (0..n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no range of {n} free ports found");
 }
 
 /// A child process killed when the test ends, whatever happens.
@@ -55,43 +42,6 @@ impl Proc {
     pub fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
-}
-
-/// Starts targetsim with `targets` targets; returns it and the base port.
-pub fn start_targetsim(targets: u16, series: u32, step_ms: u64) -> (Proc, u16) {
-    let base = free_port_range(targets + 1) + 1;
-    let dir = tempdir("targetsim");
-    let ready = dir.join("ready");
-    let child = Command::new("python3")
-        .arg(shared_dir().join("bench/targetsim.py"))
-        .args([
-            "--base-port",
-            &base.to_string(),
-            "--targets",
-            &targets.to_string(),
-        ])
-        .args([
-            "--series",
-            &series.to_string(),
-            "--step-ms",
-            &step_ms.to_string(),
-            "--seed",
-            "1",
-        ])
-        .args(["--max-runtime", "300", "--ready-file"])
-        .arg(&ready)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 and ../shared/bench/targetsim.py are needed");
-    let p = Proc {
-        child,
-        name: "targetsim",
-    };
-    wait_for(Duration::from_secs(20), "targetsim ready", || {
-        ready.exists()
-    });
-    (p, base)
 }
 
 /// A fresh temporary directory for this test.
