@@ -43,7 +43,7 @@ impl From<AdminError> for ApiError {
     fn from(e: AdminError) -> Self {
         match e {
             AdminError::Unsupported(m) => {
-                ApiError::new(StatusCode::NOT_IMPLEMENTED, "unavailable", m)
+                ApiError::unavailable(m).with_status(StatusCode::NOT_IMPLEMENTED)
             }
             AdminError::Failed(m) => ApiError::internal(m),
         }

@@ -124,33 +124,86 @@ impl Params {
 pub(crate) const MIN_TIME: Timestamp = i64::MIN / 4;
 pub(crate) const MAX_TIME: Timestamp = i64::MAX / 4;
 
+/// Prometheus' `errorType`s (`web/api/v1`), each with the HTTP status Prometheus answers it with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorType {
+    /// The query or a parameter is malformed (400).
+    BadData,
+    /// The query is well-formed but failed while running (422).
+    Execution,
+    /// The query ran out of time (503).
+    Timeout,
+    /// The client went away or the query was cancelled (503).
+    Canceled,
+    /// Something failed inside vigil (500).
+    Internal,
+    /// The server cannot serve this now, or has it switched off (503).
+    Unavailable,
+    /// No such thing (404).
+    NotFound,
+}
+
+impl ErrorType {
+    /// The `errorType` string of the JSON body.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorType::BadData => "bad_data",
+            ErrorType::Execution => "execution",
+            ErrorType::Timeout => "timeout",
+            ErrorType::Canceled => "canceled",
+            ErrorType::Internal => "internal",
+            ErrorType::Unavailable => "unavailable",
+            ErrorType::NotFound => "not_found",
+        }
+    }
+
+    /// Prometheus' status for the type (`returnAPIError`).
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorType::BadData => StatusCode::BAD_REQUEST,
+            ErrorType::Execution => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorType::Timeout | ErrorType::Canceled | ErrorType::Unavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ErrorType::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorType::NotFound => StatusCode::NOT_FOUND,
+        }
+    }
+}
+
 /// An API error with Prometheus' `errorType` and HTTP status.
 #[derive(Debug)]
 pub struct ApiError {
     pub(crate) status: StatusCode,
-    pub(crate) kind: &'static str,
+    pub(crate) kind: ErrorType,
     pub(crate) msg: String,
 }
 
 impl ApiError {
-    pub(crate) fn new(status: StatusCode, kind: &'static str, msg: impl Into<String>) -> Self {
+    /// An error of `kind` with the status Prometheus gives it.
+    pub(crate) fn new(kind: ErrorType, msg: impl Into<String>) -> Self {
         ApiError {
-            status,
+            status: kind.status(),
             kind,
             msg: msg.into(),
         }
     }
+    /// The same with another status (where Prometheus departs from its own mapping).
+    pub(crate) fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
     pub(crate) fn bad_data(msg: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_data", msg)
+        Self::new(ErrorType::BadData, msg)
     }
     pub(crate) fn bad_param(name: &str, msg: &str) -> Self {
         Self::bad_data(format!("invalid parameter {name:?}: {msg}"))
     }
     pub(crate) fn internal(msg: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", msg)
+        Self::new(ErrorType::Internal, msg)
     }
     pub(crate) fn unavailable(msg: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", msg)
+        Self::new(ErrorType::Unavailable, msg)
     }
 }
 
@@ -158,18 +211,12 @@ impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::Parse(m) => ApiError::bad_param("query", &m),
-            EngineError::Execution(m) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "execution", m)
-            }
+            EngineError::Execution(m) => ApiError::new(ErrorType::Execution, m),
             EngineError::Storage(m) => ApiError::internal(m.to_string()),
-            e @ EngineError::Timeout(_) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", e.to_string())
-            }
-            e @ EngineError::Cancelled(_) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "canceled", e.to_string())
-            }
+            e @ EngineError::Timeout(_) => ApiError::new(ErrorType::Timeout, e.to_string()),
+            e @ EngineError::Cancelled(_) => ApiError::new(ErrorType::Canceled, e.to_string()),
             e @ EngineError::TooManySamples(_) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "execution", e.to_string())
+                ApiError::new(ErrorType::Execution, e.to_string())
             }
         }
     }
@@ -178,9 +225,7 @@ impl From<EngineError> for ApiError {
 impl From<vigil_model::StorageError> for ApiError {
     fn from(e: vigil_model::StorageError) -> Self {
         match e {
-            vigil_model::StorageError::Limit(m) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "execution", m)
-            }
+            vigil_model::StorageError::Limit(m) => ApiError::new(ErrorType::Execution, m),
             e => ApiError::internal(e.to_string()),
         }
     }
@@ -188,7 +233,7 @@ impl From<vigil_model::StorageError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        json_response(self.status, json::error(self.kind, &self.msg))
+        json_response(self.status, json::error(self.kind.as_str(), &self.msg))
     }
 }
 

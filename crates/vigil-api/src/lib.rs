@@ -21,7 +21,7 @@ mod ui;
 pub mod web;
 
 pub use admin::{AdminError, TsdbAdmin};
-pub use handlers::{ApiError, rfc3339_millis};
+pub use handlers::{ApiError, ErrorType, rfc3339_millis};
 pub use metadata::unescape_name;
 pub use retrieve::{
     ActiveTarget, AlertStatus, DroppedTarget, GroupStatus, RuleDetail, RuleStatus, RulesRetriever,

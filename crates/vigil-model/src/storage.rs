@@ -25,10 +25,24 @@ pub enum AppendError {
     Storage(#[from] StorageError),
 }
 
+/// Why storage could not answer. The cases stay apart because callers act differently on
+/// them: an I/O error may pass (space freed, a disk back), corruption will not, and a limit
+/// is the query's fault, not the storage's.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StorageError {
-    #[error("I/O error: {0}")]
-    Io(String),
+    /// Reading or writing a file failed; what is stored may be intact.
+    #[error("I/O error: {message}")]
+    Io {
+        kind: std::io::ErrorKind,
+        /// The file and the operating system's words.
+        message: String,
+    },
+    /// Stored data failed its checks (file, offset and reason in the message).
+    #[error("{0}")]
+    Corrupt(String),
+    /// The storage refused the request (a bad argument, a locked directory, ...).
+    #[error("{0}")]
+    Invalid(String),
     #[error("query limit exceeded: {0}")]
     Limit(String),
     #[error("storage is closed")]

@@ -33,6 +33,43 @@ pub(crate) fn io_err(path: &Path, source: std::io::Error) -> TsdbError {
 
 impl From<TsdbError> for vigil_model::StorageError {
     fn from(e: TsdbError) -> Self {
-        vigil_model::StorageError::Io(e.to_string())
+        use vigil_model::StorageError;
+        match &e {
+            TsdbError::Io { source, .. } => StorageError::Io {
+                kind: source.kind(),
+                message: e.to_string(),
+            },
+            TsdbError::Corrupt { .. } => StorageError::Corrupt(e.to_string()),
+            TsdbError::Invalid(_) | TsdbError::Locked { .. } => {
+                StorageError::Invalid(e.to_string())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_model::StorageError;
+
+    #[test]
+    fn storage_errors_keep_their_kind() {
+        let io = io_err(
+            Path::new("/d/wal/00000001"),
+            std::io::ErrorKind::StorageFull.into(),
+        );
+        assert!(matches!(
+            StorageError::from(io),
+            StorageError::Io { kind: std::io::ErrorKind::StorageFull, ref message } if message.starts_with("/d/wal/00000001: ")
+        ));
+        let corrupt = TsdbError::Corrupt {
+            path: "/d/01ABC/index".into(),
+            offset: 17,
+            reason: "bad crc".into(),
+        };
+        assert_eq!(
+            StorageError::from(corrupt),
+            StorageError::Corrupt("/d/01ABC/index: corrupt data at byte 17: bad crc".into())
+        );
     }
 }
