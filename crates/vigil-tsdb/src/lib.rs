@@ -25,6 +25,7 @@ pub mod encoding;
 mod error;
 mod head;
 pub mod import;
+mod reader;
 mod replay;
 pub mod wal;
 

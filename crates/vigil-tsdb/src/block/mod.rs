@@ -10,15 +10,15 @@ pub mod writer;
 
 use crate::chunk::{ChunkBytes, SampleIter};
 use crate::error::{TsdbError, io_err};
+use crate::head::postings::Postings;
+use crate::head::symbols::{Sym, SymbolsReader};
+use crate::reader::{BlockReader, ReaderQuerier};
 use index::Index;
 use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use vigil_model::{
-    Labels, Matcher, Querier, SelectHints, Series, SeriesSet, StorageError, Timestamp,
-};
+use vigil_model::{SeriesRef, Timestamp};
 
 pub const CHUNKS_MAGIC: &[u8; 8] = b"VGCHK001";
 
@@ -121,25 +121,43 @@ impl Block {
         self.size
     }
 
-    pub fn querier(self: &Arc<Self>, mint: Timestamp, maxt: Timestamp) -> BlockQuerier {
+    pub(crate) fn querier(self: &Arc<Self>, mint: Timestamp, maxt: Timestamp) -> BlockQuerier {
         BlockQuerier {
-            block: self.clone(),
+            reader: self.clone(),
             mint,
             maxt,
         }
     }
+}
 
-    fn labels(&self, r: usize) -> Labels {
-        let syms = self.index.symbols.reader();
-        Labels::from_pairs(
-            self.index.series[r]
-                .labels
-                .iter()
-                .map(|&(n, v)| (syms.get(n), syms.get(v))),
-        )
+/// A block's querier: the shared one over `Arc<Block>`.
+pub(crate) type BlockQuerier = ReaderQuerier<Arc<Block>>;
+
+impl BlockReader for Block {
+    /// A position in the index's series table.
+    type Series = usize;
+    /// Series are stored sorted by labels, so sorted refs are sorted label sets.
+    const REFS_IN_LABEL_ORDER: bool = true;
+
+    fn bounds(&self) -> Option<(Timestamp, Timestamp)> {
+        // `max_time` is exclusive.
+        Some((self.meta.min_time, self.meta.max_time - 1))
     }
 
-    fn samples(&self, r: usize, mint: i64, maxt: i64) -> Option<SampleIter> {
+    fn with_index<T>(&self, f: impl FnOnce(&SymbolsReader<'_>, &Postings) -> T) -> T {
+        f(&self.index.symbols.reader(), &self.index.postings)
+    }
+
+    fn series(&self, r: SeriesRef) -> Option<usize> {
+        let r = usize::try_from(r).ok()?;
+        (r < self.index.series.len()).then_some(r)
+    }
+
+    fn label_syms<'a>(&'a self, &r: &'a usize) -> &'a [(Sym, Sym)] {
+        &self.index.series[r].labels
+    }
+
+    fn samples(&self, &r: &usize, mint: Timestamp, maxt: Timestamp) -> Option<SampleIter> {
         let chunks: Vec<ChunkBytes> = self.index.series[r]
             .chunks
             .iter()
@@ -147,107 +165,5 @@ impl Block {
             .map(|c| ChunkBytes::Mapped(self.chunks.clone(), c.offset as usize))
             .collect();
         (!chunks.is_empty()).then(|| SampleIter::new(chunks, Vec::new(), mint, maxt))
-    }
-
-    fn matching(&self, matchers: &[Matcher]) -> Vec<usize> {
-        let syms = self.index.symbols.reader();
-        self.index
-            .postings
-            .select(matchers, &syms)
-            .into_iter()
-            .map(|r| r as usize)
-            .filter(|&r| r < self.index.series.len())
-            .collect()
-    }
-}
-
-pub struct BlockQuerier {
-    block: Arc<Block>,
-    mint: Timestamp,
-    maxt: Timestamp,
-}
-
-impl BlockQuerier {
-    fn whole(&self, matchers: &[Matcher]) -> bool {
-        matchers.is_empty()
-            && self.mint <= self.block.meta.min_time
-            && self.maxt >= self.block.meta.max_time - 1
-    }
-
-    fn live(&self, matchers: &[Matcher]) -> Vec<Labels> {
-        let b = &self.block;
-        b.matching(matchers)
-            .into_iter()
-            .filter(|&r| {
-                b.samples(r, self.mint, self.maxt)
-                    .is_some_and(|mut it| it.next().is_some())
-            })
-            .map(|r| b.labels(r))
-            .collect()
-    }
-}
-
-impl Querier for BlockQuerier {
-    fn select(
-        &self,
-        matchers: &[Matcher],
-        hints: &SelectHints,
-    ) -> Result<SeriesSet<'_>, StorageError> {
-        let (start, end) = (hints.start.max(self.mint), hints.end.min(self.maxt));
-        let b = &self.block;
-        // Series are stored sorted by labels, so sorted refs are sorted label sets.
-        let out = b.matching(matchers).into_iter().filter_map(move |r| {
-            let mut it = b.samples(r, start, end)?;
-            if !it.has_next() {
-                return None;
-            }
-            Some(Series {
-                labels: b.labels(r),
-                samples: Box::new(it),
-            })
-        });
-        Ok(Box::new(out))
-    }
-
-    fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
-        let mut out = BTreeSet::new();
-        if self.whole(matchers) {
-            let syms = self.block.index.symbols.reader();
-            out.extend(
-                self.block
-                    .index
-                    .postings
-                    .names()
-                    .map(|n| syms.get(n).to_string()),
-            );
-        } else {
-            for l in self.live(matchers) {
-                out.extend(l.iter().map(|l| l.name.clone()));
-            }
-        }
-        Ok(out.into_iter().collect())
-    }
-
-    fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
-        let mut out = BTreeSet::new();
-        if self.whole(matchers) {
-            let syms = self.block.index.symbols.reader();
-            if let Some(n) = syms.lookup(name) {
-                out.extend(
-                    self.block
-                        .index
-                        .postings
-                        .values(n)
-                        .map(|v| syms.get(v).to_string()),
-                );
-            }
-        } else {
-            for l in self.live(matchers) {
-                if let Some(v) = l.get(name) {
-                    out.insert(v.to_string());
-                }
-            }
-        }
-        Ok(out.into_iter().collect())
     }
 }
