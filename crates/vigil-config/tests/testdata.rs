@@ -1,14 +1,12 @@
 //! Prometheus' own config test files (shared/testdata/configs, from prometheus/prometheus
 //! `config/testdata`): every `*.good.yml` must load, every in-scope `*.bad.yml` must be refused.
 
-mod corpus;
-
 use std::path::Path;
 use vigil_config::{ConfigError, load_file};
 
 #[test]
 fn good_files_load() {
-    let Some(dir) = corpus::corpus_dir("good_files_load", "configs") else {
+    let Some(dir) = vigil_testdata::corpus_dir("good_files_load", "configs") else {
         return;
     };
     let mut names: Vec<_> = std::fs::read_dir(&dir)
@@ -61,7 +59,7 @@ fn in_scope_bad_files(dir: &Path) -> Vec<String> {
 
 #[test]
 fn in_scope_bad_files_are_refused() {
-    let Some(dir) = corpus::corpus_dir("in_scope_bad_files_are_refused", "configs") else {
+    let Some(dir) = vigil_testdata::corpus_dir("in_scope_bad_files_are_refused", "configs") else {
         return;
     };
     let names = in_scope_bad_files(&dir);
@@ -98,7 +96,8 @@ fn in_scope_bad_files_are_refused() {
 
 #[test]
 fn every_bad_file_message_has_a_location() {
-    let Some(dir) = corpus::corpus_dir("every_bad_file_message_has_a_location", "configs") else {
+    let Some(dir) = vigil_testdata::corpus_dir("every_bad_file_message_has_a_location", "configs")
+    else {
         return;
     };
     for n in in_scope_bad_files(&dir) {
@@ -111,7 +110,7 @@ fn every_bad_file_message_has_a_location() {
 /// Not asserted: the bad files about unsupported features, refused or loaded with a warning.
 #[test]
 fn out_of_scope_bad_files_report() {
-    let Some(dir) = corpus::corpus_dir("out_of_scope_bad_files_report", "configs") else {
+    let Some(dir) = vigil_testdata::corpus_dir("out_of_scope_bad_files_report", "configs") else {
         return;
     };
     let in_scope = in_scope_bad_files(&dir);

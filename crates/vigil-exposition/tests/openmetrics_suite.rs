@@ -5,8 +5,6 @@
 //! checks syntax only, so it accepts some bad cases that break semantic rules; the test prints
 //! how many it refuses.
 
-mod corpus;
-
 use std::path::Path;
 
 use vigil_exposition::{Entry, Format, ParseError, Parser};
@@ -60,7 +58,7 @@ fn run(input: &[u8], strict: bool) -> Result<usize, ParseError> {
 
 #[test]
 fn suite() {
-    let Some(dir) = corpus::corpus_dir("suite", "exposition/openmetrics-parsers") else {
+    let Some(dir) = vigil_testdata::corpus_dir("suite", "exposition/openmetrics-parsers") else {
         return;
     };
     let cases = cases(&dir);

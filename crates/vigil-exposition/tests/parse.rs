@@ -1,7 +1,5 @@
 //! Unit and regression tests of both formats through the public API.
 
-mod corpus;
-
 use std::borrow::Cow;
 
 use vigil_exposition::{
@@ -488,7 +486,7 @@ u 1
 /// The Prometheus server's own payloads (all valid).
 #[test]
 fn prometheus_textparse_corpus() {
-    let Some(dir) = corpus::corpus_dir(
+    let Some(dir) = vigil_testdata::corpus_dir(
         "prometheus_textparse_corpus",
         "exposition/prometheus-textparse",
     ) else {

@@ -11,8 +11,6 @@
 //! `project_promql_tests` runs the project's own scripts, `testdata/promql/*.test` (vigil's
 //! extensions such as the drift functions), the same way; all their evals are required.
 
-mod corpus;
-
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use vigil_model::{Appendable, Labels, Queryable, stale_nan};
@@ -975,7 +973,7 @@ fn test_engine() -> Engine {
 
 #[test]
 fn promqltest_corpus() {
-    let Some(dir) = corpus::corpus_dir("promqltest_corpus", "promqltest") else {
+    let Some(dir) = vigil_testdata::corpus_dir("promqltest_corpus", "promqltest") else {
         return;
     };
     let cases = load_cases(&dir);

@@ -37,8 +37,3 @@ pub use error::RulesError;
 pub use group::{Group, Health, Rule, RuleKind};
 pub use manager::{ManagerOptions, RuleManager};
 pub use notifier::{Notifier, NotifyAlert};
-
-// The unit tests find the corpora beside the checkout as the integration tests do.
-#[cfg(test)]
-#[path = "../tests/corpus/mod.rs"]
-mod corpus;

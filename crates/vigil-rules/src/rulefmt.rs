@@ -297,7 +297,7 @@ mod tests {
 
     #[test]
     fn prometheus_rulefmt_corpus() {
-        let Some(dir) = crate::corpus::corpus_dir("prometheus_rulefmt_corpus", "rules/rulefmt")
+        let Some(dir) = vigil_testdata::corpus_dir("prometheus_rulefmt_corpus", "rules/rulefmt")
         else {
             return;
         };
@@ -328,7 +328,7 @@ mod tests {
 
     #[test]
     fn messages_name_the_problem() {
-        let Some(dir) = crate::corpus::corpus_dir("messages_name_the_problem", "rules/rulefmt")
+        let Some(dir) = vigil_testdata::corpus_dir("messages_name_the_problem", "rules/rulefmt")
         else {
             return;
         };

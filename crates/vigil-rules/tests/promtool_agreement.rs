@@ -12,8 +12,6 @@
 //!   removed from copies of the rule files (`promtool_view`), so the verdict on everything
 //!   else is still compared.
 
-mod corpus;
-
 use std::path::{Path, PathBuf};
 use vigil_rules::unittest::{Verdict, run_file};
 
@@ -113,7 +111,7 @@ fn recorded() -> Vec<(String, bool)> {
 #[test]
 fn same_verdict_as_promtool() {
     // Without Prometheus' files the project's own are still compared.
-    let shared = corpus::corpus_dir(
+    let shared = vigil_testdata::corpus_dir(
         "same_verdict_as_promtool (its promtool files)",
         "rules/promtool",
     );
@@ -191,7 +189,7 @@ fn same_verdict_as_promtool() {
 /// expression and its message (`bad-rules-syntax.yml` has `expr: 'test +'`).
 #[test]
 fn bad_expression_message_carries_promtools_position() {
-    let Some(dir) = corpus::corpus_dir(
+    let Some(dir) = vigil_testdata::corpus_dir(
         "bad_expression_message_carries_promtools_position",
         "rules/promtool",
     ) else {

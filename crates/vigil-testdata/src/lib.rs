@@ -1,4 +1,5 @@
-//! Where this crate's tests find the external corpora kept beside the checkout
+//! Test-only (a dev-dependency of the crates whose tests read corpora): where the tests find
+//! the external corpora kept beside the checkout
 //! (`../shared/testdata`, or `$VIGIL_SHARED_DIR/testdata`), and what a test does when one is
 //! missing: it says so on stderr and passes, so a fresh clone tests cleanly, unless
 //! `VIGIL_REQUIRE_CORPORA=1` (as in CI), when a missing corpus fails the test.
