@@ -317,4 +317,86 @@ mod tests {
         };
         assert!(authorization_header(&missing).is_err());
     }
+
+    /// A one-shot HTTP proxy on loopback: answers 200 and hands back the request head.
+    fn proxy() -> (String, std::thread::JoinHandle<String>) {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let h = std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            let mut head = Vec::new();
+            let mut b = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = c.read(&mut b).unwrap();
+                if n == 0 {
+                    break;
+                }
+                head.extend_from_slice(&b[..n]);
+            }
+            let _ =
+                c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+            String::from_utf8_lossy(&head).into_owned()
+        });
+        (url, h)
+    }
+
+    fn get(client: &reqwest::Client, url: &str) -> Result<String, reqwest::Error> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            client
+                .get(url)
+                .timeout(std::time::Duration::from_secs(5))
+                .send()
+                .await?
+                .text()
+                .await
+        })
+    }
+
+    #[test]
+    fn proxy_url_is_used_and_no_proxy_bypasses_it() {
+        let (proxy_url, seen) = proxy();
+        let cfg = HttpClientConfig {
+            proxy_url: Some(proxy_url.clone()),
+            ..Default::default()
+        };
+        let client = build(&cfg, "vigil-test").unwrap();
+        // The target does not exist: only the proxy can answer.
+        assert_eq!(
+            get(&client, "http://target.invalid:9100/metrics").unwrap(),
+            "ok"
+        );
+        let head = seen.join().unwrap();
+        assert!(
+            head.starts_with("GET http://target.invalid:9100/metrics HTTP/1.1\r\n"),
+            "{head}"
+        );
+        // A host on no_proxy is asked directly (and so fails: nothing listens there).
+        let cfg = HttpClientConfig {
+            proxy_url: Some(proxy_url),
+            no_proxy: Some("target.invalid".into()),
+            ..Default::default()
+        };
+        let client = build(&cfg, "vigil-test").unwrap();
+        assert!(get(&client, "http://target.invalid:9100/metrics").is_err());
+    }
+
+    #[test]
+    fn a_bad_proxy_url_is_refused() {
+        let cfg = HttpClientConfig {
+            proxy_url: Some("::not a url".into()),
+            ..Default::default()
+        };
+        assert!(matches!(
+            build(&cfg, "vigil-test"),
+            Err(ClientError::Invalid {
+                what: "proxy_url",
+                ..
+            })
+        ));
+    }
 }

@@ -471,8 +471,44 @@ fn close(a: f64, b: f64) -> bool {
     d <= 1e-6 * a.abs().max(b.abs()) || d < 1e-12
 }
 
-/// None if equal, else a description of the first difference.
-fn diff(p: &Res, v: &Res) -> Option<String> {
+/// Whether two results differ only in which of equal-valued series a `topk`/`bottomk` kept:
+/// which of tied series survives is unspecified (Prometheus' heap order), so two correct
+/// engines may pick different ones. Equal means: at every timestamp the same multiset of
+/// values, and every series kept by one side only has a value the other side's
+/// one-sided series also have at that timestamp (so the pick differs only among ties).
+fn same_up_to_ties(
+    p: &BTreeMap<String, Vec<(i64, f64)>>,
+    v: &BTreeMap<String, Vec<(i64, f64)>>,
+) -> bool {
+    type ByTs = BTreeMap<i64, Vec<f64>>;
+    let by_ts = |r: &BTreeMap<String, Vec<(i64, f64)>>,
+                 only: Option<&BTreeMap<String, Vec<(i64, f64)>>>| {
+        let mut m = ByTs::new();
+        for (k, pts) in r {
+            if only.is_some_and(|o| o.contains_key(k)) {
+                continue;
+            }
+            for &(t, x) in pts {
+                m.entry(t).or_default().push(x);
+            }
+        }
+        for xs in m.values_mut() {
+            xs.sort_by(f64::total_cmp);
+        }
+        m
+    };
+    let same = |a: &ByTs, b: &ByTs| {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|((ta, xa), (tb, xb))| {
+                ta == tb && xa.len() == xb.len() && xa.iter().zip(xb).all(|(x, y)| close(*x, *y))
+            })
+    };
+    same(&by_ts(p, None), &by_ts(v, None)) && same(&by_ts(p, Some(v)), &by_ts(v, Some(p)))
+}
+
+/// None if equal, else a description of the first difference. `ties_allowed` for queries
+/// whose result may legitimately pick among equal values (`topk`, `bottomk`).
+fn diff(p: &Res, v: &Res, ties_allowed: bool) -> Option<String> {
     match (p, v) {
         (Err(_), Err(_)) => None,
         (Err(e), Ok(_)) => Some(format!("Prometheus failed ({e}), vigil did not")),
@@ -480,7 +516,8 @@ fn diff(p: &Res, v: &Res) -> Option<String> {
         (Ok(p), Ok(v)) => {
             let pk: Vec<&String> = p.keys().collect();
             let vk: Vec<&String> = v.keys().collect();
-            if pk != vk {
+            let tied = pk != vk && ties_allowed && same_up_to_ties(p, v);
+            if pk != vk && !tied {
                 let only_p: Vec<_> = p.keys().filter(|k| !v.contains_key(*k)).take(3).collect();
                 let only_v: Vec<_> = v.keys().filter(|k| !p.contains_key(*k)).take(3).collect();
                 return Some(format!(
@@ -489,8 +526,24 @@ fn diff(p: &Res, v: &Res) -> Option<String> {
                     v.len()
                 ));
             }
+            // With ties, the series both kept must still agree point for point.
             for (k, pp) in p {
-                let vp = &v[k];
+                let Some(vp) = v.get(k) else { continue };
+                if tied {
+                    // In a range query each step picks anew: compare the steps both kept.
+                    let vm: BTreeMap<i64, f64> = vp.iter().copied().collect();
+                    for a in pp {
+                        if vm.get(&a.0).is_some_and(|b| !close(a.1, *b)) {
+                            return Some(format!(
+                                "{k} at {}: Prometheus {} vigil {:?}",
+                                a.0,
+                                a.1,
+                                vm.get(&a.0)
+                            ));
+                        }
+                    }
+                    continue;
+                }
                 if pp.len() != vp.len() {
                     return Some(format!("{k}: {} points vs {}", pp.len(), vp.len()));
                 }
@@ -711,13 +764,14 @@ fn promql_matches_real_prometheus() {
             enc(q)
         ));
         let mut first_diff = None;
+        let ties_allowed = q.starts_with("topk") || q.starts_with("bottomk");
         for p in &paths {
             let (pr, vr) = std::thread::scope(|s| {
                 let a = s.spawn(|| query(prom_port, p));
                 let b = s.spawn(|| query(vigil_port, p));
                 (a.join().unwrap(), b.join().unwrap())
             });
-            if let Some(d) = diff(&pr, &vr) {
+            if let Some(d) = diff(&pr, &vr, ties_allowed) {
                 first_diff.get_or_insert(format!("{p}: {d}"));
             }
         }
