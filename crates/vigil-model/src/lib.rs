@@ -12,6 +12,7 @@
 pub mod civil;
 pub mod duration;
 pub mod gofmt;
+pub mod histogram;
 mod labels;
 pub mod matcher;
 mod merge;
@@ -23,8 +24,8 @@ pub use labels::{Label, Labels, LabelsBuilder, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher, MatcherError};
 pub use merge::MergeQuerier;
 pub use storage::{
-    AppendError, Appendable, Appender, PerSample, Querier, Queryable, SampleIterator, SelectHints,
-    Series, SeriesRef, SeriesSet, StorageError,
+    AppendError, Appendable, Appender, HistogramSample, PerSample, Querier, Queryable,
+    SampleIterator, SelectHints, Series, SeriesRef, SeriesSet, StorageError,
 };
 
 /// A metric family's type, help and unit, as a target exposed them (Prometheus'

@@ -9,7 +9,8 @@
 //! existing blocks); the first source's value wins for a duplicated timestamp.
 
 use crate::{
-    Matcher, Querier, Sample, SampleIterator, SelectHints, Series, SeriesSet, StorageError,
+    HistogramSample, Matcher, Querier, Sample, SampleIterator, SelectHints, Series, SeriesSet,
+    StorageError,
 };
 use std::collections::BTreeSet;
 use std::iter::Peekable;
@@ -82,6 +83,7 @@ impl<'a> Iterator for MergeSeries<'a> {
         // Parts in source order (the lowest-numbered source holds the minimum first), with
         // the source of each, for the disjointness check.
         let mut parts = vec![(min, first.samples)];
+        let mut histograms = first.histograms;
         for i in 0..self.sets.len() {
             while self.sets[i]
                 .peek()
@@ -89,6 +91,7 @@ impl<'a> Iterator for MergeSeries<'a> {
             {
                 if let Some(s) = self.sets[i].next() {
                     parts.push((i, s.samples));
+                    histograms = merge_histograms(histograms, s.histograms);
                 }
             }
         }
@@ -111,7 +114,33 @@ impl<'a> Iterator for MergeSeries<'a> {
         Some(Series {
             labels: first.labels,
             samples,
+            histograms,
         })
+    }
+}
+
+/// Two time-ordered histogram lists as one; at a timestamp both hold, `a`'s sample wins.
+fn merge_histograms(a: Vec<HistogramSample>, b: Vec<HistogramSample>) -> Vec<HistogramSample> {
+    if b.is_empty() {
+        return a;
+    }
+    if a.is_empty() {
+        return b;
+    }
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x.t == y.t => {
+                out.extend(a.next());
+                b.next();
+            }
+            (Some(x), Some(y)) if x.t < y.t => out.extend(a.next()),
+            (Some(_), Some(_)) => out.extend(b.next()),
+            (Some(_), None) => out.extend(a.next()),
+            (None, Some(_)) => out.extend(b.next()),
+            (None, None) => return out,
+        }
     }
 }
 
@@ -230,6 +259,7 @@ mod tests {
                     .map(|(l, s)| Series {
                         labels: l.clone(),
                         samples: Box::new(s.clone().into_iter()),
+                        histograms: Vec::new(),
                     }),
             ))
         }

@@ -5,7 +5,9 @@
 //! reused by mistake. Readers get a [`Querier`] over a time range and select series by matchers;
 //! samples come back as iterators, so a storage engine can stream them out of its chunks.
 
+use crate::histogram::FloatHistogram;
 use crate::{Labels, Matcher, Sample, Timestamp};
+use std::sync::Arc;
 
 /// A storage-internal, stable reference to a series. Callers may cache it (the scrape cache
 /// does) and pass it back to skip the label lookup; the storage validates it.
@@ -21,6 +23,12 @@ pub enum AppendError {
     DuplicateTimestamp,
     #[error("series has no labels or no metric name")]
     EmptyLabels,
+    /// A histogram sample that fails its own invariants (spans against buckets, counts).
+    #[error("invalid histogram: {0}")]
+    InvalidHistogram(String),
+    /// The storage behind this appender keeps float samples only.
+    #[error("native histograms are not supported by this storage")]
+    HistogramsUnsupported,
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
 }
@@ -61,6 +69,20 @@ pub trait Appender: Send {
         t: Timestamp,
         v: f64,
     ) -> Result<SeriesRef, AppendError>;
+
+    /// Adds one native-histogram sample; as [`Appender::append`] otherwise. A series may hold
+    /// floats and histograms at different timestamps (Prometheus' rule), never both at one.
+    /// Storage that keeps floats only answers [`AppendError::HistogramsUnsupported`].
+    fn append_histogram(
+        &mut self,
+        cached: Option<SeriesRef>,
+        labels: &Labels,
+        t: Timestamp,
+        h: &FloatHistogram,
+    ) -> Result<SeriesRef, AppendError> {
+        let _ = (cached, labels, t, h);
+        Err(AppendError::HistogramsUnsupported)
+    }
 
     /// Makes the whole batch durable and visible. Per-sample errors were already reported by
     /// `append`; samples that failed there are not part of the batch.
@@ -113,11 +135,23 @@ impl<I: Iterator<Item = Sample>> Iterator for PerSample<I> {
 
 impl<I: Iterator<Item = Sample>> SampleIterator for PerSample<I> {}
 
-/// One selected series: its labels and its samples in increasing time order within the
-/// selected range.
+/// One native-histogram sample. The histogram is shared: a query that looks at the same
+/// sample from many steps holds it once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramSample {
+    pub t: Timestamp,
+    pub h: Arc<FloatHistogram>,
+}
+
+/// One selected series: its labels, its float samples in increasing time order within the
+/// selected range, and its histogram samples (also in time order; a series that switched kind
+/// has both, never at the same timestamp). Floats stream, histograms come as a list: they are
+/// few per series next to floats, and every consumer (PromQL, the API, remote read) keeps the
+/// two kinds apart as Prometheus does (`FPoint`s and `HPoint`s).
 pub struct Series<'a> {
     pub labels: Labels,
     pub samples: Box<dyn SampleIterator + 'a>,
+    pub histograms: Vec<HistogramSample>,
 }
 
 /// Series sorted by their label sets.

@@ -327,6 +327,7 @@ impl Querier for RemoteQuerier {
             Series {
                 labels,
                 samples: Box::new(samples.into_iter()),
+                histograms: Vec::new(),
             }
         })))
     }

@@ -649,6 +649,7 @@ impl Querier for MemQuerier<'_> {
             out.push(Series {
                 labels: l.clone(),
                 samples: Box::new(s.into_iter()),
+                histograms: Vec::new(),
             });
         }
         Ok(Box::new(out.into_iter()))

@@ -194,11 +194,16 @@ impl<Q: Querier> Querier for Without<'_, Q> {
                 .samples
                 .filter(move |x: &Sample| x.t < mint || x.t > maxt)
                 .peekable();
+            let mut histograms = s.histograms;
+            histograms.retain(|x| x.t < mint || x.t > maxt);
             // A series left without samples is left out of the block.
-            samples.peek()?;
+            if samples.peek().is_none() && histograms.is_empty() {
+                return None;
+            }
             Some(Series {
                 labels: s.labels,
                 samples: Box::new(PerSample(samples)),
+                histograms,
             })
         })))
     }

@@ -144,6 +144,7 @@ where
             Some(Series {
                 labels,
                 samples: Box::new(it),
+                histograms: Vec::new(),
             })
         });
         Ok(Box::new(out))
