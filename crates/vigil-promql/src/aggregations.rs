@@ -15,6 +15,7 @@ use crate::functions::{Mean, format_float, kahan_sum_inc, quantile, valid_label_
 use promql_parser::parser::token::{self, TokenId};
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 use std::collections::HashMap;
+use vigil_model::histogram::{CounterResetHint, FloatHistogram};
 use vigil_model::{Labels, Sample};
 
 struct Grouping {
@@ -160,6 +161,8 @@ fn aggregate(ev: &Ev, op: TokenId, g: &Grouping, expr: &Expr) -> Result<Vec<Seri
     let mut accs: Vec<Vec<Acc>> = Vec::new();
     // A group's accumulators, counted in samples' worth of memory.
     let per_group = steps.saturating_mul(size_of::<Acc>().div_ceil(size_of::<Sample>()));
+    // Histogram sums and means, only for the (group, step) pairs that saw a histogram.
+    let mut haccs: HashMap<(usize, usize), HAcc> = HashMap::new();
     ev.eval_vector_each(expr, &mut |s| {
         let gl = g.labels(&s.labels);
         let gi = match index.get(&gl) {
@@ -168,6 +171,7 @@ fn aggregate(ev: &Ev, op: TokenId, g: &Grouping, expr: &Expr) -> Result<Vec<Seri
                 ev.sh.add_samples(per_group)?;
                 index.insert(gl.clone(), out.len());
                 out.push(Series {
+                    hpoints: Vec::new(),
                     labels: gl,
                     drop_name: false,
                     points: Vec::new(),
@@ -188,26 +192,201 @@ fn aggregate(ev: &Ev, op: TokenId, g: &Grouping, expr: &Expr) -> Result<Vec<Seri
                 *a = Acc::first(op, p.v);
             }
         }
+        for p in &s.hpoints {
+            let step = ((p.t - ev.start) / ev.interval) as usize;
+            let Some(a) = acc.get_mut(step) else {
+                continue;
+            };
+            match op {
+                // A histogram is one more element to count.
+                token::T_COUNT | token::T_GROUP => {
+                    if a.seen {
+                        a.add(op, 0.0);
+                    } else {
+                        *a = Acc::first(op, 0.0);
+                    }
+                }
+                token::T_SUM | token::T_AVG => {
+                    let h = haccs.entry((gi, step)).or_default();
+                    let metric = s.labels.get(vigil_model::METRIC_NAME).unwrap_or("");
+                    h.add(&p.h, op == token::T_AVG, a.seen, metric, ev);
+                }
+                _ => ev.sh.info(format!(
+                    "PromQL info: ignored histogram in {} aggregation",
+                    op_name(op)
+                )),
+            }
+        }
         // The series is folded in and dropped.
-        ev.sh.release_samples(s.points.len());
+        ev.sh.release_samples(s.len());
         Ok(())
     })?;
     ev.sh.release_samples(per_group.saturating_mul(out.len()));
-    for (o, acc) in out.iter_mut().zip(&accs) {
-        o.points = acc
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| a.seen)
-            .map(|(i, a)| Sample {
-                t: ev.ts(i),
-                v: a.result(op),
-            })
-            .collect();
+    for (gi, (o, acc)) in out.iter_mut().zip(&accs).enumerate() {
+        let mut points = Vec::new();
+        for (i, a) in acc.iter().enumerate() {
+            match haccs.remove(&(gi, i)) {
+                None if a.seen => points.push(Sample {
+                    t: ev.ts(i),
+                    v: a.result(op),
+                }),
+                None => {}
+                Some(h) => {
+                    if let Some(h) = h.finish(a.seen, op == token::T_AVG, ev) {
+                        o.hpoints.push(crate::engine::eval::HPoint {
+                            t: ev.ts(i),
+                            h: std::sync::Arc::new(h),
+                        });
+                    }
+                }
+            }
+        }
+        o.points = points;
     }
-    out.retain(|s| !s.points.is_empty());
-    let n: usize = out.iter().map(|s| s.points.len()).sum();
+    out.retain(|s| !s.is_empty());
+    let n: usize = out.iter().map(|s| s.len()).sum();
     ev.sh.add_samples(n)?;
     Ok(out)
+}
+
+/// Prometheus' name of an aggregation operator, for annotations.
+fn op_name(op: TokenId) -> &'static str {
+    match op {
+        token::T_MIN => "min",
+        token::T_MAX => "max",
+        token::T_STDDEV => "stddev",
+        token::T_STDVAR => "stdvar",
+        token::T_QUANTILE => "quantile",
+        token::T_TOPK => "topk",
+        token::T_BOTTOMK => "bottomk",
+        token::T_SUM => "sum",
+        token::T_AVG => "avg",
+        _ => "unknown",
+    }
+}
+
+/// One group's histogram sum or mean at one step, with Prometheus' Kahan compensation, the
+/// switch to an incremental mean on overflow, and what it must report.
+#[derive(Default)]
+struct HAcc {
+    value: Option<FloatHistogram>,
+    comp: Option<FloatHistogram>,
+    mean: Option<FloatHistogram>,
+    count: f64,
+    /// A float came first: the histograms cannot be summed with it.
+    after_float: bool,
+    incompatible: bool,
+    reset_seen: bool,
+    not_reset_seen: bool,
+    reconciled: bool,
+}
+
+impl HAcc {
+    fn add(&mut self, h: &FloatHistogram, avg: bool, float_seen: bool, metric: &str, ev: &Ev) {
+        match h.counter_reset_hint {
+            CounterResetHint::CounterReset => self.reset_seen = true,
+            CounterResetHint::NotCounterReset => self.not_reset_seen = true,
+            _ => {}
+        }
+        if self.incompatible {
+            return;
+        }
+        self.count += 1.0;
+        if self.value.is_none() && self.mean.is_none() {
+            if float_seen || self.after_float {
+                self.after_float = true;
+                return;
+            }
+            self.value = Some(h.clone());
+            return;
+        }
+        let incompatible = |s: &mut HAcc| {
+            ev.sh.warn(format!(
+                "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name {metric:?}"
+            ));
+            s.incompatible = true;
+        };
+        if !avg {
+            let v = self.value.as_mut().expect("a sum");
+            match v.kahan_add(h, &mut self.comp) {
+                Err(_) => incompatible(self),
+                Ok(o) => self.reconciled |= o.nhcb_bounds_reconciled,
+            }
+            return;
+        }
+        if self.mean.is_none() {
+            let mut v = self.value.clone().expect("a sum");
+            let mut c = self.comp.clone();
+            match v.kahan_add(h, &mut c) {
+                Err(_) => return incompatible(self),
+                Ok(o) => self.reconciled |= o.nhcb_bounds_reconciled,
+            }
+            if !v.has_overflow() {
+                self.value = Some(v);
+                self.comp = c;
+                return;
+            }
+            let mut m = self.value.take().expect("a sum");
+            m.div(self.count - 1.0);
+            if let Some(c) = self.comp.as_mut() {
+                c.div(self.count - 1.0);
+            }
+            self.mean = Some(m);
+        }
+        let q = (self.count - 1.0) / self.count;
+        if let Some(c) = self.comp.as_mut() {
+            c.mul(q);
+        }
+        let mut to_add = h.clone();
+        to_add.div(self.count);
+        let m = self.mean.as_mut().expect("a mean");
+        m.mul(q);
+        match m.kahan_add(&to_add, &mut self.comp) {
+            Err(_) => incompatible(self),
+            Ok(o) => self.reconciled |= o.nhcb_bounds_reconciled,
+        }
+    }
+
+    /// The group's histogram, or `None` (with Prometheus' warning) when floats were mixed in
+    /// or the histograms could not be added.
+    fn finish(self, float_seen: bool, avg: bool, ev: &Ev) -> Option<FloatHistogram> {
+        if self.reconciled {
+            ev.sh.info(
+                "PromQL info: mismatched custom buckets were reconciled during aggregation".into(),
+            );
+        }
+        let out = if float_seen || self.after_float {
+            ev.sh.warn(
+                "PromQL warning: encountered a mix of histograms and floats for aggregation".into(),
+            );
+            None
+        } else if self.incompatible {
+            None
+        } else if let Some(mut m) = self.mean {
+            m.kahan_finish(self.comp);
+            Some(m)
+        } else {
+            let mut v = self.value?;
+            let mut comp = self.comp;
+            if avg {
+                v.div(self.count);
+                if let Some(c) = comp.as_mut() {
+                    c.div(self.count);
+                }
+            }
+            v.kahan_finish(comp);
+            Some(v)
+        };
+        if self.reset_seen && self.not_reset_seen {
+            ev.sh.warn(
+                "PromQL warning: conflicting counter resets during histogram aggregation".into(),
+            );
+        }
+        out.map(|mut h| {
+            h.compact(0);
+            h
+        })
+    }
 }
 
 /// `quantile`: every value of a group at a step is kept until the step is done.
@@ -224,6 +403,7 @@ fn aggregate_quantile(
         let gl = g.labels(&s.labels);
         let gi = *index.entry(gl.clone()).or_insert_with(|| {
             out.push(Series {
+                hpoints: Vec::new(),
                 labels: gl,
                 drop_name: false,
                 points: Vec::new(),

@@ -1,18 +1,25 @@
 //! The four PromQL value types.
 
-use vigil_model::{Labels, Sample, Timestamp};
+use std::sync::Arc;
+use vigil_model::histogram::FloatHistogram;
+use vigil_model::{HistogramSample, Labels, Sample, Timestamp};
 
+/// One sample of an instant vector: a float `v`, or a native histogram `h` (then `v` is 0).
 #[derive(Debug, Clone, PartialEq)]
 pub struct VectorSample {
     pub labels: Labels,
     pub t: Timestamp,
     pub v: f64,
+    pub h: Option<Arc<FloatHistogram>>,
 }
 
+/// One series of a range vector: its float samples and its histogram samples, each in time
+/// order (Prometheus' `values` and `histograms`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RangeSeries {
     pub labels: Labels,
     pub samples: Vec<Sample>,
+    pub histograms: Vec<HistogramSample>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -24,6 +24,7 @@
 
 mod arith;
 mod int;
+pub mod nhcb;
 pub mod notation;
 
 pub use arith::AddOutcome;
@@ -357,14 +358,24 @@ impl FloatHistogram {
             .map(move |(i, c)| self.bucket_at(i, c, false))
     }
 
-    /// Every bucket in increasing order of bounds: negative ones (from −Inf up), the zero bucket
-    /// (exponential schemas, when it is populated or has a width), then the positive ones.
+    /// Every bucket in increasing order of bounds, as Prometheus' `AllBucketIterator`: the
+    /// negative ones (from −Inf up), the zero bucket when it is populated, then the positive
+    /// ones; a bucket reaching into the zero bucket is cut at its threshold.
     pub fn all_buckets(&self) -> Vec<Bucket> {
-        let mut out: Vec<Bucket> = self.negative_bucket_iter().rev().collect();
-        if !self.uses_custom_buckets() && (self.zero_threshold != 0.0 || self.zero_count != 0.0) {
+        let zt = self.zero_threshold;
+        let clip = |mut b: Bucket| {
+            if b.upper < 0.0 && b.upper > -zt {
+                b.upper = -zt;
+            } else if b.lower > 0.0 && b.lower < zt {
+                b.lower = zt;
+            }
+            b
+        };
+        let mut out: Vec<Bucket> = self.negative_bucket_iter().rev().map(clip).collect();
+        if self.zero_count > 0.0 {
             out.push(self.zero_bucket());
         }
-        out.extend(self.positive_bucket_iter());
+        out.extend(self.positive_bucket_iter().map(clip));
         out
     }
 

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Instant, UNIX_EPOCH};
 use vigil_model::{
-    Labels, METRIC_NAME, Matcher, Queryable, Sample, SampleIterator, SelectHints, Timestamp,
-    is_stale_nan,
+    HistogramSample, Labels, METRIC_NAME, Matcher, Queryable, Sample, SampleIterator, SelectHints,
+    Timestamp, is_stale_nan,
 };
 
 pub(crate) type Result<T> = std::result::Result<T, EngineError>;
@@ -26,13 +26,40 @@ pub(crate) fn exec_err(msg: impl Into<String>) -> EngineError {
     EngineError::Execution(msg.into())
 }
 
+/// A histogram point: its time and the shared histogram.
+pub(crate) type HPoint = HistogramSample;
+
 /// One series of an intermediate result. `drop_name` defers the removal of `__name__` to the
 /// end of the query (Prometheus 3's delayed name removal), so `label_replace` can keep it.
+/// Float points and histogram points are kept apart, each in time order, as Prometheus keeps
+/// `Floats` and `Histograms`; at one step a series has at most one of the two.
 #[derive(Debug, Clone)]
 pub(crate) struct Series {
     pub labels: Labels,
     pub drop_name: bool,
     pub points: Vec<Sample>,
+    pub hpoints: Vec<HPoint>,
+}
+
+impl Series {
+    /// A float-only series.
+    pub fn floats(labels: Labels, drop_name: bool, points: Vec<Sample>) -> Series {
+        Series {
+            labels,
+            drop_name,
+            points,
+            hpoints: Vec::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty() && self.hpoints.is_empty()
+    }
+
+    /// Points of both kinds.
+    pub fn len(&self) -> usize {
+        self.points.len() + self.hpoints.len()
+    }
 }
 
 /// A node's value over all steps.
@@ -200,17 +227,19 @@ impl RangeSource<'_> {
         let (Some(vs), Some((mint, maxt))) = (self.selector, self.select) else {
             return self.series.iter().try_for_each(f);
         };
-        ev.select_each(vs, mint, maxt, |labels, mut points| {
+        ev.select_each(vs, mint, maxt, |labels, mut points, mut hpoints| {
             points.retain(|s| !is_stale_nan(s.v));
-            if points.is_empty() {
+            hpoints.retain(|s| !is_stale_nan(s.h.sum));
+            if points.is_empty() && hpoints.is_empty() {
                 return Ok(());
             }
-            let n = points.len();
+            let n = points.len() + hpoints.iter().map(|h| histogram_size(&h.h)).sum::<usize>();
             ev.sh.add_samples(n)?;
             let res = f(&Series {
                 labels,
                 drop_name: false,
                 points,
+                hpoints,
             });
             ev.sh.release_samples(n);
             res
@@ -278,6 +307,18 @@ pub(crate) fn unwrap_parens(mut e: &Expr) -> &Expr {
     e
 }
 
+/// What a histogram sample counts against `--query.max-samples`, as Prometheus counts it:
+/// its size as Go lays it out (168 bytes, 8 per span, bucket and custom bound), in units of
+/// 16 bytes (a float sample's `FPoint`), rounded.
+pub(crate) fn histogram_size(h: &vigil_model::histogram::FloatHistogram) -> usize {
+    let n = h.positive_spans.len()
+        + h.negative_spans.len()
+        + h.positive_buckets.len()
+        + h.negative_buckets.len()
+        + h.custom().len();
+    (168 + 8 * n + 8) / 16
+}
+
 /// Per-series cursors that gather the points of one step from a set of series.
 pub(crate) struct StepCursor {
     pos: Vec<usize>,
@@ -327,7 +368,7 @@ impl OutBuilder {
 
     fn add(&mut self, idx: usize, t: Timestamp, v: f64, drop_name: bool) -> Result<()> {
         let s = &mut self.series[idx];
-        if s.points.last().is_some_and(|p| p.t == t) {
+        if s.points.last().is_some_and(|p| p.t == t) || s.hpoints.last().is_some_and(|p| p.t == t) {
             return Err(exec_err(
                 "vector cannot contain metrics with the same labelset",
             ));
@@ -339,15 +380,63 @@ impl OutBuilder {
 
     pub fn push(&mut self, labels: Labels, drop_name: bool, t: Timestamp, v: f64) -> Result<()> {
         if self.instant {
-            self.series.push(Series {
-                labels,
-                drop_name,
-                points: vec![Sample { t, v }],
-            });
+            self.series
+                .push(Series::floats(labels, drop_name, vec![Sample { t, v }]));
             return Ok(());
         }
         let idx = self.series_index(labels, drop_name);
         self.add(idx, t, v, drop_name)
+    }
+
+    /// Like `push`, for a histogram result.
+    pub fn push_h(
+        &mut self,
+        labels: Labels,
+        drop_name: bool,
+        t: Timestamp,
+        h: Arc<vigil_model::histogram::FloatHistogram>,
+    ) -> Result<()> {
+        let idx = if self.instant {
+            self.series
+                .push(Series::floats(labels, drop_name, Vec::new()));
+            self.series.len() - 1
+        } else {
+            self.series_index(labels, drop_name)
+        };
+        let s = &mut self.series[idx];
+        if s.points.last().is_some_and(|p| p.t == t) || s.hpoints.last().is_some_and(|p| p.t == t) {
+            return Err(exec_err(
+                "vector cannot contain metrics with the same labelset",
+            ));
+        }
+        s.drop_name |= drop_name;
+        s.hpoints.push(HPoint { t, h });
+        Ok(())
+    }
+
+    /// Like `push_keyed`, for a histogram result.
+    pub fn push_keyed_h(
+        &mut self,
+        key: u64,
+        make: impl FnOnce() -> (Labels, bool),
+        t: Timestamp,
+        h: Arc<vigil_model::histogram::FloatHistogram>,
+    ) -> Result<()> {
+        if self.instant {
+            let (l, d) = make();
+            return self.push_h(l, d, t, h);
+        }
+        let idx = match self.by_key.get(&key) {
+            Some(&i) => i,
+            None => {
+                let (labels, drop_name) = make();
+                let idx = self.series_index(labels, drop_name);
+                self.by_key.insert(key, idx);
+                idx
+            }
+        };
+        let (l, d) = (self.series[idx].labels.clone(), self.series[idx].drop_name);
+        self.push_h(l, d, t, h)
     }
 
     /// The index of the output series with `labels`, created empty on first sight.
@@ -355,11 +444,8 @@ impl OutBuilder {
         if let Some(&i) = self.by_labels.get(&labels) {
             return i;
         }
-        self.series.push(Series {
-            labels: labels.clone(),
-            drop_name,
-            points: Vec::new(),
-        });
+        self.series
+            .push(Series::floats(labels.clone(), drop_name, Vec::new()));
         self.by_labels.insert(labels, self.series.len() - 1);
         self.series.len() - 1
     }
@@ -478,12 +564,19 @@ impl<'a> Ev<'a> {
                         .filter(|p| p.t > end - src.range && p.t <= end)
                         .copied()
                         .collect();
-                    if !points.is_empty() {
-                        self.sh.add_samples(points.len())?;
+                    let hpoints: Vec<HPoint> = s
+                        .hpoints
+                        .iter()
+                        .filter(|p| p.t > end - src.range && p.t <= end)
+                        .cloned()
+                        .collect();
+                    if !points.is_empty() || !hpoints.is_empty() {
+                        self.sh.add_samples(points.len() + hpoints.len())?;
                         out.push(Series {
                             labels: s.labels.clone(),
                             drop_name: s.drop_name,
                             points,
+                            hpoints,
                         });
                     }
                     Ok(())
@@ -518,7 +611,7 @@ impl<'a> Ev<'a> {
         vs: &VectorSelector,
         mint: Timestamp,
         maxt: Timestamp,
-        mut f: impl FnMut(Labels, Vec<Sample>) -> Result<()>,
+        mut f: impl FnMut(Labels, Vec<Sample>, Vec<HPoint>) -> Result<()>,
     ) -> Result<()> {
         let matchers = selector_matchers(vs)?;
         let q = self.sh.db.querier(mint, maxt)?;
@@ -538,8 +631,10 @@ impl<'a> Ev<'a> {
             samples.truncate(hi);
             let lo = samples.partition_point(|x| x.t < mint);
             samples.drain(..lo);
-            if !samples.is_empty() {
-                f(s.labels, samples)?;
+            let mut hs = std::mem::take(&mut s.histograms);
+            hs.retain(|x| x.t >= mint && x.t <= maxt);
+            if !samples.is_empty() || !hs.is_empty() {
+                f(s.labels, samples, hs)?;
             }
         }
         Ok(())
@@ -594,33 +689,62 @@ impl<'a> Ev<'a> {
         };
         let lookback = self.sh.lookback;
         let steps = self.steps();
-        self.select_each(vs, lo - lookback + 1, hi, |labels, samples| {
+        self.select_each(vs, lo - lookback + 1, hi, |labels, samples, hsamples| {
             let mut pts = Vec::new();
-            let mut j = 0;
+            let mut hpts = Vec::new();
+            let (mut j, mut k) = (0, 0);
             for i in 0..steps {
                 let ts = self.ts(i);
                 let r = at.unwrap_or(ts) - off;
                 while j < samples.len() && samples[j].t <= r {
                     j += 1;
                 }
-                if j == 0 {
-                    continue;
+                while k < hsamples.len() && hsamples[k].t <= r {
+                    k += 1;
                 }
-                let s = samples[j - 1];
-                if s.t <= r - lookback || is_stale_nan(s.v) {
-                    continue;
+                // The newer of the last float and the last histogram sample.
+                let ft = (j > 0).then(|| samples[j - 1].t);
+                let ht = (k > 0).then(|| hsamples[k - 1].t);
+                match (ft, ht) {
+                    (None, None) => continue,
+                    (Some(f), h) if h.is_none_or(|h| f > h) => {
+                        let s = samples[j - 1];
+                        if s.t <= r - lookback || is_stale_nan(s.v) {
+                            continue;
+                        }
+                        let v = if timestamps { s.t as f64 / 1000.0 } else { s.v };
+                        pts.push(Sample { t: ts, v });
+                    }
+                    _ => {
+                        let s = &hsamples[k - 1];
+                        if s.t <= r - lookback || is_stale_nan(s.h.sum) {
+                            continue;
+                        }
+                        if timestamps {
+                            pts.push(Sample {
+                                t: ts,
+                                v: s.t as f64 / 1000.0,
+                            });
+                        } else {
+                            hpts.push(HPoint {
+                                t: ts,
+                                h: s.h.clone(),
+                            });
+                        }
+                    }
                 }
-                let v = if timestamps { s.t as f64 / 1000.0 } else { s.v };
-                pts.push(Sample { t: ts, v });
             }
-            if pts.is_empty() {
+            if pts.is_empty() && hpts.is_empty() {
                 return Ok(());
             }
-            self.sh.add_samples(pts.len())?;
+            self.sh.add_samples(
+                pts.len() + hpts.iter().map(|h| histogram_size(&h.h)).sum::<usize>(),
+            )?;
             f(Series {
                 labels,
                 drop_name: false,
                 points: pts,
+                hpoints: hpts,
             })
         })
     }
@@ -692,15 +816,14 @@ impl<'a> Ev<'a> {
         }
         match sub.eval(&sq.expr)? {
             Val::Vector(v) => Ok(v),
-            Val::Scalar(v) => Ok(vec![Series {
-                labels: Labels::empty(),
-                drop_name: false,
-                points: v
-                    .iter()
+            Val::Scalar(v) => Ok(vec![Series::floats(
+                Labels::empty(),
+                false,
+                v.iter()
                     .enumerate()
                     .map(|(i, &v)| Sample { t: sub.ts(i), v })
                     .collect(),
-            }]),
+            )]),
             _ => Err(exec_err("subquery is only allowed on instant vectors")),
         }
     }

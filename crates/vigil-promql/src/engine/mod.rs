@@ -341,14 +341,16 @@ impl Engine {
                     .enumerate()
                     .map(|(i, &v)| vigil_model::Sample { t: ev.ts(i), v })
                     .collect(),
+                histograms: Vec::new(),
             }],
             Val::Vector(ss) => {
                 let mut out: Vec<RangeSeries> = cleanup(ss)?
                     .into_iter()
-                    .filter(|s| !s.points.is_empty())
+                    .filter(|s| !s.is_empty())
                     .map(|s| RangeSeries {
                         labels: s.labels,
                         samples: s.points,
+                        histograms: s.hpoints,
                     })
                     .collect();
                 out.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -487,11 +489,20 @@ impl Engine {
                 cleanup(ss)?
                     .into_iter()
                     .filter_map(|s| {
+                        if let Some(h) = s.hpoints.first() {
+                            return Some(VectorSample {
+                                labels: s.labels,
+                                t,
+                                v: 0.0,
+                                h: Some(h.h.clone()),
+                            });
+                        }
                         let p = s.points.first()?;
                         Some(VectorSample {
                             labels: s.labels,
                             t,
                             v: p.v,
+                            h: None,
                         })
                     })
                     .collect(),
@@ -499,10 +510,11 @@ impl Engine {
             Val::Matrix(ss) => Value::Matrix(
                 cleanup(ss)?
                     .into_iter()
-                    .filter(|s| !s.points.is_empty())
+                    .filter(|s| !s.is_empty())
                     .map(|s| RangeSeries {
                         labels: s.labels,
                         samples: s.points,
+                        histograms: s.hpoints,
                     })
                     .collect(),
             ),
@@ -545,7 +557,7 @@ fn cleanup(ss: Vec<Series>) -> Result<Vec<Series>, EngineError> {
     let mut index: std::collections::HashMap<vigil_model::Labels, usize> =
         std::collections::HashMap::with_capacity(ss.len());
     for mut s in ss {
-        if s.points.is_empty() {
+        if s.is_empty() {
             continue;
         }
         if s.drop_name {
@@ -561,7 +573,12 @@ fn cleanup(ss: Vec<Series>) -> Result<Vec<Series>, EngineError> {
                 let o = &mut out[i];
                 o.points.extend(s.points);
                 o.points.sort_by_key(|p| p.t);
-                if o.points.windows(2).any(|w| w[0].t == w[1].t) {
+                o.hpoints.extend(s.hpoints);
+                o.hpoints.sort_by_key(|p| p.t);
+                let mut ts: Vec<i64> = o.points.iter().map(|p| p.t).collect();
+                ts.extend(o.hpoints.iter().map(|p| p.t));
+                ts.sort_unstable();
+                if ts.windows(2).any(|w| w[0] == w[1]) {
                     return Err(EngineError::Execution(
                         "vector cannot contain metrics with the same labelset".into(),
                     ));

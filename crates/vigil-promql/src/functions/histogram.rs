@@ -6,6 +6,7 @@ use super::format_float;
 use crate::engine::eval::{Ev, OutBuilder, Result, StepCursor, Val};
 use promql_parser::parser::Expr;
 use std::collections::HashMap;
+use vigil_model::histogram::FloatHistogram;
 use vigil_model::{Labels, METRIC_NAME};
 
 #[derive(Clone, Copy, Debug)]
@@ -185,19 +186,25 @@ pub(super) fn bucket_bound(ev: &Ev, s: &crate::engine::eval::Series) -> Option<f
     }
 }
 
-/// Shared driver: groups bucket series by their labels without `le`, then calls `f` with
-/// each group's buckets at every step.
+/// Shared driver: groups classic bucket series by their labels without `le` and calls
+/// `classic` with each group's buckets at every step; calls `native` with each native
+/// histogram. A native histogram with the labels of a classic group that has buckets at the
+/// same step is a conflict: neither is evaluated (Prometheus' warning).
 fn by_buckets(
     ev: &Ev,
     vec_arg: &Expr,
-    mut f: impl FnMut(usize, &str, Vec<Bucket>) -> Option<f64>,
+    mut classic: impl FnMut(usize, &str, Vec<Bucket>) -> Option<f64>,
+    mut native: impl FnMut(usize, &str, &FloatHistogram) -> f64,
 ) -> Result<Vec<crate::engine::eval::Series>> {
     let input = ev.eval_vector(vec_arg)?;
     let mut group_of: Vec<Option<(usize, f64)>> = Vec::with_capacity(input.len());
     let mut index: HashMap<Labels, usize> = HashMap::new();
     let mut groups: Vec<Labels> = Vec::new();
     for s in &input {
-        let Some(ub) = bucket_bound(ev, s) else {
+        let Some(ub) = (!s.points.is_empty())
+            .then(|| bucket_bound(ev, s))
+            .flatten()
+        else {
             group_of.push(None);
             continue;
         };
@@ -210,11 +217,16 @@ fn by_buckets(
         });
         group_of.push(Some((gi, ub)));
     }
+    let native_series: Vec<usize> = (0..input.len())
+        .filter(|&i| !input[i].hpoints.is_empty())
+        .collect();
+    let mut hpos = vec![0usize; input.len()];
     let mut out = OutBuilder::new(ev);
     let mut cur = StepCursor::new(input.len());
     let mut vals = Vec::new();
     let mut buckets: Vec<Vec<Bucket>> = vec![Vec::new(); groups.len()];
     let mut order: Vec<usize> = Vec::new();
+    let key_native = groups.len() as u64;
     for i in 0..ev.steps() {
         ev.check()?;
         let ts = ev.ts(i);
@@ -228,10 +240,36 @@ fn by_buckets(
                 buckets[gi].push(Bucket { ub, count: v });
             }
         }
+        for &si in &native_series {
+            let s = &input[si];
+            let p = &mut hpos[si];
+            while *p < s.hpoints.len() && s.hpoints[*p].t < ts {
+                *p += 1;
+            }
+            if *p >= s.hpoints.len() || s.hpoints[*p].t != ts {
+                continue;
+            }
+            let h = &s.hpoints[*p].h;
+            let name = s.labels.get(METRIC_NAME).unwrap_or("");
+            if let Some(&gi) = index.get(&s.labels)
+                && !buckets[gi].is_empty()
+            {
+                ev.sh.warn(format!(
+                    "PromQL warning: vector contains a mix of classic and native histograms for metric name {name:?}"
+                ));
+                buckets[gi].clear();
+                continue;
+            }
+            let v = native(i, name, h);
+            out.push_keyed(key_native + si as u64, || (s.labels.clone(), true), ts, v)?;
+        }
         for &gi in &order {
             let bs = std::mem::take(&mut buckets[gi]);
+            if bs.is_empty() {
+                continue;
+            }
             let name = groups[gi].get(METRIC_NAME).unwrap_or("").to_string();
-            if let Some(v) = f(i, &name, bs) {
+            if let Some(v) = classic(i, &name, bs) {
                 out.push_keyed(gi as u64, || (groups[gi].clone(), true), ts, v)?;
             }
         }
@@ -249,23 +287,64 @@ pub(super) fn histogram_quantile(ev: &Ev, args: &[&Expr]) -> Result<Val> {
             ));
         }
     }
-    let out = by_buckets(ev, args[1], |i, name, bs| {
-        let (v, forced) = bucket_quantile(q[i], bs);
-        if forced {
-            ev.sh.info(format!(
-                "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {name:?}"
-            ));
-        }
-        Some(v)
-    })?;
+    let out = by_buckets(
+        ev,
+        args[1],
+        |i, name, bs| {
+            let (v, forced) = bucket_quantile(q[i], bs);
+            if forced {
+                ev.sh.info(format!(
+                    "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {name:?}"
+                ));
+            }
+            Some(v)
+        },
+        |i, name, h| {
+            let (v, notes) = super::native::quantile(q[i], h);
+            if notes.nan_result {
+                ev.sh.info(format!(
+                    "PromQL info: input to histogram_quantile has NaN observations, result is NaN{}",
+                    for_metric(name)
+                ));
+            }
+            if notes.nan_skew {
+                ev.sh.info(format!(
+                    "PromQL info: input to histogram_quantile has NaN observations, result is skewed higher{}",
+                    for_metric(name)
+                ));
+            }
+            v
+        },
+    )?;
     Ok(Val::Vector(out))
+}
+
+/// Prometheus' `maybeAddMetricName`.
+fn for_metric(name: &str) -> String {
+    if name.is_empty() {
+        String::new()
+    } else {
+        format!(" for metric name {name:?}")
+    }
 }
 
 pub(super) fn histogram_fraction(ev: &Ev, args: &[&Expr]) -> Result<Val> {
     let lo = ev.eval_scalar(args[0])?;
     let hi = ev.eval_scalar(args[1])?;
-    let out = by_buckets(ev, args[2], |i, _, bs| {
-        Some(bucket_fraction(lo[i], hi[i], bs))
-    })?;
+    let out = by_buckets(
+        ev,
+        args[2],
+        |i, _, bs| Some(bucket_fraction(lo[i], hi[i], bs)),
+        |i, name, h| {
+            let (v, notes) = super::native::fraction(lo[i], hi[i], h);
+            if notes.fraction_nans {
+                ev.sh.info(format!(
+                    "PromQL info: input to histogram_fraction has NaN observations, which are excluded from all fractions{}",
+                    for_metric(name)
+                ));
+            }
+            v
+        },
+    )?;
     Ok(Val::Vector(out))
 }

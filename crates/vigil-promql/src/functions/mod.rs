@@ -8,7 +8,9 @@
 
 mod drift;
 mod histogram;
+mod hrange;
 mod labels;
+mod native;
 mod range;
 mod time;
 
@@ -190,16 +192,45 @@ pub(crate) fn eval_range_call_each(
         .try_for_each(emit)
 }
 
+/// Instant-vector functions that pass native histograms through or read them; every other
+/// function reads floats only, and the histograms of its input do not reach its output (as
+/// Prometheus' `simpleFloatFunc` skips them).
+const KEEPS_HISTOGRAMS: &[&str] = &[
+    "label_replace",
+    "label_join",
+    "sort",
+    "sort_desc",
+    "sort_by_label",
+    "sort_by_label_desc",
+];
+
 pub(crate) fn eval_call(ev: &Ev, c: &Call) -> Result<Val> {
     let name = c.func.name;
     let args: Vec<&Expr> = c.args.args.iter().map(|a| a.as_ref()).collect();
     if args.iter().any(|a| is_range_arg(a)) {
         return range::eval_range_call(ev, name, &args);
     }
+    let out = eval_instant_call(ev, name, &args)?;
+    if KEEPS_HISTOGRAMS.contains(&name) {
+        return Ok(out);
+    }
+    Ok(match out {
+        Val::Vector(mut v) => {
+            for s in &mut v {
+                s.hpoints.clear();
+            }
+            v.retain(|s| !s.is_empty());
+            Val::Vector(v)
+        }
+        other => other,
+    })
+}
+
+fn eval_instant_call(ev: &Ev, name: &str, args: &[&Expr]) -> Result<Val> {
     let steps = ev.steps();
     match name {
-        "label_replace" => labels::label_replace(ev, &args),
-        "label_join" => labels::label_join(ev, &args),
+        "label_replace" => labels::label_replace(ev, args),
+        "label_join" => labels::label_join(ev, args),
         "time" => Ok(Val::Scalar(
             (0..steps).map(|i| ev.ts(i) as f64 / 1000.0).collect(),
         )),
@@ -207,6 +238,7 @@ pub(crate) fn eval_call(ev: &Ev, c: &Call) -> Result<Val> {
         "vector" => {
             let s = ev.eval_scalar(args[0])?;
             Ok(Val::Vector(vec![Series {
+                hpoints: Vec::new(),
                 labels: Labels::empty(),
                 drop_name: false,
                 points: s
@@ -245,6 +277,12 @@ pub(crate) fn eval_call(ev: &Ev, c: &Call) -> Result<Val> {
                         for p in &mut s.points {
                             p.v = p.t as f64 / 1000.0;
                         }
+                        let hs = std::mem::take(&mut s.hpoints);
+                        s.points.extend(hs.iter().map(|p| Sample {
+                            t: p.t,
+                            v: p.t as f64 / 1000.0,
+                        }));
+                        s.points.sort_by_key(|p| p.t);
                     }
                     v
                 }
@@ -258,8 +296,13 @@ pub(crate) fn eval_call(ev: &Ev, c: &Call) -> Result<Val> {
             let input = ev.eval_vector(args[0])?;
             let mut present = vec![false; steps];
             for s in &input {
-                for p in &s.points {
-                    let i = ((p.t - ev.start) / ev.interval) as usize;
+                let ts = s
+                    .points
+                    .iter()
+                    .map(|p| p.t)
+                    .chain(s.hpoints.iter().map(|p| p.t));
+                for t in ts {
+                    let i = ((t - ev.start) / ev.interval) as usize;
                     if i < steps {
                         present[i] = true;
                     }
@@ -276,6 +319,7 @@ pub(crate) fn eval_call(ev: &Ev, c: &Call) -> Result<Val> {
                 return Ok(Val::Vector(Vec::new()));
             }
             Ok(Val::Vector(vec![Series {
+                hpoints: Vec::new(),
                 labels: absent_labels(args[0]),
                 drop_name: false,
                 points,
@@ -283,6 +327,11 @@ pub(crate) fn eval_call(ev: &Ev, c: &Call) -> Result<Val> {
         }
         "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => sort(ev, name, &args),
         "histogram_quantile" => histogram::histogram_quantile(ev, &args),
+        "histogram_count" => native::simple(ev, args[0], native::count),
+        "histogram_sum" => native::simple(ev, args[0], native::sum),
+        "histogram_avg" => native::simple(ev, args[0], native::avg),
+        "histogram_stddev" => native::simple(ev, args[0], native::stddev),
+        "histogram_stdvar" => native::simple(ev, args[0], native::stdvar),
         "histogram_fraction" => histogram::histogram_fraction(ev, &args),
         "drift_psi" | "drift_ks" | "drift_jsd" => {
             let d = drift::Distance::from_name(name).expect("a drift function");

@@ -12,20 +12,20 @@ use promql_parser::parser::Expr;
 use vigil_model::{METRIC_NAME, Sample};
 
 /// One window of one series at one step.
-struct Win<'a> {
-    s: &'a [Sample],
+pub(super) struct Win<'a> {
+    pub s: &'a [Sample],
     /// For `rate` and `increase`: where the counter resets inside the window, so the
     /// correction sums only those instead of scanning every sample. The indices (increasing)
     /// are of the series' samples lower than the one before them; the window's first sample
     /// is the series' sample number `.1`.
-    resets: Option<(&'a [u32], usize)>,
-    range: i64,
-    end: i64,
-    ts: i64,
-    args: &'a [f64],
+    pub resets: Option<(&'a [u32], usize)>,
+    pub range: i64,
+    pub end: i64,
+    pub ts: i64,
+    pub args: &'a [f64],
 }
 
-type RangeFn = fn(&Win, &Ev) -> Result<Option<f64>>;
+pub(super) type RangeFn = fn(&Win, &Ev) -> Result<Option<f64>>;
 
 fn is_range_arg(e: &Expr) -> bool {
     matches!(
@@ -89,6 +89,30 @@ pub(crate) fn eval_range_call_each(
     let mut resets: Vec<u32> = Vec::new();
     src.for_each(ev, |s| {
         ev.check()?;
+        if !s.hpoints.is_empty() {
+            let out = super::hrange::eval_series(
+                ev,
+                name,
+                f,
+                &src,
+                s,
+                &scalars,
+                drop_name,
+                &mut present,
+            )?;
+            let Some(out) = out else { return Ok(()) };
+            if counts_resets && !out.points.is_empty() {
+                possible_non_counter(ev, &s.labels);
+            }
+            let n = out.points.len()
+                + out
+                    .hpoints
+                    .iter()
+                    .map(|h| crate::engine::eval::histogram_size(&h.h))
+                    .sum::<usize>();
+            ev.sh.add_samples(n)?;
+            return emit(out);
+        }
         let n = s.points.len();
         if counts_resets {
             resets.clear();
@@ -165,19 +189,11 @@ pub(crate) fn eval_range_call_each(
             return Ok(());
         }
         if counts_resets {
-            let metric = s.labels.get(METRIC_NAME).unwrap_or("");
-            if !metric.is_empty()
-                && !["_total", "_sum", "_count", "_bucket"]
-                    .iter()
-                    .any(|x| metric.ends_with(x))
-            {
-                ev.sh.info(format!(
-                    "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {metric:?}"
-                ));
-            }
+            possible_non_counter(ev, &s.labels);
         }
         ev.sh.add_samples(pts.len())?;
         emit(Series {
+            hpoints: Vec::new(),
             labels: s.labels.clone(),
             drop_name: drop_name || s.drop_name,
             points: pts,
@@ -200,12 +216,27 @@ pub(crate) fn eval_range_call_each(
             None => vigil_model::Labels::empty(),
         };
         return Ok(Some(vec![Series {
+            hpoints: Vec::new(),
             labels,
             drop_name: true,
             points,
         }]));
     }
     Ok(None)
+}
+
+/// Prometheus' info for `rate`/`increase` of a float series whose name does not say counter.
+fn possible_non_counter(ev: &Ev, labels: &vigil_model::Labels) {
+    let metric = labels.get(METRIC_NAME).unwrap_or("");
+    if !metric.is_empty()
+        && !["_total", "_sum", "_count", "_bucket"]
+            .iter()
+            .any(|x| metric.ends_with(x))
+    {
+        ev.sh.info(format!(
+            "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {metric:?}"
+        ));
+    }
 }
 
 fn range_fn(name: &str) -> Option<RangeFn> {

@@ -97,6 +97,7 @@ pub(super) fn eval_date(ev: &Ev, args: &[&Expr], f: DateFn) -> Result<Val> {
             })
             .collect();
         return Ok(Val::Vector(vec![Series {
+            hpoints: Vec::new(),
             labels: Labels::empty(),
             drop_name: false,
             points,
