@@ -13,7 +13,8 @@ use crate::head::symbols::{Sym, SymbolsReader};
 use ahash::AHashSet;
 use std::ops::Deref;
 use vigil_model::{
-    Labels, Matcher, Querier, SelectHints, Series, SeriesRef, SeriesSet, StorageError, Timestamp,
+    HistogramSample, Labels, Matcher, Querier, SampleIterator, SelectHints, Series, SeriesRef,
+    SeriesSet, StorageError, Timestamp,
 };
 
 /// What a querier reads from the head or from a block.
@@ -49,10 +50,20 @@ pub(crate) trait BlockReader {
     /// The series' samples within `[mint, maxt]`, if it has chunks there.
     fn samples(&self, s: &Self::Series, mint: Timestamp, maxt: Timestamp) -> Option<SampleIter>;
 
-    /// Does the series hold a sample within `[mint, maxt]`?
+    /// The series' native histogram samples within `[mint, maxt]`, in time order (empty for
+    /// the common series without any).
+    fn histograms(
+        &self,
+        s: &Self::Series,
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Vec<HistogramSample>;
+
+    /// Does the series hold a sample (of either kind) within `[mint, maxt]`?
     fn has_sample_in(&self, s: &Self::Series, mint: Timestamp, maxt: Timestamp) -> bool {
         self.samples(s, mint, maxt)
             .is_some_and(|mut it| it.next().is_some())
+            || !self.histograms(s, mint, maxt).is_empty()
     }
 }
 
@@ -132,8 +143,12 @@ where
                 Box::new(v.into_iter())
             };
         let out = series.filter_map(move |(labels, s)| {
-            let mut it = b.samples(&s, start, end)?;
-            if !it.has_next() {
+            let mut floats = b.samples(&s, start, end);
+            if floats.as_mut().is_some_and(|it| !it.has_next()) {
+                floats = None;
+            }
+            let histograms = b.histograms(&s, start, end);
+            if floats.is_none() && histograms.is_empty() {
                 return None;
             }
             let labels = if <P::Target as BlockReader>::REFS_IN_LABEL_ORDER {
@@ -141,10 +156,14 @@ where
             } else {
                 labels
             };
+            let samples: Box<dyn SampleIterator> = match floats {
+                Some(it) => Box::new(it),
+                None => Box::new(Vec::new().into_iter()),
+            };
             Some(Series {
                 labels,
-                samples: Box::new(it),
-                histograms: Vec::new(),
+                samples,
+                histograms,
             })
         });
         Ok(Box::new(out))

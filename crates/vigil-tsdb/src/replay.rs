@@ -146,6 +146,21 @@ fn replay_inner(head: &Head, dir: &Path, rep: &mut ReplayReport) -> Result<(), T
                         head.flush_tally(&mut tally);
                         ok
                     }
+                    record::HISTOGRAMS => {
+                        let mut tally = Tally::default();
+                        let ok = record::decode_histograms(payload, |r, t, h| {
+                            let r = alias.get(&r).copied().unwrap_or(r);
+                            match head.series(r) {
+                                Some(s) => {
+                                    head.apply_histogram(&s, t, &h, &mut tally);
+                                    rep.samples += 1;
+                                }
+                                None => rep.unknown_refs += 1,
+                            }
+                        });
+                        head.flush_tally(&mut tally);
+                        ok
+                    }
                     record::TOMBSTONES => record::decode_tombstones(payload, |r, mint, maxt| {
                         let r = alias.get(&r).copied().unwrap_or(r);
                         if let Some(s) = head.series(r) {

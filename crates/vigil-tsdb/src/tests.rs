@@ -610,3 +610,5 @@ fn a_data_directory_is_opened_by_one_tsdb_at_a_time() {
     Tsdb::open(&dir, opts()).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+mod hist;

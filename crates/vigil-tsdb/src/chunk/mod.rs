@@ -9,6 +9,7 @@
 //! from a memory map; [`SampleIter`] decodes either kind one chunk at a time.
 
 pub mod dense;
+pub mod hist;
 pub mod packed;
 pub mod xor;
 

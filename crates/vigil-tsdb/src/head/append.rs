@@ -9,8 +9,10 @@
 use super::series::{MemSeries, Outcome};
 use super::{CommitState, Head};
 use crate::wal::record;
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use vigil_model::histogram::FloatHistogram;
 use vigil_model::{AppendError, Appendable, Appender, Labels, SeriesRef, StorageError, Timestamp};
 
 impl Appendable for Head {
@@ -18,14 +20,46 @@ impl Appendable for Head {
         Box::new(HeadAppender {
             head: self,
             pending: Vec::new(),
+            pending_h: Vec::new(),
         })
     }
+}
+
+/// A histogram sample of a batch; `seq` is the number of float samples appended before it, so
+/// the commit applies (and logs) both kinds in the order they were appended.
+pub(crate) struct PendingHist {
+    pub s: Arc<MemSeries>,
+    pub t: Timestamp,
+    pub h: FloatHistogram,
+    pub seq: usize,
+}
+
+/// The batch split into runs of one kind, in append order: `(true, range of pending_h)` or
+/// `(false, range of pending)`. A batch of one kind is one run.
+fn runs(floats: usize, hists: &[PendingHist]) -> Vec<(bool, Range<usize>)> {
+    let mut out = Vec::new();
+    let (mut fi, mut hi) = (0, 0);
+    while fi < floats || hi < hists.len() {
+        let hj = hi + hists[hi..].iter().take_while(|h| h.seq <= fi).count();
+        if hj > hi {
+            out.push((true, hi..hj));
+            hi = hj;
+        }
+        let fj = hists.get(hi).map_or(floats, |h| h.seq.clamp(fi, floats));
+        if fj > fi {
+            out.push((false, fi..fj));
+            fi = fj;
+        }
+    }
+    out
 }
 
 /// Counts of one batch, added to [`HeadStats`](super::HeadStats) once.
 #[derive(Debug)]
 pub(crate) struct Tally {
     appended: u64,
+    /// Of `appended`, histogram samples.
+    histograms: u64,
     rejected: u64,
     ooo_accepted: u64,
     chunks: u64,
@@ -37,6 +71,7 @@ impl Default for Tally {
     fn default() -> Self {
         Tally {
             appended: 0,
+            histograms: 0,
             rejected: 0,
             ooo_accepted: 0,
             chunks: 0,
@@ -56,6 +91,7 @@ impl Tally {
 pub(crate) struct HeadAppender<'h> {
     head: &'h Head,
     pending: Vec<(Arc<MemSeries>, Timestamp, f64)>,
+    pending_h: Vec<PendingHist>,
 }
 
 impl Head {
@@ -76,6 +112,33 @@ impl Head {
             return Outcome::OutOfOrder;
         }
         let out = s.data.lock().append(t, v, self.ooo_min());
+        self.count(s, t, out, tally);
+        out
+    }
+
+    /// Applies one histogram sample, as [`Head::apply`].
+    pub(crate) fn apply_histogram(
+        &self,
+        s: &MemSeries,
+        t: i64,
+        h: &FloatHistogram,
+        tally: &mut Tally,
+    ) -> Outcome {
+        if t < self.min_valid_time() {
+            if !self.replaying.load(Ordering::Relaxed) {
+                tally.rejected += 1;
+            }
+            return Outcome::OutOfOrder;
+        }
+        let out = s.data.lock().append_histogram(t, h);
+        if matches!(out, Outcome::Appended(_)) {
+            tally.histograms += 1;
+        }
+        self.count(s, t, out, tally);
+        out
+    }
+
+    fn count(&self, s: &MemSeries, t: i64, out: Outcome, tally: &mut Tally) {
         match out {
             Outcome::Appended(new_chunk) => {
                 s.last_t.store(t, Ordering::Relaxed);
@@ -91,7 +154,6 @@ impl Head {
             Outcome::Duplicate => {}
             Outcome::DuplicateTimestamp | Outcome::OutOfOrder => tally.rejected += 1,
         }
-        out
     }
 
     /// Adds a batch's tally to the shared counters.
@@ -99,6 +161,10 @@ impl Head {
         let st = &self.stats;
         st.samples_appended
             .fetch_add(tally.appended, Ordering::Relaxed);
+        if tally.histograms > 0 {
+            st.histogram_samples_appended
+                .fetch_add(tally.histograms, Ordering::Relaxed);
+        }
         st.out_of_order_samples
             .fetch_add(tally.rejected, Ordering::Relaxed);
         st.out_of_order_accepted
@@ -111,13 +177,24 @@ impl Head {
         *tally = Tally::default();
     }
 
-    /// Encodes the WAL batch of `pending` into `c.buf`.
-    fn encode_batch(&self, c: &mut CommitState, pending: &[(Arc<MemSeries>, Timestamp, f64)]) {
+    /// Encodes the WAL batch into `c.buf`: a series record for series not yet logged, then
+    /// the samples in append order, a record per run of one kind.
+    fn encode_batch(
+        &self,
+        c: &mut CommitState,
+        pending: &[(Arc<MemSeries>, Timestamp, f64)],
+        pending_h: &[PendingHist],
+        runs: &[(bool, Range<usize>)],
+    ) {
         c.buf.clear();
         let mut rec = None;
         {
             let syms = self.symbols().reader();
-            for (s, _, _) in pending {
+            let all = pending
+                .iter()
+                .map(|p| &p.0)
+                .chain(pending_h.iter().map(|p| &p.s));
+            for s in all {
                 if s.logged.load(Ordering::Relaxed) {
                     continue;
                 }
@@ -136,14 +213,27 @@ impl Head {
         if let Some(start) = rec {
             record::finish(&mut c.buf, start);
         }
-        record::put_samples_record(&mut c.buf, pending.iter().map(|(s, t, v)| (s.r, *t, *v)));
+        for (hist, r) in runs {
+            if *hist {
+                record::put_histograms_record(
+                    &mut c.buf,
+                    pending_h[r.clone()].iter().map(|p| (p.s.r, p.t, &p.h)),
+                );
+            } else {
+                record::put_samples_record(
+                    &mut c.buf,
+                    pending[r.clone()].iter().map(|(s, t, v)| (s.r, *t, *v)),
+                );
+            }
+        }
     }
 
     fn commit_batch(
         &self,
         pending: &mut [(Arc<MemSeries>, Timestamp, f64)],
+        pending_h: &mut [PendingHist],
     ) -> Result<(), StorageError> {
-        if pending.is_empty() {
+        if pending.is_empty() && pending_h.is_empty() {
             return Ok(());
         }
         let mut c = self.commit.lock();
@@ -151,17 +241,22 @@ impl Head {
             return Err(StorageError::Closed);
         }
         // A series garbage-collected since `append` comes back under a new reference.
-        for p in pending.iter_mut() {
-            if p.0.removed.load(Ordering::Relaxed) {
-                let labels = self.labels_of(&p.0);
-                if let Ok((s, _)) = self.get_or_create(&labels, None) {
-                    p.0 = s;
+        let all = pending
+            .iter_mut()
+            .map(|p| &mut p.0)
+            .chain(pending_h.iter_mut().map(|p| &mut p.s));
+        for s in all {
+            if s.removed.load(Ordering::Relaxed) {
+                let labels = self.labels_of(s);
+                if let Ok((n, _)) = self.get_or_create(&labels, None) {
+                    *s = n;
                 }
             }
         }
-        let pending = &*pending;
+        let (pending, pending_h) = (&*pending, &*pending_h);
+        let runs = runs(pending.len(), pending_h);
         if c.wal.is_some() {
-            self.encode_batch(&mut c, pending);
+            self.encode_batch(&mut c, pending, pending_h, &runs);
             let CommitState { wal, buf, .. } = &mut *c;
             if let Some(wal) = wal
                 && let Err(e) = wal.write_batch(buf)
@@ -169,12 +264,23 @@ impl Head {
                 for (s, _, _) in pending {
                     s.logged.store(false, Ordering::Relaxed);
                 }
+                for p in pending_h {
+                    p.s.logged.store(false, Ordering::Relaxed);
+                }
                 return Err(e.into());
             }
         }
         let mut tally = Tally::default();
-        for (s, t, v) in pending {
-            self.apply(s, *t, *v, &mut tally);
+        for (hist, r) in runs {
+            if hist {
+                for p in &pending_h[r] {
+                    self.apply_histogram(&p.s, p.t, &p.h, &mut tally);
+                }
+            } else {
+                for (s, t, v) in &pending[r] {
+                    self.apply(s, *t, *v, &mut tally);
+                }
+            }
         }
         self.flush_tally(&mut tally);
         Ok(())
@@ -210,8 +316,44 @@ impl Appender for HeadAppender<'_> {
         Ok(r)
     }
 
+    fn append_histogram(
+        &mut self,
+        cached: Option<SeriesRef>,
+        labels: &Labels,
+        t: Timestamp,
+        h: &FloatHistogram,
+    ) -> Result<SeriesRef, AppendError> {
+        h.validate()
+            .map_err(|e| AppendError::InvalidHistogram(e.to_string()))?;
+        let s = match cached.and_then(|r| self.head.series(r)) {
+            Some(s) => s,
+            None => self.head.get_or_create(labels, None)?.0,
+        };
+        // Histograms are accepted in order only (the out-of-order window is for floats).
+        if t < s.last_t.load(Ordering::Relaxed) || t < self.head.min_valid_time() {
+            self.head
+                .stats
+                .out_of_order_samples
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(AppendError::OutOfOrder);
+        }
+        let r = s.r;
+        self.pending_h.push(PendingHist {
+            s,
+            t,
+            h: h.clone(),
+            seq: self.pending.len(),
+        });
+        Ok(r)
+    }
+
     fn commit(mut self: Box<Self>) -> Result<(), StorageError> {
-        self.head.commit_batch(&mut self.pending)
+        let HeadAppender {
+            head,
+            pending,
+            pending_h,
+        } = &mut *self;
+        head.commit_batch(pending, pending_h)
     }
 
     fn rollback(self: Box<Self>) {}

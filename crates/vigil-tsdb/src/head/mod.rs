@@ -76,7 +76,10 @@ pub struct HeadOptions {
 /// Counters the binary exports as Prometheus-named self-metrics.
 #[derive(Debug, Default)]
 pub struct HeadStats {
+    /// Samples of both kinds.
     pub samples_appended: AtomicU64,
+    /// Of `samples_appended`, native histogram samples.
+    pub histogram_samples_appended: AtomicU64,
     pub out_of_order_samples: AtomicU64,
     pub out_of_order_accepted: AtomicU64,
     pub series_created: AtomicU64,
@@ -349,6 +352,15 @@ impl Head {
             }
             if let Some(o) = d.ooo.first() {
                 min = min.min(o.0);
+            }
+            if let Some(h) = &d.hist
+                && let Some(c) = h.full.first()
+            {
+                min = min.min(c.mint);
+            } else if let Some(h) = &d.hist
+                && !h.open.is_empty()
+            {
+                min = min.min(h.open_mint);
             }
         }
         self.min_time.store(min, Ordering::Relaxed);

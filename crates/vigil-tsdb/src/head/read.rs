@@ -13,7 +13,9 @@ use super::symbols::{Sym, SymbolsReader};
 use crate::chunk::SampleIter;
 use crate::reader::{BlockReader, ReaderQuerier};
 use std::sync::Arc;
-use vigil_model::{Labels, Matcher, Querier, Queryable, SeriesRef, StorageError, Timestamp};
+use vigil_model::{
+    HistogramSample, Labels, Matcher, Querier, Queryable, SeriesRef, StorageError, Timestamp,
+};
 
 /// The head's querier: the shared one over `&Head`.
 pub(crate) type HeadQuerier<'h> = ReaderQuerier<&'h Head>;
@@ -59,6 +61,19 @@ impl BlockReader for Head {
 
     fn samples(&self, s: &Arc<MemSeries>, mint: Timestamp, maxt: Timestamp) -> Option<SampleIter> {
         self.samples_of(s, mint, maxt)
+    }
+
+    fn histograms(
+        &self,
+        s: &Arc<MemSeries>,
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Vec<HistogramSample> {
+        let mint = mint.max(self.min_valid_time());
+        if mint > maxt {
+            return Vec::new();
+        }
+        s.data.lock().histograms_in(mint, maxt)
     }
 
     fn has_sample_in(&self, s: &Arc<MemSeries>, mint: Timestamp, maxt: Timestamp) -> bool {

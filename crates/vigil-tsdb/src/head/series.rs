@@ -6,11 +6,13 @@
 //! the chunk handles it needs.
 
 use super::symbols::Sym;
+use crate::chunk::hist::{self, HIST_CHUNK_BYTES, HIST_SAMPLES_PER_CHUNK, HistAppender};
 use crate::chunk::{ChunkBytes, SAMPLES_PER_CHUNK, SampleIter, XorAppender};
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64};
-use vigil_model::{SeriesRef, is_stale_nan};
+use vigil_model::histogram::FloatHistogram;
+use vigil_model::{HistogramSample, SeriesRef, is_stale_nan};
 
 /// A frozen chunk and its time range.
 #[derive(Clone)]
@@ -59,6 +61,124 @@ pub struct SeriesData {
     pub last_v_bits: u64,
     /// Out-of-order samples accepted within the window, sorted by time; merged on read.
     pub ooo: Vec<(i64, f64)>,
+    /// Native histogram samples, for the few series that have any (a float-only series pays
+    /// one pointer).
+    pub hist: Option<Box<HistData>>,
+}
+
+/// A series' histogram samples: an open chunk and frozen ones ([`crate::chunk::hist`]), in
+/// order. Histograms are never out of order (see `docs/format/wal.md`).
+#[derive(Default)]
+pub struct HistData {
+    pub open: HistAppender,
+    pub open_mint: i64,
+    pub full: Vec<FullChunk>,
+    /// The last histogram's timestamp (also after a delete removed it).
+    pub last_t: i64,
+}
+
+impl HistData {
+    fn new() -> Self {
+        HistData {
+            open_mint: i64::MAX,
+            last_t: i64::MIN,
+            ..HistData::default()
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.open.is_empty() && self.full.is_empty()
+    }
+
+    /// First and last sample times, when it has samples.
+    fn bounds(&self) -> Option<(i64, i64)> {
+        let first = self
+            .full
+            .first()
+            .map(|c| c.mint)
+            .or((!self.open.is_empty()).then_some(self.open_mint))?;
+        let last = if self.open.is_empty() {
+            self.full.last()?.maxt
+        } else {
+            self.last_t
+        };
+        Some((first, last))
+    }
+
+    fn append(&mut self, t: i64, h: &FloatHistogram) -> bool {
+        let mut cut = false;
+        if self.open.num_samples() >= HIST_SAMPLES_PER_CHUNK || self.open.len() >= HIST_CHUNK_BYTES
+        {
+            self.cut();
+            cut = true;
+        }
+        if self.open.is_empty() {
+            self.open_mint = t;
+            cut = true;
+        }
+        self.open.append(t, h);
+        self.last_t = t;
+        cut
+    }
+
+    fn cut(&mut self) {
+        let bytes = self.open.take_bytes();
+        self.full.push(FullChunk {
+            mint: self.open_mint,
+            maxt: self.last_t,
+            bytes: Arc::from(bytes),
+        });
+        self.open_mint = i64::MAX;
+    }
+
+    /// The chunks overlapping `[mint, maxt]` (the open one copied).
+    pub fn chunks_in(&self, mint: i64, maxt: i64) -> Vec<Arc<[u8]>> {
+        let mut out: Vec<Arc<[u8]>> = self
+            .full
+            .iter()
+            .filter(|c| c.maxt >= mint && c.mint <= maxt)
+            .map(|c| c.bytes.clone())
+            .collect();
+        if !self.open.is_empty() && self.last_t >= mint && self.open_mint <= maxt {
+            out.push(Arc::from(self.open.bytes()));
+        }
+        out
+    }
+
+    /// Samples within `[mint, maxt]`.
+    pub fn samples_in(&self, mint: i64, maxt: i64) -> Vec<HistogramSample> {
+        let mut out = Vec::new();
+        decode_hist_chunks(
+            self.chunks_in(mint, maxt).iter().map(|c| &c[..]),
+            mint,
+            maxt,
+            &mut out,
+        );
+        out
+    }
+}
+
+/// Decodes histogram chunks, keeping the samples within `[mint, maxt]`; returns the number of
+/// chunks that were corrupt (their samples before the damage are kept).
+pub fn decode_hist_chunks<'a>(
+    chunks: impl Iterator<Item = &'a [u8]>,
+    mint: i64,
+    maxt: i64,
+    out: &mut Vec<HistogramSample>,
+) -> usize {
+    let mut buf = Vec::new();
+    let mut corrupt = 0;
+    for c in chunks {
+        if !hist::decode(c, &mut buf) {
+            corrupt += 1;
+        }
+        out.extend(
+            buf.drain(..)
+                .filter(|(t, _)| *t >= mint && *t <= maxt)
+                .map(|(t, h)| HistogramSample { t, h: Arc::new(h) }),
+        );
+    }
+    corrupt
 }
 
 impl Default for SeriesData {
@@ -70,17 +190,72 @@ impl Default for SeriesData {
             last_t: i64::MIN,
             last_v_bits: 0,
             ooo: Vec::new(),
+            hist: None,
         }
     }
 }
 
 impl SeriesData {
     pub fn is_empty(&self) -> bool {
-        self.head.num_samples() == 0 && self.full.is_empty() && self.ooo.is_empty()
+        self.head.num_samples() == 0
+            && self.full.is_empty()
+            && self.ooo.is_empty()
+            && self.hist.as_ref().is_none_or(|h| h.is_empty())
+    }
+
+    /// The last timestamp appended in order, of either kind (`i64::MIN` when none).
+    pub fn last_any(&self) -> i64 {
+        self.hist
+            .as_ref()
+            .map_or(self.last_t, |h| h.last_t.max(self.last_t))
+    }
+
+    /// Appends a histogram sample. Histograms are only accepted in order: a timestamp before
+    /// the series' last sample (of either kind) is out of order whatever the window.
+    pub fn append_histogram(&mut self, t: i64, h: &FloatHistogram) -> Outcome {
+        let last = self.last_any();
+        let empty = self.head.num_samples() == 0 && self.hist.as_ref().is_none_or(|h| h.is_empty());
+        if t > last || (last == i64::MIN && empty) {
+            let hd = self.hist.get_or_insert_with(|| Box::new(HistData::new()));
+            return Outcome::Appended(hd.append(t, h));
+        }
+        if t == last {
+            // The appender remembers the last histogram across cuts.
+            let prev = self
+                .hist
+                .as_ref()
+                .filter(|hd| hd.last_t == t && hd.last_t > self.last_t)
+                .and_then(|hd| hd.open.last());
+            return match prev {
+                Some(p) if p.equals(h) && p.counter_reset_hint == h.counter_reset_hint => {
+                    Outcome::Duplicate
+                }
+                Some(_) if is_stale_nan(h.sum) => Outcome::Duplicate,
+                _ => Outcome::DuplicateTimestamp,
+            };
+        }
+        Outcome::OutOfOrder
+    }
+
+    /// Whether a histogram sample sits at exactly `t`.
+    fn histogram_at(&self, t: i64) -> bool {
+        self.hist
+            .as_ref()
+            .is_some_and(|hd| !hd.samples_in(t, t).is_empty())
     }
 
     /// Appends a sample; `ooo_min` is the oldest timestamp the out-of-order window accepts.
     pub fn append(&mut self, t: i64, v: f64, ooo_min: Option<i64>) -> Outcome {
+        if let Some(hd) = &self.hist
+            && t <= hd.last_t
+        {
+            // At or before the last histogram: the same time is taken, an older one goes to
+            // the out-of-order window (unless a histogram holds that time).
+            if t == hd.last_t || self.histogram_at(t) {
+                return Outcome::DuplicateTimestamp;
+            }
+            return self.append_ooo(t, v, ooo_min);
+        }
         if t > self.last_t || (self.last_t == i64::MIN && self.head.num_samples() == 0) {
             let mut cut = false;
             if self.head.num_samples() >= SAMPLES_PER_CHUNK {
@@ -103,6 +278,10 @@ impl SeriesData {
                 Outcome::DuplicateTimestamp
             };
         }
+        self.append_ooo(t, v, ooo_min)
+    }
+
+    fn append_ooo(&mut self, t: i64, v: f64, ooo_min: Option<i64>) -> Outcome {
         match ooo_min {
             Some(min) if t >= min => {
                 match self.ooo.binary_search_by_key(&t, |s| s.0) {
@@ -138,6 +317,19 @@ impl SeriesData {
         }
         let k = self.ooo.partition_point(|s| s.0 < cutoff);
         self.ooo.drain(..k);
+        if let Some(hd) = &mut self.hist {
+            let n = hd.full.partition_point(|c| c.maxt < cutoff);
+            hd.full.drain(..n);
+            dropped += n;
+            if !hd.open.is_empty() && hd.last_t < cutoff {
+                hd.open.take_bytes();
+                hd.open_mint = i64::MAX;
+                dropped += 1;
+            }
+            if hd.is_empty() && hd.last_t < cutoff {
+                self.hist = None;
+            }
+        }
         dropped
     }
 
@@ -145,16 +337,22 @@ impl SeriesData {
     /// were deleted. The last appended timestamp is kept, so deleting recent samples does not
     /// reopen the past to appends.
     pub fn delete_range(&mut self, mint: i64, maxt: i64) -> usize {
+        let mut deleted = self.delete_histograms(mint, maxt);
         let Some(all) = self.chunks_in(i64::MIN, i64::MAX) else {
-            return 0;
+            return deleted;
         };
         let (last_t, last_v_bits) = (self.last_t, self.last_v_bits);
         let before: Vec<(i64, f64)> = all.map(|s| (s.t, s.v)).collect();
-        let deleted = before.iter().filter(|s| s.0 >= mint && s.0 <= maxt).count();
-        if deleted == 0 {
-            return 0;
+        let n = before.iter().filter(|s| s.0 >= mint && s.0 <= maxt).count();
+        if n == 0 {
+            return deleted;
         }
-        *self = SeriesData::default();
+        deleted += n;
+        let hist = self.hist.take();
+        *self = SeriesData {
+            hist,
+            ..SeriesData::default()
+        };
         for (t, v) in before.into_iter().filter(|s| s.0 < mint || s.0 > maxt) {
             self.append(t, v, None);
         }
@@ -163,10 +361,45 @@ impl SeriesData {
         deleted
     }
 
+    /// Deletes the histogram samples within `[mint, maxt]`; returns how many.
+    fn delete_histograms(&mut self, mint: i64, maxt: i64) -> usize {
+        let Some(hd) = &mut self.hist else { return 0 };
+        let all = hd.samples_in(i64::MIN, i64::MAX);
+        let n = all.iter().filter(|s| s.t >= mint && s.t <= maxt).count();
+        if n == 0 {
+            return 0;
+        }
+        let last_t = hd.last_t;
+        let mut fresh = HistData::new();
+        for s in all.iter().filter(|s| s.t < mint || s.t > maxt) {
+            fresh.append(s.t, &s.h);
+        }
+        // The last timestamp stays taken, as on the float path (the value compared for a
+        // duplicate is then the last one left).
+        fresh.last_t = last_t;
+        **hd = fresh;
+        n
+    }
+
+    /// Histogram samples within `[mint, maxt]`.
+    pub fn histograms_in(&self, mint: i64, maxt: i64) -> Vec<HistogramSample> {
+        self.hist
+            .as_ref()
+            .map_or_else(Vec::new, |hd| hd.samples_in(mint, maxt))
+    }
+
     /// Whether a sample falls within `[mint, maxt]`. Decides from the series' time bounds when
     /// it can (the common case for label lookups) and decodes only when the range cuts into
     /// the series.
     pub fn has_sample_in(&self, mint: i64, maxt: i64) -> bool {
+        if let Some(hd) = &self.hist
+            && let Some((first, last)) = hd.bounds()
+            && last >= mint
+            && first <= maxt
+            && (first >= mint && last <= maxt || !hd.samples_in(mint, maxt).is_empty())
+        {
+            return true;
+        }
         let first = self
             .full
             .first()

@@ -8,7 +8,8 @@
 //! file itself is written outside the lock from cheap `Arc` clones of the frozen chunks.
 
 use super::Head;
-use super::series::FullChunk;
+use super::series::{FullChunk, HistData};
+use crate::chunk::hist::{self, HistAppender};
 use crate::chunk::{XorAppender, XorIter};
 use crate::encoding;
 use crate::error::{TsdbError, io_err};
@@ -24,9 +25,11 @@ const CHUNKS: u8 = 16;
 const OOO: u8 = 17;
 const META: u8 = 18;
 const END: u8 = 19;
+/// A series' histogram chunks (only for series that have histogram samples).
+const HIST_CHUNKS: u8 = 20;
 
 fn snapshot_type(t: u8) -> bool {
-    matches!(t, record::SERIES | CHUNKS | OOO | META | END)
+    matches!(t, record::SERIES | CHUNKS | OOO | META | END | HIST_CHUNKS)
 }
 
 pub fn snapshot_path(dir: &Path, segment: u32) -> PathBuf {
@@ -61,6 +64,14 @@ struct Captured {
     head_mint: i64,
     head_maxt: i64,
     ooo: Vec<(i64, f64)>,
+    hist: Option<CapturedHist>,
+}
+
+struct CapturedHist {
+    full: Vec<FullChunk>,
+    open: Vec<u8>,
+    open_mint: i64,
+    last_t: i64,
 }
 
 /// What a snapshot holds, captured under the commit lock.
@@ -97,6 +108,12 @@ impl Head {
                     head_mint: d.head_mint,
                     head_maxt: d.last_t,
                     ooo: d.ooo.clone(),
+                    hist: d.hist.as_ref().map(|h| CapturedHist {
+                        full: h.full.clone(),
+                        open: h.open.bytes().to_vec(),
+                        open_mint: h.open_mint,
+                        last_t: h.last_t,
+                    }),
                 }
             })
             .collect();
@@ -153,6 +170,21 @@ pub fn write(dir: &Path, cap: &Capture) -> Result<u64, TsdbError> {
                 encoding::put_varint(&mut buf, t);
                 buf.extend_from_slice(&v.to_bits().to_le_bytes());
             }
+            record::finish(&mut buf, st);
+        }
+        if let Some(h) = &s.hist {
+            let st = record::begin(&mut buf, HIST_CHUNKS);
+            encoding::put_uvarint(&mut buf, s.r);
+            encoding::put_varint(&mut buf, h.last_t);
+            encoding::put_uvarint(&mut buf, h.full.len() as u64 + 1);
+            for c in &h.full {
+                encoding::put_varint(&mut buf, c.mint);
+                encoding::put_varint(&mut buf, c.maxt);
+                encoding::put_bytes(&mut buf, &c.bytes);
+            }
+            encoding::put_varint(&mut buf, h.open_mint);
+            encoding::put_varint(&mut buf, h.last_t);
+            encoding::put_bytes(&mut buf, &h.open);
             record::finish(&mut buf, st);
         }
         if buf.len() > 1 << 16 {
@@ -220,6 +252,9 @@ pub fn load(head: &Head, path: &Path) -> Result<usize, TsdbError> {
                 res?;
             }
             CHUNKS => load_chunks(head, payload).ok_or_else(|| bad("chunks"))?,
+            HIST_CHUNKS => {
+                load_hist_chunks(head, payload).ok_or_else(|| bad("histogram chunks"))?
+            }
             OOO => {
                 let mut d = encoding::Dec { b: payload };
                 let s = head.series(d.uvarint().ok_or_else(|| bad("ooo"))?);
@@ -300,5 +335,60 @@ fn load_chunks(head: &Head, payload: &[u8]) -> Option<()> {
     data.last_t = last.0;
     data.last_v_bits = last.1.to_bits();
     s.last_t.store(last.0, Ordering::Relaxed);
+    Some(())
+}
+
+fn load_hist_chunks(head: &Head, payload: &[u8]) -> Option<()> {
+    let mut d = encoding::Dec { b: payload };
+    let s = head.series(d.uvarint()?)?;
+    let last_t = d.varint()?;
+    let n = d.uvarint()?;
+    let mut hd = HistData {
+        last_t,
+        ..HistData::default()
+    };
+    let mut decoded = Vec::new();
+    let mut last = None;
+    for i in 0..n {
+        let mint = d.varint()?;
+        let maxt = d.varint()?;
+        let bytes = d.bytes()?;
+        if i + 1 == n {
+            hd.open = HistAppender::resume(bytes)?;
+            hd.open_mint = mint;
+        } else {
+            if !hist::decode(bytes, &mut decoded) {
+                return None;
+            }
+            last = decoded.pop().map(|x| x.1);
+            hd.full.push(FullChunk {
+                mint,
+                maxt,
+                bytes: Arc::from(bytes),
+            });
+        }
+    }
+    if hd.open.is_empty() {
+        hd.open_mint = i64::MAX;
+        if let Some(h) = last {
+            hd.open.set_last(h);
+        }
+    }
+    for c in &hd.full {
+        head.note_time(c.mint);
+        head.note_time(c.maxt);
+    }
+    if !hd.open.is_empty() {
+        head.note_time(hd.open_mint);
+        head.note_time(hd.last_t);
+    }
+    let chunks = hd.full.len() + usize::from(!hd.open.is_empty());
+    head.stats
+        .chunks_created
+        .fetch_add(chunks as u64, Ordering::Relaxed);
+    let mut data = s.data.lock();
+    let last_any = data.last_t.max(last_t);
+    data.hist = Some(Box::new(hd));
+    s.last_t.store(last_any, Ordering::Relaxed);
     Some(())
 }

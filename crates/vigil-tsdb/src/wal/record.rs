@@ -4,7 +4,9 @@
 //! Encoders append to a caller-owned buffer, so a commit reuses one buffer for its whole
 //! batch; decoders borrow from the segment bytes and return `None` on anything malformed.
 
+use crate::chunk::hist;
 use crate::encoding::{Dec, put_bytes, put_uvarint, put_varint, unzigzag, zigzag};
+use vigil_model::histogram::FloatHistogram;
 
 /// Bytes before a record's payload: len u32, type u8, crc u32.
 pub const HEADER_LEN: usize = 9;
@@ -19,6 +21,9 @@ pub const TOMBSTONES: u8 = 3;
 /// Samples whose integral values (counters, bucket counts: most scraped values) are stored as
 /// varints instead of 8 raw bytes.
 pub const SAMPLES_INT: u8 = 4;
+/// Native histogram samples: refs and times as in [`SAMPLES`], each histogram in the chunk
+/// sample encoding (`crate::chunk::hist`), self-contained.
+pub const HISTOGRAMS: u8 = 5;
 
 /// Starts a record of `kind`; returns the offset to pass to [`finish`].
 pub fn begin(buf: &mut Vec<u8>, kind: u8) -> usize {
@@ -132,7 +137,46 @@ impl<'a> Iterator for Records<'a> {
 
 /// The record types a WAL segment may hold.
 pub fn wal_type(t: u8) -> bool {
-    matches!(t, SERIES | SAMPLES | TOMBSTONES | SAMPLES_INT)
+    matches!(t, SERIES | SAMPLES | TOMBSTONES | SAMPLES_INT | HISTOGRAMS)
+}
+
+/// Appends a whole histograms record for `(ref, t, histogram)` triples (nothing when empty).
+pub fn put_histograms_record<'h>(
+    buf: &mut Vec<u8>,
+    samples: impl Iterator<Item = (u64, i64, &'h FloatHistogram)> + Clone,
+) {
+    let Some((base_ref, base_t, _)) = samples.clone().next() else {
+        return;
+    };
+    let start = begin(buf, HISTOGRAMS);
+    put_uvarint(buf, base_ref);
+    put_varint(buf, base_t);
+    for (r, t, h) in samples {
+        put_varint(buf, r.wrapping_sub(base_ref) as i64);
+        put_varint(buf, t.wrapping_sub(base_t));
+        hist::put_sample(buf, h, None);
+    }
+    finish(buf, start);
+}
+
+/// Decodes a histograms record, calling `f(ref, t, histogram)`.
+pub fn decode_histograms(
+    payload: &[u8],
+    mut f: impl FnMut(u64, i64, FloatHistogram),
+) -> Option<()> {
+    let mut d = Dec { b: payload };
+    if d.is_empty() {
+        return Some(());
+    }
+    let base_ref = d.uvarint()?;
+    let base_t = d.varint()?;
+    while !d.is_empty() {
+        let r = base_ref.wrapping_add(d.varint()? as u64);
+        let t = base_t.wrapping_add(d.varint()?);
+        let (h, _) = hist::get_sample(&mut d, None)?;
+        f(r, t, h);
+    }
+    Some(())
 }
 
 /// Appends one series entry to a series record being built.
@@ -359,6 +403,28 @@ mod tests {
         );
     }
 
+    #[test]
+    fn histograms_round_trip() {
+        use vigil_model::histogram::notation::parse_histogram;
+        let a = parse_histogram("{{schema:0 sum:5 count:4 buckets:[1 3]}}")
+            .unwrap()
+            .0;
+        let b = parse_histogram("{{schema:-53 sum:1.5 count:2.5 custom_values:[1] buckets:[2.5]}}")
+            .unwrap()
+            .0;
+        let mut buf = Vec::new();
+        put_histograms_record(&mut buf, [(7u64, 1000i64, &a), (3, 900, &b)].into_iter());
+        let mut recs = Records::new(&buf, wal_type);
+        let (k, p) = recs.next().unwrap();
+        assert_eq!(k, HISTOGRAMS);
+        let mut got = Vec::new();
+        decode_histograms(p, |r, t, h| got.push((r, t, h))).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[0].0, got[0].1), (7, 1000));
+        assert_eq!((got[1].0, got[1].1), (3, 900));
+        assert!(got[0].2.equals(&a) && got[1].2.equals(&b));
+    }
+
     proptest! {
         /// Any samples round trip to the bit: NaN payloads (stale markers), -0.0, infinities,
         /// integers at and beyond 2^53, any refs and timestamps.
@@ -394,6 +460,7 @@ mod tests {
             let _ = decode_samples(SAMPLES, &bytes, |_, _, _| {});
             let _ = decode_samples(SAMPLES_INT, &bytes, |_, _, _| {});
             let _ = decode_tombstones(&bytes, |_, _, _| {});
+            let _ = decode_histograms(&bytes, |_, _, _| {});
         }
     }
 }
