@@ -9,7 +9,7 @@
 //! exactly as Prometheus does, so results match to the bit.
 
 use crate::engine::eval::{
-    Ev, OutBuilder, Result, Series, StepCursor, Val, exec_err, is_metadata_label, unwrap_parens,
+    Ev, OutBuilder, PV, Result, Series, StepCursor, Val, exec_err, is_metadata_label, unwrap_parens,
 };
 use crate::functions::{Mean, format_float, kahan_sum_inc, quantile, valid_label_name};
 use promql_parser::parser::token::{self, TokenId};
@@ -415,7 +415,7 @@ fn aggregate_quantile(
     }
     let mut values: Vec<Vec<f64>> = vec![Vec::new(); out.len()];
     let mut cur = StepCursor::new(input.len());
-    let mut vals = Vec::new();
+    let mut vals: Vec<(usize, PV)> = Vec::new();
     for i in 0..ev.steps() {
         ev.check()?;
         let ts = ev.ts(i);
@@ -426,13 +426,18 @@ fn aggregate_quantile(
                 format_float(q)
             ));
         }
-        cur.gather(&input, ts, &mut vals);
+        cur.gather_any(&input, ts, &mut vals);
         if vals.is_empty() {
             continue;
         }
         values.iter_mut().for_each(Vec::clear);
-        for &(si, f) in &vals {
-            values[group_of[si]].push(f);
+        for (si, v) in &vals {
+            match v {
+                PV::F(f) => values[group_of[*si]].push(*f),
+                PV::H(_) => ev
+                    .sh
+                    .info("PromQL info: ignored histogram in quantile aggregation".into()),
+            }
         }
         for (gi, v) in values.iter_mut().enumerate() {
             if !v.is_empty() {
@@ -471,8 +476,8 @@ fn aggregate_k(
     };
     let mut out = OutBuilder::new(ev);
     let mut cur = StepCursor::new(input.len());
-    let mut vals = Vec::new();
-    let mut groups: Vec<Vec<(usize, f64)>> = vec![Vec::new(); ngroups];
+    let mut vals: Vec<(usize, PV)> = Vec::new();
+    let mut groups: Vec<Vec<(usize, PV)>> = vec![Vec::new(); ngroups];
     for i in 0..ev.steps() {
         ev.check()?;
         let ts = ev.ts(i);
@@ -510,12 +515,19 @@ fn aggregate_k(
                 continue;
             }
         }
-        cur.gather(&input, ts, &mut vals);
+        cur.gather_any(&input, ts, &mut vals);
         for gv in groups.iter_mut() {
             gv.clear();
         }
-        for &(si, f) in &vals {
-            groups[group_of[si]].push((si, f));
+        for (si, v) in vals.drain(..) {
+            if matches!(v, PV::H(_)) && matches!(op, token::T_TOPK | token::T_BOTTOMK) {
+                ev.sh.info(format!(
+                    "PromQL info: ignored histogram in {} aggregation",
+                    op_name(op)
+                ));
+                continue;
+            }
+            groups[group_of[si]].push((si, v));
         }
         for gv in groups.iter_mut() {
             if gv.is_empty() {
@@ -523,11 +535,11 @@ fn aggregate_k(
             }
             match op {
                 token::T_TOPK => {
-                    gv.sort_by(|a, b| desc_nan_last(a.1, b.1));
+                    gv.sort_by(|a, b| desc_nan_last(fv(&a.1), fv(&b.1)));
                     gv.truncate(k as usize);
                 }
                 token::T_BOTTOMK => {
-                    gv.sort_by(|a, b| asc_nan_last(a.1, b.1));
+                    gv.sort_by(|a, b| asc_nan_last(fv(&a.1), fv(&b.1)));
                     gv.truncate(k as usize);
                 }
                 token::T_LIMITK => gv.truncate(k as usize),
@@ -536,9 +548,9 @@ fn aggregate_k(
                     (ratio >= 0.0 && off < ratio) || (ratio < 0.0 && off >= 1.0 + ratio)
                 }),
             }
-            for &(si, f) in gv.iter() {
+            for (si, v) in gv.drain(..) {
                 let s = &input[si];
-                out.push_keyed(si as u64, || (s.labels.clone(), s.drop_name), ts, f)?;
+                out.push_keyed_pv(si as u64, || (s.labels.clone(), s.drop_name), ts, v)?;
             }
         }
     }
@@ -564,6 +576,14 @@ fn sample_offset(l: &Labels) -> f64 {
     h as f64 / u64::MAX as f64
 }
 
+/// The float of a value (topk/bottomk see floats only; histograms were set aside).
+fn fv(v: &PV) -> f64 {
+    match v {
+        PV::F(f) => *f,
+        PV::H(_) => f64::NAN,
+    }
+}
+
 fn desc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
     use std::cmp::Ordering::*;
     match (a.is_nan(), b.is_nan()) {
@@ -587,7 +607,7 @@ fn asc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
 fn count_values(ev: &Ev, g: &Grouping, label: &str, input: Vec<Series>) -> Result<Vec<Series>> {
     let mut out = OutBuilder::new(ev);
     let mut cur = StepCursor::new(input.len());
-    let mut vals = Vec::new();
+    let mut vals: Vec<(usize, PV)> = Vec::new();
     let mut grouping = Grouping {
         without: g.without,
         names: g.names.clone(),
@@ -598,12 +618,17 @@ fn count_values(ev: &Ev, g: &Grouping, label: &str, input: Vec<Series>) -> Resul
     for i in 0..ev.steps() {
         ev.check()?;
         let ts = ev.ts(i);
-        cur.gather(&input, ts, &mut vals);
+        cur.gather_any(&input, ts, &mut vals);
         let mut counts: Vec<(Labels, f64)> = Vec::new();
         let mut idx: HashMap<Labels, usize> = HashMap::new();
-        for &(si, f) in &vals {
+        for (si, v) in &vals {
+            let si = *si;
             let mut b = input[si].labels.to_builder();
-            b.set(label.to_string(), format_float(f));
+            let value = match v {
+                PV::F(f) => format_float(*f),
+                PV::H(h) => h.to_string(),
+            };
+            b.set(label.to_string(), value);
             let gl = grouping.labels(&b.build());
             match idx.get(&gl) {
                 Some(&j) => counts[j].1 += 1.0,

@@ -7,12 +7,17 @@
 //! operations never hash at all because each input series maps to one output series.
 
 use crate::engine::eval::{
-    Ev, OutBuilder, Result, Series, StepCursor, Val, exec_err, is_metadata_label,
+    Ev, OutBuilder, PV, Result, Series, StepCursor, Val, exec_err, is_metadata_label,
 };
 use promql_parser::parser::token::{self, TokenId};
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use vigil_model::histogram::{CounterResetHint, FloatHistogram};
 use vigil_model::{Labels, METRIC_NAME, Sample};
+
+/// The points of one step: (series index, value).
+type Gathered = Vec<(usize, PV)>;
 
 fn btos(b: bool) -> f64 {
     if b { 1.0 } else { 0.0 }
@@ -48,6 +53,112 @@ fn elem_op(op: TokenId, l: f64, r: f64) -> (f64, bool) {
         token::T_GTE => (l, l >= r),
         token::T_LTE => (l, l <= r),
         _ => (scalar_op(op, l, r), true),
+    }
+}
+
+/// An annotation a binary operation raises: a warning or an info, Prometheus' text.
+enum Note {
+    Warn(String),
+    Info(String),
+}
+
+fn op_str(op: TokenId) -> String {
+    token::TokenType::new(op).to_string()
+}
+
+fn kind(v: &PV) -> &'static str {
+    match v {
+        PV::F(_) => "float",
+        PV::H(_) => "histogram",
+    }
+}
+
+/// Prometheus' `vectorElemBinop` over values of either kind: the result, whether a filter
+/// keeps it, and an annotation; `Err` drops the element (Prometheus' `err` return).
+fn elem_binop(op: TokenId, l: &PV, r: &PV) -> std::result::Result<(PV, bool, Option<Note>), Note> {
+    let incompatible = || {
+        Note::Info(format!(
+            "PromQL info: incompatible sample types encountered for binary operator {:?}: {} {} {}",
+            op_str(op),
+            kind(l),
+            op_str(op),
+            kind(r)
+        ))
+    };
+    let compacted = |mut h: FloatHistogram| {
+        h.compact(0);
+        PV::H(Arc::new(h))
+    };
+    match (l, r) {
+        (PV::F(a), PV::F(b)) => {
+            let (v, keep) = elem_op(op, *a, *b);
+            Ok((PV::F(v), keep, None))
+        }
+        (PV::F(a), PV::H(h)) => match op {
+            token::T_MUL => {
+                let mut x = FloatHistogram::clone(h);
+                x.mul(*a);
+                Ok((compacted(x), true, None))
+            }
+            _ => Err(incompatible()),
+        },
+        (PV::H(h), PV::F(b)) => match op {
+            token::T_MUL | token::T_DIV => {
+                let mut x = FloatHistogram::clone(h);
+                if op == token::T_MUL {
+                    x.mul(*b);
+                } else {
+                    x.div(*b);
+                }
+                Ok((compacted(x), true, None))
+            }
+            _ => Err(incompatible()),
+        },
+        (PV::H(a), PV::H(b)) => match op {
+            token::T_ADD | token::T_SUB => {
+                let mut x = FloatHistogram::clone(a);
+                let name = if op == token::T_ADD {
+                    "addition"
+                } else {
+                    "subtraction"
+                };
+                let res = if op == token::T_ADD {
+                    x.add(b)
+                } else {
+                    x.sub(b)
+                };
+                let o = res.map_err(|_| {
+                    Note::Warn(format!(
+                        "PromQL warning: incompatible bucket layout encountered for binary operator {}",
+                        op_str(op)
+                    ))
+                })?;
+                if op == token::T_SUB {
+                    x.counter_reset_hint = CounterResetHint::Gauge;
+                }
+                if o.counter_reset_collision {
+                    return Err(Note::Warn(format!(
+                        "PromQL warning: conflicting counter resets during histogram {name}"
+                    )));
+                }
+                let info = o.nhcb_bounds_reconciled.then(|| {
+                    Note::Info(format!(
+                        "PromQL info: mismatched custom buckets were reconciled during {name}"
+                    ))
+                });
+                Ok((compacted(x), true, info))
+            }
+            token::T_EQLC => Ok((l.clone(), a.equals(b), None)),
+            token::T_NEQ => Ok((l.clone(), !a.equals(b), None)),
+            _ => Err(incompatible()),
+        },
+    }
+}
+
+fn report(ev: &Ev, n: Note) {
+    match n {
+        Note::Warn(w) => ev.sh.warn(w),
+        Note::Info(i) => ev.sh.info(i),
     }
 }
 
@@ -144,6 +255,7 @@ fn vector_scalar(
     let cmp = is_comparison(op);
     let drop = should_drop_name(op) || return_bool;
     let mut out = Vec::with_capacity(v.len());
+    let mut note = None;
     for mut series in v {
         let mut pts = Vec::with_capacity(series.points.len());
         for p in &series.points {
@@ -162,12 +274,46 @@ fn vector_scalar(
                 pts.push(Sample { t: p.t, v: val });
             }
         }
-        if pts.is_empty() {
+        let mut hpts = Vec::new();
+        for p in &series.hpoints {
+            let i = ((p.t - ev.start) / ev.interval) as usize;
+            let sv = PV::F(s.get(i).copied().unwrap_or(f64::NAN));
+            let hv = PV::H(p.h.clone());
+            let (l, r) = if swap { (&sv, &hv) } else { (&hv, &sv) };
+            let (mut val, mut keep) = match elem_binop(op, l, r) {
+                Ok((v, k, _)) => (v, k),
+                Err(n) => {
+                    note = Some(n);
+                    continue;
+                }
+            };
+            if cmp && swap {
+                val = r.clone();
+            }
+            if return_bool {
+                val = PV::F(btos(keep));
+                keep = true;
+            }
+            if keep {
+                match val {
+                    PV::F(v) => pts.push(Sample { t: p.t, v }),
+                    PV::H(h) => hpts.push(crate::engine::eval::HPoint { t: p.t, h }),
+                }
+            }
+        }
+        if pts.is_empty() && hpts.is_empty() {
             continue;
         }
+        if !series.hpoints.is_empty() {
+            pts.sort_by_key(|p| p.t);
+        }
         series.points = pts;
+        series.hpoints = hpts;
         series.drop_name |= drop;
         out.push(series);
+    }
+    if let Some(n) = note {
+        report(ev, n);
     }
     out
 }
@@ -219,15 +365,15 @@ fn set_op(
     let rsig: Vec<String> = r.iter().map(|s| m.signature(&s.labels)).collect();
     let mut out = OutBuilder::new(ev);
     let (mut lc, mut rc) = (StepCursor::new(l.len()), StepCursor::new(r.len()));
-    let (mut lv, mut rv) = (Vec::new(), Vec::new());
+    let (mut lv, mut rv): (Gathered, Gathered) = (Vec::new(), Vec::new());
     let nl = l.len() as u64;
     for i in 0..ev.steps() {
         ev.check()?;
         let ts = ev.ts(i);
-        lc.gather(&l, ts, &mut lv);
-        rc.gather(&r, ts, &mut rv);
-        let emit_l = |out: &mut OutBuilder, idx: usize, v: f64| {
-            out.push_keyed(
+        lc.gather_any(&l, ts, &mut lv);
+        rc.gather_any(&r, ts, &mut rv);
+        let emit_l = |out: &mut OutBuilder, idx: usize, v: PV| {
+            out.push_keyed_pv(
                 idx as u64,
                 || (l[idx].labels.clone(), l[idx].drop_name),
                 ts,
@@ -240,32 +386,35 @@ fn set_op(
                     continue;
                 }
                 let rs: HashSet<&str> = rv.iter().map(|&(j, _)| rsig[j].as_str()).collect();
-                for &(j, v) in &lv {
+                for (j, v) in &lv {
+                    let j = *j;
                     if rs.contains(lsig[j].as_str()) {
-                        emit_l(&mut out, j, v)?;
+                        emit_l(&mut out, j, v.clone())?;
                     }
                 }
             }
             token::T_LUNLESS => {
                 let rs: HashSet<&str> = rv.iter().map(|&(j, _)| rsig[j].as_str()).collect();
-                for &(j, v) in &lv {
+                for (j, v) in &lv {
+                    let j = *j;
                     if !rs.contains(lsig[j].as_str()) {
-                        emit_l(&mut out, j, v)?;
+                        emit_l(&mut out, j, v.clone())?;
                     }
                 }
             }
             _ => {
                 let ls: HashSet<&str> = lv.iter().map(|&(j, _)| lsig[j].as_str()).collect();
-                for &(j, v) in &lv {
-                    emit_l(&mut out, j, v)?;
+                for (j, v) in &lv {
+                    emit_l(&mut out, *j, v.clone())?;
                 }
-                for &(j, v) in &rv {
+                for (j, v) in &rv {
+                    let j = *j;
                     if !ls.contains(rsig[j].as_str()) {
-                        out.push_keyed(
+                        out.push_keyed_pv(
                             nl + j as u64,
                             || (r[j].labels.clone(), r[j].drop_name),
                             ts,
-                            v,
+                            v.clone(),
                         )?;
                     }
                 }
@@ -331,18 +480,20 @@ fn vector_binop(
     let mut out = OutBuilder::new(ev);
     let mut metric_cache: HashMap<(usize, usize), Labels> = HashMap::new();
     let (mut ac, mut bc) = (StepCursor::new(a.len()), StepCursor::new(b.len()));
-    let (mut av, mut bv) = (Vec::new(), Vec::new());
+    let (mut av, mut bv): (Gathered, Gathered) = (Vec::new(), Vec::new());
+    let mut note = None;
     let nb = b.len().max(1) as u64;
     for i in 0..ev.steps() {
         ev.check()?;
         let ts = ev.ts(i);
-        ac.gather(&a, ts, &mut av);
-        bc.gather(&b, ts, &mut bv);
+        ac.gather_any(&a, ts, &mut av);
+        bc.gather_any(&b, ts, &mut bv);
         if av.is_empty() || bv.is_empty() {
             continue;
         }
-        let mut right: HashMap<&str, (usize, f64)> = HashMap::with_capacity(bv.len());
-        for &(j, v) in &bv {
+        let mut right: HashMap<&str, (usize, &PV)> = HashMap::with_capacity(bv.len());
+        for (j, v) in &bv {
+            let j = *j;
             if let Some(&(k, _)) = right.get(bsig[j].as_str()) {
                 let side = if one_to_many { "left" } else { "right" };
                 return Err(exec_err(format!(
@@ -355,12 +506,25 @@ fn vector_binop(
             right.insert(bsig[j].as_str(), (j, v));
         }
         let mut matched: HashMap<&str, HashSet<Labels>> = HashMap::new();
-        for &(j, v) in &av {
+        for (j, v) in &av {
+            let j = *j;
             let sig = asig[j].as_str();
             let Some(&(k, rv)) = right.get(sig) else {
                 continue;
             };
             let (fl, fr) = if one_to_many { (rv, v) } else { (v, rv) };
+            let (mut val, keep) = match elem_binop(op, fl, fr) {
+                Ok((v, k, info)) => {
+                    if let Some(n) = info {
+                        note = Some(n);
+                    }
+                    (v, k)
+                }
+                Err(n) => {
+                    note = Some(n);
+                    continue;
+                }
+            };
             let set = matched.entry(sig).or_default();
             // Checked before filtering, so a comparison cannot hide a bad match.
             if matches!(m.card, VectorMatchCardinality::OneToOne) {
@@ -371,9 +535,8 @@ fn vector_binop(
                 }
                 set.insert(Labels::empty());
             }
-            let (mut val, keep) = elem_op(op, fl, fr);
             if return_bool {
-                val = btos(keep);
+                val = PV::F(btos(keep));
             } else if !keep {
                 continue;
             }
@@ -387,8 +550,11 @@ fn vector_binop(
                 ));
             }
             let drop = return_bool || (cmp && a[j].drop_name);
-            out.push_keyed(j as u64 * nb + k as u64, || (metric, drop), ts, val)?;
+            out.push_keyed_pv(j as u64 * nb + k as u64, || (metric, drop), ts, val)?;
         }
+    }
+    if let Some(n) = note {
+        report(ev, n);
     }
     Ok(out.finish())
 }

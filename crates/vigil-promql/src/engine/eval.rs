@@ -319,14 +319,50 @@ pub(crate) fn histogram_size(h: &vigil_model::histogram::FloatHistogram) -> usiz
     (168 + 8 * n + 8) / 16
 }
 
+/// The value of one point: a float or a native histogram.
+#[derive(Debug, Clone)]
+pub(crate) enum PV {
+    F(f64),
+    H(Arc<vigil_model::histogram::FloatHistogram>),
+}
+
 /// Per-series cursors that gather the points of one step from a set of series.
 pub(crate) struct StepCursor {
     pos: Vec<usize>,
+    hpos: Vec<usize>,
 }
 
 impl StepCursor {
     pub fn new(n: usize) -> Self {
-        StepCursor { pos: vec![0; n] }
+        StepCursor {
+            pos: vec![0; n],
+            hpos: vec![0; n],
+        }
+    }
+
+    /// Appends `(series index, value)` for every series with a point of either kind at `ts`,
+    /// in series order. Steps must be visited in increasing order.
+    pub fn gather_any(&mut self, series: &[Series], ts: Timestamp, out: &mut Vec<(usize, PV)>) {
+        out.clear();
+        for (i, s) in series.iter().enumerate() {
+            let p = &mut self.pos[i];
+            while *p < s.points.len() && s.points[*p].t < ts {
+                *p += 1;
+            }
+            if *p < s.points.len() && s.points[*p].t == ts {
+                out.push((i, PV::F(s.points[*p].v)));
+                *p += 1;
+                continue;
+            }
+            let h = &mut self.hpos[i];
+            while *h < s.hpoints.len() && s.hpoints[*h].t < ts {
+                *h += 1;
+            }
+            if *h < s.hpoints.len() && s.hpoints[*h].t == ts {
+                out.push((i, PV::H(s.hpoints[*h].h.clone())));
+                *h += 1;
+            }
+        }
     }
 
     /// Appends `(series index, value)` for every series with a point at `ts`. Steps must be
@@ -412,6 +448,20 @@ impl OutBuilder {
         s.drop_name |= drop_name;
         s.hpoints.push(HPoint { t, h });
         Ok(())
+    }
+
+    /// Like `push_keyed`, for a point of either kind.
+    pub fn push_keyed_pv(
+        &mut self,
+        key: u64,
+        make: impl FnOnce() -> (Labels, bool),
+        t: Timestamp,
+        v: PV,
+    ) -> Result<()> {
+        match v {
+            PV::F(f) => self.push_keyed(key, make, t, f),
+            PV::H(h) => self.push_keyed_h(key, make, t, h),
+        }
     }
 
     /// Like `push_keyed`, for a histogram result.
@@ -537,6 +587,11 @@ impl<'a> Ev<'a> {
                     for s in &mut ss {
                         s.drop_name = true;
                         s.points.iter_mut().for_each(|p| p.v = -p.v);
+                        for p in &mut s.hpoints {
+                            let mut h = vigil_model::histogram::FloatHistogram::clone(&p.h);
+                            h.mul(-1.0);
+                            p.h = Arc::new(h);
+                        }
                     }
                     Ok(Val::Vector(ss))
                 }

@@ -82,6 +82,7 @@ pub(super) fn eval_series(
     let mut pts: Vec<Sample> = Vec::new();
     let mut hpts: Vec<HPoint> = Vec::new();
     let mut sargs = vec![0.0; scalars.len()];
+    #[allow(clippy::needless_range_loop)]
     for i in 0..ev.steps() {
         let ts = ev.ts(i);
         let end = src.window_end(ts);
@@ -268,8 +269,8 @@ fn instant_value(fw: &[Sample], hw: &[HPoint], is_rate: bool, notes: &Notes) -> 
         return None;
     }
     // The last two samples in time order.
-    let mut cand: Vec<(i64, Option<f64>, Option<&Arc<FloatHistogram>>)> = fw
-        [fw.len().saturating_sub(2)..]
+    type Cand<'a> = (i64, Option<f64>, Option<&'a Arc<FloatHistogram>>);
+    let mut cand: Vec<Cand> = fw[fw.len().saturating_sub(2)..]
         .iter()
         .map(|p| (p.t, Some(p.v), None))
         .collect();

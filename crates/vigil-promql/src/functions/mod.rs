@@ -325,17 +325,17 @@ fn eval_instant_call(ev: &Ev, name: &str, args: &[&Expr]) -> Result<Val> {
                 points,
             }]))
         }
-        "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => sort(ev, name, &args),
-        "histogram_quantile" => histogram::histogram_quantile(ev, &args),
+        "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => sort(ev, name, args),
+        "histogram_quantile" => histogram::histogram_quantile(ev, args),
         "histogram_count" => native::simple(ev, args[0], native::count),
         "histogram_sum" => native::simple(ev, args[0], native::sum),
         "histogram_avg" => native::simple(ev, args[0], native::avg),
         "histogram_stddev" => native::simple(ev, args[0], native::stddev),
         "histogram_stdvar" => native::simple(ev, args[0], native::stdvar),
-        "histogram_fraction" => histogram::histogram_fraction(ev, &args),
+        "histogram_fraction" => histogram::histogram_fraction(ev, args),
         "drift_psi" | "drift_ks" | "drift_jsd" => {
             let d = drift::Distance::from_name(name).expect("a drift function");
-            drift::eval_drift(ev, d, &args)
+            drift::eval_drift(ev, d, args)
         }
         "round" | "clamp" | "clamp_min" | "clamp_max" => {
             let input = ev.eval_vector(args[0])?;
@@ -363,7 +363,7 @@ fn eval_instant_call(ev: &Ev, name: &str, args: &[&Expr]) -> Result<Val> {
         }
         _ => {
             if let Some(f) = time::date_fn(name) {
-                return time::eval_date(ev, &args, f);
+                return time::eval_date(ev, args, f);
             }
             let f: fn(f64) -> f64 = match name {
                 "abs" => f64::abs,
