@@ -1,5 +1,6 @@
 //! Prometheus' API JSON, byte for byte where clients care.
 
+use vigil_model::histogram::FloatHistogram;
 use vigil_model::{Labels, gofmt};
 use vigil_promql::{QueryOutput, Value};
 
@@ -56,12 +57,70 @@ pub fn write_labels(out: &mut String, labels: &Labels) {
     out.push('}');
 }
 
+/// A float as Prometheus' `jsonutil.MarshalFloat` writes it: quoted, shortest digits, in
+/// exponent form below 1e-6 and from 1e21 on.
+fn write_float(out: &mut String, v: f64) {
+    out.push('"');
+    let a = v.abs();
+    if a != 0.0 && (a < 1e-6 || a >= 1e21) {
+        out.push_str(&gofmt::shortest_e(v));
+    } else {
+        out.push_str(&gofmt::shortest_f(v));
+    }
+    out.push('"');
+}
+
 fn write_point(out: &mut String, t: i64, v: f64) {
     out.push('[');
     write_timestamp(out, t);
-    out.push_str(",\"");
-    out.push_str(&gofmt::shortest_f(v));
-    out.push_str("\"]");
+    out.push(',');
+    write_float(out, v);
+    out.push(']');
+}
+
+/// A native histogram as Prometheus' `jsonutil.MarshalHistogram`: count, sum, and the
+/// populated buckets as `[boundaries, lower, upper, count]`, boundaries 0 = (lower, upper],
+/// 1 = [lower, upper), 2 = (lower, upper), 3 = [lower, upper].
+pub fn write_histogram(out: &mut String, h: &FloatHistogram) {
+    out.push_str("{\"count\":");
+    write_float(out, h.count);
+    out.push_str(",\"sum\":");
+    write_float(out, h.sum);
+    let mut first = true;
+    for b in h.all_buckets() {
+        if b.count == 0.0 {
+            continue;
+        }
+        out.push_str(if first { ",\"buckets\":[" } else { "," });
+        first = false;
+        let boundaries = match (b.lower_inclusive, b.upper_inclusive) {
+            (true, true) => 3,
+            (true, false) => 1,
+            (false, true) => 0,
+            (false, false) => 2,
+        };
+        out.push('[');
+        out.push_str(&boundaries.to_string());
+        out.push(',');
+        write_float(out, b.lower);
+        out.push(',');
+        write_float(out, b.upper);
+        out.push(',');
+        write_float(out, b.count);
+        out.push(']');
+    }
+    if !first {
+        out.push(']');
+    }
+    out.push('}');
+}
+
+fn write_hpoint(out: &mut String, t: i64, h: &FloatHistogram) {
+    out.push('[');
+    write_timestamp(out, t);
+    out.push(',');
+    write_histogram(out, h);
+    out.push(']');
 }
 
 /// `{"status":"success","data":{"resultType":...,"result":...}}`
@@ -127,8 +186,16 @@ pub fn write_value(out: &mut String, v: &Value) {
                 }
                 out.push_str(r#"{"metric":"#);
                 write_labels(out, &s.labels);
-                out.push_str(r#","value":"#);
-                write_point(out, s.t, s.v);
+                match &s.h {
+                    Some(h) => {
+                        out.push_str(r#","histogram":"#);
+                        write_hpoint(out, s.t, h);
+                    }
+                    None => {
+                        out.push_str(r#","value":"#);
+                        write_point(out, s.t, s.v);
+                    }
+                }
                 out.push('}');
             }
             out.push(']');
@@ -141,14 +208,28 @@ pub fn write_value(out: &mut String, v: &Value) {
                 }
                 out.push_str(r#"{"metric":"#);
                 write_labels(out, &s.labels);
-                out.push_str(r#","values":["#);
-                for (j, p) in s.samples.iter().enumerate() {
-                    if j > 0 {
-                        out.push(',');
+                // Each list only when it has points, as Prometheus writes them.
+                if !s.samples.is_empty() || s.histograms.is_empty() {
+                    out.push_str(r#","values":["#);
+                    for (j, p) in s.samples.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        write_point(out, p.t, p.v);
                     }
-                    write_point(out, p.t, p.v);
+                    out.push(']');
                 }
-                out.push_str("]}");
+                if !s.histograms.is_empty() {
+                    out.push_str(r#","histograms":["#);
+                    for (j, p) in s.histograms.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        write_hpoint(out, p.t, &p.h);
+                    }
+                    out.push(']');
+                }
+                out.push('}');
             }
             out.push(']');
         }
@@ -174,6 +255,41 @@ pub fn error(error_type: &str, msg: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn histograms_as_prometheus_marshals_them() {
+        let (h, _) = vigil_model::histogram::notation::parse_histogram(
+            "{{schema:0 count:3 sum:5 z_bucket:1 z_bucket_w:0.001 buckets:[2 0]}}",
+        )
+        .unwrap();
+        let mut out = String::new();
+        write_histogram(&mut out, &h);
+        assert_eq!(
+            out,
+            r#"{"count":"3","sum":"5","buckets":[[3,"-0.001","0.001","1"],[0,"0.5","1","2"]]}"#
+        );
+        let v = Value::Vector(vec![vigil_promql::VectorSample {
+            labels: Labels::from_pairs([("__name__", "h")]),
+            t: 1500,
+            v: 0.0,
+            h: Some(std::sync::Arc::new(h)),
+        }]);
+        let mut out = String::new();
+        write_value(&mut out, &v);
+        assert!(
+            out.contains(r#"{"metric":{"__name__":"h"},"histogram":[1.500,{"count":"3""#),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn tiny_and_huge_floats_in_exponent_form() {
+        let mut out = String::new();
+        write_point(&mut out, 0, 1e-7);
+        write_point(&mut out, 0, 2e21);
+        write_point(&mut out, 0, 0.5);
+        assert_eq!(out, r#"[0,"1e-07"][0,"2e+21"][0,"0.5"]"#);
+    }
 
     #[test]
     fn annotations_only_when_present() {
