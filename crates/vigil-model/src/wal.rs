@@ -6,6 +6,7 @@
 //! sees segment files, record framing or the head. The TSDB implements it
 //! (`vigil_tsdb::wal::tail`); a test can implement it with a few vectors.
 
+use crate::histogram::FloatHistogram;
 use crate::{Labels, SeriesRef, Timestamp};
 use std::path::Path;
 use std::sync::Arc;
@@ -38,6 +39,8 @@ pub enum WalRecord<'a> {
     Series(&'a [(SeriesRef, Labels)]),
     /// Float samples `(series, t, v)`.
     Samples(&'a [(SeriesRef, Timestamp, f64)]),
+    /// Native-histogram samples `(series, t, histogram)`.
+    Histograms(&'a [(SeriesRef, Timestamp, Arc<FloatHistogram>)]),
     /// A record of a known kind that did not decode (what of it decoded is not passed on).
     Malformed(&'static str),
     /// A kind this reader does not pass on (tombstones, metadata, ...).

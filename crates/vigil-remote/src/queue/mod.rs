@@ -184,6 +184,7 @@ impl Queue {
             broken: false,
             read_samples: 0,
             read_bytes: 0,
+            warned_histograms: false,
         };
         let tailer = reader.db.reader(start);
         let stop2 = stop.clone();

@@ -41,6 +41,8 @@ pub(super) struct Reader {
     pub(super) broken: bool,
     pub(super) read_samples: u64,
     pub(super) read_bytes: u64,
+    /// Logged that histogram samples are skipped.
+    pub(super) warned_histograms: bool,
 }
 
 fn fnv(b: &[u8]) -> u64 {
@@ -160,6 +162,13 @@ impl Reader {
             }
             WalRecord::Malformed(kind) => {
                 tracing::warn!(remote_name = %self.s.name, segment = end.segment, "Malformed {kind} record in the WAL");
+            }
+            WalRecord::Histograms(h) => {
+                // Not sent yet (issue 16): said once, never silently.
+                if !self.warned_histograms && !h.is_empty() {
+                    self.warned_histograms = true;
+                    tracing::warn!(remote_name = %self.s.name, "Native histogram samples are not sent by remote write yet; they are skipped");
+                }
             }
             WalRecord::Samples(samples) => {
                 let now = vigil_model::now_millis();

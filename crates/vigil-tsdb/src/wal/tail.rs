@@ -208,6 +208,11 @@ pub struct RecordReader {
     tailer: Tailer,
     series: Vec<(SeriesRef, Labels)>,
     samples: Vec<(SeriesRef, Timestamp, f64)>,
+    hists: Vec<(
+        SeriesRef,
+        Timestamp,
+        std::sync::Arc<vigil_model::histogram::FloatHistogram>,
+    )>,
 }
 
 impl RecordReader {
@@ -216,6 +221,7 @@ impl RecordReader {
             tailer: Tailer::new(dir, pos),
             series: Vec::new(),
             samples: Vec::new(),
+            hists: Vec::new(),
         }
     }
 }
@@ -226,7 +232,7 @@ impl WalReader for RecordReader {
         max_bytes: usize,
         on: &mut dyn FnMut(WalRecord<'_>, Pos),
     ) -> std::io::Result<Step> {
-        let (series, samples) = (&mut self.series, &mut self.samples);
+        let (series, samples, hists) = (&mut self.series, &mut self.samples, &mut self.hists);
         self.tailer
             .step(max_bytes, |kind, payload, end| match kind {
                 record::SERIES => {
@@ -247,6 +253,16 @@ impl WalReader for RecordReader {
                     on(WalRecord::Samples(samples), end);
                     if ok.is_none() {
                         on(WalRecord::Malformed("samples"), end);
+                    }
+                }
+                record::HISTOGRAMS => {
+                    hists.clear();
+                    let ok = record::decode_histograms(payload, |r, t, h| {
+                        hists.push((r, t, std::sync::Arc::new(h)))
+                    });
+                    on(WalRecord::Histograms(hists), end);
+                    if ok.is_none() {
+                        on(WalRecord::Malformed("histograms"), end);
                     }
                 }
                 _ => on(WalRecord::Other, end),
