@@ -90,6 +90,8 @@ pub(crate) struct Shared<'a> {
     pub default_subquery_step: i64,
     /// String literals that are invalid UTF-8 under Go's unquoting (see `literals`).
     pub invalid_strings: Vec<String>,
+    /// Selectors that read only histogram counts and sums (see `stats_only`).
+    pub stats_only: std::collections::HashSet<usize>,
 }
 
 impl<'a> Shared<'a> {
@@ -118,6 +120,7 @@ impl<'a> Shared<'a> {
             infos: RefCell::new(Vec::new()),
             default_subquery_step: default_subquery_step.max(1),
             invalid_strings: Vec::new(),
+            stats_only: Default::default(),
         }
     }
 
@@ -130,6 +133,7 @@ impl<'a> Shared<'a> {
             warnings: RefCell::new(Vec::new()),
             infos: RefCell::new(Vec::new()),
             invalid_strings: self.invalid_strings.clone(),
+            stats_only: self.stats_only.clone(),
             ..*self
         }
     }
@@ -687,6 +691,14 @@ impl<'a> Ev<'a> {
             let lo = samples.partition_point(|x| x.t < mint);
             samples.drain(..lo);
             let mut hs = std::mem::take(&mut s.histograms);
+            if !hs.is_empty()
+                && self
+                    .sh
+                    .stats_only
+                    .contains(&(vs as *const VectorSelector as usize))
+            {
+                hs = super::stats_only::strip(hs);
+            }
             hs.retain(|x| x.t >= mint && x.t <= maxt);
             if !samples.is_empty() || !hs.is_empty() {
                 f(s.labels, samples, hs)?;

@@ -8,6 +8,7 @@
 
 pub(crate) mod eval;
 mod literals;
+mod stats_only;
 
 use crate::value::{RangeSeries, Value, VectorSample};
 use eval::{Ev, Series, Shared, Val};
@@ -331,6 +332,7 @@ impl Engine {
         let _slot = self.slot(cancel)?;
         let mut shared = self.shared(db, start, end, cancel);
         shared.invalid_strings = literals::invalid_utf8_literals(query);
+        shared.stats_only = stats_only::detect(&expr);
         let ev = Ev::new(&shared, start, end, step);
         let val = self.eval_in_parts(&shared, &expr, start, end, step)?;
         let series = match val {
@@ -478,6 +480,7 @@ impl Engine {
         let _slot = self.slot(cancel)?;
         let mut shared = self.shared(db, t, t, cancel);
         shared.invalid_strings = literals::invalid_utf8_literals(query);
+        shared.stats_only = stats_only::detect(expr);
         let ev = Ev::new(&shared, t, t, 1);
         let value = match ev.eval(expr)? {
             Val::Scalar(v) => Value::Scalar {
