@@ -62,7 +62,7 @@ pub fn write_labels(out: &mut String, labels: &Labels) {
 fn write_float(out: &mut String, v: f64) {
     out.push('"');
     let a = v.abs();
-    if a != 0.0 && (a < 1e-6 || a >= 1e21) {
+    if a != 0.0 && !(1e-6..1e21).contains(&a) {
         out.push_str(&gofmt::shortest_e(v));
     } else {
         out.push_str(&gofmt::shortest_f(v));
