@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use vigil_model::{
     AppendError, Appendable, Appender, Labels, Matcher, Querier, Queryable, Sample, SelectHints,
-    Series, SeriesRef, SeriesSet, StorageError, stale_nan,
+    Series, SeriesRef, SeriesSet, StorageError,
 };
 use vigil_promql::{Engine, EngineOptions};
 
@@ -473,73 +473,20 @@ pub fn parse_metric(s: &str) -> Result<Labels, String> {
     }
 }
 
-fn parse_number(s: &str) -> Result<f64, String> {
-    match s {
-        "Inf" | "+Inf" | "inf" | "+inf" => Ok(f64::INFINITY),
-        "-Inf" | "-inf" => Ok(f64::NEG_INFINITY),
-        "NaN" | "nan" => Ok(f64::NAN),
-        _ => {
-            if let Some(h) = s.strip_prefix("0x") {
-                return i64::from_str_radix(h, 16)
-                    .map(|v| v as f64)
-                    .map_err(|_| format!("bad number {s:?}"));
-            }
-            s.parse::<f64>().map_err(|_| format!("bad number {s:?}"))
-        }
-    }
-}
-
-/// Expands the series-value notation: `1 2 _ stale 1+2x3 5x2 _x3 1-1x2`. `None` is an
-/// omitted value.
+/// Expands the series-value notation: `1 2 _ stale 1+2x3 5x2 _x3 1-1x2` (the one owner of
+/// the notation is `vigil_model::histogram::notation`). `None` is an omitted value.
 pub fn parse_values(s: &str) -> Result<Vec<Option<f64>>, String> {
-    let mut out = Vec::new();
-    for item in s.split_whitespace() {
-        if item == "_" {
-            out.push(None);
-            continue;
-        }
-        if item == "stale" {
-            out.push(Some(stale_nan()));
-            continue;
-        }
-        if item.starts_with("{{") {
-            return Err(format!(
-                "native histogram samples are not supported: {item:?}"
-            ));
-        }
-        let Some((head, times)) = item.rsplit_once('x').filter(|(h, t)| {
-            !h.is_empty() && !t.is_empty() && t.chars().all(|c| c.is_ascii_digit())
-        }) else {
-            out.push(Some(parse_number(item)?));
-            continue;
-        };
-        let n: u64 = times
-            .parse()
-            .map_err(|_| format!("bad repeat count in {item:?}"))?;
-        if n > 10_000_000 {
-            return Err(format!("repeat count too large in {item:?}"));
-        }
-        if head == "_" {
-            out.extend(std::iter::repeat_n(None, n as usize));
-            continue;
-        }
-        // `a+b` or `a-b`: the operator is a sign not at the start and not after an exponent.
-        let bytes = head.as_bytes();
-        let split = (1..bytes.len()).rev().find(|&i| {
-            (bytes[i] == b'+' || bytes[i] == b'-') && !matches!(bytes[i - 1], b'e' | b'E')
-        });
-        let (start, step) = match split {
-            Some(i) => (parse_number(&head[..i])?, parse_number(&head[i..])?),
-            None => (parse_number(head)?, 0.0),
-        };
-        let mut v = start;
-        out.push(Some(v));
-        for _ in 0..n {
-            v += step;
-            out.push(Some(v));
-        }
-    }
-    Ok(out)
+    use vigil_model::histogram::notation::{SeriesValue, parse_series_values};
+    parse_series_values(s)?
+        .into_iter()
+        .map(|v| match v {
+            SeriesValue::Omitted => Ok(None),
+            SeriesValue::Float(f) => Ok(Some(f)),
+            SeriesValue::Histogram(..) => Err(format!(
+                "native histogram samples are not supported in rule unit tests yet: {s:?}"
+            )),
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------

@@ -70,6 +70,30 @@ fn split(list: &[(i32, f64, f64)]) -> (Vec<super::Span>, Vec<f64>, Vec<f64>) {
     (spans, buckets, list.iter().map(|t| t.2).collect())
 }
 
+/// Stores both sides' lists into `h` and, with their compensation, into `comp` (which then has
+/// `h`'s layout).
+fn store_sides(
+    h: &mut FloatHistogram,
+    comp: Option<&mut FloatHistogram>,
+    pos: &[(i32, f64, f64)],
+    neg: &[(i32, f64, f64)],
+) {
+    let (ps, pb, pc) = split(pos);
+    let (ns, nb, nc) = split(neg);
+    h.positive_spans = ps;
+    h.positive_buckets = pb;
+    h.negative_spans = ns;
+    h.negative_buckets = nb;
+    if let Some(c) = comp {
+        c.schema = h.schema;
+        c.zero_threshold = h.zero_threshold;
+        c.positive_spans = h.positive_spans.clone();
+        c.negative_spans = h.negative_spans.clone();
+        c.positive_buckets = pc;
+        c.negative_buckets = nc;
+    }
+}
+
 /// Reduces `h` to `target` (lower than its schema) in place.
 pub(crate) fn reduce_to(h: &mut FloatHistogram, target: i32) {
     let from = h.schema;
@@ -172,18 +196,7 @@ fn trim_buckets_in_zero_bucket(h: &mut FloatHistogram, comp: Option<&mut FloatHi
     let has_comp = comp.is_some();
     pos.retain(|e| e.1 != 0.0 || (has_comp && e.2 != 0.0));
     neg.retain(|e| e.1 != 0.0 || (has_comp && e.2 != 0.0));
-    let (ps, pb, pc) = split(&pos);
-    let (ns, nb, nc) = split(&neg);
-    h.positive_spans = ps;
-    h.positive_buckets = pb;
-    h.negative_spans = ns;
-    h.negative_buckets = nb;
-    if let Some(c) = comp {
-        c.positive_spans = h.positive_spans.clone();
-        c.negative_spans = h.negative_spans.clone();
-        c.positive_buckets = pc;
-        c.negative_buckets = nc;
-    }
+    store_sides(h, comp, &pos, &neg);
 }
 
 /// Widens the zero buckets of `h` and (virtually) `other` to one threshold that cuts no
@@ -451,20 +464,7 @@ impl FloatHistogram {
         let schema = is_exponential_schema(self.schema).then_some(self.schema);
         let pos = add_lists(pos_a, &pos_b, schema, self.zero_threshold, negate);
         let neg = add_lists(neg_a, &neg_b, schema, self.zero_threshold, negate);
-        let (ps, pb, pc) = split(&pos);
-        let (ns, nb, nc) = split(&neg);
-        self.positive_spans = ps;
-        self.positive_buckets = pb;
-        self.negative_spans = ns;
-        self.negative_buckets = nb;
-        if let Some(cm) = comp {
-            cm.schema = self.schema;
-            cm.zero_threshold = self.zero_threshold;
-            cm.positive_spans = self.positive_spans.clone();
-            cm.negative_spans = self.negative_spans.clone();
-            cm.positive_buckets = pc;
-            cm.negative_buckets = nc;
-        }
+        store_sides(self, comp, &pos, &neg);
         Ok(out)
     }
 

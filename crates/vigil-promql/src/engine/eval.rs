@@ -480,17 +480,20 @@ impl OutBuilder {
             let (l, d) = make();
             return self.push_h(l, d, t, h);
         }
-        let idx = match self.by_key.get(&key) {
-            Some(&i) => i,
-            None => {
-                let (labels, drop_name) = make();
-                let idx = self.series_index(labels, drop_name);
-                self.by_key.insert(key, idx);
-                idx
-            }
-        };
+        let idx = self.keyed_index(key, make);
         let (l, d) = (self.series[idx].labels.clone(), self.series[idx].drop_name);
         self.push_h(l, d, t, h)
+    }
+
+    /// The output series for `key`, its labels built by `make` the first time `key` is seen.
+    fn keyed_index(&mut self, key: u64, make: impl FnOnce() -> (Labels, bool)) -> usize {
+        if let Some(&i) = self.by_key.get(&key) {
+            return i;
+        }
+        let (labels, drop_name) = make();
+        let idx = self.series_index(labels, drop_name);
+        self.by_key.insert(key, idx);
+        idx
     }
 
     /// The index of the output series with `labels`, created empty on first sight.
@@ -516,15 +519,7 @@ impl OutBuilder {
             let (l, d) = make();
             return self.push(l, d, t, v);
         }
-        let idx = match self.by_key.get(&key) {
-            Some(&i) => i,
-            None => {
-                let (labels, drop_name) = make();
-                let idx = self.series_index(labels, drop_name);
-                self.by_key.insert(key, idx);
-                idx
-            }
-        };
+        let idx = self.keyed_index(key, make);
         let d = self.series[idx].drop_name;
         self.add(idx, t, v, d)
     }
