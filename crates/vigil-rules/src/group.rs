@@ -14,6 +14,8 @@ use crate::rulefmt::{self, NameValidation};
 use crate::template::{Env, QueryResult};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
+use vigil_model::histogram::FloatHistogram;
 use vigil_model::{Appendable, Labels, LabelsBuilder, METRIC_NAME, Queryable, stale_nan};
 use vigil_promql::{Engine, Value};
 
@@ -133,16 +135,34 @@ impl Env for QueryEnv<'_> {
 }
 
 /// An instant query whose result must be a vector or a scalar (Prometheus' `EngineQueryFunc`).
+/// A native-histogram element reads as 0 here (its float), as in Prometheus' alerting rules;
+/// [`query_samples`] keeps the histograms.
 pub fn query(
     engine: &Engine,
     db: &dyn Queryable,
     q: &str,
     ts: i64,
 ) -> Result<Vec<(Labels, f64)>, String> {
+    Ok(query_samples(engine, db, q, ts)?
+        .into_iter()
+        .map(|(l, v, _)| (l, v))
+        .collect())
+}
+
+/// A rule's result element: labels, float value, and the histogram when it is one.
+pub type RuleSample = (Labels, f64, Option<Arc<FloatHistogram>>);
+
+/// [`query`] with each element's native histogram, for recording rules.
+pub fn query_samples(
+    engine: &Engine,
+    db: &dyn Queryable,
+    q: &str,
+    ts: i64,
+) -> Result<Vec<RuleSample>, String> {
     match engine.instant_query(db, q, ts, None) {
         Ok(out) => match out.value {
-            Value::Vector(v) => Ok(v.into_iter().map(|s| (s.labels, s.v)).collect()),
-            Value::Scalar { v, .. } => Ok(vec![(Labels::empty(), v)]),
+            Value::Vector(v) => Ok(v.into_iter().map(|s| (s.labels, s.v, s.h)).collect()),
+            Value::Scalar { v, .. } => Ok(vec![(Labels::empty(), v, None)]),
             _ => Err("rule result is not a vector or scalar".into()),
         },
         Err(e) => Err(e.to_string()),
@@ -176,21 +196,22 @@ impl Group {
                 ts: qts,
                 external_url: ctx.external_url,
             };
-            let result: Result<Vec<(Labels, f64)>, String> = match &mut rule.kind {
-                RuleKind::Recording(r) => {
-                    query(ctx.engine, ctx.db, &r.expr, qts).and_then(|v| record(r, v, self.limit))
-                }
+            let result: Result<Vec<RuleSample>, String> = match &mut rule.kind {
+                RuleKind::Recording(r) => query_samples(ctx.engine, ctx.db, &r.expr, qts)
+                    .and_then(|v| record(r, v, self.limit)),
                 RuleKind::Alerting(a) => {
-                    let res = query(ctx.engine, ctx.db, &a.expr, qts).and_then(|v| {
-                        a.eval(
-                            v,
-                            qts,
-                            self.limit,
-                            ctx.external_labels,
-                            ctx.external_url,
-                            &env,
-                        )
-                    });
+                    let res = query(ctx.engine, ctx.db, &a.expr, qts)
+                        .and_then(|v| {
+                            a.eval(
+                                v,
+                                qts,
+                                self.limit,
+                                ctx.external_labels,
+                                ctx.external_url,
+                                &env,
+                            )
+                        })
+                        .map(|v| v.into_iter().map(|(l, f)| (l, f, None)).collect());
                     let alerts = a.alerts_to_send(ts, ctx.resend_delay_ms, self.interval_ms);
                     if !alerts.is_empty() {
                         outgoing.push(Outgoing {
@@ -208,8 +229,12 @@ impl Group {
                     rule.last_error = None;
                     let mut app = ctx.app.appender();
                     let mut returned = HashSet::with_capacity(samples.len());
-                    for (l, v) in samples {
-                        match app.append(None, &l, qts, v) {
+                    for (l, v, h) in samples {
+                        let appended = match &h {
+                            Some(h) => app.append_histogram(None, &l, qts, h),
+                            None => app.append(None, &l, qts, v),
+                        };
+                        match appended {
                             Ok(_) => {}
                             Err(e) => {
                                 tracing::debug!(rule = rule_name(&rule.kind), series = %l, "Rule sample appending failed: {e}")
@@ -383,14 +408,10 @@ fn rule_name(k: &RuleKind) -> &str {
 }
 
 /// A recording rule's output: result labels plus the rule's, named after the rule.
-fn record(
-    r: &RecordingRule,
-    v: Vec<(Labels, f64)>,
-    limit: u64,
-) -> Result<Vec<(Labels, f64)>, String> {
+fn record(r: &RecordingRule, v: Vec<RuleSample>, limit: u64) -> Result<Vec<RuleSample>, String> {
     let mut seen = HashSet::with_capacity(v.len());
     let mut out = Vec::with_capacity(v.len());
-    for (l, val) in v {
+    for (l, val, h) in v {
         let mut b: LabelsBuilder = l.to_builder();
         b.set(METRIC_NAME, r.name.clone());
         for (k, lv) in &r.labels {
@@ -402,7 +423,7 @@ fn record(
                 "vector contains metrics with the same labelset after applying rule labels".into(),
             );
         }
-        out.push((l, val));
+        out.push((l, val, h));
     }
     if limit > 0 && out.len() as u64 > limit {
         return Err(format!("exceeded limit {limit} with {} series", out.len()));
