@@ -25,6 +25,10 @@ use crate::encoding::{Dec, put_uvarint, put_varint};
 use std::sync::Arc;
 use vigil_model::histogram::{CounterResetHint, FloatHistogram, Span};
 
+/// The encoding byte of a histogram chunk in a block's chunks file (after the float
+/// encodings 1 to 3 of `dense.rs`).
+pub const ENC_HIST: u8 = 4;
+
 const LAYOUT: u8 = 1;
 const RAW: u8 = 2;
 
@@ -333,6 +337,21 @@ pub fn encode(samples: &[(i64, &FloatHistogram)]) -> Vec<u8> {
         a.append(t, h);
     }
     a.take_bytes()
+}
+
+/// A chunk decoder: [`decode`] or [`decode_block_chunk`].
+pub type DecodeFn = fn(&[u8], &mut Vec<(i64, FloatHistogram)>) -> bool;
+
+/// Decodes a block chunk (encoding byte, then the chunk) into `out`; false when it is not a
+/// histogram chunk or is malformed.
+pub fn decode_block_chunk(b: &[u8], out: &mut Vec<(i64, FloatHistogram)>) -> bool {
+    match b.split_first() {
+        Some((&ENC_HIST, rest)) => decode(rest, out),
+        _ => {
+            out.clear();
+            false
+        }
+    }
 }
 
 /// Decodes a chunk into `out` (cleared first); false when the bytes are malformed (what

@@ -166,10 +166,22 @@ pub fn decode_hist_chunks<'a>(
     maxt: i64,
     out: &mut Vec<HistogramSample>,
 ) -> usize {
+    decode_chunks_with(chunks, hist::decode, mint, maxt, out)
+}
+
+/// As [`decode_hist_chunks`], with `decode` for each chunk's bytes (block chunks carry an
+/// encoding byte).
+pub fn decode_chunks_with<'a>(
+    chunks: impl Iterator<Item = &'a [u8]>,
+    decode: hist::DecodeFn,
+    mint: i64,
+    maxt: i64,
+    out: &mut Vec<HistogramSample>,
+) -> usize {
     let mut buf = Vec::new();
     let mut corrupt = 0;
     for c in chunks {
-        if !hist::decode(c, &mut buf) {
+        if !decode(c, &mut buf) {
             corrupt += 1;
         }
         out.extend(

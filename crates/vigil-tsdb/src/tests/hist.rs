@@ -8,8 +8,7 @@ use std::sync::atomic::Ordering;
 use vigil_model::histogram::FloatHistogram;
 use vigil_model::histogram::notation::parse_histogram;
 use vigil_model::{
-    AppendError, Appendable, Labels, Matcher, Queryable, Sample, SelectHints, StorageError,
-    stale_nan,
+    AppendError, Appendable, Labels, Matcher, Queryable, Sample, SelectHints, stale_nan,
 };
 
 fn h(s: &str) -> FloatHistogram {
@@ -325,5 +324,246 @@ fn snapshot_restart_keeps_histograms() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[allow(dead_code)]
-fn unused(_: StorageError) {}
+/// A mixed workload at t = 0, 100, …: series "hm" histograms only, "mixed" alternating
+/// floats and histograms (with custom buckets), plus the float series "m".
+fn ingest_fine_h(db: &Tsdb, from: i64, to: i64) {
+    let nhcb = |i: i64| {
+        h(&format!(
+            "{{{{schema:-53 sum:{i} count:{} custom_values:[0.1 1 10] buckets:[{i} {i} 1]}}}}",
+            2 * i + 1
+        ))
+    };
+    for b in from..to {
+        let mut a = db.appender();
+        a.append_histogram(None, &hlabels("hm"), b * 100, &hi(b))
+            .unwrap();
+        if b % 2 == 0 {
+            a.append(None, &hlabels("mixed"), b * 100, b as f64)
+                .unwrap();
+        } else {
+            a.append_histogram(None, &hlabels("mixed"), b * 100, &nhcb(b))
+                .unwrap();
+        }
+        a.append(None, &super::series(0), b * 100, b as f64)
+            .unwrap();
+        a.commit().unwrap();
+    }
+}
+
+type Dump = Vec<(Vec<(i64, u64)>, Vec<(i64, String)>)>;
+
+fn dump_all(db: &impl Queryable) -> Dump {
+    ["hm", "mixed", "m"]
+        .iter()
+        .map(|n| {
+            let (f, hs) = dump_one(db, n, i64::MIN, i64::MAX);
+            (f.iter().map(|s| (s.t, s.v.to_bits())).collect(), hs)
+        })
+        .collect()
+}
+
+fn block_opts() -> TsdbOptions {
+    TsdbOptions {
+        retention_ms: 0,
+        block_range_ms: 1000,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn head_compaction_and_block_merges_keep_histograms() {
+    let dir = tempdir("hist-blocks");
+    let db = Tsdb::open(&dir, block_opts()).unwrap();
+    ingest_fine_h(&db, 0, 100); // t in [0, 9900]
+    let before = dump_all(&db);
+    assert_eq!(before[0].1.len(), 100);
+    assert_eq!((before[1].0.len(), before[1].1.len()), (50, 50));
+    db.maintain().unwrap();
+    let blocks = db.blocks();
+    assert_eq!(blocks.len(), 1, "nine 1 s blocks merged into one");
+    assert!(blocks[0].meta().compaction.level >= 2);
+    assert_eq!(blocks[0].meta().version, 2);
+    assert_eq!(blocks[0].meta().stats.num_samples, 90 * 3);
+    assert!(db.head().min_time().unwrap() >= 9000);
+    assert_eq!(dump_all(&db), before, "block + head read as before");
+    // A range across block and head.
+    let (_, hs) = dump_one(&db, "hm", 8500, 9500);
+    assert_eq!(hs, want_h_fine(85, 96));
+    // Histogram-only series are in the block's label index.
+    let q = db.querier(0, 5000).unwrap();
+    assert_eq!(
+        q.label_values("__name__", &[]).unwrap(),
+        ["hm", "m", "mixed"]
+    );
+    drop(q);
+    // Crash restart (blocks plus a WAL whose old samples they hold), then a clean one.
+    drop(db);
+    let db = Tsdb::open(&dir, block_opts()).unwrap();
+    assert_eq!(dump_all(&db), before);
+    assert_eq!(
+        db.head().stats.out_of_order_samples.load(Ordering::Relaxed),
+        0
+    );
+    db.close().unwrap();
+    drop(db);
+    let db = Tsdb::open(&dir, block_opts()).unwrap();
+    assert_eq!(dump_all(&db), before);
+    // More data, another round of cuts and merges.
+    ingest_fine_h(&db, 100, 200);
+    let before = dump_all(&db);
+    db.maintain().unwrap();
+    assert!(db.blocks().iter().any(|b| b.meta().compaction.level >= 2));
+    assert_eq!(dump_all(&db), before);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn want_h_fine(from: i64, to: i64) -> Vec<(i64, String)> {
+    (from..to).map(|i| (i * 100, dbg(&hi(i)))).collect()
+}
+
+#[test]
+fn float_only_blocks_keep_the_old_format() {
+    let dir = tempdir("hist-v1");
+    let db = Tsdb::open(&dir, block_opts()).unwrap();
+    for b in 0..30 {
+        let mut a = db.appender();
+        a.append(None, &super::series(0), b * 100, b as f64)
+            .unwrap();
+        a.commit().unwrap();
+    }
+    db.maintain().unwrap();
+    let blocks = db.blocks();
+    assert!(!blocks.is_empty());
+    for b in blocks {
+        assert_eq!(b.meta().version, 1);
+        let ix = std::fs::read(b.dir().join("index")).unwrap();
+        assert_eq!(&ix[..8], crate::block::index::MAGIC);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn retention_drops_old_histograms() {
+    let dir = tempdir("hist-retention");
+    let db = Tsdb::open(
+        &dir,
+        TsdbOptions {
+            retention_ms: 5000,
+            ..block_opts()
+        },
+    )
+    .unwrap();
+    ingest_fine_h(&db, 0, 200);
+    db.maintain().unwrap();
+    let (_, hs) = dump_one(&db, "hm", i64::MIN, i64::MAX);
+    let oldest = hs.first().unwrap().0;
+    assert!(
+        oldest >= 19_900 - 5000 - 3000,
+        "oldest histogram at {oldest}"
+    );
+    assert_eq!(hs.last().unwrap().0, 19_900);
+    // The head's own retention: histogram chunks before the cutoff go, the series stays.
+    db.head().truncate_before(19_000);
+    let q = db.head().querier(i64::MIN, 18_999).unwrap();
+    let set = q
+        .select(
+            &[Matcher::equal("__name__", "hm")],
+            &SelectHints {
+                start: i64::MIN,
+                end: 18_999,
+            },
+        )
+        .unwrap();
+    assert_eq!(set.count(), 0);
+    drop(q);
+    assert_eq!(
+        dump_one(db.head(), "hm", 19_000, i64::MAX).1,
+        want_h_fine(190, 200)
+    );
+    // Everything of a histogram-only series gone: the series is collected.
+    let n = db.head().num_series();
+    db.head().truncate_before(30_000);
+    assert!(db.head().num_series() < n);
+    assert_eq!(db.head().num_series(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn delete_series_removes_histograms_from_head_and_blocks() {
+    let dir = tempdir("hist-delete");
+    let db = Tsdb::open(&dir, block_opts()).unwrap();
+    ingest_fine_h(&db, 0, 100);
+    db.maintain().unwrap();
+    assert!(!db.blocks().is_empty());
+    let before = dump_all(&db);
+    // Spans the block and the head.
+    let d = db
+        .delete_series(&[vec![Matcher::equal("__name__", "hm")]], 500, 9500)
+        .unwrap();
+    assert_eq!(d.blocks_rewritten, 1);
+    assert!(d.head_samples >= 6, "{d:?}");
+    // All of "mixed", both kinds.
+    db.delete_series(
+        &[vec![Matcher::equal("__name__", "mixed")]],
+        i64::MIN,
+        i64::MAX,
+    )
+    .unwrap();
+    let want_hm: Vec<_> = before[0]
+        .1
+        .iter()
+        .filter(|x| x.0 < 500 || x.0 > 9500)
+        .cloned()
+        .collect();
+    let check = |db: &Tsdb| {
+        let now = dump_all(db);
+        assert_eq!(now[0].1, want_hm);
+        assert!(now[1].0.is_empty() && now[1].1.is_empty());
+        assert_eq!(now[2], before[2]);
+    };
+    check(&db);
+    // Crash restart: the tombstones record repeats the head deletion.
+    drop(db);
+    let db = Tsdb::open(&dir, block_opts()).unwrap();
+    check(&db);
+    db.close().unwrap();
+    drop(db);
+    let db = Tsdb::open(&dir, block_opts()).unwrap();
+    check(&db);
+    // Appends go on after the newest histograms were deleted.
+    let mut a = db.appender();
+    a.append_histogram(None, &hlabels("hm"), 10_000, &hi(100))
+        .unwrap();
+    a.commit().unwrap();
+    assert_eq!(dump_one(&db, "hm", 10_000, 10_000).1.len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn corrupt_histogram_block_chunks_do_not_panic() {
+    let dir = tempdir("hist-badchunk");
+    let db = Tsdb::open(&dir, block_opts()).unwrap();
+    ingest_fine_h(&db, 0, 30);
+    db.maintain().unwrap();
+    db.close().unwrap();
+    let blocks = db.blocks();
+    drop(db);
+    assert!(!blocks.is_empty());
+    let ch = blocks[0].dir().join("chunks");
+    let good = std::fs::read(&ch).unwrap();
+    drop(blocks);
+    // Flip every byte in turn (and cut the file short): reads never panic.
+    for i in (8..good.len()).step_by(7) {
+        let mut c = good.clone();
+        c[i] ^= 0x5a;
+        std::fs::write(&ch, &c).unwrap();
+        let db = Tsdb::open(&dir, block_opts()).unwrap();
+        let _ = dump_all(&db);
+        drop(db);
+    }
+    std::fs::write(&ch, &good[..good.len() / 2]).unwrap();
+    let db = Tsdb::open(&dir, block_opts()).unwrap();
+    let _ = dump_all(&db);
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
+}
