@@ -301,6 +301,15 @@ impl Appender for HeadAppender<'_> {
         };
         {
             let last_t = s.last_t.load(Ordering::Relaxed);
+            // A float at the time of a histogram: refused now, as Prometheus does (the
+            // commit would refuse it anyway).
+            if t == last_t && s.data.lock().last_is_histogram() {
+                self.head
+                    .stats
+                    .out_of_order_samples
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(AppendError::DuplicateTimestamp);
+            }
             let too_old = t < last_t && self.head.ooo_min().is_none_or(|min| t < min)
                 || t < self.head.min_valid_time();
             if too_old {
@@ -330,12 +339,20 @@ impl Appender for HeadAppender<'_> {
             None => self.head.get_or_create(labels, None)?.0,
         };
         // Histograms are accepted in order only (the out-of-order window is for floats).
-        if t < s.last_t.load(Ordering::Relaxed) || t < self.head.min_valid_time() {
+        let last_t = s.last_t.load(Ordering::Relaxed);
+        let refused = if t < last_t || t < self.head.min_valid_time() {
+            Some(AppendError::OutOfOrder)
+        } else if t == last_t && s.data.lock().histogram_at_last(h) == Outcome::DuplicateTimestamp {
+            Some(AppendError::DuplicateTimestamp)
+        } else {
+            None
+        };
+        if let Some(e) = refused {
             self.head
                 .stats
                 .out_of_order_samples
                 .fetch_add(1, Ordering::Relaxed);
-            return Err(AppendError::OutOfOrder);
+            return Err(e);
         }
         let r = s.r;
         self.pending_h.push(PendingHist {

@@ -232,6 +232,17 @@ impl SeriesData {
             return Outcome::Appended(hd.append(t, h));
         }
         if t == last {
+            return self.histogram_at_last(h);
+        }
+        Outcome::OutOfOrder
+    }
+
+    /// What appending histogram `h` at the series' last timestamp does: a duplicate when the
+    /// last sample is the same histogram (or `h` is a stale marker after a histogram),
+    /// [`Outcome::DuplicateTimestamp`] otherwise.
+    pub fn histogram_at_last(&self, h: &FloatHistogram) -> Outcome {
+        let t = self.last_any();
+        {
             // The appender remembers the last histogram across cuts.
             let prev = self
                 .hist
@@ -246,7 +257,13 @@ impl SeriesData {
                 _ => Outcome::DuplicateTimestamp,
             };
         }
-        Outcome::OutOfOrder
+    }
+
+    /// Whether the sample at the series' last timestamp is a histogram.
+    pub fn last_is_histogram(&self) -> bool {
+        self.hist
+            .as_ref()
+            .is_some_and(|hd| hd.last_t != i64::MIN && hd.last_t > self.last_t)
     }
 
     /// Whether a histogram sample sits at exactly `t`.

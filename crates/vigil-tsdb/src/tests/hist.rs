@@ -140,14 +140,26 @@ fn mixed_series_duplicates_and_out_of_order() {
     let mut a = db.appender();
     a.append_histogram(None, &l, 5000, &hi(5)).unwrap();
     a.commit().unwrap();
-    // Same timestamp, another histogram or a float: refused at commit (counted).
+    // Same timestamp, another histogram or a float: refused (and counted).
     let rejected = || db.head().stats.out_of_order_samples.load(Ordering::Relaxed);
     let r0 = rejected();
     let mut a = db.appender();
-    a.append_histogram(None, &l, 5000, &hi(6)).unwrap();
-    a.append(None, &l, 5000, 5.0).unwrap();
+    assert_eq!(
+        a.append_histogram(None, &l, 5000, &hi(6)),
+        Err(AppendError::DuplicateTimestamp)
+    );
+    assert_eq!(
+        a.append(None, &l, 5000, 5.0),
+        Err(AppendError::DuplicateTimestamp)
+    );
     a.commit().unwrap();
     assert_eq!(rejected(), r0 + 2);
+    // Within one batch the appender cannot know yet: the commit refuses the second one.
+    let mut a = db.appender();
+    a.append(None, &l, 5500, 5.5).unwrap();
+    a.append_histogram(None, &l, 5500, &hi(6)).unwrap();
+    a.commit().unwrap();
+    assert_eq!(rejected(), r0 + 3);
     // Older than the last sample, of either kind: out of order.
     let mut a = db.appender();
     assert_eq!(
@@ -169,6 +181,7 @@ fn mixed_series_duplicates_and_out_of_order() {
         [
             (1000, 1f64.to_bits()),
             (4000, 4f64.to_bits()),
+            (5500, 5.5f64.to_bits()),
             (6000, stale_nan().to_bits())
         ]
     );
