@@ -242,20 +242,18 @@ impl SeriesData {
     /// [`Outcome::DuplicateTimestamp`] otherwise.
     pub fn histogram_at_last(&self, h: &FloatHistogram) -> Outcome {
         let t = self.last_any();
-        {
-            // The appender remembers the last histogram across cuts.
-            let prev = self
-                .hist
-                .as_ref()
-                .filter(|hd| hd.last_t == t && hd.last_t > self.last_t)
-                .and_then(|hd| hd.open.last());
-            return match prev {
-                Some(p) if p.equals(h) && p.counter_reset_hint == h.counter_reset_hint => {
-                    Outcome::Duplicate
-                }
-                Some(_) if is_stale_nan(h.sum) => Outcome::Duplicate,
-                _ => Outcome::DuplicateTimestamp,
-            };
+        // The appender remembers the last histogram across cuts.
+        let prev = self
+            .hist
+            .as_ref()
+            .filter(|hd| hd.last_t == t && hd.last_t > self.last_t)
+            .and_then(|hd| hd.open.last());
+        match prev {
+            Some(p) if p.equals(h) && p.counter_reset_hint == h.counter_reset_hint => {
+                Outcome::Duplicate
+            }
+            Some(_) if is_stale_nan(h.sum) => Outcome::Duplicate,
+            _ => Outcome::DuplicateTimestamp,
         }
     }
 
