@@ -132,6 +132,7 @@ impl Head {
         }
         let out = s.data.lock().append_histogram(t, h);
         if matches!(out, Outcome::Appended(_)) {
+            s.has_hist.store(true, Ordering::Release);
             tally.histograms += 1;
         }
         self.count(s, t, out, tally);
@@ -374,4 +375,39 @@ impl Appender for HeadAppender<'_> {
     }
 
     fn rollback(self: Box<Self>) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_keep_append_order() {
+        let head = Head::new(Default::default());
+        let l = Labels::from_pairs([("__name__", "x")]);
+        let s = head.get_or_create(&l, None).unwrap().0;
+        let hs = |seqs: &[usize]| -> Vec<PendingHist> {
+            seqs.iter()
+                .map(|&seq| PendingHist {
+                    s: s.clone(),
+                    t: 0,
+                    h: FloatHistogram::default(),
+                    seq,
+                })
+                .collect()
+        };
+        assert_eq!(runs(3, &[]), [(false, 0..3)]);
+        assert_eq!(runs(0, &hs(&[0, 0])), [(true, 0..2)]);
+        assert_eq!(runs(3, &hs(&[3])), [(false, 0..3), (true, 0..1)]);
+        assert_eq!(
+            runs(3, &hs(&[0, 1, 1, 3])),
+            [
+                (true, 0..1),
+                (false, 0..1),
+                (true, 1..3),
+                (false, 1..3),
+                (true, 3..4)
+            ]
+        );
+    }
 }

@@ -34,6 +34,9 @@ pub struct MemSeries {
     /// `data.last_t`, readable without the lock: appenders refuse out-of-order samples early
     /// with one atomic load (the commit decides again under the lock).
     pub last_t: AtomicI64,
+    /// Set once the series got a histogram sample: queries of float-only series skip the
+    /// histogram lookup (and its lock).
+    pub has_hist: AtomicBool,
     pub data: Mutex<SeriesData>,
 }
 
@@ -375,14 +378,14 @@ impl SeriesData {
             return deleted;
         }
         deleted += n;
+        // The histograms are set aside while the floats are re-appended: floats older than
+        // the last histogram would otherwise count as out of order.
         let hist = self.hist.take();
-        *self = SeriesData {
-            hist,
-            ..SeriesData::default()
-        };
+        *self = SeriesData::default();
         for (t, v) in before.into_iter().filter(|s| s.0 < mint || s.0 > maxt) {
             self.append(t, v, None);
         }
+        self.hist = hist;
         self.last_t = last_t;
         self.last_v_bits = last_v_bits;
         deleted

@@ -580,3 +580,32 @@ fn corrupt_histogram_block_chunks_do_not_panic() {
     drop(db);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn deleting_part_of_a_mixed_series_keeps_the_rest() {
+    let dir = tempdir("hist-delete-mixed");
+    let db = Tsdb::open(&dir, opts()).unwrap();
+    ingest_fine_h(&db, 0, 300); // "mixed": floats at even steps, histograms at odd ones
+    let before = dump_all(&db);
+    let sel = vec![Matcher::equal("__name__", "mixed")];
+    db.delete_series(&[sel], 1000, 2000).unwrap();
+    let now = dump_all(&db);
+    let keep = |t: i64| !(1000..=2000).contains(&t);
+    let want_f: Vec<_> = before[1].0.iter().filter(|x| keep(x.0)).cloned().collect();
+    let want_h: Vec<_> = before[1].1.iter().filter(|x| keep(x.0)).cloned().collect();
+    assert_eq!(now[1].0, want_f);
+    assert_eq!(now[1].1, want_h);
+    assert_eq!(
+        (now[0].clone(), now[2].clone()),
+        (before[0].clone(), before[2].clone())
+    );
+    // The same after a crash (tombstones replayed in place) and a clean restart.
+    drop(db);
+    let db = Tsdb::open(&dir, opts()).unwrap();
+    assert_eq!(dump_all(&db), now);
+    db.close().unwrap();
+    drop(db);
+    let db = Tsdb::open(&dir, opts()).unwrap();
+    assert_eq!(dump_all(&db), now);
+    let _ = std::fs::remove_dir_all(&dir);
+}
