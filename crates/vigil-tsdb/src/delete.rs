@@ -162,7 +162,7 @@ fn holds(
             .select(ms, &hints)
             .map_err(|e| E::Invalid(e.to_string()))?;
         for mut s in set {
-            if s.samples.next().is_some() {
+            if !s.histograms.is_empty() || s.samples.next().is_some() {
                 return Ok(true);
             }
         }

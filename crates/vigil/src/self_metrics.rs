@@ -77,6 +77,12 @@ pub fn renderer(db: Arc<Tsdb>) -> impl Fn() -> String + Send + Sync {
                 c(&s.out_of_order_accepted),
             ),
             (
+                "vigil_tsdb_head_histogram_samples_appended_total",
+                "counter",
+                "Native histogram samples appended to the head (also counted in prometheus_tsdb_head_samples_appended_total).",
+                c(&s.histogram_samples_appended),
+            ),
+            (
                 "vigil_tsdb_head_series_refused_total",
                 "counter",
                 "New series refused because the head held --storage.tsdb.max-series series.",

@@ -10,6 +10,8 @@ use crate::head::postings::Postings;
 use crate::head::symbols::{Sym, Symbols};
 
 pub const MAGIC: &[u8; 8] = b"VGIDX001";
+/// An index whose series also list histogram chunks (a block with native histograms).
+pub const MAGIC_HIST: &[u8; 8] = b"VGIDX002";
 
 /// Where one chunk of a series is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,13 +26,40 @@ pub struct ChunkMeta {
 pub struct IndexSeries {
     pub labels: Box<[(Sym, Sym)]>,
     pub chunks: Box<[ChunkMeta]>,
+    /// Histogram chunks (none in a `VGIDX001` index).
+    pub hchunks: Box<[ChunkMeta]>,
+}
+
+fn put_chunks(b: &mut Vec<u8>, chunks: &[ChunkMeta]) {
+    put_uvarint(b, chunks.len() as u64);
+    for c in chunks {
+        put_varint(b, c.mint);
+        put_uvarint(b, c.maxt.wrapping_sub(c.mint) as u64);
+        put_uvarint(b, c.offset);
+    }
+}
+
+fn get_chunks(d: &mut Dec<'_>) -> Result<Box<[ChunkMeta]>, String> {
+    let bad = || "malformed chunk meta".to_string();
+    let c = d.uvarint().ok_or_else(bad)?;
+    let mut chunks = Vec::with_capacity(c.min(1 << 16) as usize);
+    for _ in 0..c {
+        let mint = d.varint().ok_or_else(bad)?;
+        let maxt = mint.wrapping_add(d.uvarint().ok_or_else(bad)? as i64);
+        let offset = d.uvarint().ok_or_else(bad)?;
+        chunks.push(ChunkMeta { mint, maxt, offset });
+    }
+    Ok(chunks.into())
 }
 
 /// Encodes an index. `symbols` must be sorted and unique; series sorted by labels, with label
 /// symbols given as positions in `symbols`.
 pub fn encode(symbols: &[&str], series: &[IndexSeries]) -> Vec<u8> {
     let mut b = Vec::with_capacity(64 + series.len() * 32);
-    b.extend_from_slice(MAGIC);
+    // Only a block with histograms gets the new magic: the others stay readable by a vigil
+    // that predates histograms.
+    let hist = series.iter().any(|s| !s.hchunks.is_empty());
+    b.extend_from_slice(if hist { MAGIC_HIST } else { MAGIC });
     let sym_off = b.len() as u64;
     put_uvarint(&mut b, symbols.len() as u64);
     for s in symbols {
@@ -44,11 +73,9 @@ pub fn encode(symbols: &[&str], series: &[IndexSeries]) -> Vec<u8> {
             put_uvarint(&mut b, n as u64);
             put_uvarint(&mut b, v as u64);
         }
-        put_uvarint(&mut b, s.chunks.len() as u64);
-        for c in s.chunks.iter() {
-            put_varint(&mut b, c.mint);
-            put_uvarint(&mut b, c.maxt.wrapping_sub(c.mint) as u64);
-            put_uvarint(&mut b, c.offset);
+        put_chunks(&mut b, &s.chunks);
+        if hist {
+            put_chunks(&mut b, &s.hchunks);
         }
     }
     b.extend_from_slice(&sym_off.to_le_bytes());
@@ -67,9 +94,10 @@ pub struct Index {
 
 /// Decodes an index; the error names what is wrong.
 pub fn decode(b: &[u8]) -> Result<Index, String> {
-    if b.len() < MAGIC.len() + 20 || &b[..8] != MAGIC {
+    if b.len() < MAGIC.len() + 20 || (&b[..8] != MAGIC && &b[..8] != MAGIC_HIST) {
         return Err("bad magic or too short".into());
     }
+    let hist = &b[..8] == MAGIC_HIST;
     let (body, crc) = b.split_at(b.len() - 4);
     if crc32fast::hash(body).to_le_bytes() != crc {
         return Err("index checksum mismatch".into());
@@ -111,19 +139,18 @@ pub fn decode(b: &[u8]) -> Result<Index, String> {
                 .ok_or_else(|| bad("series labels"))?;
             labels.push((name as Sym, value as Sym));
         }
-        let c = d.uvarint().ok_or_else(|| bad("series chunks"))?;
-        let mut chunks = Vec::with_capacity(c.min(1 << 16) as usize);
-        for _ in 0..c {
-            let mint = d.varint().ok_or_else(|| bad("chunk meta"))?;
-            let maxt = mint.wrapping_add(d.uvarint().ok_or_else(|| bad("chunk meta"))? as i64);
-            let offset = d.uvarint().ok_or_else(|| bad("chunk meta"))?;
-            chunks.push(ChunkMeta { mint, maxt, offset });
-        }
+        let chunks = get_chunks(&mut d)?;
+        let hchunks = if hist {
+            get_chunks(&mut d)?
+        } else {
+            Box::default()
+        };
         let labels: Box<[(Sym, Sym)]> = labels.into();
         postings.add(r, &labels);
         series.push(IndexSeries {
             labels,
-            chunks: chunks.into(),
+            chunks,
+            hchunks,
         });
     }
     Ok(Index {
@@ -149,10 +176,12 @@ mod tests {
                     offset: 8,
                 }]
                 .into(),
+                hchunks: Box::default(),
             },
             IndexSeries {
                 labels: vec![(0, 3)].into(),
                 chunks: vec![].into(),
+                hchunks: Box::default(),
             },
         ];
         encode(&syms, &series)
@@ -165,6 +194,27 @@ mod tests {
         assert_eq!(ix.series[0].chunks[0].mint, -5);
         assert_eq!(ix.series[0].chunks[0].maxt, 100);
         assert_eq!(ix.symbols.reader().get(3), "up");
+    }
+
+    #[test]
+    fn histogram_chunk_lists_round_trip() {
+        let syms = ["__name__", "h"];
+        let c = |mint, offset| ChunkMeta {
+            mint,
+            maxt: mint + 10,
+            offset,
+        };
+        let series = vec![IndexSeries {
+            labels: vec![(0, 1)].into(),
+            chunks: vec![c(1, 8)].into(),
+            hchunks: vec![c(20, 30), c(40, 50)].into(),
+        }];
+        let b = encode(&syms, &series);
+        assert_eq!(&b[..8], MAGIC_HIST);
+        let ix = decode(&b).unwrap();
+        assert_eq!(ix.series, series);
+        // Without histograms, the old format byte for byte.
+        assert_eq!(&sample()[..8], MAGIC);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use super::index::{self, ChunkMeta, IndexSeries};
 use super::{BlockMeta, BlockStats, CHUNKS_MAGIC, Compaction};
+use crate::chunk::hist::{self, HistAppender};
 use crate::chunk::{SAMPLES_PER_BLOCK_CHUNK, dense, write_framed};
 use crate::error::{TsdbError, io_err};
 use crate::wal::sync_dir;
@@ -15,7 +16,10 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use vigil_model::{Labels, Querier, SelectHints};
+use vigil_model::{HistogramSample, Labels, Querier, SelectHints};
+
+/// A block histogram chunk is cut past this many bytes (before reaching 1024 samples).
+const HIST_BLOCK_CHUNK_BYTES: usize = 64 << 10;
 
 /// A new, sortable, unique block id: hex min time, hex sequence.
 pub fn new_block_id(min_time: i64) -> String {
@@ -86,7 +90,7 @@ fn write_into(
     let chunks_path = tmp.join("chunks");
     let file = std::fs::File::create(&chunks_path).map_err(|e| io_err(&chunks_path, e))?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-    let mut offset = CHUNKS_MAGIC.len() as u64;
+    let offset = std::cell::Cell::new(CHUNKS_MAGIC.len() as u64);
     w.write_all(CHUNKS_MAGIC)
         .map_err(|e| io_err(&chunks_path, e))?;
     let hints = SelectHints {
@@ -98,7 +102,7 @@ fn write_into(
         .map_err(|e| TsdbError::Invalid(e.to_string()))?;
     let mut stats = BlockStats::default();
     let (mut data_min, mut data_max) = (i64::MAX, i64::MIN);
-    let mut all: Vec<(Labels, Vec<ChunkMeta>)> = Vec::new();
+    let mut all: Vec<(Labels, Vec<ChunkMeta>, Vec<ChunkMeta>)> = Vec::new();
     let mut frame = Vec::with_capacity(4096);
     let mut payload = Vec::with_capacity(4096);
     let mut pending: Vec<(i64, f64)> = Vec::with_capacity(SAMPLES_PER_BLOCK_CHUNK);
@@ -118,10 +122,44 @@ fn write_into(
         metas.push(ChunkMeta {
             mint: cmin,
             maxt: cmax,
-            offset,
+            offset: offset.get(),
         });
-        offset += frame.len() as u64;
+        offset.set(offset.get() + frame.len() as u64);
         pending.clear();
+        Ok(())
+    };
+    let mut hframe = Vec::new();
+    let mut hpayload = Vec::new();
+    // Writes histogram samples as chunks of up to SAMPLES_PER_BLOCK_CHUNK samples (fewer
+    // when wide histograms make a chunk large).
+    let mut write_hist = |hs: &[HistogramSample],
+                          metas: &mut Vec<ChunkMeta>,
+                          w: &mut std::io::BufWriter<std::fs::File>|
+     -> std::io::Result<()> {
+        let mut a = HistAppender::default();
+        let mut first = 0;
+        for (i, x) in hs.iter().enumerate() {
+            a.append(x.t, &x.h);
+            let last = i + 1 == hs.len();
+            if last
+                || a.num_samples() as usize >= SAMPLES_PER_BLOCK_CHUNK
+                || a.len() >= HIST_BLOCK_CHUNK_BYTES
+            {
+                hpayload.clear();
+                hpayload.push(hist::ENC_HIST);
+                hpayload.extend_from_slice(&a.take_bytes());
+                hframe.clear();
+                write_framed(&mut hframe, &hpayload);
+                w.write_all(&hframe)?;
+                metas.push(ChunkMeta {
+                    mint: hs[first].t,
+                    maxt: x.t,
+                    offset: offset.get(),
+                });
+                offset.set(offset.get() + hframe.len() as u64);
+                first = i + 1;
+            }
+        }
         Ok(())
     };
     for s in set {
@@ -136,9 +174,16 @@ fn write_into(
             }
         }
         flush(&mut pending, &mut metas, &mut w).map_err(|e| io_err(&chunks_path, e))?;
-        if !metas.is_empty() {
-            stats.num_chunks += metas.len() as u64;
-            all.push((s.labels, metas));
+        let mut hmetas = Vec::new();
+        if let (Some(f), Some(l)) = (s.histograms.first(), s.histograms.last()) {
+            data_min = data_min.min(f.t);
+            data_max = data_max.max(l.t);
+            stats.num_samples += s.histograms.len() as u64;
+            write_hist(&s.histograms, &mut hmetas, &mut w).map_err(|e| io_err(&chunks_path, e))?;
+        }
+        if !metas.is_empty() || !hmetas.is_empty() {
+            stats.num_chunks += (metas.len() + hmetas.len()) as u64;
+            all.push((s.labels, metas, hmetas));
         }
     }
     if all.is_empty() {
@@ -153,7 +198,7 @@ fn write_into(
     // Symbols sorted; series keep the (label-sorted) order the querier gave.
     all.sort_by(|a, b| a.0.cmp(&b.0));
     let mut symbols: BTreeMap<&str, u32> = BTreeMap::new();
-    for (labels, _) in &all {
+    for (labels, _, _) in &all {
         for l in labels {
             symbols.insert(&l.name, 0);
             symbols.insert(&l.value, 0);
@@ -164,15 +209,17 @@ fn write_into(
     }
     let series: Vec<IndexSeries> = all
         .iter()
-        .map(|(labels, metas)| IndexSeries {
+        .map(|(labels, metas, hmetas)| IndexSeries {
             labels: labels
                 .iter()
                 .map(|l| (symbols[l.name.as_str()], symbols[l.value.as_str()]))
                 .collect(),
             chunks: metas.clone().into(),
+            hchunks: hmetas.clone().into(),
         })
         .collect();
     stats.num_series = series.len() as u64;
+    let has_hist = series.iter().any(|s| !s.hchunks.is_empty());
     let sym_list: Vec<&str> = symbols.keys().copied().collect();
     write_file(&tmp.join("index"), &index::encode(&sym_list, &series))?;
 
@@ -184,7 +231,9 @@ fn write_into(
         max_time: data_max.saturating_add(1).min(maxt),
         stats,
         compaction,
-        version: 1,
+        // 2: the index lists histogram chunks (`VGIDX002`); a vigil without histograms
+        // refuses such a block instead of misreading it.
+        version: if has_hist { 2 } else { 1 },
     };
     let json = serde_json::to_vec_pretty(&meta).map_err(|e| TsdbError::Invalid(e.to_string()))?;
     write_file(&tmp.join("meta.json"), &json)?;

@@ -132,6 +132,7 @@ impl Head {
         }
         let out = s.data.lock().append_histogram(t, h);
         if matches!(out, Outcome::Appended(_)) {
+            s.has_hist.store(true, Ordering::Release);
             tally.histograms += 1;
         }
         self.count(s, t, out, tally);
@@ -301,6 +302,15 @@ impl Appender for HeadAppender<'_> {
         };
         {
             let last_t = s.last_t.load(Ordering::Relaxed);
+            // A float at the time of a histogram: refused now, as Prometheus does (the
+            // commit would refuse it anyway).
+            if t == last_t && s.data.lock().last_is_histogram() {
+                self.head
+                    .stats
+                    .out_of_order_samples
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(AppendError::DuplicateTimestamp);
+            }
             let too_old = t < last_t && self.head.ooo_min().is_none_or(|min| t < min)
                 || t < self.head.min_valid_time();
             if too_old {
@@ -330,12 +340,20 @@ impl Appender for HeadAppender<'_> {
             None => self.head.get_or_create(labels, None)?.0,
         };
         // Histograms are accepted in order only (the out-of-order window is for floats).
-        if t < s.last_t.load(Ordering::Relaxed) || t < self.head.min_valid_time() {
+        let last_t = s.last_t.load(Ordering::Relaxed);
+        let refused = if t < last_t || t < self.head.min_valid_time() {
+            Some(AppendError::OutOfOrder)
+        } else if t == last_t && s.data.lock().histogram_at_last(h) == Outcome::DuplicateTimestamp {
+            Some(AppendError::DuplicateTimestamp)
+        } else {
+            None
+        };
+        if let Some(e) = refused {
             self.head
                 .stats
                 .out_of_order_samples
                 .fetch_add(1, Ordering::Relaxed);
-            return Err(AppendError::OutOfOrder);
+            return Err(e);
         }
         let r = s.r;
         self.pending_h.push(PendingHist {
@@ -357,4 +375,39 @@ impl Appender for HeadAppender<'_> {
     }
 
     fn rollback(self: Box<Self>) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_keep_append_order() {
+        let head = Head::new(Default::default());
+        let l = Labels::from_pairs([("__name__", "x")]);
+        let s = head.get_or_create(&l, None).unwrap().0;
+        let hs = |seqs: &[usize]| -> Vec<PendingHist> {
+            seqs.iter()
+                .map(|&seq| PendingHist {
+                    s: s.clone(),
+                    t: 0,
+                    h: FloatHistogram::default(),
+                    seq,
+                })
+                .collect()
+        };
+        assert_eq!(runs(3, &[]), [(false, 0..3)]);
+        assert_eq!(runs(0, &hs(&[0, 0])), [(true, 0..2)]);
+        assert_eq!(runs(3, &hs(&[3])), [(false, 0..3), (true, 0..1)]);
+        assert_eq!(
+            runs(3, &hs(&[0, 1, 1, 3])),
+            [
+                (true, 0..1),
+                (false, 0..1),
+                (true, 1..3),
+                (false, 1..3),
+                (true, 3..4)
+            ]
+        );
+    }
 }

@@ -310,6 +310,7 @@ impl Head {
             logged: AtomicBool::new(false),
             removed: AtomicBool::new(false),
             last_t: AtomicI64::new(i64::MIN),
+            has_hist: AtomicBool::new(false),
             data: Mutex::new(Default::default()),
         });
         self.ref_stripe(r).write().insert(r, s.clone());

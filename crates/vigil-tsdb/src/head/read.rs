@@ -70,7 +70,7 @@ impl BlockReader for Head {
         maxt: Timestamp,
     ) -> Vec<HistogramSample> {
         let mint = mint.max(self.min_valid_time());
-        if mint > maxt {
+        if mint > maxt || !s.has_hist.load(std::sync::atomic::Ordering::Acquire) {
             return Vec::new();
         }
         s.data.lock().histograms_in(mint, maxt)

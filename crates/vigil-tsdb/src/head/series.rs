@@ -34,6 +34,9 @@ pub struct MemSeries {
     /// `data.last_t`, readable without the lock: appenders refuse out-of-order samples early
     /// with one atomic load (the commit decides again under the lock).
     pub last_t: AtomicI64,
+    /// Set once the series got a histogram sample: queries of float-only series skip the
+    /// histogram lookup (and its lock).
+    pub has_hist: AtomicBool,
     pub data: Mutex<SeriesData>,
 }
 
@@ -166,10 +169,22 @@ pub fn decode_hist_chunks<'a>(
     maxt: i64,
     out: &mut Vec<HistogramSample>,
 ) -> usize {
+    decode_chunks_with(chunks, hist::decode, mint, maxt, out)
+}
+
+/// As [`decode_hist_chunks`], with `decode` for each chunk's bytes (block chunks carry an
+/// encoding byte).
+pub fn decode_chunks_with<'a>(
+    chunks: impl Iterator<Item = &'a [u8]>,
+    decode: hist::DecodeFn,
+    mint: i64,
+    maxt: i64,
+    out: &mut Vec<HistogramSample>,
+) -> usize {
     let mut buf = Vec::new();
     let mut corrupt = 0;
     for c in chunks {
-        if !hist::decode(c, &mut buf) {
+        if !decode(c, &mut buf) {
             corrupt += 1;
         }
         out.extend(
@@ -220,21 +235,36 @@ impl SeriesData {
             return Outcome::Appended(hd.append(t, h));
         }
         if t == last {
-            // The appender remembers the last histogram across cuts.
-            let prev = self
-                .hist
-                .as_ref()
-                .filter(|hd| hd.last_t == t && hd.last_t > self.last_t)
-                .and_then(|hd| hd.open.last());
-            return match prev {
-                Some(p) if p.equals(h) && p.counter_reset_hint == h.counter_reset_hint => {
-                    Outcome::Duplicate
-                }
-                Some(_) if is_stale_nan(h.sum) => Outcome::Duplicate,
-                _ => Outcome::DuplicateTimestamp,
-            };
+            return self.histogram_at_last(h);
         }
         Outcome::OutOfOrder
+    }
+
+    /// What appending histogram `h` at the series' last timestamp does: a duplicate when the
+    /// last sample is the same histogram (or `h` is a stale marker after a histogram),
+    /// [`Outcome::DuplicateTimestamp`] otherwise.
+    pub fn histogram_at_last(&self, h: &FloatHistogram) -> Outcome {
+        let t = self.last_any();
+        // The appender remembers the last histogram across cuts.
+        let prev = self
+            .hist
+            .as_ref()
+            .filter(|hd| hd.last_t == t && hd.last_t > self.last_t)
+            .and_then(|hd| hd.open.last());
+        match prev {
+            Some(p) if p.equals(h) && p.counter_reset_hint == h.counter_reset_hint => {
+                Outcome::Duplicate
+            }
+            Some(_) if is_stale_nan(h.sum) => Outcome::Duplicate,
+            _ => Outcome::DuplicateTimestamp,
+        }
+    }
+
+    /// Whether the sample at the series' last timestamp is a histogram.
+    pub fn last_is_histogram(&self) -> bool {
+        self.hist
+            .as_ref()
+            .is_some_and(|hd| hd.last_t != i64::MIN && hd.last_t > self.last_t)
     }
 
     /// Whether a histogram sample sits at exactly `t`.
@@ -348,14 +378,14 @@ impl SeriesData {
             return deleted;
         }
         deleted += n;
+        // The histograms are set aside while the floats are re-appended: floats older than
+        // the last histogram would otherwise count as out of order.
         let hist = self.hist.take();
-        *self = SeriesData {
-            hist,
-            ..SeriesData::default()
-        };
+        *self = SeriesData::default();
         for (t, v) in before.into_iter().filter(|s| s.0 < mint || s.0 > maxt) {
             self.append(t, v, None);
         }
+        self.hist = hist;
         self.last_t = last_t;
         self.last_v_bits = last_v_bits;
         deleted

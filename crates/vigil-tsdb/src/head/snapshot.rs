@@ -389,6 +389,7 @@ fn load_hist_chunks(head: &Head, payload: &[u8]) -> Option<()> {
     let mut data = s.data.lock();
     let last_any = data.last_t.max(last_t);
     data.hist = Some(Box::new(hd));
+    s.has_hist.store(true, Ordering::Release);
     s.last_t.store(last_any, Ordering::Relaxed);
     Some(())
 }

@@ -8,8 +8,7 @@ use std::sync::atomic::Ordering;
 use vigil_model::histogram::FloatHistogram;
 use vigil_model::histogram::notation::parse_histogram;
 use vigil_model::{
-    AppendError, Appendable, Labels, Matcher, Queryable, Sample, SelectHints, StorageError,
-    stale_nan,
+    AppendError, Appendable, Labels, Matcher, Queryable, Sample, SelectHints, stale_nan,
 };
 
 fn h(s: &str) -> FloatHistogram {
@@ -141,14 +140,26 @@ fn mixed_series_duplicates_and_out_of_order() {
     let mut a = db.appender();
     a.append_histogram(None, &l, 5000, &hi(5)).unwrap();
     a.commit().unwrap();
-    // Same timestamp, another histogram or a float: refused at commit (counted).
+    // Same timestamp, another histogram or a float: refused (and counted).
     let rejected = || db.head().stats.out_of_order_samples.load(Ordering::Relaxed);
     let r0 = rejected();
     let mut a = db.appender();
-    a.append_histogram(None, &l, 5000, &hi(6)).unwrap();
-    a.append(None, &l, 5000, 5.0).unwrap();
+    assert_eq!(
+        a.append_histogram(None, &l, 5000, &hi(6)),
+        Err(AppendError::DuplicateTimestamp)
+    );
+    assert_eq!(
+        a.append(None, &l, 5000, 5.0),
+        Err(AppendError::DuplicateTimestamp)
+    );
     a.commit().unwrap();
     assert_eq!(rejected(), r0 + 2);
+    // Within one batch the appender cannot know yet: the commit refuses the second one.
+    let mut a = db.appender();
+    a.append(None, &l, 5500, 5.5).unwrap();
+    a.append_histogram(None, &l, 5500, &hi(6)).unwrap();
+    a.commit().unwrap();
+    assert_eq!(rejected(), r0 + 3);
     // Older than the last sample, of either kind: out of order.
     let mut a = db.appender();
     assert_eq!(
@@ -170,6 +181,7 @@ fn mixed_series_duplicates_and_out_of_order() {
         [
             (1000, 1f64.to_bits()),
             (4000, 4f64.to_bits()),
+            (5500, 5.5f64.to_bits()),
             (6000, stale_nan().to_bits())
         ]
     );
@@ -325,5 +337,327 @@ fn snapshot_restart_keeps_histograms() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[allow(dead_code)]
-fn unused(_: StorageError) {}
+/// A mixed workload at t = 0, 100, …: series "hm" histograms only, "mixed" alternating
+/// floats and histograms (with custom buckets), plus the float series "m".
+fn ingest_fine_h(db: &Tsdb, from: i64, to: i64) {
+    let nhcb = |i: i64| {
+        h(&format!(
+            "{{{{schema:-53 sum:{i} count:{} custom_values:[0.1 1 10] buckets:[{i} {i} 1]}}}}",
+            2 * i + 1
+        ))
+    };
+    for b in from..to {
+        let mut a = db.appender();
+        a.append_histogram(None, &hlabels("hm"), b * 100, &hi(b))
+            .unwrap();
+        if b % 2 == 0 {
+            a.append(None, &hlabels("mixed"), b * 100, b as f64)
+                .unwrap();
+        } else {
+            a.append_histogram(None, &hlabels("mixed"), b * 100, &nhcb(b))
+                .unwrap();
+        }
+        a.append(None, &super::series(0), b * 100, b as f64)
+            .unwrap();
+        a.commit().unwrap();
+    }
+}
+
+type Dump = Vec<(Vec<(i64, u64)>, Vec<(i64, String)>)>;
+
+fn dump_all(db: &impl Queryable) -> Dump {
+    ["hm", "mixed", "m"]
+        .iter()
+        .map(|n| {
+            let (f, hs) = dump_one(db, n, i64::MIN, i64::MAX);
+            (f.iter().map(|s| (s.t, s.v.to_bits())).collect(), hs)
+        })
+        .collect()
+}
+
+fn block_opts() -> TsdbOptions {
+    TsdbOptions {
+        retention_ms: 0,
+        block_range_ms: 1000,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn head_compaction_and_block_merges_keep_histograms() {
+    let dir = tempdir("hist-blocks");
+    let db = Tsdb::open(&dir, block_opts()).unwrap();
+    ingest_fine_h(&db, 0, 100); // t in [0, 9900]
+    let before = dump_all(&db);
+    assert_eq!(before[0].1.len(), 100);
+    assert_eq!((before[1].0.len(), before[1].1.len()), (50, 50));
+    db.maintain().unwrap();
+    let blocks = db.blocks();
+    assert_eq!(blocks.len(), 1, "nine 1 s blocks merged into one");
+    assert!(blocks[0].meta().compaction.level >= 2);
+    assert_eq!(blocks[0].meta().version, 2);
+    assert_eq!(blocks[0].meta().stats.num_samples, 90 * 3);
+    assert!(db.head().min_time().unwrap() >= 9000);
+    assert_eq!(dump_all(&db), before, "block + head read as before");
+    // A range across block and head.
+    let (_, hs) = dump_one(&db, "hm", 8500, 9500);
+    assert_eq!(hs, want_h_fine(85, 96));
+    // Histogram-only series are in the block's label index.
+    let q = db.querier(0, 5000).unwrap();
+    assert_eq!(
+        q.label_values("__name__", &[]).unwrap(),
+        ["hm", "m", "mixed"]
+    );
+    drop(q);
+    // Crash restart (blocks plus a WAL whose old samples they hold), then a clean one.
+    drop(db);
+    let db = Tsdb::open(&dir, block_opts()).unwrap();
+    assert_eq!(dump_all(&db), before);
+    assert_eq!(
+        db.head().stats.out_of_order_samples.load(Ordering::Relaxed),
+        0
+    );
+    db.close().unwrap();
+    drop(db);
+    let db = Tsdb::open(&dir, block_opts()).unwrap();
+    assert_eq!(dump_all(&db), before);
+    // More data, another round of cuts and merges.
+    ingest_fine_h(&db, 100, 200);
+    let before = dump_all(&db);
+    db.maintain().unwrap();
+    assert!(db.blocks().iter().any(|b| b.meta().compaction.level >= 2));
+    assert_eq!(dump_all(&db), before);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn want_h_fine(from: i64, to: i64) -> Vec<(i64, String)> {
+    (from..to).map(|i| (i * 100, dbg(&hi(i)))).collect()
+}
+
+#[test]
+fn float_only_blocks_keep_the_old_format() {
+    let dir = tempdir("hist-v1");
+    let db = Tsdb::open(&dir, block_opts()).unwrap();
+    for b in 0..30 {
+        let mut a = db.appender();
+        a.append(None, &super::series(0), b * 100, b as f64)
+            .unwrap();
+        a.commit().unwrap();
+    }
+    db.maintain().unwrap();
+    let blocks = db.blocks();
+    assert!(!blocks.is_empty());
+    for b in blocks {
+        assert_eq!(b.meta().version, 1);
+        let ix = std::fs::read(b.dir().join("index")).unwrap();
+        assert_eq!(&ix[..8], crate::block::index::MAGIC);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn retention_drops_old_histograms() {
+    let dir = tempdir("hist-retention");
+    let db = Tsdb::open(
+        &dir,
+        TsdbOptions {
+            retention_ms: 5000,
+            ..block_opts()
+        },
+    )
+    .unwrap();
+    ingest_fine_h(&db, 0, 200);
+    db.maintain().unwrap();
+    let (_, hs) = dump_one(&db, "hm", i64::MIN, i64::MAX);
+    let oldest = hs.first().unwrap().0;
+    assert!(
+        oldest >= 19_900 - 5000 - 3000,
+        "oldest histogram at {oldest}"
+    );
+    assert_eq!(hs.last().unwrap().0, 19_900);
+    // The head's own retention: histogram chunks before the cutoff go, the series stays.
+    db.head().truncate_before(19_000);
+    let q = db.head().querier(i64::MIN, 18_999).unwrap();
+    let set = q
+        .select(
+            &[Matcher::equal("__name__", "hm")],
+            &SelectHints {
+                start: i64::MIN,
+                end: 18_999,
+            },
+        )
+        .unwrap();
+    assert_eq!(set.count(), 0);
+    drop(q);
+    assert_eq!(
+        dump_one(db.head(), "hm", 19_000, i64::MAX).1,
+        want_h_fine(190, 200)
+    );
+    // Everything of a histogram-only series gone: the series is collected.
+    let n = db.head().num_series();
+    db.head().truncate_before(30_000);
+    assert!(db.head().num_series() < n);
+    assert_eq!(db.head().num_series(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn delete_series_removes_histograms_from_head_and_blocks() {
+    let dir = tempdir("hist-delete");
+    let db = Tsdb::open(&dir, block_opts()).unwrap();
+    ingest_fine_h(&db, 0, 100);
+    db.maintain().unwrap();
+    assert!(!db.blocks().is_empty());
+    let before = dump_all(&db);
+    // Spans the block and the head.
+    let d = db
+        .delete_series(&[vec![Matcher::equal("__name__", "hm")]], 500, 9500)
+        .unwrap();
+    assert_eq!(d.blocks_rewritten, 1);
+    assert!(d.head_samples >= 6, "{d:?}");
+    // All of "mixed", both kinds.
+    db.delete_series(
+        &[vec![Matcher::equal("__name__", "mixed")]],
+        i64::MIN,
+        i64::MAX,
+    )
+    .unwrap();
+    let want_hm: Vec<_> = before[0]
+        .1
+        .iter()
+        .filter(|x| x.0 < 500 || x.0 > 9500)
+        .cloned()
+        .collect();
+    let check = |db: &Tsdb| {
+        let now = dump_all(db);
+        assert_eq!(now[0].1, want_hm);
+        assert!(now[1].0.is_empty() && now[1].1.is_empty());
+        assert_eq!(now[2], before[2]);
+    };
+    check(&db);
+    // Crash restart: the tombstones record repeats the head deletion.
+    drop(db);
+    let db = Tsdb::open(&dir, block_opts()).unwrap();
+    check(&db);
+    db.close().unwrap();
+    drop(db);
+    let db = Tsdb::open(&dir, block_opts()).unwrap();
+    check(&db);
+    // Appends go on after the newest histograms were deleted.
+    let mut a = db.appender();
+    a.append_histogram(None, &hlabels("hm"), 10_000, &hi(100))
+        .unwrap();
+    a.commit().unwrap();
+    assert_eq!(dump_one(&db, "hm", 10_000, 10_000).1.len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn corrupt_histogram_block_chunks_do_not_panic() {
+    let dir = tempdir("hist-badchunk");
+    let db = Tsdb::open(&dir, block_opts()).unwrap();
+    ingest_fine_h(&db, 0, 30);
+    db.maintain().unwrap();
+    db.close().unwrap();
+    let blocks = db.blocks();
+    drop(db);
+    assert!(!blocks.is_empty());
+    let ch = blocks[0].dir().join("chunks");
+    let good = std::fs::read(&ch).unwrap();
+    drop(blocks);
+    // Flip every byte in turn (and cut the file short): reads never panic.
+    for i in (8..good.len()).step_by(7) {
+        let mut c = good.clone();
+        c[i] ^= 0x5a;
+        std::fs::write(&ch, &c).unwrap();
+        let db = Tsdb::open(&dir, block_opts()).unwrap();
+        let _ = dump_all(&db);
+        drop(db);
+    }
+    std::fs::write(&ch, &good[..good.len() / 2]).unwrap();
+    let db = Tsdb::open(&dir, block_opts()).unwrap();
+    let _ = dump_all(&db);
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn deleting_part_of_a_mixed_series_keeps_the_rest() {
+    let dir = tempdir("hist-delete-mixed");
+    let db = Tsdb::open(&dir, opts()).unwrap();
+    ingest_fine_h(&db, 0, 300); // "mixed": floats at even steps, histograms at odd ones
+    let before = dump_all(&db);
+    let sel = vec![Matcher::equal("__name__", "mixed")];
+    db.delete_series(&[sel], 1000, 2000).unwrap();
+    let now = dump_all(&db);
+    let keep = |t: i64| !(1000..=2000).contains(&t);
+    let want_f: Vec<_> = before[1].0.iter().filter(|x| keep(x.0)).cloned().collect();
+    let want_h: Vec<_> = before[1].1.iter().filter(|x| keep(x.0)).cloned().collect();
+    assert_eq!(now[1].0, want_f);
+    assert_eq!(now[1].1, want_h);
+    assert_eq!(
+        (now[0].clone(), now[2].clone()),
+        (before[0].clone(), before[2].clone())
+    );
+    // The same after a crash (tombstones replayed in place) and a clean restart.
+    drop(db);
+    let db = Tsdb::open(&dir, opts()).unwrap();
+    assert_eq!(dump_all(&db), now);
+    db.close().unwrap();
+    drop(db);
+    let db = Tsdb::open(&dir, opts()).unwrap();
+    assert_eq!(dump_all(&db), now);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A WAL with histogram records, cut at every offset and with a byte flipped anywhere: it
+/// opens, every series holds a prefix of what was committed (of both kinds), and a flip is
+/// noticed.
+#[test]
+fn wal_with_histograms_cut_or_flipped_anywhere_keeps_a_committed_prefix() {
+    use crate::wal::segment_name;
+    let dir = tempdir("hist-trunc");
+    let db = Tsdb::open(&dir, opts()).unwrap();
+    ingest_fine_h(&db, 0, 4);
+    let all = dump_all(&db);
+    drop(db);
+    let seg = dir.join("wal").join(segment_name(0));
+    let bytes = std::fs::read(&seg).unwrap();
+    let prefix = |got: &Dump| {
+        got.iter().zip(&all).all(|(g, w)| {
+            g.0.len() <= w.0.len()
+                && g.0[..] == w.0[..g.0.len()]
+                && g.1.len() <= w.1.len()
+                && g.1[..] == w.1[..g.1.len()]
+        })
+    };
+    let count = |d: &Dump| d.iter().map(|x| x.0.len() + x.1.len()).sum::<usize>();
+    let mut last = 0;
+    for cut in 0..=bytes.len() {
+        let d = tempdir("hist-trunc-case");
+        std::fs::create_dir_all(d.join("wal")).unwrap();
+        std::fs::write(d.join("wal").join(segment_name(0)), &bytes[..cut]).unwrap();
+        let db = Tsdb::open(&d, opts()).unwrap();
+        let got = dump_all(&db);
+        assert!(prefix(&got), "cut {cut}");
+        assert!(count(&got) >= last, "cut {cut}: lost samples");
+        last = count(&got);
+        drop(db);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+    assert_eq!(last, count(&all));
+    for pos in (0..bytes.len()).step_by(3) {
+        let d = tempdir("hist-flip-case");
+        std::fs::create_dir_all(d.join("wal")).unwrap();
+        let mut b = bytes.clone();
+        b[pos] ^= 0x5a;
+        std::fs::write(d.join("wal").join(segment_name(0)), &b).unwrap();
+        let db = Tsdb::open(&d, opts()).unwrap();
+        let got = dump_all(&db);
+        assert!(prefix(&got), "flip {pos}");
+        assert!(count(&got) < count(&all), "flip {pos} went unnoticed");
+        drop(db);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

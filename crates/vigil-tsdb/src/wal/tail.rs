@@ -367,6 +367,46 @@ mod tests {
         assert_eq!(again[0].1, b"b");
     }
 
+    /// A histograms record is passed on as `Other` (remote write sends floats only), and the
+    /// records around it still arrive.
+    #[test]
+    fn histogram_records_are_skipped_safely() {
+        use vigil_model::wal::{WalReader, WalRecord};
+        let dir = tempdir("hist");
+        let h = vigil_model::histogram::notation::parse_histogram(
+            "{{schema:0 sum:1 count:2 buckets:[1 1]}}",
+        )
+        .unwrap()
+        .0;
+        let mut b = Vec::new();
+        record::put_samples_record(&mut b, [(1u64, 10i64, 1.0f64)].into_iter());
+        record::put_histograms_record(&mut b, [(1u64, 20i64, &h)].into_iter());
+        record::put_samples_record(&mut b, [(1u64, 30i64, 3.0f64)].into_iter());
+        std::fs::write(dir.join(wal::segment_name(0)), &b).unwrap();
+        let mut r = RecordReader::new(&dir, Pos::default());
+        let mut got = Vec::new();
+        loop {
+            let s = r
+                .step(1 << 20, &mut |rec, _| {
+                    got.push(match rec {
+                        WalRecord::Samples(s) => format!("samples {:?}", s),
+                        WalRecord::Other => "other".to_string(),
+                        other => format!("{other:?}"),
+                    })
+                })
+                .unwrap();
+            if !s.progressed() {
+                break;
+            }
+        }
+        assert_eq!(
+            got,
+            ["samples [(1, 10, 1.0)]", "other", "samples [(1, 30, 3.0)]"]
+        );
+        assert_eq!(r.skipped_tails(), 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn pos_packs() {
         let p = Pos {
