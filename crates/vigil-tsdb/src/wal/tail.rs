@@ -367,10 +367,9 @@ mod tests {
         assert_eq!(again[0].1, b"b");
     }
 
-    /// A histograms record is passed on as `Other` (remote write sends floats only), and the
-    /// records around it still arrive.
+    /// A histograms record is passed on decoded, between the records around it.
     #[test]
-    fn histogram_records_are_skipped_safely() {
+    fn histogram_records_are_passed_on() {
         use vigil_model::wal::{WalReader, WalRecord};
         let dir = tempdir("hist");
         let h = vigil_model::histogram::notation::parse_histogram(
@@ -390,7 +389,12 @@ mod tests {
                 .step(1 << 20, &mut |rec, _| {
                     got.push(match rec {
                         WalRecord::Samples(s) => format!("samples {:?}", s),
-                        WalRecord::Other => "other".to_string(),
+                        WalRecord::Histograms(h) => {
+                            format!(
+                                "histograms {:?}",
+                                h.iter().map(|x| (x.0, x.1, x.2.count)).collect::<Vec<_>>()
+                            )
+                        }
                         other => format!("{other:?}"),
                     })
                 })
@@ -401,7 +405,11 @@ mod tests {
         }
         assert_eq!(
             got,
-            ["samples [(1, 10, 1.0)]", "other", "samples [(1, 30, 3.0)]"]
+            [
+                "samples [(1, 10, 1.0)]",
+                "histograms [(1, 20, 2.0)]",
+                "samples [(1, 30, 3.0)]"
+            ]
         );
         assert_eq!(r.skipped_tails(), 0);
         let _ = std::fs::remove_dir_all(&dir);
