@@ -877,7 +877,21 @@ impl<'a> Ev<'a> {
             return Err(EngineError::TooManySamples("query execution".into()));
         }
         match sub.eval(&sq.expr)? {
-            Val::Vector(v) => Ok(v),
+            Val::Vector(mut v) => {
+                // Prometheus forgets "reset" and "no reset" hints of a subquery's histograms:
+                // its steps may skip the sample that reset, or repeat it.
+                for s in &mut v {
+                    for p in &mut s.hpoints {
+                        use vigil_model::histogram::CounterResetHint as H;
+                        if matches!(p.h.counter_reset_hint, H::NotCounterReset | H::CounterReset) {
+                            let mut h = vigil_model::histogram::FloatHistogram::clone(&p.h);
+                            h.counter_reset_hint = H::Unknown;
+                            p.h = Arc::new(h);
+                        }
+                    }
+                }
+                Ok(v)
+            }
             Val::Scalar(v) => Ok(vec![Series::floats(
                 Labels::empty(),
                 false,

@@ -114,6 +114,14 @@ pub(crate) fn quantile(q: f64, h: &FloatHistogram) -> (f64, NativeNotes) {
         }
     }
     let Some(i) = idx else {
+        // No buckets at all (every observation was NaN): Prometheus' empty bucket [0, 0].
+        if rank > 0.0 {
+            if h.sum.is_nan() {
+                notes.nan_result = true;
+                return (f64::NAN, notes);
+            }
+            return (0.0, notes);
+        }
         return (f64::NAN, notes);
     };
     let mut bucket = buckets[i];

@@ -11,7 +11,7 @@ use crate::chunk::{ChunkBytes, SAMPLES_PER_CHUNK, SampleIter, XorAppender};
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64};
-use vigil_model::histogram::FloatHistogram;
+use vigil_model::histogram::{CounterResetHint, FloatHistogram};
 use vigil_model::{HistogramSample, SeriesRef, is_stale_nan};
 
 /// A frozen chunk and its time range.
@@ -67,6 +67,41 @@ pub struct SeriesData {
     /// Native histogram samples, for the few series that have any (a float-only series pays
     /// one pointer).
     pub hist: Option<Box<HistData>>,
+}
+
+/// The counter-reset hint a histogram is stored (and read back) with, as Prometheus 3's head
+/// chunks give it back: a gauge stays a gauge; a histogram that continues the previous one of
+/// its series (same schema, zero bucket and custom bounds, no reset, not marked as a reset)
+/// reads "no reset"; every other one starts a new chunk for Prometheus, whose first sample
+/// reads "unknown" (it cannot know whether the chunk before still exists), so readers detect
+/// resets themselves. PromQL relies on these hints: sums of counters keep "no reset", and
+/// conflicting hints are reported.
+fn stored_hint(prev: Option<&FloatHistogram>, h: &FloatHistogram) -> CounterResetHint {
+    use CounterResetHint::*;
+    match h.counter_reset_hint {
+        Gauge => return Gauge,
+        CounterReset => return Unknown,
+        _ => {}
+    }
+    let Some(p) = prev else { return Unknown };
+    if p.counter_reset_hint == Gauge {
+        return Unknown;
+    }
+    let same_layout = p.schema == h.schema
+        && p.zero_threshold == h.zero_threshold
+        && vigil_model::histogram::custom_bounds_match(p.custom(), h.custom());
+    if !same_layout {
+        return Unknown;
+    }
+    let reset = if h.counter_reset_hint == Unknown {
+        h.detect_reset(p)
+    } else {
+        // Detected from the counts, whatever the producer claimed.
+        let mut probe = h.clone();
+        probe.counter_reset_hint = Unknown;
+        probe.detect_reset(p)
+    };
+    if reset { Unknown } else { NotCounterReset }
 }
 
 /// A series' histogram samples: an open chunk and frozen ones ([`crate::chunk::hist`]), in
@@ -231,8 +266,19 @@ impl SeriesData {
         let last = self.last_any();
         let empty = self.head.num_samples() == 0 && self.hist.as_ref().is_none_or(|h| h.is_empty());
         if t > last || (last == i64::MIN && empty) {
+            let prev = if self.last_is_histogram() {
+                self.hist.as_ref().and_then(|hd| hd.open.last())
+            } else {
+                None
+            };
+            let hint = stored_hint(prev, h);
             let hd = self.hist.get_or_insert_with(|| Box::new(HistData::new()));
-            return Outcome::Appended(hd.append(t, h));
+            if hint == h.counter_reset_hint {
+                return Outcome::Appended(hd.append(t, h));
+            }
+            let mut stored = h.clone();
+            stored.counter_reset_hint = hint;
+            return Outcome::Appended(hd.append(t, &stored));
         }
         if t == last {
             return self.histogram_at_last(h);
@@ -252,9 +298,7 @@ impl SeriesData {
             .filter(|hd| hd.last_t == t && hd.last_t > self.last_t)
             .and_then(|hd| hd.open.last());
         match prev {
-            Some(p) if p.equals(h) && p.counter_reset_hint == h.counter_reset_hint => {
-                Outcome::Duplicate
-            }
+            Some(p) if p.equals(h) => Outcome::Duplicate,
             Some(_) if is_stale_nan(h.sum) => Outcome::Duplicate,
             _ => Outcome::DuplicateTimestamp,
         }
