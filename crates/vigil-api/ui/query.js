@@ -222,6 +222,18 @@ export function renderQuery(main) {
     }
   }
 
+  // A native histogram as the API sends it: count, sum, and each populated bucket with its
+  // bounds ("(0.5, 1]"; the boundary rule 0..3 says which ends are closed).
+  function histogramNode(hv) {
+    const open = ['(', '[', '(', '['];
+    const close = [']', ')', ')', ']'];
+    const buckets = (hv.buckets || []).map(([rule, lo, hi, c]) =>
+      h('div', { class: 'bucket' }, `${open[rule] || '('}${lo}, ${hi}${close[rule] || ']'}: ${formatValue(parseValue(c))}`));
+    return h('div', { class: 'histogram' },
+      h('div', null, `count ${formatValue(parseValue(hv.count))}, sum ${formatValue(parseValue(hv.sum))}`),
+      buckets.length ? h('div', { class: 'buckets' }, buckets) : null);
+  }
+
   function renderTable(data, ms) {
     clear(tableBody);
     const rows = [];
@@ -234,9 +246,11 @@ export function renderQuery(main) {
       for (const r of data.result.slice(0, MAX_TABLE_ROWS)) {
         let value;
         if (data.resultType === 'matrix') {
-          value = h('div', { class: 'values' }, (r.values || []).map(([t, v]) => h('div', null, formatValue(parseValue(v)), h('span', { class: 'at' }, ` @${t}`))));
+          const floats = (r.values || []).map(([t, v]) => h('div', null, formatValue(parseValue(v)), h('span', { class: 'at' }, ` @${t}`)));
+          const hists = (r.histograms || []).map(([t, hv]) => h('div', null, histogramNode(hv), h('span', { class: 'at' }, ` @${t}`)));
+          value = h('div', { class: 'values' }, floats.concat(hists));
         } else if (r.histogram) {
-          value = `histogram: count ${r.histogram[1].count}, sum ${r.histogram[1].sum}`;
+          value = histogramNode(r.histogram[1]);
         } else {
           value = formatValue(parseValue(r.value[1]));
         }
