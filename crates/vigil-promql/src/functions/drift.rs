@@ -18,9 +18,12 @@
 //! - `drift_psi` clamps every share to at least [`PSI_EPSILON`] first (no renormalisation).
 
 use super::histogram::{Bucket, bucket_bound, prepare};
-use crate::engine::eval::{Ev, OutBuilder, Result, Series, StepCursor, Val, drop_metadata_labels};
+use crate::engine::eval::{
+    Ev, OutBuilder, PV, Result, Series, StepCursor, Val, drop_metadata_labels,
+};
 use promql_parser::parser::Expr;
 use std::collections::HashMap;
+use vigil_model::histogram::FloatHistogram;
 use vigil_model::{Labels, METRIC_NAME};
 
 /// The smallest share `drift_psi` uses: empty buckets would otherwise make `ln(p/q)` infinite.
@@ -53,6 +56,31 @@ impl Distance {
             Distance::Ks => "drift_ks",
             Distance::Jsd => "drift_jsd",
         }
+    }
+
+    /// The distance between two lists of per-bucket counts over one layout (native
+    /// histograms); `None` when either side has no observations.
+    fn of_counts(self, cur: &[f64], reference: &[f64]) -> Option<f64> {
+        let (tc, tr): (f64, f64) = (cur.iter().sum(), reference.iter().sum());
+        if tc.is_nan() || tr.is_nan() || tc <= 0.0 || tr <= 0.0 {
+            return None;
+        }
+        let p: Vec<f64> = cur.iter().map(|c| c / tc).collect();
+        let q: Vec<f64> = reference.iter().map(|c| c / tr).collect();
+        let cumulative = |s: &[f64]| {
+            let mut acc = 0.0;
+            s.iter()
+                .map(|x| {
+                    acc += x;
+                    acc
+                })
+                .collect::<Vec<f64>>()
+        };
+        Some(match self {
+            Distance::Psi => psi(&p, &q),
+            Distance::Ks => ks(&cumulative(&p), &cumulative(&q)),
+            Distance::Jsd => jsd(&p, &q),
+        })
     }
 
     /// The distance between two prepared bucket lists with equal bounds and positive totals.
@@ -245,9 +273,38 @@ pub(super) fn eval_drift(ev: &Ev, distance: Distance, args: &[&Expr]) -> Result<
     );
     let (mut cs, mut rs) = (Scratch::new(groups.len()), Scratch::new(groups.len()));
     let mut vals = Vec::new();
+    let (cur_native, ref_native) = (
+        NativeSide::new(&cur.input, &mut index, &mut groups),
+        NativeSide::new(&reference.input, &mut index, &mut groups),
+    );
+    let key_native = groups.len() as u64;
+    let (mut cn, mut rn) = (
+        StepCursor::new(cur.input.len()),
+        StepCursor::new(reference.input.len()),
+    );
+    let mut hvals: Vec<(usize, PV)> = Vec::new();
     for i in 0..ev.steps() {
         ev.check()?;
         let ts = ev.ts(i);
+        if cur_native.any && ref_native.any {
+            let c = cur_native.at(&mut cn, &cur.input, ts, &mut hvals)?;
+            let r = ref_native.at(&mut rn, &reference.input, ts, &mut hvals)?;
+            for (g, ch) in &c {
+                let Some(rh) = r.get(g) else { continue };
+                match native_counts(ch, rh) {
+                    Ok((p, q)) => {
+                        let v = distance.of_counts(&p, &q);
+                        if let Some(v) = v {
+                            out.push_keyed(key_native + *g as u64, || (groups[*g].clone(), false), ts, v)?;
+                        }
+                    }
+                    Err(why) => ev.sh.warn(format!(
+                        "PromQL warning: {name}: current and reference native histograms {why} for {}",
+                        groups[*g]
+                    )),
+                }
+            }
+        }
         cc.gather(&cur.input, ts, &mut vals);
         cs.fill(&cur, &vals)?;
         rc.gather(&reference.input, ts, &mut vals);
@@ -274,6 +331,97 @@ pub(super) fn eval_drift(ev: &Ev, distance: Distance, args: &[&Expr]) -> Result<
         }
     }
     Ok(Val::Vector(out.finish()))
+}
+
+/// The native histograms of one side, grouped as the classic buckets are (all labels but the
+/// metric name).
+struct NativeSide {
+    group_of: Vec<Option<usize>>,
+    any: bool,
+}
+
+impl NativeSide {
+    fn new(input: &[Series], index: &mut HashMap<Labels, usize>, groups: &mut Vec<Labels>) -> Self {
+        let mut any = false;
+        let group_of = input
+            .iter()
+            .map(|s| {
+                if s.hpoints.is_empty() {
+                    return None;
+                }
+                any = true;
+                let out = drop_metadata_labels(&s.labels);
+                Some(*index.entry(out.clone()).or_insert_with(|| {
+                    groups.push(out);
+                    groups.len() - 1
+                }))
+            })
+            .collect();
+        NativeSide { group_of, any }
+    }
+
+    /// The histogram of each group at `ts`; two series in one group are a collision.
+    fn at(
+        &self,
+        cur: &mut StepCursor,
+        input: &[Series],
+        ts: i64,
+        vals: &mut Vec<(usize, PV)>,
+    ) -> Result<HashMap<usize, std::sync::Arc<FloatHistogram>>> {
+        cur.gather_any(input, ts, vals);
+        let mut out = HashMap::new();
+        for (si, v) in vals.drain(..) {
+            let (Some(g), PV::H(h)) = (self.group_of[si], v) else {
+                continue;
+            };
+            if out.insert(g, h).is_some() {
+                return Err(crate::engine::eval::exec_err(
+                    "vector cannot contain metrics with the same labelset",
+                ));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The two histograms' bucket counts over one bucket layout, in increasing order of bounds:
+/// exponential histograms are brought to the coarser schema and the wider zero bucket (each
+/// side gets the other's layout with empty buckets added), custom buckets must share their
+/// bounds.
+fn native_counts(
+    a: &FloatHistogram,
+    b: &FloatHistogram,
+) -> std::result::Result<(Vec<f64>, Vec<f64>), &'static str> {
+    if a.uses_custom_buckets() != b.uses_custom_buckets() {
+        return Err("mix exponential and custom buckets");
+    }
+    if a.uses_custom_buckets()
+        && !vigil_model::histogram::custom_bounds_match(a.custom(), b.custom())
+    {
+        return Err("have different custom bucket bounds");
+    }
+    let empty = |h: &FloatHistogram| {
+        let mut e = h.clone();
+        e.mul(0.0);
+        e
+    };
+    let (mut x, mut y) = (a.clone(), b.clone());
+    x.add(&empty(b))
+        .map_err(|_| "mix exponential and custom buckets")?;
+    y.add(&empty(a))
+        .map_err(|_| "mix exponential and custom buckets")?;
+    // Both now hold every bucket either has (at one schema); line them up by bound.
+    let key = |bk: &vigil_model::histogram::Bucket| (bk.lower, bk.upper);
+    let (xb, yb) = (x.all_buckets(), y.all_buckets());
+    let mut keys: Vec<(f64, f64)> = xb.iter().chain(&yb).map(key).collect();
+    keys.sort_by(|p, q| p.partial_cmp(q).unwrap_or(std::cmp::Ordering::Equal));
+    keys.dedup();
+    let counts = |bs: &[vigil_model::histogram::Bucket]| {
+        keys.iter()
+            .map(|k| bs.iter().find(|b| key(b) == *k).map_or(0.0, |b| b.count))
+            .collect::<Vec<f64>>()
+    };
+    Ok((counts(&xb), counts(&yb)))
 }
 
 /// Prepares both sides' buckets (sorted, merged, monotonic); `None` when the group gives no

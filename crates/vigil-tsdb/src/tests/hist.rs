@@ -678,4 +678,3 @@ fn wal_with_histograms_cut_or_flipped_anywhere_keeps_a_committed_prefix() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
-
