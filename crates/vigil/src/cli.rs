@@ -78,6 +78,16 @@ pub struct Cli {
     #[arg(help_heading = "WEB", long = "web.enable-lifecycle")]
     pub enable_lifecycle: bool,
 
+    /// Comma-separated Prometheus feature names (the flag may repeat). Accepted so a
+    /// Prometheus command line works unchanged; each is logged with what vigil does with it
+    /// (on by default here, a no-op, or not implemented and ignored). See docs/cli.md.
+    #[arg(
+        help_heading = "FEATURES",
+        long = "enable-feature",
+        value_name = "NAME[,NAME]"
+    )]
+    pub enable_feature: Vec<String>,
+
     /// Enable API endpoints for admin control actions (/api/v1/admin/tsdb/...).
     #[arg(help_heading = "WEB", long = "web.enable-admin-api")]
     pub enable_admin_api: bool,

@@ -4,6 +4,7 @@
 mod api_wiring;
 mod check;
 mod cli;
+mod features;
 mod reload;
 mod remote_wiring;
 mod rules_wiring;
@@ -81,6 +82,7 @@ fn init_logging(level: &str) {
 
 async fn serve(cli: Cli) -> Result<()> {
     tracing::info!(version = cli::VERSION, "Starting vigil");
+    features::log(&cli.enable_feature);
     let config = load_config(cli.config_file.as_deref())?;
     let source = cli
         .config_file
