@@ -156,7 +156,28 @@ fn version_and_help() {
         "--storage.tsdb.retention.time",
         "--web.listen-address",
         "--log.level",
+        "--enable-feature",
     ] {
         assert!(help.contains(flag), "--help lists {flag}");
     }
+}
+
+/// Prometheus' feature flags start vigil (they are logged, not refused), in both forms.
+#[test]
+fn enable_feature_is_accepted() {
+    // Argument parsing only: `--version` exits right after it.
+    let out = Command::new(vigil_bin())
+        .args([
+            "--enable-feature=native-histograms,exemplar-storage",
+            "--enable-feature",
+            "promql-delayed-name-removal",
+            "--version",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
