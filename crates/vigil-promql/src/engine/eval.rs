@@ -278,20 +278,46 @@ pub(crate) fn drop_metadata_labels(l: &Labels) -> Labels {
     b.build()
 }
 
-/// The matchers of a selector, with its metric name as a `__name__` matcher.
+/// The matchers of a selector, with its metric name as a `__name__` matcher. A selector with
+/// `or` between its matchers (`{a="1" or b="2"}`) has several sets: see
+/// [`selector_matcher_sets`].
 pub(crate) fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>> {
     if !vs.matchers.or_matchers.is_empty() {
         return Err(EngineError::Parse(
-            "'or' inside label matchers is not supported".into(),
+            "'or' inside label matchers is not allowed here".into(),
         ));
     }
-    let mut out = Vec::with_capacity(vs.matchers.matchers.len() + 1);
+    convert_matchers(vs, &vs.matchers.matchers)
+}
+
+/// The alternative matcher sets of a selector: one, or one per `or` branch (`,` binds
+/// tighter than `or`); a series matching any set is selected.
+pub(crate) fn selector_matcher_sets(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>> {
+    if vs.matchers.or_matchers.is_empty() {
+        return Ok(vec![convert_matchers(vs, &vs.matchers.matchers)?]);
+    }
+    vs.matchers
+        .or_matchers
+        .iter()
+        .map(|group| {
+            let mut all = group.clone();
+            all.extend(vs.matchers.matchers.iter().cloned());
+            convert_matchers(vs, &all)
+        })
+        .collect()
+}
+
+fn convert_matchers(
+    vs: &VectorSelector,
+    matchers: &[promql_parser::label::Matcher],
+) -> Result<Vec<Matcher>> {
+    let mut out = Vec::with_capacity(matchers.len() + 1);
     if let Some(name) = &vs.name
-        && !vs.matchers.matchers.iter().any(|m| m.name == METRIC_NAME)
+        && !matchers.iter().any(|m| m.name == METRIC_NAME)
     {
         out.push(Matcher::equal(METRIC_NAME, name.clone()));
     }
-    for m in &vs.matchers.matchers {
+    for m in matchers {
         let bad = |e: vigil_model::MatcherError| EngineError::Parse(e.to_string());
         out.push(match &m.op {
             PMatchOp::Equal => Matcher::equal(m.name.clone(), m.value.clone()),
@@ -667,15 +693,24 @@ impl<'a> Ev<'a> {
         maxt: Timestamp,
         mut f: impl FnMut(Labels, Vec<Sample>, Vec<HPoint>) -> Result<()>,
     ) -> Result<()> {
-        let matchers = selector_matchers(vs)?;
+        let sets = selector_matcher_sets(vs)?;
         let q = self.sh.db.querier(mint, maxt)?;
-        let set = q.select(
-            &matchers,
-            &SelectHints {
-                start: mint,
-                end: maxt,
-            },
-        )?;
+        let hints = SelectHints {
+            start: mint,
+            end: maxt,
+        };
+        let set: vigil_model::SeriesSet<'_> = if sets.len() == 1 {
+            q.select(&sets[0], &hints)?
+        } else {
+            // `or` between matchers: the union of the sets' series, in label order, each once.
+            let mut all = std::collections::BTreeMap::new();
+            for m in &sets {
+                for s in q.select(m, &hints)? {
+                    all.entry(s.labels.clone()).or_insert(s);
+                }
+            }
+            Box::new(all.into_values())
+        };
         for mut s in set {
             self.check()?;
             let mut samples = Vec::new();
