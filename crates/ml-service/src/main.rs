@@ -109,6 +109,178 @@ impl<const N: usize> Hist<N> {
     }
 }
 
+/// The zero bucket's half-width of the native histograms (client_golang's default, 2^-128).
+const NATIVE_ZERO_THRESHOLD: f64 = 2.938_735_877_055_719e-39;
+/// Schema of the native histograms: 8 buckets per power of two (growth factor 2^(1/8) ≈ 1.09,
+/// what client_golang picks for `NativeHistogramBucketFactor: 1.1`).
+const NATIVE_SCHEMA: i32 = 3;
+
+/// A native (sparse, exponential) histogram: observations counted per bucket index at
+/// [`NATIVE_SCHEMA`], bucket `i` holding `(2^((i−1)/8), 2^(i/8)]` (mirrored for negatives).
+#[derive(Clone, Default)]
+struct Native {
+    positive: BTreeMap<i32, u64>,
+    negative: BTreeMap<i32, u64>,
+    zero: u64,
+}
+
+impl Native {
+    fn observe(&mut self, v: f64) {
+        let a = v.abs();
+        if a <= NATIVE_ZERO_THRESHOLD || !a.is_finite() {
+            // ±Inf go to the last bucket in client libraries; NaN nowhere: keep it simple.
+            if a <= NATIVE_ZERO_THRESHOLD {
+                self.zero += 1;
+            }
+            return;
+        }
+        let idx = (a.log2() * f64::from(1u32 << NATIVE_SCHEMA)).ceil() as i32;
+        let side = if v > 0.0 {
+            &mut self.positive
+        } else {
+            &mut self.negative
+        };
+        *side.entry(idx).or_default() += 1;
+    }
+}
+
+/// Hand-written protobuf for the delimited `io.prometheus.client.MetricFamily` exposition
+/// (field numbers from client_model's `metrics.proto`): the example service needs no protobuf
+/// library for the few messages it writes.
+mod pb {
+    pub fn varint(o: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            o.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        o.push(v as u8);
+    }
+    fn key(o: &mut Vec<u8>, field: u32, wire: u8) {
+        varint(o, (u64::from(field) << 3) | u64::from(wire));
+    }
+    pub fn uint(o: &mut Vec<u8>, field: u32, v: u64) {
+        key(o, field, 0);
+        varint(o, v);
+    }
+    pub fn sint(o: &mut Vec<u8>, field: u32, v: i64) {
+        key(o, field, 0);
+        varint(o, ((v << 1) ^ (v >> 63)) as u64);
+    }
+    pub fn double(o: &mut Vec<u8>, field: u32, v: f64) {
+        key(o, field, 1);
+        o.extend_from_slice(&v.to_le_bytes());
+    }
+    pub fn bytes(o: &mut Vec<u8>, field: u32, b: &[u8]) {
+        key(o, field, 2);
+        varint(o, b.len() as u64);
+        o.extend_from_slice(b);
+    }
+}
+
+/// One exposed value in protobuf form.
+enum PbValue<'a> {
+    Counter(f64),
+    Gauge(f64),
+    Summary {
+        count: u64,
+        sum: f64,
+    },
+    Histogram {
+        classic: &'a [(f64, u64)],
+        count: u64,
+        sum: f64,
+        native: &'a Native,
+    },
+}
+
+/// Appends one length-delimited `MetricFamily` with one metric per `(labels, value)`.
+fn pb_family(
+    out: &mut Vec<u8>,
+    name: &str,
+    help: &str,
+    kind: u64,
+    metrics: &[(Vec<(&str, String)>, PbValue)],
+) {
+    let mut f = Vec::new();
+    pb::bytes(&mut f, 1, name.as_bytes());
+    pb::bytes(&mut f, 2, help.as_bytes());
+    pb::uint(&mut f, 3, kind);
+    for (labels, value) in metrics {
+        let mut m = Vec::new();
+        for (n, v) in labels {
+            let mut l = Vec::new();
+            pb::bytes(&mut l, 1, n.as_bytes());
+            pb::bytes(&mut l, 2, v.as_bytes());
+            pb::bytes(&mut m, 1, &l);
+        }
+        let mut v = Vec::new();
+        let field = match value {
+            PbValue::Counter(x) => {
+                pb::double(&mut v, 1, *x);
+                3
+            }
+            PbValue::Gauge(x) => {
+                pb::double(&mut v, 1, *x);
+                2
+            }
+            PbValue::Summary { count, sum } => {
+                pb::uint(&mut v, 1, *count);
+                pb::double(&mut v, 2, *sum);
+                4
+            }
+            PbValue::Histogram {
+                classic,
+                count,
+                sum,
+                native,
+            } => {
+                pb::uint(&mut v, 1, *count);
+                pb::double(&mut v, 2, *sum);
+                for (ub, c) in *classic {
+                    let mut b = Vec::new();
+                    pb::uint(&mut b, 1, *c);
+                    pb::double(&mut b, 2, *ub);
+                    pb::bytes(&mut v, 3, &b);
+                }
+                pb::sint(&mut v, 5, i64::from(NATIVE_SCHEMA));
+                pb::double(&mut v, 6, NATIVE_ZERO_THRESHOLD);
+                pb::uint(&mut v, 7, native.zero);
+                for (buckets, span_field, delta_field) in
+                    [(&native.negative, 9, 10), (&native.positive, 12, 13)]
+                {
+                    // Spans of consecutive indices; counts as deltas in span order.
+                    let mut last: Option<i32> = None;
+                    let mut spans: Vec<(i32, u32)> = Vec::new();
+                    for &i in buckets.keys() {
+                        match last {
+                            Some(l) if i == l + 1 => spans.last_mut().unwrap().1 += 1,
+                            Some(l) => spans.push((i - l - 1, 1)),
+                            None => spans.push((i, 1)),
+                        }
+                        last = Some(i);
+                    }
+                    for (offset, length) in spans {
+                        let mut sp = Vec::new();
+                        pb::sint(&mut sp, 1, i64::from(offset));
+                        pb::uint(&mut sp, 2, u64::from(length));
+                        pb::bytes(&mut v, span_field, &sp);
+                    }
+                    let mut prev = 0i64;
+                    for &c in buckets.values() {
+                        pb::sint(&mut v, delta_field, c as i64 - prev);
+                        prev = c as i64;
+                    }
+                }
+                7
+            }
+        };
+        pb::bytes(&mut m, field, &v);
+        pb::bytes(&mut f, 4, &m);
+    }
+    pb::varint(out, f.len() as u64);
+    out.extend_from_slice(&f);
+}
+
 /// The `n`-th synthetic request's features: `x` ~ N(0, 1) and `z` ~ U(-1, 1), from the Weyl
 /// sequences `frac(n·α)` with α = the golden ratio's conjugate and √2 − 1 (in 64-bit fixed
 /// point, so exact for every `n`).
@@ -179,6 +351,10 @@ struct Metrics {
     served: u64,
     inputs: [Hist<{ INPUT_BUCKETS.len() }>; FEATURES.len()],
     scores: Hist<{ SCORE_BUCKETS.len() }>,
+    /// The same three histograms as native histograms (protobuf exposition only).
+    latency_native: Native,
+    inputs_native: [Native; FEATURES.len()],
+    scores_native: Native,
 }
 
 struct App {
@@ -216,9 +392,13 @@ impl App {
         }
         m.latency_sum += model_secs;
         m.latency_count += 1;
+        m.latency_native.observe(model_secs);
         m.inputs[0].observe(&INPUT_BUCKETS, x);
         m.inputs[1].observe(&INPUT_BUCKETS, z);
+        m.inputs_native[0].observe(x);
+        m.inputs_native[1].observe(z);
         m.scores.observe(&SCORE_BUCKETS, score);
+        m.scores_native.observe(score);
         m.processing_sum += started.elapsed().as_secs_f64();
         m.processing_count += 1;
         if fail { Err(()) } else { Ok(prediction) }
@@ -277,6 +457,123 @@ impl App {
     }
 }
 
+impl App {
+    /// The same metrics in the protobuf exposition, the three histograms with both their
+    /// classic buckets and native ones (as client_golang exposes a histogram that has both).
+    fn render_proto(&self) -> Vec<u8> {
+        let m = self.metrics.lock();
+        let mut o = Vec::new();
+        pb_family(
+            &mut o,
+            "request_processing_seconds",
+            "Time spent processing request",
+            2,
+            &[(
+                vec![],
+                PbValue::Summary {
+                    count: m.processing_count,
+                    sum: m.processing_sum,
+                },
+            )],
+        );
+        let mut requests: Vec<(Vec<(&str, String)>, PbValue)> = m
+            .requests
+            .iter()
+            .map(|((method, status), n)| {
+                (
+                    vec![("method", method.clone()), ("status", status.to_string())],
+                    PbValue::Counter(*n as f64),
+                )
+            })
+            .collect();
+        if requests.is_empty() {
+            requests.push((
+                vec![("method", "POST".into()), ("status", "200".into())],
+                PbValue::Counter(0.0),
+            ));
+        }
+        pb_family(
+            &mut o,
+            "http_requests_total",
+            "Total HTTP requests",
+            0,
+            &requests,
+        );
+        let cumulative = |bounds: &[f64], counts: &[u64]| -> Vec<(f64, u64)> {
+            bounds.iter().copied().zip(counts.iter().copied()).collect()
+        };
+        let lat = cumulative(&BUCKETS, &m.buckets);
+        pb_family(
+            &mut o,
+            "prediction_latency_seconds",
+            "Model prediction latency",
+            4,
+            &[(
+                vec![],
+                PbValue::Histogram {
+                    classic: &lat,
+                    count: m.latency_count,
+                    sum: m.latency_sum,
+                    native: &m.latency_native,
+                },
+            )],
+        );
+        let inputs: Vec<Vec<(f64, u64)>> = m
+            .inputs
+            .iter()
+            .map(|h| cumulative(&INPUT_BUCKETS, &h.buckets))
+            .collect();
+        let input_metrics: Vec<(Vec<(&str, String)>, PbValue)> = FEATURES
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                (
+                    vec![("feature", f.to_string())],
+                    PbValue::Histogram {
+                        classic: &inputs[i],
+                        count: m.inputs[i].count,
+                        sum: m.inputs[i].sum,
+                        native: &m.inputs_native[i],
+                    },
+                )
+            })
+            .collect();
+        pb_family(
+            &mut o,
+            "model_input_value",
+            "Values of the model's input features",
+            4,
+            &input_metrics,
+        );
+        let scores = cumulative(&SCORE_BUCKETS, &m.scores.buckets);
+        pb_family(
+            &mut o,
+            "model_prediction_score",
+            "Scores the model predicted",
+            4,
+            &[(
+                vec![],
+                PbValue::Histogram {
+                    classic: &scores,
+                    count: m.scores.count,
+                    sum: m.scores.sum,
+                    native: &m.scores_native,
+                },
+            )],
+        );
+        let t = self.started.elapsed().as_secs_f64();
+        let acc = ((0.93 + 0.03 * (t / 60.0).sin()) * 1e4).round() / 1e4;
+        pb_family(
+            &mut o,
+            "model_accuracy",
+            "Current model accuracy",
+            1,
+            &[(vec![], PbValue::Gauge(acc))],
+        );
+        o
+    }
+}
+
 type St = State<Arc<App>>;
 
 async fn predict(
@@ -322,7 +619,32 @@ async fn faults(State(app): St, Query(q): Query<HashMap<String, String>>) -> Res
         .into_response()
 }
 
-async fn metrics(State(app): St) -> Response {
+/// Content type of the delimited protobuf exposition.
+const PROTO_CONTENT_TYPE: &str =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+
+/// `/metrics`: the protobuf exposition (with native histograms) when the scraper's `Accept`
+/// asks for it, as Prometheus does with `scrape_native_histograms: true`; text otherwise.
+async fn metrics(State(app): St, headers: axum::http::HeaderMap) -> Response {
+    let wants_proto = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| {
+            a.split(',').any(|part| {
+                let part = part.trim();
+                part.starts_with("application/vnd.google.protobuf")
+                    && part.contains("proto=io.prometheus.client.MetricFamily")
+                    && !part.contains("q=0,")
+                    && !part.ends_with("q=0")
+            })
+        });
+    if wants_proto {
+        return (
+            [(axum::http::header::CONTENT_TYPE, PROTO_CONTENT_TYPE)],
+            app.render_proto(),
+        )
+            .into_response();
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -480,5 +802,51 @@ mod tests {
         let mut o = String::new();
         h.render(&mut o, "s", "", &[0.0, 1.0]);
         assert!(o.contains("s_bucket{le=\"0\"} 1\n") && o.contains("s_sum 6.5\n"));
+    }
+
+    #[test]
+    fn native_buckets_are_schema_3() {
+        let mut n = Native::default();
+        for v in [1.0, 2.0, 1.05, -0.5, 0.0] {
+            n.observe(v);
+        }
+        // 1 is the upper bound of bucket 0, 2 of bucket 8; 1.05 lies in (1, 2^(1/8)].
+        assert_eq!(n.positive.get(&0), Some(&1));
+        assert_eq!(n.positive.get(&8), Some(&1));
+        assert_eq!(n.positive.get(&1), Some(&1));
+        assert_eq!(n.negative.get(&-8), Some(&1));
+        assert_eq!(n.zero, 1);
+    }
+
+    #[test]
+    fn protobuf_families_are_length_delimited() {
+        let mut native = Native::default();
+        native.observe(1.0);
+        native.observe(1.05);
+        let mut o = Vec::new();
+        pb_family(
+            &mut o,
+            "h",
+            "help",
+            4,
+            &[(
+                vec![("a", "b".to_string())],
+                PbValue::Histogram {
+                    classic: &[(1.0, 1)],
+                    count: 2,
+                    sum: 2.05,
+                    native: &native,
+                },
+            )],
+        );
+        // One family: a varint length, then exactly that many bytes, starting with field 1
+        // (name, wire type 2) = "h".
+        assert_eq!(o[0] as usize, o.len() - 1);
+        assert_eq!(&o[1..4], &[0x0a, 1, b'h']);
+        // sint encoding (zig-zag) and varints as protobuf defines them.
+        let mut v = Vec::new();
+        pb::sint(&mut v, 1, -1);
+        pb::uint(&mut v, 2, 300);
+        assert_eq!(v, [0x08, 0x01, 0x10, 0xac, 0x02]);
     }
 }
