@@ -135,9 +135,66 @@ pub fn success_value(v: &Value) -> String {
 /// A query result with its annotations: `warnings` and `infos` appear only when not empty,
 /// as Prometheus' `omitempty` leaves them out.
 pub fn success_output(o: &QueryOutput) -> String {
+    success_output_with(o, false, &[])
+}
+
+/// [`success_output`] with Prometheus' `stats` object inside `data` when `stats` is set, and
+/// `extra_warnings` after the query's own.
+pub fn success_output_with(o: &QueryOutput, stats: bool, extra_warnings: &[String]) -> String {
     let mut data = String::with_capacity(256);
     write_value(&mut data, &o.value);
-    success_annotated(&data, &o.warnings, &o.infos)
+    if stats {
+        data.pop(); // the closing brace of data
+        data.push_str(",\"stats\":");
+        write_stats(&mut data, &o.stats);
+        data.push('}');
+    }
+    if extra_warnings.is_empty() {
+        return success_annotated(&data, &o.warnings, &o.infos);
+    }
+    let mut warnings = o.warnings.clone();
+    warnings.extend(extra_warnings.iter().cloned());
+    success_annotated(&data, &warnings, &o.infos)
+}
+
+/// A JSON number as Go's `encoding/json` writes a float64: shortest digits, exponent form below
+/// 1e-6 and from 1e21 on.
+fn write_json_number(out: &mut String, v: f64) {
+    let a = v.abs();
+    if a != 0.0 && !(1e-6..1e21).contains(&a) {
+        out.push_str(&gofmt::shortest_e(v));
+    } else {
+        out.push_str(&gofmt::shortest_f(v));
+    }
+}
+
+/// Prometheus' query statistics: `{"timings":{...},"samples":{...}}`.
+pub fn write_stats(out: &mut String, s: &vigil_promql::QueryStats) {
+    out.push_str("{\"timings\":{");
+    for (i, (k, v)) in [
+        ("evalTotalTime", s.eval_total_time),
+        ("resultSortTime", s.result_sort_time),
+        ("queryPreparationTime", s.query_preparation_time),
+        ("innerEvalTime", s.inner_eval_time),
+        ("execQueueTime", s.exec_queue_time),
+        ("execTotalTime", s.exec_total_time),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if i > 0 {
+            out.push(',');
+        }
+        write_str(out, k);
+        out.push(':');
+        write_json_number(out, v);
+    }
+    out.push_str("},\"samples\":{");
+    out.push_str(&format!(
+        "\"totalQueryableSamples\":{},\"samplesRead\":{},\"peakSamples\":{}",
+        s.total_queryable_samples, s.samples_read, s.peak_samples
+    ));
+    out.push_str("}}");
 }
 
 /// `{"status":"success","data":<data>,"warnings":[..],"infos":[..]}` for rendered `data`.

@@ -38,6 +38,21 @@ fn request_engine(base: &Engine, p: &Params) -> Result<Engine, ApiError> {
     Ok(Engine::new(opts))
 }
 
+/// The `stats` parameter: whether to include statistics (any non-empty value, as Prometheus
+/// does), and Prometheus' deprecation warning for values other than `true` and `all`.
+fn stats_param(p: &Params) -> (bool, Vec<String>) {
+    match p.get("stats").unwrap_or("") {
+        "" => (false, Vec::new()),
+        "true" | "all" => (true, Vec::new()),
+        other => (
+            true,
+            vec![format!(
+                "value {other:?} for parameter \"stats\" is deprecated and will be rejected in the next major release, use \"true\" or \"all\""
+            )],
+        ),
+    }
+}
+
 fn query_param(p: &Params) -> Result<String, ApiError> {
     match p.get("query") {
         Some(q) => Ok(q.to_string()),
@@ -57,7 +72,8 @@ pub async fn query(st: St, p: Params) -> Result<Response, ApiError> {
         blocking(move || Ok(engine.instant_query_sorted(st2.db.as_ref(), &query, t, Some(&c))?))
             .await?;
     drop(cancel);
-    ok(json::success_output(&out))
+    let (stats, warn) = stats_param(&p);
+    ok(json::success_output_with(&out, stats, &warn))
 }
 
 pub async fn query_range(st: St, p: Params) -> Result<Response, ApiError> {
@@ -104,7 +120,8 @@ pub async fn query_range(st: St, p: Params) -> Result<Response, ApiError> {
     })
     .await?;
     drop(cancel);
-    ok(json::success_output(&out))
+    let (stats, warn) = stats_param(&p);
+    ok(json::success_output_with(&out, stats, &warn))
 }
 
 /// `/api/v1/query_exemplars`: vigil stores no exemplars, so a valid request gets `[]`.

@@ -141,3 +141,52 @@ async fn lifecycle_is_off_by_default() {
     assert_eq!(s, StatusCode::FORBIDDEN);
     assert!(body.contains("Lifecycle API is not enabled"));
 }
+
+/// `stats` asks for Prometheus' statistics object inside `data` (Grafana's query inspector
+/// sends it); values other than `true` and `all` still work, with Prometheus' deprecation
+/// warning.
+#[tokio::test]
+async fn query_statistics_on_request() {
+    let (_, plain) = get("/api/v1/query?query=http_requests_total&time=1000").await;
+    assert!(!plain.contains("\"stats\""), "{plain}");
+    for q in [
+        "/api/v1/query?query=http_requests_total&time=1000&stats=all",
+        "/api/v1/query_range?query=http_requests_total&start=900&end=1000&step=50&stats=true",
+    ] {
+        let (s, body) = get(q).await;
+        assert_eq!(s, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let st = &v["data"]["stats"];
+        for k in [
+            "evalTotalTime",
+            "resultSortTime",
+            "queryPreparationTime",
+            "innerEvalTime",
+            "execQueueTime",
+            "execTotalTime",
+        ] {
+            assert!(
+                st["timings"][k].as_f64().is_some_and(|x| x >= 0.0),
+                "{k}: {body}"
+            );
+        }
+        // Two series, one sample each per step.
+        assert!(
+            st["samples"]["totalQueryableSamples"].as_u64().unwrap() >= 2,
+            "{body}"
+        );
+        assert_eq!(st["samples"]["samplesRead"].as_u64(), Some(2), "{body}");
+        assert!(
+            st["samples"]["peakSamples"].as_u64().unwrap() >= 2,
+            "{body}"
+        );
+        assert!(v.get("warnings").is_none(), "{body}");
+    }
+    let (_, body) = get("/api/v1/query?query=http_requests_total&time=1000&stats=yes").await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(v["data"]["stats"]["samples"].is_object());
+    assert_eq!(
+        v["warnings"][0],
+        "value \"yes\" for parameter \"stats\" is deprecated and will be rejected in the next major release, use \"true\" or \"all\""
+    );
+}

@@ -15,7 +15,8 @@ pub mod parse_error;
 mod value;
 
 pub use engine::{
-    Cancel, Engine, EngineError, EngineOptions, QueryGate, QueryOutput, register_parser_extensions,
+    Cancel, Engine, EngineError, EngineOptions, QueryGate, QueryOutput, QueryStats,
+    register_parser_extensions,
 };
 pub use value::{RangeSeries, Value, VectorSample};
 

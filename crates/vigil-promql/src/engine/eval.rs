@@ -73,6 +73,21 @@ pub(crate) enum Val {
     Str(String),
 }
 
+/// A query's sample statistics (Prometheus' `totalQueryableSamples`, `samplesRead`,
+/// `peakSamples`), counted by every part of a query split over threads.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub queryable: std::sync::atomic::AtomicU64,
+    pub read: std::sync::atomic::AtomicU64,
+    pub peak: AtomicUsize,
+}
+
+impl Counters {
+    pub fn queryable(&self, n: usize) {
+        self.queryable.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
 /// Per-query state shared by the evaluator and its sub-evaluators (subqueries).
 pub(crate) struct Shared<'a> {
     pub db: &'a dyn Queryable,
@@ -82,6 +97,8 @@ pub(crate) struct Shared<'a> {
     max_samples: usize,
     /// Samples held now, shared by the parts of a query evaluated in parallel.
     samples: Arc<AtomicUsize>,
+    /// Statistics, shared by the parts as well.
+    pub counters: Arc<Counters>,
     deadline: Option<Instant>,
     cancel: Option<&'a AtomicBool>,
     checks: Cell<u32>,
@@ -113,6 +130,7 @@ impl<'a> Shared<'a> {
             query_end,
             max_samples,
             samples: Arc::new(AtomicUsize::new(0)),
+            counters: Arc::new(Counters::default()),
             deadline,
             cancel,
             checks: Cell::new(0),
@@ -129,6 +147,7 @@ impl<'a> Shared<'a> {
     pub fn part(&self) -> Shared<'a> {
         Shared {
             samples: self.samples.clone(),
+            counters: self.counters.clone(),
             checks: Cell::new(0),
             warnings: RefCell::new(Vec::new()),
             infos: RefCell::new(Vec::new()),
@@ -162,6 +181,7 @@ impl<'a> Shared<'a> {
             .samples
             .fetch_add(n, Ordering::Relaxed)
             .saturating_add(n);
+        self.counters.peak.fetch_max(cur, Ordering::Relaxed);
         if cur > self.max_samples {
             return Err(EngineError::TooManySamples("query execution".into()));
         }
@@ -720,6 +740,10 @@ impl<'a> Ev<'a> {
             samples.truncate(hi);
             let lo = samples.partition_point(|x| x.t < mint);
             samples.drain(..lo);
+            self.sh.counters.read.fetch_add(
+                (samples.len() + s.histograms.len()) as u64,
+                Ordering::Relaxed,
+            );
             let mut hs = std::mem::take(&mut s.histograms);
             if !hs.is_empty()
                 && self
@@ -834,6 +858,7 @@ impl<'a> Ev<'a> {
             if pts.is_empty() && hpts.is_empty() {
                 return Ok(());
             }
+            self.sh.counters.queryable(pts.len() + hpts.len());
             self.sh.add_samples(
                 pts.len() + hpts.iter().map(|h| histogram_size(&h.h)).sum::<usize>(),
             )?;

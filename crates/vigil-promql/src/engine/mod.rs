@@ -158,12 +158,38 @@ impl Cancel {
     }
 }
 
-/// A result with Prometheus' annotations (`warnings` and `infos` of the API response).
+/// A result with Prometheus' annotations (`warnings` and `infos` of the API response) and the
+/// query's statistics (the API's `stats`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueryOutput {
     pub value: Value,
     pub warnings: Vec<String>,
     pub infos: Vec<String>,
+    pub stats: QueryStats,
+}
+
+/// Prometheus' query statistics: timings in seconds and sample counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct QueryStats {
+    /// Waiting for a query slot (`--query.max-concurrency`).
+    pub exec_queue_time: f64,
+    /// Parsing and preparing the query.
+    pub query_preparation_time: f64,
+    /// Evaluating the expression.
+    pub inner_eval_time: f64,
+    /// Sorting the result.
+    pub result_sort_time: f64,
+    /// Evaluation with preparation and sorting.
+    pub eval_total_time: f64,
+    /// From the request to the result.
+    pub exec_total_time: f64,
+    /// Samples the evaluation looked at, summed over steps (a sample in ten steps' windows
+    /// counts ten times): Prometheus' `totalQueryableSamples`.
+    pub total_queryable_samples: u64,
+    /// Samples read from storage, each once.
+    pub samples_read: u64,
+    /// Most samples held in memory at once.
+    pub peak_samples: u64,
 }
 
 pub struct Engine {
@@ -261,13 +287,20 @@ impl Engine {
         t: Timestamp,
         cancel: Option<&Cancel>,
     ) -> Result<QueryOutput, EngineError> {
+        let started = Instant::now();
         let expr = self.parse(query)?;
+        let prepared = started.elapsed();
         let mut out = self.exec_instant(db, query, &expr, t, cancel)?;
+        let sorting = Instant::now();
         if let Value::Vector(v) = &mut out.value
             && !order_defined(&expr)
         {
             v.sort_by(|a, b| a.labels.cmp(&b.labels));
         }
+        out.stats.result_sort_time = sorting.elapsed().as_secs_f64();
+        out.stats.query_preparation_time = prepared.as_secs_f64();
+        out.stats.eval_total_time += out.stats.result_sort_time + prepared.as_secs_f64();
+        out.stats.exec_total_time = started.elapsed().as_secs_f64();
         Ok(out)
     }
 
@@ -319,7 +352,9 @@ impl Engine {
                 "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
             ));
         }
+        let started = Instant::now();
         let expr = self.parse(query)?;
+        let prepared = started.elapsed();
         match expr.value_type() {
             ValueType::Scalar | ValueType::Vector => {}
             other => {
@@ -329,12 +364,17 @@ impl Engine {
                 )));
             }
         }
+        let queued = Instant::now();
         let _slot = self.slot(cancel)?;
+        let queue_time = queued.elapsed();
         let mut shared = self.shared(db, start, end, cancel);
         shared.invalid_strings = literals::invalid_utf8_literals(query);
         shared.stats_only = stats_only::detect(&expr);
         let ev = Ev::new(&shared, start, end, step);
+        let evaluating = Instant::now();
         let val = self.eval_in_parts(&shared, &expr, start, end, step)?;
+        let inner = evaluating.elapsed();
+        let sorting = Instant::now();
         let series = match val {
             Val::Scalar(vs) => vec![RangeSeries {
                 labels: vigil_model::Labels::empty(),
@@ -366,10 +406,19 @@ impl Engine {
             }
         };
         let (warnings, infos) = shared.annotations();
+        let sort = sorting.elapsed();
+        let mut stats = stats_of(&shared);
+        stats.exec_queue_time = queue_time.as_secs_f64();
+        stats.query_preparation_time = prepared.as_secs_f64();
+        stats.inner_eval_time = inner.as_secs_f64();
+        stats.result_sort_time = sort.as_secs_f64();
+        stats.eval_total_time = (prepared + inner + sort).as_secs_f64();
+        stats.exec_total_time = started.elapsed().as_secs_f64();
         Ok(QueryOutput {
             value: Value::Matrix(series),
             warnings,
             infos,
+            stats,
         })
     }
 
@@ -477,11 +526,14 @@ impl Engine {
         t: Timestamp,
         cancel: Option<&Cancel>,
     ) -> Result<QueryOutput, EngineError> {
+        let queued = Instant::now();
         let _slot = self.slot(cancel)?;
+        let queue_time = queued.elapsed();
         let mut shared = self.shared(db, t, t, cancel);
         shared.invalid_strings = literals::invalid_utf8_literals(query);
         shared.stats_only = stats_only::detect(expr);
         let ev = Ev::new(&shared, t, t, 1);
+        let evaluating = Instant::now();
         let value = match ev.eval(expr)? {
             Val::Scalar(v) => Value::Scalar {
                 t,
@@ -523,11 +575,28 @@ impl Engine {
             ),
         };
         let (warnings, infos) = shared.annotations();
+        let mut stats = stats_of(&shared);
+        stats.exec_queue_time = queue_time.as_secs_f64();
+        stats.inner_eval_time = evaluating.elapsed().as_secs_f64();
+        stats.eval_total_time = stats.inner_eval_time;
+        stats.exec_total_time = (queue_time + evaluating.elapsed()).as_secs_f64();
         Ok(QueryOutput {
             value,
             warnings,
             infos,
+            stats,
         })
+    }
+}
+
+/// The sample counts of a finished query.
+fn stats_of(sh: &Shared) -> QueryStats {
+    use std::sync::atomic::Ordering::Relaxed;
+    QueryStats {
+        total_queryable_samples: sh.counters.queryable.load(Relaxed),
+        samples_read: sh.counters.read.load(Relaxed),
+        peak_samples: sh.counters.peak.load(Relaxed) as u64,
+        ..Default::default()
     }
 }
 

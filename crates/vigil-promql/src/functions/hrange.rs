@@ -103,6 +103,7 @@ pub(super) fn eval_series(
         if fw.is_empty() && hw.is_empty() {
             continue;
         }
+        ev.sh.counters.queryable(fw.len() + hw.len());
         let Some(f) = f else {
             present[i] = true;
             continue;

@@ -140,6 +140,7 @@ pub(crate) fn eval_range_call_each(
             if lo >= hi {
                 continue;
             }
+            ev.sh.counters.queryable(hi - lo);
             let Some(f) = f else {
                 present[i] = true;
                 continue;
