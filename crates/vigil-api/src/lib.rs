@@ -131,6 +131,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/status/buildinfo", get(status::buildinfo))
         .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
         .route("/api/v1/status/tsdb", get(status::tsdb))
+        .route("/api/v1/status/tsdb/blocks", get(status::tsdb_blocks))
+        .route("/api/v1/openapi.yaml", get(status::openapi))
         .route("/api/v1/status/walreplay", get(status::walreplay))
         .route(
             "/api/v1/admin/tsdb/snapshot",

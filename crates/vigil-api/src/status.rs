@@ -4,7 +4,7 @@
 
 use crate::handlers::{ApiError, Params, St, blocking, ok, rfc3339_millis};
 use crate::json;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::collections::HashMap;
 use vigil_model::{Matcher, SelectHints};
@@ -98,6 +98,9 @@ pub async fn tsdb(st: St, p: Params) -> Result<Response, ApiError> {
     let limit = match p.non_empty("limit") {
         None => 10,
         Some(s) => match s.parse::<i64>() {
+            Ok(n) if n > 10_000 => {
+                return Err(ApiError::bad_data("limit must not exceed 10000"));
+            }
             Ok(n) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
             _ => return Err(ApiError::bad_data("limit must be a positive number")),
         },
@@ -157,6 +160,31 @@ pub trait TsdbStatus: Send + Sync {
     fn corruption_count(&self) -> u64 {
         0
     }
+    /// The blocks' `meta.json` contents, oldest first (`/api/v1/status/tsdb/blocks`).
+    fn block_metas(&self) -> Vec<serde_json::Value> {
+        Vec::new()
+    }
+}
+
+/// `/api/v1/openapi.yaml`: the API's OpenAPI description (docs/openapi.yaml, built in).
+pub async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/yaml")],
+        include_str!("../../../docs/openapi.yaml"),
+    )
+        .into_response()
+}
+
+/// `/api/v1/status/tsdb/blocks`: every block's metadata, as Prometheus 3 lists them.
+pub async fn tsdb_blocks(st: St) -> Result<Response, ApiError> {
+    let blocks =
+        st.0.info
+            .tsdb
+            .as_ref()
+            .map(|t| t.block_metas())
+            .unwrap_or_default();
+    let data = serde_json::json!({ "blocks": blocks });
+    ok(json::success_raw(&data.to_string()))
 }
 
 #[derive(Default)]

@@ -190,3 +190,20 @@ async fn query_statistics_on_request() {
         "value \"yes\" for parameter \"stats\" is deprecated and will be rejected in the next major release, use \"true\" or \"all\""
     );
 }
+
+#[tokio::test]
+async fn openapi_and_blocks_are_served() {
+    let (s, body) = get("/api/v1/openapi.yaml").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        body.starts_with("openapi:") || body.contains("\nopenapi:"),
+        "{}",
+        &body[..80.min(body.len())]
+    );
+    // No TSDB status behind this test server: an empty list, as Prometheus with no blocks.
+    let (s, body) = get("/api/v1/status/tsdb/blocks").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body, r#"{"status":"success","data":{"blocks":[]}}"#);
+    let (s, _) = get("/api/v1/status/tsdb?limit=10001").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}

@@ -108,6 +108,14 @@ impl TsdbStatus for TsdbInfo {
             .wal_corruptions
             .load(std::sync::atomic::Ordering::Relaxed)
     }
+
+    fn block_metas(&self) -> Vec<serde_json::Value> {
+        self.0
+            .blocks()
+            .iter()
+            .filter_map(|b| serde_json::to_value(b.meta()).ok())
+            .collect()
+    }
 }
 
 impl TsdbAdmin for TsdbInfo {

@@ -139,5 +139,23 @@ fn openmetrics_history_imports() {
         "vigil tsdb import failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The imported blocks as /api/v1/status/tsdb/blocks lists them (Prometheus 3's shape).
+    std::fs::write(dir.join("prometheus.yml"), "scrape_configs: []\n").unwrap();
+    let (_vigil, port) =
+        start_vigil_in(&dir, &dir.join("data"), &[], "vigil.log", &|p| ready_200(p));
+    let (status, v) = api(port, "/api/v1/status/tsdb/blocks");
+    assert_eq!(status, 200, "{v}");
+    let blocks = v["data"]["blocks"].as_array().unwrap();
+    assert!(!blocks.is_empty(), "{v}");
+    let samples: u64 = blocks
+        .iter()
+        .map(|b| b["stats"]["numSamples"].as_u64().unwrap())
+        .sum();
+    assert_eq!(samples, n as u64, "{v}");
+    for b in blocks {
+        assert!(b["ulid"].as_str().is_some_and(|u| !u.is_empty()));
+        assert!(b["minTime"].as_i64().unwrap() < b["maxTime"].as_i64().unwrap());
+        assert!(b["compaction"]["level"].as_u64().is_some());
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
