@@ -133,6 +133,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/status/tsdb", get(status::tsdb))
         .route("/api/v1/status/tsdb/blocks", get(status::tsdb_blocks))
         .route("/api/v1/openapi.yaml", get(status::openapi))
+        .route("/api/v1/features", get(status::features))
         .route("/api/v1/status/walreplay", get(status::walreplay))
         .route(
             "/api/v1/admin/tsdb/snapshot",

@@ -207,3 +207,18 @@ async fn openapi_and_blocks_are_served() {
     let (s, _) = get("/api/v1/status/tsdb?limit=10001").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn features_say_what_vigil_supports() {
+    let (s, body) = get("/api/v1/features").await;
+    assert_eq!(s, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let d = &v["data"];
+    assert_eq!(d["tsdb"]["native_histograms"], true);
+    assert_eq!(d["promql_functions"]["rate"], true);
+    assert_eq!(d["promql_functions"]["histogram_quantile"], true);
+    assert_eq!(d["promql_functions"]["info"], false);
+    assert_eq!(d["promql_operators"][">/"], false);
+    assert_eq!(d["api"]["lifecycle"], false);
+    assert_eq!(d["prometheus"]["server_mode"], true);
+}
