@@ -242,22 +242,6 @@ fn top(m: &HashMap<String, u64>, limit: usize) -> serde_json::Value {
         .into()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn top_orders_by_count_then_name() {
-        let m: HashMap<String, u64> = [("b".into(), 2), ("a".into(), 2), ("c".into(), 5)]
-            .into_iter()
-            .collect();
-        assert_eq!(
-            top(&m, 2).to_string(),
-            r#"[{"name":"c","value":5},{"name":"a","value":2}]"#
-        );
-    }
-}
-
 /// Prometheus 3.14's PromQL functions, and whether vigil evaluates each.
 const PROMQL_FUNCTIONS: &[(&str, bool)] = &[
     ("abs", true),
@@ -462,4 +446,20 @@ pub async fn features(st: St) -> Result<Response, ApiError> {
         },
     });
     ok(json::success_raw(&data.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_orders_by_count_then_name() {
+        let m: HashMap<String, u64> = [("b".into(), 2), ("a".into(), 2), ("c".into(), 5)]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            top(&m, 2).to_string(),
+            r#"[{"name":"c","value":5},{"name":"a","value":2}]"#
+        );
+    }
 }
