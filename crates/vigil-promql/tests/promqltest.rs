@@ -23,6 +23,10 @@ use vigil_tsdb::{Head, HeadOptions};
 /// Flags that exclude an eval from the required set; `expfn:` except the allowed ones too.
 const EXCLUDING: &[&str] = &["ext_range_sel", "fill_mod", "duration_expr", "start_ts"];
 const ALLOWED_EXPFN: &[&str] = &[
+    "ts_of_first_over_time",
+    "ts_of_last_over_time",
+    "ts_of_max_over_time",
+    "ts_of_min_over_time",
     "limitk",
     "limit_ratio",
     "sort_by_label",
@@ -38,7 +42,7 @@ const NATIVE_HISTOGRAM: &[&str] = &["nh_data", "nhcb_data", "nh_expected"];
 
 /// Native-histogram evals known to pass; a change that passes fewer fails the test (raise it
 /// as more pass).
-const NH_PASSING_FLOOR: usize = 748;
+const NH_PASSING_FLOOR: usize = 752;
 
 /// What to do with an eval.
 #[derive(Debug, Clone, PartialEq)]

@@ -166,6 +166,20 @@ pub(super) fn eval_series(
                 }
             }
             "count_over_time" => float_out(Some((fw.len() + hw.len()) as f64)),
+            "ts_of_first_over_time" => {
+                let t = fw
+                    .first()
+                    .map_or(i64::MAX, |p| p.t)
+                    .min(hw.first().map_or(i64::MAX, |p| p.t));
+                float_out(Some(t as f64 / 1000.0));
+            }
+            "ts_of_last_over_time" => {
+                let t = fw
+                    .last()
+                    .map_or(i64::MIN, |p| p.t)
+                    .max(hw.last().map_or(i64::MIN, |p| p.t));
+                float_out(Some(t as f64 / 1000.0));
+            }
             "present_over_time" => float_out(Some(1.0)),
             "last_over_time" | "first_over_time" => {
                 let last = name == "last_over_time";

@@ -311,6 +311,11 @@ fn range_fn(name: &str) -> Option<RangeFn> {
         "sum_over_time" => |w, _| Ok(Some(fold::<SumFold>(w.s))),
         "count_over_time" => |w, _| Ok(Some(w.s.len() as f64)),
         "last_over_time" => |w, _| Ok(w.s.last().map(|p| p.v)),
+        "ts_of_first_over_time" => |w, _| Ok(w.s.first().map(|p| p.t as f64 / 1000.0)),
+        "ts_of_last_over_time" => |w, _| Ok(w.s.last().map(|p| p.t as f64 / 1000.0)),
+        // The last sample holding the extreme (`>=`/`<=`, as Prometheus compares); NaN loses.
+        "ts_of_max_over_time" => |w, _| Ok(Some(ts_of_extreme(w.s, |c, m| c >= m))),
+        "ts_of_min_over_time" => |w, _| Ok(Some(ts_of_extreme(w.s, |c, m| c <= m))),
         "first_over_time" => |w, _| Ok(w.s.first().map(|p| p.v)),
         "present_over_time" => |_, _| Ok(Some(1.0)),
         "quantile_over_time" => |w, ev| {
@@ -337,6 +342,19 @@ fn range_fn(name: &str) -> Option<RangeFn> {
         },
         _ => return None,
     })
+}
+
+/// The time (in seconds) of the sample `better` keeps choosing, a NaN being replaced by any
+/// value: Prometheus' `compareOverTime` with `returnTimestamp`.
+fn ts_of_extreme(s: &[Sample], better: fn(f64, f64) -> bool) -> f64 {
+    let (mut m, mut t) = (s[0].v, s[0].t);
+    for p in s {
+        if better(p.v, m) || m.is_nan() {
+            m = p.v;
+            t = p.t;
+        }
+    }
+    t as f64 / 1000.0
 }
 
 /// Prometheus' `extrapolatedRate` for floats.
