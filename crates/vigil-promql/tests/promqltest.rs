@@ -23,6 +23,10 @@ use vigil_tsdb::{Head, HeadOptions};
 /// Flags that exclude an eval from the required set; `expfn:` except the allowed ones too.
 const EXCLUDING: &[&str] = &["ext_range_sel", "fill_mod", "duration_expr", "start_ts"];
 const ALLOWED_EXPFN: &[&str] = &[
+    "start",
+    "end",
+    "range",
+    "step",
     "ts_of_first_over_time",
     "ts_of_last_over_time",
     "ts_of_max_over_time",

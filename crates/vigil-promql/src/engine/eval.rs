@@ -94,6 +94,8 @@ pub(crate) struct Shared<'a> {
     pub lookback: i64,
     pub query_start: Timestamp,
     pub query_end: Timestamp,
+    /// The query's step in ms (0 for an instant query), for `step()` and `range()`.
+    pub query_step: i64,
     max_samples: usize,
     /// Samples held now, shared by the parts of a query evaluated in parallel.
     samples: Arc<AtomicUsize>,
@@ -128,6 +130,7 @@ impl<'a> Shared<'a> {
             lookback,
             query_start,
             query_end,
+            query_step: 0,
             max_samples,
             samples: Arc::new(AtomicUsize::new(0)),
             counters: Arc::new(Counters::default()),

@@ -368,6 +368,7 @@ impl Engine {
         let _slot = self.slot(cancel)?;
         let queue_time = queued.elapsed();
         let mut shared = self.shared(db, start, end, cancel);
+        shared.query_step = step;
         shared.invalid_strings = literals::invalid_utf8_literals(query);
         shared.stats_only = stats_only::detect(&expr);
         let ev = Ev::new(&shared, start, end, step);

@@ -235,6 +235,18 @@ fn eval_instant_call(ev: &Ev, name: &str, args: &[&Expr]) -> Result<Val> {
             (0..steps).map(|i| ev.ts(i) as f64 / 1000.0).collect(),
         )),
         "pi" => Ok(Val::Scalar(vec![std::f64::consts::PI; steps])),
+        // The query's own bounds and step, in seconds (Prometheus 3.14's experimental
+        // functions; an instant query has step and range 0).
+        "start" | "end" | "range" | "step" => {
+            let sh = ev.sh;
+            let v = match name {
+                "start" => sh.query_start as f64 / 1000.0,
+                "end" => sh.query_end as f64 / 1000.0,
+                "range" => (sh.query_end - sh.query_start) as f64 / 1000.0,
+                _ => sh.query_step as f64 / 1000.0,
+            };
+            Ok(Val::Scalar(vec![v; steps]))
+        }
         "vector" => {
             let s = ev.eval_scalar(args[0])?;
             Ok(Val::Vector(vec![Series {
