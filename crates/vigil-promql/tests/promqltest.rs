@@ -23,6 +23,8 @@ use vigil_tsdb::{Head, HeadOptions};
 /// Flags that exclude an eval from the required set; `expfn:` except the allowed ones too.
 const EXCLUDING: &[&str] = &["ext_range_sel", "fill_mod", "duration_expr", "start_ts"];
 const ALLOWED_EXPFN: &[&str] = &[
+    "min_of",
+    "max_of",
     "start",
     "end",
     "range",

@@ -235,6 +235,15 @@ fn eval_instant_call(ev: &Ev, name: &str, args: &[&Expr]) -> Result<Val> {
             (0..steps).map(|i| ev.ts(i) as f64 / 1000.0).collect(),
         )),
         "pi" => Ok(Val::Scalar(vec![std::f64::consts::PI; steps])),
+        // Go's math.Min / math.Max of two scalars, step by step (NaN wins).
+        "min_of" | "max_of" => {
+            let a = ev.eval_scalar(args[0])?;
+            let b = ev.eval_scalar(args[1])?;
+            let f = if name == "min_of" { go_min } else { go_max };
+            Ok(Val::Scalar(
+                a.iter().zip(&b).map(|(&x, &y)| f(x, y)).collect(),
+            ))
+        }
         // The query's own bounds and step, in seconds (Prometheus 3.14's experimental
         // functions; an instant query has step and range 0).
         "start" | "end" | "range" | "step" => {
