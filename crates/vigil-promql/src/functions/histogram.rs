@@ -279,7 +279,12 @@ fn by_buckets(
 
 pub(super) fn histogram_quantile(ev: &Ev, args: &[&Expr]) -> Result<Val> {
     let q = ev.eval_scalar(args[0])?;
-    for &qv in &q {
+    histogram_quantile_of(ev, &q, args[1])
+}
+
+/// `histogram_quantile` with the quantile already evaluated (one per step).
+fn histogram_quantile_of(ev: &Ev, q: &[f64], vec_arg: &Expr) -> Result<Val> {
+    for &qv in q {
         if qv.is_nan() || !(0.0..=1.0).contains(&qv) {
             ev.sh.warn(format!(
                 "PromQL warning: quantile value should be between 0 and 1, got {}",
@@ -289,7 +294,7 @@ pub(super) fn histogram_quantile(ev: &Ev, args: &[&Expr]) -> Result<Val> {
     }
     let out = by_buckets(
         ev,
-        args[1],
+        vec_arg,
         |i, name, bs| {
             let (v, forced) = bucket_quantile(q[i], bs);
             if forced {
@@ -346,5 +351,58 @@ pub(super) fn histogram_fraction(ev: &Ev, args: &[&Expr]) -> Result<Val> {
             v
         },
     )?;
+    Ok(Val::Vector(out))
+}
+
+/// Prometheus' `labels.FormatOpenMetricsFloat`: shortest digits, with a `.0` on integers.
+fn openmetrics_float(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
+    }
+    let s = vigil_model::gofmt::g(f, None);
+    if s.contains(['e', '.']) {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
+/// `histogram_quantiles(v, "label", q1, q2, …)`: every quantile of every histogram (classic
+/// or native), each output labelled `label="<q>"` (Prometheus 3.14's experimental function).
+pub(super) fn histogram_quantiles(ev: &Ev, args: &[&Expr]) -> Result<Val> {
+    let label = super::string_arg(args[1])?;
+    let mut out = Vec::new();
+    for arg in &args[2..] {
+        let q = ev.eval_scalar(arg)?;
+        let series = match histogram_quantile_of(ev, &q, args[0])? {
+            Val::Vector(v) => v,
+            _ => Vec::new(),
+        };
+        let qs = openmetrics_float(q.first().copied().unwrap_or(f64::NAN));
+        for mut s in series {
+            let mut b = s.labels.to_builder();
+            b.set(label.clone(), qs.clone());
+            s.labels = b.build();
+            out.push(s);
+        }
+    }
+    // Two outputs with one label set (the label name was already in use) are an error.
+    let mut seen = std::collections::HashSet::new();
+    for s in &out {
+        for p in &s.points {
+            if !seen.insert((s.labels.clone(), p.t)) {
+                return Err(crate::engine::eval::exec_err(
+                    "vector cannot contain metrics with the same labelset",
+                ));
+            }
+        }
+    }
     Ok(Val::Vector(out))
 }

@@ -348,6 +348,7 @@ fn eval_instant_call(ev: &Ev, name: &str, args: &[&Expr]) -> Result<Val> {
         }
         "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => sort(ev, name, args),
         "histogram_quantile" => histogram::histogram_quantile(ev, args),
+        "histogram_quantiles" => histogram::histogram_quantiles(ev, args),
         "histogram_count" => native::simple(ev, args[0], native::count),
         "histogram_sum" => native::simple(ev, args[0], native::sum),
         "histogram_avg" => native::simple(ev, args[0], native::avg),
