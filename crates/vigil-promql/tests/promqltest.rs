@@ -42,14 +42,14 @@ const ALLOWED_EXPFN: &[&str] = &[
     "mad_over_time",
 ];
 
-/// Flags of native-histogram evals. Those are run and counted apart while native histograms
-/// are being built (issue 16): their passes may not fall below [`NH_PASSING_FLOOR`], and they
-/// become required when every one passes.
+/// Flags of native-histogram evals. Those (and `info()`'s) are run and counted apart while
+/// native histograms and the own parser are being built (issues 16, 17): their passes may not
+/// fall below [`NH_PASSING_FLOOR`], and they become required when every one passes.
 const NATIVE_HISTOGRAM: &[&str] = &["nh_data", "nhcb_data", "nh_expected"];
 
 /// Native-histogram evals known to pass; a change that passes fewer fails the test (raise it
 /// as more pass).
-const NH_PASSING_FLOOR: usize = 765;
+const NH_PASSING_FLOOR: usize = 802;
 
 /// What to do with an eval.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,8 +66,11 @@ fn disposition(flags: &str) -> Disposition {
         if EXCLUDING.contains(&f) {
             return Disposition::Skip(format!("flag {f}"));
         }
-        if NATIVE_HISTOGRAM.contains(&f) {
+        // info() runs with the others in progress: promql-parser refuses its selectors that
+        // match the empty label value, which issue 17's own parser will accept.
+        if NATIVE_HISTOGRAM.contains(&f) || f == "expfn:info" {
             nh = true;
+            continue;
         }
         if let Some(name) = f.strip_prefix("expfn:")
             && !ALLOWED_EXPFN.contains(&name)
@@ -1150,7 +1153,7 @@ fn promqltest_corpus() {
         required_failures.extend(r.failures);
         nh_failures.extend(r.nh_failures);
         println!(
-            "{file}: {p} passed, {f} failed, {s} skipped; native histograms: {np} passed, {nf} failed"
+            "{file}: {p} passed, {f} failed, {s} skipped; native histograms and info(): {np} passed, {nf} failed"
         );
         tp += p;
         tf += f;
@@ -1164,7 +1167,7 @@ fn promqltest_corpus() {
         tf + nhf
     );
     println!(
-        "of which native histograms (run, not yet required): {nhp} passed, {nhf} failed (floor {NH_PASSING_FLOOR})"
+        "of which native histograms and info() (run, not yet required): {nhp} passed, {nhf} failed (floor {NH_PASSING_FLOOR})"
     );
     println!("skipped by reason:");
     for (r, n) in &skip_reasons {

@@ -9,6 +9,7 @@
 mod drift;
 mod histogram;
 mod hrange;
+mod info;
 mod labels;
 mod native;
 mod range;
@@ -196,6 +197,7 @@ pub(crate) fn eval_range_call_each(
 /// function reads floats only, and the histograms of its input do not reach its output (as
 /// Prometheus' `simpleFloatFunc` skips them).
 const KEEPS_HISTOGRAMS: &[&str] = &[
+    "info",
     "label_replace",
     "label_join",
     "sort",
@@ -349,6 +351,7 @@ fn eval_instant_call(ev: &Ev, name: &str, args: &[&Expr]) -> Result<Val> {
         "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => sort(ev, name, args),
         "histogram_quantile" => histogram::histogram_quantile(ev, args),
         "histogram_quantiles" => histogram::histogram_quantiles(ev, args),
+        "info" => info::info(ev, args),
         "histogram_count" => native::simple(ev, args[0], native::count),
         "histogram_sum" => native::simple(ev, args[0], native::sum),
         "histogram_avg" => native::simple(ev, args[0], native::avg),
