@@ -233,9 +233,12 @@ fn newest_at(times: &[(i64, bool)], ts: i64, lookback: i64) -> Option<i64> {
     (t > ts - lookback && !stale).then_some(t)
 }
 
+/// An info series: its labels and its sample times, each with whether it is a staleness marker.
+type InfoSeries = (Labels, Vec<(i64, bool)>);
+
 /// The info series matching `ms` over the query range (plus lookback): labels and sample
 /// times with whether each is a staleness marker.
-fn select_info(ev: &Ev, ms: &[Matcher]) -> Result<Vec<(Labels, Vec<(i64, bool)>)>> {
+fn select_info(ev: &Ev, ms: &[Matcher]) -> Result<Vec<InfoSeries>> {
     let (mint, maxt) = (ev.start - ev.sh.lookback + 1, ev.end);
     let q = ev.sh.db.querier(mint, maxt)?;
     let set = q.select(
