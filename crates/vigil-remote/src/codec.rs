@@ -9,7 +9,12 @@
 
 use crate::prompb;
 use prost::Message;
+use std::sync::Arc;
 use vigil_model::Labels;
+use vigil_model::histogram::{
+    CounterResetHint, EXPONENTIAL_SCHEMA_MAX, EXPONENTIAL_SCHEMA_MAX_RESERVED, FloatHistogram,
+    Histogram, Span,
+};
 
 /// Remote-write protocol version header value (remote write 1.0).
 pub const REMOTE_WRITE_VERSION: &str = "0.1.0";
@@ -114,9 +119,15 @@ fn sample_len(t: i64, v: f64) -> usize {
     n
 }
 
-/// Appends one `TimeSeries` (as field 1 of a `WriteRequest`) with pre-encoded `labels` and
-/// `samples` in time order.
-pub fn put_timeseries(buf: &mut Vec<u8>, labels: &[u8], samples: &[(i64, f64)]) {
+/// Appends one `TimeSeries` (as field 1 of a `WriteRequest`) with pre-encoded `labels`,
+/// float `samples` in time order and native `histograms` in time order (field 4, encoded by
+/// prost: histograms are few next to floats).
+pub fn put_timeseries(
+    buf: &mut Vec<u8>,
+    labels: &[u8],
+    samples: &[(i64, f64)],
+    histograms: &[prompb::Histogram],
+) {
     let body: usize = labels.len()
         + samples
             .iter()
@@ -124,7 +135,8 @@ pub fn put_timeseries(buf: &mut Vec<u8>, labels: &[u8], samples: &[(i64, f64)]) 
                 let n = sample_len(t, v);
                 1 + uvarint_len(n as u64) + n
             })
-            .sum::<usize>();
+            .sum::<usize>()
+        + prost::encoding::message::encoded_len_repeated(4, histograms);
     buf.reserve(body + 11);
     buf.push(0x0a);
     put_uvarint(buf, body as u64);
@@ -141,6 +153,151 @@ pub fn put_timeseries(buf: &mut Vec<u8>, labels: &[u8], samples: &[(i64, f64)]) 
             put_uvarint(buf, t as u64);
         }
     }
+    for h in histograms {
+        prost::encoding::message::encode(4, h, buf);
+    }
+}
+
+/// A histogram sample as remote write carries it: the integer form when every count is a
+/// non-negative integer (what Prometheus 2.x receivers, which take integer histograms only,
+/// accept), the float form otherwise. Custom bounds (schema −53) are included.
+pub fn histogram_to_pb(t: i64, h: &FloatHistogram) -> prompb::Histogram {
+    use prompb::histogram::{Count, ZeroCount};
+    let spans = |s: &[Span]| -> Vec<prompb::BucketSpan> {
+        s.iter()
+            .map(|s| prompb::BucketSpan {
+                offset: s.offset,
+                length: s.length,
+            })
+            .collect()
+    };
+    let mut pb = prompb::Histogram {
+        sum: h.sum,
+        schema: h.schema,
+        zero_threshold: h.zero_threshold,
+        negative_spans: spans(&h.negative_spans),
+        positive_spans: spans(&h.positive_spans),
+        reset_hint: hint_to_pb(h.counter_reset_hint) as i32,
+        timestamp: t,
+        custom_values: h.custom().to_vec(),
+        ..Default::default()
+    };
+    match Histogram::from_float(h) {
+        Some(i) => {
+            pb.count = Some(Count::CountInt(i.count));
+            pb.zero_count = Some(ZeroCount::ZeroCountInt(i.zero_count));
+            pb.negative_deltas = i.negative_buckets;
+            pb.positive_deltas = i.positive_buckets;
+        }
+        None => {
+            pb.count = Some(Count::CountFloat(h.count));
+            pb.zero_count = Some(ZeroCount::ZeroCountFloat(h.zero_count));
+            pb.negative_counts = h.negative_buckets.clone();
+            pb.positive_counts = h.positive_buckets.clone();
+        }
+    }
+    pb
+}
+
+fn hint_to_pb(h: CounterResetHint) -> prompb::histogram::ResetHint {
+    use prompb::histogram::ResetHint;
+    match h {
+        CounterResetHint::Unknown => ResetHint::Unknown,
+        CounterResetHint::CounterReset => ResetHint::Yes,
+        CounterResetHint::NotCounterReset => ResetHint::No,
+        CounterResetHint::Gauge => ResetHint::Gauge,
+    }
+}
+
+fn hint_from_pb(h: i32) -> CounterResetHint {
+    use prompb::histogram::ResetHint;
+    match ResetHint::try_from(h) {
+        Ok(ResetHint::Yes) => CounterResetHint::CounterReset,
+        Ok(ResetHint::No) => CounterResetHint::NotCounterReset,
+        Ok(ResetHint::Gauge) => CounterResetHint::Gauge,
+        Ok(ResetHint::Unknown) | Err(_) => CounterResetHint::Unknown,
+    }
+}
+
+/// A received histogram as vigil's float form. The message must be one form throughout: a
+/// float count with integer deltas (or the reverse) would lose buckets, so it is refused
+/// rather than read the way Prometheus does (taking the fields of the count's form only).
+/// Exponential schemas above 8 that Prometheus reserves (up to 52) are reduced to schema 8,
+/// as Prometheus' receiver does. The result is not validated here (see
+/// [`FloatHistogram::validate`]).
+pub fn histogram_from_pb(pb: &prompb::Histogram) -> Result<FloatHistogram, String> {
+    use prompb::histogram::{Count, ZeroCount};
+    let is_float = matches!(pb.count, Some(Count::CountFloat(_)));
+    let spans = |s: &[prompb::BucketSpan]| -> Vec<Span> {
+        s.iter()
+            .map(|s| Span {
+                offset: s.offset,
+                length: s.length,
+            })
+            .collect()
+    };
+    let custom_values = (!pb.custom_values.is_empty()).then(|| Arc::from(&pb.custom_values[..]));
+    let mut h = if is_float {
+        if !pb.positive_deltas.is_empty() || !pb.negative_deltas.is_empty() {
+            return Err("float histogram (count_float) with integer bucket deltas".into());
+        }
+        FloatHistogram {
+            counter_reset_hint: hint_from_pb(pb.reset_hint),
+            schema: pb.schema,
+            zero_threshold: pb.zero_threshold,
+            zero_count: match pb.zero_count {
+                Some(ZeroCount::ZeroCountFloat(z)) => z,
+                Some(ZeroCount::ZeroCountInt(z)) => z as f64,
+                None => 0.0,
+            },
+            count: match pb.count {
+                Some(Count::CountFloat(c)) => c,
+                _ => 0.0,
+            },
+            sum: pb.sum,
+            positive_spans: spans(&pb.positive_spans),
+            negative_spans: spans(&pb.negative_spans),
+            positive_buckets: pb.positive_counts.clone(),
+            negative_buckets: pb.negative_counts.clone(),
+            custom_values,
+        }
+    } else {
+        if !pb.positive_counts.is_empty() || !pb.negative_counts.is_empty() {
+            return Err("integer histogram (count_int) with float bucket counts".into());
+        }
+        if let Some(ZeroCount::ZeroCountFloat(_)) = pb.zero_count {
+            return Err("integer histogram (count_int) with a float zero count".into());
+        }
+        Histogram {
+            counter_reset_hint: hint_from_pb(pb.reset_hint),
+            schema: pb.schema,
+            zero_threshold: pb.zero_threshold,
+            zero_count: match pb.zero_count {
+                Some(ZeroCount::ZeroCountInt(z)) => z,
+                _ => 0,
+            },
+            count: match pb.count {
+                Some(Count::CountInt(c)) => c,
+                _ => 0,
+            },
+            sum: pb.sum,
+            positive_spans: spans(&pb.positive_spans),
+            negative_spans: spans(&pb.negative_spans),
+            positive_buckets: pb.positive_deltas.clone(),
+            negative_buckets: pb.negative_deltas.clone(),
+            custom_values,
+        }
+        .to_float()
+    };
+    if h.schema > EXPONENTIAL_SCHEMA_MAX && h.schema <= EXPONENTIAL_SCHEMA_MAX_RESERVED {
+        // Spans and counts must be sound before buckets are merged: checked as if at
+        // schema 8 (the checks do not depend on the exponential schema).
+        let mut probe = h.clone();
+        probe.schema = EXPONENTIAL_SCHEMA_MAX;
+        probe.validate().map_err(|e| e.to_string())?;
+        h = h.copy_to_schema(EXPONENTIAL_SCHEMA_MAX);
+    }
+    Ok(h)
 }
 
 /// Encodes metadata entries as `WriteRequest.metadata` fields (appendable to a request).
@@ -289,11 +446,12 @@ mod tests {
             let mut want = prompb::WriteRequest::default();
             for (labels, samples) in &series {
                 let l = Labels::from_pairs(labels.iter().map(|(a, b)| (a.as_str(), b.as_str())));
-                put_timeseries(&mut buf, &encode_labels(&l), samples);
+                put_timeseries(&mut buf, &encode_labels(&l), samples, &[]);
                 want.timeseries.push(prompb::TimeSeries {
                     labels: labels_to_pb(&l),
                     samples: samples.iter().map(|&(t, v)| prompb::Sample { value: v, timestamp: t }).collect(),
                     exemplars: vec![],
+                    histograms: vec![],
                 });
             }
             let got = prompb::WriteRequest::decode(&buf[..]).unwrap();

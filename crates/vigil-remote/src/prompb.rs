@@ -55,6 +55,83 @@ pub struct Exemplar {
     pub timestamp: i64,
 }
 
+/// A native histogram sample, integer or float. The integer form sets `count_int`,
+/// `zero_count_int` and the `*_deltas` (each bucket as the difference to the previous one);
+/// the float form sets `count_float`, `zero_count_float` and the absolute `*_counts`.
+/// `custom_values` carries the bounds of schema −53 (custom buckets); the remote-write 1.0
+/// specification does not define it, so senders leave it out (see `docs/scale-out.md`).
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Histogram {
+    #[prost(oneof = "histogram::Count", tags = "1, 2")]
+    pub count: ::core::option::Option<histogram::Count>,
+    #[prost(double, tag = "3")]
+    pub sum: f64,
+    #[prost(sint32, tag = "4")]
+    pub schema: i32,
+    #[prost(double, tag = "5")]
+    pub zero_threshold: f64,
+    #[prost(oneof = "histogram::ZeroCount", tags = "6, 7")]
+    pub zero_count: ::core::option::Option<histogram::ZeroCount>,
+    #[prost(message, repeated, tag = "8")]
+    pub negative_spans: ::prost::alloc::vec::Vec<BucketSpan>,
+    #[prost(sint64, repeated, tag = "9")]
+    pub negative_deltas: ::prost::alloc::vec::Vec<i64>,
+    #[prost(double, repeated, tag = "10")]
+    pub negative_counts: ::prost::alloc::vec::Vec<f64>,
+    #[prost(message, repeated, tag = "11")]
+    pub positive_spans: ::prost::alloc::vec::Vec<BucketSpan>,
+    #[prost(sint64, repeated, tag = "12")]
+    pub positive_deltas: ::prost::alloc::vec::Vec<i64>,
+    #[prost(double, repeated, tag = "13")]
+    pub positive_counts: ::prost::alloc::vec::Vec<f64>,
+    #[prost(enumeration = "histogram::ResetHint", tag = "14")]
+    pub reset_hint: i32,
+    #[prost(int64, tag = "15")]
+    pub timestamp: i64,
+    #[prost(double, repeated, tag = "16")]
+    pub custom_values: ::prost::alloc::vec::Vec<f64>,
+}
+
+pub mod histogram {
+    /// What the producer knows about a counter reset at this sample.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+    #[repr(i32)]
+    pub enum ResetHint {
+        Unknown = 0,
+        Yes = 1,
+        No = 2,
+        Gauge = 3,
+    }
+
+    /// The observation count: integer (integer histograms) or float.
+    #[derive(Clone, Copy, PartialEq, ::prost::Oneof)]
+    pub enum Count {
+        #[prost(uint64, tag = "1")]
+        CountInt(u64),
+        #[prost(double, tag = "2")]
+        CountFloat(f64),
+    }
+
+    /// The zero bucket's count, in the same form as the count.
+    #[derive(Clone, Copy, PartialEq, ::prost::Oneof)]
+    pub enum ZeroCount {
+        #[prost(uint64, tag = "6")]
+        ZeroCountInt(u64),
+        #[prost(double, tag = "7")]
+        ZeroCountFloat(f64),
+    }
+}
+
+/// A run of `length` consecutive buckets, `offset` indices after the previous run (the first
+/// run's offset is its first bucket's index).
+#[derive(Clone, Copy, PartialEq, Eq, ::prost::Message)]
+pub struct BucketSpan {
+    #[prost(sint32, tag = "1")]
+    pub offset: i32,
+    #[prost(uint32, tag = "2")]
+    pub length: u32,
+}
+
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct TimeSeries {
     #[prost(message, repeated, tag = "1")]
@@ -63,6 +140,8 @@ pub struct TimeSeries {
     pub samples: ::prost::alloc::vec::Vec<Sample>,
     #[prost(message, repeated, tag = "3")]
     pub exemplars: ::prost::alloc::vec::Vec<Exemplar>,
+    #[prost(message, repeated, tag = "4")]
+    pub histograms: ::prost::alloc::vec::Vec<Histogram>,
 }
 
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -230,6 +309,7 @@ mod tests {
                     timestamp: 5,
                 }],
                 exemplars: vec![],
+                histograms: vec![],
             }],
             metadata: vec![],
         };

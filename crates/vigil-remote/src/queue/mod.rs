@@ -136,6 +136,7 @@ impl Queue {
         // A restarted queue (reload) reuses the metrics: what the old one had pending is in
         // the WAL again, behind `start`.
         metrics.pending.store(0, Ordering::Relaxed);
+        metrics.pending_histograms.store(0, Ordering::Relaxed);
         let (abort_tx, abort_rx) = watch::channel(false);
         let stop = Arc::new(AtomicBool::new(false));
         let (done_tx, done_rx) = oneshot::channel();
@@ -184,7 +185,7 @@ impl Queue {
             broken: false,
             read_samples: 0,
             read_bytes: 0,
-            warned_histograms: false,
+            warned_nhcb: false,
         };
         let tailer = reader.db.reader(start);
         let stop2 = stop.clone();
