@@ -434,6 +434,183 @@ mod tests {
         assert!(take_frames(&bad, 1 << 20).is_err());
     }
 
+    fn exp_hist() -> FloatHistogram {
+        FloatHistogram {
+            counter_reset_hint: CounterResetHint::NotCounterReset,
+            schema: 1,
+            zero_threshold: 0.001,
+            zero_count: 2.0,
+            count: 19.0,
+            sum: 42.5,
+            positive_spans: vec![
+                Span {
+                    offset: -2,
+                    length: 2,
+                },
+                Span {
+                    offset: 3,
+                    length: 1,
+                },
+            ],
+            negative_spans: vec![Span {
+                offset: 1,
+                length: 3,
+            }],
+            positive_buckets: vec![4.0, 1.0, 6.0],
+            negative_buckets: vec![3.0, 0.0, 3.0],
+            custom_values: None,
+        }
+    }
+
+    /// Encoded with prost and decoded again, then converted back.
+    fn through_wire(h: &FloatHistogram) -> (prompb::Histogram, FloatHistogram) {
+        let pb = histogram_to_pb(1234, h);
+        let bytes = pb.encode_to_vec();
+        let back = prompb::Histogram::decode(&bytes[..]).unwrap();
+        assert_eq!(back.encode_to_vec(), bytes);
+        (back.clone(), histogram_from_pb(&back).unwrap())
+    }
+
+    #[test]
+    fn integral_histogram_goes_as_integer_form_with_deltas() {
+        use prompb::histogram::{Count, ResetHint, ZeroCount};
+        let h = exp_hist();
+        let (pb, back) = through_wire(&h);
+        assert_eq!(pb.count, Some(Count::CountInt(19)));
+        assert_eq!(pb.zero_count, Some(ZeroCount::ZeroCountInt(2)));
+        assert_eq!(pb.positive_deltas, vec![4, -3, 5]);
+        assert_eq!(pb.negative_deltas, vec![3, -3, 3]);
+        assert!(pb.positive_counts.is_empty() && pb.negative_counts.is_empty());
+        assert_eq!(pb.negative_spans[0].offset, 1);
+        assert_eq!(pb.positive_spans[0].offset, -2);
+        assert_eq!(pb.reset_hint, ResetHint::No as i32);
+        assert_eq!(pb.timestamp, 1234);
+        assert!(pb.custom_values.is_empty());
+        assert_eq!(back, h);
+        back.validate().unwrap();
+    }
+
+    #[test]
+    fn fractional_histogram_goes_as_float_form() {
+        use prompb::histogram::{Count, ZeroCount};
+        let mut h = exp_hist();
+        h.mul(0.5);
+        h.counter_reset_hint = CounterResetHint::Gauge;
+        let (pb, back) = through_wire(&h);
+        assert_eq!(pb.count, Some(Count::CountFloat(9.5)));
+        assert_eq!(pb.zero_count, Some(ZeroCount::ZeroCountFloat(1.0)));
+        assert_eq!(pb.positive_counts, vec![2.0, 0.5, 3.0]);
+        assert_eq!(pb.negative_counts, vec![1.5, 0.0, 1.5]);
+        assert!(pb.positive_deltas.is_empty() && pb.negative_deltas.is_empty());
+        assert_eq!(back, h);
+    }
+
+    #[test]
+    fn custom_bucket_histogram_round_trips_its_bounds() {
+        let h = FloatHistogram {
+            schema: vigil_model::histogram::CUSTOM_BUCKETS_SCHEMA,
+            count: 7.0,
+            sum: 12.0,
+            positive_spans: vec![Span {
+                offset: 0,
+                length: 3,
+            }],
+            positive_buckets: vec![1.0, 2.0, 4.0],
+            custom_values: Some(Arc::from(&[0.5, 1.0][..])),
+            ..Default::default()
+        };
+        let (pb, back) = through_wire(&h);
+        assert_eq!(pb.schema, -53);
+        assert_eq!(pb.custom_values, vec![0.5, 1.0]);
+        assert_eq!(back, h);
+        back.validate().unwrap();
+        // Fractional counts: the float form carries the bounds too.
+        let mut f = h.clone();
+        f.mul(0.25);
+        assert_eq!(through_wire(&f).1, f);
+    }
+
+    #[test]
+    fn every_reset_hint_maps_both_ways() {
+        use prompb::histogram::ResetHint;
+        for (hint, pb) in [
+            (CounterResetHint::Unknown, ResetHint::Unknown),
+            (CounterResetHint::CounterReset, ResetHint::Yes),
+            (CounterResetHint::NotCounterReset, ResetHint::No),
+            (CounterResetHint::Gauge, ResetHint::Gauge),
+        ] {
+            let mut h = exp_hist();
+            h.counter_reset_hint = hint;
+            let (p, back) = through_wire(&h);
+            assert_eq!(p.reset_hint, pb as i32);
+            assert_eq!(back.counter_reset_hint, hint);
+        }
+        // An unknown enum value reads as Unknown.
+        let mut p = histogram_to_pb(0, &exp_hist());
+        p.reset_hint = 9;
+        assert_eq!(
+            histogram_from_pb(&p).unwrap().counter_reset_hint,
+            CounterResetHint::Unknown
+        );
+    }
+
+    #[test]
+    fn staleness_marker_sum_keeps_its_bits() {
+        let mut h = exp_hist();
+        h.sum = f64::from_bits(vigil_model::STALE_NAN_BITS);
+        let (_, back) = through_wire(&h);
+        assert_eq!(back.sum.to_bits(), vigil_model::STALE_NAN_BITS);
+    }
+
+    #[test]
+    fn mixed_integer_and_float_fields_are_refused() {
+        use prompb::histogram::{Count, ZeroCount};
+        let mut p = histogram_to_pb(0, &exp_hist());
+        p.positive_counts = vec![1.0];
+        assert!(histogram_from_pb(&p).is_err());
+        let mut p = histogram_to_pb(0, &exp_hist());
+        p.zero_count = Some(ZeroCount::ZeroCountFloat(2.0));
+        assert!(histogram_from_pb(&p).is_err());
+        let mut p = histogram_to_pb(0, &exp_hist());
+        p.count = Some(Count::CountFloat(19.0));
+        assert!(histogram_from_pb(&p).is_err());
+    }
+
+    #[test]
+    fn reserved_schemas_are_reduced_to_eight() {
+        let mut h = exp_hist();
+        h.schema = 10;
+        let p = histogram_to_pb(0, &h);
+        let back = histogram_from_pb(&p).unwrap();
+        assert_eq!(back.schema, 8);
+        assert_eq!(back.count, 19.0);
+        let total: f64 = back.positive_buckets.iter().sum();
+        assert_eq!(total, 11.0);
+        back.validate().unwrap();
+        // Broken spans are reported, not merged.
+        let mut p = histogram_to_pb(0, &h);
+        p.positive_spans[0].length = 7;
+        assert!(histogram_from_pb(&p).is_err());
+    }
+
+    #[test]
+    fn timeseries_with_histograms_decodes_with_prost() {
+        let l = Labels::from_pairs([("__name__", "h"), ("job", "x")]);
+        let mut f = exp_hist();
+        f.mul(0.5);
+        let hs = vec![histogram_to_pb(10, &exp_hist()), histogram_to_pb(20, &f)];
+        let mut buf = Vec::new();
+        put_timeseries(&mut buf, &encode_labels(&l), &[(5, 1.5)], &hs);
+        put_timeseries(&mut buf, &encode_labels(&l), &[], &hs[..1]);
+        let got = prompb::WriteRequest::decode(&buf[..]).unwrap();
+        assert_eq!(got.timeseries.len(), 2);
+        assert_eq!(got.timeseries[0].labels, labels_to_pb(&l));
+        assert_eq!(got.timeseries[0].samples.len(), 1);
+        assert_eq!(got.timeseries[0].histograms, hs);
+        assert!(got.timeseries[1].samples.is_empty());
+        assert_eq!(got.timeseries[1].histograms, hs[..1]);
+    }
+
     proptest! {
         #[test]
         fn hand_encoder_decodes_with_prost(

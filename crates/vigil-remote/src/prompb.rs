@@ -340,4 +340,73 @@ mod tests {
         assert_eq!(rr.encode_to_vec(), want);
         assert_eq!(ReadRequest::decode(&want[..]).unwrap(), rr);
     }
+
+    #[test]
+    fn histogram_wire_format_is_prometheus() {
+        // TimeSeries{histograms: [{count_int: 3, schema: -1, positive_spans: [{offset: -1,
+        // length: 2}], positive_deltas: [2, -1], reset_hint: YES, timestamp: 7}]}
+        // schema and offsets are zigzag (sint32), deltas zigzag and packed (sint64).
+        let h = [
+            0x08, 0x03, // 1: count_int 3
+            0x20, 0x01, // 4: schema zigzag(-1)
+            0x5a, 0x04, 0x08, 0x01, 0x10, 0x02, // 11: span {1: zigzag(-1), 2: 2}
+            0x62, 0x02, 0x04, 0x01, // 12: packed zigzag [2, -1]
+            0x70, 0x01, // 14: reset_hint YES
+            0x78, 0x07, // 15: timestamp 7
+        ];
+        let mut want = vec![0x22, h.len() as u8];
+        want.extend_from_slice(&h);
+        let ts = TimeSeries {
+            histograms: vec![Histogram {
+                count: Some(histogram::Count::CountInt(3)),
+                schema: -1,
+                positive_spans: vec![BucketSpan {
+                    offset: -1,
+                    length: 2,
+                }],
+                positive_deltas: vec![2, -1],
+                reset_hint: histogram::ResetHint::Yes as i32,
+                timestamp: 7,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert_eq!(ts.encode_to_vec(), want);
+        assert_eq!(TimeSeries::decode(&want[..]).unwrap(), ts);
+
+        // The float form: count_float (2), sum (3), zero_threshold (5), zero_count_float (7),
+        // negative_spans (8), negative_counts (10, packed doubles), custom_values (16).
+        let d = |v: f64| v.to_le_bytes();
+        let mut h = vec![0x11];
+        h.extend_from_slice(&d(2.5));
+        h.push(0x19);
+        h.extend_from_slice(&d(4.0));
+        h.push(0x29);
+        h.extend_from_slice(&d(0.5));
+        h.push(0x39);
+        h.extend_from_slice(&d(1.0));
+        h.extend_from_slice(&[0x42, 0x04, 0x08, 0x04, 0x10, 0x01]); // span {offset 2, length 1}
+        h.extend_from_slice(&[0x52, 0x08]);
+        h.extend_from_slice(&d(1.5));
+        h.extend_from_slice(&[0x70, 0x03]); // GAUGE
+        h.extend_from_slice(&[0x82, 0x01, 0x08]); // 16: packed, 8 bytes
+        h.extend_from_slice(&d(10.0));
+        let want = h;
+        let fh = Histogram {
+            count: Some(histogram::Count::CountFloat(2.5)),
+            sum: 4.0,
+            zero_threshold: 0.5,
+            zero_count: Some(histogram::ZeroCount::ZeroCountFloat(1.0)),
+            negative_spans: vec![BucketSpan {
+                offset: 2,
+                length: 1,
+            }],
+            negative_counts: vec![1.5],
+            reset_hint: histogram::ResetHint::Gauge as i32,
+            custom_values: vec![10.0],
+            ..Default::default()
+        };
+        assert_eq!(fh.encode_to_vec(), want);
+        assert_eq!(Histogram::decode(&want[..]).unwrap(), fh);
+    }
 }
