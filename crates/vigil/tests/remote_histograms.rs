@@ -252,7 +252,7 @@ fn vigil_remote_writes_histograms_into_prometheus() {
     let pdir = tempdir("prom-hist");
     let peer = start_prometheus(&pdir);
     let cfg = format!(
-        "global: {{}}\nremote_write:\n  - url: http://127.0.0.1:{}/api/v1/write\n    name: peer\n    queue_config:\n      batch_send_deadline: 1s\n      min_backoff: 100ms\n      max_backoff: 1s\n",
+        "global: {{}}\nremote_write:\n  - url: http://127.0.0.1:{}/api/v1/write\n    name: peer\n    send_native_histograms: true\n    queue_config:\n      batch_send_deadline: 1s\n      min_backoff: 100ms\n      max_backoff: 1s\n",
         peer.port
     );
     let (_vigil, port, _dir) = start_vigil_with(&cfg, &["--web.enable-remote-write-receiver"]);

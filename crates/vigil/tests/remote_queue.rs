@@ -116,6 +116,7 @@ fn settings(url: &str, key: &str) -> QueueSettings {
         min_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(50),
         retry_on_429: false,
+        send_native_histograms: true,
         sample_age_limit: Duration::ZERO,
         send_metadata: false,
         metadata_interval: Duration::from_secs(60),
@@ -770,6 +771,31 @@ async fn sends_histograms_with_floats_counts_them_and_drops_nhcb_with_counting()
         m.histograms_failed.load(Ordering::Relaxed) == 1
     })
     .await;
+    q.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn histograms_are_not_sent_without_send_native_histograms() {
+    let dir = tempdir("hist-off");
+    let db = open(&dir);
+    let (f, url) = start_fake().await;
+    let mut s = settings(&url, "hoff");
+    s.send_native_histograms = false;
+    let (mut q, m) = start(s, &db);
+    let hl = Labels::from_pairs([("__name__", "h")]);
+    for i in 0..20u32 {
+        let mut a = db.appender();
+        let t = 1000 * (i as i64 + 1);
+        a.append_histogram(None, &hl, t, &hist(i, false)).unwrap();
+        a.append(None, &Labels::from_pairs([("__name__", "f")]), t, 1.0)
+            .unwrap();
+        a.commit().unwrap();
+    }
+    wait("floats delivered", 30, || total(&f) == 20).await;
+    assert!(f.hgot.lock().is_empty());
+    assert_eq!(m.histograms.load(Ordering::Relaxed), 0);
+    assert_eq!(m.pending_histograms.load(Ordering::Relaxed), 0);
     q.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -66,6 +66,9 @@ pub struct QueueSettings {
     pub min_backoff: Duration,
     pub max_backoff: Duration,
     pub retry_on_429: bool,
+    /// `send_native_histograms`: send native histogram samples (Prometheus' default: no; then
+    /// histogram records are not sent at all, as in Prometheus).
+    pub send_native_histograms: bool,
     /// Samples older than this when read are dropped; zero: no limit.
     pub sample_age_limit: Duration,
     pub send_metadata: bool,
@@ -186,6 +189,7 @@ impl Queue {
             read_samples: 0,
             read_bytes: 0,
             warned_nhcb: false,
+            warned_histograms_off: false,
         };
         let tailer = reader.db.reader(start);
         let stop2 = stop.clone();

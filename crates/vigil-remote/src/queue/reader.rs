@@ -43,6 +43,8 @@ pub(super) struct Reader {
     pub(super) read_bytes: u64,
     /// Logged that histograms with custom buckets are dropped.
     pub(super) warned_nhcb: bool,
+    /// Logged that histograms are not sent (`send_native_histograms: false`).
+    pub(super) warned_histograms_off: bool,
 }
 
 fn fnv(b: &[u8]) -> u64 {
@@ -167,6 +169,14 @@ impl Reader {
             }
             WalRecord::Malformed(kind) => {
                 tracing::warn!(remote_name = %self.s.name, segment = end.segment, "Malformed {kind} record in the WAL");
+            }
+            WalRecord::Histograms(hs) if !self.s.send_native_histograms => {
+                // As Prometheus: without `send_native_histograms` they are not sent (nor
+                // counted); said once so it is not a surprise.
+                if !self.warned_histograms_off && !hs.is_empty() {
+                    self.warned_histograms_off = true;
+                    tracing::info!(remote_name = %self.s.name, "Native histogram samples are not sent by this remote_write: send_native_histograms is false");
+                }
             }
             WalRecord::Histograms(hs) => {
                 let (age_min, skip) = self.time_filters(end);
