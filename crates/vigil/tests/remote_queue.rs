@@ -758,7 +758,8 @@ async fn sends_histograms_with_floats_counts_them_and_drops_nhcb_with_counting()
     assert_eq!(m.samples.load(Ordering::Relaxed), 30);
     assert_eq!(m.histograms_dropped.load(Ordering::Relaxed), 5);
     assert_eq!(m.histograms_failed.load(Ordering::Relaxed), 0);
-    let text = vigil_remote::metrics::render(&[m.clone()], 0.0, &ServerMetrics::default());
+    let text =
+        vigil_remote::metrics::render(std::slice::from_ref(&m), 0.0, &ServerMetrics::default());
     assert!(text.contains("prometheus_remote_storage_histograms_total{remote_name=\"hq\",url="));
     assert!(text.contains("prometheus_remote_storage_histograms_dropped_total{remote_name=\"hq\""));
     // A 4xx drops the batch and counts its histograms as failed.
