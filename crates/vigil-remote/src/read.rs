@@ -7,8 +7,10 @@
 //! `required_matchers` restrict which selectors are sent; `filter_external_labels` adds the
 //! external labels as matchers and strips them from the result. Results are merged with
 //! local series (equal label sets become one series; at a timestamp present in both, the
-//! local sample wins). A failing remote is logged and contributes nothing (Prometheus turns
-//! it into a query warning). Label-name and label-value lookups are answered locally only.
+//! local sample wins). Native histograms come from samples responses (`TimeSeries.histograms`)
+//! into `Series::histograms`; a server streaming histogram chunks is asked again for samples.
+//! A failing remote is logged and contributes nothing (Prometheus turns it into a query
+//! warning). Label-name and label-value lookups are answered locally only.
 
 use crate::codec::{self, DecodeError};
 use crate::prompb::{self, read_request::ResponseType};

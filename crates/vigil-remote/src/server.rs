@@ -1,12 +1,14 @@
 //! The HTTP side: `POST /api/v1/write` (the remote-write receiver, behind
 //! `--web.enable-remote-write-receiver`) and `POST /api/v1/read` (remote read, samples or
-//! streamed XOR chunks).
+//! streamed XOR chunks; native histograms go in samples responses only, see `docs/scale-out.md`).
 //!
 //! The receiver behaves as Prometheus' remote-write 1.0 handler: an undecodable body is a 400;
 //! the whole request is one appender batch, so a sample refused as out of order (or too old)
 //! rolls the batch back and answers 400 (a sender must not retry it) and nothing of the
 //! request is stored; series with invalid labels are skipped and counted; storage failures
-//! answer 500 (retryable). Success is 204.
+//! answer 500 (retryable). Success is 204. Native histograms (`TimeSeries.histograms`) are
+//! appended in the same batch; one that does not decode or validate is a 400 for the whole
+//! request, as an out-of-order sample is (never dropped on its own).
 
 use crate::codec::{self, DecodeError};
 use crate::metrics::ServerMetrics;
