@@ -5,8 +5,12 @@
 //!   refused with 400 and nothing of its request is stored;
 //! - interop: vigil remote-writes histograms into Debian's Prometheus 2.42
 //!   (`--enable-feature=native-histograms`, which takes integer histograms only) and both
-//!   answer the same query with the same histograms. Set VIGIL_SKIP_INTEROP=1 to skip it on a
-//!   machine without the `prometheus` package.
+//!   answer the same query with the same histograms;
+//! - interop: Prometheus 2.42 scrapes a native histogram (protobuf exposition) and
+//!   remote-writes it into vigil's receiver; vigil holds the same histograms.
+//!
+//! Set VIGIL_SKIP_INTEROP=1 to skip the interop tests on a machine without the `prometheus`
+//! package.
 
 mod common;
 
@@ -201,8 +205,14 @@ struct Peer {
 }
 
 fn start_prometheus(dir: &Path) -> Peer {
+    start_prometheus_with(dir, "global: {}\n")
+}
+
+/// Prometheus 2.42 with the remote-write receiver and native histograms on, `config` as its
+/// `prometheus.yml`.
+fn start_prometheus_with(dir: &Path, config: &str) -> Peer {
     let port = free_port();
-    std::fs::write(dir.join("prometheus.yml"), "global: {}\n").unwrap();
+    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
     let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
     let child = Command::new(PROMETHEUS)
         .arg(format!(
@@ -307,6 +317,183 @@ fn vigil_remote_writes_histograms_into_prometheus() {
         a["data"]["result"][0]["metric"],
         b["data"]["result"][0]["metric"]
     );
+    drop(peer.proc);
+    let _ = std::fs::remove_dir_all(&pdir);
+}
+
+/// The protobuf exposition messages a native-histogram target needs (package
+/// `io.prometheus.client`, written from its field numbers), for the test target below.
+mod expo {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct LabelPair {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(string, tag = "2")]
+        pub value: String,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct BucketSpan {
+        #[prost(sint32, tag = "1")]
+        pub offset: i32,
+        #[prost(uint32, tag = "2")]
+        pub length: u32,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Histogram {
+        #[prost(uint64, tag = "1")]
+        pub sample_count: u64,
+        #[prost(double, tag = "2")]
+        pub sample_sum: f64,
+        #[prost(sint32, tag = "5")]
+        pub schema: i32,
+        #[prost(double, tag = "6")]
+        pub zero_threshold: f64,
+        #[prost(uint64, tag = "7")]
+        pub zero_count: u64,
+        #[prost(message, repeated, tag = "9")]
+        pub negative_span: Vec<BucketSpan>,
+        #[prost(sint64, repeated, tag = "10")]
+        pub negative_delta: Vec<i64>,
+        #[prost(message, repeated, tag = "12")]
+        pub positive_span: Vec<BucketSpan>,
+        #[prost(sint64, repeated, tag = "13")]
+        pub positive_delta: Vec<i64>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Metric {
+        #[prost(message, repeated, tag = "1")]
+        pub label: Vec<LabelPair>,
+        #[prost(message, optional, tag = "7")]
+        pub histogram: Option<Histogram>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct MetricFamily {
+        #[prost(string, tag = "1")]
+        pub name: String,
+        #[prost(string, tag = "2")]
+        pub help: String,
+        /// 4: HISTOGRAM.
+        #[prost(int32, tag = "3")]
+        pub r#type: i32,
+        #[prost(message, repeated, tag = "4")]
+        pub metric: Vec<Metric>,
+    }
+}
+
+/// A scrape target serving one native histogram (`hist(k)` at its k-th scrape) in the
+/// delimited protobuf exposition format; returns its port.
+fn start_histogram_target() -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for (k, conn) in l.incoming().enumerate() {
+            let Ok(mut c) = conn else { continue };
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            let h = codec::histogram_to_pb(0, &hist(k as u32));
+            let Some(prompb::histogram::Count::CountInt(count)) = h.count else {
+                unreachable!()
+            };
+            let Some(prompb::histogram::ZeroCount::ZeroCountInt(zero)) = h.zero_count else {
+                unreachable!()
+            };
+            let spans = |s: &[prompb::BucketSpan]| {
+                s.iter()
+                    .map(|s| expo::BucketSpan {
+                        offset: s.offset,
+                        length: s.length,
+                    })
+                    .collect()
+            };
+            let mf = expo::MetricFamily {
+                name: "rpc_seconds".into(),
+                help: "RPC latency.".into(),
+                r#type: 4,
+                metric: vec![expo::Metric {
+                    label: vec![expo::LabelPair {
+                        name: "method".into(),
+                        value: "get".into(),
+                    }],
+                    histogram: Some(expo::Histogram {
+                        sample_count: count,
+                        sample_sum: h.sum,
+                        schema: h.schema,
+                        zero_threshold: h.zero_threshold,
+                        zero_count: zero,
+                        negative_span: spans(&h.negative_spans),
+                        negative_delta: h.negative_deltas.clone(),
+                        positive_span: spans(&h.positive_spans),
+                        positive_delta: h.positive_deltas.clone(),
+                    }),
+                }],
+            };
+            let body = mf.encode_length_delimited_to_vec();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = c.write_all(head.as_bytes());
+            let _ = c.write_all(&body);
+        }
+    });
+    port
+}
+
+/// The `histograms` of the only series a range query answers.
+fn range_histograms(port: u16, q: &str, t: f64) -> Vec<serde_json::Value> {
+    let (status, v) = api(port, &format!("/api/v1/query?query={}&time={t}", enc(q)));
+    assert_eq!(status, 200, "{v}");
+    v["data"]["result"][0]["histograms"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn prometheus_remote_writes_scraped_histograms_into_vigil() {
+    if std::env::var_os("VIGIL_SKIP_INTEROP").is_some() {
+        eprintln!("VIGIL_SKIP_INTEROP set: interop test skipped");
+        return;
+    }
+    assert!(
+        Path::new(PROMETHEUS).exists(),
+        "{PROMETHEUS} is missing: install the Debian package prometheus (as .ci/run does), or set VIGIL_SKIP_INTEROP=1"
+    );
+    let (_vigil, port, _dir) =
+        start_vigil_with("global: {}\n", &["--web.enable-remote-write-receiver"]);
+    let target = start_histogram_target();
+    let pdir = tempdir("prom-hist-sender");
+    let cfg = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: hist\n    static_configs:\n      - targets: ['127.0.0.1:{target}']\nremote_write:\n  - url: http://127.0.0.1:{port}/api/v1/write\n    send_native_histograms: true\n    queue_config:\n      batch_send_deadline: 1s\n"
+    );
+    let peer = start_prometheus_with(&pdir, &cfg);
+    wait_for_or(
+        Duration::from_secs(90),
+        "vigil to receive 8 histograms from Prometheus",
+        || metric(port, "vigil_remote_write_histograms_received_total") >= 8.0,
+        || std::fs::read_to_string(pdir.join("prometheus.log")).unwrap_or_default(),
+    );
+    // Every histogram vigil received is the one Prometheus stored at that timestamp.
+    let now = now_ms() as f64 / 1000.0 + 1.0;
+    let q = "rpc_seconds{job=\"hist\",method=\"get\"}[10m]";
+    let ours = range_histograms(port, q, now);
+    let theirs = range_histograms(peer.port, q, now);
+    assert!(ours.len() >= 8, "{ours:?}");
+    assert!(theirs.len() >= ours.len());
+    for (a, b) in ours.iter().zip(&theirs) {
+        same_histogram(a, b);
+    }
     drop(peer.proc);
     let _ = std::fs::remove_dir_all(&pdir);
 }
