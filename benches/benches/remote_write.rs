@@ -119,6 +119,7 @@ fn settings(port: u16, shards: usize) -> QueueSettings {
         min_backoff: Duration::from_millis(30),
         max_backoff: Duration::from_secs(5),
         retry_on_429: false,
+        send_native_histograms: false,
         sample_age_limit: Duration::ZERO,
         send_metadata: false,
         metadata_interval: Duration::from_secs(60),

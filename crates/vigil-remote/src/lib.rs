@@ -5,7 +5,8 @@
 //!   down loses nothing the WAL still holds. The position sent so far is persisted per queue
 //!   ([`position`]) and pins the WAL segments the queue still needs (up to a bound).
 //!   Requests are Prometheus' `WriteRequest` ([`prompb`], our own `prost` structs from the specification),
-//!   snappy block-compressed, with the remote-write 1.0 headers.
+//!   snappy block-compressed, with the remote-write 1.0 headers; native histograms go in
+//!   `TimeSeries.histograms` (with `send_native_histograms`, as in Prometheus).
 //! - **Remote write, receiving** and **remote read serving** ([`server`]): `/api/v1/write` and
 //!   `/api/v1/read` (SAMPLES and STREAMED_XOR_CHUNKS, [`xor`] being Prometheus' exact chunk
 //!   layout).

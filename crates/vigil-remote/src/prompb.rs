@@ -55,6 +55,83 @@ pub struct Exemplar {
     pub timestamp: i64,
 }
 
+/// A native histogram sample, integer or float. The integer form sets `count_int`,
+/// `zero_count_int` and the `*_deltas` (each bucket as the difference to the previous one);
+/// the float form sets `count_float`, `zero_count_float` and the absolute `*_counts`.
+/// `custom_values` carries the bounds of schema −53 (custom buckets); the remote-write 1.0
+/// specification does not define it, so senders leave it out (see `docs/scale-out.md`).
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Histogram {
+    #[prost(oneof = "histogram::Count", tags = "1, 2")]
+    pub count: ::core::option::Option<histogram::Count>,
+    #[prost(double, tag = "3")]
+    pub sum: f64,
+    #[prost(sint32, tag = "4")]
+    pub schema: i32,
+    #[prost(double, tag = "5")]
+    pub zero_threshold: f64,
+    #[prost(oneof = "histogram::ZeroCount", tags = "6, 7")]
+    pub zero_count: ::core::option::Option<histogram::ZeroCount>,
+    #[prost(message, repeated, tag = "8")]
+    pub negative_spans: ::prost::alloc::vec::Vec<BucketSpan>,
+    #[prost(sint64, repeated, tag = "9")]
+    pub negative_deltas: ::prost::alloc::vec::Vec<i64>,
+    #[prost(double, repeated, tag = "10")]
+    pub negative_counts: ::prost::alloc::vec::Vec<f64>,
+    #[prost(message, repeated, tag = "11")]
+    pub positive_spans: ::prost::alloc::vec::Vec<BucketSpan>,
+    #[prost(sint64, repeated, tag = "12")]
+    pub positive_deltas: ::prost::alloc::vec::Vec<i64>,
+    #[prost(double, repeated, tag = "13")]
+    pub positive_counts: ::prost::alloc::vec::Vec<f64>,
+    #[prost(enumeration = "histogram::ResetHint", tag = "14")]
+    pub reset_hint: i32,
+    #[prost(int64, tag = "15")]
+    pub timestamp: i64,
+    #[prost(double, repeated, tag = "16")]
+    pub custom_values: ::prost::alloc::vec::Vec<f64>,
+}
+
+pub mod histogram {
+    /// What the producer knows about a counter reset at this sample.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+    #[repr(i32)]
+    pub enum ResetHint {
+        Unknown = 0,
+        Yes = 1,
+        No = 2,
+        Gauge = 3,
+    }
+
+    /// The observation count: integer (integer histograms) or float.
+    #[derive(Clone, Copy, PartialEq, ::prost::Oneof)]
+    pub enum Count {
+        #[prost(uint64, tag = "1")]
+        CountInt(u64),
+        #[prost(double, tag = "2")]
+        CountFloat(f64),
+    }
+
+    /// The zero bucket's count, in the same form as the count.
+    #[derive(Clone, Copy, PartialEq, ::prost::Oneof)]
+    pub enum ZeroCount {
+        #[prost(uint64, tag = "6")]
+        ZeroCountInt(u64),
+        #[prost(double, tag = "7")]
+        ZeroCountFloat(f64),
+    }
+}
+
+/// A run of `length` consecutive buckets, `offset` indices after the previous run (the first
+/// run's offset is its first bucket's index).
+#[derive(Clone, Copy, PartialEq, Eq, ::prost::Message)]
+pub struct BucketSpan {
+    #[prost(sint32, tag = "1")]
+    pub offset: i32,
+    #[prost(uint32, tag = "2")]
+    pub length: u32,
+}
+
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct TimeSeries {
     #[prost(message, repeated, tag = "1")]
@@ -63,6 +140,8 @@ pub struct TimeSeries {
     pub samples: ::prost::alloc::vec::Vec<Sample>,
     #[prost(message, repeated, tag = "3")]
     pub exemplars: ::prost::alloc::vec::Vec<Exemplar>,
+    #[prost(message, repeated, tag = "4")]
+    pub histograms: ::prost::alloc::vec::Vec<Histogram>,
 }
 
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -230,6 +309,7 @@ mod tests {
                     timestamp: 5,
                 }],
                 exemplars: vec![],
+                histograms: vec![],
             }],
             metadata: vec![],
         };
@@ -259,5 +339,74 @@ mod tests {
         };
         assert_eq!(rr.encode_to_vec(), want);
         assert_eq!(ReadRequest::decode(&want[..]).unwrap(), rr);
+    }
+
+    #[test]
+    fn histogram_wire_format_is_prometheus() {
+        // TimeSeries{histograms: [{count_int: 3, schema: -1, positive_spans: [{offset: -1,
+        // length: 2}], positive_deltas: [2, -1], reset_hint: YES, timestamp: 7}]}
+        // schema and offsets are zigzag (sint32), deltas zigzag and packed (sint64).
+        let h = [
+            0x08, 0x03, // 1: count_int 3
+            0x20, 0x01, // 4: schema zigzag(-1)
+            0x5a, 0x04, 0x08, 0x01, 0x10, 0x02, // 11: span {1: zigzag(-1), 2: 2}
+            0x62, 0x02, 0x04, 0x01, // 12: packed zigzag [2, -1]
+            0x70, 0x01, // 14: reset_hint YES
+            0x78, 0x07, // 15: timestamp 7
+        ];
+        let mut want = vec![0x22, h.len() as u8];
+        want.extend_from_slice(&h);
+        let ts = TimeSeries {
+            histograms: vec![Histogram {
+                count: Some(histogram::Count::CountInt(3)),
+                schema: -1,
+                positive_spans: vec![BucketSpan {
+                    offset: -1,
+                    length: 2,
+                }],
+                positive_deltas: vec![2, -1],
+                reset_hint: histogram::ResetHint::Yes as i32,
+                timestamp: 7,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert_eq!(ts.encode_to_vec(), want);
+        assert_eq!(TimeSeries::decode(&want[..]).unwrap(), ts);
+
+        // The float form: count_float (2), sum (3), zero_threshold (5), zero_count_float (7),
+        // negative_spans (8), negative_counts (10, packed doubles), custom_values (16).
+        let d = |v: f64| v.to_le_bytes();
+        let mut h = vec![0x11];
+        h.extend_from_slice(&d(2.5));
+        h.push(0x19);
+        h.extend_from_slice(&d(4.0));
+        h.push(0x29);
+        h.extend_from_slice(&d(0.5));
+        h.push(0x39);
+        h.extend_from_slice(&d(1.0));
+        h.extend_from_slice(&[0x42, 0x04, 0x08, 0x04, 0x10, 0x01]); // span {offset 2, length 1}
+        h.extend_from_slice(&[0x52, 0x08]);
+        h.extend_from_slice(&d(1.5));
+        h.extend_from_slice(&[0x70, 0x03]); // GAUGE
+        h.extend_from_slice(&[0x82, 0x01, 0x08]); // 16: packed, 8 bytes
+        h.extend_from_slice(&d(10.0));
+        let want = h;
+        let fh = Histogram {
+            count: Some(histogram::Count::CountFloat(2.5)),
+            sum: 4.0,
+            zero_threshold: 0.5,
+            zero_count: Some(histogram::ZeroCount::ZeroCountFloat(1.0)),
+            negative_spans: vec![BucketSpan {
+                offset: 2,
+                length: 1,
+            }],
+            negative_counts: vec![1.5],
+            reset_hint: histogram::ResetHint::Gauge as i32,
+            custom_values: vec![10.0],
+            ..Default::default()
+        };
+        assert_eq!(fh.encode_to_vec(), want);
+        assert_eq!(Histogram::decode(&want[..]).unwrap(), fh);
     }
 }

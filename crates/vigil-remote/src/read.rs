@@ -7,8 +7,10 @@
 //! `required_matchers` restrict which selectors are sent; `filter_external_labels` adds the
 //! external labels as matchers and strips them from the result. Results are merged with
 //! local series (equal label sets become one series; at a timestamp present in both, the
-//! local sample wins). A failing remote is logged and contributes nothing (Prometheus turns
-//! it into a query warning). Label-name and label-value lookups are answered locally only.
+//! local sample wins). Native histograms come from samples responses (`TimeSeries.histograms`)
+//! into `Series::histograms`; a server streaming histogram chunks is asked again for samples.
+//! A failing remote is logged and contributes nothing (Prometheus turns it into a query
+//! warning). Label-name and label-value lookups are answered locally only.
 
 use crate::codec::{self, DecodeError};
 use crate::prompb::{self, read_request::ResponseType};
@@ -17,8 +19,8 @@ use prost::Message;
 use std::sync::Arc;
 use std::time::Duration;
 use vigil_model::{
-    Labels, Matcher, Querier, Queryable, Sample, SelectHints, Series, SeriesSet, StorageError,
-    Timestamp,
+    HistogramSample, Labels, Matcher, Querier, Queryable, Sample, SelectHints, Series, SeriesSet,
+    StorageError, Timestamp,
 };
 
 /// Largest decompressed read response accepted.
@@ -46,12 +48,46 @@ pub struct ReadCounts {
     pub failed: std::sync::atomic::AtomicU64,
 }
 
-type Fetched = Vec<(Labels, Vec<Sample>)>;
+/// One series read: labels, float samples, native histogram samples.
+pub type FetchedSeries = (Labels, Vec<Sample>, Vec<HistogramSample>);
+type Fetched = Vec<FetchedSeries>;
+
+/// Why a read failed.
+enum ReadError {
+    /// A streamed response carried histogram chunks, which this client does not decode.
+    HistogramChunks(i32),
+    Other(String),
+}
+
+impl From<String> for ReadError {
+    fn from(s: String) -> Self {
+        ReadError::Other(s)
+    }
+}
 
 impl ReadClient {
-    /// Runs one query; series sorted by labels, samples within `[start, end]`.
+    /// Runs one query; series sorted by labels, samples and histograms within `[start, end]`.
+    ///
+    /// Streamed XOR chunks are asked for first, samples second. A server that streams native
+    /// histograms as histogram chunks (Prometheus' HISTOGRAM / FLOAT_HISTOGRAM encodings,
+    /// which this client does not decode) is asked again for samples only, where histograms
+    /// come whole in `TimeSeries.histograms`.
     pub async fn read(&self, query: prompb::Query) -> Result<Fetched, String> {
-        let r = self.read_inner(query).await;
+        let types = [
+            ResponseType::StreamedXorChunks as i32,
+            ResponseType::Samples as i32,
+        ];
+        let r = match self.read_inner(query.clone(), &types).await {
+            Err(ReadError::HistogramChunks(enc)) => {
+                tracing::debug!(remote_name = %self.name, encoding = enc, "Streamed remote read returned histogram chunks; asking for samples");
+                self.read_inner(query, &types[1..]).await
+            }
+            r => r,
+        };
+        let r = r.map_err(|e| match e {
+            ReadError::HistogramChunks(enc) => format!("unsupported chunk encoding {enc}"),
+            ReadError::Other(s) => s,
+        });
         let c = match &r {
             Ok((_, true)) => &self.counts.streamed,
             Ok((_, false)) => &self.counts.samples,
@@ -61,7 +97,11 @@ impl ReadClient {
         r.map(|x| x.0)
     }
 
-    async fn read_inner(&self, mut query: prompb::Query) -> Result<(Fetched, bool), String> {
+    async fn read_inner(
+        &self,
+        mut query: prompb::Query,
+        accepted: &[i32],
+    ) -> Result<(Fetched, bool), ReadError> {
         if self.filter_external_labels {
             for l in &self.external_labels {
                 query.matchers.push(prompb::LabelMatcher {
@@ -74,10 +114,7 @@ impl ReadClient {
         let (start, end) = (query.start_timestamp_ms, query.end_timestamp_ms);
         let req = prompb::ReadRequest {
             queries: vec![query],
-            accepted_response_types: vec![
-                ResponseType::StreamedXorChunks as i32,
-                ResponseType::Samples as i32,
-            ],
+            accepted_response_types: accepted.to_vec(),
         };
         let body = codec::snappy_compress(&req.encode_to_vec());
         let mut r = self
@@ -103,11 +140,11 @@ impl ReadClient {
             .to_string();
         let bytes = resp.bytes().await.map_err(|e| e.to_string())?;
         if !status.is_success() {
-            return Err(format!(
+            return Err(ReadError::Other(format!(
                 "remote server {} returned HTTP status {status}: {}",
                 self.url,
                 String::from_utf8_lossy(&bytes[..bytes.len().min(256)]).trim()
-            ));
+            )));
         }
         let mut out: Fetched = Vec::new();
         let streamed = ctype.starts_with("application/x-streamed-protobuf");
@@ -115,7 +152,7 @@ impl ReadClient {
             let (frames, used) =
                 codec::take_frames(&bytes, MAX_RESPONSE).map_err(|e| e.to_string())?;
             if used != bytes.len() {
-                return Err("truncated streamed read response".into());
+                return Err(ReadError::Other("truncated streamed read response".into()));
             }
             for f in frames {
                 let msg = prompb::ChunkedReadResponse::decode(f)
@@ -124,8 +161,16 @@ impl ReadClient {
                     let labels = codec::labels_from_pb(&cs.labels);
                     let mut samples = Vec::new();
                     for c in cs.chunks {
+                        if c.r#type == prompb::chunk::Encoding::Histogram as i32
+                            || c.r#type == prompb::chunk::Encoding::FloatHistogram as i32
+                        {
+                            return Err(ReadError::HistogramChunks(c.r#type));
+                        }
                         if c.r#type != prompb::chunk::Encoding::Xor as i32 {
-                            return Err(format!("unsupported chunk encoding {}", c.r#type));
+                            return Err(ReadError::Other(format!(
+                                "unsupported chunk encoding {}",
+                                c.r#type
+                            )));
                         }
                         let decoded = crate::xor::decode(&c.data)
                             .ok_or_else(|| "malformed XOR chunk".to_string())?;
@@ -138,8 +183,8 @@ impl ReadClient {
                     }
                     // A series split over frames continues in the next one.
                     match out.last_mut() {
-                        Some((l, s)) if *l == labels => s.extend(samples),
-                        _ => out.push((labels, samples)),
+                        Some((l, s, _)) if *l == labels => s.extend(samples),
+                        _ => out.push((labels, samples, Vec::new())),
                     }
                 }
             }
@@ -148,8 +193,27 @@ impl ReadClient {
                 codec::decode_snappy(&bytes, MAX_RESPONSE).map_err(|e| e.to_string())?;
             for qr in rr.results {
                 for ts in qr.timeseries {
+                    let labels = codec::labels_from_pb(&ts.labels);
+                    let mut hs = Vec::with_capacity(ts.histograms.len());
+                    for hp in &ts.histograms {
+                        if hp.timestamp < start || hp.timestamp > end {
+                            continue;
+                        }
+                        let h = codec::histogram_from_pb(hp)
+                            .and_then(|h| h.validate().map(|_| h).map_err(|e| e.to_string()))
+                            .map_err(|e| {
+                                format!(
+                                    "invalid histogram for series {labels} at timestamp {}: {e}",
+                                    hp.timestamp
+                                )
+                            })?;
+                        hs.push(HistogramSample {
+                            t: hp.timestamp,
+                            h: Arc::new(h),
+                        });
+                    }
                     out.push((
-                        codec::labels_from_pb(&ts.labels),
+                        labels,
                         ts.samples
                             .iter()
                             .map(|s| Sample {
@@ -157,12 +221,13 @@ impl ReadClient {
                                 v: s.value,
                             })
                             .collect(),
+                        hs,
                     ));
                 }
             }
         }
         if self.filter_external_labels && !self.external_labels.is_empty() {
-            for (l, _) in out.iter_mut() {
+            for (l, _, _) in out.iter_mut() {
                 let mut b = l.to_builder();
                 for e in &self.external_labels {
                     if l.get(&e.name) == Some(e.value.as_str()) {
@@ -175,16 +240,21 @@ impl ReadClient {
         out.sort_by(|a, b| a.0.cmp(&b.0));
         // Equal label sets after stripping: merge (keep time order, first wins on equal t).
         let mut merged: Fetched = Vec::with_capacity(out.len());
-        for (l, mut s) in out {
+        for (l, mut s, mut h) in out {
             s.sort_by_key(|x| x.t);
             s.dedup_by_key(|x| x.t);
+            h.sort_by_key(|x| x.t);
+            h.dedup_by_key(|x| x.t);
             match merged.last_mut() {
-                Some((pl, ps)) if *pl == l => {
+                Some((pl, ps, ph)) if *pl == l => {
                     ps.extend(s);
                     ps.sort_by_key(|x| x.t);
                     ps.dedup_by_key(|x| x.t);
+                    ph.extend(h);
+                    ph.sort_by_key(|x| x.t);
+                    ph.dedup_by_key(|x| x.t);
                 }
-                _ => merged.push((l, s)),
+                _ => merged.push((l, s, h)),
             }
         }
         Ok((merged, streamed))
@@ -323,13 +393,13 @@ impl Querier for RemoteQuerier {
             }
             None => Vec::new(),
         };
-        Ok(Box::new(series.into_iter().map(|(labels, samples)| {
-            Series {
+        Ok(Box::new(series.into_iter().map(
+            |(labels, samples, histograms)| Series {
                 labels,
                 samples: Box::new(samples.into_iter()),
-                histograms: Vec::new(),
-            }
-        })))
+                histograms,
+            },
+        )))
     }
 
     fn label_names(&self, _: &[Matcher]) -> Result<Vec<String>, StorageError> {

@@ -1,12 +1,14 @@
 //! The HTTP side: `POST /api/v1/write` (the remote-write receiver, behind
 //! `--web.enable-remote-write-receiver`) and `POST /api/v1/read` (remote read, samples or
-//! streamed XOR chunks).
+//! streamed XOR chunks; native histograms go in samples responses only, see `docs/scale-out.md`).
 //!
 //! The receiver behaves as Prometheus' remote-write 1.0 handler: an undecodable body is a 400;
 //! the whole request is one appender batch, so a sample refused as out of order (or too old)
 //! rolls the batch back and answers 400 (a sender must not retry it) and nothing of the
 //! request is stored; series with invalid labels are skipped and counted; storage failures
-//! answer 500 (retryable). Success is 204.
+//! answer 500 (retryable). Success is 204. Native histograms (`TimeSeries.histograms`) are
+//! appended in the same batch; one that does not decode or validate is a 400 for the whole
+//! request, as an out-of-order sample is (never dropped on its own).
 
 use crate::codec::{self, DecodeError};
 use crate::metrics::ServerMetrics;
@@ -22,7 +24,8 @@ use prost::Message;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use vigil_model::{
-    AppendError, Appendable, Labels, MatchOp, Matcher, Queryable, SelectHints, SeriesRef,
+    AppendError, Appendable, HistogramSample, Labels, MatchOp, Matcher, Queryable, SelectHints,
+    SeriesRef,
 };
 
 /// Largest decompressed remote-write or read request accepted.
@@ -81,7 +84,12 @@ async fn write(State(st): State<Arc<ServerState>>, body: Bytes) -> Response {
             .unwrap_or_else(|e| Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())));
     match res {
         Ok(n) => {
-            st.metrics.write_samples.fetch_add(n, Ordering::Relaxed);
+            st.metrics
+                .write_samples
+                .fetch_add(n.samples, Ordering::Relaxed);
+            st.metrics
+                .write_histograms
+                .fetch_add(n.histograms, Ordering::Relaxed);
             StatusCode::NO_CONTENT.into_response()
         }
         Err((code, msg)) => {
@@ -112,28 +120,45 @@ fn valid_labels(pb: &[prompb::Label]) -> bool {
     has_name
 }
 
-/// Appends a decoded request as one batch. Returns the samples appended.
+/// What a request appended.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub samples: u64,
+    pub histograms: u64,
+}
+
+/// Appends a decoded request as one batch: per series its float samples, then its native
+/// histograms (Prometheus' order). A histogram that does not decode or fails validation
+/// rejects the whole request with 400, as an out-of-order sample does: nothing is stored and
+/// the sender must not retry.
 pub fn append_request(
     db: &dyn Appendable,
     req: &prompb::WriteRequest,
     m: &ServerMetrics,
-) -> Result<u64, (StatusCode, String)> {
+) -> Result<Appended, (StatusCode, String)> {
     let mut app = db.appender();
-    let mut n = 0u64;
+    let mut n = Appended::default();
     for ts in &req.timeseries {
         if !valid_labels(&ts.labels) {
-            m.write_invalid_labels
-                .fetch_add(ts.samples.len() as u64, Ordering::Relaxed);
+            m.write_invalid_labels.fetch_add(
+                (ts.samples.len() + ts.histograms.len()) as u64,
+                Ordering::Relaxed,
+            );
             tracing::warn!(labels = ?ts.labels, "Invalid metric names or labels in remote write");
             continue;
         }
         let labels = codec::labels_from_pb(&ts.labels);
         let mut cached: Option<SeriesRef> = None;
+        let out_of_order = |e: &AppendError, t: i64, what: &str| {
+            m.write_out_of_order.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(series = %labels, timestamp = t, "Out of order {what} from remote write: {e}");
+            (StatusCode::BAD_REQUEST, e.to_string())
+        };
         for s in &ts.samples {
             match app.append(cached, &labels, s.timestamp, s.value) {
                 Ok(r) => {
                     cached = Some(r);
-                    n += 1;
+                    n.samples += 1;
                 }
                 Err(
                     e @ (AppendError::OutOfOrder
@@ -141,13 +166,69 @@ pub fn append_request(
                     | AppendError::DuplicateTimestamp),
                 ) => {
                     app.rollback();
-                    m.write_out_of_order.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(series = %labels, timestamp = s.timestamp, "Out of order sample from remote write: {e}");
-                    return Err((StatusCode::BAD_REQUEST, e.to_string()));
+                    return Err(out_of_order(&e, s.timestamp, "sample"));
                 }
                 Err(AppendError::EmptyLabels) => {
                     m.write_invalid_labels.fetch_add(1, Ordering::Relaxed);
                     break;
+                }
+                Err(e) => {
+                    app.rollback();
+                    tracing::error!("Error appending remote write: {e}");
+                    return Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string()));
+                }
+            }
+        }
+        for hp in &ts.histograms {
+            let h = match codec::histogram_from_pb(hp).and_then(|h| {
+                h.validate().map_err(|e| e.to_string())?;
+                Ok(h)
+            }) {
+                Ok(h) => h,
+                Err(e) => {
+                    app.rollback();
+                    m.write_invalid_histograms.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(series = %labels, timestamp = hp.timestamp, "Invalid histogram received in remote write: {e}");
+                    return Err((
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "invalid histogram for series {labels} at timestamp {}: {e}",
+                            hp.timestamp
+                        ),
+                    ));
+                }
+            };
+            match app.append_histogram(cached, &labels, hp.timestamp, &h) {
+                Ok(r) => {
+                    cached = Some(r);
+                    n.histograms += 1;
+                }
+                Err(
+                    e @ (AppendError::OutOfOrder
+                    | AppendError::OutOfBounds
+                    | AppendError::DuplicateTimestamp),
+                ) => {
+                    app.rollback();
+                    return Err(out_of_order(&e, hp.timestamp, "histogram"));
+                }
+                Err(AppendError::EmptyLabels) => {
+                    m.write_invalid_labels.fetch_add(1, Ordering::Relaxed);
+                    break;
+                }
+                Err(
+                    e @ (AppendError::InvalidHistogram(_) | AppendError::HistogramsUnsupported),
+                ) => {
+                    // Refused by storage for good: retrying cannot help.
+                    app.rollback();
+                    m.write_invalid_histograms.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(series = %labels, timestamp = hp.timestamp, "Histogram from remote write refused: {e}");
+                    return Err((
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "histogram for series {labels} at timestamp {} refused: {e}",
+                            hp.timestamp
+                        ),
+                    ));
                 }
                 Err(e) => {
                     app.rollback();
@@ -225,7 +306,14 @@ fn with_external(l: &Labels, ext: &Labels) -> Labels {
     b.build()
 }
 
-type Selected = Vec<(Labels, Vec<(i64, f64)>)>;
+/// One series selected for a remote-read response.
+pub struct SelectedSeries {
+    pub labels: Labels,
+    pub samples: Vec<(i64, f64)>,
+    pub histograms: Vec<HistogramSample>,
+}
+
+type Selected = Vec<SelectedSeries>;
 
 fn select(
     q: &dyn Queryable,
@@ -258,25 +346,43 @@ fn select(
             .filter(|x| x.t >= start && x.t <= end)
             .map(|x| (x.t, x.v))
             .collect();
-        if samples.is_empty() {
+        let histograms: Vec<HistogramSample> = s
+            .histograms
+            .into_iter()
+            .filter(|x| x.t >= start && x.t <= end)
+            .collect();
+        if samples.is_empty() && histograms.is_empty() {
             continue;
         }
-        *total += samples.len();
+        // Histogram samples count against the limit as float samples do (as in Prometheus).
+        *total += samples.len() + histograms.len();
         if limit > 0 && *total > limit {
             return Err((
                 StatusCode::BAD_REQUEST,
                 format!("exceeded sample limit ({limit})"),
             ));
         }
-        out.push((with_external(&s.labels, ext), samples));
+        out.push(SelectedSeries {
+            labels: with_external(&s.labels, ext),
+            samples,
+            histograms,
+        });
     }
     Ok(out)
 }
 
 /// Encodes streamed chunk frames for one query's series (Prometheus' `StreamChunkedReadResponses`:
 /// chunks of at most 120 samples, frames of at most `max_frame` bytes, a series may span frames).
+/// Only float samples (XOR chunks): histogram chunks are not encoded, callers send series with
+/// histograms as a SAMPLES response or refuse (see `read`).
 pub fn chunked_frames(series: &Selected, query_index: i64, max_frame: usize, out: &mut Vec<u8>) {
-    for (labels, samples) in series {
+    for SelectedSeries {
+        labels, samples, ..
+    } in series
+    {
+        if samples.is_empty() {
+            continue;
+        }
         let pb_labels = codec::labels_to_pb(labels);
         let mut chunks = Vec::new();
         let mut size = 0usize;
@@ -318,6 +424,38 @@ pub fn chunked_frames(series: &Selected, query_index: i64, max_frame: usize, out
     }
 }
 
+/// A SAMPLES response: floats as `samples`, native histograms as `histograms` (integer form
+/// when the counts are integral, float form otherwise).
+fn samples_response(results: Vec<Selected>) -> prompb::ReadResponse {
+    prompb::ReadResponse {
+        results: results
+            .into_iter()
+            .map(|series| prompb::QueryResult {
+                timeseries: series
+                    .into_iter()
+                    .map(|s| prompb::TimeSeries {
+                        labels: codec::labels_to_pb(&s.labels),
+                        samples: s
+                            .samples
+                            .into_iter()
+                            .map(|(t, v)| prompb::Sample {
+                                value: v,
+                                timestamp: t,
+                            })
+                            .collect(),
+                        exemplars: vec![],
+                        histograms: s
+                            .histograms
+                            .iter()
+                            .map(|h| codec::histogram_to_pb(h.t, &h.h))
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
 async fn read(State(st): State<Arc<ServerState>>, body: Bytes) -> Response {
     st.metrics.read_requests.fetch_add(1, Ordering::Relaxed);
     let fail = |st: &ServerState, code: StatusCode, msg: String| {
@@ -347,6 +485,10 @@ async fn read(State(st): State<Arc<ServerState>>, body: Bytes) -> Response {
             ),
         );
     };
+    let samples_accepted = req.accepted_response_types.is_empty()
+        || req
+            .accepted_response_types
+            .contains(&(ResponseType::Samples as i32));
     let Ok(_permit) = st.read_gate.clone().acquire_owned().await else {
         return fail(&st, StatusCode::SERVICE_UNAVAILABLE, "shutting down".into());
     };
@@ -354,39 +496,45 @@ async fn read(State(st): State<Arc<ServerState>>, body: Bytes) -> Response {
     let res = tokio::task::spawn_blocking(move || {
         let ext = (st2.external_labels)();
         let mut total = 0usize;
-        match kind {
-            ResponseType::Samples => {
-                let mut resp = prompb::ReadResponse::default();
-                for q in &req.queries {
-                    let series =
-                        select(&*st2.queryable, q, &ext, st2.read_sample_limit, &mut total)?;
-                    resp.results.push(prompb::QueryResult {
-                        timeseries: series
-                            .into_iter()
-                            .map(|(l, s)| prompb::TimeSeries {
-                                labels: codec::labels_to_pb(&l),
-                                samples: s
-                                    .into_iter()
-                                    .map(|(t, v)| prompb::Sample {
-                                        value: v,
-                                        timestamp: t,
-                                    })
-                                    .collect(),
-                                exemplars: vec![],
-                            })
-                            .collect(),
-                    });
-                }
-                Ok((kind, codec::snappy_compress(&resp.encode_to_vec())))
+        // The streamed response has no sample limit in Prometheus (frames bound memory
+        // there); here the whole body is built, so the limit applies to both kinds.
+        let mut results = Vec::with_capacity(req.queries.len());
+        for q in &req.queries {
+            results.push(select(
+                &*st2.queryable,
+                q,
+                &ext,
+                st2.read_sample_limit,
+                &mut total,
+            )?);
+        }
+        let has_histograms = results
+            .iter()
+            .flatten()
+            .any(|s| !s.histograms.is_empty());
+        let kind = match kind {
+            // Histogram chunks (HISTOGRAM / FLOAT_HISTOGRAM encodings) are not implemented:
+            // a client that also takes SAMPLES gets those, with every histogram in them.
+            ResponseType::StreamedXorChunks if has_histograms && samples_accepted => {
+                ResponseType::Samples
             }
+            ResponseType::StreamedXorChunks if has_histograms => {
+                return Err((
+                    StatusCode::BAD_REQUEST,
+                    "the selected series hold native histograms, which this server cannot send as streamed chunks (histogram chunk encodings are not implemented); ask for the SAMPLES response type as well".to_string(),
+                ));
+            }
+            k => k,
+        };
+        match kind {
+            ResponseType::Samples => Ok((
+                kind,
+                codec::snappy_compress(&samples_response(results).encode_to_vec()),
+            )),
             ResponseType::StreamedXorChunks => {
                 let mut out = Vec::new();
-                for (i, q) in req.queries.iter().enumerate() {
-                    // The streamed response has no sample limit in Prometheus (frames bound
-                    // memory there); here the whole body is built, so the limit applies.
-                    let series =
-                        select(&*st2.queryable, q, &ext, st2.read_sample_limit, &mut total)?;
-                    chunked_frames(&series, i as i64, st2.read_max_bytes_in_frame, &mut out);
+                for (i, series) in results.iter().enumerate() {
+                    chunked_frames(series, i as i64, st2.read_max_bytes_in_frame, &mut out);
                 }
                 Ok((kind, out))
             }

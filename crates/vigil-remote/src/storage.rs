@@ -129,6 +129,7 @@ impl RemoteStorage {
             min_backoff: Duration::from_millis(q.min_backoff.as_millis().max(1)),
             max_backoff: Duration::from_millis(q.max_backoff.as_millis().max(1)),
             retry_on_429: q.retry_on_http_429,
+            send_native_histograms: rw.send_native_histograms,
             sample_age_limit: Duration::from_millis(q.sample_age_limit.as_millis()),
             send_metadata: rw.metadata_config.send,
             metadata_interval: Duration::from_millis(rw.metadata_config.send_interval.as_millis()),

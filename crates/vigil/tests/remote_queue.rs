@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use vigil_model::histogram::{CounterResetHint, FloatHistogram, Span};
 use vigil_model::{Appendable, Labels, Matcher, Queryable, SelectHints};
 use vigil_remote::codec;
 use vigil_remote::metrics::{QueueMetrics, ServerMetrics};
@@ -40,6 +41,8 @@ struct Fake {
     requests: AtomicU64,
     /// series labels (as text) → (t, v bits) received.
     got: Mutex<BTreeMap<String, Vec<(i64, u64)>>>,
+    /// series labels (as text) → histograms received (as sent).
+    hgot: Mutex<BTreeMap<String, Vec<prompb::Histogram>>>,
     headers_ok: AtomicU64,
 }
 
@@ -67,11 +70,17 @@ async fn fake_write(
     }
     let req: prompb::WriteRequest = codec::decode_snappy(&body, 1 << 30).unwrap();
     let mut got = f.got.lock();
+    let mut hgot = f.hgot.lock();
     for ts in req.timeseries {
         let l = codec::labels_from_pb(&ts.labels).to_string();
-        got.entry(l)
-            .or_default()
-            .extend(ts.samples.iter().map(|s| (s.timestamp, s.value.to_bits())));
+        if !ts.histograms.is_empty() {
+            hgot.entry(l.clone()).or_default().extend(ts.histograms);
+        }
+        if !ts.samples.is_empty() {
+            got.entry(l)
+                .or_default()
+                .extend(ts.samples.iter().map(|s| (s.timestamp, s.value.to_bits())));
+        }
     }
     StatusCode::NO_CONTENT
 }
@@ -107,6 +116,7 @@ fn settings(url: &str, key: &str) -> QueueSettings {
         min_backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(50),
         retry_on_429: false,
+        send_native_histograms: true,
         sample_age_limit: Duration::ZERO,
         send_metadata: false,
         metadata_interval: Duration::from_secs(60),
@@ -367,6 +377,8 @@ fn server_state(db: Arc<Tsdb>, enable: bool) -> Arc<vigil_remote::server::Server
 }
 
 async fn serve(router: axum::Router) -> String {
+    // reqwest is built without a default TLS provider (the clients of these tests need one).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", l.local_addr().unwrap());
     tokio::spawn(async move {
@@ -406,6 +418,7 @@ fn write_req(series: &[(&str, &[(i64, f64)])]) -> Vec<u8> {
                     })
                     .collect(),
                 exemplars: vec![],
+                histograms: vec![],
             })
             .collect(),
         metadata: vec![],
@@ -499,7 +512,7 @@ async fn remote_read_round_trips_samples_and_streamed_chunks() {
     let got = client.read(query.clone()).await.unwrap();
     assert_eq!(client.counts.streamed.load(Ordering::Relaxed), 1);
     assert_eq!(got.len(), 3);
-    for (_, s) in &got {
+    for (_, s, _) in &got {
         assert_eq!(s.len(), 241);
         assert_eq!(s[0].t, 10_000);
     }
@@ -607,4 +620,495 @@ async fn reload_restarts_a_changed_queue_from_its_position_and_stops_removed_one
     assert!(rs.queue_metrics().is_empty());
     rs.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A histogram with `k` in its counts (integral counts; `frac` halves them, fractional).
+fn hist(k: u32, frac: bool) -> FloatHistogram {
+    let k = k as f64;
+    let mut h = FloatHistogram {
+        counter_reset_hint: if k == 0.0 {
+            CounterResetHint::Unknown
+        } else {
+            CounterResetHint::NotCounterReset
+        },
+        schema: 0,
+        zero_threshold: 0.001,
+        zero_count: 1.0 + k,
+        count: 1.0 + k + 2.0 + 3.0 * k + 1.0,
+        sum: 10.0 * k + 0.5,
+        positive_spans: vec![
+            Span {
+                offset: 0,
+                length: 2,
+            },
+            Span {
+                offset: 2,
+                length: 1,
+            },
+        ],
+        positive_buckets: vec![1.0, 1.0, 3.0 * k],
+        negative_spans: vec![Span {
+            offset: -1,
+            length: 1,
+        }],
+        negative_buckets: vec![1.0],
+        custom_values: None,
+    };
+    if frac {
+        h.mul(0.5);
+    }
+    h
+}
+
+fn nhcb() -> FloatHistogram {
+    FloatHistogram {
+        schema: vigil_model::histogram::CUSTOM_BUCKETS_SCHEMA,
+        count: 3.0,
+        sum: 2.0,
+        positive_spans: vec![Span {
+            offset: 0,
+            length: 2,
+        }],
+        positive_buckets: vec![1.0, 2.0],
+        custom_values: Some(Arc::from(&[1.0][..])),
+        ..Default::default()
+    }
+}
+
+/// The histograms of every series, from the TSDB.
+fn histograms(db: &Tsdb) -> BTreeMap<String, Vec<(i64, FloatHistogram)>> {
+    let q = db.querier(i64::MIN, i64::MAX).unwrap();
+    q.select(
+        &[Matcher::regex("__name__", ".+").unwrap()],
+        &SelectHints {
+            start: i64::MIN,
+            end: i64::MAX,
+        },
+    )
+    .unwrap()
+    .filter(|s| !s.histograms.is_empty())
+    .map(|s| {
+        (
+            s.labels.to_string(),
+            s.histograms.iter().map(|h| (h.t, (*h.h).clone())).collect(),
+        )
+    })
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_histograms_with_floats_counts_them_and_drops_nhcb_with_counting() {
+    let dir = tempdir("hist-send");
+    let db = open(&dir);
+    let (f, url) = start_fake().await;
+    let (mut q, m) = start(settings(&url, "hq"), &db);
+    let hl = Labels::from_pairs([("__name__", "h"), ("kind", "int")]);
+    let fl = Labels::from_pairs([("__name__", "h"), ("kind", "float")]);
+    // A series switching kind: floats, then histograms.
+    let ml = Labels::from_pairs([("__name__", "mixed")]);
+    let cl = Labels::from_pairs([("__name__", "nhcb")]);
+    for i in 0..60u32 {
+        let mut a = db.appender();
+        let t = 1000 * (i as i64 + 1);
+        a.append_histogram(None, &hl, t, &hist(i, false)).unwrap();
+        a.append_histogram(None, &fl, t, &hist(i, true)).unwrap();
+        if i < 30 {
+            a.append(None, &ml, t, i as f64).unwrap();
+        } else {
+            a.append_histogram(None, &ml, t, &hist(i, false)).unwrap();
+        }
+        if i < 5 {
+            a.append_histogram(None, &cl, t, &nhcb()).unwrap();
+        }
+        a.commit().unwrap();
+    }
+    let sent = |f: &Fake| f.hgot.lock().values().map(Vec::len).sum::<usize>();
+    wait("histograms delivered", 30, || {
+        sent(&f) == 150 && total(&f) == 30
+    })
+    .await;
+    let got = f.hgot.lock().clone();
+    let want_int = &got[&hl.to_string()];
+    assert_eq!(want_int.len(), 60);
+    for (i, p) in want_int.iter().enumerate() {
+        assert_eq!(p.timestamp, 1000 * (i as i64 + 1));
+        // Integral counts go as the integer form (what Prometheus 2.x receivers take).
+        assert!(matches!(
+            p.count,
+            Some(prompb::histogram::Count::CountInt(_))
+        ));
+        assert_eq!(codec::histogram_from_pb(p).unwrap(), hist(i as u32, false));
+    }
+    for (i, p) in got[&fl.to_string()].iter().enumerate() {
+        assert!(matches!(
+            p.count,
+            Some(prompb::histogram::Count::CountFloat(_))
+        ));
+        assert_eq!(codec::histogram_from_pb(p).unwrap(), hist(i as u32, true));
+    }
+    assert_eq!(got[&ml.to_string()].len(), 30);
+    assert_eq!(got[&ml.to_string()][0].timestamp, 31_000);
+    assert_eq!(f.got.lock()[&ml.to_string()].len(), 30);
+    assert!(!got.contains_key(&cl.to_string()));
+    wait("counters", 10, || {
+        m.histograms.load(Ordering::Relaxed) == 150
+            && m.pending_histograms.load(Ordering::Relaxed) == 0
+    })
+    .await;
+    assert_eq!(m.samples.load(Ordering::Relaxed), 30);
+    assert_eq!(m.histograms_dropped.load(Ordering::Relaxed), 5);
+    assert_eq!(m.histograms_failed.load(Ordering::Relaxed), 0);
+    let text =
+        vigil_remote::metrics::render(std::slice::from_ref(&m), 0.0, &ServerMetrics::default());
+    assert!(text.contains("prometheus_remote_storage_histograms_total{remote_name=\"hq\",url="));
+    assert!(text.contains("prometheus_remote_storage_histograms_dropped_total{remote_name=\"hq\""));
+    // A 4xx drops the batch and counts its histograms as failed.
+    f.status.store(400, Ordering::Relaxed);
+    let mut a = db.appender();
+    a.append_histogram(None, &hl, 100_000, &hist(1, false))
+        .unwrap();
+    a.commit().unwrap();
+    wait("failed histogram counted", 10, || {
+        m.histograms_failed.load(Ordering::Relaxed) == 1
+    })
+    .await;
+    q.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn histograms_are_not_sent_without_send_native_histograms() {
+    let dir = tempdir("hist-off");
+    let db = open(&dir);
+    let (f, url) = start_fake().await;
+    let mut s = settings(&url, "hoff");
+    s.send_native_histograms = false;
+    let (mut q, m) = start(s, &db);
+    let hl = Labels::from_pairs([("__name__", "h")]);
+    for i in 0..20u32 {
+        let mut a = db.appender();
+        let t = 1000 * (i as i64 + 1);
+        a.append_histogram(None, &hl, t, &hist(i, false)).unwrap();
+        a.append(None, &Labels::from_pairs([("__name__", "f")]), t, 1.0)
+            .unwrap();
+        a.commit().unwrap();
+    }
+    wait("floats delivered", 30, || total(&f) == 20).await;
+    assert!(f.hgot.lock().is_empty());
+    assert_eq!(m.histograms.load(Ordering::Relaxed), 0);
+    assert_eq!(m.pending_histograms.load(Ordering::Relaxed), 0);
+    q.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn key(name: &str) -> String {
+    Labels::from_pairs([("__name__", name)]).to_string()
+}
+
+fn hist_req(series: &[(&str, Vec<(i64, FloatHistogram)>)], floats: &[(i64, f64)]) -> Vec<u8> {
+    let req = prompb::WriteRequest {
+        timeseries: series
+            .iter()
+            .map(|(name, hs)| prompb::TimeSeries {
+                labels: vec![prompb::Label {
+                    name: "__name__".into(),
+                    value: name.to_string(),
+                }],
+                samples: floats
+                    .iter()
+                    .map(|&(t, v)| prompb::Sample {
+                        value: v,
+                        timestamp: t,
+                    })
+                    .collect(),
+                exemplars: vec![],
+                histograms: hs
+                    .iter()
+                    .map(|(t, h)| codec::histogram_to_pb(*t, h))
+                    .collect(),
+            })
+            .collect(),
+        metadata: vec![],
+    };
+    codec::snappy_compress(&req.encode_to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_appends_histograms_and_refuses_invalid_ones_whole() {
+    let dir = tempdir("hist-recv");
+    let db = open(&dir);
+    let st = server_state(db.clone(), true);
+    let base = serve(vigil_remote::server::routes(st.clone())).await;
+    let c = reqwest::Client::new();
+    let post = |body: Vec<u8>| {
+        let c = c.clone();
+        let url = format!("{base}/api/v1/write");
+        async move {
+            let r = c.post(url).body(body).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    // Floats and histograms of one series in one TimeSeries (at different timestamps), an
+    // integer-form series, a float-form one and a custom-bucket one.
+    let (code, body) = post(hist_req(
+        &[
+            ("hi", vec![(2000, hist(1, false)), (3000, hist(2, false))]),
+            ("hf", vec![(2000, hist(1, true))]),
+            ("hc", vec![(2000, nhcb())]),
+        ],
+        &[(1000, 5.0)],
+    ))
+    .await;
+    assert_eq!(code, 204, "{body}");
+    let got = histograms(&db);
+    assert_eq!(
+        got[&key("hi")],
+        vec![(2000, hist(1, false)), (3000, hist(2, false))]
+    );
+    assert_eq!(got[&key("hf")], vec![(2000, hist(1, true))]);
+    assert_eq!(got[&key("hc")], vec![(2000, nhcb())]);
+    assert_eq!(count(&db), 3);
+    assert_eq!(st.metrics.write_histograms.load(Ordering::Relaxed), 4);
+    assert_eq!(st.metrics.write_samples.load(Ordering::Relaxed), 3);
+
+    // An invalid histogram (spans announce more buckets than given) rejects the whole
+    // request with 400, the floats and valid histograms in it included.
+    let mut bad = hist(3, false);
+    bad.positive_spans[0].length = 5;
+    let (code, body) = post(hist_req(
+        &[
+            ("hi", vec![(4000, hist(3, false))]),
+            ("hbad", vec![(4000, bad)]),
+        ],
+        &[(3500, 1.0)],
+    ))
+    .await;
+    assert_eq!(code, 400);
+    assert!(body.contains("invalid histogram"), "{body}");
+    assert!(body.contains("hbad"), "{body}");
+    assert_eq!(histograms(&db)[&key("hi")].len(), 2);
+    assert_eq!(count(&db), 3);
+    assert_eq!(
+        st.metrics.write_invalid_histograms.load(Ordering::Relaxed),
+        1
+    );
+    // A negative bucket count, a mixed integer/float message: 400 too.
+    let mut neg = hist(3, true);
+    neg.positive_buckets[0] = -1.0;
+    assert_eq!(
+        post(hist_req(&[("hn", vec![(5000, neg)])], &[])).await.0,
+        400
+    );
+    let mut pb = codec::histogram_to_pb(5000, &hist(1, false));
+    pb.positive_counts = vec![1.0];
+    let req = prompb::WriteRequest {
+        timeseries: vec![prompb::TimeSeries {
+            labels: vec![prompb::Label {
+                name: "__name__".into(),
+                value: "hm".into(),
+            }],
+            histograms: vec![pb],
+            ..Default::default()
+        }],
+        metadata: vec![],
+    };
+    let (code, body) = post(codec::snappy_compress(&req.encode_to_vec())).await;
+    assert_eq!(code, 400);
+    assert!(body.contains("float bucket counts"), "{body}");
+    // Out of order histogram: 400, counted as out of order.
+    let (code, _) = post(hist_req(&[("hi", vec![(1500, hist(0, false))])], &[])).await;
+    assert_eq!(code, 400);
+    assert_eq!(st.metrics.write_out_of_order.load(Ordering::Relaxed), 1);
+    assert_eq!(histograms(&db).len(), 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_read_returns_histograms_in_samples_responses() {
+    let dir = tempdir("hist-read");
+    let db = open(&dir);
+    let hl = Labels::from_pairs([("__name__", "h"), ("k", "int")]);
+    let fl = Labels::from_pairs([("__name__", "h"), ("k", "float")]);
+    let ml = Labels::from_pairs([("__name__", "h"), ("k", "mixed")]);
+    for i in 0..50u32 {
+        let t = 1000 * (i as i64 + 1);
+        let mut a = db.appender();
+        a.append_histogram(None, &hl, t, &hist(i, false)).unwrap();
+        a.append_histogram(None, &fl, t, &hist(i, true)).unwrap();
+        if i % 2 == 0 {
+            a.append(None, &ml, t, i as f64).unwrap();
+        } else {
+            a.append_histogram(None, &ml, t, &hist(i, false)).unwrap();
+        }
+        a.commit().unwrap();
+    }
+    let st = server_state(db.clone(), false);
+    let base = serve(vigil_remote::server::routes(st)).await;
+    let client = vigil_remote::read::ReadClient {
+        name: "r".into(),
+        url: format!("{base}/api/v1/read"),
+        timeout: Duration::from_secs(10),
+        headers: vec![],
+        required_matchers: vec![],
+        read_recent: true,
+        filter_external_labels: true,
+        external_labels: Labels::empty(),
+        client: reqwest::Client::new(),
+        counts: Default::default(),
+    };
+    let query = prompb::Query {
+        start_timestamp_ms: 5_000,
+        end_timestamp_ms: 40_000,
+        matchers: vigil_remote::server::matchers_to_pb(&[Matcher::equal("__name__", "h")]),
+        hints: None,
+    };
+    // The client asks for streamed chunks first; with histograms selected the server answers
+    // SAMPLES, which the client also accepts.
+    let got = client.read(query.clone()).await.unwrap();
+    assert_eq!(client.counts.samples.load(Ordering::Relaxed), 1);
+    assert_eq!(client.counts.streamed.load(Ordering::Relaxed), 0);
+    let by: BTreeMap<String, _> = got
+        .into_iter()
+        .map(|(l, s, h)| (l.to_string(), (s, h)))
+        .collect();
+    let (s, h) = &by[&hl.to_string()];
+    assert!(s.is_empty());
+    assert_eq!(h.len(), 36);
+    assert_eq!(h[0].t, 5_000);
+    assert_eq!(*h[0].h, hist(4, false));
+    let (_, h) = &by[&fl.to_string()];
+    assert_eq!(*h[35].h, hist(39, true));
+    let (s, h) = &by[&ml.to_string()];
+    assert_eq!((s.len(), h.len()), (18, 18));
+    // A client that takes streamed chunks only is told why not.
+    let req = prompb::ReadRequest {
+        queries: vec![query.clone()],
+        accepted_response_types: vec![prompb::read_request::ResponseType::StreamedXorChunks as i32],
+    };
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/v1/read"))
+        .body(codec::snappy_compress(&req.encode_to_vec()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().await.unwrap().contains("native histograms"));
+    // Floats only: still streamed.
+    let fq = prompb::Query {
+        matchers: vigil_remote::server::matchers_to_pb(&[
+            Matcher::equal("__name__", "h"),
+            Matcher::equal("k", "mixed"),
+        ]),
+        start_timestamp_ms: 0,
+        end_timestamp_ms: 1000,
+        ..query.clone()
+    };
+    let got = client.read(fq).await.unwrap();
+    assert_eq!(client.counts.streamed.load(Ordering::Relaxed), 1);
+    assert_eq!(got.len(), 1);
+    // Through the fanout: Series::histograms carries them to PromQL.
+    let empty = open(&tempdir("hist-read-empty"));
+    let clients = Arc::new(vigil_remote::read::ReadClients::default());
+    clients.set(vec![Arc::new(client)]);
+    let fan = vigil_remote::read::Fanout {
+        local: empty,
+        remotes: clients,
+        local_start: Box::new(|| i64::MAX),
+    };
+    let n = tokio::task::spawn_blocking(move || {
+        let q = fan.querier(0, 400_000).unwrap();
+        q.select(
+            &[Matcher::equal("__name__", "h")],
+            &SelectHints {
+                start: 0,
+                end: 400_000,
+            },
+        )
+        .unwrap()
+        .map(|s| s.histograms.len())
+        .sum::<usize>()
+    })
+    .await
+    .unwrap();
+    assert_eq!(n, 125);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A server streaming histogram chunks (as Prometheus 3 does) is asked again for samples.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_client_falls_back_to_samples_on_histogram_chunks() {
+    async fn handler(State(n): State<Arc<AtomicU64>>, body: Bytes) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        n.fetch_add(1, Ordering::Relaxed);
+        let req: prompb::ReadRequest = codec::decode_snappy(&body, 1 << 20).unwrap();
+        let labels = vec![prompb::Label {
+            name: "__name__".into(),
+            value: "h".into(),
+        }];
+        if req.accepted_response_types.first()
+            == Some(&(prompb::read_request::ResponseType::StreamedXorChunks as i32))
+        {
+            let msg = prompb::ChunkedReadResponse {
+                chunked_series: vec![prompb::ChunkedSeries {
+                    labels,
+                    chunks: vec![prompb::Chunk {
+                        min_time_ms: 1,
+                        max_time_ms: 1,
+                        r#type: prompb::chunk::Encoding::Histogram as i32,
+                        data: vec![0, 1],
+                    }],
+                }],
+                query_index: 0,
+            };
+            let mut out = Vec::new();
+            codec::put_frame(&mut out, &msg.encode_to_vec());
+            return ([("content-type", codec::STREAMED_CONTENT_TYPE)], out).into_response();
+        }
+        let resp = prompb::ReadResponse {
+            results: vec![prompb::QueryResult {
+                timeseries: vec![prompb::TimeSeries {
+                    labels,
+                    histograms: vec![codec::histogram_to_pb(1, &hist(2, false))],
+                    ..Default::default()
+                }],
+            }],
+        };
+        (
+            [("content-type", "application/x-protobuf")],
+            codec::snappy_compress(&resp.encode_to_vec()),
+        )
+            .into_response()
+    }
+    let n = Arc::new(AtomicU64::new(0));
+    let base = serve(
+        axum::Router::new()
+            .route("/read", axum::routing::post(handler))
+            .with_state(n.clone()),
+    )
+    .await;
+    let client = vigil_remote::read::ReadClient {
+        name: "r".into(),
+        url: format!("{base}/read"),
+        timeout: Duration::from_secs(10),
+        headers: vec![],
+        required_matchers: vec![],
+        read_recent: true,
+        filter_external_labels: false,
+        external_labels: Labels::empty(),
+        client: reqwest::Client::new(),
+        counts: Default::default(),
+    };
+    let got = client
+        .read(prompb::Query {
+            start_timestamp_ms: 0,
+            end_timestamp_ms: 10,
+            matchers: vigil_remote::server::matchers_to_pb(&[Matcher::equal("__name__", "h")]),
+            hints: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(n.load(Ordering::Relaxed), 2);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].2.len(), 1);
+    assert_eq!(*got[0].2[0].h, hist(2, false));
 }

@@ -66,6 +66,9 @@ pub struct QueueSettings {
     pub min_backoff: Duration,
     pub max_backoff: Duration,
     pub retry_on_429: bool,
+    /// `send_native_histograms`: send native histogram samples (Prometheus' default: no; then
+    /// histogram records are not sent at all, as in Prometheus).
+    pub send_native_histograms: bool,
     /// Samples older than this when read are dropped; zero: no limit.
     pub sample_age_limit: Duration,
     pub send_metadata: bool,
@@ -136,6 +139,7 @@ impl Queue {
         // A restarted queue (reload) reuses the metrics: what the old one had pending is in
         // the WAL again, behind `start`.
         metrics.pending.store(0, Ordering::Relaxed);
+        metrics.pending_histograms.store(0, Ordering::Relaxed);
         let (abort_tx, abort_rx) = watch::channel(false);
         let stop = Arc::new(AtomicBool::new(false));
         let (done_tx, done_rx) = oneshot::channel();
@@ -184,7 +188,8 @@ impl Queue {
             broken: false,
             read_samples: 0,
             read_bytes: 0,
-            warned_histograms: false,
+            warned_nhcb: false,
+            warned_histograms_off: false,
         };
         let tailer = reader.db.reader(start);
         let stop2 = stop.clone();

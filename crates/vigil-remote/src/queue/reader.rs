@@ -4,7 +4,7 @@
 //! carries the WAL position the shard acknowledges when done.
 
 use super::QueueSettings;
-use super::send::{Msg, Pending, SeriesEntry, ShardCtx, run_shard};
+use super::send::{Msg, Pending, SeriesEntry, ShardCtx, Value, count, run_shard};
 use crate::codec;
 use crate::metrics::QueueMetrics;
 use ahash::AHashMap;
@@ -41,8 +41,10 @@ pub(super) struct Reader {
     pub(super) broken: bool,
     pub(super) read_samples: u64,
     pub(super) read_bytes: u64,
-    /// Logged that histogram samples are skipped.
-    pub(super) warned_histograms: bool,
+    /// Logged that histograms with custom buckets are dropped.
+    pub(super) warned_nhcb: bool,
+    /// Logged that histograms are not sent (`send_native_histograms: false`).
+    pub(super) warned_histograms_off: bool,
 }
 
 fn fnv(b: &[u8]) -> u64 {
@@ -106,13 +108,18 @@ impl Reader {
 
     fn send(&mut self, shard: usize, marker: WalPos) {
         let samples = std::mem::take(&mut self.bufs[shard]);
-        let n = samples.len();
+        let n = count(&samples);
         let Some(tx) = self.shards.senders.get(shard) else {
             return;
         };
-        self.metrics.pending.fetch_add(n as i64, Ordering::Relaxed);
+        let m = &self.metrics;
+        m.pending.fetch_add(n.samples as i64, Ordering::Relaxed);
+        m.pending_histograms
+            .fetch_add(n.histograms as i64, Ordering::Relaxed);
         if tx.blocking_send(Msg { samples, marker }).is_err() {
-            self.metrics.pending.fetch_sub(n as i64, Ordering::Relaxed);
+            m.pending.fetch_sub(n.samples as i64, Ordering::Relaxed);
+            m.pending_histograms
+                .fetch_sub(n.histograms as i64, Ordering::Relaxed);
             self.broken = true;
         }
         self.sent_marker[shard] = marker;
@@ -163,20 +170,50 @@ impl Reader {
             WalRecord::Malformed(kind) => {
                 tracing::warn!(remote_name = %self.s.name, segment = end.segment, "Malformed {kind} record in the WAL");
             }
-            WalRecord::Histograms(h) => {
-                // Not sent yet (issue 16): said once, never silently.
-                if !self.warned_histograms && !h.is_empty() {
-                    self.warned_histograms = true;
-                    tracing::warn!(remote_name = %self.s.name, "Native histogram samples are not sent by remote write yet; they are skipped");
+            WalRecord::Histograms(hs) if !self.s.send_native_histograms => {
+                // As Prometheus: without `send_native_histograms` they are not sent (nor
+                // counted); said once so it is not a surprise.
+                if !self.warned_histograms_off && !hs.is_empty() {
+                    self.warned_histograms_off = true;
+                    tracing::info!(remote_name = %self.s.name, "Native histogram samples are not sent by this remote_write: send_native_histograms is false");
+                }
+            }
+            WalRecord::Histograms(hs) => {
+                let (age_min, skip) = self.time_filters(end);
+                let mut dropped = 0u64;
+                self.read_samples += hs.len() as u64;
+                for (r, t, h) in hs {
+                    if skip.is_some_and(|s| *t < s) {
+                        continue;
+                    }
+                    if age_min.is_some_and(|m| *t < m) {
+                        dropped += 1;
+                        continue;
+                    }
+                    if h.uses_custom_buckets() {
+                        // Remote write 1.0 has no place for custom bounds (its `custom_values`
+                        // field is not part of the specification): Prometheus drops these too.
+                        dropped += 1;
+                        if !self.warned_nhcb {
+                            self.warned_nhcb = true;
+                            tracing::warn!(remote_name = %self.s.name, series = *r, "Native histograms with custom buckets (NHCB) are not sent by remote write 1.0; they are dropped and counted in prometheus_remote_storage_histograms_dropped_total");
+                        }
+                        continue;
+                    }
+                    let Some(e) = self.lookup(*r) else {
+                        dropped += 1;
+                        continue;
+                    };
+                    self.push(e, *t, Value::Histogram(h.clone()));
+                }
+                if dropped > 0 {
+                    self.metrics
+                        .histograms_dropped
+                        .fetch_add(dropped, Ordering::Relaxed);
                 }
             }
             WalRecord::Samples(samples) => {
-                let now = vigil_model::now_millis();
-                let age_min = (!self.s.sample_age_limit.is_zero())
-                    .then(|| now - self.s.sample_age_limit.as_millis() as i64);
-                let skip = self
-                    .skip_before
-                    .and_then(|(seg, t)| (seg == end.segment).then_some(t));
+                let (age_min, skip) = self.time_filters(end);
                 let mut dropped = 0u64;
                 self.read_samples += samples.len() as u64;
                 let mut cached: Option<(u64, Option<Arc<SeriesEntry>>)> = None;
@@ -189,28 +226,13 @@ impl Reader {
                         continue;
                     }
                     if cached.as_ref().is_none_or(|c| c.0 != r) {
-                        let e = match self.series.get(&r) {
-                            Some(e) => e.clone(),
-                            None => {
-                                // Its series record is older than where we started.
-                                let e = self.db.series_labels(r).and_then(|l| self.entry(&l));
-                                self.series.insert(r, e.clone());
-                                e
-                            }
-                        };
-                        cached = Some((r, e));
+                        cached = Some((r, self.lookup(r)));
                     }
-                    let Some(Some(e)) = cached.as_ref().map(|c| &c.1) else {
+                    let Some(Some(e)) = cached.as_ref().map(|c| c.1.clone()) else {
                         dropped += 1;
                         continue;
                     };
-                    let shard = (e.hash % self.bufs.len() as u64) as usize;
-                    self.bufs[shard].push((e.clone(), t, v));
-                    if self.bufs[shard].len() >= self.s.max_samples_per_send {
-                        // Everything of this shard before the record's start is in the
-                        // buffer, so that start is a valid marker.
-                        self.send(shard, self.boundary);
-                    }
+                    self.push(e, t, Value::Float(v));
                 }
                 if dropped > 0 {
                     self.metrics.dropped.fetch_add(dropped, Ordering::Relaxed);
@@ -219,6 +241,42 @@ impl Reader {
             WalRecord::Other => {}
         }
         self.boundary = end;
+    }
+
+    /// The oldest timestamp `sample_age_limit` lets through, and the start of a queue added
+    /// by a reload (samples before it in its first segment are skipped).
+    fn time_filters(&self, end: WalPos) -> (Option<i64>, Option<i64>) {
+        let now = vigil_model::now_millis();
+        let age_min = (!self.s.sample_age_limit.is_zero())
+            .then(|| now - self.s.sample_age_limit.as_millis() as i64);
+        let skip = self
+            .skip_before
+            .and_then(|(seg, t)| (seg == end.segment).then_some(t));
+        (age_min, skip)
+    }
+
+    /// The sendable entry of series `r` (`None`: relabeled away or unknown).
+    fn lookup(&mut self, r: u64) -> Option<Arc<SeriesEntry>> {
+        match self.series.get(&r) {
+            Some(e) => e.clone(),
+            None => {
+                // Its series record is older than where we started.
+                let e = self.db.series_labels(r).and_then(|l| self.entry(&l));
+                self.series.insert(r, e.clone());
+                e
+            }
+        }
+    }
+
+    /// Buffers one sample for its series' shard, handing the buffer over when full.
+    fn push(&mut self, e: Arc<SeriesEntry>, t: i64, v: Value) {
+        let shard = (e.hash % self.bufs.len() as u64) as usize;
+        self.bufs[shard].push((e, t, v));
+        if self.bufs[shard].len() >= self.s.max_samples_per_send {
+            // Everything of this shard before the record's start is in the buffer, so that
+            // start is a valid marker.
+            self.send(shard, self.boundary);
+        }
     }
 
     /// Forgets series the head no longer has (their samples are all behind us).

@@ -20,7 +20,9 @@ impl RateBase {
         RateBase {
             at: Instant::now(),
             sent: r.metrics.samples.load(Ordering::Relaxed)
-                + r.metrics.failed.load(Ordering::Relaxed),
+                + r.metrics.failed.load(Ordering::Relaxed)
+                + r.metrics.histograms.load(Ordering::Relaxed)
+                + r.metrics.histograms_failed.load(Ordering::Relaxed),
             send_ns: r.metrics.send_ns.load(Ordering::Relaxed),
             appended: r.db.samples_appended(),
             last_success_ms: r.metrics.last_send_ms.load(Ordering::Relaxed),
@@ -44,7 +46,8 @@ pub(super) fn desired_shards(
         20.0
     };
     let backlog = tailer.bytes_behind() as f64 / bytes_per_sample
-        + r.metrics.pending.load(Ordering::Relaxed).max(0) as f64;
+        + r.metrics.pending.load(Ordering::Relaxed).max(0) as f64
+        + r.metrics.pending_histograms.load(Ordering::Relaxed).max(0) as f64;
     r.metrics
         .backlog_samples
         .store(backlog as u64, Ordering::Relaxed);

@@ -6,11 +6,13 @@
 use super::MetadataSource;
 use crate::codec;
 use crate::metrics::QueueMetrics;
+use crate::prompb;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
+use vigil_model::histogram::FloatHistogram;
 use vigil_model::wal::WalPos;
 
 /// A series as the queue sends it: labels after external labels and relabeling, encoded.
@@ -19,7 +21,33 @@ pub(crate) struct SeriesEntry {
     pub(super) hash: u64,
 }
 
-pub(super) type Pending = (Arc<SeriesEntry>, i64, f64);
+/// A sample's value: a float or a native histogram.
+#[derive(Clone)]
+pub(super) enum Value {
+    Float(f64),
+    Histogram(Arc<FloatHistogram>),
+}
+
+pub(super) type Pending = (Arc<SeriesEntry>, i64, Value);
+
+/// Samples and histograms in a list of pending entries.
+pub(super) fn count(p: &[Pending]) -> Counts {
+    let histograms = p
+        .iter()
+        .filter(|x| matches!(x.2, Value::Histogram(_)))
+        .count() as u64;
+    Counts {
+        samples: p.len() as u64 - histograms,
+        histograms,
+    }
+}
+
+/// Float samples and histogram samples, counted apart as Prometheus' metrics do.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Counts {
+    pub(super) samples: u64,
+    pub(super) histograms: u64,
+}
 
 pub(super) struct Msg {
     pub(super) samples: Vec<Pending>,
@@ -107,7 +135,7 @@ enum Outcome {
 async fn send_with_retry(
     client: &WriteClient,
     body: Bytes,
-    n: u64,
+    n: Counts,
     m: &QueueMetrics,
     min_backoff: Duration,
     max_backoff: Duration,
@@ -129,11 +157,13 @@ async fn send_with_retry(
                 return Outcome::Sent;
             }
             Err(SendError::Fatal(e)) => {
-                tracing::error!(remote_name = %m.name, url = %m.url, samples = n, "Non-recoverable error sending to remote storage, dropping the batch: {e}");
+                tracing::error!(remote_name = %m.name, url = %m.url, samples = n.samples, histograms = n.histograms, "Non-recoverable error sending to remote storage, dropping the batch: {e}");
                 return Outcome::Failed;
             }
             Err(SendError::Recoverable(e, retry_after)) => {
-                m.retried.fetch_add(n, Ordering::Relaxed);
+                m.retried.fetch_add(n.samples, Ordering::Relaxed);
+                m.histograms_retried
+                    .fetch_add(n.histograms, Ordering::Relaxed);
                 let wait = retry_after.map_or(backoff, |r| r.max(backoff));
                 tracing::warn!(remote_name = %m.name, url = %m.url, retry_in = ?wait, "Failed to send batch, retrying: {e}");
                 tokio::select! {
@@ -155,20 +185,30 @@ pub(super) struct ShardCtx {
     pub(super) max_backoff: Duration,
 }
 
-/// Encodes a batch: one `TimeSeries` per series, samples in order.
-fn encode_batch(batch: &mut [Pending], buf: &mut Vec<u8>, scratch: &mut Vec<(i64, f64)>) {
+/// Encodes a batch: one `TimeSeries` per series, its float samples and its histograms each
+/// in order (as Prometheus, a series' floats and histograms share its `TimeSeries`).
+fn encode_batch(
+    batch: &mut [Pending],
+    buf: &mut Vec<u8>,
+    scratch: &mut Vec<(i64, f64)>,
+    hscratch: &mut Vec<prompb::Histogram>,
+) {
     buf.clear();
     batch.sort_by_key(|p| Arc::as_ptr(&p.0) as usize);
     let mut i = 0;
     while i < batch.len() {
         let e = &batch[i].0;
         scratch.clear();
+        hscratch.clear();
         let mut j = i;
         while j < batch.len() && Arc::ptr_eq(&batch[j].0, e) {
-            scratch.push((batch[j].1, batch[j].2));
+            match &batch[j].2 {
+                Value::Float(v) => scratch.push((batch[j].1, *v)),
+                Value::Histogram(h) => hscratch.push(codec::histogram_to_pb(batch[j].1, h)),
+            }
             j += 1;
         }
-        codec::put_timeseries(buf, &e.labels_pb, scratch);
+        codec::put_timeseries(buf, &e.labels_pb, scratch, hscratch);
         i = j;
     }
 }
@@ -185,12 +225,13 @@ pub(super) async fn run_shard(
     let mut deadline: Option<tokio::time::Instant> = None;
     let mut buf = Vec::new();
     let mut scratch = Vec::new();
+    let mut hscratch = Vec::new();
     // Sends the batch; false when aborted.
     macro_rules! flush {
         () => {{
-            let n = batch.len() as u64;
+            let n = count(&batch);
             let maxt = batch.iter().map(|p| p.1).max().unwrap_or(i64::MIN);
-            encode_batch(&mut batch, &mut buf, &mut scratch);
+            encode_batch(&mut batch, &mut buf, &mut scratch, &mut hscratch);
             let body = Bytes::from(codec::snappy_compress(&buf));
             let out = send_with_retry(
                 &ctx.client,
@@ -209,12 +250,17 @@ pub(super) async fn run_shard(
                 Outcome::Aborted => false,
                 o => {
                     if matches!(o, Outcome::Sent) {
-                        m.samples.fetch_add(n, Ordering::Relaxed);
+                        m.samples.fetch_add(n.samples, Ordering::Relaxed);
+                        m.histograms.fetch_add(n.histograms, Ordering::Relaxed);
                         m.highest_sent_ms.fetch_max(maxt, Ordering::Relaxed);
                     } else {
-                        m.failed.fetch_add(n, Ordering::Relaxed);
+                        m.failed.fetch_add(n.samples, Ordering::Relaxed);
+                        m.histograms_failed
+                            .fetch_add(n.histograms, Ordering::Relaxed);
                     }
-                    m.pending.fetch_sub(n as i64, Ordering::Relaxed);
+                    m.pending.fetch_sub(n.samples as i64, Ordering::Relaxed);
+                    m.pending_histograms
+                        .fetch_sub(n.histograms as i64, Ordering::Relaxed);
                     if let Some(p) = marker.take() {
                         ack.store(p.pack(), Ordering::Release);
                     }
@@ -289,7 +335,7 @@ pub(super) async fn metadata_loop(
             match send_with_retry(
                 &ctx.client,
                 body,
-                0,
+                Counts::default(),
                 m,
                 ctx.min_backoff,
                 ctx.max_backoff,
