@@ -5,7 +5,7 @@
 //! `run_discovery` keeps file and HTTP discovery fresh and re-syncs targets when they change.
 
 use crate::discovery::{DiscoveryCache, fetch_http_sd};
-use crate::scrape_loop::{LoopSettings, ScrapeLoop};
+use crate::scrape_loop::{LoopSettings, ScrapeLoop, pick_schema};
 use crate::target::{Target, targets_from_groups};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
@@ -306,6 +306,32 @@ impl ScrapeManager {
             body_size_limit: sc.body_size_limit,
             metric_relabel: Arc::new(sc.metric_relabel_configs.clone()),
             client,
+            accept: vigil_exposition::accept_header(
+                sc.scrape_protocols
+                    .as_deref()
+                    .unwrap_or(&vigil_config::default_scrape_protocols()),
+                escaping_scheme(sc),
+            ),
+            fallback: sc
+                .fallback_scrape_protocol
+                .as_deref()
+                .and_then(vigil_exposition::protocol_format),
+            native_histograms: sc.native_histograms_enabled(),
+            keep_classic: sc.always_scrape_classic_histograms.unwrap_or(false),
+            convert_nhcb: sc.convert_classic_histograms_to_nhcb.unwrap_or(false),
+            bucket_limit: sc.native_histogram_bucket_limit,
+            max_schema: pick_schema(sc.native_histogram_min_bucket_factor),
         })
+    }
+}
+
+/// The `escaping` parameter of the `Accept` header: `metric_name_escaping_scheme`, else
+/// `allow-utf-8` under UTF-8 name validation (the default) and `underscores` under legacy
+/// validation, as Prometheus picks it.
+fn escaping_scheme(sc: &ScrapeConfig) -> &str {
+    match sc.metric_name_escaping_scheme.as_deref() {
+        Some(s) if !s.is_empty() => s,
+        _ if sc.metric_name_validation_scheme.as_deref() == Some("legacy") => "underscores",
+        _ => "allow-utf-8",
     }
 }
