@@ -54,9 +54,7 @@ mod strict;
 
 use thiserror::Error;
 
-pub use negotiate::{
-    ScrapeParser, accept_header, format_for_scrape, protocol_format,
-};
+pub use negotiate::{ScrapeParser, accept_header, format_for_scrape, protocol_format};
 pub use parser::{Entry, Exemplar, Parser, SampleEntry};
 pub use proto::{HistogramEntry, NativeHistogram, ProtoOptions, ProtoParser, ProtoScratch, Span};
 

@@ -159,7 +159,10 @@ mod tests {
     #[test]
     fn content_type_and_fallback() {
         let proto = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
-        assert_eq!(format_for_scrape(Some(proto), None), Format::PrometheusProto);
+        assert_eq!(
+            format_for_scrape(Some(proto), None),
+            Format::PrometheusProto
+        );
         assert_eq!(
             format_for_scrape(Some("application/openmetrics-text; version=1.0.0"), None),
             Format::OpenMetrics

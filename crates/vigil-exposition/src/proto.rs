@@ -507,7 +507,13 @@ impl ProtoScratch {
         Ok(())
     }
 
-    fn classic(&mut self, name: &str, labels: &[dto::LabelPair], h: &dto::Histogram, ts: Option<i64>) {
+    fn classic(
+        &mut self,
+        name: &str,
+        labels: &[dto::LabelPair],
+        h: &dto::Histogram,
+        ts: Option<i64>,
+    ) {
         let count = if h.sample_count_float > 0.0 {
             h.sample_count_float
         } else {

@@ -8,12 +8,12 @@ use crate::manager::{TargetHealth, TargetStatus};
 use crate::scrape_cache::{CacheEntry, ScrapeCache};
 use crate::target::Target;
 use parking_lot::Mutex;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use vigil_config::relabel::{self, RelabelConfig};
-use std::borrow::Cow;
 use vigil_exposition::{
     Entry, Format, MetricType, NativeHistogram, ProtoOptions, ProtoScratch, SampleEntry,
     ScrapeParser,
@@ -82,7 +82,7 @@ pub(crate) fn pick_schema(factor: Option<f64>) -> i32 {
 }
 
 /// Counts of one scrape, for the synthetic series.
-#[derive(Default, Clone, Copy)]
+#[derive(Default, Clone, Copy, Debug)]
 struct Report {
     scraped: u64,
     post_relabel: u64,
@@ -345,8 +345,7 @@ impl ScrapeLoop {
                 Entry::Type { family: f, kind } => {
                     self.flush_nhcb(app, &mut pending, ts, rep)?;
                     (family, family_kind, family_native) = (f, kind, false);
-                    meta_changed |=
-                        update(&mut self.metadata, f, |m| &mut m.kind, kind.as_str());
+                    meta_changed |= update(&mut self.metadata, f, |m| &mut m.kind, kind.as_str());
                     continue;
                 }
                 Entry::Unit { family: f, unit } => {
@@ -375,9 +374,7 @@ impl ScrapeLoop {
                             ClassicPart::Count => p.classic.set_count(s.value),
                             ClassicPart::Sum => p.classic.set_sum(s.value),
                             ClassicPart::Bucket => {
-                                let le = s
-                                    .label("le")
-                                    .and_then(|v| v.trim().parse::<f64>().ok());
+                                let le = s.label("le").and_then(|v| v.trim().parse::<f64>().ok());
                                 match le {
                                     Some(le) => p.classic.set_bucket(le, s.value),
                                     None => p.classic.set_bucket(f64::NAN, s.value),
@@ -501,7 +498,8 @@ impl ScrapeLoop {
                 }
                 count_sample(rep, settings.sample_limit)?;
                 limit_histogram(&mut value, settings)?;
-                let mut result = append_value(app, entry.series, &Labels::empty(), sample_ts, &value);
+                let mut result =
+                    append_value(app, entry.series, &Labels::empty(), sample_ts, &value);
                 if matches!(result, Err(AppendError::EmptyLabels)) {
                     // The cached reference is gone from storage: rebuild the labels once.
                     let labels = build()?;
@@ -884,3 +882,6 @@ fn describe_reqwest(url: &str, e: &reqwest::Error) -> String {
     }
     format!("Get {url:?}: {cause}")
 }
+
+#[cfg(test)]
+mod tests;

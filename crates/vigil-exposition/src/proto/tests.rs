@@ -1,7 +1,7 @@
+use super::dto;
 use super::dto::*;
 use super::{Entry, ProtoOptions, ProtoParser, ProtoScratch, encode_delimited, openmetrics_float};
 use dto::MetricType;
-use super::dto;
 use prost::Message;
 
 fn lp(n: &str, v: &str) -> LabelPair {
@@ -235,7 +235,11 @@ fn native_histogram_alone_with_classic_or_ignored() {
         },
     );
     assert_eq!(both[2], native);
-    assert_eq!(both.len(), 3 + 5, "native, then _count, _sum and three buckets");
+    assert_eq!(
+        both.len(),
+        3 + 5,
+        "native, then _count, _sum and three buckets"
+    );
     assert!(both[3].starts_with("lat_count [] 5"), "{both:?}");
     let classic = render(
         &body,
@@ -355,7 +359,10 @@ fn errors_name_the_family() {
     let mut t = good.clone();
     t.r#type = 9;
     let got = render(&encode_delimited(&[t]), ProtoOptions::default());
-    assert_eq!(got, ["ERR line 1:1: unknown metric type 9 for metric \"ok\""]);
+    assert_eq!(
+        got,
+        ["ERR line 1:1: unknown metric type 9 for metric \"ok\""]
+    );
     assert_eq!(
         render(&[0xff; 11], ProtoOptions::default()),
         ["ERR line 1:1: truncated or invalid length prefix"]
