@@ -383,6 +383,8 @@ impl ScrapeLoop {
                         }
                     }
                     if !self.settings.keep_classic {
+                        // Not appended, so not cached: its syntax is checked here.
+                        s.check().map_err(|e| e.to_string())?;
                         continue;
                     }
                 } else {

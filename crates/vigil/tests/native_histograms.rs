@@ -148,6 +148,6 @@ scrape_configs:
     );
     assert_eq!(
         query(port, "scrape_samples_scraped{job=\"classic\"}")[0]["value"][1],
-        "8"
+        "7"
     );
 }
