@@ -112,9 +112,11 @@ fn bench(c: &mut Criterion) {
     );
     let mut g = c.benchmark_group("exposition_proto");
     g.throughput(Throughput::Bytes(proto.len() as u64));
-    g.bench_with_input(BenchmarkId::new("protobuf", "counters"), &proto, |b, body| {
-        b.iter(|| count_proto(black_box(body), &mut scratch))
-    });
+    g.bench_with_input(
+        BenchmarkId::new("protobuf", "counters"),
+        &proto,
+        |b, body| b.iter(|| count_proto(black_box(body), &mut scratch)),
+    );
     g.throughput(Throughput::Bytes(text.len() as u64));
     g.bench_with_input(BenchmarkId::new("text", "counters"), &text, |b, body| {
         b.iter(|| count_text(black_box(body.as_bytes())))

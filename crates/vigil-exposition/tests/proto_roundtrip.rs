@@ -65,25 +65,27 @@ fn native() -> impl Strategy<Value = dto::Histogram> {
         float(),
         0u64..10,
     )
-        .prop_map(|(schema, (ps, pd), (ns, nd), count, sum, zc)| dto::Histogram {
-            sample_count: count,
-            sample_sum: sum,
-            schema,
-            zero_threshold: 0.001,
-            zero_count: zc,
-            positive_span: ps,
-            positive_delta: pd,
-            negative_span: ns,
-            negative_delta: nd,
-            ..Default::default()
-        })
+        .prop_map(
+            |(schema, (ps, pd), (ns, nd), count, sum, zc)| dto::Histogram {
+                sample_count: count,
+                sample_sum: sum,
+                schema,
+                zero_threshold: 0.001,
+                zero_count: zc,
+                positive_span: ps,
+                positive_delta: pd,
+                negative_span: ns,
+                negative_delta: nd,
+                ..Default::default()
+            },
+        )
 }
 
 #[derive(Debug, Clone)]
 enum Kind {
     Gauge(f64),
     Counter(f64),
-    Native(dto::Histogram),
+    Native(Box<dto::Histogram>),
 }
 
 fn family() -> impl Strategy<Value = (String, Vec<(Vec<dto::LabelPair>, Kind, i64)>)> {
@@ -95,7 +97,7 @@ fn family() -> impl Strategy<Value = (String, Vec<(Vec<dto::LabelPair>, Kind, i6
                 prop_oneof![
                     float().prop_map(Kind::Gauge),
                     float().prop_map(Kind::Counter),
-                    native().prop_map(Kind::Native),
+                    native().prop_map(|h| Kind::Native(Box::new(h))),
                 ],
                 prop_oneof![Just(0i64), 1i64..1_000_000_000_000_000],
             ),
@@ -150,7 +152,7 @@ proptest! {
                     match (t, k) {
                         (dto::MetricType::Gauge, Kind::Gauge(v) | Kind::Counter(v)) => m.gauge = Some(dto::Gauge { value: *v }),
                         (dto::MetricType::Counter, Kind::Gauge(v) | Kind::Counter(v)) => m.counter = Some(dto::Counter { value: *v, ..Default::default() }),
-                        (dto::MetricType::Histogram, Kind::Native(h)) => m.histogram = Some(h.clone()),
+                        (dto::MetricType::Histogram, Kind::Native(h)) => m.histogram = Some((**h).clone()),
                         // A metric of another kind than its family: a gauge of 0 as exposed.
                         (dto::MetricType::Histogram, _) => m.histogram = Some(dto::Histogram { zero_threshold: 1.0, ..Default::default() }),
                         _ => {}

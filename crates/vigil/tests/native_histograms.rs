@@ -131,16 +131,22 @@ scrape_configs:
         query(port, "nh_latency_seconds_bucket{job=\"native\"}"),
         serde_json::json!([])
     );
-    assert_eq!(query(port, "nh_runs_total{job=\"native\"}")[0]["value"][1], "7");
+    assert_eq!(
+        query(port, "nh_runs_total{job=\"native\"}")[0]["value"][1],
+        "7"
+    );
     assert_eq!(
         query(port, "scrape_samples_scraped{job=\"native\"}")[0]["value"][1],
         "2"
     );
     // Without scrape_native_histograms: the text format, classic buckets.
     wait_for(Duration::from_secs(10), "the classic series", || {
-        query(port, "nh_latency_seconds_bucket{job=\"classic\",le=\"+Inf\"}")
-            .get(0)
-            .is_some_and(|s| s["value"][1] == "5")
+        query(
+            port,
+            "nh_latency_seconds_bucket{job=\"classic\",le=\"+Inf\"}",
+        )
+        .get(0)
+        .is_some_and(|s| s["value"][1] == "5")
     });
     assert_eq!(
         query(port, "nh_latency_seconds{job=\"classic\"}"),
