@@ -432,3 +432,46 @@ fn min_bucket_factor_lowers_the_schema() {
     assert_eq!(h.schema, 0);
     assert_eq!(h.count, 4.0);
 }
+
+/// Against the real head: the histogram arrives, and its staleness marker is one the head
+/// takes (a histogram whose sum is StaleNaN, after the last real sample).
+#[test]
+fn a_real_head_takes_histograms_and_their_stale_markers() {
+    use vigil_model::{Matcher, Queryable, SelectHints};
+    let head = Arc::new(vigil_tsdb::Head::new(vigil_tsdb::HeadOptions::default()));
+    let mut b = LabelsBuilder::new();
+    b.set("job", "j");
+    let target = Target {
+        url: "http://i:1/metrics".into(),
+        labels: b.build(),
+        discovered: Labels::empty(),
+    };
+    let (probe, _) = new_loop(settings());
+    let status = Arc::clone(&probe.status);
+    let mut sl = ScrapeLoop::new(target, settings(), head.clone(), status);
+    let t0 = now_millis();
+    let both = encode_delimited(&[native_family("lat", false), gauge_family("g", 1.0)]);
+    scrape(&mut sl, &both, Format::PrometheusProto, t0 + 1000).unwrap();
+    scrape(&mut sl, &both, Format::PrometheusProto, t0 + 2000).unwrap();
+    let only_gauge = encode_delimited(&[gauge_family("g", 1.0)]);
+    scrape(&mut sl, &only_gauge, Format::PrometheusProto, t0 + 3000).unwrap();
+    let q = head.querier(t0, t0 + 10_000).unwrap();
+    let series: Vec<_> = q
+        .select(
+            &[Matcher::equal("__name__", "lat")],
+            &SelectHints {
+                start: t0,
+                end: t0 + 10_000,
+            },
+        )
+        .unwrap()
+        .collect();
+    assert_eq!(series.len(), 1);
+    let hs = &series[0].histograms;
+    assert_eq!(
+        hs.iter().map(|h| h.t).collect::<Vec<_>>(),
+        [t0 + 1000, t0 + 2000, t0 + 3000]
+    );
+    assert_eq!(hs[1].h.count, 4.0);
+    assert!(is_stale_nan(hs[2].h.sum));
+}
