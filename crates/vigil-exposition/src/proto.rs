@@ -366,6 +366,8 @@ pub struct ProtoScratch {
     items: Vec<Item>,
     spans: Vec<Span>,
     counts: Vec<f64>,
+    /// A bucket bound or quantile as text, reused.
+    num: String,
     error: Option<ParseError>,
 }
 
@@ -483,12 +485,13 @@ impl ProtoScratch {
                     let s = m.summary.as_ref().unwrap_or(&empty);
                     self.sample(name, "_count", &m.label, None, s.sample_count as f64, ts);
                     self.sample(name, "_sum", &m.label, None, s.sample_sum, ts);
-                    let mut q = String::new();
+                    let mut q = std::mem::take(&mut self.num);
                     for qu in &s.quantile {
                         q.clear();
                         openmetrics_float(qu.quantile, &mut q);
                         self.sample(name, "", &m.label, Some(("quantile", &q)), qu.value, ts);
                     }
+                    self.num = q;
                 }
                 dto::MetricType::Histogram | dto::MetricType::GaugeHistogram => {
                     let empty = dto::Histogram::default();
@@ -521,7 +524,7 @@ impl ProtoScratch {
         };
         self.sample(name, "_count", labels, None, count, ts);
         self.sample(name, "_sum", labels, None, h.sample_sum, ts);
-        let mut le = String::new();
+        let mut le = std::mem::take(&mut self.num);
         let mut saw_inf = false;
         for b in &h.bucket {
             le.clear();
@@ -537,6 +540,7 @@ impl ProtoScratch {
                 break;
             }
         }
+        self.num = le;
         if !saw_inf {
             self.sample(name, "_bucket", labels, Some(("le", "+Inf")), count, ts);
         }
@@ -762,21 +766,41 @@ pub fn openmetrics_float(f: f64, out: &mut String) {
     }
 }
 
-/// Go's `strconv.FormatFloat(f, 'g', -1, 64)` for finite `f`.
+/// Go's `strconv.FormatFloat(f, 'g', -1, 64)` for finite `f`. Allocates nothing beyond
+/// `out`'s growth: the shortest digits come from Rust's `{:e}`, written into `out` and
+/// rearranged in place.
 fn go_shortest_g(f: f64, out: &mut String) {
+    use std::fmt::Write;
     if f == 0.0 {
         out.push_str(if f.is_sign_negative() { "-0" } else { "0" });
         return;
     }
-    // Rust's `{:e}` gives the shortest round-trip digits: "-1.2345e-7".
-    let e = format!("{f:e}");
-    let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let (neg, mant) = match mant.strip_prefix('-') {
-        Some(m) => (true, m),
-        None => (false, mant),
-    };
-    let digits: String = mant.chars().filter(|c| *c != '.').collect();
+    let start = out.len();
+    // "-1.2345e-7": at most 17 significant digits.
+    let _ = write!(out, "{f:e}");
+    let mut digits = [0u8; 24];
+    let mut n = 0usize;
+    let mut exp = 0i32;
+    let mut exp_neg = false;
+    let mut in_exp = false;
+    let neg = f < 0.0;
+    for &c in &out.as_bytes()[start..] {
+        match c {
+            b'e' => in_exp = true,
+            b'-' if in_exp => exp_neg = true,
+            b'0'..=b'9' if in_exp => exp = exp * 10 + i32::from(c - b'0'),
+            b'0'..=b'9' if n < digits.len() => {
+                digits[n] = c;
+                n += 1;
+            }
+            _ => {}
+        }
+    }
+    if exp_neg {
+        exp = -exp;
+    }
+    out.truncate(start);
+    let digits = std::str::from_utf8(&digits[..n]).unwrap_or("0");
     if neg {
         out.push('-');
     }
@@ -792,17 +816,17 @@ fn go_shortest_g(f: f64, out: &mut String) {
         if a < 10 {
             out.push('0');
         }
-        out.push_str(&a.to_string());
+        let _ = write!(out, "{a}");
     } else if exp < 0 {
         out.push_str("0.");
         for _ in 0..(-exp - 1) {
             out.push('0');
         }
-        out.push_str(&digits);
+        out.push_str(digits);
     } else {
         let int_len = exp as usize + 1;
         if digits.len() <= int_len {
-            out.push_str(&digits);
+            out.push_str(digits);
             for _ in digits.len()..int_len {
                 out.push('0');
             }

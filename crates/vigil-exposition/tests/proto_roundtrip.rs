@@ -114,6 +114,24 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
+    fn bucket_bounds_print_and_parse_back(f in any::<f64>()) {
+        let mut s = String::new();
+        vigil_exposition::proto::openmetrics_float(f, &mut s);
+        let back: f64 = match s.as_str() {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            other => other.parse().unwrap(),
+        };
+        prop_assert!(back == f || (f.is_nan() && back.is_nan()), "{} -> {}", f, s);
+        // Go's %g: an exponent of at least two digits, and integral values end in ".0".
+        if let Some((_, e)) = s.split_once('e') {
+            prop_assert!(e.len() >= 3, "{}", s);
+        } else if f.is_finite() {
+            prop_assert!(s.contains('.'), "{}", s);
+        }
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..512)) {
         let mut scratch = ProtoScratch::default();
         for opts in [ProtoOptions::default(), ProtoOptions { native_histograms: false, keep_classic: true }] {
