@@ -1,8 +1,9 @@
 //! Native histograms from a real exporter: a tiny Go program (`tests/exporters/nh/main.go`,
 //! built offline here against Debian's client_golang 1.14) exposes a histogram with a native
 //! representation (bucket factor 1.1) and classic buckets. The real vigil binary scrapes it
-//! twice: once with `scrape_native_histograms: true` (protobuf negotiated; the histogram
-//! arrives as one native series) and once without (text; classic `_bucket` series only).
+//! three times: with `scrape_native_histograms: true` (protobuf negotiated; the histogram
+//! arrives as one native series), without it (text; classic `_bucket` series only), and with
+//! `convert_classic_histograms_to_nhcb: true` (text; one histogram with custom buckets).
 //!
 //! `.ci/run` installs `golang-go` and `golang-github-prometheus-client-golang-dev`. Without
 //! `go`, set VIGIL_SKIP_INTEROP=1 to skip.
@@ -98,6 +99,10 @@ scrape_configs:
   - job_name: classic
     static_configs:
       - targets: ['127.0.0.1:{eport}']
+  - job_name: nhcb
+    convert_classic_histograms_to_nhcb: true
+    static_configs:
+      - targets: ['127.0.0.1:{eport}']
 "#
     );
     let (_vigil, port, vdir) = start_vigil(&config);
@@ -155,5 +160,28 @@ scrape_configs:
     assert_eq!(
         query(port, "scrape_samples_scraped{job=\"classic\"}")[0]["value"][1],
         "7"
+    );
+    // convert_classic_histograms_to_nhcb: the classic buckets (text) become one histogram
+    // with custom bounds 0.1, 1, 2; the classic series are not kept.
+    wait_for(Duration::from_secs(10), "the NHCB series", || {
+        query(port, "histogram_count(nh_latency_seconds{job=\"nhcb\"})")
+            .get(0)
+            .is_some_and(|s| s["value"][1] == "5")
+    });
+    let r = query(port, "nh_latency_seconds{job=\"nhcb\"}");
+    let uppers: Vec<&str> = r[0]["histogram"][1]["buckets"]
+        .as_array()
+        .expect("buckets")
+        .iter()
+        .map(|b| b[2].as_str().unwrap())
+        .collect();
+    assert_eq!(uppers, ["0.1", "1", "2", "+Inf"], "{r}");
+    assert_eq!(
+        query(port, "nh_latency_seconds_bucket{job=\"nhcb\"}"),
+        serde_json::json!([])
+    );
+    assert_eq!(
+        query(port, "scrape_samples_scraped{job=\"nhcb\"}")[0]["value"][1],
+        "2"
     );
 }
