@@ -1,4 +1,7 @@
-//! Zero-copy pull parsers for the Prometheus text format 0.0.4 and OpenMetrics 1.0 text.
+//! Zero-copy pull parsers for the Prometheus text format 0.0.4 and OpenMetrics 1.0 text, a
+//! parser for the protobuf format (delimited `MetricFamily` messages, with native histograms;
+//! see [`proto`]) that yields the same entries, and content negotiation ([`accept_header`],
+//! [`format_for_scrape`], [`ScrapeParser`] over all three).
 //!
 //! `vigil-exposition` sits just below `vigil-scrape` in the crate DAG and depends on no other
 //! vigil crate: it turns the bytes of one scrape response into a stream of [`Entry`]s
