@@ -800,7 +800,10 @@ fn go_shortest_g(f: f64, out: &mut String) {
         exp = -exp;
     }
     out.truncate(start);
-    let digits = std::str::from_utf8(&digits[..n]).unwrap_or("0");
+    let digits = match std::str::from_utf8(&digits[..n]) {
+        Ok(d) if !d.is_empty() => d,
+        _ => "0",
+    };
     if neg {
         out.push('-');
     }
