@@ -431,6 +431,22 @@ fn min_bucket_factor_lowers_the_schema() {
     let V::H(h) = &got[0].2 else { panic!() };
     assert_eq!(h.schema, 0);
     assert_eq!(h.count, 4.0);
+    // A schema Prometheus reserves (above 8) comes down to 8 with no factor set.
+    let (mut sl, fake) = new_loop(settings());
+    let mut fam = native_family("lat", false);
+    if let Some(h) = fam.metric[0].histogram.as_mut() {
+        h.schema = 10;
+    }
+    scrape(
+        &mut sl,
+        &encode_delimited(&[fam]),
+        Format::PrometheusProto,
+        1000,
+    )
+    .unwrap();
+    let got = taken(&fake);
+    let V::H(h) = &got[0].2 else { panic!() };
+    assert_eq!((h.schema, h.count), (8, 4.0));
 }
 
 /// Against the real head: the histogram arrives, and its staleness marker is one the head
