@@ -1,4 +1,7 @@
-//! Zero-copy pull parsers for the Prometheus text format 0.0.4 and OpenMetrics 1.0 text.
+//! Zero-copy pull parsers for the Prometheus text format 0.0.4 and OpenMetrics 1.0 text, a
+//! parser for the protobuf format (delimited `MetricFamily` messages, with native histograms;
+//! see [`proto`]) that yields the same entries, and content negotiation ([`accept_header`],
+//! [`format_for_scrape`], [`ScrapeParser`] over all three).
 //!
 //! `vigil-exposition` sits just below `vigil-scrape` in the crate DAG and depends on no other
 //! vigil crate: it turns the bytes of one scrape response into a stream of [`Entry`]s
@@ -47,12 +50,16 @@
 //! ```
 
 mod lex;
+mod negotiate;
 mod parser;
+pub mod proto;
 mod strict;
 
 use thiserror::Error;
 
+pub use negotiate::{ScrapeParser, accept_header, format_for_scrape, protocol_format};
 pub use parser::{Entry, Exemplar, Parser, SampleEntry};
+pub use proto::{HistogramEntry, NativeHistogram, ProtoOptions, ProtoParser, ProtoScratch, Span};
 
 /// An exposition format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,11 +68,15 @@ pub enum Format {
     PrometheusText,
     /// OpenMetrics 1.0 text (`application/openmetrics-text; version=1.0.0`).
     OpenMetrics,
+    /// Delimited protobuf `io.prometheus.client.MetricFamily` messages
+    /// (`application/vnd.google.protobuf`), read by [`ProtoParser`].
+    PrometheusProto,
 }
 
 /// The format of a response, from its `Content-Type` header. Anything that is not
-/// `application/openmetrics-text` (including no header) is read as the text format 0.0.4, as
-/// Prometheus does.
+/// `application/openmetrics-text` or `application/vnd.google.protobuf` (including no header)
+/// is read as the text format 0.0.4. (The scrape loop uses [`format_for_scrape`], which
+/// also knows `fallback_scrape_protocol`.)
 pub fn format_from_content_type(ct: Option<&str>) -> Format {
     let media = ct
         .and_then(|ct| ct.split(';').next())
@@ -73,6 +84,8 @@ pub fn format_from_content_type(ct: Option<&str>) -> Format {
         .unwrap_or("");
     if media.eq_ignore_ascii_case("application/openmetrics-text") {
         Format::OpenMetrics
+    } else if media.eq_ignore_ascii_case("application/vnd.google.protobuf") {
+        Format::PrometheusProto
     } else {
         Format::PrometheusText
     }

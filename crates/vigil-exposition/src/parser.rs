@@ -25,6 +25,8 @@ pub enum Entry<'a> {
     Unit { family: &'a str, unit: &'a str },
     /// One sample line.
     Sample(SampleEntry<'a>),
+    /// One native-histogram sample (protobuf bodies only).
+    Histogram(crate::proto::HistogramEntry<'a>),
 }
 
 /// One sample line: series, value, optional timestamp and exemplar.
@@ -67,6 +69,25 @@ pub struct Exemplar<'a> {
 }
 
 impl<'a> SampleEntry<'a> {
+    /// A sample the protobuf parser made, whose series text it wrote itself.
+    pub(crate) fn from_proto(
+        series: &'a [u8],
+        name: Cow<'a, str>,
+        value: f64,
+        timestamp_ms: Option<i64>,
+        labels_src: &'a str,
+    ) -> Self {
+        SampleEntry {
+            series,
+            name,
+            value,
+            timestamp_ms,
+            exemplar: None,
+            labels_src,
+            unchecked: None,
+        }
+    }
+
     /// The labels in body order, excluding the metric name, unescaped.
     ///
     /// This re-lexes the series text, which the parser validated, so it cannot fail; call it
@@ -99,7 +120,12 @@ impl<'a> SampleEntry<'a> {
     }
 }
 
-struct LabelIter<'a> {
+/// The labels of `src` (the text between a series' braces, already validated).
+pub(crate) fn label_iter(src: &str) -> LabelIter<'_> {
+    LabelIter { src, pos: 0 }
+}
+
+pub(crate) struct LabelIter<'a> {
     src: &'a str,
     pos: usize,
 }
@@ -259,6 +285,7 @@ impl<'a> Parser<'a> {
                     Some(_) => self.sample(line, i).map(Some),
                 }
             }
+            Format::PrometheusProto => err(0, "a protobuf body is read with ProtoParser"),
             Format::OpenMetrics => match line.as_bytes().first() {
                 None => err(0, "empty lines are not allowed in OpenMetrics"),
                 Some(b'#') => self.om_metadata(line).map(Some),

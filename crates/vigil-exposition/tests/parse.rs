@@ -66,7 +66,7 @@ const BOTH: [Format; 2] = [Format::PrometheusText, Format::OpenMetrics];
 
 fn with_eof(body: &str, format: Format) -> String {
     match format {
-        Format::PrometheusText => body.to_string(),
+        Format::PrometheusText | Format::PrometheusProto => body.to_string(),
         Format::OpenMetrics => format!("{body}# EOF\n"),
     }
 }

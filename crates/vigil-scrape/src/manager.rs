@@ -5,7 +5,7 @@
 //! `run_discovery` keeps file and HTTP discovery fresh and re-syncs targets when they change.
 
 use crate::discovery::{DiscoveryCache, fetch_http_sd};
-use crate::scrape_loop::{LoopSettings, ScrapeLoop};
+use crate::scrape_loop::{LoopSettings, ScrapeLoop, pick_schema};
 use crate::target::{Target, targets_from_groups};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
@@ -293,19 +293,95 @@ impl ScrapeManager {
     }
 
     fn settings(&self, sc: &ScrapeConfig) -> Result<LoopSettings, vigil_http::ClientError> {
-        let client = vigil_http::build(&sc.http_client_config(), &self.user_agent)?;
-        Ok(LoopSettings {
-            interval: sc.scrape_interval.to_std(),
-            timeout: sc.scrape_timeout.to_std(),
-            honor_labels: sc.honor_labels,
-            honor_timestamps: sc.honor_timestamps,
-            sample_limit: sc.sample_limit,
-            label_limit: sc.label_limit,
-            label_name_length_limit: sc.label_name_length_limit,
-            label_value_length_limit: sc.label_value_length_limit,
-            body_size_limit: sc.body_size_limit,
-            metric_relabel: Arc::new(sc.metric_relabel_configs.clone()),
-            client,
-        })
+        loop_settings(sc, &self.user_agent)
+    }
+}
+
+/// What a scrape config means for its loops.
+fn loop_settings(
+    sc: &ScrapeConfig,
+    user_agent: &str,
+) -> Result<LoopSettings, vigil_http::ClientError> {
+    let client = vigil_http::build(&sc.http_client_config(), user_agent)?;
+    Ok(LoopSettings {
+        interval: sc.scrape_interval.to_std(),
+        timeout: sc.scrape_timeout.to_std(),
+        honor_labels: sc.honor_labels,
+        honor_timestamps: sc.honor_timestamps,
+        sample_limit: sc.sample_limit,
+        label_limit: sc.label_limit,
+        label_name_length_limit: sc.label_name_length_limit,
+        label_value_length_limit: sc.label_value_length_limit,
+        body_size_limit: sc.body_size_limit,
+        metric_relabel: Arc::new(sc.metric_relabel_configs.clone()),
+        client,
+        accept: vigil_exposition::accept_header(
+            sc.scrape_protocols
+                .as_deref()
+                .unwrap_or(&vigil_config::default_scrape_protocols()),
+            escaping_scheme(sc),
+        ),
+        fallback: sc
+            .fallback_scrape_protocol
+            .as_deref()
+            .and_then(vigil_exposition::protocol_format),
+        native_histograms: sc.native_histograms_enabled(),
+        keep_classic: sc.always_scrape_classic_histograms.unwrap_or(false),
+        convert_nhcb: sc.convert_classic_histograms_to_nhcb.unwrap_or(false),
+        bucket_limit: sc.native_histogram_bucket_limit,
+        max_schema: pick_schema(sc.native_histogram_min_bucket_factor),
+    })
+}
+
+/// The `escaping` parameter of the `Accept` header: `metric_name_escaping_scheme`, else
+/// `allow-utf-8` under UTF-8 name validation (the default) and `underscores` under legacy
+/// validation, as Prometheus picks it.
+fn escaping_scheme(sc: &ScrapeConfig) -> &str {
+    match sc.metric_name_escaping_scheme.as_deref() {
+        Some(s) if !s.is_empty() => s,
+        _ if sc.metric_name_validation_scheme.as_deref() == Some("legacy") => "underscores",
+        _ => "allow-utf-8",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_exposition::Format;
+
+    fn job(yaml: &str) -> ScrapeConfig {
+        vigil_config::load_str(yaml, std::path::Path::new("/tmp/t.yml"))
+            .unwrap()
+            .config
+            .scrape_configs
+            .remove(0)
+    }
+
+    #[test]
+    fn accept_header_and_histogram_switches_follow_the_config() {
+        let s = loop_settings(&job("scrape_configs:\n  - job_name: a\n"), "t").unwrap();
+        assert_eq!(s.accept, vigil_exposition::ACCEPT_HEADER);
+        assert!(!s.native_histograms && !s.keep_classic && !s.convert_nhcb);
+        assert_eq!((s.fallback, s.bucket_limit, s.max_schema), (None, 0, 8));
+        let s = loop_settings(
+            &job(
+                "global:\n  metric_name_validation_scheme: legacy\nscrape_configs:\n  - job_name: a\n    scrape_native_histograms: true\n    always_scrape_classic_histograms: true\n    convert_classic_histograms_to_nhcb: true\n    native_histogram_bucket_limit: 160\n    native_histogram_min_bucket_factor: 1.1\n    fallback_scrape_protocol: PrometheusText0.0.4\n",
+            ),
+            "t",
+        )
+        .unwrap();
+        assert!(s.accept.starts_with(
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.6,application/openmetrics-text;version=1.0.0;escaping=underscores;q=0.5,"
+        ), "{}", s.accept);
+        assert!(s.accept.ends_with(",*/*;q=0.1"));
+        assert!(s.native_histograms && s.keep_classic && s.convert_nhcb);
+        assert_eq!(s.fallback, Some(Format::PrometheusText));
+        assert_eq!((s.bucket_limit, s.max_schema), (160, 2));
+        let s = loop_settings(
+            &job("scrape_configs:\n  - job_name: a\n    scrape_protocols: [PrometheusText0.0.4]\n    metric_name_escaping_scheme: dots\n"),
+            "t",
+        )
+        .unwrap();
+        assert_eq!(s.accept, "text/plain;version=0.0.4;q=0.6,*/*;q=0.5");
     }
 }

@@ -25,6 +25,8 @@ pub(crate) struct CacheEntry {
     pub last_seen: u64,
     /// The target gave an explicit timestamp: Prometheus writes no staleness for such series.
     pub explicit_ts: bool,
+    /// The last sample was a native histogram: its staleness marker is one too.
+    pub histogram: bool,
 }
 
 struct Slot {
@@ -183,6 +185,7 @@ mod tests {
             dropped: false,
             last_seen: it,
             explicit_ts: false,
+            histogram: false,
         }
     }
 

@@ -8,13 +8,22 @@ use crate::manager::{TargetHealth, TargetStatus};
 use crate::scrape_cache::{CacheEntry, ScrapeCache};
 use crate::target::Target;
 use parking_lot::Mutex;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use vigil_config::relabel::{self, RelabelConfig};
-use vigil_exposition::{Entry, Format, Parser};
+use vigil_exposition::{
+    Entry, Format, MetricType, NativeHistogram, ProtoOptions, ProtoScratch, SampleEntry,
+    ScrapeParser,
+};
 use vigil_model::MetricMetadata;
+use vigil_model::histogram::nhcb::ClassicHistogram;
+use vigil_model::histogram::{
+    CounterResetHint, EXPONENTIAL_SCHEMA_MAX, EXPONENTIAL_SCHEMA_MIN, FloatHistogram, Span,
+    is_exponential_schema,
+};
 use vigil_model::{
     AppendError, Appendable, Appender, Labels, LabelsBuilder, SeriesRef, Timestamp, now_millis,
     stale_nan,
@@ -39,10 +48,41 @@ pub(crate) struct LoopSettings {
     pub body_size_limit: u64,
     pub metric_relabel: Arc<Vec<RelabelConfig>>,
     pub client: reqwest::Client,
+    /// The `Accept` header, from `scrape_protocols`.
+    pub accept: String,
+    /// `fallback_scrape_protocol`.
+    pub fallback: Option<Format>,
+    /// `scrape_native_histograms`.
+    pub native_histograms: bool,
+    /// `always_scrape_classic_histograms`.
+    pub keep_classic: bool,
+    /// `convert_classic_histograms_to_nhcb`.
+    pub convert_nhcb: bool,
+    /// `native_histogram_bucket_limit` (0: none).
+    pub bucket_limit: u64,
+    /// The highest schema kept, from `native_histogram_min_bucket_factor` (8: any).
+    pub max_schema: i32,
+}
+
+/// The schema whose bucket growth factor is at least `factor`, as Prometheus picks it for
+/// `native_histogram_min_bucket_factor` (a factor of at most 1 means the finest schema).
+pub(crate) fn pick_schema(factor: Option<f64>) -> i32 {
+    let f = match factor {
+        Some(f) if f > 1.0 => f,
+        _ => 1.00271,
+    };
+    let floor = (-(f.log2().log2())).floor();
+    if floor >= EXPONENTIAL_SCHEMA_MAX as f64 {
+        EXPONENTIAL_SCHEMA_MAX
+    } else if floor <= EXPONENTIAL_SCHEMA_MIN as f64 {
+        EXPONENTIAL_SCHEMA_MIN
+    } else {
+        floor as i32
+    }
 }
 
 /// Counts of one scrape, for the synthetic series.
-#[derive(Default, Clone, Copy)]
+#[derive(Default, Clone, Copy, Debug)]
 struct Report {
     scraped: u64,
     post_relabel: u64,
@@ -59,6 +99,13 @@ pub(crate) struct ScrapeLoop {
     cached_format: Option<Format>,
     /// Reused between scrapes so a steady target allocates no body buffer per scrape.
     body: Vec<u8>,
+    /// The protobuf parser's buffers, reused the same way.
+    scratch: ProtoScratch,
+    /// The native histogram being appended, its bucket vectors reused.
+    hist: FloatHistogram,
+    /// Buffers for the classic-to-NHCB grouping keys.
+    nhcb_key: Vec<u8>,
+    nhcb_next_key: Vec<u8>,
     metadata: BTreeMap<String, MetricMetadata>,
     /// Synthetic series refs: up, duration, scraped, post-relabel, added.
     synthetic: [Option<SeriesRef>; 5],
@@ -90,6 +137,10 @@ impl ScrapeLoop {
             cache: ScrapeCache::default(),
             cached_format: None,
             body: Vec::new(),
+            scratch: ProtoScratch::default(),
+            hist: FloatHistogram::default(),
+            nhcb_key: Vec::new(),
+            nhcb_next_key: Vec::new(),
             metadata: BTreeMap::new(),
             synthetic: [None; 5],
             iteration: 0,
@@ -166,7 +217,7 @@ impl ScrapeLoop {
         let request = s
             .client
             .get(url)
-            .header("Accept", vigil_exposition::ACCEPT_HEADER)
+            .header("Accept", s.accept.as_str())
             .header(
                 "X-Prometheus-Scrape-Timeout-Seconds",
                 format!("{}", s.timeout.as_secs_f64()),
@@ -174,6 +225,7 @@ impl ScrapeLoop {
             .timeout(s.timeout)
             .send();
         let body = &mut self.body;
+        let fallback = s.fallback;
         let read = async {
             let mut resp = request.await.map_err(|e| describe_reqwest(url, &e))?;
             if !resp.status().is_success() {
@@ -194,7 +246,7 @@ impl ScrapeLoop {
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(vigil_exposition::format_from_content_type(ct.as_deref()))
+            Ok(vigil_exposition::format_for_scrape(ct.as_deref(), fallback))
         };
         match tokio::time::timeout_at(deadline, read).await {
             Ok(r) => r,
@@ -208,9 +260,11 @@ impl ScrapeLoop {
         let db = Arc::clone(&self.db);
         let mut app = db.appender();
         let body = std::mem::take(&mut self.body);
+        let mut scratch = std::mem::take(&mut self.scratch);
         let mut rep = Report::default();
-        let outcome = self.ingest_into(app.as_mut(), &body, format, ts, &mut rep);
+        let outcome = self.ingest_into(app.as_mut(), &body, &mut scratch, format, ts, &mut rep);
         self.body = body;
+        self.scratch = scratch;
         match outcome {
             Ok(()) => {
                 app.commit().map_err(|e| (format!("storage: {e}"), rep))?;
@@ -229,100 +283,265 @@ impl ScrapeLoop {
         }
     }
 
-    fn ingest_into(
+    fn ingest_into<'a>(
         &mut self,
         app: &mut dyn Appender,
-        body: &[u8],
+        body: &'a [u8],
+        scratch: &'a mut ProtoScratch,
         format: Format,
         ts: Timestamp,
         rep: &mut Report,
     ) -> Result<(), String> {
-        let iteration = self.iteration;
         let mut meta_changed = false;
         self.cache.begin();
+        let opts = ProtoOptions {
+            native_histograms: self.settings.native_histograms,
+            keep_classic: self.settings.keep_classic,
+        };
         // A line the cache holds was checked when it was first seen, in the same format: only
         // new lines need their labels checked.
-        let mut parser = Parser::new(body, format);
+        let mut parser = ScrapeParser::new(body, format, opts, scratch);
         if self.cached_format == Some(format) {
             parser = parser.defer_label_checks();
         }
         self.cached_format = Some(format);
+        // The family the samples belong to, for classic-to-NHCB conversion: its name, type,
+        // and whether it had a native histogram (then its classic series are not converted).
+        let mut family: &'a str = "";
+        let mut family_kind = MetricType::Unknown;
+        let mut family_native = false;
+        let mut pending: Option<PendingNhcb<'a>> = None;
         for entry in parser {
             let s = match entry.map_err(|e| e.to_string())? {
                 Entry::Sample(s) => s,
-                Entry::Help { family, help } => {
-                    meta_changed |= update(&mut self.metadata, family, |m| &mut m.help, &help);
-                    continue;
-                }
-                Entry::Type { family, kind } => {
-                    meta_changed |=
-                        update(&mut self.metadata, family, |m| &mut m.kind, kind.as_str());
-                    continue;
-                }
-                Entry::Unit { family, unit } => {
-                    meta_changed |= update(&mut self.metadata, family, |m| &mut m.unit, unit);
-                    continue;
-                }
-            };
-            rep.scraped += 1;
-            let sample_ts = match (self.settings.honor_timestamps, s.timestamp_ms) {
-                (true, Some(t)) => t,
-                _ => ts,
-            };
-            let explicit_ts = s.timestamp_ms.is_some() && self.settings.honor_timestamps;
-            match self.cache.get_mut(s.series) {
-                Some(entry) => {
-                    if entry.last_seen == iteration {
-                        // A repeated series within one scrape: Prometheus keeps the first
-                        // sample and counts the rest as duplicates; the scrape still succeeds.
-                        continue;
-                    }
-                    entry.last_seen = iteration;
-                    if entry.dropped {
-                        continue; // dropped by metric relabeling
-                    }
-                    count_sample(rep, self.settings.sample_limit)?;
-                    let mut result = app.append(entry.series, &Labels::empty(), sample_ts, s.value);
-                    if matches!(result, Err(AppendError::EmptyLabels)) {
-                        // The cached reference is gone from storage: rebuild the labels once.
-                        let labels = sample_labels(&self.target, self.settings.honor_labels, &s);
-                        if let Some(l) = relabel::process(&labels, &self.settings.metric_relabel) {
-                            result = app.append(None, &l, sample_ts, s.value);
-                        }
-                    }
-                    match result {
-                        Ok(r) => entry.series = Some(r),
-                        Err(e) => tracing::trace!(error = %e, "Sample refused"),
-                    }
-                }
-                None => {
-                    // A miss: the line is checked, and the final labels built, once, here.
-                    s.check().map_err(|e| e.to_string())?;
-                    let labels = sample_labels(&self.target, self.settings.honor_labels, &s);
-                    let labels = relabel::process(&labels, &self.settings.metric_relabel);
-                    let mut e = CacheEntry {
-                        series: None,
-                        dropped: labels.is_none(),
-                        last_seen: iteration,
-                        explicit_ts,
+                Entry::Histogram(h) => {
+                    self.flush_nhcb(app, &mut pending, ts, rep)?;
+                    family_native = true;
+                    rep.scraped += 1;
+                    fill_histogram(&mut self.hist, &h.histogram);
+                    let sample_ts = self.sample_ts(h.timestamp_ms, ts);
+                    let explicit_ts = h.timestamp_ms.is_some() && self.settings.honor_timestamps;
+                    let build = |target: &Target, honor: bool| {
+                        Ok(merge_labels(target, honor, &h.name, h.labels()))
                     };
-                    if let Some(l) = labels {
-                        check_label_limits(&l, &self.settings)?;
-                        rep.added += 1;
-                        count_sample(rep, self.settings.sample_limit)?;
-                        match app.append(None, &l, sample_ts, s.value) {
-                            Ok(r) => e.series = Some(r),
-                            Err(err) => {
-                                tracing::trace!(series = %l, error = %err, "Sample refused")
+                    let mut hist = std::mem::take(&mut self.hist);
+                    let r = self.append_series(
+                        app,
+                        h.series,
+                        sample_ts,
+                        explicit_ts,
+                        Value::Hist(&mut hist),
+                        rep,
+                        &build,
+                    );
+                    self.hist = hist;
+                    r?;
+                    continue;
+                }
+                Entry::Help { family: f, help } => {
+                    meta_changed |= update(&mut self.metadata, f, |m| &mut m.help, &help);
+                    continue;
+                }
+                Entry::Type { family: f, kind } => {
+                    self.flush_nhcb(app, &mut pending, ts, rep)?;
+                    (family, family_kind, family_native) = (f, kind, false);
+                    meta_changed |= update(&mut self.metadata, f, |m| &mut m.kind, kind.as_str());
+                    continue;
+                }
+                Entry::Unit { family: f, unit } => {
+                    meta_changed |= update(&mut self.metadata, f, |m| &mut m.unit, unit);
+                    continue;
+                }
+            };
+            if self.settings.convert_nhcb && !family_native {
+                if let Some(part) = classic_part(family, family_kind, &s.name) {
+                    self.nhcb_next_key.clear();
+                    group_key(&mut self.nhcb_next_key, family, &s);
+                    if pending.is_some() && self.nhcb_next_key != self.nhcb_key {
+                        self.flush_nhcb(app, &mut pending, ts, rep)?;
+                    }
+                    if pending.is_none() {
+                        std::mem::swap(&mut self.nhcb_key, &mut self.nhcb_next_key);
+                        pending = Some(PendingNhcb {
+                            family,
+                            gauge: family_kind == MetricType::GaugeHistogram,
+                            first: s.clone(),
+                            classic: ClassicHistogram::new(),
+                        });
+                    }
+                    if let Some(p) = pending.as_mut() {
+                        match part {
+                            ClassicPart::Count => p.classic.set_count(s.value),
+                            ClassicPart::Sum => p.classic.set_sum(s.value),
+                            ClassicPart::Bucket => {
+                                let le = s.label("le").and_then(|v| v.trim().parse::<f64>().ok());
+                                match le {
+                                    Some(le) => p.classic.set_bucket(le, s.value),
+                                    None => p.classic.set_bucket(f64::NAN, s.value),
+                                }
                             }
                         }
                     }
-                    self.cache.insert(s.series, e);
+                    if !self.settings.keep_classic {
+                        // Not appended, so not cached: its syntax is checked here.
+                        s.check().map_err(|e| e.to_string())?;
+                        continue;
+                    }
+                } else {
+                    self.flush_nhcb(app, &mut pending, ts, rep)?;
                 }
             }
+            rep.scraped += 1;
+            let sample_ts = self.sample_ts(s.timestamp_ms, ts);
+            let explicit_ts = s.timestamp_ms.is_some() && self.settings.honor_timestamps;
+            let build = |target: &Target, honor: bool| {
+                s.check().map_err(|e| e.to_string())?;
+                Ok(merge_labels(target, honor, &s.name, s.labels()))
+            };
+            self.append_series(
+                app,
+                s.series,
+                sample_ts,
+                explicit_ts,
+                Value::Float(s.value),
+                rep,
+                &build,
+            )?;
         }
+        self.flush_nhcb(app, &mut pending, ts, rep)?;
         if meta_changed {
             self.status.lock().metadata = Arc::new(self.metadata.clone());
+        }
+        Ok(())
+    }
+
+    /// The timestamp a sample is stored at.
+    fn sample_ts(&self, own: Option<i64>, scrape: Timestamp) -> Timestamp {
+        match (self.settings.honor_timestamps, own) {
+            (true, Some(t)) => t,
+            _ => scrape,
+        }
+    }
+
+    /// Appends the NHCB of the classic histogram collected so far, if any.
+    fn flush_nhcb(
+        &mut self,
+        app: &mut dyn Appender,
+        pending: &mut Option<PendingNhcb<'_>>,
+        ts: Timestamp,
+        rep: &mut Report,
+    ) -> Result<(), String> {
+        let Some(p) = pending.take() else {
+            return Ok(());
+        };
+        let mut h = match p.classic.convert() {
+            Ok(h) => h,
+            Err(e) => {
+                // Prometheus skips a classic histogram it cannot convert.
+                tracing::debug!(family = p.family, error = %e, "Classic histogram not converted to NHCB");
+                return Ok(());
+            }
+        };
+        if p.gauge {
+            h.counter_reset_hint = CounterResetHint::Gauge;
+        }
+        rep.scraped += 1;
+        let sample_ts = self.sample_ts(p.first.timestamp_ms, ts);
+        let explicit_ts = p.first.timestamp_ms.is_some() && self.settings.honor_timestamps;
+        let first = &p.first;
+        let build = |target: &Target, honor: bool| {
+            first.check().map_err(|e| e.to_string())?;
+            let labels = first.labels().filter(|(k, _)| k != "le");
+            Ok(merge_labels(target, honor, p.family, labels))
+        };
+        let key = std::mem::take(&mut self.nhcb_key);
+        let r = self.append_series(
+            app,
+            &key,
+            sample_ts,
+            explicit_ts,
+            Value::Hist(&mut h),
+            rep,
+            &build,
+        );
+        self.nhcb_key = key;
+        r
+    }
+
+    /// Appends one sample of the series whose cache key is `key`: through the cached
+    /// reference on a hit, else with the labels `build` makes (the sample's own merged with
+    /// the target's), metric-relabeled and checked against the label limits.
+    #[allow(clippy::too_many_arguments)]
+    fn append_series(
+        &mut self,
+        app: &mut dyn Appender,
+        key: &[u8],
+        sample_ts: Timestamp,
+        explicit_ts: bool,
+        mut value: Value<'_>,
+        rep: &mut Report,
+        build: &dyn Fn(&Target, bool) -> Result<Labels, String>,
+    ) -> Result<(), String> {
+        let iteration = self.iteration;
+        let settings = &self.settings;
+        let target = &self.target;
+        let build = || build(target, settings.honor_labels);
+        let is_hist = matches!(value, Value::Hist(_));
+        match self.cache.get_mut(key) {
+            Some(entry) => {
+                if entry.last_seen == iteration {
+                    // A repeated series within one scrape: Prometheus keeps the first
+                    // sample and counts the rest as duplicates; the scrape still succeeds.
+                    return Ok(());
+                }
+                entry.last_seen = iteration;
+                if entry.dropped {
+                    return Ok(()); // dropped by metric relabeling
+                }
+                count_sample(rep, settings.sample_limit)?;
+                limit_histogram(&mut value, settings)?;
+                let mut result =
+                    append_value(app, entry.series, &Labels::empty(), sample_ts, &value);
+                if matches!(result, Err(AppendError::EmptyLabels)) {
+                    // The cached reference is gone from storage: rebuild the labels once.
+                    let labels = build()?;
+                    if let Some(l) = relabel::process(&labels, &settings.metric_relabel) {
+                        result = append_value(app, None, &l, sample_ts, &value);
+                    }
+                }
+                match result {
+                    Ok(r) => {
+                        entry.series = Some(r);
+                        entry.histogram = is_hist;
+                    }
+                    Err(e) => tracing::trace!(error = %e, "Sample refused"),
+                }
+            }
+            None => {
+                // A miss: the line is checked, and the final labels built, once, here.
+                let labels = build()?;
+                let labels = relabel::process(&labels, &settings.metric_relabel);
+                let mut e = CacheEntry {
+                    series: None,
+                    dropped: labels.is_none(),
+                    last_seen: iteration,
+                    explicit_ts,
+                    histogram: is_hist,
+                };
+                if let Some(l) = labels {
+                    check_label_limits(&l, settings)?;
+                    rep.added += 1;
+                    count_sample(rep, settings.sample_limit)?;
+                    limit_histogram(&mut value, settings)?;
+                    match append_value(app, None, &l, sample_ts, &value) {
+                        Ok(r) => e.series = Some(r),
+                        Err(err) => {
+                            tracing::trace!(series = %l, error = %err, "Sample refused")
+                        }
+                    }
+                }
+                self.cache.insert(key, e);
+            }
         }
         Ok(())
     }
@@ -339,7 +558,7 @@ impl ScrapeLoop {
                 return true;
             }
             if Some(e.last_seen) == prev && !e.explicit_ts && !e.dropped && e.series.is_some() {
-                let _ = app.append(e.series, &Labels::empty(), ts, stale_nan());
+                write_stale(app.as_mut(), e, ts);
             }
             false
         });
@@ -355,7 +574,7 @@ impl ScrapeLoop {
             for e in self.cache.values().filter(|e| {
                 e.last_seen == prev && !e.explicit_ts && !e.dropped && e.series.is_some()
             }) {
-                let _ = app.append(e.series, &Labels::empty(), ts, stale_nan());
+                write_stale(app.as_mut(), e, ts);
             }
         }
         if target_gone {
@@ -402,17 +621,18 @@ fn count_sample(rep: &mut Report, limit: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// The sample's own labels merged with the target's, as Prometheus does: with
-/// `honor_labels` the scraped value wins, otherwise a clash renames the scraped label to
+/// A sample's own labels (`name` and `labels`) merged with the target's, as Prometheus does:
+/// with `honor_labels` the scraped value wins, otherwise a clash renames the scraped label to
 /// `exported_<name>`.
-fn sample_labels(
+fn merge_labels<'a>(
     target: &Target,
     honor_labels: bool,
-    s: &vigil_exposition::SampleEntry<'_>,
+    name: &str,
+    labels: impl Iterator<Item = (Cow<'a, str>, Cow<'a, str>)>,
 ) -> Labels {
     let mut b = LabelsBuilder::new();
-    b.set("__name__", s.name.to_string());
-    for (k, v) in s.labels() {
+    b.set("__name__", name.to_string());
+    for (k, v) in labels {
         b.set(k.to_string(), v.to_string());
     }
     for l in &target.labels {
@@ -432,6 +652,153 @@ fn sample_labels(
         }
     }
     b.build()
+}
+
+/// A sample's value: a float, or a native histogram (which the bucket limits may reduce).
+enum Value<'h> {
+    Float(f64),
+    Hist(&'h mut FloatHistogram),
+}
+
+fn append_value(
+    app: &mut dyn Appender,
+    cached: Option<SeriesRef>,
+    labels: &Labels,
+    t: Timestamp,
+    v: &Value<'_>,
+) -> Result<SeriesRef, AppendError> {
+    match v {
+        Value::Float(f) => app.append(cached, labels, t, *f),
+        Value::Hist(h) => app.append_histogram(cached, labels, t, h),
+    }
+}
+
+/// The staleness marker of a series: a float StaleNaN, or for a series whose last sample was
+/// a histogram, a histogram whose sum is StaleNaN (what Prometheus' head stores when a float
+/// StaleNaN comes for a histogram series).
+fn write_stale(app: &mut dyn Appender, e: &CacheEntry, ts: Timestamp) {
+    if e.histogram {
+        let h = FloatHistogram {
+            sum: stale_nan(),
+            ..Default::default()
+        };
+        let _ = app.append_histogram(e.series, &Labels::empty(), ts, &h);
+    } else {
+        let _ = app.append(e.series, &Labels::empty(), ts, stale_nan());
+    }
+}
+
+/// `native_histogram_min_bucket_factor` and `native_histogram_bucket_limit`, in Prometheus'
+/// order: the schema is first lowered to the highest one the factor allows, then lowered one
+/// step at a time while the histogram has more buckets than the limit. A histogram still
+/// over the limit at schema −4, or one with custom buckets over it, fails the scrape.
+fn limit_histogram(v: &mut Value<'_>, s: &LoopSettings) -> Result<(), String> {
+    let Value::Hist(h) = v else {
+        return Ok(());
+    };
+    let reserved = vigil_model::histogram::EXPONENTIAL_SCHEMA_MIN_RESERVED
+        ..=vigil_model::histogram::EXPONENTIAL_SCHEMA_MAX_RESERVED;
+    if reserved.contains(&h.schema) && h.schema > s.max_schema {
+        h.reduce_resolution(s.max_schema)
+            .map_err(|e| e.to_string())?;
+    }
+    let limit = s.bucket_limit as usize;
+    if limit == 0 {
+        return Ok(());
+    }
+    let buckets = |h: &FloatHistogram| h.positive_buckets.len() + h.negative_buckets.len();
+    if buckets(h) > limit && !is_exponential_schema(h.schema) {
+        return Err(BUCKET_LIMIT_ERROR.into());
+    }
+    while buckets(h) > limit {
+        if h.schema <= EXPONENTIAL_SCHEMA_MIN {
+            return Err(BUCKET_LIMIT_ERROR.into());
+        }
+        let target = h.schema - 1;
+        h.reduce_resolution(target).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Prometheus' error text for `native_histogram_bucket_limit`.
+const BUCKET_LIMIT_ERROR: &str = "histogram bucket limit exceeded";
+
+/// Copies an exposed native histogram into the reused buffer and compacts it, as Prometheus
+/// does with what it parses.
+fn fill_histogram(dst: &mut FloatHistogram, n: &NativeHistogram<'_>) {
+    dst.counter_reset_hint = if n.gauge {
+        CounterResetHint::Gauge
+    } else {
+        CounterResetHint::Unknown
+    };
+    dst.schema = n.schema;
+    dst.zero_threshold = n.zero_threshold;
+    dst.zero_count = n.zero_count;
+    dst.count = n.count;
+    dst.sum = n.sum;
+    let span = |s: &vigil_exposition::Span| Span {
+        offset: s.offset,
+        length: s.length,
+    };
+    dst.positive_spans.clear();
+    dst.positive_spans.extend(n.positive_spans.iter().map(span));
+    dst.negative_spans.clear();
+    dst.negative_spans.extend(n.negative_spans.iter().map(span));
+    dst.positive_buckets.clear();
+    dst.positive_buckets.extend_from_slice(n.positive_counts);
+    dst.negative_buckets.clear();
+    dst.negative_buckets.extend_from_slice(n.negative_counts);
+    dst.custom_values = None;
+    dst.compact(0);
+}
+
+/// A classic histogram being collected for conversion to NHCB.
+struct PendingNhcb<'a> {
+    family: &'a str,
+    gauge: bool,
+    /// Its first series: labels (less `le`) and timestamp for the NHCB series.
+    first: SampleEntry<'a>,
+    classic: ClassicHistogram,
+}
+
+#[derive(Clone, Copy)]
+enum ClassicPart {
+    Count,
+    Sum,
+    Bucket,
+}
+
+/// Which part of a classic histogram of `family` a sample named `name` is, if any.
+fn classic_part(family: &str, kind: MetricType, name: &str) -> Option<ClassicPart> {
+    let gauge = match kind {
+        MetricType::Histogram => false,
+        MetricType::GaugeHistogram => true,
+        _ => return None,
+    };
+    Some(match name.strip_prefix(family)? {
+        "_bucket" => ClassicPart::Bucket,
+        "_count" => ClassicPart::Count,
+        "_sum" => ClassicPart::Sum,
+        "_gcount" if gauge => ClassicPart::Count,
+        "_gsum" if gauge => ClassicPart::Sum,
+        _ => return None,
+    })
+}
+
+/// The key of the NHCB series a classic sample belongs to: a byte no exposition line starts
+/// with, the family, and the sample's labels other than `le` in body order.
+fn group_key(out: &mut Vec<u8>, family: &str, s: &SampleEntry<'_>) {
+    out.push(0);
+    out.extend_from_slice(family.as_bytes());
+    for (k, v) in s.labels() {
+        if k == "le" {
+            continue;
+        }
+        out.push(0xff);
+        out.extend_from_slice(k.as_bytes());
+        out.push(0xfe);
+        out.extend_from_slice(v.as_bytes());
+    }
 }
 
 /// Sets one metadata field of `family` to `value`; answers whether it changed. Allocates
@@ -517,3 +884,6 @@ fn describe_reqwest(url: &str, e: &reqwest::Error) -> String {
     }
     format!("Get {url:?}: {cause}")
 }
+
+#[cfg(test)]
+mod tests;

@@ -67,11 +67,6 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
 
     ctx.check(global::validate_global(&mut config.global))?;
     let legacy = config.global.metric_name_validation_scheme.as_deref() == Some("legacy");
-    if config.global.scrape_native_histograms == Some(true) {
-        warnings.push(
-            "global: scrape_native_histograms is not supported by vigil; native histograms are not ingested".into(),
-        );
-    }
 
     for (i, rf) in config.rule_files.iter_mut().enumerate() {
         if !glob_pattern_ok(rf) {

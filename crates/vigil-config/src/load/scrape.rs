@@ -187,11 +187,6 @@ fn validate_scrape_config(
             *mine = global;
         }
     }
-    if sc.scrape_native_histograms == Some(true) {
-        warnings.push(format!(
-            "job {job:?}: scrape_native_histograms is not supported by vigil; native histograms are not ingested"
-        ));
-    }
     let native_explicit = sc.scrape_native_histograms == Some(true);
     for (mine, global) in [
         (&mut sc.scrape_native_histograms, g.scrape_native_histograms),
