@@ -97,6 +97,15 @@ fn provisioning_files_are_consistent() {
         exprs.iter().any(|e| e.starts_with("drift_psi(")),
         "a drift panel"
     );
+    // Native histograms: a heatmap of the latency histogram, its p99, and drift over the
+    // native input histograms (no `_bucket`, no `le`).
+    let native = |e: &String| !e.contains("_bucket") && e.contains("model_input_value");
+    assert!(exprs.iter().any(native), "a native-histogram drift panel");
+    assert!(
+        panels.iter().any(|p| p["type"] == "heatmap"
+            && p["targets"][0]["expr"] == "sum(rate(prediction_latency_seconds[5m]))"),
+        "a native-histogram heatmap panel"
+    );
     // Every dashboard variable a query uses is defined, with a default.
     let vars: Vec<(String, String)> = dash["templating"]["list"]
         .as_array()
@@ -136,8 +145,9 @@ fn with_test_variables(expr: &str) -> String {
 fn every_panel_query_returns_data() {
     let t0 = Instant::now();
     let (_ml, ml_port) = peers::start_ml_service(&["--synthetic-rps=20", "--error-rate=0.05"]);
+    // As config/prometheus.yml scrapes it: native histograms over protobuf, classic kept.
     let (_vigil, port, _dir) = start_vigil(&format!(
-        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: ml-service\n    static_configs:\n      - targets: [\"127.0.0.1:{ml_port}\"]\n"
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: ml-service\n    scrape_native_histograms: true\n    always_scrape_classic_histograms: true\n    static_configs:\n      - targets: [\"127.0.0.1:{ml_port}\"]\n"
     ));
 
     // The data source's version is what this server reports.
@@ -190,14 +200,22 @@ fn every_panel_query_returns_data() {
             assert_eq!(status, 200, "{title}: {expr}: {v}");
             assert_eq!(v["status"], "success", "{title}: {v}");
             assert_eq!(v["data"]["resultType"], "matrix", "{title}");
+            // Float points, or native histograms with observations (the heatmap panel).
             let finite = v["data"]["result"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .flat_map(|s| s["values"].as_array().unwrap())
+                .flat_map(|s| s["values"].as_array().into_iter().flatten())
                 .filter_map(|p| p[1].as_str()?.parse::<f64>().ok())
                 .filter(|x| x.is_finite())
-                .count();
+                .count()
+                + v["data"]["result"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|s| s["histograms"].as_array().into_iter().flatten())
+                    .filter(|h| h[1]["buckets"].as_array().is_some_and(|b| !b.is_empty()))
+                    .count();
             // The error ratio is the injected 5% once both the 200 and the 500 series have
             // two samples (before that, `or vector(0)` makes it 0).
             let latest = v["data"]["result"][0]["values"]
