@@ -318,7 +318,12 @@ fn split_parts_are_range_queries() {
             let (s, e) = (0, (steps - 1) * 15_000);
             let a = split.range_query(&db, q, s, e, 15_000, None).unwrap();
             let b = whole.range_query(&db, q, s, e, 15_000, None).unwrap();
-            assert_eq!(a, b, "{q} over {steps} steps");
+            // Everything but the timings (and the samples each part re-read) is the same.
+            assert_eq!(
+                (a.value, a.warnings, a.infos),
+                (b.value, b.warnings, b.infos),
+                "{q} over {steps} steps"
+            );
         }
     }
 }
