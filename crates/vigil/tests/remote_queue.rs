@@ -537,29 +537,7 @@ async fn remote_read_round_trips_samples_and_streamed_chunks() {
         .sum();
     assert_eq!(n, 3 * 241);
     // Fanout: an empty local store plus the remote gives the remote's data.
-    let empty = open(&tempdir("read-empty"));
-    let clients = Arc::new(vigil_remote::read::ReadClients::default());
-    clients.set(vec![Arc::new(client)]);
-    let fan = vigil_remote::read::Fanout {
-        local: empty,
-        remotes: clients,
-        local_start: Box::new(|| i64::MAX),
-    };
-    let n = tokio::task::spawn_blocking(move || {
-        let q = fan.querier(0, 400_000).unwrap();
-        q.select(
-            &[Matcher::equal("__name__", "m")],
-            &SelectHints {
-                start: 0,
-                end: 400_000,
-            },
-        )
-        .unwrap()
-        .map(|s| s.samples.count())
-        .sum::<usize>()
-    })
-    .await
-    .unwrap();
+    let n = through_fanout(client, "read-empty", "m", |s| s.samples.count()).await;
     assert_eq!(n, 900);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -1013,29 +991,7 @@ async fn remote_read_returns_histograms_in_samples_responses() {
     assert_eq!(client.counts.streamed.load(Ordering::Relaxed), 1);
     assert_eq!(got.len(), 1);
     // Through the fanout: Series::histograms carries them to PromQL.
-    let empty = open(&tempdir("hist-read-empty"));
-    let clients = Arc::new(vigil_remote::read::ReadClients::default());
-    clients.set(vec![Arc::new(client)]);
-    let fan = vigil_remote::read::Fanout {
-        local: empty,
-        remotes: clients,
-        local_start: Box::new(|| i64::MAX),
-    };
-    let n = tokio::task::spawn_blocking(move || {
-        let q = fan.querier(0, 400_000).unwrap();
-        q.select(
-            &[Matcher::equal("__name__", "h")],
-            &SelectHints {
-                start: 0,
-                end: 400_000,
-            },
-        )
-        .unwrap()
-        .map(|s| s.histograms.len())
-        .sum::<usize>()
-    })
-    .await
-    .unwrap();
+    let n = through_fanout(client, "hist-read-empty", "h", |s| s.histograms.len()).await;
     assert_eq!(n, 125);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -1117,4 +1073,37 @@ async fn read_client_falls_back_to_samples_on_histogram_chunks() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].2.len(), 1);
     assert_eq!(*got[0].2[0].h, hist(2, false));
+}
+
+/// Selects `name` over [0, 400 s] through a remote-read fanout of an empty local store and
+/// `client`, summing `count` over the series.
+async fn through_fanout(
+    client: vigil_remote::read::ReadClient,
+    tag: &str,
+    name: &'static str,
+    count: fn(vigil_model::Series<'_>) -> usize,
+) -> usize {
+    let empty = open(&tempdir(tag));
+    let clients = Arc::new(vigil_remote::read::ReadClients::default());
+    clients.set(vec![Arc::new(client)]);
+    let fan = vigil_remote::read::Fanout {
+        local: empty,
+        remotes: clients,
+        local_start: Box::new(|| i64::MAX),
+    };
+    tokio::task::spawn_blocking(move || {
+        let q = fan.querier(0, 400_000).unwrap();
+        q.select(
+            &[Matcher::equal("__name__", name)],
+            &SelectHints {
+                start: 0,
+                end: 400_000,
+            },
+        )
+        .unwrap()
+        .map(count)
+        .sum::<usize>()
+    })
+    .await
+    .unwrap()
 }
