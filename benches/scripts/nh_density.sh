@@ -6,7 +6,7 @@
 # (bytes per histogram series). Usage: nh_density.sh VIGIL_BIN [HISTOGRAMS] [DURATION]
 set -euo pipefail
 VIGIL=$(realpath "$1"); N=${2:-500}; DUR=${3:-180}
-W=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$W"' EXIT
+W=$(mktemp -d); trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$W"' EXIT
 here=$(dirname "$(realpath "$0")")
 ( cd "$here/nh_exporter" && GO111MODULE=off GOPATH=/usr/share/gocode GOPROXY=off CGO_ENABLED=0 go build -o "$W/nh_exporter" . )
 "$W/nh_exporter" 19400 "$N" & sleep 1
