@@ -133,9 +133,7 @@ fn label_name_valid(name: &str) -> bool {
 
 /// Legacy label name syntax `[a-zA-Z_][a-zA-Z0-9_]*`.
 pub fn legacy_label_name_valid(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    vigil_model::names::is_legacy_label_name(name)
 }
 
 /// Prometheus' `relabelTarget`: `^(?:(?:[a-zA-Z_]|\$(?:\{\w+\}|\w+))+\w*)+$`.

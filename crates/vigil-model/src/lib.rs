@@ -16,6 +16,7 @@ pub mod histogram;
 mod labels;
 pub mod matcher;
 mod merge;
+pub mod names;
 mod storage;
 pub mod wal;
 

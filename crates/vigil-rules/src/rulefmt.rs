@@ -133,22 +133,10 @@ impl NameValidation {
     }
 }
 
-fn legacy_label_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-fn legacy_metric_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-}
-
 fn label_name_ok(s: &str, v: NameValidation) -> bool {
     match v {
         NameValidation::Utf8 => !s.is_empty(),
-        NameValidation::Legacy => legacy_label_name(s),
+        NameValidation::Legacy => vigil_model::names::is_legacy_label_name(s),
     }
 }
 
@@ -224,11 +212,13 @@ fn validate_rule(r: &RuleDesc, names: NameValidation) -> Vec<String> {
         if r.keep_firing_for.is_some_and(|d| d.0 != Duration::ZERO) {
             out.push("invalid field 'keep_firing_for' in recording rule".into());
         }
-        if !legacy_metric_name(record) && record.contains(['{', '}']) {
+        if !vigil_model::names::is_legacy_metric_name(record) && record.contains(['{', '}']) {
             out.push(format!(
                 "braces present in the recording rule name; should it be in expr?: {record}"
             ));
-        } else if names == NameValidation::Legacy && !legacy_metric_name(record) {
+        } else if names == NameValidation::Legacy
+            && !vigil_model::names::is_legacy_metric_name(record)
+        {
             out.push(format!("invalid recording rule name: {record}"));
         }
     }

@@ -330,6 +330,7 @@ fn loop_settings(
         convert_nhcb: sc.convert_classic_histograms_to_nhcb.unwrap_or(false),
         bucket_limit: sc.native_histogram_bucket_limit,
         max_schema: pick_schema(sc.native_histogram_min_bucket_factor),
+        legacy_names: sc.metric_name_validation_scheme.as_deref() == Some("legacy"),
     })
 }
 

@@ -62,6 +62,9 @@ pub(crate) struct LoopSettings {
     pub bucket_limit: u64,
     /// The highest schema kept, from `native_histogram_min_bucket_factor` (8: any).
     pub max_schema: i32,
+    /// `metric_name_validation_scheme: legacy`: a scraped series whose final name or label
+    /// names are not legacy-valid fails the scrape, as in Prometheus 3.
+    pub legacy_names: bool,
 }
 
 /// The schema whose bucket growth factor is at least `factor`, as Prometheus picks it for
@@ -529,6 +532,9 @@ impl ScrapeLoop {
                     histogram: is_hist,
                 };
                 if let Some(l) = labels {
+                    if settings.legacy_names {
+                        check_legacy_names(&l)?;
+                    }
                     check_label_limits(&l, settings)?;
                     rep.added += 1;
                     count_sample(rep, settings.sample_limit)?;
@@ -825,6 +831,30 @@ fn update(
             true
         }
     }
+}
+
+/// Prometheus 3's check of the final labels under legacy name validation, with its error
+/// text (the label set as Go prints it, `__name__` included).
+fn check_legacy_names(l: &Labels) -> Result<(), String> {
+    use vigil_model::names::{is_legacy_label_name, is_legacy_metric_name};
+    let ok = l.iter().all(|lb| {
+        if lb.name == vigil_model::METRIC_NAME {
+            is_legacy_metric_name(&lb.value)
+        } else {
+            is_legacy_label_name(&lb.name)
+        }
+    });
+    if ok {
+        return Ok(());
+    }
+    let pairs: Vec<String> = l
+        .iter()
+        .map(|lb| format!("{}={:?}", lb.name, lb.value))
+        .collect();
+    Err(format!(
+        "invalid metric name or label names: {{{}}}",
+        pairs.join(", ")
+    ))
 }
 
 /// Prometheus' `verifyLabelLimits`, with its error texts.

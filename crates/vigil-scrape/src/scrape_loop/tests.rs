@@ -118,6 +118,7 @@ fn settings() -> LoopSettings {
         convert_nhcb: false,
         bucket_limit: 0,
         max_schema: EXPONENTIAL_SCHEMA_MAX,
+        legacy_names: false,
     }
 }
 
@@ -490,4 +491,38 @@ fn a_real_head_takes_histograms_and_their_stale_markers() {
     );
     assert_eq!(hs[1].h.count, 4.0);
     assert!(is_stale_nan(hs[2].h.sum));
+}
+
+#[test]
+fn legacy_validation_fails_a_scrape_with_a_utf8_name() {
+    let body = b"{\"model.latency\",job_x=\"a\"} 1\nok_total 2\n";
+    let (mut sl, fake) = new_loop(settings());
+    let rep = scrape(&mut sl, body, Format::PrometheusText, 1000).unwrap();
+    assert_eq!(rep.added, 2, "UTF-8 validation (the default) takes both");
+    assert_eq!(taken(&fake).len(), 2);
+
+    let mut s = settings();
+    s.legacy_names = true;
+    let (mut sl, fake) = new_loop(s.clone());
+    let err = scrape(&mut sl, body, Format::PrometheusText, 1000).unwrap_err();
+    assert!(
+        err.starts_with("invalid metric name or label names: {__name__=\"model.latency\""),
+        "{err}"
+    );
+    assert!(
+        taken(&fake).iter().all(|x| !x.0.contains("ok_total")),
+        "the failed scrape commits nothing"
+    );
+    let (mut sl, _) = new_loop(s.clone());
+    let err = scrape(
+        &mut sl,
+        b"ok{\"a.b\"=\"1\"} 1\n",
+        Format::PrometheusText,
+        1000,
+    )
+    .unwrap_err();
+    assert!(err.contains("a.b=\"1\""), "{err}");
+    let (mut sl, fake) = new_loop(s);
+    scrape(&mut sl, b"a:b{c_9=\"x\"} 1\n", Format::PrometheusText, 1000).unwrap();
+    assert_eq!(taken(&fake).len(), 1, "legacy-valid names pass");
 }
