@@ -1,7 +1,8 @@
 //! `/federate` and UTF-8 names (issue 17): a series scraped with a UTF-8 name reaches a
 //! legacy consumer with the name escaped as its `Accept` header asks (`underscores` when it
 //! says nothing, as Prometheus 2.42 does), and a UTF-8 consumer unchanged. Also
-//! `metric_name_validation_scheme: legacy`, which fails a scrape of UTF-8 names.
+//! `metric_name_validation_scheme: legacy`, which fails a scrape of UTF-8 names, and
+//! `metric_name_escaping_scheme` seen by a remote-write receiver.
 //!
 //! The Prometheus 2.42 part needs the Debian package (`.ci/run` installs it); set
 //! VIGIL_SKIP_INTEROP=1 to skip it on a machine without it.
@@ -18,8 +19,18 @@ use std::time::{Duration, Instant};
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 const BODY: &str = "# TYPE \"model.latency\" gauge\n{\"model.latency\",\"model.name\"=\"bert\"} 0.25\n# TYPE ok_total counter\nok_total 3\n";
 
+/// [`BODY`] as a target that honours `escaping=` writes it for a legacy scraper.
+const BODY_ESCAPED: &str = "# TYPE model_latency gauge\nmodel_latency{model_name=\"bert\"} 0.25\n# TYPE ok_total counter\nok_total 3\n";
+
 /// A target serving [`BODY`] as text 1.0.0, one thread per connection.
 fn serve_utf8() -> u16 {
+    serve(false)
+}
+
+/// A target serving [`BODY`] as text 1.0.0; when `negotiating`, it answers as current client
+/// libraries do: UTF-8 names only when the `Accept` header asks `escaping=allow-utf-8`, else
+/// [`BODY_ESCAPED`].
+fn serve(negotiating: bool) -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -33,10 +44,20 @@ fn serve_utf8() -> u16 {
                         Ok(n) => req.extend_from_slice(&buf[..n]),
                     }
                 }
+                let utf8 = !negotiating
+                    || String::from_utf8_lossy(&req).lines().any(|l| {
+                        l.to_ascii_lowercase().starts_with("accept:")
+                            && l.contains("escaping=allow-utf-8")
+                    });
+                let (body, esc) = if utf8 {
+                    (BODY, "allow-utf-8")
+                } else {
+                    (BODY_ESCAPED, "underscores")
+                };
                 let _ = write!(
                     c,
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=1.0.0; charset=utf-8; escaping=allow-utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{BODY}",
-                    BODY.len()
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=1.0.0; charset=utf-8; escaping={esc}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
                 );
             });
         }
@@ -185,10 +206,12 @@ fn a_vigil_consumer_gets_escaped_or_utf8_names_and_legacy_validation_fails_the_s
     );
 }
 
-/// Prometheus 2.42 federating from vigil: its Accept has no escaping parameter, so it gets
-/// (and can parse) the escaped names.
+/// A job with `metric_name_escaping_scheme: underscores` asks the target for escaped names
+/// (Prometheus 3 escapes nothing itself, neither when scraping nor in remote write), so a
+/// legacy remote-write receiver, Prometheus 2.42, gets `model_latency`; the job with the
+/// default `allow-utf-8` sends `model.latency` unchanged.
 #[test]
-fn prometheus_2_42_federates_utf8_series_with_escaped_names() {
+fn escaping_scheme_reaches_a_remote_write_receiver() {
     if std::env::var_os("VIGIL_SKIP_INTEROP").is_some() {
         eprintln!("VIGIL_SKIP_INTEROP set: interop test skipped");
         return;
@@ -197,15 +220,28 @@ fn prometheus_2_42_federates_utf8_series_with_escaped_names() {
         Path::new(PROMETHEUS).exists(),
         "{PROMETHEUS} is missing: install the Debian package prometheus (as .ci/run does), or set VIGIL_SKIP_INTEROP=1"
     );
-    let (_src, src_port, _d) = source();
+    let prom = start_prometheus("global: {}\n", &["--web.enable-remote-write-receiver"]);
+    let target = serve(true);
+    let (_p, _port, _dir) = start_vigil(&format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: legacy\n    metric_name_escaping_scheme: underscores\n    static_configs: [{{targets: ['127.0.0.1:{target}']}}]\n  - job_name: utf8\n    static_configs: [{{targets: ['127.0.0.1:{target}']}}]\nremote_write:\n  - url: http://127.0.0.1:{}/api/v1/write\n",
+        prom.1
+    ));
+    wait_for(
+        Duration::from_secs(40),
+        "both jobs' series in Prometheus 2.42",
+        || {
+            query_names(prom.1, "model_latency{job=\"legacy\",model_name=\"bert\"}").len() == 1
+                && query_names(prom.1, "{__name__=\"model.latency\",job=\"utf8\"}").len() == 1
+        },
+    );
+    assert!(query_names(prom.1, "{__name__=\"model.latency\",job=\"legacy\"}").is_empty());
+    assert!(query_names(prom.1, "model_latency{job=\"utf8\"}").is_empty());
+}
+
+/// Prometheus 2.42 with `config`; returns it and its port.
+fn start_prometheus(config: &str, extra: &[&str]) -> (Proc, u16) {
     let dir = tempdir("prom-federate");
-    std::fs::write(
-        dir.join("prometheus.yml"),
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: fed\n    honor_labels: true\n    metrics_path: /federate\n    params: {{'match[]': ['{{job=\"src\"}}']}}\n    static_configs: [{{targets: ['127.0.0.1:{src_port}']}}]\n"
-        ),
-    )
-    .unwrap();
+    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
     let port = free_port();
     let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
     let child = Command::new(PROMETHEUS)
@@ -218,6 +254,7 @@ fn prometheus_2_42_federates_utf8_series_with_escaped_names() {
             dir.join("data").display()
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -232,6 +269,28 @@ fn prometheus_2_42_federates_utf8_series_with_escaped_names() {
         assert!(Instant::now() < deadline, "prometheus not ready");
         std::thread::sleep(Duration::from_millis(100));
     }
+    (prom, port)
+}
+
+/// Prometheus 2.42 federating from vigil: its Accept has no escaping parameter, so it gets
+/// (and can parse) the escaped names.
+#[test]
+fn prometheus_2_42_federates_utf8_series_with_escaped_names() {
+    if std::env::var_os("VIGIL_SKIP_INTEROP").is_some() {
+        eprintln!("VIGIL_SKIP_INTEROP set: interop test skipped");
+        return;
+    }
+    assert!(
+        Path::new(PROMETHEUS).exists(),
+        "{PROMETHEUS} is missing: install the Debian package prometheus (as .ci/run does), or set VIGIL_SKIP_INTEROP=1"
+    );
+    let (_src, src_port, _d) = source();
+    let (_prom, port) = start_prometheus(
+        &format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: fed\n    honor_labels: true\n    metrics_path: /federate\n    params: {{'match[]': ['{{job=\"src\"}}']}}\n    static_configs: [{{targets: ['127.0.0.1:{src_port}']}}]\n"
+        ),
+        &[],
+    );
     wait_for_or(
         Duration::from_secs(30),
         "model_latency in Prometheus 2.42",
