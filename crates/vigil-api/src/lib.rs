@@ -11,6 +11,7 @@ mod handlers;
 pub mod json;
 mod lifecycle;
 mod metadata;
+pub mod notifications;
 pub mod params;
 mod query;
 mod retrieve;
@@ -74,6 +75,8 @@ pub struct ServerInfo {
     pub start_time_ms: i64,
     /// `--storage.tsdb.retention.time` as given.
     pub storage_retention: String,
+    /// Server notifications (`/api/v1/notifications`), shared with the reloader.
+    pub notifications: Arc<notifications::Notifications>,
 }
 
 impl Default for ServerInfo {
@@ -89,6 +92,7 @@ impl Default for ServerInfo {
             external_url: String::new(),
             start_time_ms: vigil_model::now_millis(),
             storage_retention: String::new(),
+            notifications: Arc::default(),
         }
     }
 }
@@ -134,6 +138,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/api/v1/status/tsdb/blocks", get(status::tsdb_blocks))
         .route("/api/v1/openapi.yaml", get(status::openapi))
         .route("/api/v1/features", get(status::features))
+        .route("/api/v1/notifications", get(status::notifications))
+        .route(
+            "/api/v1/notifications/live",
+            get(status::notifications_live),
+        )
         .route("/api/v1/status/walreplay", get(status::walreplay))
         .route(
             "/api/v1/admin/tsdb/snapshot",

@@ -448,6 +448,19 @@ pub async fn features(st: St) -> Result<Response, ApiError> {
     ok(json::success_raw(&data.to_string()))
 }
 
+/// `/api/v1/notifications`: the current server notifications.
+pub async fn notifications(st: St) -> Result<Response, ApiError> {
+    let list = st.info.notifications.get();
+    ok(json::success_raw(
+        &serde_json::to_string(&list).unwrap_or_else(|_| "[]".into()),
+    ))
+}
+
+/// `/api/v1/notifications/live`: the same, as server-sent events.
+pub async fn notifications_live(st: St) -> Response {
+    crate::notifications::live(&st.info.notifications)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

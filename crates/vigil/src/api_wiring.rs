@@ -20,6 +20,7 @@ pub fn server_info(
 ) -> ServerInfo {
     let r1 = reloader.clone();
     let r2 = reloader.clone();
+    let notifications = reloader.notifications();
     let r3 = reloader;
     ServerInfo {
         flags: flag_values(),
@@ -36,6 +37,7 @@ pub fn server_info(
         external_url,
         start_time_ms: vigil_model::now_millis(),
         storage_retention: cli.retention_time.to_string(),
+        notifications,
     }
 }
 

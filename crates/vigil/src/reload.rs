@@ -6,6 +6,7 @@ use parking_lot::RwLock;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use vigil_api::notifications::{CONFIGURATION_UNSUCCESSFUL, Notifications};
 use vigil_config::Config;
 use vigil_scrape::ScrapeManager;
 
@@ -41,6 +42,8 @@ pub struct Reloader {
     /// Other parts that take the config (rules, notifier); run before scrape is applied, and
     /// any error refuses the whole reload.
     hooks: RwLock<Vec<ApplyHook>>,
+    /// "Configuration reload has failed." while the last reload failed, for the API.
+    notifications: Arc<Notifications>,
 }
 
 /// Applies a new config to one part; the error text refuses the reload.
@@ -58,12 +61,18 @@ impl Reloader {
             last_success_s: AtomicU64::new(now_s()),
             busy: parking_lot::Mutex::new(()),
             hooks: RwLock::new(Vec::new()),
+            notifications: Arc::default(),
         }
     }
 
     /// Registers a part to apply every reloaded config to (not the current one).
     pub fn add_hook(&self, hook: ApplyHook) {
         self.hooks.write().push(hook);
+    }
+
+    /// The server notifications this reloader raises and clears.
+    pub fn notifications(&self) -> Arc<Notifications> {
+        self.notifications.clone()
     }
 
     pub fn current(&self) -> Arc<Config> {
@@ -79,6 +88,7 @@ impl Reloader {
                 for hook in self.hooks.read().iter() {
                     if let Err(e) = hook(&cfg) {
                         self.last_ok.store(false, Ordering::Relaxed);
+                        self.notifications.add(CONFIGURATION_UNSUCCESSFUL);
                         tracing::error!("Error reloading config, keeping the previous one: {e}");
                         return Err(e);
                     }
@@ -86,12 +96,14 @@ impl Reloader {
                 self.scrape.apply(&cfg);
                 *self.current.write() = Arc::new(cfg);
                 self.last_ok.store(true, Ordering::Relaxed);
+                self.notifications.delete(CONFIGURATION_UNSUCCESSFUL);
                 self.last_success_s.store(now_s(), Ordering::Relaxed);
                 tracing::info!("Completed loading of configuration file");
                 Ok(())
             }
             Err(e) => {
                 self.last_ok.store(false, Ordering::Relaxed);
+                self.notifications.add(CONFIGURATION_UNSUCCESSFUL);
                 tracing::error!("Error reloading config, keeping the previous one: {e:#}");
                 Err(format!("{e:#}"))
             }

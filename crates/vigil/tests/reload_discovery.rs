@@ -245,3 +245,54 @@ fn http_sd_targets_are_scraped() {
         format!("http://127.0.0.1:{sd}/sd")
     );
 }
+
+/// Prometheus 3's notifications: a failed reload raises "Configuration reload has failed."
+/// at `/api/v1/notifications` and on the live stream; the next good reload clears it, and
+/// the stream says so with `"active": false`.
+#[test]
+fn a_failed_reload_raises_a_notification_that_the_next_good_one_clears() {
+    use std::io::{BufRead, BufReader};
+    let cfg = "global:\n  scrape_interval: 1s\n";
+    let (_vigil, port, dir) = start_vigil_with(cfg, &["--web.enable-lifecycle"]);
+    let (_, n) = api(port, "/api/v1/notifications");
+    assert_eq!(n, serde_json::json!({"status": "success", "data": []}));
+
+    let live = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+        .get(format!("http://127.0.0.1:{port}/api/v1/notifications/live"))
+        .send()
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    assert_eq!(live.headers()["content-type"], "text/event-stream");
+    let mut events = BufReader::new(live)
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| {
+            l.strip_prefix("data: ")
+                .map(|d| serde_json::from_str::<serde_json::Value>(d).unwrap())
+        });
+
+    std::fs::write(dir.join("prometheus.yml"), "global: [not a map\n").unwrap();
+    let (status, _) = http_post(&format!("http://127.0.0.1:{port}/-/reload"));
+    assert_eq!(status, 500);
+    let (_, n) = api(port, "/api/v1/notifications");
+    let list = n["data"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{n}");
+    assert_eq!(list[0]["text"], "Configuration reload has failed.");
+    assert_eq!(list[0]["active"], true);
+    assert!(list[0]["date"].as_str().unwrap().ends_with('Z'), "{n}");
+    let raised = events.next().unwrap();
+    assert_eq!(raised["text"], "Configuration reload has failed.");
+    assert_eq!(raised["active"], true);
+
+    std::fs::write(dir.join("prometheus.yml"), cfg).unwrap();
+    let (status, body) = http_post(&format!("http://127.0.0.1:{port}/-/reload"));
+    assert_eq!(status, 200, "{body}");
+    let (_, n) = api(port, "/api/v1/notifications");
+    assert_eq!(n["data"], serde_json::json!([]));
+    let cleared = events.next().unwrap();
+    assert_eq!(cleared["text"], "Configuration reload has failed.");
+    assert_eq!(cleared["active"], false);
+}
