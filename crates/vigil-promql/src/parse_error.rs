@@ -5,8 +5,9 @@
 //! and for a syntax error it returns "invalid promql query": the error of its LR parser,
 //! which holds the offending token, is dropped. So:
 //!
-//! - a syntax error is located by running the crate's own grammar (an unchanged copy of its
-//!   `promql.y`, built with grmtools at run time on first use) over the crate's own tokens:
+//! - a syntax error is located by running the crate's own grammar (its
+//!   `promql.y` as its package ships it, found by `build.rs`, built with grmtools at run
+//!   time on first use) over the crate's own tokens:
 //!   the LR parser stops at the token Prometheus' parser stops at, and the message names it
 //!   as Prometheus does (`unexpected end of input`, `unexpected identifier "bar"`,
 //!   `unexpected <op:==>`), without the context Prometheus' grammar adds (`in aggregation`);
@@ -24,8 +25,9 @@ use promql_parser::parser::token;
 use promql_parser::parser::{Expr, lexer};
 use std::sync::OnceLock;
 
-/// The grammar promql-parser is built from (see the note at its top).
-const GRAMMAR: &str = include_str!("promql.y");
+/// The grammar promql-parser is built from, read by `build.rs` from the package cargo
+/// resolved (empty when it was not found: errors then keep their bare message).
+const GRAMMAR: &str = include_str!(concat!(env!("OUT_DIR"), "/promql.y"));
 /// promql-parser's message for every syntax error.
 const INVALID_QUERY: &str = "invalid promql query";
 /// Lexer errors are located by re-lexing prefixes, quadratic in the length: longer queries
@@ -284,9 +286,9 @@ mod tests {
         assert!(parse("holt_winters(x[5m], 0.5, 0.5)").is_ok());
     }
 
-    /// The copy of the grammar must number its tokens as the crate does.
+    /// The grammar build.rs found must number its tokens as the crate does.
     #[test]
-    fn grammar_copy_matches_the_crate() {
+    fn grammar_file_matches_the_crate() {
         let t = tables().expect("grammar builds");
         for (name, id) in [
             ("EOF", token::T_EOF),
@@ -302,7 +304,7 @@ mod tests {
         ] {
             assert_eq!(t.grm.token_idx(name), Some(TIdx(id)), "{name}");
         }
-        // Every expression the crate parses, the copy accepts.
+        // Every expression the crate parses, the grammar accepts.
         for q in [
             "sum by (job) (rate(http_requests_total{code=~\"5..\"}[5m])) > 0.1",
             "histogram_quantile(0.9, sum by (le) (rate(x_bucket[5m])))",
