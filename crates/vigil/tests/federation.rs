@@ -9,14 +9,13 @@
 
 mod common;
 
+use common::peers::{PROMETHEUS, start_prometheus};
 use common::*;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const PROMETHEUS: &str = "/usr/bin/prometheus";
 const BODY: &str = "# TYPE \"model.latency\" gauge\n{\"model.latency\",\"model.name\"=\"bert\"} 0.25\n# TYPE ok_total counter\nok_total 3\n";
 
 /// [`BODY`] as a target that honours `escaping=` writes it for a legacy scraper.
@@ -220,56 +219,32 @@ fn escaping_scheme_reaches_a_remote_write_receiver() {
         Path::new(PROMETHEUS).exists(),
         "{PROMETHEUS} is missing: install the Debian package prometheus (as .ci/run does), or set VIGIL_SKIP_INTEROP=1"
     );
-    let prom = start_prometheus("global: {}\n", &["--web.enable-remote-write-receiver"]);
+    let prom = start_prometheus(
+        "global: {}\n",
+        &["--web.enable-remote-write-receiver"],
+        None,
+        None,
+    );
     let target = serve(true);
     let (_p, _port, _dir) = start_vigil(&format!(
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: legacy\n    metric_name_escaping_scheme: underscores\n    static_configs: [{{targets: ['127.0.0.1:{target}']}}]\n  - job_name: utf8\n    static_configs: [{{targets: ['127.0.0.1:{target}']}}]\nremote_write:\n  - url: http://127.0.0.1:{}/api/v1/write\n",
-        prom.1
+        prom.port
     ));
     wait_for(
         Duration::from_secs(40),
         "both jobs' series in Prometheus 2.42",
         || {
-            query_names(prom.1, "model_latency{job=\"legacy\",model_name=\"bert\"}").len() == 1
-                && query_names(prom.1, "{__name__=\"model.latency\",job=\"utf8\"}").len() == 1
+            query_names(
+                prom.port,
+                "model_latency{job=\"legacy\",model_name=\"bert\"}",
+            )
+            .len()
+                == 1
+                && query_names(prom.port, "{__name__=\"model.latency\",job=\"utf8\"}").len() == 1
         },
     );
-    assert!(query_names(prom.1, "{__name__=\"model.latency\",job=\"legacy\"}").is_empty());
-    assert!(query_names(prom.1, "model_latency{job=\"utf8\"}").is_empty());
-}
-
-/// Prometheus 2.42 with `config`; returns it and its port.
-fn start_prometheus(config: &str, extra: &[&str]) -> (Proc, u16) {
-    let dir = tempdir("prom-federate");
-    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
-    let port = free_port();
-    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-    let child = Command::new(PROMETHEUS)
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut prom = Proc {
-        child,
-        name: "prometheus",
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ready_200(port) {
-        assert!(prom.running(), "prometheus exited");
-        assert!(Instant::now() < deadline, "prometheus not ready");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (prom, port)
+    assert!(query_names(prom.port, "{__name__=\"model.latency\",job=\"legacy\"}").is_empty());
+    assert!(query_names(prom.port, "model_latency{job=\"utf8\"}").is_empty());
 }
 
 /// Prometheus 2.42 federating from vigil: its Accept has no escaping parameter, so it gets
@@ -285,12 +260,15 @@ fn prometheus_2_42_federates_utf8_series_with_escaped_names() {
         "{PROMETHEUS} is missing: install the Debian package prometheus (as .ci/run does), or set VIGIL_SKIP_INTEROP=1"
     );
     let (_src, src_port, _d) = source();
-    let (_prom, port) = start_prometheus(
+    let prom = start_prometheus(
         &format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: fed\n    honor_labels: true\n    metrics_path: /federate\n    params: {{'match[]': ['{{job=\"src\"}}']}}\n    static_configs: [{{targets: ['127.0.0.1:{src_port}']}}]\n"
         ),
         &[],
+        None,
+        None,
     );
+    let port = prom.port;
     wait_for_or(
         Duration::from_secs(30),
         "model_latency in Prometheus 2.42",

@@ -14,15 +14,13 @@
 
 mod common;
 
+use common::peers::{PROMETHEUS, Peer, start_prometheus};
 use common::*;
 use prost::Message;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use vigil_model::histogram::{CounterResetHint, FloatHistogram, Span};
 use vigil_remote::{codec, prompb};
-
-const PROMETHEUS: &str = "/usr/bin/prometheus";
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -199,54 +197,18 @@ fn same_histogram(a: &serde_json::Value, b: &serde_json::Value) {
     }
 }
 
-struct Peer {
-    proc: Proc,
-    port: u16,
-}
-
-fn start_prometheus(dir: &Path) -> Peer {
-    start_prometheus_with(dir, "global: {}\n")
-}
-
 /// Prometheus 2.42 with the remote-write receiver and native histograms on, `config` as its
-/// `prometheus.yml`.
+/// `prometheus.yml`, in `dir`.
 fn start_prometheus_with(dir: &Path, config: &str) -> Peer {
-    let port = free_port();
-    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
-    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-    let child = Command::new(PROMETHEUS)
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .args([
+    start_prometheus(
+        config,
+        &[
             "--web.enable-remote-write-receiver",
             "--enable-feature=native-histograms",
-        ])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut proc = Proc {
-        child,
-        name: "prometheus",
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !http_get(&format!("http://127.0.0.1:{port}/-/ready")).is_ok_and(|(s, _)| s == 200) {
-        assert!(
-            proc.running(),
-            "prometheus exited: {}",
-            std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default()
-        );
-        assert!(Instant::now() < deadline, "prometheus not ready");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Peer { proc, port }
+        ],
+        Some(dir.to_path_buf()),
+        None,
+    )
 }
 
 #[test]
@@ -260,7 +222,7 @@ fn vigil_remote_writes_histograms_into_prometheus() {
         "{PROMETHEUS} is missing: install the Debian package prometheus (as .ci/run does), or set VIGIL_SKIP_INTEROP=1"
     );
     let pdir = tempdir("prom-hist");
-    let peer = start_prometheus(&pdir);
+    let peer = start_prometheus_with(&pdir, "global: {}\n");
     let cfg = format!(
         "global: {{}}\nremote_write:\n  - url: http://127.0.0.1:{}/api/v1/write\n    name: peer\n    send_native_histograms: true\n    queue_config:\n      batch_send_deadline: 1s\n      min_backoff: 100ms\n      max_backoff: 1s\n",
         peer.port

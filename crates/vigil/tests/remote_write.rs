@@ -18,13 +18,13 @@
 
 mod common;
 
+use common::peers::{PROMETHEUS, Peer, start_prometheus};
 use common::*;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const PROMETHEUS: &str = "/usr/bin/prometheus";
 const VICTORIA: &str = "/usr/bin/victoria-metrics";
 
 fn peers_present(bins: &[&str]) -> bool {
@@ -156,49 +156,6 @@ fn stop_vigil_scraping(port: u16, dir: &Path, rest: &str) {
     std::fs::write(dir.join("prometheus.yml"), format!("{GLOBAL}{rest}")).unwrap();
     let (s, body) = http_post(&format!("http://127.0.0.1:{port}/-/reload"));
     assert_eq!(s, 200, "reload: {body}");
-}
-
-struct Peer {
-    proc: Proc,
-    port: u16,
-    dir: PathBuf,
-}
-
-fn start_prometheus(config: &str, extra: &[&str], dir: Option<PathBuf>, port: Option<u16>) -> Peer {
-    let dir = dir.unwrap_or_else(|| tempdir("prom"));
-    let port = port.unwrap_or_else(free_port);
-    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
-    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-    let child = Command::new(PROMETHEUS)
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut proc = Proc {
-        child,
-        name: "prometheus",
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !http_get(&format!("http://127.0.0.1:{port}/-/ready")).is_ok_and(|(s, _)| s == 200) {
-        assert!(
-            proc.running(),
-            "prometheus exited: {}",
-            std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default()
-        );
-        assert!(Instant::now() < deadline, "prometheus not ready");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Peer { proc, port, dir }
 }
 
 fn start_vm() -> Peer {

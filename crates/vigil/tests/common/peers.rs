@@ -1,16 +1,19 @@
-//! Peers for end-to-end alerting tests: the example `ml-service`, a real Alertmanager
-//! (`prometheus-alertmanager`) and a webhook sink that records what Alertmanager posts.
+//! Peers for end-to-end tests: the example `ml-service`, a real Alertmanager
+//! (`prometheus-alertmanager`), a webhook sink that records what Alertmanager posts, and
+//! Prometheus 2.42.
 //! (The same procedure as `alerting_e2e.rs`, shared so other tests can use it.)
 
-use super::{Proc, free_port, http_get, vigil_bin, wait_for};
+use super::{Proc, free_port, http_get, tempdir, vigil_bin, wait_for};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 pub const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
+/// Debian's Prometheus 2.42.
+pub const PROMETHEUS: &str = "/usr/bin/prometheus";
 
 /// The checkout's root.
 pub fn repo() -> PathBuf {
@@ -168,4 +171,55 @@ pub fn start_alertmanager(dir: &Path, port: u16, sink: u16) -> Proc {
         http_get(&format!("http://127.0.0.1:{port}/-/ready")).is_ok_and(|(s, _)| s == 200)
     });
     p
+}
+
+/// A real peer process (Prometheus 2.42 or VictoriaMetrics), its port and directory.
+pub struct Peer {
+    pub proc: Proc,
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+/// Prometheus 2.42 with `config` as its `prometheus.yml` and `extra` flags, in `dir` (else a
+/// new one) on `port` (else a free one); waits (at most 60 s) until it is ready.
+pub fn start_prometheus(
+    config: &str,
+    extra: &[&str],
+    dir: Option<PathBuf>,
+    port: Option<u16>,
+) -> Peer {
+    let dir = dir.unwrap_or_else(|| tempdir("prom"));
+    let port = port.unwrap_or_else(free_port);
+    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+    let child = Command::new(PROMETHEUS)
+        .arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut proc = Proc {
+        child,
+        name: "prometheus",
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !http_get(&format!("http://127.0.0.1:{port}/-/ready")).is_ok_and(|(s, _)| s == 200) {
+        assert!(
+            proc.running(),
+            "prometheus exited: {}",
+            std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default()
+        );
+        assert!(Instant::now() < deadline, "prometheus not ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Peer { proc, port, dir }
 }
