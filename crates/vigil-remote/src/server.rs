@@ -149,33 +149,17 @@ pub fn append_request(
         }
         let labels = codec::labels_from_pb(&ts.labels);
         let mut cached: Option<SeriesRef> = None;
-        let out_of_order = |e: &AppendError, t: i64, what: &str| {
-            m.write_out_of_order.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(series = %labels, timestamp = t, "Out of order {what} from remote write: {e}");
-            (StatusCode::BAD_REQUEST, e.to_string())
-        };
         for s in &ts.samples {
-            match app.append(cached, &labels, s.timestamp, s.value) {
-                Ok(r) => {
+            let res = app.append(cached, &labels, s.timestamp, s.value);
+            match judge(res, m, &labels, s.timestamp, "sample") {
+                Next::Appended(r) => {
                     cached = Some(r);
                     n.samples += 1;
                 }
-                Err(
-                    e @ (AppendError::OutOfOrder
-                    | AppendError::OutOfBounds
-                    | AppendError::DuplicateTimestamp),
-                ) => {
+                Next::SkipSeries => break,
+                Next::Reject(e) => {
                     app.rollback();
-                    return Err(out_of_order(&e, s.timestamp, "sample"));
-                }
-                Err(AppendError::EmptyLabels) => {
-                    m.write_invalid_labels.fetch_add(1, Ordering::Relaxed);
-                    break;
-                }
-                Err(e) => {
-                    app.rollback();
-                    tracing::error!("Error appending remote write: {e}");
-                    return Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string()));
+                    return Err(e);
                 }
             }
         }
@@ -198,42 +182,16 @@ pub fn append_request(
                     ));
                 }
             };
-            match app.append_histogram(cached, &labels, hp.timestamp, &h) {
-                Ok(r) => {
+            let res = app.append_histogram(cached, &labels, hp.timestamp, &h);
+            match judge(res, m, &labels, hp.timestamp, "histogram") {
+                Next::Appended(r) => {
                     cached = Some(r);
                     n.histograms += 1;
                 }
-                Err(
-                    e @ (AppendError::OutOfOrder
-                    | AppendError::OutOfBounds
-                    | AppendError::DuplicateTimestamp),
-                ) => {
+                Next::SkipSeries => break,
+                Next::Reject(e) => {
                     app.rollback();
-                    return Err(out_of_order(&e, hp.timestamp, "histogram"));
-                }
-                Err(AppendError::EmptyLabels) => {
-                    m.write_invalid_labels.fetch_add(1, Ordering::Relaxed);
-                    break;
-                }
-                Err(
-                    e @ (AppendError::InvalidHistogram(_) | AppendError::HistogramsUnsupported),
-                ) => {
-                    // Refused by storage for good: retrying cannot help.
-                    app.rollback();
-                    m.write_invalid_histograms.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(series = %labels, timestamp = hp.timestamp, "Histogram from remote write refused: {e}");
-                    return Err((
-                        StatusCode::BAD_REQUEST,
-                        format!(
-                            "histogram for series {labels} at timestamp {} refused: {e}",
-                            hp.timestamp
-                        ),
-                    ));
-                }
-                Err(e) => {
-                    app.rollback();
-                    tracing::error!("Error appending remote write: {e}");
-                    return Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string()));
+                    return Err(e);
                 }
             }
         }
@@ -243,6 +201,55 @@ pub fn append_request(
         (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
     })?;
     Ok(n)
+}
+
+/// What one append's result means for the request.
+enum Next {
+    /// Stored: go on with this reference.
+    Appended(SeriesRef),
+    /// The series' labels were refused: skip the rest of its samples of this kind.
+    SkipSeries,
+    /// Reject the whole request (the caller rolls back): 400 for what a retry cannot fix
+    /// (out of order, out of bounds, duplicate, a histogram storage refuses), else 500.
+    Reject((StatusCode, String)),
+}
+
+/// Counts and logs a refused append as Prometheus' receiver does, and says what follows.
+fn judge(
+    res: Result<SeriesRef, AppendError>,
+    m: &ServerMetrics,
+    labels: &Labels,
+    t: i64,
+    what: &str,
+) -> Next {
+    match res {
+        Ok(r) => Next::Appended(r),
+        Err(
+            e @ (AppendError::OutOfOrder
+            | AppendError::OutOfBounds
+            | AppendError::DuplicateTimestamp),
+        ) => {
+            m.write_out_of_order.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(series = %labels, timestamp = t, "Out of order {what} from remote write: {e}");
+            Next::Reject((StatusCode::BAD_REQUEST, e.to_string()))
+        }
+        Err(AppendError::EmptyLabels) => {
+            m.write_invalid_labels.fetch_add(1, Ordering::Relaxed);
+            Next::SkipSeries
+        }
+        Err(e @ (AppendError::InvalidHistogram(_) | AppendError::HistogramsUnsupported)) => {
+            m.write_invalid_histograms.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(series = %labels, timestamp = t, "Histogram from remote write refused: {e}");
+            Next::Reject((
+                StatusCode::BAD_REQUEST,
+                format!("{what} for series {labels} at timestamp {t} refused: {e}"),
+            ))
+        }
+        Err(e) => {
+            tracing::error!("Error appending remote write: {e}");
+            Next::Reject((StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+        }
+    }
 }
 
 /// Protobuf matchers as vigil matchers.
