@@ -12,8 +12,7 @@ use crate::engine::eval::{
     Ev, OutBuilder, PV, Result, Series, StepCursor, Val, exec_err, is_metadata_label, unwrap_parens,
 };
 use crate::functions::{Mean, format_float, kahan_sum_inc, quantile, valid_label_name};
-use promql_parser::parser::token::{self, TokenId};
-use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
+use vigil_promql_parser::{AggOp, AggregateExpr, Expr};
 use std::collections::HashMap;
 use vigil_model::histogram::{CounterResetHint, FloatHistogram};
 use vigil_model::{Labels, Sample};
@@ -36,14 +35,12 @@ impl Grouping {
 }
 
 pub(crate) fn eval_aggregate(ev: &Ev, a: &AggregateExpr) -> Result<Val> {
-    let op = a.op.id();
-    let (without, names) = match &a.modifier {
-        None => (false, Vec::new()),
-        Some(LabelModifier::Include(l)) => (false, l.labels.clone()),
-        Some(LabelModifier::Exclude(l)) => (true, l.labels.clone()),
+    let op = a.op;
+    let g = Grouping {
+        without: a.without,
+        names: a.grouping.clone(),
     };
-    let g = Grouping { without, names };
-    if op == token::T_COUNT_VALUES {
+    if op == AggOp::CountValues {
         let Some(p) = &a.param else {
             return Err(exec_err("count_values needs a label name"));
         };
@@ -62,11 +59,11 @@ pub(crate) fn eval_aggregate(ev: &Ev, a: &AggregateExpr) -> Result<Val> {
     };
     let param = param.unwrap_or_default();
     match op {
-        token::T_TOPK | token::T_BOTTOMK | token::T_LIMITK | token::T_LIMIT_RATIO => {
+        AggOp::Topk | AggOp::Bottomk | AggOp::Limitk | AggOp::LimitRatio => {
             let input = ev.eval_vector(&a.expr)?;
             aggregate_k(ev, op, &g, &param, input).map(Val::Vector)
         }
-        token::T_QUANTILE => {
+        AggOp::Quantile => {
             let input = ev.eval_vector(&a.expr)?;
             aggregate_quantile(ev, &g, &param, input).map(Val::Vector)
         }
@@ -85,11 +82,11 @@ struct Acc {
 
 impl Acc {
     /// The first value of a group at a step.
-    fn first(op: TokenId, f: f64) -> Acc {
+    fn first(op: AggOp, f: f64) -> Acc {
         let sum = match op {
-            token::T_STDVAR | token::T_STDDEV if f.is_nan() || f.is_infinite() => f64::NAN,
-            token::T_STDVAR | token::T_STDDEV => 0.0,
-            token::T_GROUP => 1.0,
+            AggOp::Stdvar | AggOp::Stddev if f.is_nan() || f.is_infinite() => f64::NAN,
+            AggOp::Stdvar | AggOp::Stddev => 0.0,
+            AggOp::Group => 1.0,
             _ => f,
         };
         Acc {
@@ -105,15 +102,15 @@ impl Acc {
     }
 
     /// Folds one more value in, as Prometheus' `aggregation` does.
-    fn add(&mut self, op: TokenId, f: f64) {
+    fn add(&mut self, op: AggOp, f: f64) {
         let m = &mut self.m;
         match op {
-            token::T_SUM => (m.sum, m.c) = kahan_sum_inc(f, m.sum, m.c),
-            token::T_AVG => m.add(f),
-            token::T_MAX if m.sum < f || m.sum.is_nan() => m.sum = f,
-            token::T_MIN if m.sum > f || m.sum.is_nan() => m.sum = f,
-            token::T_COUNT => m.count += 1.0,
-            token::T_STDVAR | token::T_STDDEV => {
+            AggOp::Sum => (m.sum, m.c) = kahan_sum_inc(f, m.sum, m.c),
+            AggOp::Avg => m.add(f),
+            AggOp::Max if m.sum < f || m.sum.is_nan() => m.sum = f,
+            AggOp::Min if m.sum > f || m.sum.is_nan() => m.sum = f,
+            AggOp::Count => m.count += 1.0,
+            AggOp::Stdvar | AggOp::Stddev => {
                 m.count += 1.0;
                 let delta = f - m.mean;
                 m.mean += delta / m.count;
@@ -123,14 +120,14 @@ impl Acc {
         }
     }
 
-    fn result(&self, op: TokenId) -> f64 {
+    fn result(&self, op: AggOp) -> f64 {
         let m = &self.m;
         match op {
-            token::T_AVG => m.value(),
-            token::T_COUNT => m.count,
-            token::T_STDVAR => m.sum / m.count,
-            token::T_STDDEV => (m.sum / m.count).sqrt(),
-            token::T_SUM => m.sum + m.c,
+            AggOp::Avg => m.value(),
+            AggOp::Count => m.count,
+            AggOp::Stdvar => m.sum / m.count,
+            AggOp::Stddev => (m.sum / m.count).sqrt(),
+            AggOp::Sum => m.sum + m.c,
             _ => m.sum,
         }
     }
@@ -141,17 +138,17 @@ impl Acc {
 /// selector or a range function (`sum(rate(x[5m]))`) holds one input series at a time.
 /// Each accumulator sees the series in input order, as each step of Prometheus' evaluation
 /// does, so the sums are the same to the bit.
-fn aggregate(ev: &Ev, op: TokenId, g: &Grouping, expr: &Expr) -> Result<Vec<Series>> {
+fn aggregate(ev: &Ev, op: AggOp, g: &Grouping, expr: &Expr) -> Result<Vec<Series>> {
     if !matches!(
         op,
-        token::T_SUM
-            | token::T_AVG
-            | token::T_COUNT
-            | token::T_MIN
-            | token::T_MAX
-            | token::T_GROUP
-            | token::T_STDDEV
-            | token::T_STDVAR
+        AggOp::Sum
+            | AggOp::Avg
+            | AggOp::Count
+            | AggOp::Min
+            | AggOp::Max
+            | AggOp::Group
+            | AggOp::Stddev
+            | AggOp::Stdvar
     ) {
         return Err(exec_err(format!("unknown aggregation {op}")));
     }
@@ -199,17 +196,17 @@ fn aggregate(ev: &Ev, op: TokenId, g: &Grouping, expr: &Expr) -> Result<Vec<Seri
             };
             match op {
                 // A histogram is one more element to count.
-                token::T_COUNT | token::T_GROUP => {
+                AggOp::Count | AggOp::Group => {
                     if a.seen {
                         a.add(op, 0.0);
                     } else {
                         *a = Acc::first(op, 0.0);
                     }
                 }
-                token::T_SUM | token::T_AVG => {
+                AggOp::Sum | AggOp::Avg => {
                     let h = haccs.entry((gi, step)).or_default();
                     let metric = s.labels.get(vigil_model::METRIC_NAME).unwrap_or("");
-                    h.add(&p.h, op == token::T_AVG, a.seen, metric, ev);
+                    h.add(&p.h, op == AggOp::Avg, a.seen, metric, ev);
                 }
                 _ => ev.sh.info(format!(
                     "PromQL info: ignored histogram in {} aggregation",
@@ -232,7 +229,7 @@ fn aggregate(ev: &Ev, op: TokenId, g: &Grouping, expr: &Expr) -> Result<Vec<Seri
                 }),
                 None => {}
                 Some(h) => {
-                    if let Some(h) = h.finish(a.seen, op == token::T_AVG, ev) {
+                    if let Some(h) = h.finish(a.seen, op == AggOp::Avg, ev) {
                         o.hpoints.push(crate::engine::eval::HPoint {
                             t: ev.ts(i),
                             h: std::sync::Arc::new(h),
@@ -250,17 +247,17 @@ fn aggregate(ev: &Ev, op: TokenId, g: &Grouping, expr: &Expr) -> Result<Vec<Seri
 }
 
 /// Prometheus' name of an aggregation operator, for annotations.
-fn op_name(op: TokenId) -> &'static str {
+fn op_name(op: AggOp) -> &'static str {
     match op {
-        token::T_MIN => "min",
-        token::T_MAX => "max",
-        token::T_STDDEV => "stddev",
-        token::T_STDVAR => "stdvar",
-        token::T_QUANTILE => "quantile",
-        token::T_TOPK => "topk",
-        token::T_BOTTOMK => "bottomk",
-        token::T_SUM => "sum",
-        token::T_AVG => "avg",
+        AggOp::Min => "min",
+        AggOp::Max => "max",
+        AggOp::Stddev => "stddev",
+        AggOp::Stdvar => "stdvar",
+        AggOp::Quantile => "quantile",
+        AggOp::Topk => "topk",
+        AggOp::Bottomk => "bottomk",
+        AggOp::Sum => "sum",
+        AggOp::Avg => "avg",
         _ => "unknown",
     }
 }
@@ -457,7 +454,7 @@ fn aggregate_quantile(
 /// `topk`, `bottomk`, `limitk`, `limit_ratio`: whole input series pass through.
 fn aggregate_k(
     ev: &Ev,
-    op: TokenId,
+    op: AggOp,
     g: &Grouping,
     param: &[f64],
     input: Vec<Series>,
@@ -469,7 +466,7 @@ fn aggregate_k(
         group_of.push(*index.entry(g.labels(&s.labels)).or_insert(n));
     }
     let ngroups = index.len();
-    let ratio_pos: Vec<f64> = if op == token::T_LIMIT_RATIO {
+    let ratio_pos: Vec<f64> = if op == AggOp::LimitRatio {
         input.iter().map(|s| sample_offset(&s.labels)).collect()
     } else {
         Vec::new()
@@ -484,7 +481,7 @@ fn aggregate_k(
         let p = param.get(i).copied().unwrap_or(f64::NAN);
         let mut k = 0i64;
         let mut ratio = 0.0;
-        if op == token::T_LIMIT_RATIO {
+        if op == AggOp::LimitRatio {
             if p.is_nan() {
                 return Err(exec_err(format!("Ratio value is {}", format_float(p))));
             }
@@ -520,7 +517,7 @@ fn aggregate_k(
             gv.clear();
         }
         for (si, v) in vals.drain(..) {
-            if matches!(v, PV::H(_)) && matches!(op, token::T_TOPK | token::T_BOTTOMK) {
+            if matches!(v, PV::H(_)) && matches!(op, AggOp::Topk | AggOp::Bottomk) {
                 ev.sh.info(format!(
                     "PromQL info: ignored histogram in {} aggregation",
                     op_name(op)
@@ -534,15 +531,15 @@ fn aggregate_k(
                 continue;
             }
             match op {
-                token::T_TOPK => {
+                AggOp::Topk => {
                     gv.sort_by(|a, b| desc_nan_last(fv(&a.1), fv(&b.1)));
                     gv.truncate(k as usize);
                 }
-                token::T_BOTTOMK => {
+                AggOp::Bottomk => {
                     gv.sort_by(|a, b| asc_nan_last(fv(&a.1), fv(&b.1)));
                     gv.truncate(k as usize);
                 }
-                token::T_LIMITK => gv.truncate(k as usize),
+                AggOp::Limitk => gv.truncate(k as usize),
                 _ => gv.retain(|&(si, _)| {
                     let off = ratio_pos[si];
                     (ratio >= 0.0 && off < ratio) || (ratio < 0.0 && off >= 1.0 + ratio)

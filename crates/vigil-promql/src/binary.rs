@@ -9,8 +9,7 @@
 use crate::engine::eval::{
     Ev, OutBuilder, PV, Result, Series, StepCursor, Val, exec_err, is_metadata_label,
 };
-use promql_parser::parser::token::{self, TokenId};
-use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
+use vigil_promql_parser::{BinOp, BinaryExpr, Cardinality};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use vigil_model::histogram::{CounterResetHint, FloatHistogram};
@@ -24,34 +23,34 @@ fn btos(b: bool) -> f64 {
 }
 
 /// Go's `math.Mod`: the sign follows the dividend, like Rust's `%`.
-fn scalar_op(op: TokenId, l: f64, r: f64) -> f64 {
+fn scalar_op(op: BinOp, l: f64, r: f64) -> f64 {
     match op {
-        token::T_ADD => l + r,
-        token::T_SUB => l - r,
-        token::T_MUL => l * r,
-        token::T_DIV => l / r,
-        token::T_POW => l.powf(r),
-        token::T_MOD => l % r,
-        token::T_EQLC => btos(l == r),
-        token::T_NEQ => btos(l != r),
-        token::T_GTR => btos(l > r),
-        token::T_LSS => btos(l < r),
-        token::T_GTE => btos(l >= r),
-        token::T_LTE => btos(l <= r),
-        token::T_ATAN2 => l.atan2(r),
+        BinOp::Add => l + r,
+        BinOp::Sub => l - r,
+        BinOp::Mul => l * r,
+        BinOp::Div => l / r,
+        BinOp::Pow => l.powf(r),
+        BinOp::Mod => l % r,
+        BinOp::Eql => btos(l == r),
+        BinOp::Neq => btos(l != r),
+        BinOp::Gtr => btos(l > r),
+        BinOp::Lss => btos(l < r),
+        BinOp::Gte => btos(l >= r),
+        BinOp::Lte => btos(l <= r),
+        BinOp::Atan2 => l.atan2(r),
         _ => f64::NAN,
     }
 }
 
 /// `vectorElemBinop`: the value and whether a filtering comparison keeps the element.
-fn elem_op(op: TokenId, l: f64, r: f64) -> (f64, bool) {
+fn elem_op(op: BinOp, l: f64, r: f64) -> (f64, bool) {
     match op {
-        token::T_EQLC => (l, l == r),
-        token::T_NEQ => (l, l != r),
-        token::T_GTR => (l, l > r),
-        token::T_LSS => (l, l < r),
-        token::T_GTE => (l, l >= r),
-        token::T_LTE => (l, l <= r),
+        BinOp::Eql => (l, l == r),
+        BinOp::Neq => (l, l != r),
+        BinOp::Gtr => (l, l > r),
+        BinOp::Lss => (l, l < r),
+        BinOp::Gte => (l, l >= r),
+        BinOp::Lte => (l, l <= r),
         _ => (scalar_op(op, l, r), true),
     }
 }
@@ -62,8 +61,8 @@ enum Note {
     Info(String),
 }
 
-fn op_str(op: TokenId) -> String {
-    token::TokenType::new(op).to_string()
+fn op_str(op: BinOp) -> &'static str {
+    op.as_str()
 }
 
 fn kind(v: &PV) -> &'static str {
@@ -75,7 +74,7 @@ fn kind(v: &PV) -> &'static str {
 
 /// Prometheus' `vectorElemBinop` over values of either kind: the result, whether a filter
 /// keeps it, and an annotation; `Err` drops the element (Prometheus' `err` return).
-fn elem_binop(op: TokenId, l: &PV, r: &PV) -> std::result::Result<(PV, bool, Option<Note>), Note> {
+fn elem_binop(op: BinOp, l: &PV, r: &PV) -> std::result::Result<(PV, bool, Option<Note>), Note> {
     let incompatible = || {
         Note::Info(format!(
             "PromQL info: incompatible sample types encountered for binary operator {:?}: {} {} {}",
@@ -95,7 +94,7 @@ fn elem_binop(op: TokenId, l: &PV, r: &PV) -> std::result::Result<(PV, bool, Opt
             Ok((PV::F(v), keep, None))
         }
         (PV::F(a), PV::H(h)) => match op {
-            token::T_MUL => {
+            BinOp::Mul => {
                 let mut x = FloatHistogram::clone(h);
                 x.mul(*a);
                 Ok((compacted(x), true, None))
@@ -103,9 +102,9 @@ fn elem_binop(op: TokenId, l: &PV, r: &PV) -> std::result::Result<(PV, bool, Opt
             _ => Err(incompatible()),
         },
         (PV::H(h), PV::F(b)) => match op {
-            token::T_MUL | token::T_DIV => {
+            BinOp::Mul | BinOp::Div => {
                 let mut x = FloatHistogram::clone(h);
-                if op == token::T_MUL {
+                if op == BinOp::Mul {
                     x.mul(*b);
                 } else {
                     x.div(*b);
@@ -115,14 +114,14 @@ fn elem_binop(op: TokenId, l: &PV, r: &PV) -> std::result::Result<(PV, bool, Opt
             _ => Err(incompatible()),
         },
         (PV::H(a), PV::H(b)) => match op {
-            token::T_ADD | token::T_SUB => {
+            BinOp::Add | BinOp::Sub => {
                 let mut x = FloatHistogram::clone(a);
-                let name = if op == token::T_ADD {
+                let name = if op == BinOp::Add {
                     "addition"
                 } else {
                     "subtraction"
                 };
-                let res = if op == token::T_ADD {
+                let res = if op == BinOp::Add {
                     x.add(b)
                 } else {
                     x.sub(b)
@@ -133,7 +132,7 @@ fn elem_binop(op: TokenId, l: &PV, r: &PV) -> std::result::Result<(PV, bool, Opt
                         op_str(op)
                     ))
                 })?;
-                if op == token::T_SUB {
+                if op == BinOp::Sub {
                     x.counter_reset_hint = CounterResetHint::Gauge;
                 }
                 if o.counter_reset_collision {
@@ -148,8 +147,8 @@ fn elem_binop(op: TokenId, l: &PV, r: &PV) -> std::result::Result<(PV, bool, Opt
                 });
                 Ok((compacted(x), true, info))
             }
-            token::T_EQLC => Ok((l.clone(), a.equals(b), None)),
-            token::T_NEQ => Ok((l.clone(), !a.equals(b), None)),
+            BinOp::Eql => Ok((l.clone(), a.equals(b), None)),
+            BinOp::Neq => Ok((l.clone(), !a.equals(b), None)),
             _ => Err(incompatible()),
         },
     }
@@ -162,23 +161,20 @@ fn report(ev: &Ev, n: Note) {
     }
 }
 
-fn is_comparison(op: TokenId) -> bool {
-    matches!(
-        op,
-        token::T_EQLC | token::T_NEQ | token::T_GTR | token::T_LSS | token::T_GTE | token::T_LTE
-    )
+fn is_comparison(op: BinOp) -> bool {
+    op.is_comparison()
 }
 
-fn should_drop_name(op: TokenId) -> bool {
+fn should_drop_name(op: BinOp) -> bool {
     matches!(
         op,
-        token::T_ADD
-            | token::T_SUB
-            | token::T_MUL
-            | token::T_DIV
-            | token::T_POW
-            | token::T_MOD
-            | token::T_ATAN2
+        BinOp::Add
+            | BinOp::Sub
+            | BinOp::Mul
+            | BinOp::Div
+            | BinOp::Pow
+            | BinOp::Mod
+            | BinOp::Atan2
     )
 }
 
@@ -192,13 +188,13 @@ pub(crate) fn prom_labels(l: &Labels) -> String {
 }
 
 pub(crate) fn eval_binary(ev: &Ev, b: &BinaryExpr) -> Result<Val> {
-    if let Some(m) = &b.modifier
-        && (m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some())
+    if let Some(m) = &b.matching
+        && (m.fill.lhs.is_some() || m.fill.rhs.is_some())
     {
         return Err(exec_err("fill modifiers are not supported"));
     }
-    let op = b.op.id();
-    let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
+    let op = b.op;
+    let return_bool = b.return_bool;
     let lhs = ev.eval(&b.lhs)?;
     let rhs = ev.eval(&b.rhs)?;
     match (lhs, rhs) {
@@ -220,18 +216,21 @@ pub(crate) fn eval_binary(ev: &Ev, b: &BinaryExpr) -> Result<Val> {
             Ok(Val::Vector(vector_scalar(ev, op, v, &s, true, return_bool)))
         }
         (Val::Vector(l), Val::Vector(r)) => {
-            let (on, names) = match b.modifier.as_ref().and_then(|m| m.matching.as_ref()) {
-                Some(LabelModifier::Include(l)) => (true, l.labels.clone()),
-                Some(LabelModifier::Exclude(l)) => (false, l.labels.clone()),
-                None => (false, Vec::new()),
+            let m = match &b.matching {
+                Some(vm) => Matching {
+                    on: vm.on,
+                    names: vm.matching_labels.clone(),
+                    card: vm.card,
+                    include: vm.include.clone(),
+                },
+                None => Matching {
+                    on: false,
+                    names: Vec::new(),
+                    card: Cardinality::OneToOne,
+                    include: Vec::new(),
+                },
             };
-            let card = b
-                .modifier
-                .as_ref()
-                .map(|m| m.card.clone())
-                .unwrap_or(VectorMatchCardinality::OneToOne);
-            let m = Matching { on, names, card };
-            if matches!(op, token::T_LAND | token::T_LOR | token::T_LUNLESS) {
+            if op.is_set_operator() {
                 set_op(ev, op, l, r, &m).map(Val::Vector)
             } else {
                 vector_binop(ev, op, l, r, &m, return_bool).map(Val::Vector)
@@ -246,7 +245,7 @@ pub(crate) fn eval_binary(ev: &Ev, b: &BinaryExpr) -> Result<Val> {
 
 fn vector_scalar(
     ev: &Ev,
-    op: TokenId,
+    op: BinOp,
     v: Vec<Series>,
     s: &[f64],
     swap: bool,
@@ -321,7 +320,9 @@ fn vector_scalar(
 struct Matching {
     on: bool,
     names: Vec<String>,
-    card: VectorMatchCardinality,
+    card: Cardinality,
+    /// The `group_left`/`group_right` labels.
+    include: Vec<String>,
 }
 
 impl Matching {
@@ -356,7 +357,7 @@ impl Matching {
 
 fn set_op(
     ev: &Ev,
-    op: TokenId,
+    op: BinOp,
     l: Vec<Series>,
     r: Vec<Series>,
     m: &Matching,
@@ -381,7 +382,7 @@ fn set_op(
             )
         };
         match op {
-            token::T_LAND => {
+            BinOp::And => {
                 if lv.is_empty() || rv.is_empty() {
                     continue;
                 }
@@ -393,7 +394,7 @@ fn set_op(
                     }
                 }
             }
-            token::T_LUNLESS => {
+            BinOp::Unless => {
                 let rs: HashSet<&str> = rv.iter().map(|&(j, _)| rsig[j].as_str()).collect();
                 for (j, v) in &lv {
                     let j = *j;
@@ -427,7 +428,7 @@ fn set_op(
 fn result_metric(
     lhs: &Labels,
     rhs: &Labels,
-    op: TokenId,
+    op: BinOp,
     m: &Matching,
     include: &[String],
 ) -> Labels {
@@ -435,7 +436,7 @@ fn result_metric(
     if should_drop_name(op) {
         b.retain(|x| !is_metadata_label(&x.name));
     }
-    if matches!(m.card, VectorMatchCardinality::OneToOne) {
+    if m.card == Cardinality::OneToOne {
         if m.on {
             b.retain(|x| m.names.contains(&x.name));
         } else {
@@ -459,19 +460,14 @@ fn result_metric(
 
 fn vector_binop(
     ev: &Ev,
-    op: TokenId,
+    op: BinOp,
     l: Vec<Series>,
     r: Vec<Series>,
     m: &Matching,
     return_bool: bool,
 ) -> Result<Vec<Series>> {
-    let one_to_many = matches!(m.card, VectorMatchCardinality::OneToMany(_));
-    let include: Vec<String> = match &m.card {
-        VectorMatchCardinality::ManyToOne(ls) | VectorMatchCardinality::OneToMany(ls) => {
-            ls.labels.clone()
-        }
-        _ => Vec::new(),
-    };
+    let one_to_many = m.card == Cardinality::OneToMany;
+    let include = &m.include;
     // The "many" (or left) side is `a`, the "one" side is `b`.
     let (a, b) = if one_to_many { (r, l) } else { (l, r) };
     let asig: Vec<String> = a.iter().map(|s| m.signature(&s.labels)).collect();
@@ -527,7 +523,7 @@ fn vector_binop(
             };
             let set = matched.entry(sig).or_default();
             // Checked before filtering, so a comparison cannot hide a bad match.
-            if matches!(m.card, VectorMatchCardinality::OneToOne) {
+            if m.card == Cardinality::OneToOne {
                 if !set.is_empty() {
                     return Err(exec_err(
                         "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
@@ -542,9 +538,9 @@ fn vector_binop(
             }
             let metric = metric_cache
                 .entry((j, k))
-                .or_insert_with(|| result_metric(&a[j].labels, &b[k].labels, op, m, &include))
+                .or_insert_with(|| result_metric(&a[j].labels, &b[k].labels, op, m, include))
                 .clone();
-            if !matches!(m.card, VectorMatchCardinality::OneToOne) && !set.insert(metric.clone()) {
+            if m.card != Cardinality::OneToOne && !set.insert(metric.clone()) {
                 return Err(exec_err(
                     "multiple matches for labels: grouping labels must ensure unique matches",
                 ));

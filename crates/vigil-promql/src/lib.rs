@@ -11,12 +11,12 @@ mod aggregations;
 mod binary;
 pub mod engine;
 mod functions;
+mod legacy;
 pub mod parse_error;
 mod value;
 
 pub use engine::{
     Cancel, Engine, EngineError, EngineOptions, QueryGate, QueryOutput, QueryStats,
-    register_parser_extensions,
 };
 pub use value::{RangeSeries, Value, VectorSample};
 

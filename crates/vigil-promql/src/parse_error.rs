@@ -37,7 +37,7 @@ const MAX_LEXER_SCAN: usize = 4096;
 /// Parses `query` as the engine does (vigil's extra functions included); an error carries
 /// its position where it can be found (see the module docs).
 pub fn parse(query: &str) -> Result<Expr, String> {
-    crate::register_parser_extensions();
+    register_extensions();
     promql_parser::parser::parse(query).map_err(|e| locate(query, &e))
 }
 
@@ -318,4 +318,34 @@ mod tests {
             assert_eq!(syntax_error(q), None, "{q}");
         }
     }
+}
+
+/// TEMPORARY (until the own parser lands): vigil's extra functions for promql-parser.
+fn register_extensions() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use promql_parser::parser::function::{Function, register_extra_functions};
+        use promql_parser::parser::value::ValueType;
+        let _ = register_extra_functions(vec![Function::new(
+            "holt_winters",
+            vec![ValueType::Matrix, ValueType::Scalar, ValueType::Scalar],
+            0,
+            ValueType::Vector,
+            false,
+        )]);
+        let _ = register_extra_functions(
+            ["drift_psi", "drift_ks", "drift_jsd"]
+                .into_iter()
+                .map(|name| {
+                    Function::new(
+                        name,
+                        vec![ValueType::Vector, ValueType::Vector],
+                        0,
+                        ValueType::Vector,
+                        false,
+                    )
+                })
+                .collect(),
+        );
+    });
 }

@@ -212,8 +212,11 @@ fn holt_winters_is_double_exponential_smoothing() {
         Err(EngineError::Parse(_))
     ));
     // Plain parser calls see the alias once it is registered.
-    register_parser_extensions();
-    assert!(promql_parser::parser::parse("holt_winters(x[1m], 0.1, 0.9)").is_ok());
+    assert!(
+        Engine::new(EngineOptions::default())
+            .parse("holt_winters(x[1m], 0.1, 0.9)")
+            .is_ok()
+    );
 }
 
 #[test]

@@ -8,13 +8,12 @@
 //! step timestamps; scalars are one value per step.
 
 use crate::engine::EngineError;
-use promql_parser::label::MatchOp as PMatchOp;
-use promql_parser::parser::{AtModifier, Expr, Offset, SubqueryExpr, VectorSelector};
+use vigil_promql_parser::{At, Expr, SubqueryExpr, UnaryOp, VectorSelector};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Instant, UNIX_EPOCH};
+use std::time::Instant;
 use vigil_model::{
     HistogramSample, Labels, METRIC_NAME, Matcher, Queryable, Sample, SampleIterator, SelectHints,
     Timestamp, is_stale_nan,
@@ -279,14 +278,6 @@ impl RangeSource<'_> {
     }
 }
 
-pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
-    match o {
-        None => 0,
-        Some(Offset::Pos(d)) => d.as_millis() as i64,
-        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
-    }
-}
-
 /// `__name__` and the metadata labels that go with it (`__type__`, `__unit__`).
 pub(crate) fn is_metadata_label(name: &str) -> bool {
     name == METRIC_NAME || name == "__type__" || name == "__unit__"
@@ -305,51 +296,21 @@ pub(crate) fn drop_metadata_labels(l: &Labels) -> Labels {
 /// `or` between its matchers (`{a="1" or b="2"}`) has several sets: see
 /// [`selector_matcher_sets`].
 pub(crate) fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>> {
-    if !vs.matchers.or_matchers.is_empty() {
+    if !vs.or_matchers.is_empty() {
         return Err(EngineError::Parse(
             "'or' inside label matchers is not allowed here".into(),
         ));
     }
-    convert_matchers(vs, &vs.matchers.matchers)
+    Ok(vs.matchers.clone())
 }
 
 /// The alternative matcher sets of a selector: one, or one per `or` branch (`,` binds
 /// tighter than `or`); a series matching any set is selected.
 pub(crate) fn selector_matcher_sets(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>> {
-    if vs.matchers.or_matchers.is_empty() {
-        return Ok(vec![convert_matchers(vs, &vs.matchers.matchers)?]);
-    }
-    vs.matchers
-        .or_matchers
-        .iter()
-        .map(|group| {
-            let mut all = group.clone();
-            all.extend(vs.matchers.matchers.iter().cloned());
-            convert_matchers(vs, &all)
-        })
-        .collect()
-}
-
-fn convert_matchers(
-    vs: &VectorSelector,
-    matchers: &[promql_parser::label::Matcher],
-) -> Result<Vec<Matcher>> {
-    let mut out = Vec::with_capacity(matchers.len() + 1);
-    if let Some(name) = &vs.name
-        && !matchers.iter().any(|m| m.name == METRIC_NAME)
-    {
-        out.push(Matcher::equal(METRIC_NAME, name.clone()));
-    }
-    for m in matchers {
-        let bad = |e: vigil_model::MatcherError| EngineError::Parse(e.to_string());
-        out.push(match &m.op {
-            PMatchOp::Equal => Matcher::equal(m.name.clone(), m.value.clone()),
-            PMatchOp::NotEqual => Matcher::not_equal(m.name.clone(), m.value.clone()),
-            PMatchOp::Re(_) => Matcher::regex(m.name.clone(), &m.value).map_err(bad)?,
-            PMatchOp::NotRe(_) => Matcher::not_regex(m.name.clone(), &m.value).map_err(bad)?,
-        });
-    }
-    Ok(out)
+    let mut sets = Vec::with_capacity(1 + vs.or_matchers.len());
+    sets.push(vs.matchers.clone());
+    sets.extend(vs.or_matchers.iter().cloned());
+    Ok(sets)
 }
 
 /// Removes any parentheses around an expression.
@@ -608,15 +569,12 @@ impl<'a> Ev<'a> {
     }
 
     /// The absolute time of an `@` modifier, `start()`/`end()` being the query's.
-    pub fn at_ms(&self, at: &Option<AtModifier>) -> Option<Timestamp> {
+    pub fn at_ms(&self, at: &Option<At>) -> Option<Timestamp> {
         match at {
             None => None,
-            Some(AtModifier::Start) => Some(self.sh.query_start),
-            Some(AtModifier::End) => Some(self.sh.query_end),
-            Some(AtModifier::At(st)) => Some(match st.duration_since(UNIX_EPOCH) {
-                Ok(d) => d.as_millis() as i64,
-                Err(e) => -(e.duration().as_millis() as i64),
-            }),
+            Some(At::Start) => Some(self.sh.query_start),
+            Some(At::End) => Some(self.sh.query_end),
+            Some(At::Timestamp(t)) => Some(*t),
         }
     }
 
@@ -626,6 +584,12 @@ impl<'a> Ev<'a> {
             Expr::NumberLiteral(n) => Ok(Val::Scalar(vec![n.val; self.steps()])),
             Expr::StringLiteral(s) => Ok(Val::Str(s.val.clone())),
             Expr::Paren(p) => self.eval(&p.expr),
+            Expr::Duration(d) => {
+                let range = self.sh.query_end - self.sh.query_start;
+                let v = d.eval(self.sh.query_step, range).map_err(exec_err)?;
+                Ok(Val::Scalar(vec![v; self.steps()]))
+            }
+            Expr::Unary(u) if u.op == UnaryOp::Pos => self.eval(&u.expr),
             Expr::Unary(u) => match self.eval(&u.expr)? {
                 Val::Scalar(mut v) => {
                     v.iter_mut().for_each(|x| *x = -*x);
@@ -686,7 +650,6 @@ impl<'a> Ev<'a> {
                 })?;
                 Ok(Val::Matrix(out))
             }
-            Expr::Extension(_) => Err(exec_err("unsupported expression")),
         }
     }
 
@@ -806,7 +769,7 @@ impl<'a> Ev<'a> {
         f: &mut dyn FnMut(Series) -> Result<()>,
     ) -> Result<()> {
         let at = self.at_ms(&vs.at);
-        let off = offset_ms(&vs.offset);
+        let off = crate::engine::prepare::ms(&vs.offset);
         let (lo, hi) = match at {
             Some(a) => (a - off, a - off),
             None => (self.start - off, self.end - off),
@@ -880,9 +843,9 @@ impl<'a> Ev<'a> {
         match unwrap_parens(e) {
             Expr::MatrixSelector(ms) => {
                 let vs = &ms.vs;
-                let range = ms.range.as_millis() as i64;
+                let range = crate::engine::prepare::ms(&ms.range);
                 let at = self.at_ms(&vs.at);
-                let off = offset_ms(&vs.offset);
+                let off = crate::engine::prepare::ms(&vs.offset);
                 let (lo, hi) = match at {
                     Some(a) => (a - off, a - off),
                     None => (self.start - off, self.end - off),
@@ -900,9 +863,9 @@ impl<'a> Ev<'a> {
                 let series = self.eval_subquery(sq)?;
                 Ok(RangeSource {
                     series,
-                    range: sq.range.as_millis() as i64,
+                    range: crate::engine::prepare::ms(&sq.range),
                     at: self.at_ms(&sq.at),
-                    offset: offset_ms(&sq.offset),
+                    offset: crate::engine::prepare::ms(&sq.offset),
                     selector: None,
                     select: None,
                 })
@@ -915,10 +878,10 @@ impl<'a> Ev<'a> {
     /// Prometheus aligns them: multiples of the step, the first after `start - offset - range`).
     fn eval_subquery(&self, sq: &SubqueryExpr) -> Result<Vec<Series>> {
         let at = self.at_ms(&sq.at);
-        let off = offset_ms(&sq.offset);
-        let range = sq.range.as_millis() as i64;
-        let step = match sq.step {
-            Some(d) if d.as_millis() > 0 => d.as_millis() as i64,
+        let off = crate::engine::prepare::ms(&sq.offset);
+        let range = crate::engine::prepare::ms(&sq.range);
+        let step = match sq.step.as_ref().map(crate::engine::prepare::ms) {
+            Some(ms) if ms > 0 => ms,
             _ => self.sh.default_subquery_step,
         };
         let (s, e) = match at {

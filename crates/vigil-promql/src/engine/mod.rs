@@ -8,12 +8,12 @@
 
 pub(crate) mod eval;
 mod literals;
+pub(crate) mod prepare;
 mod stats_only;
 
 use crate::value::{RangeSeries, Value, VectorSample};
 use eval::{Ev, Series, Shared, Val};
-use promql_parser::parser::Expr;
-use promql_parser::parser::value::ValueType;
+use vigil_promql_parser::{AggOp, Expr, ValueType};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -196,46 +196,8 @@ pub struct Engine {
     opts: EngineOptions,
 }
 
-/// Registers the functions `promql-parser` does not know with its global function table:
-/// `holt_winters`, Prometheus 2.x's name of `double_exponential_smoothing` (same arguments,
-/// evaluated the same way), and vigil's drift functions `drift_psi`, `drift_ks` and
-/// `drift_jsd` (two instant vectors of classic-histogram buckets; see `docs/drift.md`).
-/// Idempotent; [`Engine::new`] and [`Engine::parse`] call it, and
-/// code that parses with `promql_parser::parser::parse` directly can call it first.
-pub fn register_parser_extensions() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        use promql_parser::parser::function::{Function, register_extra_functions};
-        use promql_parser::parser::value::ValueType;
-        // A conflict would mean a newer parser knows the name itself, which is fine.
-        let _ = register_extra_functions(vec![Function::new(
-            "holt_winters",
-            vec![ValueType::Matrix, ValueType::Scalar, ValueType::Scalar],
-            0,
-            ValueType::Vector,
-            false,
-        )]);
-        // Registered apart from holt_winters: one conflicting name fails its whole batch.
-        let _ = register_extra_functions(
-            ["drift_psi", "drift_ks", "drift_jsd"]
-                .into_iter()
-                .map(|name| {
-                    Function::new(
-                        name,
-                        vec![ValueType::Vector, ValueType::Vector],
-                        0,
-                        ValueType::Vector,
-                        false,
-                    )
-                })
-                .collect(),
-        );
-    });
-}
-
 impl Engine {
     pub fn new(opts: EngineOptions) -> Self {
-        register_parser_extensions();
         Engine { opts }
     }
 
@@ -246,7 +208,8 @@ impl Engine {
     /// Parses `query`; a syntax error carries its position as Prometheus prints it
     /// (`1:6: parse error: unexpected end of input`).
     pub fn parse(&self, query: &str) -> Result<Expr, EngineError> {
-        crate::parse_error::parse(query).map_err(EngineError::Parse)
+        let e = crate::parse_error::parse(query).map_err(EngineError::Parse)?;
+        crate::legacy::convert(&e).map_err(EngineError::Parse)
     }
 
     /// Parses a series selector (`match[]` of the metadata endpoints) into matchers.
@@ -288,12 +251,14 @@ impl Engine {
         cancel: Option<&Cancel>,
     ) -> Result<QueryOutput, EngineError> {
         let started = Instant::now();
-        let expr = self.parse(query)?;
+        let parsed = self.parse(query)?;
+        let resolved = prepare::resolve_durations(&parsed, 0, 0)?;
+        let expr = resolved.as_ref().unwrap_or(&parsed);
         let prepared = started.elapsed();
-        let mut out = self.exec_instant(db, query, &expr, t, cancel)?;
+        let mut out = self.exec_instant(db, query, expr, t, cancel)?;
         let sorting = Instant::now();
         if let Value::Vector(v) = &mut out.value
-            && !order_defined(&expr)
+            && !order_defined(expr)
         {
             v.sort_by(|a, b| a.labels.cmp(&b.labels));
         }
@@ -325,8 +290,9 @@ impl Engine {
         t: Timestamp,
         cancel: Option<&Cancel>,
     ) -> Result<QueryOutput, EngineError> {
-        let expr = self.parse(query)?;
-        self.exec_instant(db, query, &expr, t, cancel)
+        let parsed = self.parse(query)?;
+        let resolved = prepare::resolve_durations(&parsed, 0, 0)?;
+        self.exec_instant(db, query, resolved.as_ref().unwrap_or(&parsed), t, cancel)
     }
 
     /// A range query with annotations and an optional cancellation handle.
@@ -353,14 +319,16 @@ impl Engine {
             ));
         }
         let started = Instant::now();
-        let expr = self.parse(query)?;
+        let parsed = self.parse(query)?;
+        let resolved = prepare::resolve_durations(&parsed, step, end - start)?;
+        let expr = resolved.as_ref().unwrap_or(&parsed);
         let prepared = started.elapsed();
         match expr.value_type() {
             ValueType::Scalar | ValueType::Vector => {}
             other => {
                 return Err(EngineError::Execution(format!(
                     "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
-                    type_name(other)
+                    other
                 )));
             }
         }
@@ -370,10 +338,10 @@ impl Engine {
         let mut shared = self.shared(db, start, end, cancel);
         shared.query_step = step;
         shared.invalid_strings = literals::invalid_utf8_literals(query);
-        shared.stats_only = stats_only::detect(&expr);
+        shared.stats_only = stats_only::detect(expr);
         let ev = Ev::new(&shared, start, end, step);
         let evaluating = Instant::now();
-        let val = self.eval_in_parts(&shared, &expr, start, end, step)?;
+        let val = self.eval_in_parts(&shared, expr, start, end, step)?;
         let inner = evaluating.elapsed();
         let sorting = Instant::now();
         let series = match val {
@@ -662,25 +630,15 @@ fn cleanup(ss: Vec<Series>) -> Result<Vec<Series>, EngineError> {
     Ok(out)
 }
 
-fn type_name(t: ValueType) -> &'static str {
-    match t {
-        ValueType::Vector => "instant vector",
-        ValueType::Scalar => "scalar",
-        ValueType::Matrix => "range vector",
-        ValueType::String => "string",
-    }
-}
-
 /// Does the outermost operation define the order of its result?
 fn order_defined(e: &Expr) -> bool {
-    use promql_parser::parser::token;
     match e {
         Expr::Paren(p) => order_defined(&p.expr),
         Expr::Call(c) => matches!(
             c.func.name,
             "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc"
         ),
-        Expr::Aggregate(a) => matches!(a.op.id(), token::T_TOPK | token::T_BOTTOMK),
+        Expr::Aggregate(a) => matches!(a.op, AggOp::Topk | AggOp::Bottomk),
         _ => false,
     }
 }

@@ -6,7 +6,7 @@
 //! (a sum over histograms with and without resets warns of the conflict), so vigil does the
 //! same to the samples such a selector reads.
 
-use promql_parser::parser::{Expr, VectorSelector};
+use vigil_promql_parser::{BinOp, Expr, VectorSelector};
 use std::collections::HashSet;
 use std::sync::Arc;
 use vigil_model::histogram::{CounterResetHint, FloatHistogram};
@@ -38,6 +38,7 @@ fn walk(e: &Expr, stats_fn: bool, blocked: bool, out: &mut HashSet<usize>) {
             }
         }
         Expr::Binary(b) => {
+            let blocked = blocked || matches!(b.op, BinOp::TrimUpper | BinOp::TrimLower);
             walk(&b.lhs, stats_fn, blocked, out);
             walk(&b.rhs, stats_fn, blocked, out);
         }
@@ -50,7 +51,7 @@ fn walk(e: &Expr, stats_fn: bool, blocked: bool, out: &mut HashSet<usize>) {
                     name,
                     "histogram_quantile" | "histogram_quantiles" | "histogram_fraction"
                 );
-            for a in &c.args.args {
+            for a in &c.args {
                 walk(a, s, b, out);
             }
         }

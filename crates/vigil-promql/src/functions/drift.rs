@@ -21,7 +21,7 @@ use super::histogram::{Bucket, bucket_bound, prepare};
 use crate::engine::eval::{
     Ev, OutBuilder, PV, Result, Series, StepCursor, Val, drop_metadata_labels,
 };
-use promql_parser::parser::Expr;
+use vigil_promql_parser::Expr;
 use std::collections::HashMap;
 use vigil_model::histogram::FloatHistogram;
 use vigil_model::{Labels, METRIC_NAME};
@@ -669,11 +669,11 @@ mod tests {
 
     #[test]
     fn parser_knows_the_functions() {
-        crate::register_parser_extensions();
+        let e = crate::Engine::new(crate::EngineOptions::default());
         for f in ["drift_psi", "drift_ks", "drift_jsd"] {
-            assert!(promql_parser::parser::parse(&format!("{f}(a, b)")).is_ok());
-            assert!(promql_parser::parser::parse(&format!("{f}(a)")).is_err());
-            assert!(promql_parser::parser::parse(&format!("{f}(a[5m], b)")).is_err());
+            assert!(e.parse(&format!("{f}(a, b)")).is_ok());
+            assert!(e.parse(&format!("{f}(a)")).is_err());
+            assert!(e.parse(&format!("{f}(a[5m], b)")).is_err());
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use super::format_float;
 use crate::engine::eval::{Ev, OutBuilder, Result, StepCursor, Val};
-use promql_parser::parser::Expr;
+use vigil_promql_parser::Expr;
 use std::collections::HashMap;
 use vigil_model::histogram::FloatHistogram;
 use vigil_model::{Labels, METRIC_NAME};

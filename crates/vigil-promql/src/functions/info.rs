@@ -13,7 +13,7 @@
 use crate::engine::eval::{
     Ev, OutBuilder, PV, Result, Series, Val, exec_err, selector_matchers, unwrap_parens,
 };
-use promql_parser::parser::Expr;
+use vigil_promql_parser::Expr;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use vigil_model::{Labels, METRIC_NAME, MatchOp, Matcher, SelectHints, is_stale_nan};
 

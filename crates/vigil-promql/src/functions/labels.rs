@@ -3,7 +3,7 @@
 
 use super::{string_arg, valid_label_name};
 use crate::engine::eval::{Ev, Result, Series, Val, exec_err};
-use promql_parser::parser::Expr;
+use vigil_promql_parser::Expr;
 use std::collections::HashMap;
 use vigil_model::{Labels, METRIC_NAME};
 

@@ -16,8 +16,8 @@ mod range;
 mod time;
 
 use crate::engine::eval::{Ev, Result, Series, Val, exec_err, unwrap_parens};
-use promql_parser::label::MatchOp as PMatchOp;
-use promql_parser::parser::{Call, Expr};
+use vigil_model::MatchOp;
+use vigil_promql_parser::{Call, Expr};
 use vigil_model::{Labels, METRIC_NAME, Sample};
 
 /// Kahan–Neumaier compensated addition, as Prometheus' `kahanSumInc`.
@@ -154,11 +154,11 @@ pub(crate) fn absent_labels(e: &Expr) -> Labels {
     };
     let mut b = vigil_model::LabelsBuilder::new();
     let mut has = std::collections::HashSet::new();
-    for m in &vs.matchers.matchers {
+    for m in &vs.matchers {
         if m.name == METRIC_NAME {
             continue;
         }
-        if matches!(m.op, PMatchOp::Equal) && !has.contains(&m.name) {
+        if matches!(m.op, MatchOp::Equal) && !has.contains(&m.name) {
             b.set(m.name.clone(), m.value.clone());
             has.insert(m.name.clone());
         } else {
@@ -177,7 +177,7 @@ fn is_range_arg(e: &Expr) -> bool {
 
 /// Whether a call has a range-vector argument (`rate(x[5m])`, `max_over_time(y[1h:])`).
 pub(crate) fn takes_range_vector(c: &Call) -> bool {
-    c.args.args.iter().any(|a| is_range_arg(a))
+    c.args.iter().any(is_range_arg)
 }
 
 /// A function over a range vector, handing each output series to `emit` as it is computed.
@@ -186,7 +186,7 @@ pub(crate) fn eval_range_call_each(
     c: &Call,
     emit: &mut dyn FnMut(Series) -> Result<()>,
 ) -> Result<()> {
-    let args: Vec<&Expr> = c.args.args.iter().map(|a| a.as_ref()).collect();
+    let args: Vec<&Expr> = c.args.iter().collect();
     range::eval_range_call_each(ev, c.func.name, &args, emit)?
         .unwrap_or_default()
         .into_iter()
@@ -208,7 +208,7 @@ const KEEPS_HISTOGRAMS: &[&str] = &[
 
 pub(crate) fn eval_call(ev: &Ev, c: &Call) -> Result<Val> {
     let name = c.func.name;
-    let args: Vec<&Expr> = c.args.args.iter().map(|a| a.as_ref()).collect();
+    let args: Vec<&Expr> = c.args.iter().collect();
     if args.iter().any(|a| is_range_arg(a)) {
         return range::eval_range_call(ev, name, &args);
     }

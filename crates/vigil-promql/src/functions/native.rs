@@ -5,7 +5,7 @@
 
 use super::kahan_sum_inc;
 use crate::engine::eval::{Ev, Result, Series, Val};
-use promql_parser::parser::Expr;
+use vigil_promql_parser::Expr;
 use vigil_model::Sample;
 use vigil_model::histogram::FloatHistogram;
 

@@ -8,7 +8,7 @@
 
 use super::{Mean, absent_labels, format_float, kahan_sum_inc, quantile};
 use crate::engine::eval::{Ev, Result, Series, Val, exec_err, unwrap_parens};
-use promql_parser::parser::Expr;
+use vigil_promql_parser::Expr;
 use vigil_model::{METRIC_NAME, Sample};
 
 /// One window of one series at one step.

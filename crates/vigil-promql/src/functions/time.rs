@@ -3,7 +3,7 @@
 
 use super::map_series;
 use crate::engine::eval::{Ev, Result, Series, Val};
-use promql_parser::parser::Expr;
+use vigil_promql_parser::Expr;
 use vigil_model::civil::civil_from_days;
 use vigil_model::{Labels, Sample};
 
