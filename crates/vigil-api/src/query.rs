@@ -147,7 +147,5 @@ pub async fn format_query(st: St, p: Params) -> Result<Response, ApiError> {
 pub async fn parse_query(st: St, p: Params) -> Result<Response, ApiError> {
     let query = query_param(&p)?;
     let expr = st.engine.parse(&query)?;
-    let tree = serde_json::to_string(&expr)
-        .map_err(|e| ApiError::internal(format!("cannot render the syntax tree: {e}")))?;
-    ok(json::success_raw(&tree))
+    ok(json::success_raw(&expr.to_json().to_string()))
 }

@@ -12,10 +12,10 @@ use crate::engine::eval::{
     Ev, OutBuilder, PV, Result, Series, StepCursor, Val, exec_err, is_metadata_label, unwrap_parens,
 };
 use crate::functions::{Mean, format_float, kahan_sum_inc, quantile, valid_label_name};
-use vigil_promql_parser::{AggOp, AggregateExpr, Expr};
 use std::collections::HashMap;
 use vigil_model::histogram::{CounterResetHint, FloatHistogram};
 use vigil_model::{Labels, Sample};
+use vigil_promql_parser::{AggOp, AggregateExpr, Expr};
 
 struct Grouping {
     without: bool,

@@ -9,11 +9,11 @@
 use crate::engine::eval::{
     Ev, OutBuilder, PV, Result, Series, StepCursor, Val, exec_err, is_metadata_label,
 };
-use vigil_promql_parser::{BinOp, BinaryExpr, Cardinality};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use vigil_model::histogram::{CounterResetHint, FloatHistogram};
 use vigil_model::{Labels, METRIC_NAME, Sample};
+use vigil_promql_parser::{BinOp, BinaryExpr, Cardinality, FillValues};
 
 /// The points of one step: (series index, value).
 type Gathered = Vec<(usize, PV)>;
@@ -89,6 +89,9 @@ fn elem_binop(op: BinOp, l: &PV, r: &PV) -> std::result::Result<(PV, bool, Optio
         PV::H(Arc::new(h))
     };
     match (l, r) {
+        (PV::F(_), PV::F(_)) if matches!(op, BinOp::TrimUpper | BinOp::TrimLower) => {
+            Err(incompatible())
+        }
         (PV::F(a), PV::F(b)) => {
             let (v, keep) = elem_op(op, *a, *b);
             Ok((PV::F(v), keep, None))
@@ -102,6 +105,11 @@ fn elem_binop(op: BinOp, l: &PV, r: &PV) -> std::result::Result<(PV, bool, Optio
             _ => Err(incompatible()),
         },
         (PV::H(h), PV::F(b)) => match op {
+            BinOp::TrimUpper | BinOp::TrimLower => {
+                let mut x = FloatHistogram::clone(h);
+                let _ = (b, &mut x); // TRIM_STUB x.trim_buckets(*b, op == BinOp::TrimUpper);
+                Ok((PV::H(Arc::new(x)), true, None))
+            }
             BinOp::Mul | BinOp::Div => {
                 let mut x = FloatHistogram::clone(h);
                 if op == BinOp::Mul {
@@ -121,11 +129,7 @@ fn elem_binop(op: BinOp, l: &PV, r: &PV) -> std::result::Result<(PV, bool, Optio
                 } else {
                     "subtraction"
                 };
-                let res = if op == BinOp::Add {
-                    x.add(b)
-                } else {
-                    x.sub(b)
-                };
+                let res = if op == BinOp::Add { x.add(b) } else { x.sub(b) };
                 let o = res.map_err(|_| {
                     Note::Warn(format!(
                         "PromQL warning: incompatible bucket layout encountered for binary operator {}",
@@ -168,13 +172,7 @@ fn is_comparison(op: BinOp) -> bool {
 fn should_drop_name(op: BinOp) -> bool {
     matches!(
         op,
-        BinOp::Add
-            | BinOp::Sub
-            | BinOp::Mul
-            | BinOp::Div
-            | BinOp::Pow
-            | BinOp::Mod
-            | BinOp::Atan2
+        BinOp::Add | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Pow | BinOp::Mod | BinOp::Atan2
     )
 }
 
@@ -188,11 +186,6 @@ pub(crate) fn prom_labels(l: &Labels) -> String {
 }
 
 pub(crate) fn eval_binary(ev: &Ev, b: &BinaryExpr) -> Result<Val> {
-    if let Some(m) = &b.matching
-        && (m.fill.lhs.is_some() || m.fill.rhs.is_some())
-    {
-        return Err(exec_err("fill modifiers are not supported"));
-    }
     let op = b.op;
     let return_bool = b.return_bool;
     let lhs = ev.eval(&b.lhs)?;
@@ -222,12 +215,14 @@ pub(crate) fn eval_binary(ev: &Ev, b: &BinaryExpr) -> Result<Val> {
                     names: vm.matching_labels.clone(),
                     card: vm.card,
                     include: vm.include.clone(),
+                    fill: vm.fill,
                 },
                 None => Matching {
                     on: false,
                     names: Vec::new(),
                     card: Cardinality::OneToOne,
                     include: Vec::new(),
+                    fill: FillValues::default(),
                 },
             };
             if op.is_set_operator() {
@@ -257,7 +252,15 @@ fn vector_scalar(
     let mut note = None;
     for mut series in v {
         let mut pts = Vec::with_capacity(series.points.len());
-        for p in &series.points {
+        let trim = matches!(op, BinOp::TrimUpper | BinOp::TrimLower);
+        if trim && !series.points.is_empty() {
+            // Trimming applies to histograms only: a float element is dropped.
+            let (f, h) = (PV::F(0.0), PV::F(0.0));
+            if let Err(n) = elem_binop(op, &f, &h) {
+                note = Some(n);
+            }
+        }
+        for p in series.points.iter().filter(|_| !trim) {
             let i = ((p.t - ev.start) / ev.interval) as usize;
             let sv = s.get(i).copied().unwrap_or(f64::NAN);
             let (lf, rf) = if swap { (sv, p.v) } else { (p.v, sv) };
@@ -323,6 +326,7 @@ struct Matching {
     card: Cardinality,
     /// The `group_left`/`group_right` labels.
     include: Vec<String>,
+    fill: FillValues,
 }
 
 impl Matching {
@@ -355,13 +359,7 @@ impl Matching {
     }
 }
 
-fn set_op(
-    ev: &Ev,
-    op: BinOp,
-    l: Vec<Series>,
-    r: Vec<Series>,
-    m: &Matching,
-) -> Result<Vec<Series>> {
+fn set_op(ev: &Ev, op: BinOp, l: Vec<Series>, r: Vec<Series>, m: &Matching) -> Result<Vec<Series>> {
     let lsig: Vec<String> = l.iter().map(|s| m.signature(&s.labels)).collect();
     let rsig: Vec<String> = r.iter().map(|s| m.signature(&s.labels)).collect();
     let mut out = OutBuilder::new(ev);
@@ -458,6 +456,91 @@ fn result_metric(
     b.build()
 }
 
+/// What one matched (or filled) pair of elements produces at one step.
+struct Pair<'a> {
+    /// The "many" (or left) side's labels and name-dropping flag.
+    a: (&'a Labels, bool),
+    /// The "one" side's labels (a filled side: the other side's matching labels).
+    b: &'a Labels,
+    av: &'a PV,
+    bv: &'a PV,
+    /// Output series key: the same pair, filled or not, always lands in the same series.
+    key: u64,
+    sig: &'a str,
+}
+
+/// The state of [`vector_binop`] across the elements of one step.
+struct StepState<'s> {
+    one_to_one_seen: HashSet<&'s str>,
+    many_seen: HashMap<&'s str, HashSet<Labels>>,
+    /// Signatures of the "one" side that met an element of the other side.
+    matched: HashSet<&'s str>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn binop_pair<'s>(
+    op: BinOp,
+    m: &Matching,
+    return_bool: bool,
+    one_to_many: bool,
+    p: Pair<'s>,
+    st: &mut StepState<'s>,
+    metric_cache: &mut HashMap<u64, Labels>,
+    note: &mut Option<Note>,
+    out: &mut OutBuilder,
+    ts: i64,
+) -> Result<()> {
+    let (fl, fr) = if one_to_many {
+        (p.bv, p.av)
+    } else {
+        (p.av, p.bv)
+    };
+    let (mut val, keep) = match elem_binop(op, fl, fr) {
+        Ok((v, k, info)) => {
+            if let Some(n) = info {
+                *note = Some(n);
+            }
+            (v, k)
+        }
+        Err(n) => {
+            *note = Some(n);
+            return Ok(());
+        }
+    };
+    st.matched.insert(p.sig);
+    let metric = metric_cache
+        .entry(p.key)
+        .or_insert_with(|| result_metric(p.a.0, p.b, op, m, &m.include))
+        .clone();
+    // Checked before filtering, so a comparison cannot hide a bad match.
+    if m.card == Cardinality::OneToOne {
+        if !st.one_to_one_seen.insert(p.sig) {
+            return Err(exec_err(
+                "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
+            ));
+        }
+    } else if !st
+        .many_seen
+        .entry(p.sig)
+        .or_default()
+        .insert(metric.clone())
+    {
+        return Err(exec_err(
+            "multiple matches for labels: grouping labels must ensure unique matches",
+        ));
+    }
+    if return_bool {
+        val = PV::F(btos(keep));
+    } else if !keep {
+        return Ok(());
+    }
+    let drop = return_bool || (op.is_comparison() && p.a.1);
+    out.push_keyed_pv(p.key, || (metric, drop), ts, val)
+}
+
+/// Vector/vector arithmetic and comparisons (Prometheus' `VectorBinop`), with the `fill`
+/// modifiers: an element without a match meets the fill value of the missing side, carrying
+/// the matching labels of the element it pairs with.
 fn vector_binop(
     ev: &Ev,
     op: BinOp,
@@ -467,24 +550,38 @@ fn vector_binop(
     return_bool: bool,
 ) -> Result<Vec<Series>> {
     let one_to_many = m.card == Cardinality::OneToMany;
-    let include = &m.include;
-    // The "many" (or left) side is `a`, the "one" side is `b`.
+    // The "many" (or left) side is `a`, the "one" side is `b`; as in Prometheus the swap
+    // also swaps which fill value a missing side takes.
     let (a, b) = if one_to_many { (r, l) } else { (l, r) };
     let asig: Vec<String> = a.iter().map(|s| m.signature(&s.labels)).collect();
     let bsig: Vec<String> = b.iter().map(|s| m.signature(&s.labels)).collect();
-    let cmp = is_comparison(op);
+    // Labels a filled element takes: the matching labels of the element it pairs with.
+    let a_fill_labels: Vec<Labels> = if m.fill.lhs.is_some() {
+        b.iter().map(|s| m.match_labels(&s.labels)).collect()
+    } else {
+        Vec::new()
+    };
+    let b_fill_labels: Vec<Labels> = if m.fill.rhs.is_some() {
+        a.iter().map(|s| m.match_labels(&s.labels)).collect()
+    } else {
+        Vec::new()
+    };
     let mut out = OutBuilder::new(ev);
-    let mut metric_cache: HashMap<(usize, usize), Labels> = HashMap::new();
+    let mut metric_cache: HashMap<u64, Labels> = HashMap::new();
     let (mut ac, mut bc) = (StepCursor::new(a.len()), StepCursor::new(b.len()));
     let (mut av, mut bv): (Gathered, Gathered) = (Vec::new(), Vec::new());
     let mut note = None;
-    let nb = b.len().max(1) as u64;
+    let nb = b.len() as u64 + 1;
+    // Keys: a matched pair j·nb + k; `a[j]` with the right side filled j·nb + b.len();
+    // `b[k]` with the left side filled a.len()·nb + k.
+    let fill_a_base = a.len() as u64 * nb;
+    let no_fill = m.fill.lhs.is_none() && m.fill.rhs.is_none();
     for i in 0..ev.steps() {
         ev.check()?;
         let ts = ev.ts(i);
         ac.gather_any(&a, ts, &mut av);
         bc.gather_any(&b, ts, &mut bv);
-        if av.is_empty() || bv.is_empty() {
+        if (av.is_empty() && bv.is_empty()) || ((av.is_empty() || bv.is_empty()) && no_fill) {
             continue;
         }
         let mut right: HashMap<&str, (usize, &PV)> = HashMap::with_capacity(bv.len());
@@ -492,61 +589,83 @@ fn vector_binop(
             let j = *j;
             if let Some(&(k, _)) = right.get(bsig[j].as_str()) {
                 let side = if one_to_many { "left" } else { "right" };
+                let (mut d1, mut d2) = (prom_labels(&b[j].labels), prom_labels(&b[k].labels));
+                if d1 > d2 {
+                    std::mem::swap(&mut d1, &mut d2);
+                }
                 return Err(exec_err(format!(
-                    "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
+                    "found duplicate series for the match group {} on the {side} hand-side of the operation: [{d1}, {d2}];many-to-many matching not allowed: matching labels must be unique on one side",
                     prom_labels(&m.match_labels(&b[j].labels)),
-                    prom_labels(&b[j].labels),
-                    prom_labels(&b[k].labels),
                 )));
             }
             right.insert(bsig[j].as_str(), (j, v));
         }
-        let mut matched: HashMap<&str, HashSet<Labels>> = HashMap::new();
+        let mut st = StepState {
+            one_to_one_seen: HashSet::new(),
+            many_seen: HashMap::new(),
+            matched: HashSet::new(),
+        };
+        let rhs_fill = m.fill.rhs.map(PV::F);
         for (j, v) in &av {
             let j = *j;
             let sig = asig[j].as_str();
-            let Some(&(k, rv)) = right.get(sig) else {
-                continue;
+            let (key, blabels, bval) = match right.get(sig) {
+                Some(&(k, rv)) => (j as u64 * nb + k as u64, &b[k].labels, rv),
+                None => match &rhs_fill {
+                    Some(f) => (j as u64 * nb + b.len() as u64, &b_fill_labels[j], f),
+                    None => continue,
+                },
             };
-            let (fl, fr) = if one_to_many { (rv, v) } else { (v, rv) };
-            let (mut val, keep) = match elem_binop(op, fl, fr) {
-                Ok((v, k, info)) => {
-                    if let Some(n) = info {
-                        note = Some(n);
-                    }
-                    (v, k)
-                }
-                Err(n) => {
-                    note = Some(n);
+            let pair = Pair {
+                a: (&a[j].labels, a[j].drop_name),
+                b: blabels,
+                av: v,
+                bv: bval,
+                key,
+                sig,
+            };
+            binop_pair(
+                op,
+                m,
+                return_bool,
+                one_to_many,
+                pair,
+                &mut st,
+                &mut metric_cache,
+                &mut note,
+                &mut out,
+                ts,
+            )?;
+        }
+        if let Some(f) = m.fill.lhs {
+            let fv = PV::F(f);
+            for (k, v) in &bv {
+                let k = *k;
+                let sig = bsig[k].as_str();
+                if st.matched.contains(sig) {
                     continue;
                 }
-            };
-            let set = matched.entry(sig).or_default();
-            // Checked before filtering, so a comparison cannot hide a bad match.
-            if m.card == Cardinality::OneToOne {
-                if !set.is_empty() {
-                    return Err(exec_err(
-                        "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
-                    ));
-                }
-                set.insert(Labels::empty());
+                let pair = Pair {
+                    a: (&a_fill_labels[k], false),
+                    b: &b[k].labels,
+                    av: &fv,
+                    bv: v,
+                    key: fill_a_base + k as u64,
+                    sig,
+                };
+                binop_pair(
+                    op,
+                    m,
+                    return_bool,
+                    one_to_many,
+                    pair,
+                    &mut st,
+                    &mut metric_cache,
+                    &mut note,
+                    &mut out,
+                    ts,
+                )?;
             }
-            if return_bool {
-                val = PV::F(btos(keep));
-            } else if !keep {
-                continue;
-            }
-            let metric = metric_cache
-                .entry((j, k))
-                .or_insert_with(|| result_metric(&a[j].labels, &b[k].labels, op, m, include))
-                .clone();
-            if m.card != Cardinality::OneToOne && !set.insert(metric.clone()) {
-                return Err(exec_err(
-                    "multiple matches for labels: grouping labels must ensure unique matches",
-                ));
-            }
-            let drop = return_bool || (cmp && a[j].drop_name);
-            out.push_keyed_pv(j as u64 * nb + k as u64, || (metric, drop), ts, val)?;
         }
     }
     if let Some(n) = note {

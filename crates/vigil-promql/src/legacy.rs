@@ -33,7 +33,10 @@ fn binop(s: &str) -> a::BinOp {
     }
 }
 
-fn matchers(name: &Option<String>, ms: &[promql_parser::label::Matcher]) -> Result<Vec<Matcher>, String> {
+fn matchers(
+    name: &Option<String>,
+    ms: &[promql_parser::label::Matcher],
+) -> Result<Vec<Matcher>, String> {
     let mut out = Vec::new();
     if let Some(n) = name
         && !ms.iter().any(|m| m.name == METRIC_NAME)
@@ -44,7 +47,9 @@ fn matchers(name: &Option<String>, ms: &[promql_parser::label::Matcher]) -> Resu
         out.push(match &m.op {
             PMatchOp::Equal => Matcher::equal(m.name.clone(), m.value.clone()),
             PMatchOp::NotEqual => Matcher::not_equal(m.name.clone(), m.value.clone()),
-            PMatchOp::Re(_) => Matcher::regex(m.name.clone(), &m.value).map_err(|e| e.to_string())?,
+            PMatchOp::Re(_) => {
+                Matcher::regex(m.name.clone(), &m.value).map_err(|e| e.to_string())?
+            }
             PMatchOp::NotRe(_) => {
                 Matcher::not_regex(m.name.clone(), &m.value).map_err(|e| e.to_string())?
             }
@@ -141,7 +146,9 @@ pub fn convert(e: &p::Expr) -> Result<a::Expr, String> {
                         p::VectorMatchCardinality::OneToMany(l) => {
                             (a::Cardinality::OneToMany, labels(l))
                         }
-                        p::VectorMatchCardinality::ManyToMany => (a::Cardinality::ManyToMany, vec![]),
+                        p::VectorMatchCardinality::ManyToMany => {
+                            (a::Cardinality::ManyToMany, vec![])
+                        }
                     };
                     let (on, ml) = match &m.matching {
                         Some(p::LabelModifier::Include(l)) => (true, labels(l)),
@@ -163,13 +170,13 @@ pub fn convert(e: &p::Expr) -> Result<a::Expr, String> {
                         },
                     })
                 }
-                None if both_vec || op.is_set_operator() => Some(a::VectorMatching::new(
-                    if op.is_set_operator() {
+                None if both_vec || op.is_set_operator() => {
+                    Some(a::VectorMatching::new(if op.is_set_operator() {
                         a::Cardinality::ManyToMany
                     } else {
                         a::Cardinality::OneToOne
-                    },
-                )),
+                    }))
+                }
                 _ => None,
             };
             a::Expr::Binary(a::BinaryExpr {

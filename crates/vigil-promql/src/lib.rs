@@ -15,9 +15,7 @@ mod legacy;
 pub mod parse_error;
 mod value;
 
-pub use engine::{
-    Cancel, Engine, EngineError, EngineOptions, QueryGate, QueryOutput, QueryStats,
-};
+pub use engine::{Cancel, Engine, EngineError, EngineOptions, QueryGate, QueryOutput, QueryStats};
 pub use value::{RangeSeries, Value, VectorSample};
 
 #[cfg(test)]

@@ -8,7 +8,6 @@
 //! step timestamps; scalars are one value per step.
 
 use crate::engine::EngineError;
-use vigil_promql_parser::{At, Expr, SubqueryExpr, UnaryOp, VectorSelector};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +17,7 @@ use vigil_model::{
     HistogramSample, Labels, METRIC_NAME, Matcher, Queryable, Sample, SampleIterator, SelectHints,
     Timestamp, is_stale_nan,
 };
+use vigil_promql_parser::{At, Expr, SubqueryExpr, UnaryOp, VectorSelector};
 
 pub(crate) type Result<T> = std::result::Result<T, EngineError>;
 
@@ -624,6 +624,41 @@ impl<'a> Ev<'a> {
                 let src = self.range_source(e)?;
                 let end = src.window_end(self.start);
                 let mut out = Vec::new();
+                if let Some(vs) = src
+                    .selector
+                    .filter(|vs| crate::functions::extended::is_extended(vs))
+                {
+                    let modifier = if vs.anchored { "anchored" } else { "smoothed" };
+                    let (before, after) =
+                        crate::functions::extended::widening(vs, self.sh.lookback);
+                    let start = end - src.range;
+                    src.for_each(self, |s| {
+                        if !s.hpoints.is_empty() {
+                            return Err(exec_err(format!(
+                                "{modifier} modifier is not supported with histograms"
+                            )));
+                        }
+                        let lo = s.points.partition_point(|p| p.t <= start - before);
+                        let hi = s.points.partition_point(|p| p.t <= end + after);
+                        let points = crate::functions::extended::extend_floats(
+                            &s.points[lo..hi],
+                            start,
+                            end,
+                            vs.smoothed,
+                        );
+                        if !points.is_empty() {
+                            self.sh.add_samples(points.len())?;
+                            out.push(Series {
+                                labels: s.labels.clone(),
+                                drop_name: s.drop_name,
+                                points,
+                                hpoints: Vec::new(),
+                            });
+                        }
+                        Ok(())
+                    })?;
+                    return Ok(Val::Matrix(out));
+                }
                 src.for_each(self, |s| {
                     let points: Vec<Sample> = s
                         .points
@@ -776,6 +811,46 @@ impl<'a> Ev<'a> {
         };
         let lookback = self.sh.lookback;
         let steps = self.steps();
+        if vs.smoothed {
+            return self.select_each(
+                vs,
+                lo - lookback + 1,
+                hi + lookback,
+                |labels, mut fs, mut hs| {
+                    fs.retain(|s| !is_stale_nan(s.v));
+                    hs.retain(|s| !is_stale_nan(s.h.sum));
+                    let metric = labels.get(METRIC_NAME).unwrap_or("").to_string();
+                    let notes = crate::functions::hrange::Notes {
+                        ev: self,
+                        metric: &metric,
+                    };
+                    let (mut pts, hpts) = crate::functions::extended::smooth_series(
+                        self,
+                        &fs,
+                        &hs,
+                        |ts| at.unwrap_or(ts) - off,
+                        &notes,
+                    );
+                    if timestamps {
+                        // `timestamp()` of a smoothed selector: the step's own time.
+                        pts.iter_mut().for_each(|p| p.v = p.t as f64 / 1000.0);
+                    }
+                    if pts.is_empty() && hpts.is_empty() {
+                        return Ok(());
+                    }
+                    self.sh.counters.queryable(pts.len() + hpts.len());
+                    self.sh.add_samples(
+                        pts.len() + hpts.iter().map(|h| histogram_size(&h.h)).sum::<usize>(),
+                    )?;
+                    f(Series {
+                        labels,
+                        drop_name: false,
+                        points: pts,
+                        hpoints: hpts,
+                    })
+                },
+            );
+        }
         self.select_each(vs, lo - lookback + 1, hi, |labels, samples, hsamples| {
             let mut pts = Vec::new();
             let mut hpts = Vec::new();
@@ -850,13 +925,14 @@ impl<'a> Ev<'a> {
                     Some(a) => (a - off, a - off),
                     None => (self.start - off, self.end - off),
                 };
+                let (before, after) = crate::functions::extended::widening(vs, self.sh.lookback);
                 Ok(RangeSource {
                     series: Vec::new(),
                     range,
                     at,
                     offset: off,
                     selector: Some(vs),
-                    select: Some((lo - range + 1, hi)),
+                    select: Some((lo - range + 1 - before, hi + after)),
                 })
             }
             Expr::Subquery(sq) => {

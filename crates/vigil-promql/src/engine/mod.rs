@@ -13,11 +13,11 @@ mod stats_only;
 
 use crate::value::{RangeSeries, Value, VectorSample};
 use eval::{Ev, Series, Shared, Val};
-use vigil_promql_parser::{AggOp, Expr, ValueType};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use vigil_model::{Matcher, Queryable, StorageError, Timestamp};
+use vigil_promql_parser::{AggOp, Expr, ValueType};
 
 #[derive(Debug, Clone)]
 pub struct EngineOptions {

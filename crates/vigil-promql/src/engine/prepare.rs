@@ -66,7 +66,10 @@ fn resolve_in(e: &mut Expr, step: i64, range: i64) -> Result<(), EngineError> {
             }
             resolve_in(&mut a.expr, step, range)
         }
-        Expr::Call(c) => c.args.iter_mut().try_for_each(|a| resolve_in(a, step, range)),
+        Expr::Call(c) => c
+            .args
+            .iter_mut()
+            .try_for_each(|a| resolve_in(a, step, range)),
         Expr::VectorSelector(vs) => fix(&mut vs.offset, true),
         Expr::MatrixSelector(ms) => {
             fix(&mut ms.vs.offset, true)?;

@@ -6,11 +6,11 @@
 //! (a sum over histograms with and without resets warns of the conflict), so vigil does the
 //! same to the samples such a selector reads.
 
-use vigil_promql_parser::{BinOp, Expr, VectorSelector};
 use std::collections::HashSet;
 use std::sync::Arc;
 use vigil_model::histogram::{CounterResetHint, FloatHistogram};
 use vigil_model::{HistogramSample, is_stale_nan};
+use vigil_promql_parser::{BinOp, Expr, VectorSelector};
 
 /// The addresses of the stats-only selectors of `e` (stable while `e` is being evaluated).
 pub(crate) fn detect(e: &Expr) -> HashSet<usize> {

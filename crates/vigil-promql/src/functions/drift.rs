@@ -21,10 +21,10 @@ use super::histogram::{Bucket, bucket_bound, prepare};
 use crate::engine::eval::{
     Ev, OutBuilder, PV, Result, Series, StepCursor, Val, drop_metadata_labels,
 };
-use vigil_promql_parser::Expr;
 use std::collections::HashMap;
 use vigil_model::histogram::FloatHistogram;
 use vigil_model::{Labels, METRIC_NAME};
+use vigil_promql_parser::Expr;
 
 /// The smallest share `drift_psi` uses: empty buckets would otherwise make `ln(p/q)` infinite.
 pub(crate) const PSI_EPSILON: f64 = 1e-4;

@@ -4,10 +4,10 @@
 
 use super::format_float;
 use crate::engine::eval::{Ev, OutBuilder, Result, StepCursor, Val};
-use vigil_promql_parser::Expr;
 use std::collections::HashMap;
 use vigil_model::histogram::FloatHistogram;
 use vigil_model::{Labels, METRIC_NAME};
+use vigil_promql_parser::Expr;
 
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Bucket {

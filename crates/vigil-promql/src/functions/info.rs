@@ -13,9 +13,9 @@
 use crate::engine::eval::{
     Ev, OutBuilder, PV, Result, Series, Val, exec_err, selector_matchers, unwrap_parens,
 };
-use vigil_promql_parser::Expr;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use vigil_model::{Labels, METRIC_NAME, MatchOp, Matcher, SelectHints, is_stale_nan};
+use vigil_promql_parser::Expr;
 
 const TARGET_INFO: &str = "target_info";
 const IDENTIFYING: [&str; 2] = ["instance", "job"];

@@ -3,9 +3,9 @@
 
 use super::{string_arg, valid_label_name};
 use crate::engine::eval::{Ev, Result, Series, Val, exec_err};
-use vigil_promql_parser::Expr;
 use std::collections::HashMap;
 use vigil_model::{Labels, METRIC_NAME};
+use vigil_promql_parser::Expr;
 
 pub(super) fn label_replace(ev: &Ev, args: &[&Expr]) -> Result<Val> {
     if args.len() != 5 {

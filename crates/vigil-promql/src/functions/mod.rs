@@ -7,8 +7,9 @@
 //! quantile, Go-compatible float formatting) are here.
 
 mod drift;
+pub(crate) mod extended;
 mod histogram;
-mod hrange;
+pub(crate) mod hrange;
 mod info;
 mod labels;
 mod native;
@@ -17,8 +18,8 @@ mod time;
 
 use crate::engine::eval::{Ev, Result, Series, Val, exec_err, unwrap_parens};
 use vigil_model::MatchOp;
-use vigil_promql_parser::{Call, Expr};
 use vigil_model::{Labels, METRIC_NAME, Sample};
+use vigil_promql_parser::{Call, Expr};
 
 /// Kahan–Neumaier compensated addition, as Prometheus' `kahanSumInc`.
 pub(crate) fn kahan_sum_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {

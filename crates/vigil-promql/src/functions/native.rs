@@ -5,9 +5,9 @@
 
 use super::kahan_sum_inc;
 use crate::engine::eval::{Ev, Result, Series, Val};
-use vigil_promql_parser::Expr;
 use vigil_model::Sample;
 use vigil_model::histogram::FloatHistogram;
+use vigil_promql_parser::Expr;
 
 /// Applies `f` to every histogram point of the argument; float points are ignored.
 pub(super) fn simple(ev: &Ev, arg: &Expr, f: fn(&FloatHistogram) -> f64) -> Result<Val> {

@@ -8,8 +8,8 @@
 
 use super::{Mean, absent_labels, format_float, kahan_sum_inc, quantile};
 use crate::engine::eval::{Ev, Result, Series, Val, exec_err, unwrap_parens};
-use vigil_promql_parser::Expr;
 use vigil_model::{METRIC_NAME, Sample};
+use vigil_promql_parser::Expr;
 
 /// One window of one series at one step.
 pub(super) struct Win<'a> {
@@ -62,6 +62,13 @@ pub(crate) fn eval_range_call_each(
         if i != mi {
             scalars.push(ev.eval_scalar(a)?);
         }
+    }
+    if let Expr::MatrixSelector(ms) = unwrap_parens(args[mi])
+        && super::extended::is_extended(&ms.vs)
+    {
+        let src = ev.range_source(args[mi])?;
+        super::extended::eval_call_each(ev, name, &src, &ms.vs, emit)?;
+        return Ok(None);
     }
     let f: Option<RangeFn> = range_fn(name);
     if f.is_none() && name != "absent_over_time" {

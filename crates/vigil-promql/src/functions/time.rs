@@ -3,9 +3,9 @@
 
 use super::map_series;
 use crate::engine::eval::{Ev, Result, Series, Val};
-use vigil_promql_parser::Expr;
 use vigil_model::civil::civil_from_days;
 use vigil_model::{Labels, Sample};
+use vigil_promql_parser::Expr;
 
 fn is_leap(y: i64) -> bool {
     (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
