@@ -107,7 +107,7 @@ fn elem_binop(op: BinOp, l: &PV, r: &PV) -> std::result::Result<(PV, bool, Optio
         (PV::H(h), PV::F(b)) => match op {
             BinOp::TrimUpper | BinOp::TrimLower => {
                 let mut x = FloatHistogram::clone(h);
-                let _ = (b, &mut x); // TRIM_STUB x.trim_buckets(*b, op == BinOp::TrimUpper);
+                x.trim_buckets(*b, op == BinOp::TrimUpper);
                 Ok((PV::H(Arc::new(x)), true, None))
             }
             BinOp::Mul | BinOp::Div => {

@@ -26,6 +26,7 @@ mod arith;
 mod int;
 pub mod nhcb;
 pub mod notation;
+mod trim;
 
 pub use arith::AddOutcome;
 pub use int::Histogram;
@@ -116,20 +117,88 @@ pub struct Bucket {
 impl Bucket {
     /// The fraction of this bucket's width at or below `v`, for `lower < v < upper` and finite
     /// bounds: linear for custom buckets and the zero bucket, on a log scale for exponential
-    /// buckets (Prometheus 3's interpolation).
+    /// buckets (Prometheus 3's interpolation, with Go's `math.Log2` reproduced bit for bit).
     pub fn fraction_below(&self, v: f64, linear: bool) -> f64 {
         if linear {
             return (v - self.lower) / (self.upper - self.lower);
         }
-        let log_lower = self.lower.abs().log2();
-        let log_upper = self.upper.abs().log2();
-        let log_v = v.abs().log2();
+        let log_lower = go_log2(self.lower.abs());
+        let log_upper = go_log2(self.upper.abs());
+        let log_v = go_log2(v.abs());
         if v > 0.0 {
             (log_v - log_lower) / (log_upper - log_lower)
         } else {
             1.0 - ((log_v - log_upper) / (log_lower - log_upper))
         }
     }
+}
+
+/// `log2(x)` computed the way Go's `math.Log2` does (as on amd64, without fused multiply-adds),
+/// so that interpolated bucket shares agree with Prometheus to the last bit: the mantissa's
+/// natural logarithm (FreeBSD's `e_log.c` algorithm) scaled by `1/ln 2`, plus the exponent;
+/// exact for powers of two. Go's result differs from a correctly rounded `log2` in the last
+/// place for some inputs.
+pub(crate) fn go_log2(x: f64) -> f64 {
+    let (frac, exp) = frexp(x);
+    if frac == 0.5 {
+        return (exp - 1) as f64;
+    }
+    go_ln(frac) * std::f64::consts::LOG2_E + exp as f64
+}
+
+/// Splits `x` into a mantissa in `[0.5, 1)` and a power of two (zero, infinities and NaN are
+/// returned as they are, with exponent 0).
+fn frexp(x: f64) -> (f64, i32) {
+    if x == 0.0 || !x.is_finite() {
+        return (x, 0);
+    }
+    let (x, mut exp) = if x.abs() < f64::MIN_POSITIVE {
+        (x * (1u64 << 52) as f64, -52)
+    } else {
+        (x, 0)
+    };
+    let bits = x.to_bits();
+    exp += ((bits >> 52) & 0x7ff) as i32 - 1022;
+    let frac = f64::from_bits((bits & !(0x7ff << 52)) | (1022 << 52));
+    (frac, exp)
+}
+
+/// Natural logarithm as Go's `math.Log` computes it (FreeBSD's `e_log.c`).
+fn go_ln(x: f64) -> f64 {
+    const LN2_HI: f64 = f64::from_bits(0x3fe62e42fee00000);
+    const LN2_LO: f64 = f64::from_bits(0x3dea39ef35793c76);
+    const L1: f64 = f64::from_bits(0x3fe5555555555593);
+    const L2: f64 = f64::from_bits(0x3fd999999997fa04);
+    const L3: f64 = f64::from_bits(0x3fd2492494229359);
+    const L4: f64 = f64::from_bits(0x3fcc71c51d8e78af);
+    const L5: f64 = f64::from_bits(0x3fc7466496cb03de);
+    const L6: f64 = f64::from_bits(0x3fc39a09d078c69f);
+    const L7: f64 = f64::from_bits(0x3fc2f112df3e5244);
+
+    if x.is_nan() || x == f64::INFINITY {
+        return x;
+    }
+    if x < 0.0 {
+        return f64::NAN;
+    }
+    if x == 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    let (mut f1, mut ki) = frexp(x);
+    if f1 < std::f64::consts::FRAC_1_SQRT_2 {
+        f1 *= 2.0;
+        ki -= 1;
+    }
+    let f = f1 - 1.0;
+    let k = ki as f64;
+    let s = f / (2.0 + f);
+    let s2 = s * s;
+    let s4 = s2 * s2;
+    let t1 = s2 * (L1 + s4 * (L3 + s4 * (L5 + s4 * L7)));
+    let t2 = s4 * (L2 + s4 * (L4 + s4 * L6));
+    let r = t1 + t2;
+    let hfsq = 0.5 * f * f;
+    k * LN2_HI - ((hfsq - (s * (hfsq + r) + k * LN2_LO)) - f)
 }
 
 impl fmt::Display for Bucket {

@@ -239,3 +239,31 @@ fn validate_rejects_bad_layouts() {
     y.schema = 9;
     assert_eq!(y.validate(), Err(HistogramError::InvalidSchema(9)));
 }
+
+#[test]
+#[allow(clippy::approx_constant)]
+fn log2_matches_go() {
+    // math.Log2 results of Go (amd64); the first few differ from a correctly rounded log2.
+    let cases = [
+        (0.6046602879796196, -0.7258032640642735),
+        (1.0000004377141871, 6.314879489321967e-07),
+        (1.0000001565192547, 2.2580953473738674e-07),
+        (1.000000813639961, 1.1738338591138486e-06),
+        (1.5, 0.5849625007211563),
+        (3.0, 1.5849625007211563),
+        (0.6, -0.7369655941662062),
+        (1.13, 0.17632277264046292),
+        (1.4142135624, 0.5000000000274469),
+        (1e-300, -996.5784284662087),
+        (5e-324, -1074.0),
+        (0.7071067811865475, -0.5000000000000001),
+        (1.0905077326652577, 0.1250000000000001),
+        (1024.0, 10.0),
+        (0.0, f64::NEG_INFINITY),
+        (f64::INFINITY, f64::INFINITY),
+    ];
+    for (x, want) in cases {
+        assert_eq!(go_log2(x).to_bits(), f64::to_bits(want), "log2({x})");
+    }
+    assert!(go_log2(-1.0).is_nan() && go_log2(f64::NAN).is_nan());
+}
