@@ -251,7 +251,8 @@ impl Expr {
             Expr::Paren(p) => p.expr.value_type(),
             Expr::Unary(u) => u.expr.value_type(),
             Expr::Binary(b) => {
-                if b.lhs.value_type() == ValueType::Scalar && b.rhs.value_type() == ValueType::Scalar
+                if b.lhs.value_type() == ValueType::Scalar
+                    && b.rhs.value_type() == ValueType::Scalar
                 {
                     ValueType::Scalar
                 } else {
@@ -292,8 +293,11 @@ pub struct NumberLiteral {
 
 #[derive(Debug, Clone)]
 pub struct StringLiteral {
-    /// The unquoted value.
+    /// The unquoted value (an invalid UTF-8 sequence decoded as U+FFFD).
     pub val: String,
+    /// The unquoted bytes when they are not UTF-8 (Go's `"\xff"` is the lone byte 0xff):
+    /// such a string is no valid label name, and errors quote its bytes as Go does.
+    pub invalid_utf8: Option<Vec<u8>>,
     pub pos: PosRange,
 }
 
@@ -418,7 +422,10 @@ impl Duration {
                 let secs = e.eval(step, range)?;
                 let p = e.pos();
                 if secs.is_nan() || secs.is_infinite() {
-                    return Err(format!("{}:{}: duration is NaN or infinite", p.start, p.end));
+                    return Err(format!(
+                        "{}:{}: duration is NaN or infinite",
+                        p.start, p.end
+                    ));
                 }
                 if secs <= 0.0 && !allow_negative {
                     return Err(format!(
@@ -466,7 +473,10 @@ pub enum DurationExpr {
     /// `range()`: the query's range (end − start).
     Range { pos: PosRange },
     /// Unary minus/plus (`-step()`).
-    Neg { expr: Box<DurationExpr>, start: usize },
+    Neg {
+        expr: Box<DurationExpr>,
+        start: usize,
+    },
     Binary {
         op: DurationOp,
         lhs: Box<DurationExpr>,
@@ -475,7 +485,10 @@ pub enum DurationExpr {
         pos: PosRange,
     },
     /// Parenthesised.
-    Paren { expr: Box<DurationExpr>, pos: PosRange },
+    Paren {
+        expr: Box<DurationExpr>,
+        pos: PosRange,
+    },
 }
 
 impl DurationExpr {

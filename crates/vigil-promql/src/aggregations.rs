@@ -47,8 +47,12 @@ pub(crate) fn eval_aggregate(ev: &Ev, a: &AggregateExpr) -> Result<Val> {
         let Expr::StringLiteral(s) = unwrap_parens(p) else {
             return Err(exec_err("count_values needs a string parameter"));
         };
-        if !valid_label_name(&s.val) {
-            return Err(exec_err(format!("invalid label name {:?}", s.val)));
+        if !valid_label_name(&s.val) || s.invalid_utf8.is_some() {
+            let bytes = s.invalid_utf8.as_deref().unwrap_or(s.val.as_bytes());
+            return Err(exec_err(format!(
+                "invalid label name {}",
+                vigil_promql_parser::go_quote_bytes(bytes)
+            )));
         }
         let input = ev.eval_vector(&a.expr)?;
         return count_values(ev, &g, &s.val, input).map(Val::Vector);

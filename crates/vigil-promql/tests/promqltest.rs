@@ -5,8 +5,8 @@
 //! instant query and again as a range query from T-1m to T+1m whose sample at T must match;
 //! a range eval is one range query. Values compare with Prometheus' relative tolerance.
 //! `cases.tsv` decides which evals are required: those must pass, or the test fails. Evals
-//! that need native histograms or parser extensions we do not implement are skipped, each
-//! with its reason. Counts are printed per file and in total.
+//! that need what vigil does not implement (start timestamps) are skipped, each with its
+//! reason. Counts are printed per file and in total.
 //!
 //! `project_promql_tests` runs the project's own scripts, `testdata/promql/*.test` (vigil's
 //! extensions such as the drift functions), the same way; all their evals are required.
@@ -20,9 +20,11 @@ use vigil_model::{Appendable, Labels, Queryable};
 use vigil_promql::{Engine, EngineOptions, QueryOutput, Value};
 use vigil_tsdb::{Head, HeadOptions};
 
-/// Flags that exclude an eval from the required set; `expfn:` except the allowed ones too.
-const EXCLUDING: &[&str] = &["ext_range_sel", "fill_mod", "duration_expr", "start_ts"];
+/// Flags that exclude an eval from the required set; `expfn:` except the allowed ones too
+/// (`start_ts`: start timestamps are not stored yet, so `start_timestamp()` is not either).
+const EXCLUDING: &[&str] = &["start_ts"];
 const ALLOWED_EXPFN: &[&str] = &[
+    "info",
     "histogram_quantiles",
     "min_of",
     "max_of",
@@ -42,35 +44,17 @@ const ALLOWED_EXPFN: &[&str] = &[
     "mad_over_time",
 ];
 
-/// Flags of native-histogram evals. Those (and `info()`'s) are run and counted apart while
-/// native histograms and the own parser are being built (issues 16, 17): their passes may not
-/// fall below [`NH_PASSING_FLOOR`], and they become required when every one passes.
-const NATIVE_HISTOGRAM: &[&str] = &["nh_data", "nhcb_data", "nh_expected"];
-
-/// Native-histogram evals known to pass; a change that passes fewer fails the test (raise it
-/// as more pass).
-const NH_PASSING_FLOOR: usize = 802;
-
 /// What to do with an eval.
 #[derive(Debug, Clone, PartialEq)]
 enum Disposition {
     Required,
-    /// Run and counted, not yet required (native histograms).
-    Progress,
     Skip(String),
 }
 
 fn disposition(flags: &str) -> Disposition {
-    let mut nh = false;
     for f in flags.split(',').filter(|f| !f.is_empty()) {
         if EXCLUDING.contains(&f) {
             return Disposition::Skip(format!("flag {f}"));
-        }
-        // info() runs with the others in progress: promql-parser refuses its selectors that
-        // match the empty label value, which issue 17's own parser will accept.
-        if NATIVE_HISTOGRAM.contains(&f) || f == "expfn:info" {
-            nh = true;
-            continue;
         }
         if let Some(name) = f.strip_prefix("expfn:")
             && !ALLOWED_EXPFN.contains(&name)
@@ -78,11 +62,7 @@ fn disposition(flags: &str) -> Disposition {
             return Disposition::Skip(format!("experimental function {name}"));
         }
     }
-    if nh {
-        Disposition::Progress
-    } else {
-        Disposition::Required
-    }
+    Disposition::Required
 }
 
 fn load_cases(dir: &Path) -> HashMap<(String, usize), String> {
@@ -898,7 +878,7 @@ fn same_when_split(
 /// (nothing inside a subquery that has one); `None` when the expression uses a function
 /// whose result depends on the evaluation time.
 fn with_at_modifiers(expr: &str, t: i64) -> Option<String> {
-    use promql_parser::parser::{AtModifier, Expr};
+    use vigil_promql_parser::{At, Expr};
     const UNSAFE: &[&str] = &[
         "days_in_month",
         "day_of_month",
@@ -916,13 +896,8 @@ fn with_at_modifiers(expr: &str, t: i64) -> Option<String> {
         "range",
         "step",
     ];
-    fn at(t: i64) -> AtModifier {
-        let d = std::time::Duration::from_millis(t.unsigned_abs());
-        AtModifier::At(if t >= 0 {
-            std::time::UNIX_EPOCH + d
-        } else {
-            std::time::UNIX_EPOCH - d
-        })
+    fn at(t: i64) -> At {
+        At::Timestamp(t)
     }
     fn walk(e: &mut Expr, t: i64, unsafe_fn: &mut bool) {
         match e {
@@ -951,19 +926,19 @@ fn with_at_modifiers(expr: &str, t: i64) -> Option<String> {
                 if UNSAFE.contains(&c.func.name) {
                     *unsafe_fn = true;
                 }
-                for a in &mut c.args.args {
+                for a in &mut c.args {
                     walk(a, t, unsafe_fn);
                 }
             }
             _ => {}
         }
     }
-    // promql-parser prints `"\xff"` back as the character U+00FF, which Go would not; such
-    // expressions are not re-printed.
+    // A `"\xff"` escape is a lone byte in Go; vigil's strings are UTF-8 and print it back as
+    // U+FFFD, so such expressions are not re-printed.
     if expr.contains("\\x") {
         return None;
     }
-    let mut e = promql_parser::parser::parse(expr).ok()?;
+    let mut e = vigil_promql_parser::parse(expr).ok()?;
     let mut unsafe_fn = false;
     walk(&mut e, t, &mut unsafe_fn);
     if unsafe_fn {
@@ -1042,20 +1017,17 @@ fn run_instant(
 
 fn out_is_scalar(expr: &str) -> bool {
     matches!(
-        promql_parser::parser::parse(expr).map(|e| e.value_type()),
-        Ok(promql_parser::parser::value::ValueType::Scalar)
+        vigil_promql_parser::parse(expr).map(|e| e.value_type()),
+        Ok(vigil_promql_parser::ValueType::Scalar)
     )
 }
 
-/// Counts of one file: passed, failed (with messages), skipped (with reasons), and the
-/// native-histogram evals run apart.
+/// Counts of one file: passed, failed (with messages), skipped (with reasons).
 #[derive(Default)]
 struct FileResult {
     passed: usize,
     failures: Vec<String>,
     skipped: usize,
-    nh_passed: usize,
-    nh_failures: Vec<String>,
 }
 
 /// Runs every command of one script; `skip` gives the reason to skip the eval at a line (or
@@ -1086,20 +1058,14 @@ fn run_file(
                     run_eval(engine, &head, ev)
                 }))
                 .unwrap_or_else(|_| Err("panicked".into()));
-                let progress = d == Disposition::Progress;
                 match res {
-                    Ok(()) if progress => r.nh_passed += 1,
                     Ok(()) => r.passed += 1,
                     Err(e) => {
                         let msg = format!("{file}:{} {}: {e}", ev.line, ev.expr);
                         if verbose {
                             println!("FAIL {msg}");
                         }
-                        if progress {
-                            r.nh_failures.push(msg);
-                        } else {
-                            r.failures.push(msg);
-                        }
+                        r.failures.push(msg);
                     }
                 }
             }
@@ -1132,7 +1098,6 @@ fn promqltest_corpus() {
     let verbose = std::env::var("PROMQLTEST_VERBOSE").is_ok();
     let engine = test_engine();
     let (mut tp, mut tf, mut ts) = (0, 0, 0);
-    let (mut nhp, mut nh_failures) = (0, Vec::new());
     let mut required_failures = Vec::new();
     let mut skip_reasons: BTreeMap<String, usize> = BTreeMap::new();
     for file in &files {
@@ -1149,34 +1114,16 @@ fn promqltest_corpus() {
         };
         let r = run_file(&engine, file, &text, skip, &mut skip_reasons, verbose);
         let (p, f, s) = (r.passed, r.failures.len(), r.skipped);
-        let (np, nf) = (r.nh_passed, r.nh_failures.len());
         required_failures.extend(r.failures);
-        nh_failures.extend(r.nh_failures);
-        println!(
-            "{file}: {p} passed, {f} failed, {s} skipped; native histograms and info(): {np} passed, {nf} failed"
-        );
+        println!("{file}: {p} passed, {f} failed, {s} skipped");
         tp += p;
         tf += f;
         ts += s;
-        nhp += np;
     }
-    let nhf = nh_failures.len();
-    println!(
-        "total: {} passed, {} failed, {ts} skipped",
-        tp + nhp,
-        tf + nhf
-    );
-    println!(
-        "of which native histograms and info() (run, not yet required): {nhp} passed, {nhf} failed (floor {NH_PASSING_FLOOR})"
-    );
+    println!("total: {tp} passed, {tf} failed, {ts} skipped");
     println!("skipped by reason:");
     for (r, n) in &skip_reasons {
         println!("  {n:5}  {r}");
-    }
-    if std::env::var("PROMQLTEST_SHOW_NH").is_ok() {
-        for m in &nh_failures {
-            println!("NH FAILED {m}");
-        }
     }
     for m in &required_failures {
         println!("FAILED {m}");
@@ -1186,12 +1133,6 @@ fn promqltest_corpus() {
         "{} required evals failed",
         required_failures.len()
     );
-    if only.is_none() {
-        assert!(
-            nhp >= NH_PASSING_FLOOR,
-            "native-histogram evals passing fell to {nhp}, below the floor of {NH_PASSING_FLOOR}"
-        );
-    }
 }
 
 /// The project's own scripts (`testdata/promql/*.test`, e.g. the drift functions), in the same

@@ -197,10 +197,10 @@ fn validate_rule(r: &RuleDesc, names: NameValidation) -> Vec<String> {
     let expr = r.expr.as_ref().map(|t| t.0.as_str()).unwrap_or("");
     if expr.is_empty() {
         out.push("field 'expr' must be set in rule".into());
-    } else if let Err(e) = vigil_promql::parse_error::parse(expr) {
+    } else if let Err(e) = vigil_promql_parser::parse(expr) {
         // The engine's parser (vigil's extra functions included); the error carries its
         // position as Prometheus prints it (`1:5: parse error: ...`).
-        out.push(format!("could not parse expression: {}", e.trim_end()));
+        out.push(format!("could not parse expression: {e}"));
     }
     if !record.is_empty() {
         if !r.annotations.is_empty() {

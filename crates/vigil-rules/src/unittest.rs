@@ -451,26 +451,18 @@ pub fn parse_metric(s: &str) -> Result<Labels, String> {
     if s.is_empty() {
         return Ok(Labels::empty());
     }
-    match promql_parser::parser::parse(s) {
-        Ok(promql_parser::parser::Expr::VectorSelector(vs)) => {
-            let mut pairs: Vec<(String, String)> = Vec::new();
-            if let Some(n) = &vs.name {
-                pairs.push(("__name__".into(), n.clone()));
-            }
-            for m in &vs.matchers.matchers {
-                if !matches!(m.op, promql_parser::label::MatchOp::Equal) {
-                    return Err(format!("invalid series description {s:?}: only = matchers"));
-                }
-                pairs.push((m.name.clone(), m.value.clone()));
-            }
-            if vs.offset.is_some() || vs.at.is_some() {
-                return Err(format!("invalid series description {s:?}"));
-            }
-            Ok(Labels::from_pairs(pairs))
-        }
-        Ok(_) => Err(format!("invalid series description {s:?}")),
-        Err(e) => Err(e),
+    let vs = vigil_promql_parser::parse_metric_selector(s).map_err(|e| e.to_string())?;
+    if !vs.or_matchers.is_empty() || vs.offset.fixed() != Some(0) || vs.at.is_some() {
+        return Err(format!("invalid series description {s:?}"));
     }
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for m in &vs.matchers {
+        if !matches!(m.op, vigil_model::MatchOp::Equal) {
+            return Err(format!("invalid series description {s:?}: only = matchers"));
+        }
+        pairs.push((m.name.clone(), m.value.clone()));
+    }
+    Ok(Labels::from_pairs(pairs))
 }
 
 /// Expands the series-value notation: `1 2 _ stale 1+2x3 5x2 _x3 1-1x2` (the one owner of

@@ -106,8 +106,6 @@ pub(crate) struct Shared<'a> {
     warnings: RefCell<Vec<String>>,
     infos: RefCell<Vec<String>>,
     pub default_subquery_step: i64,
-    /// String literals that are invalid UTF-8 under Go's unquoting (see `literals`).
-    pub invalid_strings: Vec<String>,
     /// Selectors that read only histogram counts and sums (see `stats_only`).
     pub stats_only: std::collections::HashSet<usize>,
 }
@@ -139,7 +137,6 @@ impl<'a> Shared<'a> {
             warnings: RefCell::new(Vec::new()),
             infos: RefCell::new(Vec::new()),
             default_subquery_step: default_subquery_step.max(1),
-            invalid_strings: Vec::new(),
             stats_only: Default::default(),
         }
     }
@@ -153,7 +150,6 @@ impl<'a> Shared<'a> {
             checks: Cell::new(0),
             warnings: RefCell::new(Vec::new()),
             infos: RefCell::new(Vec::new()),
-            invalid_strings: self.invalid_strings.clone(),
             stats_only: self.stats_only.clone(),
             ..*self
         }

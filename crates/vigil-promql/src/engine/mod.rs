@@ -7,7 +7,6 @@
 //! evaluator's step-wise result into the API's [`Value`].
 
 pub(crate) mod eval;
-mod literals;
 pub(crate) mod prepare;
 mod stats_only;
 
@@ -208,8 +207,7 @@ impl Engine {
     /// Parses `query`; a syntax error carries its position as Prometheus prints it
     /// (`1:6: parse error: unexpected end of input`).
     pub fn parse(&self, query: &str) -> Result<Expr, EngineError> {
-        let e = crate::parse_error::parse(query).map_err(EngineError::Parse)?;
-        crate::legacy::convert(&e).map_err(EngineError::Parse)
+        vigil_promql_parser::parse(query).map_err(|e| EngineError::Parse(e.to_string()))
     }
 
     /// Parses a series selector (`match[]` of the metadata endpoints) into matchers.
@@ -255,7 +253,7 @@ impl Engine {
         let resolved = prepare::resolve_durations(&parsed, 0, 0)?;
         let expr = resolved.as_ref().unwrap_or(&parsed);
         let prepared = started.elapsed();
-        let mut out = self.exec_instant(db, query, expr, t, cancel)?;
+        let mut out = self.exec_instant(db, expr, t, cancel)?;
         let sorting = Instant::now();
         if let Value::Vector(v) = &mut out.value
             && !order_defined(expr)
@@ -292,7 +290,7 @@ impl Engine {
     ) -> Result<QueryOutput, EngineError> {
         let parsed = self.parse(query)?;
         let resolved = prepare::resolve_durations(&parsed, 0, 0)?;
-        self.exec_instant(db, query, resolved.as_ref().unwrap_or(&parsed), t, cancel)
+        self.exec_instant(db, resolved.as_ref().unwrap_or(&parsed), t, cancel)
     }
 
     /// A range query with annotations and an optional cancellation handle.
@@ -337,7 +335,6 @@ impl Engine {
         let queue_time = queued.elapsed();
         let mut shared = self.shared(db, start, end, cancel);
         shared.query_step = step;
-        shared.invalid_strings = literals::invalid_utf8_literals(query);
         shared.stats_only = stats_only::detect(expr);
         let ev = Ev::new(&shared, start, end, step);
         let evaluating = Instant::now();
@@ -490,7 +487,6 @@ impl Engine {
     fn exec_instant(
         &self,
         db: &dyn Queryable,
-        query: &str,
         expr: &Expr,
         t: Timestamp,
         cancel: Option<&Cancel>,
@@ -499,7 +495,6 @@ impl Engine {
         let _slot = self.slot(cancel)?;
         let queue_time = queued.elapsed();
         let mut shared = self.shared(db, t, t, cancel);
-        shared.invalid_strings = literals::invalid_utf8_literals(query);
         shared.stats_only = stats_only::detect(expr);
         let ev = Ev::new(&shared, t, t, 1);
         let evaluating = Instant::now();

@@ -1,5 +1,5 @@
 //! Drift detection between two classic histograms: `drift_psi`, `drift_ks` and `drift_jsd`
-//! (vigil extensions, registered with the parser in `engine::register_parser_extensions`).
+//! (vigil extensions, in the function table of `vigil-promql-parser`).
 //!
 //! Both arguments are instant vectors of cumulative bucket series (`le` label), usually
 //! `sum by (le, feature) (increase(x_bucket[1h]))` and the same expression `offset 7d`.

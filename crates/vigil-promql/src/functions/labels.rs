@@ -1,7 +1,7 @@
 //! `label_replace` and `label_join`: they rewrite each series' labels once; series that end
 //! up with the same labels are merged, and two samples at the same step are an error.
 
-use super::{string_arg, valid_label_name};
+use super::{invalid_utf8, string_arg, valid_label_name};
 use crate::engine::eval::{Ev, Result, Series, Val, exec_err};
 use std::collections::HashMap;
 use vigil_model::{Labels, METRIC_NAME};
@@ -20,7 +20,7 @@ pub(super) fn label_replace(ev: &Ev, args: &[&Expr]) -> Result<Val> {
             "invalid regular expression in label_replace(): {re_str}"
         ))
     })?;
-    if !valid_label_name(&dst) || ev.sh.invalid_strings.contains(&dst) {
+    if !valid_label_name(&dst) || invalid_utf8(args[1]) {
         return Err(exec_err(format!(
             "invalid destination label name in label_replace(): {dst}"
         )));
@@ -53,14 +53,14 @@ pub(super) fn label_join(ev: &Ev, args: &[&Expr]) -> Result<Val> {
     let mut srcs = Vec::new();
     for a in &args[3..] {
         let s = string_arg(a)?;
-        if !valid_label_name(&s) || ev.sh.invalid_strings.contains(&s) {
+        if !valid_label_name(&s) || invalid_utf8(a) {
             return Err(exec_err(format!(
                 "invalid source label name in label_join(): {s}"
             )));
         }
         srcs.push(s);
     }
-    if !valid_label_name(&dst) || ev.sh.invalid_strings.contains(&dst) {
+    if !valid_label_name(&dst) || invalid_utf8(args[1]) {
         return Err(exec_err(format!(
             "invalid destination label name in label_join(): {dst}"
         )));

@@ -138,6 +138,11 @@ fn go_min(a: f64, b: f64) -> f64 {
     }
 }
 
+/// Whether a string argument holds bytes that are not UTF-8 (`"\xff"`): never a label name.
+pub(crate) fn invalid_utf8(e: &Expr) -> bool {
+    matches!(unwrap_parens(e), Expr::StringLiteral(s) if s.invalid_utf8.is_some())
+}
+
 pub(crate) fn string_arg(e: &Expr) -> Result<String> {
     match unwrap_parens(e) {
         Expr::StringLiteral(s) => Ok(s.val.clone()),
