@@ -221,7 +221,12 @@ pub fn go_quote_bytes(b: &[u8]) -> String {
 pub(crate) fn go_quote_rune(c: Option<char>) -> String {
     let c = c.unwrap_or('\u{FFFD}');
     let mut out = String::from("'");
-    push_escaped(&mut out, c, '\'');
+    // U+FFFD (also what Go prints for the end of input) is printable for Go's `%q`.
+    if c == '\u{FFFD}' {
+        out.push(c);
+    } else {
+        push_escaped(&mut out, c, '\'');
+    }
     out.push('\'');
     out
 }

@@ -310,6 +310,27 @@ pub(crate) struct Parser<'a> {
     peeked: Option<Item>,
     depth: usize,
     chain: usize,
+    /// Open constructs whose grammar rule recovers from an error with a context of its own
+    /// (`aggregate_op error` → "in aggregation"): a syntax error anywhere inside one, not
+    /// claimed by a nearer rule, is reported with the innermost context, as Go's yacc
+    /// recovery does.
+    contexts: Vec<&'static str>,
+}
+
+/// Whether a token can begin an expression (a number, string, selector, call, parenthesis,
+/// unary sign, or a keyword that is also a metric name).
+fn starts_expr(t: Tok) -> bool {
+    is_metric_identifier(t)
+        || matches!(
+            t,
+            Tok::Number
+                | Tok::Duration
+                | Tok::String
+                | Tok::LParen
+                | Tok::LBrace
+                | Tok::Add
+                | Tok::Sub
+        )
 }
 
 impl<'a> Parser<'a> {
@@ -320,6 +341,7 @@ impl<'a> Parser<'a> {
             peeked: None,
             depth: 0,
             chain: 0,
+            contexts: Vec::new(),
         }
     }
 
@@ -357,6 +379,10 @@ impl<'a> Parser<'a> {
             );
         }
         let mut msg = format!("unexpected {}", it.desc());
+        let context = match (context, self.contexts.last()) {
+            ("", Some(inner)) => inner,
+            _ => context,
+        };
         if !context.is_empty() {
             msg.push_str(" in ");
             msg.push_str(context);
@@ -606,7 +632,10 @@ impl<'a> Parser<'a> {
             match t.tok {
                 Tok::RParen => return Ok((args, t.end())),
                 Tok::Comma => {
-                    if self.peek().tok == Tok::RParen {
+                    // Go's grammar reduces `args ,` before it sees that no argument follows
+                    // (a lexer error is reported as itself).
+                    let next = self.peek().tok;
+                    if !starts_expr(next) && next != Tok::Error {
                         return Err(self.err(
                             ErrorKind::Syntax,
                             PosRange::new(t.pos, t.end()),
@@ -620,6 +649,13 @@ impl<'a> Parser<'a> {
     }
 
     fn parse_aggregate(&mut self, op: AggOp, op_item: Item) -> PResult<Expr> {
+        self.contexts.push("aggregation");
+        let r = self.parse_aggregate_body(op, op_item);
+        self.contexts.pop();
+        r
+    }
+
+    fn parse_aggregate_body(&mut self, op: AggOp, op_item: Item) -> PResult<Expr> {
         let mut grouping = Vec::new();
         let mut without = false;
         let mut modifier_first = false;
@@ -720,8 +756,15 @@ impl<'a> Parser<'a> {
                 } else {
                     Cardinality::OneToMany
                 };
-                if self.peek().tok == Tok::LParen {
+                let next = self.peek().tok;
+                if next == Tok::LParen {
                     vm.include = self.parse_grouping_labels()?.0;
+                } else if !starts_expr(next)
+                    && !matches!(next, Tok::Error | Tok::Fill | Tok::FillLeft | Tok::FillRight)
+                {
+                    // The grouping labels' own error rule claims what can follow nothing.
+                    let t = self.next();
+                    return Err(self.unexpected(&t, "grouping opts", "\"(\""));
                 }
             }
         }
