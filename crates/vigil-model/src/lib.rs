@@ -12,6 +12,7 @@
 pub mod civil;
 pub mod duration;
 pub mod gofmt;
+pub mod goregex;
 pub mod histogram;
 mod labels;
 pub mod matcher;

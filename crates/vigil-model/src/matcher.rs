@@ -21,15 +21,25 @@ pub struct Matcher {
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum MatcherError {
-    #[error("invalid regular expression {pattern:?}: {reason}")]
+    /// The pattern is not a valid regular expression; the text is Go's
+    /// (`error parsing regexp: missing closing ): `(a``), as Prometheus reports it.
+    #[error("{reason}")]
     BadRegex { pattern: String, reason: String },
 }
 
-/// Compiles `pattern` as Prometheus does: anchored at both ends, dot-all.
+/// Compiles `pattern` as Prometheus does: Go's syntax (see [`crate::goregex`]), anchored at
+/// both ends, dot-all.
 pub fn anchored_regex(pattern: &str) -> Result<Regex, MatcherError> {
-    Regex::new(&format!("^(?s:{pattern})$")).map_err(|e| MatcherError::BadRegex {
+    let bad = |reason: String| MatcherError::BadRegex {
         pattern: pattern.to_string(),
-        reason: e.to_string(),
+        reason,
+    };
+    let translated = crate::goregex::translate(pattern).map_err(|e| bad(e.to_string()))?;
+    Regex::new(&format!("^(?s:{translated})$")).map_err(|e| match e {
+        regex::Error::CompiledTooBig(_) => bad(format!(
+            "error parsing regexp: expression too large: `{pattern}`"
+        )),
+        other => bad(format!("error parsing regexp: {other}")),
     })
 }
 

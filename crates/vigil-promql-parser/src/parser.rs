@@ -676,6 +676,12 @@ impl<'a> Parser<'a> {
             end = e;
         }
         let pos = PosRange::new(op_item.pos, end);
+        // Go's parser builds the aggregation only once it has read the token after it: a
+        // lexer error there (an unbalanced `)`) is reported before the argument checks.
+        if self.peek().tok == Tok::Error {
+            let t = self.next();
+            return Err(self.unexpected(&t, "", ""));
+        }
         if args.is_empty() {
             return Err(self.semantic(pos, "no arguments for aggregate expression provided"));
         }
@@ -760,7 +766,10 @@ impl<'a> Parser<'a> {
                 if next == Tok::LParen {
                     vm.include = self.parse_grouping_labels()?.0;
                 } else if !starts_expr(next)
-                    && !matches!(next, Tok::Error | Tok::Fill | Tok::FillLeft | Tok::FillRight)
+                    && !matches!(
+                        next,
+                        Tok::Error | Tok::Fill | Tok::FillLeft | Tok::FillRight
+                    )
                 {
                     // The grouping labels' own error rule claims what can follow nothing.
                     let t = self.next();

@@ -15,7 +15,7 @@ pub(super) fn label_replace(ev: &Ev, args: &[&Expr]) -> Result<Val> {
     let repl = string_arg(args[2])?;
     let src = string_arg(args[3])?;
     let re_str = string_arg(args[4])?;
-    let re = regex::Regex::new(&format!("^(?s:{re_str})$")).map_err(|_| {
+    let re = vigil_model::matcher::anchored_regex(&re_str).map_err(|_| {
         exec_err(format!(
             "invalid regular expression in label_replace(): {re_str}"
         ))
