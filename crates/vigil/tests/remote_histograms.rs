@@ -474,6 +474,50 @@ fn prometheus_remote_writes_scraped_histograms_into_vigil() {
     for (a, b) in ours.iter().zip(&theirs) {
         same_histogram(a, b);
     }
+    // On those identical samples, the functions agree. Half a second after the last
+    // sample vigil holds, no window boundary falls on a sample (2.42's closed and 3.x's
+    // left-open windows select the same samples).
+    let last = ours.last().unwrap()[0].as_f64().unwrap();
+    let at = last + 0.5;
+    let window = "rpc_seconds{job=\"hist\",method=\"get\"}[1m]";
+    let (a, b) = (
+        range_histograms(port, window, at),
+        range_histograms(peer.port, window, at),
+    );
+    assert!(a.len() >= 2 && a.len() == b.len(), "{a:?} vs {b:?}");
+    let scalar = |p: u16, q: &str| -> f64 {
+        let (status, v) = api(p, &format!("/api/v1/query?query={}&time={at}", enc(q)));
+        assert_eq!(status, 200, "{q}: {v}");
+        v["data"]["result"][0]["value"][1]
+            .as_str()
+            .unwrap_or_else(|| panic!("{q}: {v}"))
+            .parse()
+            .unwrap()
+    };
+    let rate = "rate(rpc_seconds{job=\"hist\",method=\"get\"}[1m])";
+    // histogram_fraction up to 2, a bucket boundary of schema 1, where 3.x's exponential
+    // interpolation inside a bucket and 2.42's linear one agree.
+    for q in [
+        format!("histogram_count({rate})"),
+        format!("histogram_sum({rate})"),
+        format!("histogram_fraction(0, 2, {rate})"),
+    ] {
+        let (x, y) = (scalar(port, &q), scalar(peer.port, &q));
+        assert!(
+            (x - y).abs() <= 1e-9 * x.abs().max(y.abs()),
+            "{q}: vigil {x}, prometheus {y}"
+        );
+    }
+    // histogram_quantile interpolates exponentially within an exponential bucket since
+    // Prometheus 3.0 (2.42: linearly): the two land in the same bucket, (2, 2√2].
+    let q = format!("histogram_quantile(0.9, {rate})");
+    let (x, y) = (scalar(port, &q), scalar(peer.port, &q));
+    for v in [x, y] {
+        assert!(
+            v > 2.0 && v <= 2.0 * 2f64.sqrt(),
+            "{q}: vigil {x}, prometheus {y}"
+        );
+    }
     drop(peer.proc);
     let _ = std::fs::remove_dir_all(&pdir);
 }
