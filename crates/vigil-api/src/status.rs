@@ -242,100 +242,6 @@ fn top(m: &HashMap<String, u64>, limit: usize) -> serde_json::Value {
         .into()
 }
 
-/// Prometheus 3.14's PromQL functions, and whether vigil evaluates each.
-const PROMQL_FUNCTIONS: &[(&str, bool)] = &[
-    ("abs", true),
-    ("absent", true),
-    ("absent_over_time", true),
-    ("acos", true),
-    ("acosh", true),
-    ("asin", true),
-    ("asinh", true),
-    ("atan", true),
-    ("atanh", true),
-    ("avg_over_time", true),
-    ("ceil", true),
-    ("changes", true),
-    ("clamp", true),
-    ("clamp_max", true),
-    ("clamp_min", true),
-    ("cos", true),
-    ("cosh", true),
-    ("count_over_time", true),
-    ("days_in_month", true),
-    ("day_of_month", true),
-    ("day_of_week", true),
-    ("day_of_year", true),
-    ("deg", true),
-    ("delta", true),
-    ("deriv", true),
-    ("double_exponential_smoothing", true),
-    ("end", false),
-    ("exp", true),
-    ("first_over_time", true),
-    ("floor", true),
-    ("histogram_avg", true),
-    ("histogram_count", true),
-    ("histogram_fraction", true),
-    ("histogram_quantile", true),
-    ("histogram_quantiles", false),
-    ("histogram_stddev", true),
-    ("histogram_stdvar", true),
-    ("histogram_sum", true),
-    ("hour", true),
-    ("idelta", true),
-    ("increase", true),
-    ("info", false),
-    ("irate", true),
-    ("label_join", true),
-    ("label_replace", true),
-    ("last_over_time", true),
-    ("ln", true),
-    ("log10", true),
-    ("log2", true),
-    ("mad_over_time", true),
-    ("max_of", false),
-    ("max_over_time", true),
-    ("min_of", false),
-    ("min_over_time", true),
-    ("minute", true),
-    ("month", true),
-    ("pi", true),
-    ("predict_linear", true),
-    ("present_over_time", true),
-    ("quantile_over_time", true),
-    ("rad", true),
-    ("range", false),
-    ("rate", true),
-    ("resets", true),
-    ("round", true),
-    ("scalar", true),
-    ("sgn", true),
-    ("sin", true),
-    ("sinh", true),
-    ("sort", true),
-    ("sort_by_label", true),
-    ("sort_by_label_desc", true),
-    ("sort_desc", true),
-    ("sqrt", true),
-    ("start", false),
-    ("start_timestamp", false),
-    ("step", false),
-    ("stddev_over_time", true),
-    ("stdvar_over_time", true),
-    ("sum_over_time", true),
-    ("tan", true),
-    ("tanh", true),
-    ("time", true),
-    ("timestamp", true),
-    ("ts_of_first_over_time", false),
-    ("ts_of_last_over_time", false),
-    ("ts_of_max_over_time", false),
-    ("ts_of_min_over_time", false),
-    ("vector", true),
-    ("year", true),
-];
-
 /// `/api/v1/features`: what this server supports, by Prometheus 3.14's categories and
 /// names (`{"promql_functions":{"rate":true,"info":false,…},"tsdb":{"native_histograms":true,…}}`),
 /// so clients that probe Prometheus' features see vigil's honestly.
@@ -346,10 +252,16 @@ pub async fn features(st: St) -> Result<Response, ApiError> {
             .iter()
             .any(|(n, v)| n == name && v == "true")
     };
-    let functions: serde_json::Map<String, serde_json::Value> = PROMQL_FUNCTIONS
-        .iter()
-        .map(|(n, on)| (n.to_string(), serde_json::Value::Bool(*on)))
-        .collect();
+    // The parser's function table; `start_timestamp` is known but not evaluated (vigil keeps
+    // no start timestamps yet).
+    let functions: serde_json::Map<String, serde_json::Value> =
+        vigil_promql_parser::functions::FUNCTIONS
+            .iter()
+            .map(|f| {
+                let on = f.name != "start_timestamp";
+                (f.name.to_string(), serde_json::Value::Bool(on))
+            })
+            .collect();
     let operators: serde_json::Map<String, serde_json::Value> = [
         "+",
         "-",
@@ -381,14 +293,11 @@ pub async fn features(st: St) -> Result<Response, ApiError> {
         "quantile",
         "limitk",
         "limit_ratio",
+        "</",
+        ">/",
     ]
     .iter()
     .map(|o| (o.to_string(), serde_json::Value::Bool(true)))
-    .chain(
-        ["</", ">/"]
-            .iter()
-            .map(|o| (o.to_string(), serde_json::Value::Bool(false))),
-    )
     .collect();
     let data = json!({
         "api": {
@@ -410,12 +319,12 @@ pub async fn features(st: St) -> Result<Response, ApiError> {
             "type_and_unit_labels": false,
             "per_query_lookback_delta": false,
             "subqueries": true,
-            "duration_expr": false,
-            "anchored": false,
-            "smoothed": false,
-            "fill": false,
-            "fill_left": false,
-            "fill_right": false,
+            "duration_expr": true,
+            "anchored": true,
+            "smoothed": true,
+            "fill": true,
+            "fill_left": true,
+            "fill_right": true,
         },
         "promql_functions": functions,
         "promql_operators": operators,

@@ -30,8 +30,14 @@ pub fn lookup(name: &str) -> Feature {
         }
         "promql-delayed-name-removal" => AlwaysOn("vigil removes __name__ at the end of a query"),
         "promql-experimental-functions" => AlwaysOn(
-            "vigil evaluates the experimental functions it implements (limitk, limit_ratio, sort_by_label, double_exponential_smoothing, mad_over_time)",
+            "vigil evaluates every experimental function of Prometheus 3.14 except start_timestamp",
         ),
+        "promql-extended-range-selectors" => AlwaysOn(
+            "vigil reads the anchored and smoothed range selector modifiers in every query",
+        ),
+        "promql-binop-fill-modifiers" => {
+            AlwaysOn("vigil reads fill(), fill_left() and fill_right() in every query")
+        }
         "memory-snapshot-on-shutdown" => {
             AlwaysOn("vigil writes a head snapshot on every clean shutdown")
         }
@@ -47,8 +53,6 @@ pub fn lookup(name: &str) -> Feature {
         | "st-storage"
         | "use-start-timestamps"
         | "delayed-compaction"
-        | "promql-extended-range-selectors"
-        | "promql-binop-fill-modifiers"
         | "old-ui"
         | "otlp-deltatocumulative"
         | "otlp-native-delta-ingestion"
