@@ -39,6 +39,8 @@ pub struct TsdbOptions {
     pub checkpoint_after_segments: u32,
     /// The range of blocks cut from the head (2 h); compactions make multiples of it.
     pub block_range_ms: i64,
+    /// Snappy-compress WAL records (`--storage.tsdb.wal-compression`).
+    pub wal_compression: bool,
 }
 
 impl Default for TsdbOptions {
@@ -52,6 +54,7 @@ impl Default for TsdbOptions {
             snapshot_on_shutdown: true,
             checkpoint_after_segments: 3,
             block_range_ms: 2 * 3600 * 1000,
+            wal_compression: true,
         }
     }
 }
@@ -108,6 +111,7 @@ impl Tsdb {
             retention_ms: opts.retention_ms,
             out_of_order_time_window_ms: opts.out_of_order_time_window_ms,
             max_series: opts.max_series,
+            wal_compression: opts.wal_compression,
         });
         let stats = TsdbStats::default();
         let blocks = load_blocks(dir, &[], &stats)?;

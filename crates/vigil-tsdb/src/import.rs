@@ -55,6 +55,8 @@ pub fn import_openmetrics(
         retention_ms: 0,
         out_of_order_time_window_ms: i64::MAX,
         max_series: 0,
+        // The import's head writes no WAL.
+        wal_compression: false,
     });
     let mut rep = ImportReport::default();
     let mut refs: AHashMap<&[u8], SeriesRef> = AHashMap::new();

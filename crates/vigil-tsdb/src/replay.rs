@@ -114,8 +114,14 @@ fn replay_inner(head: &Head, dir: &Path, rep: &mut ReplayReport) -> Result<(), T
             let started = Instant::now();
             let mut recs = record::Records::new(&seg.bytes, record::wal_type);
             let mut malformed = false;
-            let mut scratch = Vec::new();
+            let mut unpacked = Vec::new();
             for (kind, payload) in recs.by_ref() {
+                let Some((kind, payload)) = record::plain(kind, payload, &mut unpacked) else {
+                    malformed = true;
+                    continue;
+                };
+                // Label pairs borrowed from this record's payload.
+                let mut scratch = Vec::new();
                 let ok = match kind {
                     record::SERIES => record::decode_series(payload, &mut scratch, |r, ls| {
                         rep.series_records += 1;

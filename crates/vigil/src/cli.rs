@@ -65,6 +65,34 @@ pub struct Cli {
     )]
     pub max_series: usize,
 
+    /// Compress the write-ahead log (snappy). On by default, as in Prometheus; reading
+    /// handles compressed and plain records either way.
+    #[arg(
+        help_heading = "STORAGE",
+        long = "storage.tsdb.wal-compression",
+        value_name = "BOOL",
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub wal_compression: bool,
+
+    /// Do not compress the write-ahead log.
+    #[arg(help_heading = "STORAGE", long = "no-storage.tsdb.wal-compression")]
+    pub no_wal_compression: bool,
+
+    /// The WAL compression algorithm (snappy or zstd). vigil compresses with snappy; zstd is
+    /// accepted for Prometheus command lines and logged as compressing with snappy.
+    #[arg(
+        help_heading = "STORAGE",
+        long = "storage.tsdb.wal-compression-type",
+        value_name = "TYPE",
+        default_value = "snappy",
+        value_parser = ["snappy", "zstd"]
+    )]
+    pub wal_compression_type: String,
+
     /// Address to listen on for the UI, API, and telemetry.
     #[arg(
         help_heading = "WEB",

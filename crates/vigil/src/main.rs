@@ -295,8 +295,14 @@ fn open_storage(cli: &Cli, config: &vigil_config::Config) -> Result<Tsdb> {
         retention_bytes: cli.retention_size.unwrap_or(0),
         max_series: cli.max_series,
         out_of_order_time_window_ms: ooo_ms,
+        wal_compression: cli.wal_compression && !cli.no_wal_compression,
         ..Default::default()
     };
+    if cli.wal_compression_type == "zstd" {
+        tracing::warn!(
+            "--storage.tsdb.wal-compression-type=zstd: vigil compresses its WAL with snappy; the setting is otherwise ignored"
+        );
+    }
     let db = Tsdb::open(&cli.tsdb_path, opts).with_context(|| {
         format!(
             "cannot open storage in {} (--storage.tsdb.path)",

@@ -181,3 +181,31 @@ fn enable_feature_is_accepted() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Prometheus' WAL compression flags parse in their forms; an unknown type is refused.
+#[test]
+fn wal_compression_flags_are_accepted() {
+    for args in [
+        &["--storage.tsdb.wal-compression"][..],
+        &["--storage.tsdb.wal-compression=false"],
+        &["--no-storage.tsdb.wal-compression"],
+        &["--storage.tsdb.wal-compression-type=zstd"],
+        &["--storage.tsdb.wal-compression-type", "snappy"],
+    ] {
+        let out = Command::new(vigil_bin())
+            .args(args)
+            .arg("--version")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = Command::new(vigil_bin())
+        .args(["--storage.tsdb.wal-compression-type=lz4", "--version"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -258,6 +258,16 @@ impl Head {
         let runs = runs(pending.len(), pending_h);
         if c.wal.is_some() {
             self.encode_batch(&mut c, pending, pending_h, &runs);
+            if self.opts.wal_compression {
+                let CommitState {
+                    buf,
+                    scratch,
+                    encoder,
+                    ..
+                } = &mut *c;
+                let encoder = encoder.get_or_insert_with(snap::raw::Encoder::new);
+                record::compress_records(buf, 0, scratch, encoder);
+            }
             let CommitState { wal, buf, .. } = &mut *c;
             if let Some(wal) = wal
                 && let Err(e) = wal.write_batch(buf)

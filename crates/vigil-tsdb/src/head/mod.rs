@@ -71,6 +71,9 @@ pub struct HeadOptions {
     pub out_of_order_time_window_ms: i64,
     /// The most series the head holds; new series past it are refused. 0: no limit.
     pub max_series: usize,
+    /// Snappy-compress WAL records (`--storage.tsdb.wal-compression`, on by default as in
+    /// Prometheus). Reading handles both kinds whatever this says.
+    pub wal_compression: bool,
 }
 
 /// Counters the binary exports as Prometheus-named self-metrics.
@@ -103,6 +106,9 @@ pub(crate) struct CommitState {
     pub wal: Option<Wal>,
     /// Reused encoding buffer.
     pub buf: Vec<u8>,
+    /// Reused buffer and encoder (made on first use) for compressing `buf`'s records.
+    pub scratch: Vec<u8>,
+    pub encoder: Option<snap::raw::Encoder>,
     /// Set by `Tsdb::close`: later commits fail instead of being lost silently.
     pub closed: bool,
 }

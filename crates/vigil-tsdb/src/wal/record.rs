@@ -25,6 +25,72 @@ pub const SAMPLES_INT: u8 = 4;
 /// sample encoding (`crate::chunk::hist`), self-contained.
 pub const HISTOGRAMS: u8 = 5;
 
+/// Set on a record's type when its payload is snappy-compressed (the raw format, as
+/// Prometheus compresses WAL records): `0x80 | SAMPLES_INT` is a compressed samples record.
+pub const COMPRESSED: u8 = 0x80;
+
+/// Payloads shorter than this are left as they are: snappy would not make them smaller.
+const MIN_COMPRESS: usize = 64;
+
+/// Rewrites the records in `buf[from..]` with their payloads snappy-compressed where that
+/// makes them smaller (a record that would grow keeps its plain payload). `scratch` is reused
+/// between calls.
+pub fn compress_records(
+    buf: &mut Vec<u8>,
+    from: usize,
+    scratch: &mut Vec<u8>,
+    enc: &mut snap::raw::Encoder,
+) {
+    scratch.clear();
+    let mut pos = from;
+    while pos + HEADER_LEN <= buf.len() {
+        let len = u32::from_le_bytes([buf[pos], buf[pos + 1], buf[pos + 2], buf[pos + 3]]) as usize;
+        let kind = buf[pos + 4];
+        let end = pos + HEADER_LEN + len;
+        let payload = &buf[pos + HEADER_LEN..end];
+        let start = begin(scratch, kind);
+        let mut done = false;
+        if len >= MIN_COMPRESS && kind & COMPRESSED == 0 {
+            let max = snap::raw::max_compress_len(len);
+            scratch.resize(start + HEADER_LEN + max, 0);
+            if let Ok(n) = enc.compress(payload, &mut scratch[start + HEADER_LEN..])
+                && n < len
+            {
+                scratch.truncate(start + HEADER_LEN + n);
+                scratch[start + 4] = kind | COMPRESSED;
+                done = true;
+            } else {
+                scratch.truncate(start + HEADER_LEN);
+            }
+        }
+        if !done {
+            scratch.extend_from_slice(payload);
+        }
+        finish(scratch, start);
+        pos = end;
+    }
+    buf.truncate(from);
+    buf.extend_from_slice(scratch);
+}
+
+/// A record's type and payload as written: a compressed one is decompressed into `scratch`.
+/// `None` when the compressed payload is malformed or would exceed [`MAX_RECORD`].
+pub fn plain<'a>(kind: u8, payload: &'a [u8], scratch: &'a mut Vec<u8>) -> Option<(u8, &'a [u8])> {
+    if kind & COMPRESSED == 0 {
+        return Some((kind, payload));
+    }
+    let n = snap::raw::decompress_len(payload).ok()?;
+    if n > MAX_RECORD {
+        return None;
+    }
+    scratch.resize(n, 0);
+    let got = snap::raw::Decoder::new()
+        .decompress(payload, scratch)
+        .ok()?;
+    scratch.truncate(got);
+    Some((kind & !COMPRESSED, &scratch[..]))
+}
+
 /// Starts a record of `kind`; returns the offset to pass to [`finish`].
 pub fn begin(buf: &mut Vec<u8>, kind: u8) -> usize {
     let start = buf.len();
@@ -135,9 +201,12 @@ impl<'a> Iterator for Records<'a> {
     }
 }
 
-/// The record types a WAL segment may hold.
+/// The record types a WAL segment may hold, compressed or not.
 pub fn wal_type(t: u8) -> bool {
-    matches!(t, SERIES | SAMPLES | TOMBSTONES | SAMPLES_INT | HISTOGRAMS)
+    matches!(
+        t & !COMPRESSED,
+        SERIES | SAMPLES | TOMBSTONES | SAMPLES_INT | HISTOGRAMS
+    )
 }
 
 /// Appends a whole histograms record for `(ref, t, histogram)` triples (nothing when empty).
@@ -401,6 +470,46 @@ mod tests {
                 (u64::MAX / 2 + 7, 6, 2.5f64.to_bits())
             ]
         );
+    }
+
+    #[test]
+    fn compressed_records_round_trip() {
+        let mut buf = Vec::new();
+        let start = begin(&mut buf, SERIES);
+        put_series(
+            &mut buf,
+            7,
+            [("__name__", "model_latency_seconds_bucket"), ("le", "0.5")].into_iter(),
+        );
+        put_series(
+            &mut buf,
+            8,
+            [("__name__", "model_latency_seconds_bucket"), ("le", "1")].into_iter(),
+        );
+        finish(&mut buf, start);
+        put_samples_record(&mut buf, (0..50).map(|i| (7u64, 1000 + i as i64, 0.25)));
+        let small = begin(&mut buf, TOMBSTONES);
+        buf.push(1);
+        finish(&mut buf, small);
+        let plain_bytes = buf.clone();
+        let (mut scratch, mut enc) = (Vec::new(), snap::raw::Encoder::new());
+        compress_records(&mut buf, 0, &mut scratch, &mut enc);
+        assert!(buf.len() < plain_bytes.len());
+        let a: Vec<(u8, Vec<u8>)> = Records::new(&plain_bytes, wal_type)
+            .map(|(k, p)| (k, p.to_vec()))
+            .collect();
+        let mut out = Vec::new();
+        let mut recs = Records::new(&buf, wal_type);
+        for (k, p) in recs.by_ref() {
+            let mut sc = Vec::new();
+            let (k, p) = plain(k, p, &mut sc).unwrap();
+            out.push((k, p.to_vec()));
+        }
+        assert!(recs.torn.is_none());
+        assert_eq!(a, out);
+        // The short tombstone record stays plain.
+        assert!(Records::new(&buf, wal_type).any(|(k, _)| k == TOMBSTONES));
+        assert!(Records::new(&buf, wal_type).any(|(k, _)| k & COMPRESSED != 0));
     }
 
     #[test]

@@ -213,6 +213,8 @@ pub struct RecordReader {
         Timestamp,
         std::sync::Arc<vigil_model::histogram::FloatHistogram>,
     )>,
+    /// A compressed record's payload, decompressed.
+    unpacked: Vec<u8>,
 }
 
 impl RecordReader {
@@ -222,6 +224,7 @@ impl RecordReader {
             series: Vec::new(),
             samples: Vec::new(),
             hists: Vec::new(),
+            unpacked: Vec::new(),
         }
     }
 }
@@ -233,8 +236,13 @@ impl WalReader for RecordReader {
         on: &mut dyn FnMut(WalRecord<'_>, Pos),
     ) -> std::io::Result<Step> {
         let (series, samples, hists) = (&mut self.series, &mut self.samples, &mut self.hists);
-        self.tailer
-            .step(max_bytes, |kind, payload, end| match kind {
+        let unpacked = &mut self.unpacked;
+        self.tailer.step(max_bytes, |kind, payload, end| {
+            let Some((kind, payload)) = record::plain(kind, payload, unpacked) else {
+                on(WalRecord::Malformed("compressed"), end);
+                return;
+            };
+            match kind {
                 record::SERIES => {
                     series.clear();
                     let mut scratch = Vec::new();
@@ -266,7 +274,8 @@ impl WalReader for RecordReader {
                     }
                 }
                 _ => on(WalRecord::Other, end),
-            })
+            }
+        })
     }
 
     fn position(&self) -> Pos {
