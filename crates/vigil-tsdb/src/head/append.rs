@@ -130,8 +130,8 @@ impl Head {
             }
             return Outcome::OutOfOrder;
         }
-        let out = s.data.lock().append_histogram(t, h);
-        if matches!(out, Outcome::Appended(_)) {
+        let out = s.data.lock().append_histogram(t, h, self.ooo_min());
+        if matches!(out, Outcome::Appended(_) | Outcome::OutOfOrderAccepted) {
             s.has_hist.store(true, Ordering::Release);
             tally.histograms += 1;
         }
@@ -349,9 +349,10 @@ impl Appender for HeadAppender<'_> {
             Some(s) => s,
             None => self.head.get_or_create(labels, None)?.0,
         };
-        // Histograms are accepted in order only (the out-of-order window is for floats).
+        // Older than the series' last sample: only within the out-of-order window.
         let last_t = s.last_t.load(Ordering::Relaxed);
-        let refused = if t < last_t || t < self.head.min_valid_time() {
+        let too_old = t < last_t && self.head.ooo_min().is_none_or(|min| t < min);
+        let refused = if too_old || t < self.head.min_valid_time() {
             Some(AppendError::OutOfOrder)
         } else if t == last_t && s.data.lock().histogram_at_last(h) == Outcome::DuplicateTimestamp {
             Some(AppendError::DuplicateTimestamp)

@@ -105,14 +105,17 @@ fn stored_hint(prev: Option<&FloatHistogram>, h: &FloatHistogram) -> CounterRese
 }
 
 /// A series' histogram samples: an open chunk and frozen ones ([`crate::chunk::hist`]), in
-/// order. Histograms are never out of order (see `docs/format/wal.md`).
+/// order, and those accepted out of order within the window (as Prometheus 3.x accepts them),
+/// kept sorted beside the chunks and merged on read.
 #[derive(Default)]
 pub struct HistData {
     pub open: HistAppender,
     pub open_mint: i64,
     pub full: Vec<FullChunk>,
-    /// The last histogram's timestamp (also after a delete removed it).
+    /// The last in-order histogram's timestamp (also after a delete removed it).
     pub last_t: i64,
+    /// Out-of-order histograms, sorted by time.
+    pub ooo: Vec<HistogramSample>,
 }
 
 impl HistData {
@@ -125,20 +128,29 @@ impl HistData {
     }
 
     fn is_empty(&self) -> bool {
-        self.open.is_empty() && self.full.is_empty()
+        self.open.is_empty() && self.full.is_empty() && self.ooo.is_empty()
     }
 
     /// First and last sample times, when it has samples.
     fn bounds(&self) -> Option<(i64, i64)> {
+        let ooo = (self.ooo.first().map(|s| s.t), self.ooo.last().map(|s| s.t));
         let first = self
             .full
             .first()
             .map(|c| c.mint)
-            .or((!self.open.is_empty()).then_some(self.open_mint))?;
+            .or((!self.open.is_empty()).then_some(self.open_mint));
         let last = if self.open.is_empty() {
-            self.full.last()?.maxt
+            self.full.last().map(|c| c.maxt)
         } else {
-            self.last_t
+            Some(self.last_t)
+        };
+        let first = match (first, ooo.0) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        let last = match (last, ooo.1) {
+            (Some(a), Some(b)) => a.max(b),
+            (a, b) => a.or(b)?,
         };
         Some((first, last))
     }
@@ -183,7 +195,7 @@ impl HistData {
         out
     }
 
-    /// Samples within `[mint, maxt]`.
+    /// Samples within `[mint, maxt]`, the out-of-order ones merged in.
     pub fn samples_in(&self, mint: i64, maxt: i64) -> Vec<HistogramSample> {
         let mut out = Vec::new();
         decode_hist_chunks(
@@ -192,7 +204,39 @@ impl HistData {
             maxt,
             &mut out,
         );
+        let lo = self.ooo.partition_point(|s| s.t < mint);
+        let hi = self.ooo.partition_point(|s| s.t <= maxt);
+        if lo < hi {
+            out.extend(self.ooo[lo..hi].iter().cloned());
+            out.sort_by_key(|s| s.t);
+            // An in-order sample wins over an out-of-order one at the same time (none is
+            // accepted there; kept for safety).
+            out.dedup_by_key(|s| s.t);
+        }
         out
+    }
+
+    /// Accepts `h` at `t` into the out-of-order list; the stored hint is "unknown" (a
+    /// gauge stays a gauge): readers detect resets themselves, as for Prometheus' OOO chunks.
+    fn insert_ooo(&mut self, t: i64, h: &FloatHistogram) -> Outcome {
+        match self.ooo.binary_search_by_key(&t, |s| s.t) {
+            Ok(i) if self.ooo[i].h.equals(h) => Outcome::Duplicate,
+            Ok(_) => Outcome::DuplicateTimestamp,
+            Err(i) => {
+                let mut stored = h.clone();
+                if stored.counter_reset_hint != CounterResetHint::Gauge {
+                    stored.counter_reset_hint = CounterResetHint::Unknown;
+                }
+                self.ooo.insert(
+                    i,
+                    HistogramSample {
+                        t,
+                        h: Arc::new(stored),
+                    },
+                );
+                Outcome::OutOfOrderAccepted
+            }
+        }
     }
 }
 
@@ -260,9 +304,15 @@ impl SeriesData {
             .map_or(self.last_t, |h| h.last_t.max(self.last_t))
     }
 
-    /// Appends a histogram sample. Histograms are only accepted in order: a timestamp before
-    /// the series' last sample (of either kind) is out of order whatever the window.
-    pub fn append_histogram(&mut self, t: i64, h: &FloatHistogram) -> Outcome {
+    /// Appends a histogram sample; one older than the series' last sample (of either kind)
+    /// is accepted when the out-of-order window reaches it (`ooo_min`) and no sample holds
+    /// that time.
+    pub fn append_histogram(
+        &mut self,
+        t: i64,
+        h: &FloatHistogram,
+        ooo_min: Option<i64>,
+    ) -> Outcome {
         let last = self.last_any();
         let empty = self.head.num_samples() == 0 && self.hist.as_ref().is_none_or(|h| h.is_empty());
         if t > last || (last == i64::MIN && empty) {
@@ -283,7 +333,34 @@ impl SeriesData {
         if t == last {
             return self.histogram_at_last(h);
         }
-        Outcome::OutOfOrder
+        if ooo_min.is_none_or(|min| t < min) {
+            return Outcome::OutOfOrder;
+        }
+        if self.float_at(t) {
+            return Outcome::DuplicateTimestamp;
+        }
+        let in_order = self.hist.as_ref().and_then(|hd| {
+            let mut found = Vec::new();
+            decode_hist_chunks(hd.chunks_in(t, t).iter().map(|c| &c[..]), t, t, &mut found);
+            found.pop()
+        });
+        if let Some(s) = in_order {
+            return if s.h.equals(h) {
+                Outcome::Duplicate
+            } else {
+                Outcome::DuplicateTimestamp
+            };
+        }
+        let hd = self.hist.get_or_insert_with(|| Box::new(HistData::new()));
+        hd.insert_ooo(t, h)
+    }
+
+    /// Whether a float sample sits at exactly `t` (in order or out of order).
+    fn float_at(&self, t: i64) -> bool {
+        self.ooo.binary_search_by_key(&t, |s| s.0).is_ok()
+            || self
+                .chunks_in(t, t)
+                .is_some_and(|mut it| it.any(|s| s.t == t))
     }
 
     /// What appending histogram `h` at the series' last timestamp does: a duplicate when the
@@ -395,6 +472,8 @@ impl SeriesData {
             let n = hd.full.partition_point(|c| c.maxt < cutoff);
             hd.full.drain(..n);
             dropped += n;
+            let k = hd.ooo.partition_point(|s| s.t < cutoff);
+            hd.ooo.drain(..k);
             if !hd.open.is_empty() && hd.last_t < cutoff {
                 hd.open.take_bytes();
                 hd.open_mint = i64::MAX;

@@ -27,9 +27,15 @@ const META: u8 = 18;
 const END: u8 = 19;
 /// A series' histogram chunks (only for series that have histogram samples).
 const HIST_CHUNKS: u8 = 20;
+/// A series' out-of-order histograms: a WAL histograms payload (`record::HISTOGRAMS`) whose
+/// refs are all the series'. Follows the series' HIST_CHUNKS record when there is one.
+const HIST_OOO: u8 = 21;
 
 fn snapshot_type(t: u8) -> bool {
-    matches!(t, record::SERIES | CHUNKS | OOO | META | END | HIST_CHUNKS)
+    matches!(
+        t,
+        record::SERIES | CHUNKS | OOO | META | END | HIST_CHUNKS | HIST_OOO
+    )
 }
 
 pub fn snapshot_path(dir: &Path, segment: u32) -> PathBuf {
@@ -72,6 +78,7 @@ struct CapturedHist {
     open: Vec<u8>,
     open_mint: i64,
     last_t: i64,
+    ooo: Vec<vigil_model::HistogramSample>,
 }
 
 /// What a snapshot holds, captured under the commit lock.
@@ -113,6 +120,7 @@ impl Head {
                         open: h.open.bytes().to_vec(),
                         open_mint: h.open_mint,
                         last_t: h.last_t,
+                        ooo: h.ooo.clone(),
                     }),
                 }
             })
@@ -186,6 +194,12 @@ pub fn write(dir: &Path, cap: &Capture) -> Result<u64, TsdbError> {
             encoding::put_varint(&mut buf, h.last_t);
             encoding::put_bytes(&mut buf, &h.open);
             record::finish(&mut buf, st);
+            if !h.ooo.is_empty() {
+                let st = buf.len();
+                record::put_histograms_record(&mut buf, h.ooo.iter().map(|x| (s.r, x.t, &*x.h)));
+                buf[st + 4] = HIST_OOO;
+                record::finish(&mut buf, st);
+            }
         }
         if buf.len() > 1 << 16 {
             flush(&mut w, &mut buf).map_err(|e| io_err(&tmp, e))?;
@@ -254,6 +268,24 @@ pub fn load(head: &Head, path: &Path) -> Result<usize, TsdbError> {
             CHUNKS => load_chunks(head, payload).ok_or_else(|| bad("chunks"))?,
             HIST_CHUNKS => {
                 load_hist_chunks(head, payload).ok_or_else(|| bad("histogram chunks"))?
+            }
+            HIST_OOO => {
+                let mut ooo: Vec<(u64, vigil_model::HistogramSample)> = Vec::new();
+                record::decode_histograms(payload, |r, t, h| {
+                    ooo.push((r, vigil_model::HistogramSample { t, h: Arc::new(h) }))
+                })
+                .ok_or_else(|| bad("out-of-order histograms"))?;
+                if let Some(&(r, _)) = ooo.first()
+                    && let Some(s) = head.series(r)
+                {
+                    let mut data = s.data.lock();
+                    if let Some(hd) = data.hist.as_mut() {
+                        for (_, x) in &ooo {
+                            head.note_time(x.t);
+                        }
+                        hd.ooo = ooo.into_iter().map(|(_, x)| x).collect();
+                    }
+                }
             }
             OOO => {
                 let mut d = encoding::Dec { b: payload };
