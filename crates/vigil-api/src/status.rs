@@ -252,15 +252,12 @@ pub async fn features(st: St) -> Result<Response, ApiError> {
             .iter()
             .any(|(n, v)| n == name && v == "true")
     };
-    // The parser's function table; `start_timestamp` is known but not evaluated (vigil keeps
-    // no start timestamps yet).
+    // The parser's function table: vigil evaluates every function it knows (the experimental
+    // ones are always on).
     let functions: serde_json::Map<String, serde_json::Value> =
         vigil_promql_parser::functions::FUNCTIONS
             .iter()
-            .map(|f| {
-                let on = f.name != "start_timestamp";
-                (f.name.to_string(), serde_json::Value::Bool(on))
-            })
+            .map(|f| (f.name.to_string(), serde_json::Value::Bool(true)))
             .collect();
     let operators: serde_json::Map<String, serde_json::Value> = [
         "+",
@@ -339,6 +336,7 @@ pub async fn features(st: St) -> Result<Response, ApiError> {
             "type_and_unit_labels": false,
         },
         "service_discovery_providers": {
+            "consul": true,
             "file": true,
             "http": true,
             "static": true,

@@ -218,7 +218,7 @@ async fn features_say_what_vigil_supports() {
     assert_eq!(d["promql_functions"]["rate"], true);
     assert_eq!(d["promql_functions"]["histogram_quantile"], true);
     assert_eq!(d["promql_functions"]["info"], true);
-    assert_eq!(d["promql_functions"]["start_timestamp"], false);
+    assert_eq!(d["promql_functions"]["start_timestamp"], true);
     assert_eq!(d["promql_operators"][">/"], true);
     assert_eq!(d["promql"]["anchored"], true);
     assert_eq!(d["promql"]["duration_expr"], true);

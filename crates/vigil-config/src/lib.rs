@@ -16,6 +16,7 @@
 //! `scrape_configs`. Serializing a [`Config`] gives Prometheus' `<secret>` for credentials.
 
 mod de;
+mod dns_sd;
 mod error;
 mod lines;
 mod load;
@@ -23,6 +24,7 @@ pub mod relabel;
 mod types;
 
 pub use de::{Opaque, Secret, format_size, parse_size};
+pub use dns_sd::{DnsRecordType, DnsSdConfig};
 pub use error::{ConfigError, Location};
 pub use lines::LineIndex;
 pub use load::{

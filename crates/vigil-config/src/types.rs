@@ -409,11 +409,13 @@ macro_rules! http_client_struct {
             #[serde(default, deserialize_with = "no_null_seq", skip_serializing_if = "Vec::is_empty")]
             pub http_sd_configs: Vec<HttpSdConfig>,
             #[serde(default, skip_serializing_if = "Option::is_none")] pub azure_sd_configs: Option<Opaque>,
-            #[serde(default, skip_serializing_if = "Option::is_none")] pub consul_sd_configs: Option<Opaque>,
+            #[serde(default, deserialize_with = "no_null_seq", skip_serializing_if = "Vec::is_empty")]
+            pub consul_sd_configs: Vec<ConsulSdConfig>,
             #[serde(default, skip_serializing_if = "Option::is_none")] pub digitalocean_sd_configs: Option<Opaque>,
             #[serde(default, skip_serializing_if = "Option::is_none")] pub docker_sd_configs: Option<Opaque>,
             #[serde(default, skip_serializing_if = "Option::is_none")] pub dockerswarm_sd_configs: Option<Opaque>,
-            #[serde(default, skip_serializing_if = "Option::is_none")] pub dns_sd_configs: Option<Opaque>,
+            #[serde(default, deserialize_with = "no_null_seq", skip_serializing_if = "Vec::is_empty")]
+            pub dns_sd_configs: Vec<crate::dns_sd::DnsSdConfig>,
             #[serde(default, skip_serializing_if = "Option::is_none")] pub ec2_sd_configs: Option<Opaque>,
             #[serde(default, skip_serializing_if = "Option::is_none")] pub eureka_sd_configs: Option<Opaque>,
             #[serde(default, skip_serializing_if = "Option::is_none")] pub gce_sd_configs: Option<Opaque>,
@@ -442,13 +444,11 @@ macro_rules! http_client_struct {
         impl $name {
             /// Names of the service discovery keys present here that vigil does not implement.
             pub fn unsupported_service_discoveries(&self) -> Vec<&'static str> {
-                let all: [(&'static str, &Option<Opaque>); 29] = [
+                let all: &[(&'static str, &Option<Opaque>)] = &[
                     ("azure_sd_configs", &self.azure_sd_configs),
-                    ("consul_sd_configs", &self.consul_sd_configs),
                     ("digitalocean_sd_configs", &self.digitalocean_sd_configs),
                     ("docker_sd_configs", &self.docker_sd_configs),
                     ("dockerswarm_sd_configs", &self.dockerswarm_sd_configs),
-                    ("dns_sd_configs", &self.dns_sd_configs),
                     ("ec2_sd_configs", &self.ec2_sd_configs),
                     ("eureka_sd_configs", &self.eureka_sd_configs),
                     ("gce_sd_configs", &self.gce_sd_configs),
@@ -505,6 +505,10 @@ http_client_struct! { plain
         pub refresh_interval: Duration,
     }
 }
+
+// `consul_sd_configs:` entries (a child module, to use `http_client_struct!`).
+mod consul_sd;
+pub use consul_sd::ConsulSdConfig;
 
 http_client_struct! { sd
     /// One `scrape_configs:` entry. After loading, intervals, timeouts, limits and histogram

@@ -84,6 +84,7 @@ impl<'a> Iterator for MergeSeries<'a> {
         // the source of each, for the disjointness check.
         let mut parts = vec![(min, first.samples)];
         let mut histograms = first.histograms;
+        let mut start_timestamps = first.start_timestamps;
         for i in 0..self.sets.len() {
             while self.sets[i]
                 .peek()
@@ -92,6 +93,12 @@ impl<'a> Iterator for MergeSeries<'a> {
                 if let Some(s) = self.sets[i].next() {
                     parts.push((i, s.samples));
                     histograms = merge_histograms(histograms, s.histograms);
+                    if !s.start_timestamps.is_empty() {
+                        // First source wins at a shared timestamp, as for samples.
+                        start_timestamps.extend(s.start_timestamps);
+                        start_timestamps.sort_by_key(|x| x.0);
+                        start_timestamps.dedup_by_key(|x| x.0);
+                    }
                 }
             }
         }
@@ -115,6 +122,7 @@ impl<'a> Iterator for MergeSeries<'a> {
             labels: first.labels,
             samples,
             histograms,
+            start_timestamps,
         })
     }
 }
@@ -260,6 +268,7 @@ mod tests {
                         labels: l.clone(),
                         samples: Box::new(s.clone().into_iter()),
                         histograms: Vec::new(),
+                        start_timestamps: Vec::new(),
                     }),
             ))
         }

@@ -84,6 +84,34 @@ pub trait Appender: Send {
         Err(AppendError::HistogramsUnsupported)
     }
 
+    /// Adds one float sample with its start timestamp `st` (when the counter or the delta it
+    /// belongs to started, as OpenTelemetry and Prometheus 3.x carry it; 0: unknown). Storage
+    /// that keeps no start timestamps stores the sample alone.
+    fn append_with_st(
+        &mut self,
+        cached: Option<SeriesRef>,
+        labels: &Labels,
+        t: Timestamp,
+        v: f64,
+        st: Timestamp,
+    ) -> Result<SeriesRef, AppendError> {
+        let _ = st;
+        self.append(cached, labels, t, v)
+    }
+
+    /// [`Appender::append_histogram`] with a start timestamp, as [`Appender::append_with_st`].
+    fn append_histogram_with_st(
+        &mut self,
+        cached: Option<SeriesRef>,
+        labels: &Labels,
+        t: Timestamp,
+        h: &FloatHistogram,
+        st: Timestamp,
+    ) -> Result<SeriesRef, AppendError> {
+        let _ = st;
+        self.append_histogram(cached, labels, t, h)
+    }
+
     /// Makes the whole batch durable and visible. Per-sample errors were already reported by
     /// `append`; samples that failed there are not part of the batch.
     fn commit(self: Box<Self>) -> Result<(), StorageError>;
@@ -152,6 +180,10 @@ pub struct Series<'a> {
     pub labels: Labels,
     pub samples: Box<dyn SampleIterator + 'a>,
     pub histograms: Vec<HistogramSample>,
+    /// Start timestamps of the selected samples that have one, as `(t, st)` in time order
+    /// (floats and histograms alike; a sample missing here has none). Empty for storage that
+    /// keeps none.
+    pub start_timestamps: Vec<(Timestamp, Timestamp)>,
 }
 
 /// Series sorted by their label sets.

@@ -176,6 +176,7 @@ fn aggregate(ev: &Ev, op: AggOp, g: &Grouping, expr: &Expr) -> Result<Vec<Series
                     labels: gl,
                     drop_name: false,
                     points: Vec::new(),
+                    sts: Vec::new(),
                 });
                 accs.push(vec![Acc::default(); steps]);
                 out.len() - 1
@@ -408,6 +409,7 @@ fn aggregate_quantile(
                 labels: gl,
                 drop_name: false,
                 points: Vec::new(),
+                sts: Vec::new(),
             });
             out.len() - 1
         });

@@ -22,9 +22,10 @@ use vigil_tsdb::{Head, HeadOptions};
 
 /// Flags that exclude an eval from the required set; `expfn:` except the allowed ones too
 /// (`start_ts`: start timestamps are not stored yet, so `start_timestamp()` is not either).
-const EXCLUDING: &[&str] = &["start_ts"];
+const EXCLUDING: &[&str] = &[];
 const ALLOWED_EXPFN: &[&str] = &[
     "info",
+    "start_timestamp",
     "histogram_quantiles",
     "min_of",
     "max_of",
@@ -297,8 +298,15 @@ fn is_command(l: &str) -> bool {
 }
 
 enum Cmd {
-    /// Step, series, and whether classic histograms are also loaded as NHCB.
-    Load(i64, Vec<(Labels, Vec<SeriesValue>)>, bool),
+    /// Step, series, whether classic histograms are also loaded as NHCB, and the start
+    /// timestamps of `@st` lines: per series, the offset (ms) of each sample's start from its
+    /// time (`None`: no start timestamp).
+    Load(
+        i64,
+        Vec<(Labels, Vec<SeriesValue>)>,
+        bool,
+        HashMap<Labels, Vec<Option<i64>>>,
+    ),
     Clear,
     Eval(Box<Eval>),
 }
@@ -322,6 +330,7 @@ fn parse_file(text: &str) -> Vec<Cmd> {
             let nhcb = l.starts_with("load_with_nhcb ");
             let step = parse_dur(rest);
             let mut series = Vec::new();
+            let mut sts = HashMap::new();
             while i < lines.len() && !lines[i].trim().is_empty() && !is_command(lines[i]) {
                 let sl = lines[i].trim();
                 i += 1;
@@ -329,14 +338,21 @@ fn parse_file(text: &str) -> Vec<Cmd> {
                     continue;
                 }
                 let (s, vals) = split_series(sl);
-                if s.ends_with("@st") || vals.starts_with("@st") {
+                let (s, vals) = match (s.strip_suffix("@st"), vals.strip_prefix("@st")) {
+                    (Some(name), _) => (Some(name), vals),
+                    (None, Some(rest)) => (Some(s), rest.trim()),
+                    _ => (None, vals),
+                };
+                if let Some(name) = s {
+                    sts.insert(parse_labels(name), parse_st_sequence(vals));
                     continue;
                 }
+                let s = split_series(sl).0;
                 let vals =
                     parse_series_values(vals).unwrap_or_else(|e| panic!("line {i}: {e}: {vals}"));
                 series.push((parse_labels(s), vals));
             }
-            cmds.push(Cmd::Load(step, series, nhcb));
+            cmds.push(Cmd::Load(step, series, nhcb, sts));
         } else if l.starts_with("eval") {
             let line_no = i;
             let (legacy_fail, kind, expr) = parse_eval_header(l);
@@ -438,7 +454,77 @@ fn parse_file(text: &str) -> Vec<Cmd> {
     cmds
 }
 
-fn load(head: &Head, step: i64, series: &[(Labels, Vec<SeriesValue>)], nhcb: bool) {
+/// A duration with an optional sign at the start of `s` (`-30s`, `+1m`, `0`, `59999ms`,
+/// `1m30s`), in ms, and what follows it.
+fn duration_prefix(s: &str) -> (i64, &str) {
+    let (sign, body) = match s.as_bytes().first() {
+        Some(b'-') => (-1, &s[1..]),
+        Some(b'+') => (1, &s[1..]),
+        _ => (1, s),
+    };
+    let mut end = 0;
+    let b = body.as_bytes();
+    loop {
+        let digits = b[end..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            break;
+        }
+        let unit = ["ms", "s", "m", "h", "d", "w", "y"].into_iter().find(|u| {
+            body[end + digits..].starts_with(u)
+                && !(*u == "m" && body[end + digits..].starts_with("ms"))
+        });
+        match unit {
+            Some(u) => end += digits + u.len(),
+            None if end == 0 && &body[..digits] == "0" => {
+                end = digits;
+                break;
+            }
+            None => break,
+        }
+    }
+    assert!(end > 0, "bad start-timestamp duration in {s:?}");
+    (sign * parse_dur(&body[..end]), &body[end..])
+}
+
+/// Go promqltest's start-timestamp sequence: `_`, `_xN`, `<dur>`, `<dur>xN` (N+1 times),
+/// `<dur>+<dur>xN` / `<dur>-<dur>xN` (N+1 values stepping by the second duration).
+fn parse_st_sequence(vals: &str) -> Vec<Option<i64>> {
+    let mut out = Vec::new();
+    for item in vals.split_whitespace() {
+        if item == "_" {
+            out.push(None);
+            continue;
+        }
+        if let Some(n) = item.strip_prefix("_x") {
+            out.extend(std::iter::repeat_n(None, n.parse().expect("repeat count")));
+            continue;
+        }
+        let (base, rest) = duration_prefix(item);
+        if rest.is_empty() {
+            out.push(Some(base));
+        } else if let Some(n) = rest.strip_prefix('x') {
+            let n: usize = n.parse().expect("repeat count");
+            out.extend(std::iter::repeat_n(Some(base), n + 1));
+        } else {
+            let (delta, rest) = duration_prefix(rest);
+            let n: i64 = rest
+                .strip_prefix('x')
+                .expect("x<count>")
+                .parse()
+                .expect("count");
+            out.extend((0..=n).map(|k| Some(base + k * delta)));
+        }
+    }
+    out
+}
+
+fn load(
+    head: &Head,
+    step: i64,
+    series: &[(Labels, Vec<SeriesValue>)],
+    nhcb: bool,
+    sts: &HashMap<Labels, Vec<Option<i64>>>,
+) {
     // A series listed twice in one block: the later value at a timestamp wins, as in
     // Prometheus' test storage.
     let mut merged: BTreeMap<Labels, BTreeMap<i64, SeriesValue>> = BTreeMap::new();
@@ -457,13 +543,18 @@ fn load(head: &Head, step: i64, series: &[(Labels, Vec<SeriesValue>)], nhcb: boo
     }
     let mut app = head.appender();
     for (labels, samples) in &merged {
+        let offsets = sts.get(labels);
         for (t, v) in samples {
+            let st = offsets
+                .and_then(|o| o.get((*t / step) as usize).copied().flatten())
+                .map_or(0, |off| *t + off);
             match v {
                 SeriesValue::Float(v) => {
-                    app.append(None, labels, *t, *v).expect("append");
+                    app.append_with_st(None, labels, *t, *v, st)
+                        .expect("append");
                 }
                 SeriesValue::Histogram(h, _) => {
-                    app.append_histogram(None, labels, *t, h)
+                    app.append_histogram_with_st(None, labels, *t, h, st)
                         .expect("append histogram");
                 }
                 SeriesValue::Omitted => {}
@@ -1046,7 +1137,7 @@ fn run_file(
     for cmd in &cmds {
         match cmd {
             Cmd::Clear => head = Head::new(HeadOptions::default()),
-            Cmd::Load(step, series, nhcb) => load(&head, *step, series, *nhcb),
+            Cmd::Load(step, series, nhcb, sts) => load(&head, *step, series, *nhcb, sts),
             Cmd::Eval(ev) => {
                 let d = skip(ev.line);
                 if let Disposition::Skip(reason) = d {
@@ -1077,6 +1168,8 @@ fn run_file(
 fn test_engine() -> Engine {
     Engine::new(EngineOptions {
         max_samples: 10_000,
+        // As Go's promqltest runs its engine.
+        use_start_timestamps: true,
         ..EngineOptions::default()
     })
 }

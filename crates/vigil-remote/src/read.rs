@@ -398,6 +398,7 @@ impl Querier for RemoteQuerier {
                 labels,
                 samples: Box::new(samples.into_iter()),
                 histograms,
+                start_timestamps: Vec::new(),
             },
         )))
     }

@@ -589,6 +589,7 @@ impl Querier for MemQuerier<'_> {
                 labels: l.clone(),
                 samples: Box::new(s.into_iter()),
                 histograms: Vec::new(),
+                start_timestamps: Vec::new(),
             });
         }
         Ok(Box::new(out.into_iter()))

@@ -37,6 +37,8 @@ struct HttpEntry {
 pub struct DiscoveryCache {
     files: HashMap<PathBuf, FileEntry>,
     http: HashMap<String, HttpEntry>,
+    pub(crate) consul: crate::consul::ConsulDiscovery,
+    pub(crate) dns: crate::dns_sd::DnsCache,
 }
 
 impl DiscoveryCache {
@@ -62,6 +64,8 @@ impl DiscoveryCache {
                 out.extend(e.groups.iter().cloned());
             }
         }
+        out.extend(self.consul.groups(sc));
+        out.extend(self.dns.groups(sc));
         out
     }
 

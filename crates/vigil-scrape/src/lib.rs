@@ -8,12 +8,15 @@
 //! yields staleness: series that were in the last scrape and are not in this one get a
 //! StaleNaN, as do all series of a target that fails or goes away.
 
+mod consul;
 mod discovery;
+pub mod dns_sd;
 mod manager;
 mod scrape_cache;
 mod scrape_loop;
 mod target;
 
+pub use consul::render_metrics as consul_sd_metrics;
 pub use discovery::SourcedGroup;
 pub use manager::{DroppedTarget, ScrapeManager, TargetHealth, TargetStatus};
 pub use target::{Target, targets_from_groups};

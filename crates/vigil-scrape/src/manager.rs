@@ -130,6 +130,7 @@ impl ScrapeManager {
         inner.pools = next;
         let configs: Vec<ScrapeConfig> = inner.pools.values().map(|p| p.config.clone()).collect();
         inner.sd.refresh_files(&configs);
+        inner.sd.consul.sync(&configs, &self.user_agent);
         self.sync(&mut inner);
     }
 
@@ -142,7 +143,18 @@ impl ScrapeManager {
                 let mut inner = self.inner.lock();
                 let configs: Vec<ScrapeConfig> =
                     inner.pools.values().map(|p| p.config.clone()).collect();
-                let changed = inner.sd.refresh_files(&configs);
+                // DNS lookups run beside this loop; each re-syncs when its name's targets change.
+                for key in inner.sd.dns.due(&configs) {
+                    let this = Arc::clone(&self);
+                    tokio::spawn(async move {
+                        let result = crate::dns_sd::refresh(&key).await;
+                        let mut inner = this.inner.lock();
+                        if inner.sd.dns.store(&key, result) {
+                            this.sync(&mut inner);
+                        }
+                    });
+                }
+                let changed = inner.sd.refresh_files(&configs) | inner.sd.consul.take_changed();
                 let due: Vec<(String, reqwest::Client)> = inner
                     .sd
                     .http_due(&configs)

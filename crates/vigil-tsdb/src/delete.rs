@@ -200,10 +200,13 @@ impl<Q: Querier> Querier for Without<'_, Q> {
             if samples.peek().is_none() && histograms.is_empty() {
                 return None;
             }
+            let mut start_timestamps = s.start_timestamps;
+            start_timestamps.retain(|x| x.0 < mint || x.0 > maxt);
             Some(Series {
                 labels: s.labels,
                 samples: Box::new(PerSample(samples)),
                 histograms,
+                start_timestamps,
             })
         })))
     }

@@ -59,6 +59,18 @@ pub(crate) trait BlockReader {
         maxt: Timestamp,
     ) -> Vec<HistogramSample>;
 
+    /// Start timestamps `(t, st)` of the series' samples within `[mint, maxt]` that have one
+    /// (only the head keeps them; blocks do not).
+    fn start_timestamps(
+        &self,
+        s: &Self::Series,
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Vec<(Timestamp, Timestamp)> {
+        let _ = (s, mint, maxt);
+        Vec::new()
+    }
+
     /// Does the series hold a sample (of either kind) within `[mint, maxt]`?
     fn has_sample_in(&self, s: &Self::Series, mint: Timestamp, maxt: Timestamp) -> bool {
         self.samples(s, mint, maxt)
@@ -160,10 +172,12 @@ where
                 Some(it) => Box::new(it),
                 None => Box::new(Vec::new().into_iter()),
             };
+            let start_timestamps = b.start_timestamps(&s, start, end);
             Some(Series {
                 labels,
                 samples,
                 histograms,
+                start_timestamps,
             })
         });
         Ok(Box::new(out))

@@ -167,6 +167,14 @@ fn replay_inner(head: &Head, dir: &Path, rep: &mut ReplayReport) -> Result<(), T
                         head.flush_tally(&mut tally);
                         ok
                     }
+                    record::START_TIMESTAMPS => {
+                        record::decode_start_timestamps(payload, |r, t, st| {
+                            let r = alias.get(&r).copied().unwrap_or(r);
+                            if let Some(s) = head.series(r) {
+                                s.data.lock().set_st(t, st);
+                            }
+                        })
+                    }
                     record::TOMBSTONES => record::decode_tombstones(payload, |r, mint, maxt| {
                         let r = alias.get(&r).copied().unwrap_or(r);
                         if let Some(s) = head.series(r) {

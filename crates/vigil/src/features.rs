@@ -10,6 +10,8 @@ pub enum Feature {
     AlwaysOn(&'static str),
     /// A no-op in Prometheus 3.14 too.
     NoOp(&'static str),
+    /// Off by default, as in Prometheus; the flag switches it on.
+    Enabled(&'static str),
     /// Not implemented by vigil; the flag is ignored.
     Ignored,
     Unknown,
@@ -38,6 +40,9 @@ pub fn lookup(name: &str) -> Feature {
         "promql-binop-fill-modifiers" => {
             AlwaysOn("vigil reads fill(), fill_left() and fill_right() in every query")
         }
+        "use-start-timestamps" => Enabled(
+            "PromQL reads the start timestamps storage holds: rate, increase, irate and resets treat a start after the previous sample as a counter reset, and start_timestamp() answers",
+        ),
         "memory-snapshot-on-shutdown" => {
             AlwaysOn("vigil writes a head snapshot on every clean shutdown")
         }
@@ -51,7 +56,6 @@ pub fn lookup(name: &str) -> Feature {
         | "histograms-st-encoding"
         | "st-synthesis"
         | "st-storage"
-        | "use-start-timestamps"
         | "delayed-compaction"
         | "old-ui"
         | "otlp-deltatocumulative"
@@ -76,6 +80,11 @@ pub fn names(values: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// Whether `name` was asked for among the `--enable-feature` values.
+pub fn enabled(values: &[String], name: &str) -> bool {
+    names(values).iter().any(|n| n == name)
+}
+
 /// Logs what vigil does with each requested feature.
 pub fn log(values: &[String]) {
     for name in names(values) {
@@ -85,6 +94,9 @@ pub fn log(values: &[String]) {
             }
             Feature::NoOp(why) => {
                 tracing::warn!(option = %name, "This option for --enable-feature is a no-op: {why}")
+            }
+            Feature::Enabled(what) => {
+                tracing::info!(option = %name, "Experimental feature enabled: {what}")
             }
             Feature::Ignored => tracing::warn!(
                 option = %name,

@@ -99,7 +99,12 @@ async fn serve(cli: Cli) -> Result<()> {
     let discovered = config
         .scrape_configs
         .iter()
-        .filter(|sc| !sc.file_sd_configs.is_empty() || !sc.http_sd_configs.is_empty())
+        .filter(|sc| {
+            !sc.file_sd_configs.is_empty()
+                || !sc.http_sd_configs.is_empty()
+                || !sc.dns_sd_configs.is_empty()
+                || !sc.consul_sd_configs.is_empty()
+        })
         .count();
     tracing::info!(
         file = %source,
@@ -167,6 +172,7 @@ async fn serve(cli: Cli) -> Result<()> {
         &external_url,
         EngineOptions {
             lookback_delta_ms: cli.lookback_delta.as_millis() as i64,
+            use_start_timestamps: features::enabled(&cli.enable_feature, "use-start-timestamps"),
             ..Default::default()
         },
     )?;
@@ -179,6 +185,7 @@ async fn serve(cli: Cli) -> Result<()> {
                 .then(|| std::time::Duration::from_millis(cli.query_timeout.as_millis())),
             max_samples: cli.query_max_samples,
             max_concurrency: Some(vigil_promql::QueryGate::new(cli.query_max_concurrency)),
+            use_start_timestamps: features::enabled(&cli.enable_feature, "use-start-timestamps"),
             parallelism: match cli.query_parallelism {
                 0 => EngineOptions::default().parallelism,
                 n => n,
@@ -196,6 +203,8 @@ async fn serve(cli: Cli) -> Result<()> {
                     + &reloader.render_metrics()
                     + &rules.render_metrics()
                     + &remote.render_metrics()
+                    + &vigil_scrape::dns_sd::render_metrics()
+                    + &vigil_scrape::consul_sd_metrics()
             })
         },
         lifecycle: cli.enable_lifecycle.then(|| vigil_api::Lifecycle {

@@ -11,6 +11,7 @@
 //! `storage` (one per section), with `names`, `http` and `paths` shared between sections.
 
 mod alerting;
+mod consul;
 mod decode;
 mod global;
 mod http;

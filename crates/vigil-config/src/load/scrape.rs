@@ -242,6 +242,8 @@ fn validate_scrape_config(
     )?;
     validate_target_groups(&sc.static_configs, legacy, key)?;
     validate_http_sds(&mut sc.http_sd_configs, key)?;
+    super::consul::validate_consul_sds(&mut sc.consul_sd_configs, key)?;
+    crate::dns_sd::validate_dns_sds(&sc.dns_sd_configs, key)?;
     for (i, f) in sc.file_sd_configs.iter().enumerate() {
         for (j, p) in f.files.iter().enumerate() {
             let ok = [".json", ".yml", ".yaml"].iter().any(|e| p.ends_with(e));

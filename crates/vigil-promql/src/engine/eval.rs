@@ -38,6 +38,20 @@ pub(crate) struct Series {
     pub drop_name: bool,
     pub points: Vec<Sample>,
     pub hpoints: Vec<HPoint>,
+    /// Start timestamps `(t, st)` of the samples that have one, as storage gave them (only
+    /// with `--enable-feature=use-start-timestamps`; an evaluated expression has none).
+    pub sts: Vec<(Timestamp, Timestamp)>,
+}
+
+/// What an instant selector yields at each step for the sample it picks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pick {
+    /// The sample.
+    Value,
+    /// Its timestamp in seconds (`timestamp()`).
+    Timestamp,
+    /// Its start timestamp in seconds, 0 when it has none (`start_timestamp()`).
+    StartTimestamp,
 }
 
 impl Series {
@@ -48,6 +62,7 @@ impl Series {
             drop_name,
             points,
             hpoints: Vec::new(),
+            sts: Vec::new(),
         }
     }
 
@@ -108,6 +123,8 @@ pub(crate) struct Shared<'a> {
     pub default_subquery_step: i64,
     /// Selectors that read only histogram counts and sums (see `stats_only`).
     pub stats_only: std::collections::HashSet<usize>,
+    /// Whether selectors read start timestamps (`EngineOptions::use_start_timestamps`).
+    pub use_st: bool,
 }
 
 impl<'a> Shared<'a> {
@@ -138,7 +155,14 @@ impl<'a> Shared<'a> {
             infos: RefCell::new(Vec::new()),
             default_subquery_step: default_subquery_step.max(1),
             stats_only: Default::default(),
+            use_st: false,
         }
+    }
+
+    /// Whether selectors read samples' start timestamps.
+    pub fn with_start_timestamps(mut self, on: bool) -> Self {
+        self.use_st = on;
+        self
     }
 
     /// A sibling for one part of a query split over threads: same storage, limits, deadline
@@ -249,7 +273,7 @@ impl RangeSource<'_> {
         let (Some(vs), Some((mint, maxt))) = (self.selector, self.select) else {
             return self.series.iter().try_for_each(f);
         };
-        ev.select_each(vs, mint, maxt, |labels, mut points, mut hpoints| {
+        ev.select_each(vs, mint, maxt, |labels, mut points, mut hpoints, sts| {
             points.retain(|s| !is_stale_nan(s.v));
             hpoints.retain(|s| !is_stale_nan(s.h.sum));
             if points.is_empty() && hpoints.is_empty() {
@@ -262,6 +286,7 @@ impl RangeSource<'_> {
                 drop_name: false,
                 points,
                 hpoints,
+                sts,
             });
             ev.sh.release_samples(n);
             res
@@ -610,7 +635,7 @@ impl<'a> Ev<'a> {
             Expr::Binary(b) => crate::binary::eval_binary(self, b),
             Expr::Aggregate(a) => crate::aggregations::eval_aggregate(self, a),
             Expr::Call(c) => crate::functions::eval_call(self, c),
-            Expr::VectorSelector(vs) => self.eval_vector_selector(vs, false).map(Val::Vector),
+            Expr::VectorSelector(vs) => self.eval_vector_selector(vs, Pick::Value).map(Val::Vector),
             Expr::MatrixSelector(_) | Expr::Subquery(_) => {
                 if !self.is_instant() {
                     return Err(exec_err(
@@ -649,6 +674,7 @@ impl<'a> Ev<'a> {
                                 drop_name: s.drop_name,
                                 points,
                                 hpoints: Vec::new(),
+                                sts: Vec::new(),
                             });
                         }
                         Ok(())
@@ -675,6 +701,7 @@ impl<'a> Ev<'a> {
                             drop_name: s.drop_name,
                             points,
                             hpoints,
+                            sts: Vec::new(),
                         });
                     }
                     Ok(())
@@ -708,7 +735,7 @@ impl<'a> Ev<'a> {
         vs: &VectorSelector,
         mint: Timestamp,
         maxt: Timestamp,
-        mut f: impl FnMut(Labels, Vec<Sample>, Vec<HPoint>) -> Result<()>,
+        mut f: impl FnMut(Labels, Vec<Sample>, Vec<HPoint>, Vec<(Timestamp, Timestamp)>) -> Result<()>,
     ) -> Result<()> {
         let sets = selector_matcher_sets(vs)?;
         let q = self.sh.db.querier(mint, maxt)?;
@@ -751,8 +778,13 @@ impl<'a> Ev<'a> {
                 hs = super::stats_only::strip(hs);
             }
             hs.retain(|x| x.t >= mint && x.t <= maxt);
+            let sts = if self.sh.use_st {
+                std::mem::take(&mut s.start_timestamps)
+            } else {
+                Vec::new()
+            };
             if !samples.is_empty() || !hs.is_empty() {
-                f(s.labels, samples, hs)?;
+                f(s.labels, samples, hs, sts)?;
             }
         }
         Ok(())
@@ -761,13 +793,9 @@ impl<'a> Ev<'a> {
     /// An instant vector selector over all steps: per step, the newest sample in the
     /// left-open window `(t - lookback, t]`, unless it is a staleness marker. With
     /// `timestamps`, the value is the sample's own timestamp in seconds (for `timestamp()`).
-    pub fn eval_vector_selector(
-        &self,
-        vs: &VectorSelector,
-        timestamps: bool,
-    ) -> Result<Vec<Series>> {
+    pub fn eval_vector_selector(&self, vs: &VectorSelector, pick: Pick) -> Result<Vec<Series>> {
         let mut out = Vec::new();
-        self.vector_selector_each(vs, timestamps, &mut |s| {
+        self.vector_selector_each(vs, pick, &mut |s| {
             out.push(s);
             Ok(())
         })?;
@@ -785,7 +813,7 @@ impl<'a> Ev<'a> {
     ) -> Result<()> {
         self.check()?;
         match unwrap_parens(e) {
-            Expr::VectorSelector(vs) => self.vector_selector_each(vs, false, f),
+            Expr::VectorSelector(vs) => self.vector_selector_each(vs, Pick::Value, f),
             Expr::Call(c) if crate::functions::takes_range_vector(c) => {
                 crate::functions::eval_range_call_each(self, c, f)
             }
@@ -796,9 +824,10 @@ impl<'a> Ev<'a> {
     fn vector_selector_each(
         &self,
         vs: &VectorSelector,
-        timestamps: bool,
+        pick: Pick,
         f: &mut dyn FnMut(Series) -> Result<()>,
     ) -> Result<()> {
+        let timestamps = pick == Pick::Timestamp;
         let at = self.at_ms(&vs.at);
         let off = crate::engine::prepare::ms(&vs.offset);
         let (lo, hi) = match at {
@@ -812,7 +841,7 @@ impl<'a> Ev<'a> {
                 vs,
                 lo - lookback + 1,
                 hi + lookback,
-                |labels, mut fs, mut hs| {
+                |labels, mut fs, mut hs, _| {
                     fs.retain(|s| !is_stale_nan(s.v));
                     hs.retain(|s| !is_stale_nan(s.h.sum));
                     let metric = labels.get(METRIC_NAME).unwrap_or("").to_string();
@@ -843,69 +872,90 @@ impl<'a> Ev<'a> {
                         drop_name: false,
                         points: pts,
                         hpoints: hpts,
+                        sts: Vec::new(),
                     })
                 },
             );
         }
-        self.select_each(vs, lo - lookback + 1, hi, |labels, samples, hsamples| {
-            let mut pts = Vec::new();
-            let mut hpts = Vec::new();
-            let (mut j, mut k) = (0, 0);
-            for i in 0..steps {
-                let ts = self.ts(i);
-                let r = at.unwrap_or(ts) - off;
-                while j < samples.len() && samples[j].t <= r {
-                    j += 1;
-                }
-                while k < hsamples.len() && hsamples[k].t <= r {
-                    k += 1;
-                }
-                // The newer of the last float and the last histogram sample.
-                let ft = (j > 0).then(|| samples[j - 1].t);
-                let ht = (k > 0).then(|| hsamples[k - 1].t);
-                match (ft, ht) {
-                    (None, None) => continue,
-                    (Some(f), h) if h.is_none_or(|h| f > h) => {
-                        let s = samples[j - 1];
-                        if s.t <= r - lookback || is_stale_nan(s.v) {
-                            continue;
-                        }
-                        let v = if timestamps { s.t as f64 / 1000.0 } else { s.v };
-                        pts.push(Sample { t: ts, v });
+        self.select_each(
+            vs,
+            lo - lookback + 1,
+            hi,
+            |labels, samples, hsamples, sts| {
+                // `start_timestamp()`: the picked sample's start time (0 when it has none).
+                let st_of = |t: i64| -> f64 {
+                    sts.binary_search_by_key(&t, |x| x.0)
+                        .map_or(0.0, |i| sts[i].1 as f64 / 1000.0)
+                };
+                let mut pts = Vec::new();
+                let mut hpts = Vec::new();
+                let (mut j, mut k) = (0, 0);
+                for i in 0..steps {
+                    let ts = self.ts(i);
+                    let r = at.unwrap_or(ts) - off;
+                    while j < samples.len() && samples[j].t <= r {
+                        j += 1;
                     }
-                    _ => {
-                        let s = &hsamples[k - 1];
-                        if s.t <= r - lookback || is_stale_nan(s.h.sum) {
-                            continue;
+                    while k < hsamples.len() && hsamples[k].t <= r {
+                        k += 1;
+                    }
+                    // The newer of the last float and the last histogram sample.
+                    let ft = (j > 0).then(|| samples[j - 1].t);
+                    let ht = (k > 0).then(|| hsamples[k - 1].t);
+                    match (ft, ht) {
+                        (None, None) => continue,
+                        (Some(f), h) if h.is_none_or(|h| f > h) => {
+                            let s = samples[j - 1];
+                            if s.t <= r - lookback || is_stale_nan(s.v) {
+                                continue;
+                            }
+                            let v = match pick {
+                                Pick::Value => s.v,
+                                Pick::Timestamp => s.t as f64 / 1000.0,
+                                Pick::StartTimestamp => st_of(s.t),
+                            };
+                            pts.push(Sample { t: ts, v });
                         }
-                        if timestamps {
-                            pts.push(Sample {
-                                t: ts,
-                                v: s.t as f64 / 1000.0,
-                            });
-                        } else {
-                            hpts.push(HPoint {
-                                t: ts,
-                                h: s.h.clone(),
-                            });
+                        _ => {
+                            let s = &hsamples[k - 1];
+                            if s.t <= r - lookback || is_stale_nan(s.h.sum) {
+                                continue;
+                            }
+                            if pick == Pick::StartTimestamp {
+                                pts.push(Sample {
+                                    t: ts,
+                                    v: st_of(s.t),
+                                });
+                            } else if timestamps {
+                                pts.push(Sample {
+                                    t: ts,
+                                    v: s.t as f64 / 1000.0,
+                                });
+                            } else {
+                                hpts.push(HPoint {
+                                    t: ts,
+                                    h: s.h.clone(),
+                                });
+                            }
                         }
                     }
                 }
-            }
-            if pts.is_empty() && hpts.is_empty() {
-                return Ok(());
-            }
-            self.sh.counters.queryable(pts.len() + hpts.len());
-            self.sh.add_samples(
-                pts.len() + hpts.iter().map(|h| histogram_size(&h.h)).sum::<usize>(),
-            )?;
-            f(Series {
-                labels,
-                drop_name: false,
-                points: pts,
-                hpoints: hpts,
-            })
-        })
+                if pts.is_empty() && hpts.is_empty() {
+                    return Ok(());
+                }
+                self.sh.counters.queryable(pts.len() + hpts.len());
+                self.sh.add_samples(
+                    pts.len() + hpts.iter().map(|h| histogram_size(&h.h)).sum::<usize>(),
+                )?;
+                f(Series {
+                    labels,
+                    drop_name: false,
+                    points: pts,
+                    hpoints: hpts,
+                    sts: Vec::new(),
+                })
+            },
+        )
     }
 
     /// Loads the series a range function reads: a matrix selector's samples (staleness

@@ -41,6 +41,10 @@ pub struct EngineOptions {
     /// Fewest steps worth a thread of their own (30): below this, selecting the same series
     /// once more costs more than the split saves. Tests lower it to split tiny queries.
     pub min_steps_per_part: usize,
+    /// Read samples' start timestamps (`--enable-feature=use-start-timestamps`, off by
+    /// default as in Prometheus 3.14): `rate`, `increase`, `irate` and `resets` then count a
+    /// start timestamp after the previous sample as a reset, and `start_timestamp()` answers.
+    pub use_start_timestamps: bool,
 }
 
 /// A counting semaphore limiting concurrent queries; clones share the slots.
@@ -116,6 +120,7 @@ impl Default for EngineOptions {
             max_concurrency: None,
             parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
             min_steps_per_part: 30,
+            use_start_timestamps: false,
         }
     }
 }
@@ -482,6 +487,7 @@ impl Engine {
             cancel.map(|c| &*c.0),
             self.opts.default_subquery_step_ms,
         )
+        .with_start_timestamps(self.opts.use_start_timestamps)
     }
 
     fn exec_instant(

@@ -430,6 +430,7 @@ pub(crate) fn eval_call_each(
             drop_name: true,
             points: pts,
             hpoints: hpts,
+            sts: Vec::new(),
         })
     })
 }

@@ -8,7 +8,7 @@
 //! `first_over_time`, `present_over_time`, `resets` and `changes` take both kinds; every other
 //! function reads the floats and ignores the histograms (with an info when both are there).
 
-use super::range::{RangeFn, Win};
+use super::range::{RangeFn, Win, align_sts, is_st_reset, st_overlaps, warn_st_overlap};
 use crate::engine::eval::{Ev, HPoint, RangeSource, Result, Series};
 use std::sync::Arc;
 use vigil_model::histogram::{CounterResetHint, FloatHistogram, HistogramError};
@@ -78,6 +78,15 @@ pub(super) fn eval_series(
     let metric = s.labels.get(METRIC_NAME).unwrap_or("");
     let notes = Notes { ev, metric };
     let (fs, hs) = (&s.points, &s.hpoints);
+    // Start timestamps aligned with each kind's samples (0: none), when there are any.
+    let (f_sts, h_sts) = if s.sts.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        (
+            align_sts(fs.iter().map(|p| p.t), &s.sts),
+            align_sts(hs.iter().map(|p| p.t), &s.sts),
+        )
+    };
     let (mut flo, mut fhi, mut hlo, mut hhi) = (0, 0, 0, 0);
     let mut pts: Vec<Sample> = Vec::new();
     let mut hpts: Vec<HPoint> = Vec::new();
@@ -100,6 +109,8 @@ pub(super) fn eval_series(
             hlo += 1;
         }
         let (fw, hw) = (&fs[flo..fhi], &hs[hlo..hhi]);
+        let fst: &[i64] = f_sts.get(flo..fhi).unwrap_or(&[]);
+        let hst: &[i64] = h_sts.get(hlo..hhi).unwrap_or(&[]);
         if fw.is_empty() && hw.is_empty() {
             continue;
         }
@@ -112,6 +123,8 @@ pub(super) fn eval_series(
             sargs[k] = sc.get(i).copied().unwrap_or(f64::NAN);
         }
         let win = Win {
+            sts: fst,
+            metric,
             s: fw,
             resets: None,
             range: src.range,
@@ -132,6 +145,7 @@ pub(super) fn eval_series(
                     float_out(f(&win, ev)?);
                 } else if let Some(h) = histogram_rate(
                     hw,
+                    hst,
                     name != "delta",
                     name == "rate",
                     start,
@@ -145,14 +159,16 @@ pub(super) fn eval_series(
                     });
                 }
             }
-            "irate" | "idelta" => match instant_value(fw, hw, name == "irate", &notes) {
-                Some(Point::F(v)) => float_out(Some(v)),
-                Some(Point::H(h)) => hpts.push(HPoint {
-                    t: ts,
-                    h: Arc::new(h),
-                }),
-                None => {}
-            },
+            "irate" | "idelta" => {
+                match instant_value(fw, hw, (fst, hst), name == "irate", &notes) {
+                    Some(Point::F(v)) => float_out(Some(v)),
+                    Some(Point::H(h)) => hpts.push(HPoint {
+                        t: ts,
+                        h: Arc::new(h),
+                    }),
+                    None => {}
+                }
+            }
             "sum_over_time" | "avg_over_time" => {
                 if !fw.is_empty() && !hw.is_empty() {
                     notes.mixed_floats_histograms();
@@ -205,7 +221,12 @@ pub(super) fn eval_series(
                     }
                 }
             }
-            "resets" | "changes" => float_out(Some(resets_or_changes(fw, hw, name == "resets"))),
+            "resets" | "changes" => float_out(Some(resets_or_changes(
+                fw,
+                hw,
+                (fst, hst),
+                name == "resets",
+            ))),
             _ => {
                 if fw.is_empty() {
                     continue;
@@ -225,6 +246,7 @@ pub(super) fn eval_series(
         drop_name: drop_name || s.drop_name,
         points: pts,
         hpoints: hpts,
+        sts: Vec::new(),
     }))
 }
 
@@ -234,9 +256,12 @@ enum Point {
 }
 
 /// `resets` or `changes` over both kinds in time order; a change of kind counts as one.
-fn resets_or_changes(fw: &[Sample], hw: &[HPoint], resets: bool) -> f64 {
+fn resets_or_changes(fw: &[Sample], hw: &[HPoint], sts: (&[i64], &[i64]), resets: bool) -> f64 {
     let (mut i, mut j) = (0, 0);
     let mut prev: Option<Result2> = None;
+    // (time, start time) of the previous sample, for resets told by start timestamps.
+    let mut prev_st: (i64, i64) = (0, 0);
+    let st_at = |s: &[i64], k: usize| s.get(k).copied().unwrap_or(0);
     let mut n = 0.0;
     #[derive(Clone)]
     enum Result2 {
@@ -244,25 +269,29 @@ fn resets_or_changes(fw: &[Sample], hw: &[HPoint], resets: bool) -> f64 {
         H(Arc<FloatHistogram>),
     }
     while i < fw.len() || j < hw.len() {
-        let cur = if j >= hw.len() || (i < fw.len() && fw[i].t < hw[j].t) {
+        let (cur, cur_st) = if j >= hw.len() || (i < fw.len() && fw[i].t < hw[j].t) {
             i += 1;
-            Result2::F(fw[i - 1].v)
+            (Result2::F(fw[i - 1].v), (fw[i - 1].t, st_at(sts.0, i - 1)))
         } else {
             j += 1;
-            Result2::H(hw[j - 1].h.clone())
+            (
+                Result2::H(hw[j - 1].h.clone()),
+                (hw[j - 1].t, st_at(sts.1, j - 1)),
+            )
         };
         if let Some(p) = &prev {
+            let st_reset = resets && is_st_reset(prev_st.1, prev_st.0, cur_st.1, cur_st.0);
             let counted = match (p, &cur) {
                 (Result2::F(a), Result2::F(b)) => {
                     if resets {
-                        b < a
+                        b < a || st_reset
                     } else {
                         !(a == b || (a.is_nan() && b.is_nan()))
                     }
                 }
                 (Result2::H(a), Result2::H(b)) => {
                     if resets {
-                        b.detect_reset(a)
+                        st_reset || b.detect_reset(a)
                     } else {
                         !b.equals(a)
                     }
@@ -274,42 +303,67 @@ fn resets_or_changes(fw: &[Sample], hw: &[HPoint], resets: bool) -> f64 {
             }
         }
         prev = Some(cur);
+        prev_st = cur_st;
     }
     n
 }
 
 /// `irate`/`idelta` from the last two samples of either kind.
-fn instant_value(fw: &[Sample], hw: &[HPoint], is_rate: bool, notes: &Notes) -> Option<Point> {
+fn instant_value(
+    fw: &[Sample],
+    hw: &[HPoint],
+    sts: (&[i64], &[i64]),
+    is_rate: bool,
+    notes: &Notes,
+) -> Option<Point> {
     if fw.len() + hw.len() < 2 {
         return None;
     }
-    // The last two samples in time order.
-    type Cand<'a> = (i64, Option<f64>, Option<&'a Arc<FloatHistogram>>);
-    let mut cand: Vec<Cand> = fw[fw.len().saturating_sub(2)..]
+    // The last two samples in time order, with their start times.
+    type Cand<'a> = (i64, Option<f64>, Option<&'a Arc<FloatHistogram>>, i64);
+    let f0 = fw.len().saturating_sub(2);
+    let h0 = hw.len().saturating_sub(2);
+    let mut cand: Vec<Cand> = fw[f0..]
         .iter()
-        .map(|p| (p.t, Some(p.v), None))
+        .enumerate()
+        .map(|(k, p)| {
+            (
+                p.t,
+                Some(p.v),
+                None,
+                sts.0.get(f0 + k).copied().unwrap_or(0),
+            )
+        })
         .collect();
-    cand.extend(
-        hw[hw.len().saturating_sub(2)..]
-            .iter()
-            .map(|p| (p.t, None, Some(&p.h))),
-    );
+    cand.extend(hw[h0..].iter().enumerate().map(|(k, p)| {
+        (
+            p.t,
+            None,
+            Some(&p.h),
+            sts.1.get(h0 + k).copied().unwrap_or(0),
+        )
+    }));
     cand.sort_by_key(|c| c.0);
     let (a, b) = (&cand[cand.len() - 2], &cand[cand.len() - 1]);
     let dt = b.0 - a.0;
     if dt == 0 {
         return None;
     }
+    let st_reset = is_st_reset(a.3, a.0, b.3, b.0);
     let secs = dt as f64 / 1000.0;
     match (a, b) {
-        ((_, Some(x), _), (_, Some(y), _)) => {
-            let mut v = if is_rate && y < x { *y } else { y - x };
+        ((_, Some(x), _, _), (_, Some(y), _, _)) => {
+            let mut v = if is_rate && (y < x || st_reset) {
+                *y
+            } else {
+                y - x
+            };
             if is_rate {
                 v /= secs;
             }
             Some(Point::F(v))
         }
-        ((_, _, Some(x)), (_, _, Some(y))) => {
+        ((_, _, Some(x), _), (_, _, Some(y), _)) => {
             let mut r = FloatHistogram::clone(y);
             if is_rate
                 && (y.counter_reset_hint == CounterResetHint::Gauge
@@ -323,7 +377,7 @@ fn instant_value(fw: &[Sample], hw: &[HPoint], is_rate: bool, notes: &Notes) -> 
             {
                 notes.not_gauge();
             }
-            if !is_rate || !y.detect_reset(x) {
+            if !is_rate || (!st_reset && !y.detect_reset(x)) {
                 match r.sub(x) {
                     Err(_) => {
                         notes.mixed_exponential_custom();
@@ -349,8 +403,10 @@ fn instant_value(fw: &[Sample], hw: &[HPoint], is_rate: bool, notes: &Notes) -> 
 
 /// `rate`, `increase` or `delta` of a window of histograms (Prometheus' `histogramRate`
 /// followed by `extrapolatedRate`'s extrapolation).
+#[allow(clippy::too_many_arguments)]
 fn histogram_rate(
     hw: &[HPoint],
+    sts: &[i64],
     is_counter: bool,
     is_rate: bool,
     range_start: i64,
@@ -358,8 +414,26 @@ fn histogram_rate(
     range: i64,
     notes: &Notes,
 ) -> Option<FloatHistogram> {
-    if hw.len() < 2 {
+    if hw.is_empty() || (hw.len() < 2 && sts.is_empty()) {
         return None;
+    }
+    let st_reset =
+        |i: usize| i + 1 < sts.len() && is_st_reset(sts[i], hw[i].t, sts[i + 1], hw[i + 1].t);
+    let first_t = hw[0].t;
+    let last_t = hw[hw.len() - 1].t;
+    let n1 = (hw.len() - 1) as f64;
+    let st0 = sts.first().copied().unwrap_or(0);
+    let zero_at_st = is_counter && st0 != 0 && st0 > range_start && st0 < first_t;
+    if hw.len() < 2 {
+        // One sample, counted from a zero at its start time.
+        if !zero_at_st {
+            return None;
+        }
+        let mut h = FloatHistogram::clone(&hw[0].h);
+        if is_rate {
+            h.mul(1.0 / (range as f64 / 1000.0));
+        }
+        return Some(h);
     }
     let first = &hw[0].h;
     let last = &hw[hw.len() - 1].h;
@@ -371,7 +445,7 @@ fn histogram_rate(
     }
     let mut prev: Arc<FloatHistogram> = first.clone();
     let mut custom = prev.uses_custom_buckets();
-    if is_counter && hw[1].h.detect_reset(&prev) {
+    if is_counter && (st_reset(0) || hw[1].h.detect_reset(&prev)) {
         let second = &hw[1].h;
         prev = Arc::new(FloatHistogram {
             schema: second.schema,
@@ -409,9 +483,12 @@ fn histogram_rate(
         Ok(_) => {}
     }
     if is_counter {
-        for p in &hw[1..] {
+        if (1..hw.len()).any(|i| i < sts.len() && st_overlaps(sts[i - 1], hw[i - 1].t, sts[i])) {
+            warn_st_overlap(notes.ev, notes.metric);
+        }
+        for (i, p) in hw[1..].iter().enumerate() {
             let cur = &p.h;
-            if cur.detect_reset(&prev) {
+            if st_reset(i) || cur.detect_reset(&prev) {
                 match h.add(&prev) {
                     Err(HistogramError::IncompatibleSchema) => {
                         notes.mixed_exponential_custom();
@@ -433,21 +510,33 @@ fn histogram_rate(
     h.compact(0);
 
     // Extrapolation, as for floats.
-    let first_t = hw[0].t;
-    let last_t = hw[hw.len() - 1].t;
-    let n1 = (hw.len() - 1) as f64;
     let mut to_start = (first_t - range_start) as f64 / 1000.0;
     let mut to_end = (range_end - last_t) as f64 / 1000.0;
-    let sampled = (last_t - first_t) as f64 / 1000.0;
+    let mut sampled = (last_t - first_t) as f64 / 1000.0;
     let avg_between = sampled / n1;
     let threshold = avg_between * 1.1;
-    if to_start >= threshold {
-        to_start = avg_between / 2.0;
-    }
-    if is_counter && h.count > 0.0 && hw[0].h.count >= 0.0 {
-        let to_zero = sampled * (hw[0].h.count / h.count);
-        if to_zero < to_start {
-            to_start = to_zero;
+    if zero_at_st {
+        // A zero-valued sample at the first sample's start time, instead of extrapolating.
+        to_start = 0.0;
+        sampled = (last_t - st0) as f64 / 1000.0;
+        match h.add(&hw[0].h) {
+            Err(HistogramError::IncompatibleSchema) => {
+                notes.mixed_exponential_custom();
+                return None;
+            }
+            Err(_) => return None,
+            Ok(o) if o.nhcb_bounds_reconciled => notes.mismatched_custom("addition"),
+            Ok(_) => {}
+        }
+    } else {
+        if to_start >= threshold {
+            to_start = avg_between / 2.0;
+        }
+        if is_counter && h.count > 0.0 && hw[0].h.count >= 0.0 {
+            let to_zero = sampled * (hw[0].h.count / h.count);
+            if to_zero < to_start {
+                to_start = to_zero;
+            }
         }
     }
     if to_end >= threshold {

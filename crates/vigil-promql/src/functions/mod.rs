@@ -16,7 +16,7 @@ mod native;
 mod range;
 mod time;
 
-use crate::engine::eval::{Ev, Result, Series, Val, exec_err, unwrap_parens};
+use crate::engine::eval::{Ev, Pick, Result, Series, Val, exec_err, unwrap_parens};
 use vigil_model::MatchOp;
 use vigil_model::{Labels, METRIC_NAME, Sample};
 use vigil_promql_parser::{Call, Expr};
@@ -275,6 +275,7 @@ fn eval_instant_call(ev: &Ev, name: &str, args: &[&Expr]) -> Result<Val> {
                     .enumerate()
                     .map(|(i, &v)| Sample { t: ev.ts(i), v })
                     .collect(),
+                sts: Vec::new(),
             }]))
         }
         "scalar" => {
@@ -299,7 +300,7 @@ fn eval_instant_call(ev: &Ev, name: &str, args: &[&Expr]) -> Result<Val> {
         }
         "timestamp" => {
             let mut input = match unwrap_parens(args[0]) {
-                Expr::VectorSelector(vs) => ev.eval_vector_selector(vs, true)?,
+                Expr::VectorSelector(vs) => ev.eval_vector_selector(vs, Pick::Timestamp)?,
                 other => {
                     let mut v = ev.eval_vector(other)?;
                     for s in &mut v {
@@ -321,6 +322,21 @@ fn eval_instant_call(ev: &Ev, name: &str, args: &[&Expr]) -> Result<Val> {
             }
             Ok(Val::Vector(input))
         }
+        // Start timestamps come from storage: only a selector has them, and only when the
+        // engine reads them (otherwise, and for any other expression, the result is empty).
+        "start_timestamp" => match unwrap_parens(args[0]) {
+            Expr::VectorSelector(vs) if ev.sh.use_st => {
+                let mut input = ev.eval_vector_selector(vs, Pick::StartTimestamp)?;
+                for s in &mut input {
+                    s.drop_name = true;
+                }
+                Ok(Val::Vector(input))
+            }
+            other => {
+                ev.eval_vector(other)?;
+                Ok(Val::Vector(Vec::new()))
+            }
+        },
         "absent" => {
             let input = ev.eval_vector(args[0])?;
             let mut present = vec![false; steps];
@@ -352,6 +368,7 @@ fn eval_instant_call(ev: &Ev, name: &str, args: &[&Expr]) -> Result<Val> {
                 labels: absent_labels(args[0]),
                 drop_name: false,
                 points,
+                sts: Vec::new(),
             }]))
         }
         "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => sort(ev, name, args),

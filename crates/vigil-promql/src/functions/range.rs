@@ -23,6 +23,56 @@ pub(super) struct Win<'a> {
     pub end: i64,
     pub ts: i64,
     pub args: &'a [f64],
+    /// The start timestamps of `s`, aligned with it (0: none); empty when the series has
+    /// none or the engine does not read them.
+    pub sts: &'a [i64],
+    /// The series' metric name, for annotations.
+    pub metric: &'a str,
+}
+
+/// Whether a start timestamp says the counter restarted between two samples (Prometheus'
+/// `isStartTimestampReset`): the current sample's start lies after the previous sample, or
+/// at it while the previous sample's own start was known (a delta).
+pub(crate) fn is_st_reset(prev_st: i64, prev_t: i64, cur_st: i64, cur_t: i64) -> bool {
+    if cur_st == 0 || cur_st >= cur_t || cur_st < prev_t {
+        return false;
+    }
+    if cur_st > prev_t {
+        return true;
+    }
+    if prev_st > prev_t {
+        return false;
+    }
+    prev_st != 0 && prev_st != prev_t
+}
+
+/// Whether a sample's start overlaps the previous sample (Prometheus' `checkStartTimeOverlap`).
+pub(crate) fn st_overlaps(prev_st: i64, prev_t: i64, cur_st: i64) -> bool {
+    cur_st != 0 && cur_st < prev_t && cur_st != prev_st
+}
+
+/// Prometheus' warning for [`st_overlaps`].
+pub(crate) fn warn_st_overlap(ev: &Ev, metric: &str) {
+    ev.sh.warn(format!(
+        "PromQL warning: sample has start time that overlaps with previous sample timestamp for metric {metric:?}"
+    ));
+}
+
+/// The start timestamps `sts` (sparse, by time) aligned with `times` (0 where none).
+pub(crate) fn align_sts(times: impl Iterator<Item = i64>, sts: &[(i64, i64)]) -> Vec<i64> {
+    let mut k = 0;
+    times
+        .map(|t| {
+            while k < sts.len() && sts[k].0 < t {
+                k += 1;
+            }
+            if k < sts.len() && sts[k].0 == t {
+                sts[k].1
+            } else {
+                0
+            }
+        })
+        .collect()
 }
 
 pub(super) type RangeFn = fn(&Win, &Ev) -> Result<Option<f64>>;
@@ -121,10 +171,17 @@ pub(crate) fn eval_range_call_each(
             return emit(out);
         }
         let n = s.points.len();
+        let sts = if s.sts.is_empty() {
+            Vec::new()
+        } else {
+            align_sts(s.points.iter().map(|p| p.t), &s.sts)
+        };
+        let metric = s.labels.get(METRIC_NAME).unwrap_or("");
         if counts_resets {
             resets.clear();
             for (i, w) in s.points.windows(2).enumerate() {
-                if w[1].v < w[0].v {
+                let st_reset = !sts.is_empty() && is_st_reset(sts[i], w[0].t, sts[i + 1], w[1].t);
+                if w[1].v < w[0].v || st_reset {
                     resets.push(i as u32 + 1);
                 }
             }
@@ -176,6 +233,8 @@ pub(crate) fn eval_range_call_each(
                 }
             }
             let w = Win {
+                sts: sts.get(lo..hi).unwrap_or(&[]),
+                metric,
                 s: &s.points[lo..hi],
                 resets: counts_resets.then_some((&resets[r0..r1], lo)),
                 range: src.range,
@@ -205,6 +264,7 @@ pub(crate) fn eval_range_call_each(
             labels: s.labels.clone(),
             drop_name: drop_name || s.drop_name,
             points: pts,
+            sts: Vec::new(),
         })
     })?;
     if f.is_none() {
@@ -228,6 +288,7 @@ pub(crate) fn eval_range_call_each(
             labels,
             drop_name: true,
             points,
+            sts: Vec::new(),
         }]));
     }
     Ok(None)
@@ -249,9 +310,9 @@ fn possible_non_counter(ev: &Ev, labels: &vigil_model::Labels) {
 
 fn range_fn(name: &str) -> Option<RangeFn> {
     Some(match name {
-        "rate" => |w, _| Ok(extrapolated(w, true, true)),
-        "increase" => |w, _| Ok(extrapolated(w, true, false)),
-        "delta" => |w, _| Ok(extrapolated(w, false, false)),
+        "rate" => |w, ev| Ok(extrapolated(w, true, true, ev)),
+        "increase" => |w, ev| Ok(extrapolated(w, true, false, ev)),
+        "delta" => |w, ev| Ok(extrapolated(w, false, false, ev)),
         "irate" => |w, _| Ok(instant_value(w, true)),
         "idelta" => |w, _| Ok(instant_value(w, false)),
         "deriv" => |w, _| {
@@ -292,8 +353,14 @@ fn range_fn(name: &str) -> Option<RangeFn> {
             Ok(Some(c))
         },
         "resets" => |w, _| {
+            let st_reset = |i: usize| {
+                !w.sts.is_empty() && is_st_reset(w.sts[i], w.s[i].t, w.sts[i + 1], w.s[i + 1].t)
+            };
             Ok(Some(
-                w.s.windows(2).filter(|p| p[1].v < p[0].v).count() as f64
+                w.s.windows(2)
+                    .enumerate()
+                    .filter(|(i, p)| p[1].v < p[0].v || st_reset(*i))
+                    .count() as f64,
             ))
         },
         "avg_over_time" => |w, _| Ok(Some(fold::<Mean>(w.s))),
@@ -364,10 +431,14 @@ fn ts_of_extreme(s: &[Sample], better: fn(f64, f64) -> bool) -> f64 {
     t as f64 / 1000.0
 }
 
-/// Prometheus' `extrapolatedRate` for floats.
-fn extrapolated(w: &Win, is_counter: bool, is_rate: bool) -> Option<f64> {
+/// Prometheus' `extrapolatedRate` for floats. With start timestamps, a start after the
+/// previous sample is a reset, and a first sample whose start lies inside the range counts
+/// from a zero at its start instead of being extrapolated to the left (so one sample can be
+/// enough).
+fn extrapolated(w: &Win, is_counter: bool, is_rate: bool, ev: &Ev) -> Option<f64> {
     let s = w.s;
-    if s.len() < 2 {
+    let sts = w.sts;
+    if s.is_empty() || (s.len() < 2 && sts.is_empty()) {
         return None;
     }
     let range_start = w.end - w.range;
@@ -384,33 +455,51 @@ fn extrapolated(w: &Win, is_counter: bool, is_rate: bool) -> Option<f64> {
                 .for_each(|&i| result += s[i as usize - first - 1].v),
             None => {
                 let mut prev = s[0].v;
-                for p in &s[1..] {
-                    if p.v < prev {
+                for (i, p) in s[1..].iter().enumerate() {
+                    let st_reset = !sts.is_empty() && is_st_reset(sts[i], s[i].t, sts[i + 1], p.t);
+                    if p.v < prev || st_reset {
                         result += prev;
                     }
                     prev = p.v;
                 }
             }
         }
+        if !sts.is_empty() && (1..s.len()).any(|i| st_overlaps(sts[i - 1], s[i - 1].t, sts[i])) {
+            warn_st_overlap(ev, w.metric);
+        }
     }
     let mut to_start = (first_t - range_start) as f64 / 1000.0;
     let mut to_end = (range_end - last_t) as f64 / 1000.0;
-    let sampled = (last_t - first_t) as f64 / 1000.0;
-    let avg_between = sampled / n1 as f64;
+    let mut sampled = (last_t - first_t) as f64 / 1000.0;
+    let avg_between = if n1 > 0 { sampled / n1 as f64 } else { 0.0 };
     let threshold = avg_between * 1.1;
-    if to_start >= threshold {
-        to_start = avg_between / 2.0;
-    }
-    if is_counter && result > 0.0 && s[0].v >= 0.0 {
-        let to_zero = sampled * (s[0].v / result);
-        if to_zero < to_start {
-            to_start = to_zero;
+    let st0 = sts.first().copied().unwrap_or(0);
+    if is_counter && st0 != 0 && st0 > range_start && st0 < first_t {
+        // A zero-valued sample at the start time, instead of extrapolating to the left.
+        to_start = 0.0;
+        sampled = (last_t - st0) as f64 / 1000.0;
+        result += s[0].v;
+    } else if n1 == 0 {
+        return None;
+    } else {
+        if to_start >= threshold {
+            to_start = avg_between / 2.0;
+        }
+        if is_counter && result > 0.0 && s[0].v >= 0.0 {
+            let to_zero = sampled * (s[0].v / result);
+            if to_zero < to_start {
+                to_start = to_zero;
+            }
         }
     }
     if to_end >= threshold {
         to_end = avg_between / 2.0;
     }
-    let mut factor = (sampled + to_start + to_end) / sampled;
+    let mut factor = if sampled != 0.0 {
+        (sampled + to_start + to_end) / sampled
+    } else {
+        1.0
+    };
     if is_rate {
         factor /= w.range as f64 / 1000.0;
     }
@@ -423,7 +512,9 @@ fn instant_value(w: &Win, is_rate: bool) -> Option<f64> {
         return None;
     }
     let (prev, last) = (s[s.len() - 2], s[s.len() - 1]);
-    let mut v = if is_rate && last.v < prev.v {
+    let n = s.len();
+    let st_reset = w.sts.len() == n && is_st_reset(w.sts[n - 2], prev.t, w.sts[n - 1], last.t);
+    let mut v = if is_rate && (last.v < prev.v || st_reset) {
         last.v
     } else {
         last.v - prev.v

@@ -101,6 +101,7 @@ pub(super) fn eval_date(ev: &Ev, args: &[&Expr], f: DateFn) -> Result<Val> {
             labels: Labels::empty(),
             drop_name: false,
             points,
+            sts: Vec::new(),
         }]));
     };
     let input = ev.eval_vector(arg)?;

@@ -21,6 +21,7 @@ impl Appendable for Head {
             head: self,
             pending: Vec::new(),
             pending_h: Vec::new(),
+            pending_st: Vec::new(),
         })
     }
 }
@@ -92,6 +93,8 @@ pub(crate) struct HeadAppender<'h> {
     head: &'h Head,
     pending: Vec<(Arc<MemSeries>, Timestamp, f64)>,
     pending_h: Vec<PendingHist>,
+    /// Start timestamps of the batch's samples that came with one: `(series, t, st)`.
+    pending_st: Vec<(Arc<MemSeries>, Timestamp, Timestamp)>,
 }
 
 impl Head {
@@ -233,6 +236,7 @@ impl Head {
         &self,
         pending: &mut [(Arc<MemSeries>, Timestamp, f64)],
         pending_h: &mut [PendingHist],
+        pending_st: &[(Arc<MemSeries>, Timestamp, Timestamp)],
     ) -> Result<(), StorageError> {
         if pending.is_empty() && pending_h.is_empty() {
             return Ok(());
@@ -258,6 +262,12 @@ impl Head {
         let runs = runs(pending.len(), pending_h);
         if c.wal.is_some() {
             self.encode_batch(&mut c, pending, pending_h, &runs);
+            if !pending_st.is_empty() {
+                record::put_start_timestamps_record(
+                    &mut c.buf,
+                    pending_st.iter().map(|(s, t, st)| (s.r, *t, *st)),
+                );
+            }
             if self.opts.wal_compression {
                 let CommitState {
                     buf,
@@ -292,6 +302,9 @@ impl Head {
                     self.apply(s, *t, *v, &mut tally);
                 }
             }
+        }
+        for (s, t, st) in pending_st {
+            s.data.lock().set_st(*t, *st);
         }
         self.flush_tally(&mut tally);
         Ok(())
@@ -376,13 +389,48 @@ impl Appender for HeadAppender<'_> {
         Ok(r)
     }
 
+    fn append_with_st(
+        &mut self,
+        cached: Option<SeriesRef>,
+        labels: &Labels,
+        t: Timestamp,
+        v: f64,
+        st: Timestamp,
+    ) -> Result<SeriesRef, AppendError> {
+        let r = self.append(cached, labels, t, v)?;
+        if st != 0
+            && let Some(s) = self.pending.last()
+        {
+            self.pending_st.push((s.0.clone(), t, st));
+        }
+        Ok(r)
+    }
+
+    fn append_histogram_with_st(
+        &mut self,
+        cached: Option<SeriesRef>,
+        labels: &Labels,
+        t: Timestamp,
+        h: &FloatHistogram,
+        st: Timestamp,
+    ) -> Result<SeriesRef, AppendError> {
+        let r = self.append_histogram(cached, labels, t, h)?;
+        if st != 0
+            && let Some(p) = self.pending_h.last()
+        {
+            self.pending_st.push((p.s.clone(), t, st));
+        }
+        Ok(r)
+    }
+
     fn commit(mut self: Box<Self>) -> Result<(), StorageError> {
         let HeadAppender {
             head,
             pending,
             pending_h,
+            pending_st,
         } = &mut *self;
-        head.commit_batch(pending, pending_h)
+        head.commit_batch(pending, pending_h, pending_st)
     }
 
     fn rollback(self: Box<Self>) {}

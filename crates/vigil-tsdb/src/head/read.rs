@@ -76,6 +76,19 @@ impl BlockReader for Head {
         s.data.lock().histograms_in(mint, maxt)
     }
 
+    fn start_timestamps(
+        &self,
+        s: &Arc<MemSeries>,
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Vec<(Timestamp, Timestamp)> {
+        let mint = mint.max(self.min_valid_time());
+        if mint > maxt {
+            return Vec::new();
+        }
+        s.data.lock().sts_in(mint, maxt)
+    }
+
     fn has_sample_in(&self, s: &Arc<MemSeries>, mint: Timestamp, maxt: Timestamp) -> bool {
         let mint = mint.max(self.min_valid_time());
         mint <= maxt && s.data.lock().has_sample_in(mint, maxt)

@@ -67,6 +67,11 @@ pub struct SeriesData {
     /// Native histogram samples, for the few series that have any (a float-only series pays
     /// one pointer).
     pub hist: Option<Box<HistData>>,
+    /// Start timestamps `(t, st)` of the samples that came with one, sorted by `t`, for the
+    /// few series that have any. Boxed so a series without any pays one word (a `Vec` would
+    /// cost three in every series).
+    #[allow(clippy::box_collection)]
+    pub st: Option<Box<Vec<(i64, i64)>>>,
 }
 
 /// The counter-reset hint a histogram is stored (and read back) with, as Prometheus 3's head
@@ -285,6 +290,7 @@ impl Default for SeriesData {
             last_v_bits: 0,
             ooo: Vec::new(),
             hist: None,
+            st: None,
         }
     }
 }
@@ -468,6 +474,7 @@ impl SeriesData {
         }
         let k = self.ooo.partition_point(|s| s.0 < cutoff);
         self.ooo.drain(..k);
+        self.drop_sts(i64::MIN, cutoff - 1);
         if let Some(hd) = &mut self.hist {
             let n = hd.full.partition_point(|c| c.maxt < cutoff);
             hd.full.drain(..n);
@@ -490,6 +497,7 @@ impl SeriesData {
     /// were deleted. The last appended timestamp is kept, so deleting recent samples does not
     /// reopen the past to appends.
     pub fn delete_range(&mut self, mint: i64, maxt: i64) -> usize {
+        self.drop_sts(mint, maxt);
         let mut deleted = self.delete_histograms(mint, maxt);
         let Some(all) = self.chunks_in(i64::MIN, i64::MAX) else {
             return deleted;
@@ -504,7 +512,9 @@ impl SeriesData {
         // The histograms are set aside while the floats are re-appended: floats older than
         // the last histogram would otherwise count as out of order.
         let hist = self.hist.take();
+        let st = self.st.take();
         *self = SeriesData::default();
+        self.st = st;
         for (t, v) in before.into_iter().filter(|s| s.0 < mint || s.0 > maxt) {
             self.append(t, v, None);
         }
@@ -532,6 +542,42 @@ impl SeriesData {
         fresh.last_t = last_t;
         **hd = fresh;
         n
+    }
+
+    /// Records the start timestamp of the sample at `t` (0 clears it).
+    pub fn set_st(&mut self, t: i64, st: i64) {
+        let v = self.st.get_or_insert_with(Default::default);
+        match v.binary_search_by_key(&t, |x| x.0) {
+            Ok(i) if st == 0 => {
+                v.remove(i);
+            }
+            Ok(i) => v[i].1 = st,
+            Err(_) if st == 0 => {}
+            Err(i) => v.insert(i, (t, st)),
+        }
+        if v.is_empty() {
+            self.st = None;
+        }
+    }
+
+    /// Start timestamps of the samples within `[mint, maxt]`.
+    pub fn sts_in(&self, mint: i64, maxt: i64) -> Vec<(i64, i64)> {
+        let Some(v) = &self.st else {
+            return Vec::new();
+        };
+        let lo = v.partition_point(|x| x.0 < mint);
+        let hi = v.partition_point(|x| x.0 <= maxt);
+        v[lo..hi].to_vec()
+    }
+
+    /// Drops the start timestamps of samples within `[mint, maxt]`.
+    fn drop_sts(&mut self, mint: i64, maxt: i64) {
+        if let Some(v) = &mut self.st {
+            v.retain(|x| x.0 < mint || x.0 > maxt);
+            if v.is_empty() {
+                self.st = None;
+            }
+        }
     }
 
     /// Histogram samples within `[mint, maxt]`.

@@ -30,11 +30,14 @@ const HIST_CHUNKS: u8 = 20;
 /// A series' out-of-order histograms: a WAL histograms payload (`record::HISTOGRAMS`) whose
 /// refs are all the series'. Follows the series' HIST_CHUNKS record when there is one.
 const HIST_OOO: u8 = 21;
+/// A series' start timestamps: a WAL start-timestamps payload (`record::START_TIMESTAMPS`)
+/// whose refs are all the series'.
+const STS: u8 = 22;
 
 fn snapshot_type(t: u8) -> bool {
     matches!(
         t,
-        record::SERIES | CHUNKS | OOO | META | END | HIST_CHUNKS | HIST_OOO
+        record::SERIES | CHUNKS | OOO | META | END | HIST_CHUNKS | HIST_OOO | STS
     )
 }
 
@@ -71,6 +74,7 @@ struct Captured {
     head_maxt: i64,
     ooo: Vec<(i64, f64)>,
     hist: Option<CapturedHist>,
+    sts: Vec<(i64, i64)>,
 }
 
 struct CapturedHist {
@@ -122,6 +126,7 @@ impl Head {
                         last_t: h.last_t,
                         ooo: h.ooo.clone(),
                     }),
+                    sts: d.sts_in(i64::MIN, i64::MAX),
                 }
             })
             .collect();
@@ -201,6 +206,12 @@ pub fn write(dir: &Path, cap: &Capture) -> Result<u64, TsdbError> {
                 record::finish(&mut buf, st);
             }
         }
+        if !s.sts.is_empty() {
+            let st = buf.len();
+            record::put_start_timestamps_record(&mut buf, s.sts.iter().map(|&(t, x)| (s.r, t, x)));
+            buf[st + 4] = STS;
+            record::finish(&mut buf, st);
+        }
         if buf.len() > 1 << 16 {
             flush(&mut w, &mut buf).map_err(|e| io_err(&tmp, e))?;
         }
@@ -268,6 +279,15 @@ pub fn load(head: &Head, path: &Path) -> Result<usize, TsdbError> {
             CHUNKS => load_chunks(head, payload).ok_or_else(|| bad("chunks"))?,
             HIST_CHUNKS => {
                 load_hist_chunks(head, payload).ok_or_else(|| bad("histogram chunks"))?
+            }
+            STS => {
+                let mut res = Some(());
+                record::decode_start_timestamps(payload, |r, t, st| match head.series(r) {
+                    Some(s) => s.data.lock().set_st(t, st),
+                    None => res = None,
+                })
+                .and(res)
+                .ok_or_else(|| bad("start timestamps"))?;
             }
             HIST_OOO => {
                 let mut ooo: Vec<(u64, vigil_model::HistogramSample)> = Vec::new();

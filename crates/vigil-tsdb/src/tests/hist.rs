@@ -723,3 +723,43 @@ fn wal_with_histograms_cut_or_flipped_anywhere_keeps_a_committed_prefix() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Start timestamps given with samples come back with them, after a crash (WAL) and a clean
+/// restart (snapshot) too; samples without one have none.
+#[test]
+fn start_timestamps_are_kept_in_the_head() {
+    let dir = tempdir("st");
+    let db = Tsdb::open(&dir, opts()).unwrap();
+    let l = hlabels("with_st");
+    let mut a = db.appender();
+    a.append_with_st(None, &l, 1000, 1.0, 500).unwrap();
+    a.append(None, &l, 2000, 2.0).unwrap();
+    a.append_histogram_with_st(None, &l, 3000, &hi(3), 2500)
+        .unwrap();
+    a.commit().unwrap();
+    let sts = |db: &Tsdb| -> Vec<(i64, i64)> {
+        let q = db.querier(i64::MIN, i64::MAX).unwrap();
+        let set = q
+            .select(
+                &[Matcher::equal("__name__", "with_st")],
+                &SelectHints {
+                    start: i64::MIN,
+                    end: i64::MAX,
+                },
+            )
+            .unwrap();
+        set.flat_map(|s| s.start_timestamps).collect()
+    };
+    let want = vec![(1000, 500), (3000, 2500)];
+    assert_eq!(sts(&db), want);
+    drop(db);
+    let db = Tsdb::open(&dir, opts()).unwrap();
+    assert_eq!(sts(&db), want, "after WAL replay");
+    db.close().unwrap();
+    drop(db);
+    let db = Tsdb::open(&dir, opts()).unwrap();
+    assert_eq!(db.stats().replayed_samples.load(Ordering::Relaxed), 0);
+    assert_eq!(sts(&db), want, "after a snapshot restart");
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
+}

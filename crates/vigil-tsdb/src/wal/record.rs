@@ -24,6 +24,9 @@ pub const SAMPLES_INT: u8 = 4;
 /// Native histogram samples: refs and times as in [`SAMPLES`], each histogram in the chunk
 /// sample encoding (`crate::chunk::hist`), self-contained.
 pub const HISTOGRAMS: u8 = 5;
+/// Start timestamps of samples logged in the same batch: refs and times as in [`SAMPLES`],
+/// each start timestamp as a varint delta to its sample's time.
+pub const START_TIMESTAMPS: u8 = 6;
 
 /// Set on a record's type when its payload is snappy-compressed (the raw format, as
 /// Prometheus compresses WAL records): `0x80 | SAMPLES_INT` is a compressed samples record.
@@ -205,7 +208,7 @@ impl<'a> Iterator for Records<'a> {
 pub fn wal_type(t: u8) -> bool {
     matches!(
         t & !COMPRESSED,
-        SERIES | SAMPLES | TOMBSTONES | SAMPLES_INT | HISTOGRAMS
+        SERIES | SAMPLES | TOMBSTONES | SAMPLES_INT | HISTOGRAMS | START_TIMESTAMPS
     )
 }
 
@@ -229,6 +232,42 @@ pub fn put_histograms_record<'h>(
 }
 
 /// Decodes a histograms record, calling `f(ref, t, histogram)`.
+/// A [`START_TIMESTAMPS`] record of `(ref, t, st)`.
+pub fn put_start_timestamps_record(
+    buf: &mut Vec<u8>,
+    entries: impl Iterator<Item = (u64, i64, i64)> + Clone,
+) {
+    let Some((base_ref, base_t, _)) = entries.clone().next() else {
+        return;
+    };
+    let start = begin(buf, START_TIMESTAMPS);
+    put_uvarint(buf, base_ref);
+    put_varint(buf, base_t);
+    for (r, t, st) in entries {
+        put_varint(buf, r.wrapping_sub(base_ref) as i64);
+        put_varint(buf, t.wrapping_sub(base_t));
+        put_varint(buf, st.wrapping_sub(t));
+    }
+    finish(buf, start);
+}
+
+/// Decodes a [`START_TIMESTAMPS`] payload.
+pub fn decode_start_timestamps(payload: &[u8], mut f: impl FnMut(u64, i64, i64)) -> Option<()> {
+    let mut d = Dec { b: payload };
+    if d.is_empty() {
+        return Some(());
+    }
+    let base_ref = d.uvarint()?;
+    let base_t = d.varint()?;
+    while !d.is_empty() {
+        let r = base_ref.wrapping_add(d.varint()? as u64);
+        let t = base_t.wrapping_add(d.varint()?);
+        let st = t.wrapping_add(d.varint()?);
+        f(r, t, st);
+    }
+    Some(())
+}
+
 pub fn decode_histograms(
     payload: &[u8],
     mut f: impl FnMut(u64, i64, FloatHistogram),
