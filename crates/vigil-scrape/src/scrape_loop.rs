@@ -638,12 +638,20 @@ fn merge_labels<'a>(
 ) -> Labels {
     let mut b = LabelsBuilder::new();
     b.set("__name__", name.to_string());
+    // Labels exposed with an empty value: absent from the series, but with `honor_labels`
+    // they still keep the target's label of that name out, as in Prometheus
+    // (`lset.Has`), e.g. the `instance=""` a federation endpoint writes.
+    let mut empty: Vec<String> = Vec::new();
     for (k, v) in labels {
+        if v.is_empty() {
+            empty.push(k.to_string());
+        }
         b.set(k.to_string(), v.to_string());
     }
     for l in &target.labels {
         match b.get(&l.name).map(str::to_string) {
             Some(_) if honor_labels => {}
+            None if honor_labels && empty.contains(&l.name) => {}
             Some(existing) => {
                 let mut name = format!("exported_{}", l.name);
                 while b.get(&name).is_some() {

@@ -526,3 +526,22 @@ fn legacy_validation_fails_a_scrape_with_a_utf8_name() {
     scrape(&mut sl, b"a:b{c_9=\"x\"} 1\n", Format::PrometheusText, 1000).unwrap();
     assert_eq!(taken(&fake).len(), 1, "legacy-valid names pass");
 }
+
+/// With `honor_labels`, a label exposed with an empty value (a federation endpoint writes
+/// `instance=""`) keeps the target's label out, and the series has neither, as in Prometheus;
+/// without it, the target's label is set and no `exported_` label appears.
+#[test]
+fn honor_labels_with_an_empty_exposed_label() {
+    let body = b"m{instance=\"\",a=\"1\"} 5\n";
+    let (mut sl, fake) = new_loop(LoopSettings {
+        honor_labels: true,
+        ..settings()
+    });
+    scrape(&mut sl, body, Format::PrometheusText, 1000).unwrap();
+    let got = taken(&fake);
+    assert_eq!(got[0].0, r#"m{a="1", job="j"}"#);
+    let (mut sl, fake) = new_loop(settings());
+    scrape(&mut sl, body, Format::PrometheusText, 1000).unwrap();
+    let got = taken(&fake);
+    assert_eq!(got[0].0, r#"m{a="1", instance="i:1", job="j"}"#);
+}
