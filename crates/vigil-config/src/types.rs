@@ -421,7 +421,8 @@ macro_rules! http_client_struct {
             #[serde(default, skip_serializing_if = "Option::is_none")] pub gce_sd_configs: Option<Opaque>,
             #[serde(default, skip_serializing_if = "Option::is_none")] pub hetzner_sd_configs: Option<Opaque>,
             #[serde(default, skip_serializing_if = "Option::is_none")] pub ionos_sd_configs: Option<Opaque>,
-            #[serde(default, skip_serializing_if = "Option::is_none")] pub kubernetes_sd_configs: Option<Opaque>,
+            #[serde(default, deserialize_with = "no_null_seq", skip_serializing_if = "Vec::is_empty")]
+            pub kubernetes_sd_configs: Vec<KubernetesSdConfig>,
             #[serde(default, skip_serializing_if = "Option::is_none")] pub kuma_sd_configs: Option<Opaque>,
             #[serde(default, skip_serializing_if = "Option::is_none")] pub lightsail_sd_configs: Option<Opaque>,
             #[serde(default, skip_serializing_if = "Option::is_none")] pub linode_sd_configs: Option<Opaque>,
@@ -454,7 +455,6 @@ macro_rules! http_client_struct {
                     ("gce_sd_configs", &self.gce_sd_configs),
                     ("hetzner_sd_configs", &self.hetzner_sd_configs),
                     ("ionos_sd_configs", &self.ionos_sd_configs),
-                    ("kubernetes_sd_configs", &self.kubernetes_sd_configs),
                     ("kuma_sd_configs", &self.kuma_sd_configs),
                     ("lightsail_sd_configs", &self.lightsail_sd_configs),
                     ("linode_sd_configs", &self.linode_sd_configs),
@@ -509,6 +509,11 @@ http_client_struct! { plain
 // `consul_sd_configs:` entries (a child module, to use `http_client_struct!`).
 mod consul_sd;
 pub use consul_sd::ConsulSdConfig;
+// `kubernetes_sd_configs:` entries.
+mod kubernetes_sd;
+pub use kubernetes_sd::{
+    KubernetesAttachMetadata, KubernetesNamespaces, KubernetesSdConfig, KubernetesSelector,
+};
 
 http_client_struct! { sd
     /// One `scrape_configs:` entry. After loading, intervals, timeouts, limits and histogram

@@ -39,6 +39,7 @@ pub struct DiscoveryCache {
     http: HashMap<String, HttpEntry>,
     pub(crate) consul: crate::consul::ConsulDiscovery,
     pub(crate) dns: crate::dns_sd::DnsCache,
+    pub(crate) kubernetes: crate::kubernetes::KubernetesDiscovery,
 }
 
 impl DiscoveryCache {
@@ -66,6 +67,7 @@ impl DiscoveryCache {
         }
         out.extend(self.consul.groups(sc));
         out.extend(self.dns.groups(sc));
+        out.extend(self.kubernetes.groups(sc));
         out
     }
 

@@ -11,6 +11,7 @@
 mod consul;
 mod discovery;
 pub mod dns_sd;
+mod kubernetes;
 mod manager;
 mod scrape_cache;
 mod scrape_loop;

@@ -131,6 +131,7 @@ impl ScrapeManager {
         let configs: Vec<ScrapeConfig> = inner.pools.values().map(|p| p.config.clone()).collect();
         inner.sd.refresh_files(&configs);
         inner.sd.consul.sync(&configs, &self.user_agent);
+        inner.sd.kubernetes.sync(&configs, &self.user_agent);
         self.sync(&mut inner);
     }
 
@@ -154,7 +155,9 @@ impl ScrapeManager {
                         }
                     });
                 }
-                let changed = inner.sd.refresh_files(&configs) | inner.sd.consul.take_changed();
+                let changed = inner.sd.refresh_files(&configs)
+                    | inner.sd.consul.take_changed()
+                    | inner.sd.kubernetes.take_changed();
                 let due: Vec<(String, reqwest::Client)> = inner
                     .sd
                     .http_due(&configs)

@@ -104,6 +104,7 @@ async fn serve(cli: Cli) -> Result<()> {
                 || !sc.http_sd_configs.is_empty()
                 || !sc.dns_sd_configs.is_empty()
                 || !sc.consul_sd_configs.is_empty()
+                || !sc.kubernetes_sd_configs.is_empty()
         })
         .count();
     tracing::info!(

@@ -37,6 +37,7 @@ pub(super) fn validate_alerting(
             set_http_dir(&mut h.http_parts_mut(), &dir);
         }
         super::consul::set_consul_dirs(&mut am.consul_sd_configs, &dir);
+        super::kubernetes::set_kubernetes_dirs(&mut am.kubernetes_sd_configs, &dir);
     }
     Ok(())
 }
@@ -79,6 +80,7 @@ fn validate_alertmanager(
     validate_target_groups(&am.static_configs, legacy, key)?;
     validate_http_sds(&mut am.http_sd_configs, key)?;
     super::consul::validate_consul_sds(&mut am.consul_sd_configs, key)?;
+    super::kubernetes::validate_kubernetes_sds(&mut am.kubernetes_sd_configs, key)?;
     crate::dns_sd::validate_dns_sds(&am.dns_sd_configs, key)?;
     let who = key.trim_start_matches("alerting.");
     // Consul discovery runs for scrape jobs only; the notifier reads static and file targets.
@@ -91,6 +93,12 @@ fn validate_alertmanager(
     if !am.dns_sd_configs.is_empty() {
         warnings.push(format!(
             "{who}: dns_sd_configs is not supported by vigil for Alertmanagers and is ignored"
+        ));
+    }
+    // Kubernetes discovery runs for scrape jobs only.
+    if !am.kubernetes_sd_configs.is_empty() {
+        warnings.push(format!(
+            "{who}: kubernetes_sd_configs is not supported by vigil for Alertmanagers and is ignored"
         ));
     }
     for sd in am.unsupported_service_discoveries() {

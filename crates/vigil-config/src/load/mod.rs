@@ -12,6 +12,7 @@
 
 mod alerting;
 mod consul;
+mod kubernetes;
 mod decode;
 mod global;
 mod http;

@@ -59,6 +59,7 @@ pub(super) fn set_scrape_dir(sc: &mut ScrapeConfig, dir: &Path) {
         set_http_dir(&mut h.http_parts_mut(), dir);
     }
     super::consul::set_consul_dirs(&mut sc.consul_sd_configs, dir);
+    super::kubernetes::set_kubernetes_dirs(&mut sc.kubernetes_sd_configs, dir);
     join_opt(dir, &mut sc.scrape_failure_log_file);
 }
 

@@ -243,6 +243,7 @@ fn validate_scrape_config(
     validate_target_groups(&sc.static_configs, legacy, key)?;
     validate_http_sds(&mut sc.http_sd_configs, key)?;
     super::consul::validate_consul_sds(&mut sc.consul_sd_configs, key)?;
+    super::kubernetes::validate_kubernetes_sds(&mut sc.kubernetes_sd_configs, key)?;
     crate::dns_sd::validate_dns_sds(&sc.dns_sd_configs, key)?;
     for (i, f) in sc.file_sd_configs.iter().enumerate() {
         for (j, p) in f.files.iter().enumerate() {
@@ -260,6 +261,7 @@ fn validate_scrape_config(
             "job {job:?}: {sd} is not supported by vigil and is ignored"
         ));
     }
+    super::kubernetes::kubernetes_warnings(&sc.kubernetes_sd_configs, &job, warnings);
     if sc.oauth2.is_some() {
         warnings.push(format!(
             "job {job:?}: oauth2 is not supported by vigil; requests are sent without it"

@@ -127,13 +127,13 @@ fn defaults_and_inheritance() {
 #[test]
 fn unsupported_sd_gives_one_warning() {
     let l = load(
-        "scrape_configs:\n  - job_name: k\n    kubernetes_sd_configs:\n      - role: pod\n      - role: node\n    static_configs:\n      - targets: ['a:1']\n",
+        "scrape_configs:\n  - job_name: k\n    ec2_sd_configs:\n      - region: a\n      - region: b\n    static_configs:\n      - targets: ['a:1']\n",
     )
     .unwrap();
     assert_eq!(
         l.warnings,
         vec![
-            "job \"k\": kubernetes_sd_configs is not supported by vigil and is ignored".to_string()
+            "job \"k\": ec2_sd_configs is not supported by vigil and is ignored".to_string()
         ]
     );
     assert_eq!(
