@@ -65,6 +65,8 @@ pub struct ServerInfo {
     pub external_labels: Box<dyn Fn() -> Labels + Send + Sync>,
     /// URLs of the Alertmanagers alerts are sent to.
     pub alertmanagers: Box<dyn Fn() -> Vec<String> + Send + Sync>,
+    /// URLs of the discovered Alertmanagers that `relabel_configs` dropped.
+    pub dropped_alertmanagers: Box<dyn Fn() -> Vec<String> + Send + Sync>,
     /// Head and WAL numbers of the storage engine.
     pub tsdb: Option<Arc<dyn TsdbStatus>>,
     /// Snapshot and deletion; `Some` only with `--web.enable-admin-api`.
@@ -87,6 +89,7 @@ impl Default for ServerInfo {
             reload_status: Box::new(|| (true, 0)),
             external_labels: Box::new(Labels::empty),
             alertmanagers: Box::new(Vec::new),
+            dropped_alertmanagers: Box::new(Vec::new),
             tsdb: None,
             admin: None,
             external_url: String::new(),

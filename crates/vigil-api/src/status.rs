@@ -87,8 +87,12 @@ pub async fn alertmanagers(st: St) -> Result<Response, ApiError> {
         .into_iter()
         .map(|url| json!({ "url": url }))
         .collect();
+    let dropped: Vec<serde_json::Value> = (st.info.dropped_alertmanagers)()
+        .into_iter()
+        .map(|url| json!({ "url": url }))
+        .collect();
     ok(json::success_raw(
-        &json!({"activeAlertmanagers": active, "droppedAlertmanagers": []}).to_string(),
+        &json!({"activeAlertmanagers": active, "droppedAlertmanagers": dropped}).to_string(),
     ))
 }
 

@@ -512,7 +512,8 @@ pub use consul_sd::ConsulSdConfig;
 // `kubernetes_sd_configs:` entries.
 mod kubernetes_sd;
 pub use kubernetes_sd::{
-    KubernetesAttachMetadata, KubernetesNamespaces, KubernetesSdConfig, KubernetesSelector,
+    Kubeconfig, KubernetesAttachMetadata, KubernetesNamespaces, KubernetesSdConfig,
+    KubernetesSelector,
 };
 
 http_client_struct! { sd

@@ -36,4 +36,4 @@ pub use alerting::{Alert, AlertState, AlertingRule};
 pub use error::RulesError;
 pub use group::{Group, Health, Rule, RuleKind};
 pub use manager::{ManagerOptions, RuleManager};
-pub use notifier::{Notifier, NotifyAlert};
+pub use notifier::{DiscoveredGroups, Notifier, NotifyAlert};

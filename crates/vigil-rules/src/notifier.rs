@@ -5,11 +5,14 @@
 //! queue is full the oldest alerts are dropped and counted
 //! (`prometheus_notifications_dropped_total`). One task drains the queue in batches of 256
 //! and POSTs each batch, as Alertmanager's v2 JSON, to every discovered Alertmanager
-//! (`static_configs` and `file_sd_configs`, relabeled with the set's `relabel_configs` on
-//! `__address__`, `__scheme__` and `__alerts_path__`). A batch that no Alertmanager
-//! accepted is counted as dropped and not retried: firing alerts are re-sent every resend
-//! delay by the rules, with `endsAt` four resend delays ahead, so an Alertmanager that was
-//! down receives the current state when it returns, which is what Prometheus does too.
+//! (relabeled with the set's `relabel_configs` on `__address__`, `__scheme__` and
+//! `__alerts_path__`, as Prometheus' `AlertmanagerFromGroup`). The binary runs service
+//! discovery for every `alertmanagers:` entry and hands the target groups, by config name
+//! (`config-0`, `config-1`, …), to [`Notifier::set_discovered`]; until it does (or without a
+//! binary, in tests) the notifier reads `static_configs` and `file_sd_configs` itself. A
+//! batch that no Alertmanager accepted is counted as dropped and not retried: firing alerts
+//! are re-sent every resend delay by the rules, with `endsAt` four resend delays ahead, so an
+//! Alertmanager that was down receives the current state when it returns, which is what Prometheus does too.
 
 use crate::error::RulesError;
 use parking_lot::{Mutex, RwLock};
@@ -65,7 +68,13 @@ pub struct Notifier {
     dropped: AtomicU64,
     discovered: AtomicUsize,
     stats: Mutex<BTreeMap<String, AmStats>>,
+    /// Target groups by Alertmanager config name, from the binary's discovery.
+    groups: RwLock<Option<Arc<DiscoveredGroups>>>,
 }
+
+/// Target groups by Alertmanager config name (`config-<index>`); group labels include the
+/// `__meta_*` labels of their source.
+pub type DiscoveredGroups = BTreeMap<String, Vec<vigil_config::TargetGroup>>;
 
 impl Notifier {
     /// A notifier with a queue of `capacity` alerts (`--alertmanager.notification-queue-capacity`).
@@ -78,6 +87,7 @@ impl Notifier {
             dropped: AtomicU64::new(0),
             discovered: AtomicUsize::new(0),
             stats: Mutex::new(BTreeMap::new()),
+            groups: RwLock::new(None),
         })
     }
 
@@ -111,6 +121,26 @@ impl Notifier {
         });
         self.more.notify_one();
         Ok(())
+    }
+
+    /// Replaces the discovered target groups of the Alertmanager configs (by config name);
+    /// from now on they, not the configs' static and file targets, say where alerts go.
+    pub fn set_discovered(&self, groups: DiscoveredGroups) {
+        *self.groups.write() = Some(Arc::new(groups));
+        self.more.notify_one();
+    }
+
+    /// Active and dropped Alertmanager URLs of the set at `index`.
+    fn resolve(&self, index: usize, cfg: &AlertmanagerConfig) -> (Vec<String>, Vec<String>) {
+        match self.groups.read().clone() {
+            Some(g) => alertmanagers_from_groups(
+                cfg,
+                g.get(&format!("config-{index}"))
+                    .map(Vec::as_slice)
+                    .unwrap_or_default(),
+            ),
+            None => alertmanagers_from_groups(cfg, &configured_groups(cfg)),
+        }
     }
 
     /// Queues alerts for delivery (never blocks).
@@ -195,8 +225,8 @@ impl Notifier {
         let mut any_ok = false;
         let mut discovered = 0;
         let mut tasks = Vec::new();
-        for set in &settings.sets {
-            let urls = alertmanager_urls(&set.cfg);
+        for (i, set) in settings.sets.iter().enumerate() {
+            let urls = self.resolve(i, &set.cfg).0;
             discovered += urls.len();
             if urls.is_empty() {
                 continue;
@@ -265,12 +295,20 @@ impl Notifier {
 
     /// Discovered Alertmanager URLs of the current config (for `/api/v1/alertmanagers`).
     pub fn alertmanagers(&self) -> Vec<String> {
+        self.active_and_dropped().0
+    }
+
+    /// Active and dropped (by `relabel_configs`) Alertmanager URLs of the current config, as
+    /// `/api/v1/alertmanagers` lists them.
+    pub fn active_and_dropped(&self) -> (Vec<String>, Vec<String>) {
         let settings = self.settings.read().clone();
-        settings
-            .sets
-            .iter()
-            .flat_map(|s| alertmanager_urls(&s.cfg))
-            .collect()
+        let (mut active, mut dropped) = (Vec::new(), Vec::new());
+        for (i, s) in settings.sets.iter().enumerate() {
+            let (a, d) = self.resolve(i, &s.cfg);
+            active.extend(a);
+            dropped.extend(d);
+        }
+        (active, dropped)
     }
 
     /// Prometheus' notifier self-metrics in the text format.
@@ -382,8 +420,13 @@ fn alerts_path(prefix: &str, api_version: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-/// The Alertmanager URLs of one `alertmanagers:` entry.
+/// The Alertmanager URLs of one `alertmanagers:` entry, from its static and file targets.
 pub fn alertmanager_urls(cfg: &AlertmanagerConfig) -> Vec<String> {
+    alertmanagers_from_groups(cfg, &configured_groups(cfg)).0
+}
+
+/// The `static_configs` and `file_sd_configs` target groups of an entry (read now).
+fn configured_groups(cfg: &AlertmanagerConfig) -> Vec<vigil_config::TargetGroup> {
     let mut groups: Vec<vigil_config::TargetGroup> = cfg.static_configs.clone();
     for fsd in &cfg.file_sd_configs {
         for pattern in &fsd.files {
@@ -400,42 +443,69 @@ pub fn alertmanager_urls(cfg: &AlertmanagerConfig) -> Vec<String> {
             }
         }
     }
+    groups
+}
+
+/// Prometheus' `AlertmanagerFromGroup` over all groups, deduplicated as its
+/// `alertmanagerSet.sync`: each target gets `__address__`, `__scheme__` and
+/// `__alerts_path__`, then the group's labels (which may override the last two), then
+/// `relabel_configs`. Answers the active URLs and the URLs (from
+/// the labels before relabeling) of the dropped ones. A group with a relabeled address that
+/// holds a `/` is skipped whole, with an error logged, as in Prometheus.
+pub fn alertmanagers_from_groups(
+    cfg: &AlertmanagerConfig,
+    groups: &[vigil_config::TargetGroup],
+) -> (Vec<String>, Vec<String>) {
     let api = if cfg.api_version.is_empty() {
         "v2"
     } else {
         cfg.api_version.as_str()
     };
     let path = alerts_path(&cfg.path_prefix, api);
-    let mut out = Vec::new();
-    for g in groups {
+    let url_of = |l: &Labels| {
+        format!(
+            "{}://{}{}",
+            l.get("__scheme__").unwrap_or_default(),
+            l.get("__address__").unwrap_or_default(),
+            l.get("__alerts_path__").unwrap_or_default()
+        )
+    };
+    let (mut active, mut dropped) = (Vec::new(), Vec::new());
+    'groups: for g in groups {
+        let (mut a, mut d) = (Vec::new(), Vec::new());
         for t in &g.targets {
             let mut b = LabelsBuilder::new();
-            for (k, v) in &g.labels {
-                b.set(k.clone(), v.clone());
-            }
             b.set("__address__", t.clone());
             b.set("__scheme__", cfg.scheme.clone());
             b.set("__alerts_path__", path.clone());
+            // Group labels come after, so a discovered `__scheme__` or `__alerts_path__` wins.
+            for (k, v) in &g.labels {
+                if k != "__address__" {
+                    b.set(k.clone(), v.clone());
+                }
+            }
+            let pre = b.build();
             if !relabel::process_builder(&mut b, &cfg.relabel_configs) {
+                d.push(url_of(&pre));
                 continue;
             }
             let l = b.build();
-            let (Some(addr), Some(scheme)) = (l.get("__address__"), l.get("__scheme__")) else {
-                continue;
-            };
+            let addr = l.get("__address__").unwrap_or_default();
             if addr.contains('/') {
-                continue;
+                tracing::error!(
+                    address = addr,
+                    "Creating discovered Alertmanagers failed: address contains a path"
+                );
+                continue 'groups;
             }
-            let url = format!(
-                "{scheme}://{addr}{}",
-                l.get("__alerts_path__").unwrap_or(&path)
-            );
-            if !out.contains(&url) {
-                out.push(url);
-            }
+            a.push(url_of(&l));
         }
+        active.extend(a);
+        dropped.extend(d);
     }
-    out
+    let mut seen = std::collections::HashSet::new();
+    active.retain(|u| seen.insert(u.clone()));
+    (active, dropped)
 }
 
 fn labels_json(l: &Labels) -> serde_json::Value {
@@ -520,6 +590,38 @@ mod tests {
             alertmanager_urls(&cfg.alerting.alertmanagers[0]),
             vec!["http://a:9093/am/api/v2/alerts".to_string()]
         );
+    }
+
+    #[test]
+    fn discovered_groups_replace_static_targets_and_list_dropped() {
+        let cfg = vigil_config::load_str(
+            "alerting:\n  alertmanagers:\n  - static_configs:\n    - targets: ['s:9093']\n    relabel_configs:\n    - source_labels: [__meta_x]\n      regex: drop\n      action: drop\n",
+            std::path::Path::new("p.yml"),
+        )
+        .unwrap()
+        .config;
+        let n = Notifier::new(10);
+        n.apply_config(&cfg).unwrap();
+        assert_eq!(n.alertmanagers(), ["http://s:9093/api/v2/alerts"]);
+        let group = |t: &str, meta: &str, extra: &[(&str, &str)]| vigil_config::TargetGroup {
+            targets: vec![t.to_string()],
+            labels: [("__meta_x", meta)]
+                .iter()
+                .chain(extra)
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        n.set_discovered(BTreeMap::from([(
+            "config-0".to_string(),
+            vec![
+                group("a:1", "keep", &[("__scheme__", "https")]),
+                group("b:2", "drop", &[]),
+                group("a:1", "keep", &[("__scheme__", "https")]),
+            ],
+        )]));
+        let (active, dropped) = n.active_and_dropped();
+        assert_eq!(active, ["https://a:1/api/v2/alerts"]);
+        assert_eq!(dropped, ["http://b:2/api/v2/alerts"]);
     }
 
     #[test]

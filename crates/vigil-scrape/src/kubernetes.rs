@@ -1,5 +1,5 @@
-//! `kubernetes_sd_configs`: Prometheus 3.14's `discovery/kubernetes` for the `pod`, `node` and
-//! `service` roles, with its target labels and addresses.
+//! `kubernetes_sd_configs`: Prometheus 3.14's `discovery/kubernetes` for every role, with its
+//! target labels and addresses.
 //!
 //! Each distinct `kubernetes_sd_config` runs one task per namespace it watches (one for all
 //! namespaces when `namespaces` names none, none for the cluster-scoped `node` role), shared by
@@ -14,7 +14,14 @@
 //! Without `api_server` it uses the in-cluster configuration: `https://$KUBERNETES_SERVICE_HOST:
 //! $KUBERNETES_SERVICE_PORT`, the service account's CA, and its token, re-read before every
 //! request so a rotated token is picked up; `namespaces.own_namespace` reads the service
-//! account's namespace file. `kubeconfig_file` is not supported.
+//! account's namespace file. With `kubeconfig_file`, the current context's cluster and user
+//! ([`Kubeconfig`]).
+//!
+//! `attach_metadata` adds watches to the same discovery (one for nodes, one per namespace for
+//! replica sets and jobs, one for namespaces); any event on them rebuilds the targets, as
+//! Prometheus re-queues the objects of a changed node or namespace. Events and failed
+//! lists/watches are counted in `prometheus_sd_kubernetes_events_total` and
+//! `prometheus_sd_kubernetes_failures_total` ([`render_metrics`]).
 //!
 //! Prometheus gives each object one target group with group labels and per-target labels;
 //! vigil's [`SourcedGroup`] has no per-target labels, so each target becomes its own group with
@@ -25,13 +32,71 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::task::JoinHandle;
-use vigil_config::{KubernetesSdConfig, ScrapeConfig, TargetGroup};
+use vigil_config::{
+    Kubeconfig, KubernetesAttachMetadata, KubernetesSdConfig, ScrapeConfig, TargetGroup,
+};
 
 const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 const META: &str = "__meta_kubernetes_";
+
+/// The `role` values of `prometheus_sd_kubernetes_events_total`, in exposition order.
+const EVENT_ROLES: [&str; 6] = [
+    "endpoints",
+    "endpointslice",
+    "ingress",
+    "node",
+    "pod",
+    "service",
+];
+/// Its `event` values, in exposition order.
+const EVENTS: [&str; 3] = ["add", "delete", "update"];
+const ADD: usize = 0;
+const DELETE: usize = 1;
+const UPDATE: usize = 2;
+
+static EVENT_COUNTS: [[AtomicU64; 3]; 6] = [const { [const { AtomicU64::new(0) }; 3] }; 6];
+static FAILURES: AtomicU64 = AtomicU64::new(0);
+
+/// `prometheus_sd_kubernetes_events_total{role,event}` and
+/// `prometheus_sd_kubernetes_failures_total` in the text format (always present, every series
+/// initialised, as Prometheus registers them at start).
+pub fn render_metrics() -> String {
+    let mut out = String::from(
+        "# HELP prometheus_sd_kubernetes_events_total The number of Kubernetes events handled.\n# TYPE prometheus_sd_kubernetes_events_total counter\n",
+    );
+    for (r, role) in EVENT_ROLES.iter().enumerate() {
+        for (e, event) in EVENTS.iter().enumerate() {
+            out.push_str(&format!(
+                "prometheus_sd_kubernetes_events_total{{event=\"{event}\",role=\"{role}\"}} {}\n",
+                EVENT_COUNTS[r][e].load(Ordering::Relaxed)
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "# HELP prometheus_sd_kubernetes_failures_total The number of failed WATCH/LIST requests.\n# TYPE prometheus_sd_kubernetes_failures_total counter\nprometheus_sd_kubernetes_failures_total {}\n",
+        FAILURES.load(Ordering::Relaxed)
+    ));
+    out
+}
+
+/// Which events of `resource` a discovery of `role` counts, as Prometheus' event handlers do:
+/// its own resource's, the services' of `endpoints`/`endpointslice`, and pod updates of
+/// `endpoints`. Returns the `role` index and whether adds and deletes count too.
+fn counted(role: &str, resource: &str) -> Option<(usize, bool)> {
+    let idx = |r: &str| EVENT_ROLES.iter().position(|x| *x == r);
+    let primary = resources_of(role)?[0].plural;
+    if resource == primary {
+        return Some((idx(role)?, true));
+    }
+    match (role, resource) {
+        ("endpoints" | "endpointslice", "services") => Some((idx("service")?, true)),
+        ("endpoints", "pods") => Some((idx("pod")?, false)),
+        _ => None,
+    }
+}
 
 /// Aborts a task when dropped.
 struct AbortOnDrop(JoinHandle<()>);
@@ -51,6 +116,7 @@ struct Store {
     /// every informer's cache to sync).
     watchers: usize,
     groups: Vec<SourcedGroup>,
+    attach: KubernetesAttachMetadata,
 }
 
 type Shared = Arc<Mutex<Store>>;
@@ -114,6 +180,47 @@ const INGRESSES: Resource = Resource {
     selector_role: "ingress",
 };
 
+const NAMESPACES: Resource = Resource {
+    prefix: "/api/v1",
+    plural: "namespaces",
+    namespaced: false,
+    // Prometheus' namespace informer takes no selectors.
+    selector_role: "-",
+};
+const REPLICA_SETS: Resource = Resource {
+    prefix: "/apis/apps/v1",
+    plural: "replicasets",
+    namespaced: true,
+    selector_role: "-",
+};
+const JOBS: Resource = Resource {
+    prefix: "/apis/batch/v1",
+    plural: "jobs",
+    namespaced: true,
+    selector_role: "-",
+};
+
+/// The resources a discovery watches: its role's, then those `attach_metadata` asks for (on
+/// the roles Prometheus 3.14 honours each for).
+fn resources_for(cfg: &KubernetesSdConfig) -> Option<Vec<Resource>> {
+    let mut out = resources_of(&cfg.role)?.to_vec();
+    let m = &cfg.attach_metadata;
+    let pod_like = matches!(cfg.role.as_str(), "pod" | "endpoints" | "endpointslice");
+    if pod_like && m.node {
+        out.push(NODES);
+    }
+    if cfg.role != "node" && m.namespace {
+        out.push(NAMESPACES);
+    }
+    if pod_like && m.deployment {
+        out.push(REPLICA_SETS);
+    }
+    if pod_like && (m.job || m.cronjob) {
+        out.push(JOBS);
+    }
+    Some(out)
+}
+
 /// The resources a role watches; the first one yields the targets.
 fn resources_of(role: &str) -> Option<&'static [Resource]> {
     match role {
@@ -146,7 +253,7 @@ impl KubernetesDiscovery {
             if self.running.contains_key(&key) {
                 continue;
             }
-            let Some(resources) = resources_of(&cfg.role) else {
+            let Some(resources) = resources_for(cfg) else {
                 tracing::error!(role = %cfg.role, "unknown Kubernetes SD role; the entry is ignored");
                 continue;
             };
@@ -158,9 +265,10 @@ impl KubernetesDiscovery {
                 }
             };
             let shared: Shared = Arc::default();
+            shared.lock().attach = cfg.attach_metadata.clone();
             let mut tasks = Vec::new();
             let nss = namespaces(cfg);
-            for r in resources {
+            for r in &resources {
                 let (label, field) = cfg
                     .selectors
                     .iter()
@@ -248,7 +356,14 @@ struct Api {
 impl Api {
     fn new(cfg: &KubernetesSdConfig, user_agent: &str) -> Result<Api, String> {
         if !cfg.kubeconfig_file.is_empty() {
-            return Err("kubeconfig_file is not supported by vigil".into());
+            let k = Kubeconfig::load(&cfg.kubeconfig_file)?;
+            let client = vigil_http::build(&k.http, user_agent)
+                .map_err(|e| format!("kubeconfig {:?}: {e}", cfg.kubeconfig_file))?;
+            return Ok(Api {
+                client,
+                base: k.server,
+                token_file: k.token_file,
+            });
         }
         if !cfg.api_server.is_empty() {
             let client = vigil_http::build(&cfg.http_client_config(), user_agent)
@@ -329,6 +444,15 @@ impl Watcher {
         }
     }
 
+    /// Counts one event of this watcher's resource in `prometheus_sd_kubernetes_events_total`.
+    fn count(&self, event: usize) {
+        if let Some((r, all)) = counted(&self.role, self.resource.plural)
+            && (all || event == UPDATE)
+        {
+            EVENT_COUNTS[r][event].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     fn slot(&self) -> (&'static str, String) {
         (self.resource.plural, self.namespace.clone())
     }
@@ -351,12 +475,27 @@ impl Watcher {
             if version.is_none() {
                 match self.list().await {
                     Ok((items, rv)) => {
-                        self.shared.lock().objects.insert(self.slot(), items);
+                        // An informer's re-list: adds, updates of the objects it had, deletes
+                        // of those gone.
+                        let old = self
+                            .shared
+                            .lock()
+                            .objects
+                            .insert(self.slot(), items.clone());
+                        let old = old.unwrap_or_default();
+                        for k in items.keys() {
+                            self.count(if old.contains_key(k) { UPDATE } else { ADD });
+                        }
+                        let gone = old.keys().filter(|k| !items.contains_key(*k)).count();
+                        for _ in 0..gone {
+                            self.count(DELETE);
+                        }
                         version = Some(rv);
                         self.rebuild();
                         backoff = Duration::from_secs(1);
                     }
                     Err(e) => {
+                        FAILURES.fetch_add(1, Ordering::Relaxed);
                         tracing::error!(resource = self.resource.plural, namespace = %self.namespace, error = %e, "Kubernetes list failed; keeping the last targets");
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(30));
@@ -367,7 +506,10 @@ impl Watcher {
             let rv = version.clone().unwrap_or_default();
             let started = std::time::Instant::now();
             match self.watch(&rv, &mut version).await {
-                WatchEnd::Gone => version = None,
+                WatchEnd::Gone => {
+                    FAILURES.fetch_add(1, Ordering::Relaxed);
+                    version = None;
+                }
                 WatchEnd::Closed => {
                     backoff = Duration::from_secs(1);
                     // A server that ends every watch at once must not be asked in a loop.
@@ -376,6 +518,7 @@ impl Watcher {
                     }
                 }
                 WatchEnd::Failed(e) => {
+                    FAILURES.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(resource = self.resource.plural, namespace = %self.namespace, error = %e, "Kubernetes watch failed; keeping the last targets");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(30));
@@ -458,13 +601,20 @@ impl Watcher {
                     "ADDED" | "MODIFIED" => {
                         let mut sh = self.shared.lock();
                         let m = sh.objects.entry(self.slot()).or_default();
-                        m.insert(object_key(obj), obj.clone());
+                        // client-go's informer calls an ADDED of a known object an update.
+                        let known = m.insert(object_key(obj), obj.clone()).is_some();
+                        drop(sh);
+                        self.count(if known { UPDATE } else { ADD });
                         dirty = true;
                     }
                     "DELETED" => {
                         let mut sh = self.shared.lock();
                         let m = sh.objects.entry(self.slot()).or_default();
-                        m.remove(&object_key(obj));
+                        let known = m.remove(&object_key(obj)).is_some();
+                        drop(sh);
+                        if known {
+                            self.count(DELETE);
+                        }
                         dirty = true;
                     }
                     "BOOKMARK" => {}
@@ -503,7 +653,7 @@ impl Watcher {
         if sh.objects.len() < sh.watchers {
             return;
         }
-        let groups = build_all(&self.role, &sh.objects);
+        let groups = build_all(&self.role, &sh.objects, &sh.attach);
         if groups != sh.groups {
             sh.groups = groups;
             self.changed.store(true, Ordering::Relaxed);
@@ -523,6 +673,7 @@ fn object_key(o: &Value) -> String {
 fn build_all(
     role: &str,
     objects: &BTreeMap<(&'static str, String), BTreeMap<String, Value>>,
+    attach: &KubernetesAttachMetadata,
 ) -> Vec<SourcedGroup> {
     let of = |plural: &'static str| {
         objects
@@ -530,7 +681,35 @@ fn build_all(
             .filter(move |((p, _), _)| *p == plural)
             .flat_map(|(_, m)| m.iter())
     };
+    let watched = |plural: &'static str| objects.keys().any(|(p, _)| *p == plural);
+    let by_name = |plural: &'static str| {
+        watched(plural).then(|| {
+            of(plural)
+                .map(|(_, o)| (o["metadata"]["name"].as_str().unwrap_or_default(), o))
+                .collect::<HashMap<_, _>>()
+        })
+    };
+    let by_key = |plural: &'static str| {
+        watched(plural).then(|| {
+            of(plural)
+                .map(|(k, o)| (k.as_str(), o))
+                .collect::<HashMap<_, _>>()
+        })
+    };
     let primary = resources_of(role).map_or("", |r| r[0].plural);
+    let m = Meta {
+        nodes: if role == "node" {
+            None
+        } else {
+            by_name("nodes")
+        },
+        namespaces: by_name("namespaces"),
+        replica_sets: by_key("replicasets"),
+        jobs: by_key("jobs"),
+        deployment: attach.deployment,
+        job: attach.job,
+        cronjob: attach.cronjob,
+    };
     if role == "endpointslice" || role == "endpoints" {
         let services: HashMap<&str, &Value> =
             of("services").map(|(k, v)| (k.as_str(), v)).collect();
@@ -541,22 +720,73 @@ fn build_all(
             build_endpoint_slice
         };
         return of(primary)
-            .flat_map(|(_, o)| to_groups(build(o, &services, &pods)))
+            .flat_map(|(_, o)| to_groups(build(o, &services, &pods, &m)))
             .collect();
     }
-    of(primary).flat_map(|(_, o)| build(role, o)).collect()
+    of(primary)
+        .flat_map(|(_, o)| build_with(role, o, &m))
+        .collect()
+}
+
+/// What `attach_metadata` adds to targets: the watched nodes and namespaces by name, replica
+/// sets and jobs by `namespace/name` (each `None` when not watched), and the pod
+/// controller-derived labels asked for.
+#[derive(Default)]
+pub(crate) struct Meta<'a> {
+    pub(crate) nodes: Option<HashMap<&'a str, &'a Value>>,
+    pub(crate) namespaces: Option<HashMap<&'a str, &'a Value>>,
+    pub(crate) replica_sets: Option<HashMap<&'a str, &'a Value>>,
+    pub(crate) jobs: Option<HashMap<&'a str, &'a Value>>,
+    pub(crate) deployment: bool,
+    pub(crate) job: bool,
+    pub(crate) cronjob: bool,
+}
+
+impl Meta<'_> {
+    /// Prometheus' `addNodeLabels`: the node's name, labels and annotations.
+    fn node_labels(&self, ls: &mut Labels, name: Option<&str>) {
+        if let (Some(nodes), Some(name)) = (&self.nodes, name)
+            && let Some(node) = nodes.get(name)
+        {
+            object_meta_labels(ls, node, "node");
+        }
+    }
+
+    /// Prometheus' `addNamespaceLabels`: the namespace's labels and annotations.
+    fn namespace_labels(&self, ls: &mut Labels, ns: &str) {
+        if let Some(nss) = &self.namespaces
+            && let Some(n) = nss.get(ns)
+        {
+            object_annotations_and_labels(ls, n, "namespace");
+        }
+    }
+}
+
+/// client-go's `GetControllerOf`: the owner reference marked as the controller.
+fn controller_of(o: &Value) -> Option<&Value> {
+    o["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["controller"] == true)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Objects to targets, as Prometheus' `buildPod`, `buildNode` and `buildService`.
 
 /// The target groups of one object of `role` (not `endpointslice`, which needs other objects).
+#[cfg(test)]
 pub(crate) fn build(role: &str, o: &Value) -> Vec<SourcedGroup> {
+    build_with(role, o, &Meta::default())
+}
+
+/// [`build`] with `attach_metadata`'s objects.
+pub(crate) fn build_with(role: &str, o: &Value, m: &Meta) -> Vec<SourcedGroup> {
     to_groups(match role {
-        "pod" => build_pod(o),
+        "pod" => build_pod(o, m),
         "node" => build_node(o),
-        "service" => build_service(o),
-        "ingress" => build_ingress(o),
+        "service" => build_service(o, m),
+        "ingress" => build_ingress(o, m),
         _ => Vec::new(),
     })
 }
@@ -607,8 +837,13 @@ pub(crate) fn sanitize_label_name(name: &str) -> String {
 
 /// `addObjectMetaLabels`: `<role>_name`, labels and annotations with their `present` markers.
 fn object_meta_labels(ls: &mut Labels, o: &Value, role: &str) {
+    ls.insert(format!("{META}{role}_name"), s(&o["metadata"]["name"]));
+    object_annotations_and_labels(ls, o, role);
+}
+
+/// `addObjectAnnotationsAndLabels`: labels and annotations with their `present` markers.
+fn object_annotations_and_labels(ls: &mut Labels, o: &Value, role: &str) {
     let m = &o["metadata"];
-    ls.insert(format!("{META}{role}_name"), s(&m["name"]));
     for (what, key) in [("label", "labels"), ("annotation", "annotations")] {
         for (k, v) in m[key].as_object().into_iter().flatten() {
             let n = sanitize_label_name(k);
@@ -627,7 +862,7 @@ fn join_host_port(host: &str, port: &str) -> String {
 }
 
 /// Prometheus' `podLabels`: the labels of a pod shared by its targets (without the namespace).
-fn pod_labels(o: &Value) -> Labels {
+fn pod_labels(o: &Value, m: &Meta) -> Labels {
     let status = &o["status"];
     let mut ls = Labels::new();
     ls.insert(format!("{META}pod_ip"), s(&status["podIP"]));
@@ -644,30 +879,61 @@ fn pod_labels(o: &Value) -> Labels {
     ls.insert(format!("{META}pod_host_ip"), s(&status["hostIP"]));
     ls.insert(format!("{META}pod_uid"), s(&o["metadata"]["uid"]));
     object_meta_labels(&mut ls, o, "pod");
-    if let Some(c) = o["metadata"]["ownerReferences"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|r| r["controller"] == true)
-    {
+    if let Some(c) = controller_of(o) {
         if !s(&c["kind"]).is_empty() {
             ls.insert(format!("{META}pod_controller_kind"), s(&c["kind"]));
         }
         if !s(&c["name"]).is_empty() {
             ls.insert(format!("{META}pod_controller_name"), s(&c["name"]));
         }
+        let key = format!("{}/{}", s(&o["metadata"]["namespace"]), s(&c["name"]));
+        let owner_of = |objs: &Option<HashMap<&str, &Value>>, kind: &str| {
+            objs.as_ref()
+                .and_then(|m| m.get(key.as_str()))
+                .and_then(|x| controller_of(x))
+                .filter(|r| r["kind"] == kind)
+                .map(|r| s(&r["name"]))
+        };
+        match c["kind"].as_str() {
+            Some("ReplicaSet") if m.deployment => {
+                if let Some(d) = owner_of(&m.replica_sets, "Deployment") {
+                    ls.insert(format!("{META}pod_deployment_name"), d);
+                }
+            }
+            Some("Job") => {
+                if m.job {
+                    ls.insert(format!("{META}pod_job_name"), s(&c["name"]));
+                }
+                if m.cronjob
+                    && let Some(cj) = owner_of(&m.jobs, "CronJob")
+                {
+                    ls.insert(format!("{META}pod_cronjob_name"), cj);
+                }
+            }
+            _ => {}
+        }
     }
     ls
 }
 
-fn build_pod(o: &Value) -> Vec<Labels> {
+fn build_pod(o: &Value, m: &Meta) -> Vec<Labels> {
     let status = &o["status"];
     let pod_ip = s(&status["podIP"]);
     if pod_ip.is_empty() {
         return Vec::new();
     }
-    let mut ls = pod_labels(o);
-    ls.insert(format!("{META}namespace"), s(&o["metadata"]["namespace"]));
+    let node = s(&o["spec"]["nodeName"]);
+    // Pods on nodes the node watch does not hold (filtered out by node selectors) are skipped.
+    if let Some(nodes) = &m.nodes
+        && !nodes.contains_key(node.as_str())
+    {
+        return Vec::new();
+    }
+    let ns = s(&o["metadata"]["namespace"]);
+    let mut ls = pod_labels(o, m);
+    ls.insert(format!("{META}namespace"), ns.clone());
+    m.node_labels(&mut ls, Some(&node));
+    m.namespace_labels(&mut ls, &ns);
     let empty = Vec::new();
     let containers = o["spec"]["containers"].as_array().unwrap_or(&empty);
     let inits = o["spec"]["initContainers"].as_array().unwrap_or(&empty);
@@ -767,11 +1033,12 @@ fn build_node(o: &Value) -> Vec<Labels> {
     vec![ls]
 }
 
-fn build_service(o: &Value) -> Vec<Labels> {
+fn build_service(o: &Value, m: &Meta) -> Vec<Labels> {
     let spec = &o["spec"];
     let name = s(&o["metadata"]["name"]);
     let ns = s(&o["metadata"]["namespace"]);
-    let ls = service_labels(o);
+    let mut ls = service_labels(o);
+    m.namespace_labels(&mut ls, &ns);
     let ty = match s(&spec["type"]) {
         t if t.is_empty() => "ClusterIP".to_string(),
         t => t,
@@ -871,6 +1138,7 @@ fn build_endpoint_slice(
     eps: &Value,
     services: &HashMap<&str, &Value>,
     pods: &HashMap<&str, &Value>,
+    m: &Meta,
 ) -> Vec<Labels> {
     let ns = s(&eps["metadata"]["namespace"]);
     let mut group = Labels::new();
@@ -886,6 +1154,7 @@ fn build_endpoint_slice(
     if let Some(svc) = svc {
         group.extend(service_labels(svc));
     }
+    m.namespace_labels(&mut group, &ns);
     if non_primary_ip_family(svc, eps) {
         return Vec::new();
     }
@@ -935,12 +1204,17 @@ fn build_endpoint_slice(
                         "true".into(),
                     );
                 }
+                if r["kind"] == "Node" {
+                    m.node_labels(&mut t, r["name"].as_str());
+                } else {
+                    m.node_labels(&mut t, ep["nodeName"].as_str());
+                }
                 let pod = (r["kind"] == "Pod")
                     .then(|| format!("{}/{}", s(&r["namespace"]), s(&r["name"])))
                     .and_then(|k| pods.get(k.as_str()).map(|p| (k, *p)));
                 if let Some((key, pod)) = pod {
                     let entry = seen.entry(key).or_insert((pod, Vec::new()));
-                    t.extend(pod_labels(pod));
+                    t.extend(pod_labels(pod, m));
                     if let Some(n) = &number {
                         if let Some(c) = container_port_labels(pod, n, None) {
                             t.extend(c);
@@ -952,7 +1226,7 @@ fn build_endpoint_slice(
             }
         }
     }
-    other_pod_ports(&group, &seen, &mut out);
+    other_pod_ports(&group, &seen, &mut out, m);
     out
 }
 
@@ -962,6 +1236,7 @@ fn other_pod_ports(
     group: &Labels,
     seen: &BTreeMap<String, (&Value, Vec<String>)>,
     out: &mut Vec<Labels>,
+    m: &Meta,
 ) {
     // The pods' other container ports become targets too.
     for (pod, ports) in seen.values() {
@@ -979,7 +1254,7 @@ fn other_pod_ports(
                     continue;
                 }
                 let mut t = group.clone();
-                t.extend(pod_labels(pod));
+                t.extend(pod_labels(pod, m));
                 t.insert("__address__".into(), join_host_port(&ip, &port));
                 t.insert(format!("{META}pod_container_name"), s(&c["name"]));
                 t.insert(format!("{META}pod_container_image"), s(&c["image"]));
@@ -1005,6 +1280,7 @@ fn build_endpoints(
     eps: &Value,
     services: &HashMap<&str, &Value>,
     pods: &HashMap<&str, &Value>,
+    m: &Meta,
 ) -> Vec<Labels> {
     let ns = s(&eps["metadata"]["namespace"]);
     let name = s(&eps["metadata"]["name"]);
@@ -1014,6 +1290,7 @@ fn build_endpoints(
         group.extend(service_labels(svc));
     }
     object_meta_labels(&mut group, eps, "endpoints");
+    m.namespace_labels(&mut group, &ns);
     let mut out = Vec::new();
     let mut seen: BTreeMap<String, (&Value, Vec<String>)> = BTreeMap::new();
     for ss in eps["subsets"].as_array().into_iter().flatten() {
@@ -1044,12 +1321,17 @@ fn build_endpoints(
                     if !s(&addr["hostname"]).is_empty() {
                         t.insert(format!("{META}endpoint_hostname"), s(&addr["hostname"]));
                     }
+                    if !addr["nodeName"].is_null() {
+                        m.node_labels(&mut t, addr["nodeName"].as_str());
+                    } else if r["kind"] == "Node" {
+                        m.node_labels(&mut t, r["name"].as_str());
+                    }
                     let pod = (r["kind"] == "Pod")
                         .then(|| format!("{}/{}", s(&r["namespace"]), s(&r["name"])))
                         .and_then(|k| pods.get(k.as_str()).map(|p| (k, *p)));
                     if let Some((key, pod)) = pod {
                         let entry = seen.entry(key).or_insert((pod, Vec::new()));
-                        t.extend(pod_labels(pod));
+                        t.extend(pod_labels(pod, m));
                         if let Some(c) = container_port_labels(pod, &number, Some(&proto)) {
                             t.extend(c);
                         }
@@ -1060,7 +1342,7 @@ fn build_endpoints(
             }
         }
     }
-    other_pod_ports(&group, &seen, &mut out);
+    other_pod_ports(&group, &seen, &mut out, m);
     out
 }
 
@@ -1075,10 +1357,12 @@ fn matches_hostname_pattern(pattern: &str, host: &str) -> bool {
 }
 
 /// Prometheus' `buildIngress` (networking.k8s.io/v1).
-fn build_ingress(o: &Value) -> Vec<Labels> {
+fn build_ingress(o: &Value, m: &Meta) -> Vec<Labels> {
     let spec = &o["spec"];
     let mut ls = Labels::new();
-    ls.insert(format!("{META}namespace"), s(&o["metadata"]["namespace"]));
+    let ns = s(&o["metadata"]["namespace"]);
+    m.namespace_labels(&mut ls, &ns);
+    ls.insert(format!("{META}namespace"), ns);
     if !spec["ingressClassName"].is_null() {
         ls.insert(
             format!("{META}ingress_class_name"),

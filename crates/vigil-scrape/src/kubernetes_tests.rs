@@ -332,7 +332,7 @@ fn slice_sets(
 ) -> Vec<BTreeMap<String, String>> {
     let services: HashMap<&str, &Value> = services.iter().map(|(k, v)| (*k, v)).collect();
     let pods: HashMap<&str, &Value> = pods.iter().map(|(k, v)| (*k, v)).collect();
-    build_endpoint_slice(eps, &services, &pods)
+    build_endpoint_slice(eps, &services, &pods, &Meta::default())
 }
 
 /// `TestEndpointSliceDiscoveryWithService`.
@@ -657,7 +657,7 @@ fn endpoints_sets(
 ) -> Vec<BTreeMap<String, String>> {
     let services: HashMap<&str, &Value> = services.iter().map(|(k, v)| (*k, v)).collect();
     let pods: HashMap<&str, &Value> = pods.iter().map(|(k, v)| (*k, v)).collect();
-    build_endpoints(eps, &services, &pods)
+    build_endpoints(eps, &services, &pods, &Meta::default())
 }
 
 /// `makeEndpoints` and `TestEndpointsDiscoveryBeforeRun`.
@@ -803,4 +803,407 @@ fn endpoints_with_pod() {
         ),
         want
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// attach_metadata: label sets of `TestPodDiscoveryWith*Metadata`, `TestPodDiscoveryWith
+// {Deployment,Job,CronJob}*` and `TestEndpointsSlicesDiscoveryWith*Metadata`.
+
+/// Every target of `role` from `objects` (resource plural, object), as the running discovery
+/// builds them.
+fn attached_sets(
+    role: &str,
+    objects: &[(&'static str, Value)],
+    attach: &KubernetesAttachMetadata,
+) -> Vec<BTreeMap<String, String>> {
+    let mut store: BTreeMap<(&'static str, String), BTreeMap<String, Value>> = BTreeMap::new();
+    for r in resources_of(role).unwrap() {
+        store.entry((r.plural, String::new())).or_default();
+    }
+    for (plural, o) in objects {
+        store
+            .entry((plural, String::new()))
+            .or_default()
+            .insert(object_key(o), o.clone());
+    }
+    build_all(role, &store, attach)
+        .into_iter()
+        .map(|g| {
+            let mut m = g.meta;
+            m.extend(g.group.labels);
+            m.insert("__address__".into(), g.group.targets[0].clone());
+            m
+        })
+        .collect()
+}
+
+/// `makePods`, with `owner` as its controller.
+fn simple_pod(ns: &str, owner: Option<(&str, &str)>) -> Value {
+    let mut p = json!({
+        "metadata": {"name": "testpod", "namespace": ns, "uid": "abc123"},
+        "spec": {"nodeName": "testnode", "containers": [{"name": "testcontainer",
+            "image": "testcontainer:latest",
+            "ports": [{"name": "testport", "protocol": "TCP", "containerPort": 9000}]}]},
+        "status": {"podIP": "1.2.3.4", "hostIP": "2.3.4.5", "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [{"name": "testcontainer", "containerID": "docker://a1b2c3d4e5f6"}]}
+    });
+    if let Some((kind, name)) = owner {
+        p["metadata"]["uid"] = json!("pod123");
+        p["metadata"]["ownerReferences"] =
+            json!([{"kind": kind, "name": name, "controller": true}]);
+    }
+    p
+}
+
+fn simple_pod_labels(ns: &str, uid: &str) -> BTreeMap<String, String> {
+    ls(&[
+        ("__address__", "1.2.3.4:9000"),
+        (
+            "__meta_kubernetes_pod_container_image",
+            "testcontainer:latest",
+        ),
+        ("__meta_kubernetes_pod_container_name", "testcontainer"),
+        ("__meta_kubernetes_pod_container_port_name", "testport"),
+        ("__meta_kubernetes_pod_container_port_number", "9000"),
+        ("__meta_kubernetes_pod_container_port_protocol", "TCP"),
+        ("__meta_kubernetes_pod_container_init", "false"),
+        (
+            "__meta_kubernetes_pod_container_id",
+            "docker://a1b2c3d4e5f6",
+        ),
+        ("__meta_kubernetes_namespace", ns),
+        ("__meta_kubernetes_pod_name", "testpod"),
+        ("__meta_kubernetes_pod_ip", "1.2.3.4"),
+        ("__meta_kubernetes_pod_ready", "true"),
+        ("__meta_kubernetes_pod_phase", "Running"),
+        ("__meta_kubernetes_pod_node_name", "testnode"),
+        ("__meta_kubernetes_pod_host_ip", "2.3.4.5"),
+        ("__meta_kubernetes_pod_uid", uid),
+    ])
+}
+
+fn attach(f: impl FnOnce(&mut KubernetesAttachMetadata)) -> KubernetesAttachMetadata {
+    let mut a = KubernetesAttachMetadata::default();
+    f(&mut a);
+    a
+}
+
+/// `TestPodDiscoveryWithNodeMetadata` and `TestPodDiscoveryWithNodeSelector` (a pod on a node
+/// the node watch does not hold has no targets).
+#[test]
+fn pod_with_node_metadata() {
+    let node = json!({"metadata": {"name": "testnode", "labels": {"l1": "v1"}}});
+    let a = attach(|a| a.node = true);
+    let got = attached_sets(
+        "pod",
+        &[("pods", simple_pod("default", None)), ("nodes", node)],
+        &a,
+    );
+    let mut want = simple_pod_labels("default", "abc123");
+    want.extend(ls(&[
+        ("__meta_kubernetes_node_name", "testnode"),
+        ("__meta_kubernetes_node_label_l1", "v1"),
+        ("__meta_kubernetes_node_labelpresent_l1", "true"),
+    ]));
+    assert_eq!(got, [want]);
+    let other = json!({"metadata": {"name": "othernode"}});
+    let got = attached_sets(
+        "pod",
+        &[("pods", simple_pod("default", None)), ("nodes", other)],
+        &a,
+    );
+    assert!(got.is_empty(), "{got:?}");
+    // Without attach_metadata the node watch is not consulted.
+    let got = attached_sets(
+        "pod",
+        &[("pods", simple_pod("default", None))],
+        &Default::default(),
+    );
+    assert_eq!(got, [simple_pod_labels("default", "abc123")]);
+}
+
+/// `TestPodDiscoveryWithNamespaceMetadata`.
+#[test]
+fn pod_with_namespace_metadata() {
+    let ns = json!({"metadata": {"name": "test-ns",
+        "labels": {"app": "web", "tier": "frontend"},
+        "annotations": {"maintainer": "devops", "build": "v3.4.5"}}});
+    let got = attached_sets(
+        "pod",
+        &[("pods", simple_pod("test-ns", None)), ("namespaces", ns)],
+        &attach(|a| a.namespace = true),
+    );
+    let mut want = simple_pod_labels("test-ns", "abc123");
+    want.extend(ls(&[
+        (
+            "__meta_kubernetes_namespace_annotation_maintainer",
+            "devops",
+        ),
+        (
+            "__meta_kubernetes_namespace_annotationpresent_maintainer",
+            "true",
+        ),
+        ("__meta_kubernetes_namespace_annotation_build", "v3.4.5"),
+        (
+            "__meta_kubernetes_namespace_annotationpresent_build",
+            "true",
+        ),
+        ("__meta_kubernetes_namespace_label_app", "web"),
+        ("__meta_kubernetes_namespace_labelpresent_app", "true"),
+        ("__meta_kubernetes_namespace_label_tier", "frontend"),
+        ("__meta_kubernetes_namespace_labelpresent_tier", "true"),
+    ]));
+    assert_eq!(got, [want]);
+}
+
+/// `TestPodDiscoveryWithDeployment`, `TestPodDiscoveryWithJob`, `TestPodDiscoveryWithCronJob`
+/// (`job: true` only: no cronjob label) and `TestPodDiscoveryWithCronJobUpdate`'s first state
+/// (`cronjob: true` only: no job label).
+#[test]
+fn pod_controller_derived_labels() {
+    let rs = json!({"metadata": {"name": "testdeployment-rs-abc", "namespace": "default",
+        "ownerReferences": [{"kind": "Deployment", "name": "testdeployment", "controller": true}]}});
+    let pod = simple_pod("default", Some(("ReplicaSet", "testdeployment-rs-abc")));
+    let got = attached_sets(
+        "pod",
+        &[("pods", pod.clone()), ("replicasets", rs.clone())],
+        &attach(|a| a.deployment = true),
+    );
+    let mut want = simple_pod_labels("default", "pod123");
+    want.extend(ls(&[
+        ("__meta_kubernetes_pod_controller_kind", "ReplicaSet"),
+        (
+            "__meta_kubernetes_pod_controller_name",
+            "testdeployment-rs-abc",
+        ),
+    ]));
+    let without = want.clone();
+    want.insert(
+        "__meta_kubernetes_pod_deployment_name".into(),
+        "testdeployment".into(),
+    );
+    assert_eq!(got, [want]);
+    // Not asked for: no label, even with the replica set known.
+    let got = attached_sets(
+        "pod",
+        &[("pods", pod), ("replicasets", rs)],
+        &Default::default(),
+    );
+    assert_eq!(got, [without]);
+
+    let job = json!({"metadata": {"name": "testcronjob-job-abc", "namespace": "default",
+        "ownerReferences": [{"kind": "CronJob", "name": "testcronjob", "controller": true}]}});
+    let pod = simple_pod("default", Some(("Job", "testcronjob-job-abc")));
+    let mut base = simple_pod_labels("default", "pod123");
+    base.extend(ls(&[
+        ("__meta_kubernetes_pod_controller_kind", "Job"),
+        (
+            "__meta_kubernetes_pod_controller_name",
+            "testcronjob-job-abc",
+        ),
+    ]));
+    let got = attached_sets(
+        "pod",
+        &[("pods", pod.clone()), ("jobs", job.clone())],
+        &attach(|a| a.job = true),
+    );
+    let mut want = base.clone();
+    want.insert(
+        "__meta_kubernetes_pod_job_name".into(),
+        "testcronjob-job-abc".into(),
+    );
+    assert_eq!(got, [want]);
+    let got = attached_sets(
+        "pod",
+        &[("pods", pod), ("jobs", job)],
+        &attach(|a| a.cronjob = true),
+    );
+    let mut want = base;
+    want.insert(
+        "__meta_kubernetes_pod_cronjob_name".into(),
+        "testcronjob".into(),
+    );
+    assert_eq!(got, [want]);
+}
+
+/// `TestEndpointsSlicesDiscoveryWithNodeMetadata`.
+#[test]
+fn endpointslice_with_node_metadata() {
+    let svc = json!({"metadata": {"name": "testendpoints", "namespace": "default",
+                                  "labels": {"app/name": "test"}}});
+    let got = attached_sets(
+        "endpointslice",
+        &[
+            ("endpointslices", endpoint_slice("default")),
+            ("services", svc),
+            (
+                "nodes",
+                json!({"metadata": {"name": "foobar", "labels": {"az": "us-east1"}}}),
+            ),
+            (
+                "nodes",
+                json!({"metadata": {"name": "barbaz", "labels": {"az": "us-west2"}}}),
+            ),
+        ],
+        &attach(|a| a.node = true),
+    );
+    let group = ls(&[
+        ("__meta_kubernetes_endpointslice_address_type", "IPv4"),
+        ("__meta_kubernetes_endpointslice_name", "testendpoints"),
+        (
+            "__meta_kubernetes_endpointslice_label_kubernetes_io_service_name",
+            "testendpoints",
+        ),
+        (
+            "__meta_kubernetes_endpointslice_labelpresent_kubernetes_io_service_name",
+            "true",
+        ),
+        (
+            "__meta_kubernetes_endpointslice_annotation_test_annotation",
+            "test",
+        ),
+        (
+            "__meta_kubernetes_endpointslice_annotationpresent_test_annotation",
+            "true",
+        ),
+        ("__meta_kubernetes_namespace", "default"),
+        ("__meta_kubernetes_service_label_app_name", "test"),
+        ("__meta_kubernetes_service_labelpresent_app_name", "true"),
+        ("__meta_kubernetes_service_name", "testendpoints"),
+    ]);
+    let t = |pairs: &[(&str, &str)]| {
+        let mut m = group.clone();
+        m.extend(ls(pairs));
+        m
+    };
+    let common = |ready: &str, term: &str, zone: &'static str| {
+        vec![
+            (
+                "__meta_kubernetes_endpointslice_endpoint_conditions_serving",
+                "true",
+            ),
+            ("__meta_kubernetes_endpointslice_endpoint_zone", zone),
+            ("__meta_kubernetes_endpointslice_port", "9000"),
+            ("__meta_kubernetes_endpointslice_port_app_protocol", "http"),
+            ("__meta_kubernetes_endpointslice_port_name", "testport"),
+            ("__meta_kubernetes_endpointslice_port_protocol", "TCP"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .chain([
+            (
+                "__meta_kubernetes_endpointslice_endpoint_conditions_ready".to_string(),
+                ready.to_string(),
+            ),
+            (
+                "__meta_kubernetes_endpointslice_endpoint_conditions_terminating".to_string(),
+                term.to_string(),
+            ),
+        ])
+        .collect::<BTreeMap<_, _>>()
+    };
+    let mut t1 = t(&[
+        ("__address__", "1.2.3.4:9000"),
+        ("__meta_kubernetes_endpointslice_address_target_kind", ""),
+        ("__meta_kubernetes_endpointslice_address_target_name", ""),
+        (
+            "__meta_kubernetes_endpointslice_endpoint_hostname",
+            "testendpoint1",
+        ),
+        (
+            "__meta_kubernetes_endpointslice_endpoint_node_name",
+            "foobar",
+        ),
+        (
+            "__meta_kubernetes_endpointslice_endpoint_topology_present_topology",
+            "true",
+        ),
+        (
+            "__meta_kubernetes_endpointslice_endpoint_topology_topology",
+            "value",
+        ),
+        ("__meta_kubernetes_node_label_az", "us-east1"),
+        ("__meta_kubernetes_node_labelpresent_az", "true"),
+        ("__meta_kubernetes_node_name", "foobar"),
+    ]);
+    t1.extend(common("true", "false", "us-east-1a"));
+    let mut t2 = t(&[("__address__", "2.3.4.5:9000")]);
+    t2.extend(common("true", "false", "us-east-1b"));
+    let mut t3 = t(&[("__address__", "3.4.5.6:9000")]);
+    t3.extend(common("false", "true", "us-east-1c"));
+    let mut t4 = t(&[
+        ("__address__", "4.5.6.7:9000"),
+        (
+            "__meta_kubernetes_endpointslice_address_target_kind",
+            "Node",
+        ),
+        (
+            "__meta_kubernetes_endpointslice_address_target_name",
+            "barbaz",
+        ),
+        ("__meta_kubernetes_node_label_az", "us-west2"),
+        ("__meta_kubernetes_node_labelpresent_az", "true"),
+        ("__meta_kubernetes_node_name", "barbaz"),
+    ]);
+    t4.extend(common("true", "false", "us-east-1a"));
+    assert_eq!(got, [t1, t2, t3, t4]);
+}
+
+/// Namespace metadata on the service, ingress, endpoints and endpointslice roles (group
+/// labels, as `TestEndpointsSlicesDiscoveryWithNamespaceMetadata` etc.), none on node.
+#[test]
+fn namespace_metadata_on_every_namespaced_role() {
+    let ns = json!({"metadata": {"name": "default", "labels": {"team": "a"},
+                                 "annotations": {"x.y/z": "w"}}});
+    let want = ls(&[
+        ("__meta_kubernetes_namespace_label_team", "a"),
+        ("__meta_kubernetes_namespace_labelpresent_team", "true"),
+        ("__meta_kubernetes_namespace_annotation_x_y_z", "w"),
+        (
+            "__meta_kubernetes_namespace_annotationpresent_x_y_z",
+            "true",
+        ),
+    ]);
+    let svc = json!({"metadata": {"name": "s", "namespace": "default"},
+                     "spec": {"ports": [{"port": 80}]}});
+    let ing = json!({"metadata": {"name": "i", "namespace": "default"},
+                     "spec": {"rules": [{"host": "h"}]}});
+    let eps = json!({"metadata": {"name": "s", "namespace": "default"},
+                     "subsets": [{"addresses": [{"ip": "1.1.1.1"}], "ports": [{"port": 80}]}]});
+    let a = attach(|a| a.namespace = true);
+    for (role, plural, o) in [
+        ("service", "services", svc),
+        ("ingress", "ingresses", ing),
+        ("endpoints", "endpoints", eps),
+        ("endpointslice", "endpointslices", endpoint_slice("default")),
+    ] {
+        let got = attached_sets(role, &[(plural, o), ("namespaces", ns.clone())], &a);
+        assert!(!got.is_empty(), "{role}");
+        for t in got {
+            for (k, v) in &want {
+                assert_eq!(t.get(k), Some(v), "{role}: {t:?}");
+            }
+        }
+    }
+}
+
+/// The events and failures counters are always exposed, every series initialised.
+#[test]
+fn metrics_render_every_series() {
+    let m = render_metrics();
+    assert!(m.contains("# TYPE prometheus_sd_kubernetes_events_total counter\n"));
+    assert_eq!(
+        m.matches("prometheus_sd_kubernetes_events_total{").count(),
+        18
+    );
+    assert!(
+        m.contains("prometheus_sd_kubernetes_events_total{event=\"add\",role=\"endpointslice\"} ")
+    );
+    assert!(m.contains("# TYPE prometheus_sd_kubernetes_failures_total counter\nprometheus_sd_kubernetes_failures_total "));
+    assert_eq!(counted("endpoints", "pods"), Some((4, false)));
+    assert_eq!(counted("endpointslice", "pods"), None);
+    assert_eq!(counted("endpointslice", "services"), Some((5, true)));
+    assert_eq!(counted("pod", "pods"), Some((4, true)));
+    assert_eq!(counted("pod", "nodes"), None);
 }

@@ -15,9 +15,15 @@ mod kubernetes;
 mod manager;
 mod scrape_cache;
 mod scrape_loop;
+mod sd_manager;
 mod target;
 
 pub use consul::render_metrics as consul_sd_metrics;
+pub use kubernetes::render_metrics as kubernetes_sd_metrics;
 pub use discovery::SourcedGroup;
 pub use manager::{DroppedTarget, ScrapeManager, TargetHealth, TargetStatus};
+pub use sd_manager::{
+    DiscoveredGroups, DiscoveryManager, SdSnapshot, alertmanager_discovery_configs,
+    render_sd_metrics,
+};
 pub use target::{Target, targets_from_groups};

@@ -10,6 +10,7 @@ use crate::target::{Target, targets_from_groups};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use tokio::sync::watch;
 use vigil_config::{Config, ScrapeConfig};
 use vigil_model::{Appendable, Labels};
@@ -67,6 +68,8 @@ struct Pool {
     settings: LoopSettings,
     loops: HashMap<Target, Running>,
     dropped: Vec<Labels>,
+    /// Targets discovered at the last sync, before relabeling.
+    discovered: usize,
 }
 
 #[derive(Default)]
@@ -80,6 +83,7 @@ pub struct ScrapeManager {
     db: Arc<dyn Appendable>,
     user_agent: String,
     inner: Mutex<Inner>,
+    sd_counters: crate::sd_manager::SdCounters,
 }
 
 impl ScrapeManager {
@@ -88,6 +92,7 @@ impl ScrapeManager {
             db,
             user_agent: user_agent.into(),
             inner: Mutex::new(Inner::default()),
+            sd_counters: Default::default(),
         }
     }
 
@@ -113,6 +118,7 @@ impl ScrapeManager {
                         settings,
                         loops: HashMap::new(),
                         dropped: Vec::new(),
+                        discovered: 0,
                     };
                     next.insert(sc.job_name.clone(), pool);
                 }
@@ -151,6 +157,7 @@ impl ScrapeManager {
                         let result = crate::dns_sd::refresh(&key).await;
                         let mut inner = this.inner.lock();
                         if inner.sd.dns.store(&key, result) {
+                            this.sd_counters.received.fetch_add(1, Ordering::Relaxed);
                             this.sync(&mut inner);
                         }
                     });
@@ -176,6 +183,7 @@ impl ScrapeManager {
                 changed |= self.inner.lock().sd.store_http(&url, result);
             }
             if changed {
+                self.sd_counters.received.fetch_add(1, Ordering::Relaxed);
                 let mut inner = self.inner.lock();
                 self.sync(&mut inner);
             }
@@ -185,8 +193,11 @@ impl ScrapeManager {
     /// Starts loops for new targets and stops loops of targets that are gone.
     fn sync(&self, inner: &mut Inner) {
         let Inner { pools, sd } = inner;
+        self.sd_counters.updates.fetch_add(1, Ordering::Relaxed);
         for (job, pool) in pools.iter_mut() {
-            let (targets, dropped) = targets_from_groups(&pool.config, &sd.groups(&pool.config));
+            let groups = sd.groups(&pool.config);
+            pool.discovered = groups.iter().map(|g| g.group.targets.len()).sum();
+            let (targets, dropped) = targets_from_groups(&pool.config, &groups);
             let keep = pool.config.keep_dropped_targets as usize;
             pool.dropped = if keep > 0 {
                 dropped.into_iter().take(keep).collect()
@@ -300,6 +311,21 @@ impl ScrapeManager {
                 })
             })
             .collect()
+    }
+
+    /// The scrape discovery metrics (`name="scrape"`): targets per job before relabeling.
+    pub fn sd_snapshot(&self) -> crate::sd_manager::SdSnapshot {
+        let inner = self.inner.lock();
+        crate::sd_manager::SdSnapshot {
+            name: "scrape",
+            discovered: inner
+                .pools
+                .iter()
+                .map(|(job, p)| (job.clone(), p.discovered))
+                .collect(),
+            received_updates: self.sd_counters.received.load(Ordering::Relaxed),
+            updates: self.sd_counters.updates.load(Ordering::Relaxed),
+        }
     }
 
     /// Names of all scrape pools.

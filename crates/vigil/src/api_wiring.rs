@@ -30,6 +30,7 @@ pub fn server_info(
             Labels::from_pairs(r3.current().global.external_labels.clone())
         }),
         alertmanagers: Box::new(Vec::new),
+        dropped_alertmanagers: Box::new(Vec::new),
         tsdb: Some(Arc::new(TsdbInfo(db.clone()))),
         admin: cli
             .enable_admin_api

@@ -199,6 +199,7 @@ async fn serve(cli: Cli) -> Result<()> {
             let reloader = reloader.clone();
             let rules = rules.clone();
             let remote = remote.clone();
+            let scrape = scrape.clone();
             Box::new(move || {
                 render()
                     + &reloader.render_metrics()
@@ -206,6 +207,11 @@ async fn serve(cli: Cli) -> Result<()> {
                     + &remote.render_metrics()
                     + &vigil_scrape::dns_sd::render_metrics()
                     + &vigil_scrape::consul_sd_metrics()
+                    + &vigil_scrape::render_sd_metrics(&[
+                        scrape.sd_snapshot(),
+                        rules.notify_sd.sd_snapshot(),
+                    ])
+                    + &vigil_scrape::kubernetes_sd_metrics()
             })
         },
         lifecycle: cli.enable_lifecycle.then(|| vigil_api::Lifecycle {
@@ -221,6 +227,8 @@ async fn serve(cli: Cli) -> Result<()> {
                 api_wiring::server_info(&cli, head.clone(), reloader.clone(), external_url);
             let notifier = rules.notifier.clone();
             info.alertmanagers = Box::new(move || notifier.alertmanagers());
+            let notifier = rules.notifier.clone();
+            info.dropped_alertmanagers = Box::new(move || notifier.active_and_dropped().1);
             info
         },
         rules: Some(Arc::new(api_wiring::Rules(rules.manager.clone()))),

@@ -162,6 +162,34 @@ impl FakeApi {
         if auth != format!("Bearer {TOKEN}") {
             return reply(&mut conn, "401 Unauthorized", "{}");
         }
+        // Nodes and namespaces (for `attach_metadata`): a fixed list, and watches that send
+        // nothing until the server ends them.
+        let fixed = match path {
+            "/api/v1/nodes" => Some(json!([{"metadata": {"name": "node-1",
+                "resourceVersion": "1", "labels": {"topology.kubernetes.io/zone": "z1"}}}])),
+            "/api/v1/namespaces" => Some(json!([{"metadata": {"name": "default",
+                "resourceVersion": "1", "annotations": {"owner": "team-a"}}}])),
+            _ => None,
+        };
+        if let Some(items) = fixed {
+            if params.get("watch").map(String::as_str) != Some("1") {
+                let body = json!({"metadata": {"resourceVersion": "1"}, "items": items});
+                return reply(&mut conn, "200 OK", &body.to_string());
+            }
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
+            );
+            let mut s = self.state.lock().unwrap();
+            while s.generation == generation && !self.down.load(Ordering::SeqCst) {
+                s = self
+                    .moved
+                    .wait_timeout(s, Duration::from_millis(100))
+                    .unwrap()
+                    .0;
+            }
+            return;
+        }
         if path != "/api/v1/pods" {
             return reply(&mut conn, "404 Not Found", "{}");
         }
@@ -417,4 +445,69 @@ fn kubernetes_sd_pods_follow_list_watch_gone_and_restart() {
         &[("web-3", "true"), ("web-4", "false")],
     );
     assert!(Instant::now() < deadline, "the test took over 60 s");
+}
+
+/// A job using `kubeconfig_file` (a kubeconfig written here, pointing at the fake API server
+/// with a token) and `attach_metadata: {node: true, namespace: true}`: the targets carry the
+/// node's and the namespace's metadata, and `/metrics` counts the pod events.
+#[test]
+fn kubernetes_sd_kubeconfig_file_and_attach_metadata() {
+    let fake = Arc::new(FakeApi::default());
+    fake.put("web-0", "10.0.0.1", true, "web");
+    let api_port = Arc::clone(&fake).serve(0);
+    let kdir = tempdir("kubeconfig");
+    let kubeconfig = kdir.join("config");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: fake\ncontexts:\n  - name: fake\n    context: {{cluster: c, user: u}}\nclusters:\n  - name: c\n    cluster: {{server: 'http://127.0.0.1:{api_port}'}}\nusers:\n  - name: u\n    user: {{token: {TOKEN}}}\n"
+        ),
+    )
+    .unwrap();
+    let cfg = format!(
+        "global:\n  scrape_interval: 1h\nscrape_configs:\n  - job_name: k8s\n    kubernetes_sd_configs:\n      - role: pod\n        kubeconfig_file: {}\n        attach_metadata: {{node: true, namespace: true}}\n",
+        kubeconfig.display()
+    );
+    let (_vigil, port, dir) = start_vigil(&cfg);
+    converge(
+        port,
+        &dir,
+        "the pod, through the kubeconfig",
+        &[("web-0", "true")],
+    );
+    let d = active(port)[0]["discoveredLabels"].clone();
+    assert_eq!(d["__meta_kubernetes_node_name"], "node-1", "{d}");
+    assert_eq!(
+        d["__meta_kubernetes_node_label_topology_kubernetes_io_zone"],
+        "z1"
+    );
+    assert_eq!(
+        d["__meta_kubernetes_node_labelpresent_topology_kubernetes_io_zone"],
+        "true"
+    );
+    assert_eq!(d["__meta_kubernetes_namespace_annotation_owner"], "team-a");
+    assert_eq!(
+        d["__meta_kubernetes_namespace_annotationpresent_owner"],
+        "true"
+    );
+    {
+        let s = fake.state.lock().unwrap();
+        assert!(
+            s.log.iter().all(|(_, a)| a == &format!("Bearer {TOKEN}")),
+            "{:?}",
+            s.log
+        );
+    }
+    let (_, m) = http_get(&format!("http://127.0.0.1:{port}/metrics")).unwrap();
+    let adds = m
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("prometheus_sd_kubernetes_events_total{event=\"add\",role=\"pod\"} ")
+        })
+        .unwrap_or_else(|| panic!("{m}"));
+    assert!(adds.parse::<f64>().unwrap() >= 1.0, "{adds}");
+    assert!(
+        m.contains("\nprometheus_sd_kubernetes_failures_total "),
+        "{m}"
+    );
 }

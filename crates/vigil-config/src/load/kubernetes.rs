@@ -126,25 +126,13 @@ pub(super) fn validate_kubernetes_sds(
     Ok(())
 }
 
-/// Warnings for the parts of `kubernetes_sd_configs` vigil does not implement.
+/// Warnings for the parts of `kubernetes_sd_configs` vigil does not implement (none left: kept
+/// so that callers need not change when one is added).
 pub(super) fn kubernetes_warnings(
-    sds: &[KubernetesSdConfig],
-    job: &str,
-    warnings: &mut Vec<String>,
+    _sds: &[KubernetesSdConfig],
+    _job: &str,
+    _warnings: &mut Vec<String>,
 ) {
-    for c in sds {
-        if !c.kubeconfig_file.is_empty() {
-            warnings.push(format!(
-                "job {job:?}: kubernetes_sd_configs kubeconfig_file is not supported by vigil and the entry is ignored"
-            ));
-        }
-        let m = &c.attach_metadata;
-        if m.node || m.namespace || m.deployment || m.job || m.cronjob {
-            warnings.push(format!(
-                "job {job:?}: kubernetes_sd_configs attach_metadata is not supported by vigil and is ignored"
-            ));
-        }
-    }
 }
 
 /// apimachinery's `fields.ParseSelector`: comma-separated terms (`\` escapes a comma), each
@@ -279,22 +267,74 @@ mod tests {
     }
 
     #[test]
-    fn unimplemented_parts_are_warned_about() {
+    fn implemented_parts_are_not_warned_about() {
         let w = |sd: &str| load(sd).unwrap().warnings;
         assert!(w("role: pod\napi_server: http://x").is_empty());
         assert!(w("role: endpointslice").is_empty());
         assert!(w("role: endpoints").is_empty());
-        assert_eq!(
-            w("role: node\nkubeconfig_file: k.yml"),
-            [
-                "job \"k\": kubernetes_sd_configs kubeconfig_file is not supported by vigil and the entry is ignored"
-            ]
+        assert!(w("role: node\nkubeconfig_file: k.yml").is_empty());
+        assert!(
+            w("role: pod\nattach_metadata:\n  node: true\n  namespace: true\n  deployment: true\n  job: true\n  cronjob: true").is_empty()
         );
+    }
+
+    const KUBECONFIG: &str = "apiVersion: v1\nkind: Config\ncurrent-context: c2\ncontexts:\n  - name: c1\n    context: {cluster: a, user: u1}\n  - name: c2\n    context: {cluster: b, user: u2, namespace: ns}\nclusters:\n  - name: a\n    cluster: {server: https://a:6443}\n  - name: b\n    cluster:\n      server: https://b:6443/\n      certificate-authority: ca.crt\n      insecure-skip-tls-verify: true\nusers:\n  - name: u1\n    user: {token: t1}\n  - name: u2\n    user:\n      client-certificate-data: aGVsbG8=\n      client-key: /abs/k.pem\n      tokenFile: tok\n";
+
+    #[test]
+    fn kubeconfig_current_context_is_read() {
+        let k = crate::Kubeconfig::parse(KUBECONFIG, "/etc/kube/config").unwrap();
+        assert_eq!(k.server, "https://b:6443");
+        assert_eq!(k.namespace, "ns");
+        let t = &k.http.tls_config;
+        assert_eq!(t.ca_file.as_deref(), Some("/etc/kube/ca.crt"));
+        assert!(t.insecure_skip_verify);
+        assert_eq!(t.cert.as_deref(), Some("hello"));
+        assert_eq!(t.key_file.as_deref(), Some("/abs/k.pem"));
+        assert_eq!(k.token_file.as_deref(), Some("/etc/kube/tok"));
+        assert!(k.http.authorization.is_none() && k.http.basic_auth.is_none());
+
+        let k = crate::Kubeconfig::parse(
+            &KUBECONFIG.replace("current-context: c2", "current-context: c1"),
+            "/k",
+        )
+        .unwrap();
+        assert_eq!(k.server, "https://a:6443");
+        let a = k.http.authorization.unwrap();
         assert_eq!(
-            w("role: pod\nattach_metadata:\n  node: true"),
-            [
-                "job \"k\": kubernetes_sd_configs attach_metadata is not supported by vigil and is ignored"
-            ]
+            (a.auth_type.as_str(), a.credentials.unwrap().expose()),
+            ("Bearer", "t1")
+        );
+
+        let k = crate::Kubeconfig::parse(
+            "current-context: x\ncontexts: [{name: x, context: {cluster: c, user: u}}]\nclusters: [{name: c, cluster: {server: 'http://h:1', certificate-authority-data: 'Y2E='}}]\nusers: [{name: u, user: {username: me, password: pw}}]\n",
+            "/k",
+        )
+        .unwrap();
+        assert_eq!(k.http.tls_config.ca.as_deref(), Some("ca"));
+        let b = k.http.basic_auth.unwrap();
+        assert_eq!(
+            (b.username.as_str(), b.password.unwrap().expose()),
+            ("me", "pw")
+        );
+    }
+
+    #[test]
+    fn kubeconfig_errors_name_the_file() {
+        let e = crate::Kubeconfig::load("/nonexistent/kc").unwrap_err();
+        assert!(e.starts_with("kubeconfig \"/nonexistent/kc\": "), "{e}");
+        let e = crate::Kubeconfig::parse("clusters: []", "/k").unwrap_err();
+        assert!(e.contains("no configuration has been provided"), "{e}");
+        let e = crate::Kubeconfig::parse(&KUBECONFIG.replace("c2\ncontexts", "c3\ncontexts"), "/k")
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "kubeconfig \"/k\": context was not found for specified context: c3"
+        );
+        let e = crate::Kubeconfig::parse(&KUBECONFIG.replace("cluster: b, ", "cluster: z, "), "/k")
+            .unwrap_err();
+        assert!(
+            e.contains("names cluster \"z\", which was not found"),
+            "{e}"
         );
     }
 
