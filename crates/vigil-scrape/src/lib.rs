@@ -19,8 +19,8 @@ mod sd_manager;
 mod target;
 
 pub use consul::render_metrics as consul_sd_metrics;
-pub use kubernetes::render_metrics as kubernetes_sd_metrics;
 pub use discovery::SourcedGroup;
+pub use kubernetes::render_metrics as kubernetes_sd_metrics;
 pub use manager::{DroppedTarget, ScrapeManager, TargetHealth, TargetStatus};
 pub use sd_manager::{
     DiscoveredGroups, DiscoveryManager, SdSnapshot, alertmanager_discovery_configs,

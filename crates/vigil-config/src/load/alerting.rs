@@ -83,14 +83,8 @@ fn validate_alertmanager(
     super::kubernetes::validate_kubernetes_sds(&mut am.kubernetes_sd_configs, key)?;
     crate::dns_sd::validate_dns_sds(&am.dns_sd_configs, key)?;
     let who = key.trim_start_matches("alerting.");
-    // Static, file, HTTP, DNS and Consul discovery run for Alertmanagers as for scrape jobs
-    // (the binary's `notify` discovery manager). Kubernetes discovery runs too, but the
-    // warning stays until the Kubernetes loader tests that expect it are updated.
-    if !am.kubernetes_sd_configs.is_empty() {
-        warnings.push(format!(
-            "{who}: kubernetes_sd_configs is not supported by vigil for Alertmanagers and is ignored"
-        ));
-    }
+    // Static, file, HTTP, DNS, Consul and Kubernetes discovery run for Alertmanagers as for
+    // scrape jobs (the binary's `notify` discovery manager).
     for sd in am.unsupported_service_discoveries() {
         warnings.push(format!(
             "{who}: {sd} is not supported by vigil and is ignored"

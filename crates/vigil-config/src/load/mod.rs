@@ -12,10 +12,10 @@
 
 mod alerting;
 mod consul;
-mod kubernetes;
 mod decode;
 mod global;
 mod http;
+mod kubernetes;
 mod names;
 mod paths;
 mod remote;

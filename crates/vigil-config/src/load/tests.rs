@@ -132,9 +132,7 @@ fn unsupported_sd_gives_one_warning() {
     .unwrap();
     assert_eq!(
         l.warnings,
-        vec![
-            "job \"k\": ec2_sd_configs is not supported by vigil and is ignored".to_string()
-        ]
+        vec!["job \"k\": ec2_sd_configs is not supported by vigil and is ignored".to_string()]
     );
     assert_eq!(
         l.config.scrape_configs[0].static_configs[0].targets,
