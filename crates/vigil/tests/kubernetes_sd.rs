@@ -32,6 +32,8 @@ struct Cluster {
     generation: u64,
     /// (path and query, authorization header) of every request.
     log: Vec<(String, String)>,
+    /// Fixed lists by path (overriding the built-in nodes and namespaces), watched like them.
+    extra: BTreeMap<&'static str, Value>,
 }
 
 #[derive(Default)]
@@ -164,13 +166,14 @@ impl FakeApi {
         }
         // Nodes and namespaces (for `attach_metadata`): a fixed list, and watches that send
         // nothing until the server ends them.
-        let fixed = match path {
+        let extra = self.state.lock().unwrap().extra.get(path).cloned();
+        let fixed = extra.or(match path {
             "/api/v1/nodes" => Some(json!([{"metadata": {"name": "node-1",
                 "resourceVersion": "1", "labels": {"topology.kubernetes.io/zone": "z1"}}}])),
             "/api/v1/namespaces" => Some(json!([{"metadata": {"name": "default",
                 "resourceVersion": "1", "annotations": {"owner": "team-a"}}}])),
             _ => None,
-        };
+        });
         if let Some(items) = fixed {
             if params.get("watch").map(String::as_str) != Some("1") {
                 let body = json!({"metadata": {"resourceVersion": "1"}, "items": items});
@@ -509,5 +512,248 @@ fn kubernetes_sd_kubeconfig_file_and_attach_metadata() {
     assert!(
         m.contains("\nprometheus_sd_kubernetes_failures_total "),
         "{m}"
+    );
+}
+
+/// One job per role against one object of each resource (the pod `web-0` on `node-1`, its
+/// service, endpoint slice, endpoints and ingress): every job's targets, with the labels
+/// `kubernetes_tests.rs` establishes for such objects.
+#[test]
+fn kubernetes_sd_every_role_end_to_end() {
+    let started = Instant::now();
+    let fake = Arc::new(FakeApi::default());
+    fake.put("web-0", "10.0.0.1", true, "web");
+    {
+        let mut s = fake.state.lock().unwrap();
+        s.extra.insert(
+            "/api/v1/nodes",
+            json!([{"metadata": {"name": "node-1", "resourceVersion": "1",
+                                 "labels": {"topology.kubernetes.io/zone": "z1"}},
+                    "spec": {"providerID": "fake://node-1"},
+                    "status": {"addresses": [{"type": "InternalIP", "address": "192.168.0.1"},
+                                             {"type": "Hostname", "address": "node-1"}],
+                               "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+                               "conditions": [{"type": "Ready", "status": "True"}]}}]),
+        );
+        s.extra.insert(
+            "/api/v1/services",
+            json!([{"metadata": {"name": "web", "namespace": "default", "resourceVersion": "1",
+                                 "labels": {"app.kubernetes.io/name": "web"}},
+                    "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.10",
+                             "ports": [{"name": "metrics", "protocol": "TCP", "port": 8080}]}}]),
+        );
+        s.extra.insert(
+            "/apis/discovery.k8s.io/v1/endpointslices",
+            json!([{"metadata": {"name": "web-abc12", "namespace": "default", "resourceVersion": "1",
+                                 "labels": {"kubernetes.io/service-name": "web"}},
+                    "addressType": "IPv4",
+                    "ports": [{"name": "metrics", "port": 8080, "protocol": "TCP"}],
+                    "endpoints": [{"addresses": ["10.0.0.1"],
+                                   "conditions": {"ready": true, "serving": true, "terminating": false},
+                                   "targetRef": {"kind": "Pod", "name": "web-0", "namespace": "default"},
+                                   "nodeName": "node-1"}]}]),
+        );
+        s.extra.insert(
+            "/api/v1/endpoints",
+            json!([{"metadata": {"name": "web", "namespace": "default", "resourceVersion": "1"},
+                    "subsets": [{"addresses": [{"ip": "10.0.0.1", "nodeName": "node-1",
+                                                "targetRef": {"kind": "Pod", "name": "web-0", "namespace": "default"}}],
+                                 "ports": [{"name": "metrics", "port": 8080, "protocol": "TCP"}]}]}]),
+        );
+        s.extra.insert(
+            "/apis/networking.k8s.io/v1/ingresses",
+            json!([{"metadata": {"name": "web", "namespace": "default", "resourceVersion": "1"},
+                    "spec": {"ingressClassName": "nginx", "tls": [{"hosts": ["web.example.com"]}],
+                             "rules": [{"host": "web.example.com",
+                                        "http": {"paths": [{"path": "/metrics"}]}}]}}]),
+        );
+    }
+    let api_port = Arc::clone(&fake).serve(0);
+    let roles = [
+        "pod",
+        "node",
+        "service",
+        "endpointslice",
+        "endpoints",
+        "ingress",
+    ];
+    let mut cfg = String::from("global:\n  scrape_interval: 1h\nscrape_configs:\n");
+    for role in roles {
+        cfg.push_str(&format!(
+            "  - job_name: k8s-{role}\n    kubernetes_sd_configs:\n      - role: {role}\n        api_server: http://127.0.0.1:{api_port}\n        bearer_token: {TOKEN}\n"
+        ));
+    }
+    let (_vigil, port, dir) = start_vigil(&cfg);
+
+    // (job, address) of every active target, sorted; duplicates kept.
+    let jobs = || {
+        let mut v: Vec<(String, String)> = active(port)
+            .iter()
+            .map(|t| {
+                (
+                    t["scrapePool"].as_str().unwrap_or("?").to_string(),
+                    t["discoveredLabels"]["__address__"]
+                        .as_str()
+                        .unwrap_or("?")
+                        .to_string(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let want: Vec<(String, String)> = [
+        ("k8s-endpoints", "10.0.0.1:8080"),
+        ("k8s-endpointslice", "10.0.0.1:8080"),
+        ("k8s-ingress", "web.example.com"),
+        ("k8s-node", "192.168.0.1:10250"),
+        ("k8s-pod", "10.0.0.1:8080"),
+        ("k8s-service", "web.default.svc:8080"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    wait_for_or(
+        Duration::from_secs(10),
+        "one target per role",
+        || jobs() == want,
+        || {
+            format!(
+                "targets: {:?}\nlog: {}",
+                jobs(),
+                std::fs::read_to_string(dir.join("vigil.log")).unwrap_or_default()
+            )
+        },
+    );
+    let targets = active(port);
+    let of = |job: &str| -> Value {
+        targets
+            .iter()
+            .find(|t| t["scrapePool"] == job)
+            .map(|t| t["discoveredLabels"].clone())
+            .unwrap()
+    };
+    let check = |job: &str, want: &[(&str, &str)]| {
+        let d = of(job);
+        for (k, v) in want {
+            assert_eq!(d[*k], *v, "{job}: {k} in {d}");
+        }
+    };
+
+    check(
+        "k8s-pod",
+        &[
+            ("__meta_kubernetes_namespace", "default"),
+            ("__meta_kubernetes_pod_name", "web-0"),
+            ("__meta_kubernetes_pod_ready", "true"),
+            ("__meta_kubernetes_pod_node_name", "node-1"),
+            ("__meta_kubernetes_pod_container_port_name", "metrics"),
+        ],
+    );
+    check(
+        "k8s-node",
+        &[
+            ("__meta_kubernetes_node_name", "node-1"),
+            ("__meta_kubernetes_node_provider_id", "fake://node-1"),
+            ("__meta_kubernetes_node_address_InternalIP", "192.168.0.1"),
+            ("__meta_kubernetes_node_address_Hostname", "node-1"),
+            ("__meta_kubernetes_node_condition_ready", "true"),
+            (
+                "__meta_kubernetes_node_label_topology_kubernetes_io_zone",
+                "z1",
+            ),
+        ],
+    );
+    let node = targets
+        .iter()
+        .find(|t| t["scrapePool"] == "k8s-node")
+        .unwrap();
+    assert_eq!(node["labels"]["instance"], "node-1", "{node}");
+    check(
+        "k8s-service",
+        &[
+            ("__meta_kubernetes_namespace", "default"),
+            ("__meta_kubernetes_service_name", "web"),
+            ("__meta_kubernetes_service_type", "ClusterIP"),
+            ("__meta_kubernetes_service_cluster_ip", "10.96.0.10"),
+            ("__meta_kubernetes_service_port_name", "metrics"),
+            ("__meta_kubernetes_service_port_number", "8080"),
+            ("__meta_kubernetes_service_port_protocol", "TCP"),
+            (
+                "__meta_kubernetes_service_label_app_kubernetes_io_name",
+                "web",
+            ),
+        ],
+    );
+    check(
+        "k8s-endpointslice",
+        &[
+            ("__meta_kubernetes_namespace", "default"),
+            ("__meta_kubernetes_endpointslice_name", "web-abc12"),
+            ("__meta_kubernetes_endpointslice_address_type", "IPv4"),
+            ("__meta_kubernetes_endpointslice_port", "8080"),
+            ("__meta_kubernetes_endpointslice_port_name", "metrics"),
+            ("__meta_kubernetes_endpointslice_port_protocol", "TCP"),
+            (
+                "__meta_kubernetes_endpointslice_endpoint_conditions_ready",
+                "true",
+            ),
+            (
+                "__meta_kubernetes_endpointslice_endpoint_node_name",
+                "node-1",
+            ),
+            ("__meta_kubernetes_endpointslice_address_target_kind", "Pod"),
+            (
+                "__meta_kubernetes_endpointslice_address_target_name",
+                "web-0",
+            ),
+            ("__meta_kubernetes_service_name", "web"),
+            ("__meta_kubernetes_pod_name", "web-0"),
+            ("__meta_kubernetes_pod_container_port_name", "metrics"),
+        ],
+    );
+    check(
+        "k8s-endpoints",
+        &[
+            ("__meta_kubernetes_namespace", "default"),
+            ("__meta_kubernetes_endpoints_name", "web"),
+            ("__meta_kubernetes_endpoint_port_name", "metrics"),
+            ("__meta_kubernetes_endpoint_port_protocol", "TCP"),
+            ("__meta_kubernetes_endpoint_ready", "true"),
+            ("__meta_kubernetes_endpoint_node_name", "node-1"),
+            ("__meta_kubernetes_endpoint_address_target_kind", "Pod"),
+            ("__meta_kubernetes_endpoint_address_target_name", "web-0"),
+            ("__meta_kubernetes_service_name", "web"),
+            ("__meta_kubernetes_pod_name", "web-0"),
+            ("__meta_kubernetes_pod_container_port_number", "8080"),
+        ],
+    );
+    check(
+        "k8s-ingress",
+        &[
+            ("__meta_kubernetes_namespace", "default"),
+            ("__meta_kubernetes_ingress_name", "web"),
+            ("__meta_kubernetes_ingress_class_name", "nginx"),
+            ("__meta_kubernetes_ingress_scheme", "https"),
+            ("__meta_kubernetes_ingress_host", "web.example.com"),
+            ("__meta_kubernetes_ingress_path", "/metrics"),
+        ],
+    );
+    // Labels a role does not set stay away (the pod role has no service, the service role
+    // no pod).
+    assert!(of("k8s-pod")["__meta_kubernetes_service_name"].is_null());
+    assert!(of("k8s-service")["__meta_kubernetes_pod_name"].is_null());
+    {
+        let s = fake.state.lock().unwrap();
+        assert!(
+            s.log.iter().all(|(_, a)| a == &format!("Bearer {TOKEN}")),
+            "{:?}",
+            s.log
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the test took {:?}",
+        started.elapsed()
     );
 }
