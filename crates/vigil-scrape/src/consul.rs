@@ -18,13 +18,13 @@
 //! all of them, which yields the same discovered label sets.
 
 use crate::discovery::SourcedGroup;
+use crate::sd_util::{AbortOnDrop, join_host_port, sanitize_label_name};
 use parking_lot::Mutex;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::task::JoinHandle;
 use vigil_config::{ConsulSdConfig, ScrapeConfig, TargetGroup};
 
 /// Prometheus' `watchTimeout`: the `wait` of every blocking query.
@@ -73,15 +73,6 @@ const CALL_SERVICE: usize = 1;
 
 // ---------------------------------------------------------------------------------------------
 // Running discoveries.
-
-/// Aborts a task when dropped, so dropping a discovery stops all of its watches.
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
 
 /// What a discovery's watches share: the current targets by service, and which service
 /// watches are live (a watch whose service was removed must not write again).
@@ -588,29 +579,6 @@ pub(crate) fn target_labels(entry: &Value, tag_separator: &str) -> BTreeMap<Stri
         }
     }
     l
-}
-
-/// Prometheus' `strutil.SanitizeLabelName`: every character outside `[a-zA-Z0-9_]` becomes
-/// `_`.
-pub(crate) fn sanitize_label_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-/// Go's `net.JoinHostPort`.
-fn join_host_port(host: &str, port: &str) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
 }
 
 /// Consul's `HealthChecks.AggregatedStatus`: maintenance beats critical beats warning beats

@@ -28,6 +28,7 @@
 //! has none.
 
 use crate::discovery::SourcedGroup;
+use crate::sd_util::join_host_port;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::tcp::TcpClientStream;
 use hickory_resolver::net::udp::UdpClientStream;
@@ -242,15 +243,6 @@ impl Answer {
 pub struct DnsGroup {
     pub source: String,
     pub targets: Vec<BTreeMap<String, String>>,
-}
-
-/// Go's `net.JoinHostPort`.
-fn join_host_port(host: &str, port: i64) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
 }
 
 /// Go's `IP.String()` of an AAAA address: IPv4-mapped addresses print as IPv4.

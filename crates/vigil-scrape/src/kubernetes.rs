@@ -28,13 +28,13 @@
 //! both, which yields the same discovered label sets.
 
 use crate::discovery::SourcedGroup;
+use crate::sd_util::{AbortOnDrop, join_host_port, sanitize_label_name};
 use parking_lot::Mutex;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::task::JoinHandle;
 use vigil_config::{
     Kubeconfig, KubernetesAttachMetadata, KubernetesSdConfig, ScrapeConfig, TargetGroup,
 };
@@ -95,15 +95,6 @@ fn counted(role: &str, resource: &str) -> Option<(usize, bool)> {
         ("endpoints" | "endpointslice", "services") => Some((idx("service")?, true)),
         ("endpoints", "pods") => Some((idx("pod")?, false)),
         _ => None,
-    }
-}
-
-/// Aborts a task when dropped.
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
@@ -822,19 +813,6 @@ fn s(v: &Value) -> String {
     }
 }
 
-/// Prometheus' `strutil.SanitizeLabelName`: every character outside `[a-zA-Z0-9_]` becomes `_`.
-pub(crate) fn sanitize_label_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 /// `addObjectMetaLabels`: `<role>_name`, labels and annotations with their `present` markers.
 fn object_meta_labels(ls: &mut Labels, o: &Value, role: &str) {
     ls.insert(format!("{META}{role}_name"), s(&o["metadata"]["name"]));
@@ -850,14 +828,6 @@ fn object_annotations_and_labels(ls: &mut Labels, o: &Value, role: &str) {
             ls.insert(format!("{META}{role}_{what}_{n}"), s(v));
             ls.insert(format!("{META}{role}_{what}present_{n}"), "true".into());
         }
-    }
-}
-
-fn join_host_port(host: &str, port: &str) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
     }
 }
 
@@ -1019,10 +989,7 @@ fn build_node(o: &Value) -> Vec<Labels> {
     let port = status["daemonEndpoints"]["kubeletEndpoint"]["Port"]
         .as_i64()
         .unwrap_or(0);
-    ls.insert(
-        "__address__".into(),
-        join_host_port(addr, &port.to_string()),
-    );
+    ls.insert("__address__".into(), join_host_port(addr, port));
     ls.insert("instance".into(), s(&o["metadata"]["name"]));
     for (ty, a) in &by_type {
         ls.insert(

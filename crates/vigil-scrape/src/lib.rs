@@ -16,6 +16,7 @@ mod manager;
 mod scrape_cache;
 mod scrape_loop;
 mod sd_manager;
+mod sd_util;
 mod target;
 
 pub use consul::render_metrics as consul_sd_metrics;
