@@ -10,7 +10,7 @@ mod common;
 
 use common::peers::start_sink;
 use common::*;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::time::Duration;
 
@@ -20,14 +20,7 @@ fn serve_http_sd(body: String) -> u16 {
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for mut conn in l.incoming().flatten() {
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                match conn.read(&mut chunk) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
-            }
+            let _ = read_request_head(&mut conn);
             let _ = conn.write_all(
                 format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

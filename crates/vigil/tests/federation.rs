@@ -310,37 +310,6 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// An exponential histogram with integral counts growing with `k` (as in
-/// `remote_histograms.rs`), with the given counter-reset hint.
-fn exp_hist(k: u32, hint: CounterResetHint) -> FloatHistogram {
-    let k = k as f64;
-    FloatHistogram {
-        counter_reset_hint: hint,
-        schema: 1,
-        zero_threshold: 0.001,
-        zero_count: 1.0 + k,
-        count: (1.0 + k) + (2.0 + 2.0 * k) + (1.0 + k),
-        sum: 17.25 * (k + 1.0),
-        positive_spans: vec![
-            Span {
-                offset: 0,
-                length: 1,
-            },
-            Span {
-                offset: 2,
-                length: 1,
-            },
-        ],
-        positive_buckets: vec![1.0 + k, 1.0 + k],
-        negative_spans: vec![Span {
-            offset: 1,
-            length: 1,
-        }],
-        negative_buckets: vec![1.0 + k],
-        custom_values: None,
-    }
-}
-
 /// A histogram with custom bounds 0.1, 0.5, 1: buckets (-Inf, 0.1] with 3, (0.5, 1] with 5
 /// and (1, +Inf] with 2.
 fn nhcb() -> FloatHistogram {

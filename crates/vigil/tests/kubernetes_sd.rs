@@ -10,7 +10,7 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -127,24 +127,11 @@ impl FakeApi {
     }
 
     fn handle(&self, mut conn: TcpStream) {
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-            match conn.read(&mut chunk) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-        let head = String::from_utf8_lossy(&buf).to_string();
+        let Some(head) = read_request_head(&mut conn) else {
+            return;
+        };
         let target = head.split(' ').nth(1).unwrap_or("/").to_string();
-        let auth = head
-            .lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .starts_with("authorization:")
-                    .then(|| l[14..].trim().to_string())
-            })
-            .unwrap_or_default();
+        let auth = request_header(&head, "authorization");
         let (path, query) = target.split_once('?').unwrap_or((&target, ""));
         let params: BTreeMap<String, String> = form_urlencoded::parse(query.as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))

@@ -19,7 +19,7 @@ use common::*;
 use prost::Message;
 use std::path::Path;
 use std::time::Duration;
-use vigil_model::histogram::{CounterResetHint, FloatHistogram, Span};
+use vigil_model::histogram::{CounterResetHint, FloatHistogram};
 use vigil_remote::{codec, prompb};
 
 fn now_ms() -> i64 {
@@ -29,38 +29,14 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// An exponential histogram with integral counts, growing with `k` (a counter histogram).
+/// The test histogram as a counter: "unknown" at the first sample, "no reset" after.
 fn hist(k: u32) -> FloatHistogram {
-    let k = k as f64;
-    FloatHistogram {
-        counter_reset_hint: if k == 0.0 {
-            CounterResetHint::Unknown
-        } else {
-            CounterResetHint::NotCounterReset
-        },
-        schema: 1,
-        zero_threshold: 0.001,
-        zero_count: 1.0 + k,
-        count: (1.0 + k) + (2.0 + 2.0 * k) + (1.0 + k),
-        sum: 17.25 * (k + 1.0),
-        positive_spans: vec![
-            Span {
-                offset: 0,
-                length: 1,
-            },
-            Span {
-                offset: 2,
-                length: 1,
-            },
-        ],
-        positive_buckets: vec![1.0 + k, 1.0 + k],
-        negative_spans: vec![Span {
-            offset: 1,
-            length: 1,
-        }],
-        negative_buckets: vec![1.0 + k],
-        custom_values: None,
-    }
+    let hint = if k == 0 {
+        CounterResetHint::Unknown
+    } else {
+        CounterResetHint::NotCounterReset
+    };
+    exp_hist(k, hint)
 }
 
 fn write_body(name: &str, hs: &[(i64, FloatHistogram)]) -> Vec<u8> {
@@ -367,20 +343,13 @@ mod expo {
 /// A scrape target serving one native histogram (`hist(k)` at its k-th scrape) in the
 /// delimited protobuf exposition format; returns its port.
 fn start_histogram_target() -> u16 {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for (k, conn) in l.incoming().enumerate() {
             let Ok(mut c) = conn else { continue };
-            let mut req = Vec::new();
-            let mut buf = [0u8; 4096];
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match c.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
-                }
-            }
+            let _ = read_request_head(&mut c);
             let h = codec::histogram_to_pb(0, &hist(k as u32));
             let Some(prompb::histogram::Count::CountInt(count)) = h.count else {
                 unreachable!()

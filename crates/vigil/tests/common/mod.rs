@@ -203,3 +203,64 @@ pub fn venv_python() -> String {
         .or_else(|| Path::new(&venv).exists().then(|| venv.clone()))
         .unwrap_or_else(|| "python3".into())
 }
+
+/// Reads an HTTP request up to the end of its head (for the tests' small fake servers);
+/// `None` when the peer closes first.
+pub fn read_request_head(conn: &mut impl std::io::Read) -> Option<String> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    Some(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// The value of header `name` (any case) in a request head, trimmed; empty when absent.
+pub fn request_header(head: &str, name: &str) -> String {
+    head.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// An exponential histogram (schema 1) with integral counts growing with `k`, carrying
+/// `hint`: the test histogram of the remote-write and federation tests.
+pub fn exp_hist(
+    k: u32,
+    hint: vigil_model::histogram::CounterResetHint,
+) -> vigil_model::histogram::FloatHistogram {
+    use vigil_model::histogram::{FloatHistogram, Span};
+    let k = k as f64;
+    FloatHistogram {
+        counter_reset_hint: hint,
+        schema: 1,
+        zero_threshold: 0.001,
+        zero_count: 1.0 + k,
+        count: (1.0 + k) + (2.0 + 2.0 * k) + (1.0 + k),
+        sum: 17.25 * (k + 1.0),
+        positive_spans: vec![
+            Span {
+                offset: 0,
+                length: 1,
+            },
+            Span {
+                offset: 2,
+                length: 1,
+            },
+        ],
+        positive_buckets: vec![1.0 + k, 1.0 + k],
+        negative_spans: vec![Span {
+            offset: 1,
+            length: 1,
+        }],
+        negative_buckets: vec![1.0 + k],
+        custom_values: None,
+    }
+}
