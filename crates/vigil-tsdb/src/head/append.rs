@@ -276,7 +276,7 @@ impl Head {
                     ..
                 } = &mut *c;
                 let encoder = encoder.get_or_insert_with(snap::raw::Encoder::new);
-                record::compress_records(buf, 0, scratch, encoder);
+                record::compress_records(buf, scratch, encoder);
             }
             let CommitState { wal, buf, .. } = &mut *c;
             if let Some(wal) = wal

@@ -35,17 +35,13 @@ pub const COMPRESSED: u8 = 0x80;
 /// Payloads shorter than this are left as they are: snappy would not make them smaller.
 const MIN_COMPRESS: usize = 64;
 
-/// Rewrites the records in `buf[from..]` with their payloads snappy-compressed where that
-/// makes them smaller (a record that would grow keeps its plain payload). `scratch` is reused
+/// Rewrites the records in `buf` with their payloads snappy-compressed where that makes them
+/// smaller (a record that would grow keeps its plain payload). The result is built in
+/// `scratch` and the two buffers are swapped, so the batch is copied once; both are reused
 /// between calls.
-pub fn compress_records(
-    buf: &mut Vec<u8>,
-    from: usize,
-    scratch: &mut Vec<u8>,
-    enc: &mut snap::raw::Encoder,
-) {
+pub fn compress_records(buf: &mut Vec<u8>, scratch: &mut Vec<u8>, enc: &mut snap::raw::Encoder) {
     scratch.clear();
-    let mut pos = from;
+    let mut pos = 0;
     while pos + HEADER_LEN <= buf.len() {
         let len = u32::from_le_bytes([buf[pos], buf[pos + 1], buf[pos + 2], buf[pos + 3]]) as usize;
         let kind = buf[pos + 4];
@@ -72,8 +68,7 @@ pub fn compress_records(
         finish(scratch, start);
         pos = end;
     }
-    buf.truncate(from);
-    buf.extend_from_slice(scratch);
+    std::mem::swap(buf, scratch);
 }
 
 /// A record's type and payload as written: a compressed one is decompressed into `scratch`.
@@ -532,7 +527,7 @@ mod tests {
         finish(&mut buf, small);
         let plain_bytes = buf.clone();
         let (mut scratch, mut enc) = (Vec::new(), snap::raw::Encoder::new());
-        compress_records(&mut buf, 0, &mut scratch, &mut enc);
+        compress_records(&mut buf, &mut scratch, &mut enc);
         assert!(buf.len() < plain_bytes.len());
         let a: Vec<(u8, Vec<u8>)> = Records::new(&plain_bytes, wal_type)
             .map(|(k, p)| (k, p.to_vec()))
