@@ -221,7 +221,13 @@ impl ScrapeManager {
                 keep
             });
             for target in wanted {
-                if pool.loops.contains_key(&target) {
+                if let Some(running) = pool.loops.get(&target) {
+                    // The same target (URL and labels) with other discovered labels: the loop
+                    // goes on; the API shows what was discovered last.
+                    let mut st = running.status.lock();
+                    if st.discovered != target.discovered {
+                        st.discovered = target.discovered.clone();
+                    }
                     continue;
                 }
                 let sc = &pool.config;

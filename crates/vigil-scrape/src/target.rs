@@ -8,7 +8,12 @@ use vigil_config::{ScrapeConfig, relabel};
 use vigil_model::{Labels, LabelsBuilder};
 
 /// One scrape target: where to scrape and the labels every sample from it gets.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// Two targets are the same target when their URL and labels are (Prometheus' target hash):
+/// the discovered labels are not part of it, so a change that relabeling does not carry into
+/// the target (a pod becoming ready, a new annotation) keeps its scrape loop running, and
+/// discovered addresses that relabel into one target are scraped once.
+#[derive(Debug, Clone)]
 pub struct Target {
     /// The URL to scrape, query parameters included.
     pub url: String,
@@ -18,19 +23,41 @@ pub struct Target {
     pub discovered: Labels,
 }
 
+impl PartialEq for Target {
+    fn eq(&self, other: &Self) -> bool {
+        self.url == other.url && self.labels == other.labels
+    }
+}
+
+impl Eq for Target {}
+
+impl std::hash::Hash for Target {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.url.hash(state);
+        self.labels.hash(state);
+    }
+}
+
 /// The targets of a scrape config, and the discovered label sets that relabeling dropped.
 pub fn targets_from_groups(
     cfg: &ScrapeConfig,
     groups: &[SourcedGroup],
 ) -> (Vec<Target>, Vec<Labels>) {
     let (mut out, mut dropped) = (Vec::new(), Vec::new());
+    let mut seen = std::collections::HashSet::new();
     for g in groups {
         for addr in &g.group.targets {
             let discovered = discovered_labels(cfg, g, addr);
             match relabel::process(&discovered, &cfg.relabel_configs)
                 .and_then(|l| finish_target(cfg, discovered.clone(), l))
             {
-                Some(t) => out.push(t),
+                // The first of several addresses that become the same target is kept, as
+                // Prometheus keeps one loop per target hash.
+                Some(t) => {
+                    if seen.insert((t.url.clone(), t.labels.clone())) {
+                        out.push(t);
+                    }
+                }
                 None => dropped.push(discovered),
             }
         }
@@ -73,19 +100,27 @@ fn finish_target(cfg: &ScrapeConfig, discovered: Labels, labels: Labels) -> Opti
         .to_string();
     let scheme = labels.get("__scheme__").unwrap_or("http");
     let path = labels.get("__metrics_path__").unwrap_or("/metrics");
-    let mut query: Vec<(String, String)> = Vec::new();
-    for (k, vs) in &cfg.params {
-        // A relabeled __param_ label overrides the first value, as in Prometheus.
-        let first = labels.get(&format!("__param_{k}")).map(str::to_string);
-        for (i, v) in vs.iter().enumerate() {
-            let v = if i == 0 {
-                first.clone().unwrap_or_else(|| v.clone())
-            } else {
-                v.clone()
-            };
-            query.push((k.clone(), v));
+    // The config's `params`, then every `__param_<name>` label (set there or by relabeling):
+    // it replaces the first value of <name> or adds it, as Prometheus' target URL does; keys
+    // in order, as Go's `url.Values.Encode` writes them.
+    let mut params: std::collections::BTreeMap<&str, Vec<&str>> = cfg
+        .params
+        .iter()
+        .map(|(k, vs)| (k.as_str(), vs.iter().map(String::as_str).collect()))
+        .collect();
+    for l in labels.iter() {
+        if let Some(k) = l.name.strip_prefix("__param_") {
+            let vs = params.entry(k).or_default();
+            match vs.first_mut() {
+                Some(first) => *first = &l.value,
+                None => vs.push(&l.value),
+            }
         }
     }
+    let query: Vec<(&str, &str)> = params
+        .iter()
+        .flat_map(|(k, vs)| vs.iter().map(move |v| (*k, *v)))
+        .collect();
     let mut url = format!("{scheme}://{addr}{path}");
     if !query.is_empty() {
         let qs: Vec<String> = query
@@ -112,6 +147,9 @@ fn encode(s: &str) -> String {
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
             out.push(b as char);
+        } else if b == b' ' {
+            // Go's url.QueryEscape.
+            out.push('+');
         } else {
             out.push_str(&format!("%{b:02X}"));
         }
@@ -173,5 +211,33 @@ mod tests {
         assert_eq!(t[0].labels.get("job"), Some("custom"));
         assert_eq!(dropped.len(), 1);
         assert_eq!(dropped[0].get("__address__"), Some("drop:2"));
+    }
+
+    /// The blackbox-exporter pattern: relabeling sets `__param_target` that the config's
+    /// `params` do not name; it is in the URL (keys sorted, values escaped as Go does), and it
+    /// replaces the first value of a configured parameter.
+    #[test]
+    fn relabeled_params_reach_the_url() {
+        let c = cfg(
+            "scrape_configs:\n  - job_name: probe\n    metrics_path: /probe\n    params:\n      module: [http_2xx, b]\n    relabel_configs:\n      - source_labels: [__address__]\n        target_label: __param_target\n      - target_label: __param_module\n        replacement: tcp connect\n      - target_label: __address__\n        replacement: bb:9115\n",
+        );
+        let (t, _) = targets_from_groups(&c, &[group(&["https://a.example/x?y=1"], &[])]);
+        assert_eq!(
+            t[0].url,
+            "http://bb:9115/probe?module=tcp+connect&module=b&target=https%3A%2F%2Fa.example%2Fx%3Fy%3D1"
+        );
+    }
+
+    /// Addresses that relabel into the same URL and labels are one target (the first).
+    #[test]
+    fn identical_targets_are_one() {
+        let c = cfg(
+            "scrape_configs:\n  - job_name: j\n    relabel_configs:\n      - source_labels: [__address__]\n        regex: '([^:]+):.*'\n        replacement: '$1:9090'\n        target_label: __address__\n",
+        );
+        let (t, dropped) = targets_from_groups(&c, &[group(&["p:1", "p:2", "q:1"], &[])]);
+        let urls: Vec<&str> = t.iter().map(|t| t.url.as_str()).collect();
+        assert_eq!(urls, ["http://p:9090/metrics", "http://q:9090/metrics"]);
+        assert_eq!(t[0].discovered.get("__address__"), Some("p:1"));
+        assert!(dropped.is_empty());
     }
 }

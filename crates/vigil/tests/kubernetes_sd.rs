@@ -7,248 +7,12 @@
 
 mod common;
 
+use common::kube::{FakeApi, TOKEN};
 use common::*;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
-use std::io::Write;
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-const TOKEN: &str = "s3cr3t-token";
-
-#[derive(Default)]
-struct Cluster {
-    rv: u64,
-    pods: BTreeMap<String, Value>,
-    /// (resource version, event type, object).
-    history: Vec<(u64, &'static str, Value)>,
-    /// Watches from a version below this get 410.
-    oldest: u64,
-    /// Answer 410 as an `ERROR` event in a 200 stream instead of an HTTP status.
-    gone_as_event: bool,
-    /// Bumped to end every open watch stream.
-    generation: u64,
-    /// (path and query, authorization header) of every request.
-    log: Vec<(String, String)>,
-    /// Fixed lists by path (overriding the built-in nodes and namespaces), watched like them.
-    extra: BTreeMap<&'static str, Value>,
-}
-
-#[derive(Default)]
-struct FakeApi {
-    state: Mutex<Cluster>,
-    moved: Condvar,
-    down: AtomicBool,
-}
-
-fn pod(name: &str, ip: &str, ready: bool, app: &str, rv: u64) -> Value {
-    json!({
-        "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}"),
-                     "resourceVersion": rv.to_string(), "labels": {"app.kubernetes.io/name": app}},
-        "spec": {"nodeName": "node-1", "containers": [
-            {"name": "main", "image": "img:1", "ports": [{"name": "metrics", "containerPort": 8080, "protocol": "TCP"}]}
-        ]},
-        "status": {"podIP": ip, "hostIP": "192.168.0.1", "phase": "Running",
-                   "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}
-    })
-}
-
-impl FakeApi {
-    fn put(&self, name: &str, ip: &str, ready: bool, app: &str) {
-        let mut s = self.state.lock().unwrap();
-        s.rv += 1;
-        let p = pod(name, ip, ready, app, s.rv);
-        let ty = if s.pods.contains_key(name) {
-            "MODIFIED"
-        } else {
-            "ADDED"
-        };
-        s.pods.insert(name.into(), p.clone());
-        let rv = s.rv;
-        s.history.push((rv, ty, p));
-        self.moved.notify_all();
-    }
-
-    fn delete(&self, name: &str) {
-        let mut s = self.state.lock().unwrap();
-        s.rv += 1;
-        let mut p = s.pods.remove(name).unwrap();
-        p["metadata"]["resourceVersion"] = json!(s.rv.to_string());
-        let rv = s.rv;
-        s.history.push((rv, "DELETED", p));
-        self.moved.notify_all();
-    }
-
-    /// Forgets the history (as etcd compaction does) and ends the open watches, so that the
-    /// next watch from vigil's version is answered with 410.
-    fn compact(&self, as_event: bool) {
-        let mut s = self.state.lock().unwrap();
-        s.oldest = s.rv + 1;
-        s.history.clear();
-        s.gone_as_event = as_event;
-        s.generation += 1;
-        self.moved.notify_all();
-    }
-
-    fn lists(&self) -> usize {
-        let s = self.state.lock().unwrap();
-        s.log.iter().filter(|(q, _)| !q.contains("watch=1")).count()
-    }
-
-    /// Serves on `port` (0: any) until the process ends; while `down`, the port is closed.
-    fn serve(self: Arc<Self>, port: u16) -> u16 {
-        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        listener.set_nonblocking(true).unwrap();
-        std::thread::spawn(move || {
-            let mut listener = Some(listener);
-            loop {
-                let down = self.down.load(Ordering::SeqCst);
-                if down && listener.is_some() {
-                    listener = None;
-                } else if !down && listener.is_none() {
-                    let l = TcpListener::bind(("127.0.0.1", port)).unwrap();
-                    l.set_nonblocking(true).unwrap();
-                    listener = Some(l);
-                }
-                match listener.as_ref().map(|l| l.accept()) {
-                    Some(Ok((conn, _))) => {
-                        conn.set_nonblocking(false).unwrap();
-                        let me = Arc::clone(&self);
-                        std::thread::spawn(move || me.handle(conn));
-                    }
-                    _ => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
-        });
-        port
-    }
-
-    fn handle(&self, mut conn: TcpStream) {
-        let Some(head) = read_request_head(&mut conn) else {
-            return;
-        };
-        let target = head.split(' ').nth(1).unwrap_or("/").to_string();
-        let auth = request_header(&head, "authorization");
-        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-        let params: BTreeMap<String, String> = form_urlencoded::parse(query.as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        let generation = {
-            let mut s = self.state.lock().unwrap();
-            s.log.push((target.clone(), auth.clone()));
-            s.generation
-        };
-        let reply = |conn: &mut TcpStream, status: &str, body: &str| {
-            let _ = write!(
-                conn,
-                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        };
-        if auth != format!("Bearer {TOKEN}") {
-            return reply(&mut conn, "401 Unauthorized", "{}");
-        }
-        // Nodes and namespaces (for `attach_metadata`): a fixed list, and watches that send
-        // nothing until the server ends them.
-        let extra = self.state.lock().unwrap().extra.get(path).cloned();
-        let fixed = extra.or(match path {
-            "/api/v1/nodes" => Some(json!([{"metadata": {"name": "node-1",
-                "resourceVersion": "1", "labels": {"topology.kubernetes.io/zone": "z1"}}}])),
-            "/api/v1/namespaces" => Some(json!([{"metadata": {"name": "default",
-                "resourceVersion": "1", "annotations": {"owner": "team-a"}}}])),
-            _ => None,
-        });
-        if let Some(items) = fixed {
-            if params.get("watch").map(String::as_str) != Some("1") {
-                let body = json!({"metadata": {"resourceVersion": "1"}, "items": items});
-                return reply(&mut conn, "200 OK", &body.to_string());
-            }
-            let _ = write!(
-                conn,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
-            );
-            let mut s = self.state.lock().unwrap();
-            while s.generation == generation && !self.down.load(Ordering::SeqCst) {
-                s = self
-                    .moved
-                    .wait_timeout(s, Duration::from_millis(100))
-                    .unwrap()
-                    .0;
-            }
-            return;
-        }
-        if path != "/api/v1/pods" {
-            return reply(&mut conn, "404 Not Found", "{}");
-        }
-        if params.get("watch").map(String::as_str) != Some("1") {
-            let s = self.state.lock().unwrap();
-            let body = json!({"kind": "PodList", "apiVersion": "v1",
-                "metadata": {"resourceVersion": s.rv.to_string()},
-                "items": s.pods.values().cloned().collect::<Vec<_>>()});
-            drop(s);
-            return reply(&mut conn, "200 OK", &body.to_string());
-        }
-        assert_eq!(params["allowWatchBookmarks"], "true");
-        let from: u64 = params["resourceVersion"].parse().unwrap_or(0);
-        let gone = json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1",
-            "status": "Failure", "reason": "Expired", "code": 410,
-            "message": format!("too old resource version: {from}")}});
-        {
-            let s = self.state.lock().unwrap();
-            if from < s.oldest {
-                if s.gone_as_event {
-                    drop(s);
-                    let _ = write!(
-                        conn,
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{gone}\n"
-                    );
-                    return;
-                }
-                drop(s);
-                return reply(&mut conn, "410 Gone", &gone["object"].to_string());
-            }
-        }
-        if write!(
-            conn,
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
-        )
-        .is_err()
-        {
-            return;
-        }
-        let mut sent = from;
-        let mut s = self.state.lock().unwrap();
-        loop {
-            if s.generation != generation || self.down.load(Ordering::SeqCst) {
-                return;
-            }
-            let mut out = String::new();
-            for (rv, ty, obj) in &s.history {
-                if *rv > sent {
-                    out.push_str(&json!({"type": ty, "object": obj}).to_string());
-                    out.push('\n');
-                    sent = *rv;
-                }
-            }
-            if !out.is_empty() {
-                drop(s);
-                if conn.write_all(out.as_bytes()).is_err() {
-                    return;
-                }
-                s = self.state.lock().unwrap();
-                continue;
-            }
-            s = self
-                .moved
-                .wait_timeout(s, Duration::from_millis(100))
-                .unwrap()
-                .0;
-        }
-    }
-}
 
 fn active(port: u16) -> Vec<Value> {
     let (_, t) = api(port, "/api/v1/targets?state=active");
@@ -385,7 +149,7 @@ fn kubernetes_sd_pods_follow_list_watch_gone_and_restart() {
     );
     fake.delete("web-1");
     converge(port, &dir, "a deleted pod", &[("web-0", "true")]);
-    let watches_so_far = fake.lists();
+    let watches_so_far = fake.lists("pods");
     assert_eq!(watches_so_far, 1, "no re-list without 410");
 
     // 410 Gone as an HTTP status: vigil lists again and sees what the watch missed.
@@ -398,10 +162,10 @@ fn kubernetes_sd_pods_follow_list_watch_gone_and_restart() {
         "a re-list after 410 Gone",
         &[("web-0", "true"), ("web-2", "true"), ("web-3", "true")],
     );
-    assert!(fake.lists() >= 2, "re-listed");
+    assert!(fake.lists("pods") >= 2, "re-listed");
 
     // 410 as an ERROR event in the watch stream.
-    let lists = fake.lists();
+    let lists = fake.lists("pods");
     fake.compact(true);
     fake.delete("web-2");
     converge(
@@ -410,7 +174,10 @@ fn kubernetes_sd_pods_follow_list_watch_gone_and_restart() {
         "a re-list after an ERROR 410 event",
         &[("web-0", "true"), ("web-3", "true")],
     );
-    assert!(fake.lists() > lists, "re-listed after the ERROR event");
+    assert!(
+        fake.lists("pods") > lists,
+        "re-listed after the ERROR event"
+    );
 
     // The API server restarts mid-watch: the targets stay while it is away, and changes made
     // meanwhile arrive once it is back.
@@ -444,6 +211,14 @@ fn kubernetes_sd_pods_follow_list_watch_gone_and_restart() {
 fn kubernetes_sd_kubeconfig_file_and_attach_metadata() {
     let fake = Arc::new(FakeApi::default());
     fake.put("web-0", "10.0.0.1", true, "web");
+    fake.apply(
+        "nodes",
+        json!({"metadata": {"name": "node-1", "labels": {"topology.kubernetes.io/zone": "z1"}}}),
+    );
+    fake.apply(
+        "namespaces",
+        json!({"metadata": {"name": "default", "annotations": {"owner": "team-a"}}}),
+    );
     let api_port = Arc::clone(&fake).serve(0);
     let kdir = tempdir("kubeconfig");
     let kubeconfig = kdir.join("config");
@@ -511,48 +286,47 @@ fn kubernetes_sd_every_role_end_to_end() {
     let fake = Arc::new(FakeApi::default());
     fake.put("web-0", "10.0.0.1", true, "web");
     {
-        let mut s = fake.state.lock().unwrap();
-        s.extra.insert(
-            "/api/v1/nodes",
-            json!([{"metadata": {"name": "node-1", "resourceVersion": "1",
+        fake.apply(
+            "nodes",
+            json!({"metadata": {"name": "node-1", "resourceVersion": "1",
                                  "labels": {"topology.kubernetes.io/zone": "z1"}},
                     "spec": {"providerID": "fake://node-1"},
                     "status": {"addresses": [{"type": "InternalIP", "address": "192.168.0.1"},
                                              {"type": "Hostname", "address": "node-1"}],
                                "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
-                               "conditions": [{"type": "Ready", "status": "True"}]}}]),
+                               "conditions": [{"type": "Ready", "status": "True"}]}}),
         );
-        s.extra.insert(
-            "/api/v1/services",
-            json!([{"metadata": {"name": "web", "namespace": "default", "resourceVersion": "1",
+        fake.apply(
+            "services",
+            json!({"metadata": {"name": "web", "namespace": "default", "resourceVersion": "1",
                                  "labels": {"app.kubernetes.io/name": "web"}},
                     "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.10",
-                             "ports": [{"name": "metrics", "protocol": "TCP", "port": 8080}]}}]),
+                             "ports": [{"name": "metrics", "protocol": "TCP", "port": 8080}]}}),
         );
-        s.extra.insert(
-            "/apis/discovery.k8s.io/v1/endpointslices",
-            json!([{"metadata": {"name": "web-abc12", "namespace": "default", "resourceVersion": "1",
+        fake.apply(
+            "endpointslices",
+            json!({"metadata": {"name": "web-abc12", "namespace": "default", "resourceVersion": "1",
                                  "labels": {"kubernetes.io/service-name": "web"}},
                     "addressType": "IPv4",
                     "ports": [{"name": "metrics", "port": 8080, "protocol": "TCP"}],
                     "endpoints": [{"addresses": ["10.0.0.1"],
                                    "conditions": {"ready": true, "serving": true, "terminating": false},
                                    "targetRef": {"kind": "Pod", "name": "web-0", "namespace": "default"},
-                                   "nodeName": "node-1"}]}]),
+                                   "nodeName": "node-1"}]}),
         );
-        s.extra.insert(
-            "/api/v1/endpoints",
-            json!([{"metadata": {"name": "web", "namespace": "default", "resourceVersion": "1"},
+        fake.apply(
+            "endpoints",
+            json!({"metadata": {"name": "web", "namespace": "default", "resourceVersion": "1"},
                     "subsets": [{"addresses": [{"ip": "10.0.0.1", "nodeName": "node-1",
                                                 "targetRef": {"kind": "Pod", "name": "web-0", "namespace": "default"}}],
-                                 "ports": [{"name": "metrics", "port": 8080, "protocol": "TCP"}]}]}]),
+                                 "ports": [{"name": "metrics", "port": 8080, "protocol": "TCP"}]}]}),
         );
-        s.extra.insert(
-            "/apis/networking.k8s.io/v1/ingresses",
-            json!([{"metadata": {"name": "web", "namespace": "default", "resourceVersion": "1"},
+        fake.apply(
+            "ingresses",
+            json!({"metadata": {"name": "web", "namespace": "default", "resourceVersion": "1"},
                     "spec": {"ingressClassName": "nginx", "tls": [{"hosts": ["web.example.com"]}],
                              "rules": [{"host": "web.example.com",
-                                        "http": {"paths": [{"path": "/metrics"}]}}]}}]),
+                                        "http": {"paths": [{"path": "/metrics"}]}}]}}),
         );
     }
     let api_port = Arc::clone(&fake).serve(0);
@@ -742,5 +516,637 @@ fn kubernetes_sd_every_role_end_to_end() {
         started.elapsed() < Duration::from_secs(20),
         "the test took {:?}",
         started.elapsed()
+    );
+}
+
+const KUBECTL: &str = "/usr/bin/kubectl";
+
+/// A model-serving namespace: the API server's own `kubernetes` service and endpoints, a node,
+/// two pods of `model` (one ready, one not; a server container with three ports, a sidecar
+/// without ports, an init container), their service (two ports) and endpoints, an ingress,
+/// and a pending pod annotated for scraping.
+fn seed_model_cluster(fake: &FakeApi) {
+    fake.apply(
+        "namespaces",
+        json!({"metadata": {"name": "default", "labels": {"kubernetes.io/metadata.name": "default"}}}),
+    );
+    fake.apply(
+        "nodes",
+        json!({"metadata": {"name": "node-1", "labels": {"kubernetes.io/hostname": "node-1",
+                                                          "node-role.kubernetes.io/worker": ""}},
+               "status": {"addresses": [{"type": "InternalIP", "address": "192.168.0.1"},
+                                        {"type": "Hostname", "address": "node-1"}],
+                          "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}}}}),
+    );
+    fake.apply(
+        "services",
+        json!({"metadata": {"name": "kubernetes", "namespace": "default",
+                            "labels": {"component": "apiserver", "provider": "kubernetes"}},
+               "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.1",
+                        "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]}}),
+    );
+    fake.apply(
+        "endpoints",
+        json!({"metadata": {"name": "kubernetes", "namespace": "default",
+                            "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+               "subsets": [{"addresses": [{"ip": "192.168.0.1"}],
+                            "ports": [{"name": "https", "port": 6443, "protocol": "TCP"}]}]}),
+    );
+    for (name, ip, ready) in [
+        ("model-0", "10.0.0.1", true),
+        ("model-1", "10.0.0.2", false),
+    ] {
+        let annotations = if ready {
+            json!({"prometheus.io/scrape": "true", "prometheus.io/port": "9090",
+                   "prometheus.io/path": "/stats"})
+        } else {
+            json!({})
+        };
+        fake.apply(
+            "pods",
+            json!({"metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}"),
+                                "labels": {"app": "model", "pod-template-hash": "abc"},
+                                "annotations": annotations},
+                   "spec": {"nodeName": "node-1",
+                            "initContainers": [{"name": "fetch-weights", "image": "fetch:1"}],
+                            "containers": [
+                                {"name": "server", "image": "model:2", "ports": [
+                                    {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+                                    {"name": "grpc", "containerPort": 9000, "protocol": "TCP"},
+                                    {"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]},
+                                {"name": "sidecar", "image": "proxy:1"}]},
+                   "status": {"podIP": ip, "hostIP": "192.168.0.1", "phase": "Running",
+                              "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]}}),
+        );
+    }
+    fake.apply(
+        "pods",
+        json!({"metadata": {"name": "batch-0", "namespace": "default",
+                            "annotations": {"prometheus.io/scrape": "true"}},
+               "spec": {"nodeName": "node-1", "containers": [{"name": "job", "image": "job:1"}]},
+               "status": {"podIP": "10.0.0.9", "phase": "Pending"}}),
+    );
+    fake.apply(
+        "services",
+        json!({"metadata": {"name": "model", "namespace": "default", "labels": {"app": "model"},
+                            "annotations": {"prometheus.io/scrape": "true"}},
+               "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.20",
+                        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"},
+                                  {"name": "grpc", "port": 9000, "protocol": "TCP"}]}}),
+    );
+    fake.apply(
+        "endpoints",
+        json!({"metadata": {"name": "model", "namespace": "default", "labels": {"app": "model"}},
+               "subsets": [{"addresses": [{"ip": "10.0.0.1", "nodeName": "node-1",
+                                           "targetRef": {"kind": "Pod", "name": "model-0", "namespace": "default"}}],
+                            "notReadyAddresses": [{"ip": "10.0.0.2", "nodeName": "node-1",
+                                           "targetRef": {"kind": "Pod", "name": "model-1", "namespace": "default"}}],
+                            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"},
+                                      {"name": "grpc", "port": 9000, "protocol": "TCP"}]}]}),
+    );
+    fake.apply(
+        "ingresses",
+        json!({"metadata": {"name": "model", "namespace": "default"},
+               "spec": {"rules": [{"host": "model.example.com",
+                                   "http": {"paths": [{"path": "/predict", "pathType": "Prefix",
+                                       "backend": {"service": {"name": "model", "port": {"number": 8080}}}}]}}]}}),
+    );
+}
+
+/// A kubeconfig for the fake (TLS with its certificate as the CA, the token), in `dir`.
+fn write_kubeconfig(dir: &std::path::Path, api_port: u16, ca_pem: &str) -> std::path::PathBuf {
+    std::fs::write(dir.join("ca.crt"), ca_pem).unwrap();
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: fake\ncontexts:\n  - name: fake\n    context: {{cluster: c, user: u, namespace: default}}\nclusters:\n  - name: c\n    cluster: {{server: 'https://127.0.0.1:{api_port}', certificate-authority: ca.crt}}\nusers:\n  - name: u\n    user: {{token: {TOKEN}}}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// The fake is held to the real client: `kubectl` (client-go) reads its discovery documents,
+/// lists every resource vigil watches over TLS with the token, filters with label and field
+/// selectors, and watches pods, decoding everything the fake sends. Skipped with a message
+/// when kubectl is missing (`.ci/run` installs it).
+#[test]
+fn kubectl_lists_selects_and_watches_the_fake_api_server() {
+    if !std::path::Path::new(KUBECTL).exists() {
+        eprintln!("skipped: {KUBECTL} is missing (apt-get install kubectl)");
+        return;
+    }
+    let fake = Arc::new(FakeApi::with_tls());
+    seed_model_cluster(&fake);
+    let api_port = Arc::clone(&fake).serve(0);
+    let dir = tempdir("kubectl");
+    let kubeconfig = write_kubeconfig(&dir, api_port, &fake.ca_pem);
+    let command = || {
+        let mut c = std::process::Command::new(KUBECTL);
+        c.arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--cache-dir")
+            .arg(dir.join("cache"))
+            .arg("--request-timeout=10s")
+            .env("HOME", &dir);
+        c
+    };
+    let names = |args: &[&str]| -> Vec<String> {
+        let out = command().args(args).args(["-o", "json"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut n: Vec<String> = v["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{v}"))
+            .iter()
+            .map(|o| {
+                let m = &o["metadata"];
+                match m["namespace"].as_str() {
+                    Some(ns) => format!("{ns}/{}", m["name"].as_str().unwrap()),
+                    None => m["name"].as_str().unwrap().to_string(),
+                }
+            })
+            .collect();
+        n.sort();
+        n
+    };
+    let pods = ["default/batch-0", "default/model-0", "default/model-1"];
+    assert_eq!(names(&["get", "pods", "-A"]), pods);
+    assert_eq!(names(&["get", "nodes"]), ["node-1"]);
+    assert_eq!(names(&["get", "namespaces"]), ["default"]);
+    assert_eq!(
+        names(&["get", "services", "-A"]),
+        ["default/kubernetes", "default/model"]
+    );
+    assert_eq!(
+        names(&["get", "endpoints", "-n", "default"]),
+        ["default/kubernetes", "default/model"]
+    );
+    assert_eq!(
+        names(&["get", "ingresses.networking.k8s.io", "-A"]),
+        ["default/model"]
+    );
+    assert_eq!(
+        names(&["get", "endpointslices.discovery.k8s.io", "-A"]),
+        Vec::<String>::new()
+    );
+    // Selectors as vigil sends them (label: equality, inequality, existence; field).
+    assert_eq!(
+        names(&["get", "pods", "-A", "-l", "app=model,pod-template-hash"]),
+        ["default/model-0", "default/model-1"]
+    );
+    assert_eq!(
+        names(&["get", "pods", "-A", "-l", "app!=model"]),
+        ["default/batch-0"]
+    );
+    assert_eq!(
+        names(&[
+            "get",
+            "pods",
+            "-A",
+            "--field-selector",
+            "metadata.name=model-1"
+        ]),
+        ["default/model-1"]
+    );
+
+    // A watch: the current pods, then an added and a deleted one, decoded by client-go.
+    let mut child = command()
+        .args([
+            "get",
+            "pods",
+            "-A",
+            "-o",
+            "json",
+            "--watch",
+            "--output-watch-events",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for v in serde_json::Deserializer::from_reader(stdout).into_iter::<Value>() {
+            let Ok(v) = v else { return };
+            let name = v["object"]["metadata"]["name"]
+                .as_str()
+                .unwrap_or("?")
+                .to_string();
+            if tx
+                .send((v["type"].as_str().unwrap_or("?").to_string(), name))
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut expect = |want: (&str, &str)| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !seen
+            .iter()
+            .any(|(t, n): &(String, String)| (t.as_str(), n.as_str()) == want)
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(e) => seen.push(e),
+                Err(_) => panic!("kubectl never showed {want:?}; saw {seen:?}"),
+            }
+        }
+    };
+    expect(("ADDED", "model-0"));
+    expect(("ADDED", "model-1"));
+    fake.put("model-2", "10.0.0.3", true, "model");
+    expect(("ADDED", "model-2"));
+    fake.put("model-2", "10.0.0.3", false, "model");
+    expect(("MODIFIED", "model-2"));
+    assert!(fake.remove("pods", "default", "model-0"));
+    expect(("DELETED", "model-0"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let s = fake.state.lock().unwrap();
+    eprintln!(
+        "kubectl made {} requests: {:?}",
+        s.log.len(),
+        s.log.iter().map(|(q, _)| q).collect::<Vec<_>>()
+    );
+    assert!(
+        s.log
+            .iter()
+            .any(|(q, _)| q.starts_with("/api/v1/pods?") && q.contains("watch=true"))
+    );
+    assert!(
+        s.log.iter().all(|(_, a)| a == &format!("Bearer {TOKEN}")),
+        "{:?}",
+        s.log
+    );
+}
+
+/// Why an in-cluster run (vigil under `unshare -m` with a tmpfs over `/run` holding
+/// `/run/secrets/kubernetes.io/serviceaccount`) cannot happen here, if it cannot.
+fn in_cluster_unavailable() -> Option<String> {
+    let ok = std::process::Command::new("unshare")
+        .args([
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            "mount -t tmpfs tmpfs /run",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    (!ok).then(|| "`unshare -m` with a tmpfs mount needs root".to_string())
+}
+
+/// Runs vigil in-cluster against the fake: `KUBERNETES_SERVICE_HOST`/`_PORT` point at it and
+/// the service account directory (`/var/run/secrets/kubernetes.io/serviceaccount`, which the
+/// scrape jobs' `tls_config` and `authorization` also read) is `sa` bind-mounted into a
+/// private mount namespace.
+fn start_in_cluster(
+    config: &str,
+    api_port: u16,
+    sa: &std::path::Path,
+) -> (Proc, u16, std::path::PathBuf) {
+    let dir = tempdir("in-cluster");
+    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+    let script = "mount -t tmpfs tmpfs /run && mkdir -p /run/secrets/kubernetes.io/serviceaccount \
+                  && mount --bind \"$0\" /run/secrets/kubernetes.io/serviceaccount && exec \"$@\"";
+    let wrapper: Vec<&std::ffi::OsStr> = [
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+    ]
+    .into_iter()
+    .map(std::ffi::OsStr::new)
+    .chain([sa.as_os_str()])
+    .collect();
+    let port_s = api_port.to_string();
+    let (p, port) = start_vigil_under(
+        &wrapper,
+        &[
+            ("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
+            ("KUBERNETES_SERVICE_PORT", &port_s),
+        ],
+        &dir,
+        &dir.join("data"),
+        &[],
+        "vigil.log",
+        &ready_200,
+    );
+    (p, port, dir)
+}
+
+/// The service account directory for the fake: its token, its CA and the namespace.
+fn service_account(fake: &FakeApi) -> std::path::PathBuf {
+    let sa = tempdir("serviceaccount");
+    std::fs::write(sa.join("token"), format!("{TOKEN}\n")).unwrap();
+    std::fs::write(sa.join("ca.crt"), &fake.ca_pem).unwrap();
+    std::fs::write(sa.join("namespace"), "default").unwrap();
+    sa
+}
+
+/// Every active target as `job | labels`, sorted (labels in name order).
+fn target_lines(port: u16) -> Vec<String> {
+    let mut v: Vec<String> = active(port)
+        .iter()
+        .map(|t| {
+            let labels = t["labels"].as_object().cloned().unwrap_or_default();
+            let mut l: Vec<String> = labels
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("?")))
+                .collect();
+            l.sort();
+            format!(
+                "{} | {}",
+                t["scrapePool"].as_str().unwrap_or("?"),
+                l.join(",")
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn wait_targets(port: u16, dir: &std::path::Path, want: &[String]) {
+    wait_for_or(
+        Duration::from_secs(15),
+        "the documented targets",
+        || target_lines(port) == want,
+        || {
+            let got = target_lines(port);
+            format!(
+                "missing: {:#?}\nunexpected: {:#?}\nall: {got:#?}\nlog: {}",
+                want.iter().filter(|w| !got.contains(w)).collect::<Vec<_>>(),
+                got.iter().filter(|g| !want.contains(g)).collect::<Vec<_>>(),
+                std::fs::read_to_string(dir.join("vigil.log")).unwrap_or_default()
+            )
+        },
+    );
+}
+
+/// Prometheus 3.14's `documentation/examples/prometheus-kubernetes.yml`, read from a git
+/// mirror of Prometheus (`VIGIL_PROMETHEUS_GIT`, default the tool library's mirror) since the
+/// repository holds no copy of it.
+fn upstream_example() -> Result<String, String> {
+    let git = std::env::var("VIGIL_PROMETHEUS_GIT")
+        .unwrap_or_else(|_| "/work/.mirror/prometheus+prometheus/repo".into());
+    let out = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(&git)
+        .args([
+            "show",
+            "v3.14.0:documentation/examples/prometheus-kubernetes.yml",
+        ])
+        .output()
+        .map_err(|e| format!("git: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "no Prometheus git mirror with tag v3.14.0 at {git} (set VIGIL_PROMETHEUS_GIT): {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8(out.stdout).unwrap())
+}
+
+fn lines(v: &[(&str, &str)]) -> Vec<String> {
+    let mut v: Vec<String> = v.iter().map(|(j, l)| format!("{j} | {l}")).collect();
+    v.sort();
+    v
+}
+
+/// Prometheus' Kubernetes example, unchanged, run in-cluster (service account token and CA,
+/// HTTPS to the fake) over [`seed_model_cluster`]: each job's targets and their labels are the
+/// ones Prometheus 3.14's discovery and relabelling give (3.x appends no default port to a
+/// portless pod target, so its `instance` is the bare pod IP). Then the token rotates: the
+/// discovery re-reads the file and goes on.
+#[test]
+fn kubernetes_sd_prometheus_documentation_example_in_cluster() {
+    let example = match upstream_example() {
+        Ok(e) => e,
+        Err(why) => return eprintln!("skipped: {why}"),
+    };
+    if let Some(why) = in_cluster_unavailable() {
+        return eprintln!("skipped: {why}");
+    }
+    let fake = Arc::new(FakeApi::with_tls());
+    seed_model_cluster(&fake);
+    let api_port = Arc::clone(&fake).serve(0);
+    let sa = service_account(&fake);
+    let (_vigil, port, dir) = start_in_cluster(&example, api_port, &sa);
+
+    let pod = |p: &str, ip: &str, port: &str| {
+        let inst = if port.is_empty() {
+            ip.to_string()
+        } else {
+            format!("{ip}:{port}")
+        };
+        if p == "batch-0" {
+            format!("instance={inst},job=kubernetes-pods,namespace=default,pod={p}")
+        } else {
+            format!(
+                "app=model,instance={inst},job=kubernetes-pods,namespace=default,pod={p},pod_template_hash=abc"
+            )
+        }
+    };
+    let mut want = lines(&[
+        (
+            "kubernetes-apiservers",
+            "instance=192.168.0.1:6443,job=kubernetes-apiservers",
+        ),
+        (
+            "kubernetes-nodes",
+            "instance=node-1,job=kubernetes-nodes,kubernetes_io_hostname=node-1",
+        ),
+        (
+            "kubernetes-cadvisor",
+            "instance=node-1,job=kubernetes-cadvisor,kubernetes_io_hostname=node-1",
+        ),
+        (
+            "kubernetes-service-endpoints",
+            "component=apiserver,instance=192.168.0.1:6443,job=kubernetes-service-endpoints,namespace=default,provider=kubernetes,service=kubernetes",
+        ),
+        (
+            "kubernetes-services",
+            "component=apiserver,instance=kubernetes.default.svc:443,job=kubernetes-services,namespace=default,provider=kubernetes,service=kubernetes",
+        ),
+        (
+            "kubernetes-services",
+            "app=model,instance=model.default.svc:8080,job=kubernetes-services,namespace=default,service=model",
+        ),
+        (
+            "kubernetes-services",
+            "app=model,instance=model.default.svc:9000,job=kubernetes-services,namespace=default,service=model",
+        ),
+        (
+            "kubernetes-ingresses",
+            "ingress=model,instance=http://model.example.com/predict,job=kubernetes-ingresses,namespace=default",
+        ),
+    ]);
+    for ip in ["10.0.0.1", "10.0.0.2"] {
+        for p in ["8080", "9000", "9090"] {
+            want.push(format!(
+                "kubernetes-service-endpoints | app=model,instance={ip}:{p},job=kubernetes-service-endpoints,namespace=default,service=model"
+            ));
+        }
+    }
+    for (name, ip) in [("model-0", "10.0.0.1"), ("model-1", "10.0.0.2")] {
+        for p in ["8080", "9000", "9090", ""] {
+            want.push(format!("kubernetes-pods | {}", pod(name, ip, p)));
+        }
+    }
+    want.push(format!(
+        "kubernetes-pods | {}",
+        pod("batch-0", "10.0.0.9", "")
+    ));
+    want.sort();
+    // The portless containers of a pod (sidecar, init container) are one target: the same
+    // labels, scraped once.
+    want.dedup();
+    wait_targets(port, &dir, &want);
+
+    // What the API shows beside the labels: the scrape URLs the jobs' settings give, and the
+    // endpoints the apiservers job dropped, kept up to `keep_dropped_targets: 100`.
+    let all = active(port);
+    let url_of = |job: &str| -> Vec<String> {
+        let mut v: Vec<String> = all
+            .iter()
+            .filter(|t| t["scrapePool"] == job)
+            .map(|t| t["scrapeUrl"].as_str().unwrap_or("?").to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        url_of("kubernetes-apiservers"),
+        ["https://192.168.0.1:6443/metrics"]
+    );
+    assert_eq!(
+        url_of("kubernetes-cadvisor"),
+        ["https://192.168.0.1:10250/metrics/cadvisor"]
+    );
+    assert_eq!(
+        url_of("kubernetes-ingresses"),
+        [
+            "http://blackbox-exporter.example.com:9115/probe?module=http_2xx&target=http%3A%2F%2Fmodel.example.com%2Fpredict"
+        ]
+    );
+    let (_, dropped) = api(port, "/api/v1/targets?state=dropped");
+    let dropped = &dropped["data"];
+    let api_dropped = dropped["droppedTargetCounts"]["kubernetes-apiservers"].as_u64();
+    assert_eq!(api_dropped, Some(6), "{dropped}");
+
+    // The token rotates (the file is rewritten, the old token refused): the next list uses the
+    // new one and sees a new pod.
+    fake.rotate_token("rotated-token");
+    std::fs::write(sa.join("token"), "rotated-token\n").unwrap();
+    fake.put("model-3", "10.0.0.4", true, "model");
+    fake.compact(false);
+    wait_for_or(
+        Duration::from_secs(15),
+        "the pod seen with the rotated token",
+        || target_lines(port).iter().any(|l| l.contains("pod=model-3")),
+        || std::fs::read_to_string(dir.join("vigil.log")).unwrap_or_default(),
+    );
+}
+
+/// The annotation-driven jobs most clusters run (`prometheus.io/scrape`, `/path`, `/port` on
+/// pods and services), in-cluster: the annotated pod's containers collapse into one target on
+/// the annotated port and path, the unannotated and the pending pods are dropped, and the
+/// annotated service's endpoints are scraped with the pod's node.
+#[test]
+fn kubernetes_sd_annotation_driven_jobs_in_cluster() {
+    if let Some(why) = in_cluster_unavailable() {
+        return eprintln!("skipped: {why}");
+    }
+    let config = r#"
+scrape_configs:
+  - job_name: pods
+    kubernetes_sd_configs: [{role: pod}]
+    relabel_configs:
+      - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape]
+        action: keep
+        regex: "true"
+      - source_labels: [__meta_kubernetes_pod_phase]
+        regex: Pending|Succeeded|Failed
+        action: drop
+      - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_path]
+        regex: (.+)
+        target_label: __metrics_path__
+      - source_labels: [__address__, __meta_kubernetes_pod_annotation_prometheus_io_port]
+        regex: ([^:]+)(?::\d+)?;(\d+)
+        replacement: $1:$2
+        target_label: __address__
+      - action: labelmap
+        regex: __meta_kubernetes_pod_label_(.+)
+      - source_labels: [__meta_kubernetes_namespace]
+        target_label: namespace
+      - source_labels: [__meta_kubernetes_pod_name]
+        target_label: pod
+  - job_name: service-endpoints
+    kubernetes_sd_configs:
+      - role: endpoints
+        namespaces: {own_namespace: true}
+    relabel_configs:
+      - source_labels: [__meta_kubernetes_service_annotation_prometheus_io_scrape]
+        action: keep
+        regex: "true"
+      - action: labelmap
+        regex: __meta_kubernetes_service_label_(.+)
+      - source_labels: [__meta_kubernetes_namespace]
+        target_label: namespace
+      - source_labels: [__meta_kubernetes_service_name]
+        target_label: service
+      - source_labels: [__meta_kubernetes_pod_node_name]
+        target_label: node
+      - source_labels: [__meta_kubernetes_endpoint_ready]
+        target_label: ready
+"#;
+    let fake = Arc::new(FakeApi::with_tls());
+    seed_model_cluster(&fake);
+    let api_port = Arc::clone(&fake).serve(0);
+    let sa = service_account(&fake);
+    let (_vigil, port, dir) = start_in_cluster(config, api_port, &sa);
+    let mut want = vec![
+        "pods | app=model,instance=10.0.0.1:9090,job=pods,namespace=default,pod=model-0,pod_template_hash=abc".to_string(),
+    ];
+    for (ip, ready) in [("10.0.0.1", "true"), ("10.0.0.2", "false")] {
+        for p in ["8080", "9000"] {
+            want.push(format!(
+                "service-endpoints | app=model,instance={ip}:{p},job=service-endpoints,namespace=default,node=node-1,ready={ready},service=model"
+            ));
+        }
+        // The pod's third port, not behind the service: no endpoint labels.
+        want.push(format!(
+            "service-endpoints | app=model,instance={ip}:9090,job=service-endpoints,namespace=default,node=node-1,service=model"
+        ));
+    }
+    want.sort();
+    wait_targets(port, &dir, &want);
+    let t = active(port);
+    let pod = t.iter().find(|t| t["scrapePool"] == "pods").unwrap();
+    assert_eq!(pod["scrapeUrl"], "http://10.0.0.1:9090/stats", "{pod}");
+    // Only namespaced requests (own_namespace) for the endpoints job.
+    let s = fake.state.lock().unwrap();
+    assert!(
+        s.log
+            .iter()
+            .filter(|(q, _)| q.contains("endpoints"))
+            .all(|(q, _)| q.starts_with("/api/v1/namespaces/default/endpoints")),
+        "{:?}",
+        s.log
     );
 }

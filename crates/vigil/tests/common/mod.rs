@@ -1,6 +1,8 @@
 //! Shared helpers for tests that start the real `vigil` binary and real peers on loopback.
 #![allow(dead_code)]
 
+/// A fake Kubernetes API server (list, watch, discovery, TLS).
+pub mod kube;
 /// ml-service, Alertmanager and a webhook sink for end-to-end alerting tests.
 pub mod peers;
 /// The synthetic scrape targets (live, and as an OpenMetrics file for backfill).
@@ -92,9 +94,32 @@ pub fn start_vigil_in(
     log_name: &str,
     ready: &dyn Fn(u16) -> bool,
 ) -> (Proc, u16) {
+    start_vigil_under(&[], &[], dir, data, extra, log_name, ready)
+}
+
+/// As [`start_vigil_in`], run as the last arguments of `wrapper` (for example `unshare -m sh
+/// -c …`; empty: vigil itself) with `env` added to its environment.
+pub fn start_vigil_under(
+    wrapper: &[&std::ffi::OsStr],
+    env: &[(&str, &str)],
+    dir: &Path,
+    data: &Path,
+    extra: &[&str],
+    log_name: &str,
+    ready: &dyn Fn(u16) -> bool,
+) -> (Proc, u16) {
     let port = free_port();
     let log = std::fs::File::create(dir.join(log_name)).unwrap();
-    let child = Command::new(vigil_bin())
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(vigil_bin());
+            c
+        }
+        None => Command::new(vigil_bin()),
+    };
+    let child = cmd
+        .envs(env.iter().copied())
         .arg(format!(
             "--config.file={}",
             dir.join("prometheus.yml").display()
