@@ -19,6 +19,7 @@ pub(crate) const PAGES: &[&str] = &[
     "/query",
     "/graph",
     "/targets",
+    "/service-discovery",
     "/rules",
     "/alerts",
     "/config",

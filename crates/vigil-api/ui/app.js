@@ -12,6 +12,7 @@ const ROUTES = {
   alerts: { title: 'Alerts', render: pages.alerts },
   rules: { title: 'Rules', render: pages.rules },
   targets: { title: 'Targets', render: pages.targets },
+  'service-discovery': { title: 'Service Discovery', render: pages.serviceDiscovery },
   config: { title: 'Configuration', render: pages.config },
   flags: { title: 'Flags', render: pages.flags },
   'tsdb-status': { title: 'Status', render: pages.tsdb },

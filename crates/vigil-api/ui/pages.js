@@ -1,4 +1,5 @@
-// The status pages: targets, rules, alerts, configuration, flags and TSDB status.
+// The status pages: targets, service discovery, rules, alerts, configuration, flags and TSDB
+// status.
 
 import {
   h, clear, api, errorBox, loading, badge, labelChips, pageHeader, ago, formatSeconds,
@@ -91,6 +92,64 @@ export function targets(main) {
 
   function fetchAll() {
     return load(body, [['targets', { state: 'active' }]], (d) => { data = d; draw(); });
+  }
+  fetchAll();
+}
+
+// ---- Service discovery -----------------------------------------------------------------
+
+// As Prometheus' page: per scrape pool, how many discovered targets relabeling kept, and for
+// each discovered label set the labels it became, or "Dropped".
+export function serviceDiscovery(main) {
+  const body = h('div', { id: 'service-discovery' });
+  let filter = '';
+  let data = null;
+  main.appendChild(pageHeader(
+    'Service Discovery',
+    searchBox('Filter by labels', (f) => { filter = f; draw(); }),
+    refreshButton(() => fetchAll()),
+  ));
+  main.appendChild(body);
+
+  function text(labels) {
+    return Object.entries(labels || {}).map(([k, v]) => `${k}="${v}"`).join(' ').toLowerCase();
+  }
+
+  function draw() {
+    if (!data) return;
+    clear(body);
+    const pools = new Map();
+    const pool = (name) => {
+      if (!pools.has(name)) pools.set(name, { rows: [], active: 0, dropped: 0 });
+      return pools.get(name);
+    };
+    for (const t of data.activeTargets) {
+      const p = pool(t.scrapePool);
+      p.active += 1;
+      p.rows.push({ discovered: t.discoveredLabels, labels: t.labels });
+    }
+    for (const t of data.droppedTargets) pool(t.scrapePool).rows.push({ discovered: t.discoveredLabels, labels: null });
+    for (const [name, n] of Object.entries(data.droppedTargetCounts || {})) pool(name).dropped = n;
+    if (!pools.size) body.appendChild(h('div', { class: 'empty panel' }, 'No scrape pools are configured.'));
+    for (const [name, p] of [...pools].sort(([a], [b]) => a.localeCompare(b))) {
+      const total = p.active + p.dropped;
+      const shown = p.rows.filter((r) => !filter || `${text(r.discovered)} ${text(r.labels)}`.includes(filter));
+      if (!shown.length && filter) continue;
+      const rows = shown.map((r) => h(
+        'tr', { class: 'sd-row', dataset: { state: r.labels ? 'active' : 'dropped' } },
+        h('td', null, labelChips(r.discovered)),
+        h('td', null, r.labels ? labelChips(r.labels) : badge('dropped')),
+      ));
+      body.appendChild(h(
+        'section', { class: 'panel pool', dataset: { pool: name } },
+        h('h2', { class: 'panel-title' }, name, h('span', { class: 'count' }, `${p.active} / ${total} active targets`)),
+        table(['Discovered labels', 'Target labels'], rows, 'sd-table'),
+      ));
+    }
+  }
+
+  function fetchAll() {
+    return load(body, [['targets', { state: 'any' }]], (d) => { data = d; draw(); });
   }
   fetchAll();
 }

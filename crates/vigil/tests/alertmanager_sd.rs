@@ -166,3 +166,98 @@ fn alertmanager_found_by_http_sd_receives_firing_alert() {
         Some(1.0)
     );
 }
+
+/// The in-cluster pattern: Alertmanagers found by `kubernetes_sd_configs` (role `endpoints`
+/// in namespace `monitoring`, kept by service and port name) on the fake Kubernetes API
+/// server. The firing alert reaches the Alertmanager behind the `web` port; the mesh port is
+/// dropped; when the Alertmanager pod moves (its endpoints change), alerts follow it.
+#[test]
+fn alertmanager_found_by_kubernetes_sd_follows_its_endpoints() {
+    use common::kube::{FakeApi, TOKEN};
+    use serde_json::json;
+    let (sink, got) = start_sink();
+    let (sink2, got2) = start_sink();
+    let fake = std::sync::Arc::new(FakeApi::default());
+    fake.apply(
+        "services",
+        json!({"metadata": {"name": "alertmanager", "namespace": "monitoring"},
+               "spec": {"type": "ClusterIP", "clusterIP": "None",
+                        "ports": [{"name": "web", "port": 9093}, {"name": "cluster", "port": 9094}]}}),
+    );
+    let endpoints = |port: u16| {
+        json!({"metadata": {"name": "alertmanager", "namespace": "monitoring"},
+               "subsets": [{"addresses": [{"ip": "127.0.0.1"}],
+                            "ports": [{"name": "web", "port": port, "protocol": "TCP"},
+                                      {"name": "cluster", "port": 9094, "protocol": "TCP"}]}]})
+    };
+    fake.apply("endpoints", endpoints(sink));
+    let api_port = std::sync::Arc::clone(&fake).serve(0);
+    let dir = tempdir("am-k8s");
+    std::fs::write(
+        dir.join("rules.yml"),
+        "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: AlwaysFiring\n        expr: vector(1)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        format!(
+            "global:\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nalerting:\n  alertmanagers:\n    - kubernetes_sd_configs:\n        - role: endpoints\n          api_server: http://127.0.0.1:{api_port}\n          bearer_token: {TOKEN}\n          namespaces: {{names: [monitoring]}}\n      relabel_configs:\n        - source_labels: [__meta_kubernetes_service_name]\n          regex: alertmanager\n          action: keep\n        - source_labels: [__meta_kubernetes_endpoint_port_name]\n          regex: web\n          action: keep\n"
+        ),
+    )
+    .unwrap();
+    let (_vigil, port) = start_vigil_in(
+        &dir,
+        &dir.join("data"),
+        &["--rules.alert.resend-delay=1s"],
+        "vigil.log",
+        &ready_200,
+    );
+    let log = || std::fs::read_to_string(dir.join("vigil.log")).unwrap_or_default();
+    let ams = |want: u16| {
+        wait_for_or(
+            Duration::from_secs(10),
+            "the Alertmanager found through Kubernetes",
+            || {
+                let (_, v) = api(port, "/api/v1/alertmanagers");
+                v["data"]["activeAlertmanagers"]
+                    == json!([{ "url": format!("http://127.0.0.1:{want}/api/v2/alerts") }])
+                    && v["data"]["droppedAlertmanagers"]
+                        == json!([{ "url": "http://127.0.0.1:9094/api/v2/alerts" }])
+            },
+            || {
+                let (_, v) = api(port, "/api/v1/alertmanagers");
+                format!("alertmanagers: {v}\nlog:\n{}", log())
+            },
+        )
+    };
+    let fired = |got: &common::peers::Received| {
+        got.lock().unwrap().iter().any(|body| {
+            body.as_array()
+                .is_some_and(|a| a.iter().any(|a| a["labels"]["alertname"] == "AlwaysFiring"))
+        })
+    };
+    ams(sink);
+    wait_for_or(
+        Duration::from_secs(20),
+        "the alert at the Alertmanager",
+        || fired(&got),
+        log,
+    );
+    // The pod moves: its endpoints now point at the second Alertmanager.
+    fake.apply("endpoints", endpoints(sink2));
+    ams(sink2);
+    wait_for_or(
+        Duration::from_secs(20),
+        "the alert at the moved Alertmanager",
+        || fired(&got2),
+        log,
+    );
+    assert!(
+        metric_line(
+            port,
+            r#"prometheus_sd_discovered_targets{config="config-0",name="notify"} "#
+        ) == Some(2.0),
+        "{}",
+        log()
+    );
+}

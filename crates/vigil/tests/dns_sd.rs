@@ -455,3 +455,71 @@ fn dns_sd_targets_follow_dnsmasq_records() {
     );
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+/// Alertmanagers found through DNS, as a headless service gives them: an `A` lookup of the
+/// Alertmanager name with the configured port. The firing alert reaches the Alertmanager
+/// stand-in the record points at.
+#[test]
+fn alertmanager_found_by_dns_sd_receives_firing_alert() {
+    if std::env::var_os("VIGIL_SKIP_INTEROP").is_some() {
+        eprintln!("VIGIL_SKIP_INTEROP set: interop test skipped");
+        return;
+    }
+    assert!(
+        Path::new(DNSMASQ).exists(),
+        "{DNSMASQ} is missing: install the Debian package dnsmasq (as .ci/run does), or set VIGIL_SKIP_INTEROP=1"
+    );
+    let (sink, got) = common::peers::start_sink();
+    let dir = tempdir("dns-am");
+    std::fs::write(dir.join("hosts"), "127.0.0.1 alertmanager.example.test\n").unwrap();
+    let conf = dir.join("dnsmasq.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "local=/example.test/\naddn-hosts={}\n",
+            dir.join("hosts").display()
+        ),
+    )
+    .unwrap();
+    let dns_port = free_port();
+    let _dnsmasq = match start_dnsmasq(&dir, &conf, dns_port, "dnsmasq.log") {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("SKIPPED: dnsmasq cannot start here (it may need root): {e}");
+            return;
+        }
+    };
+    let resolv = dir.join("resolv.conf");
+    std::fs::write(&resolv, format!("nameserver 127.0.0.1:{dns_port}\n")).unwrap();
+    std::fs::write(
+        dir.join("rules.yml"),
+        "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: AlwaysFiring\n        expr: vector(1)\n",
+    )
+    .unwrap();
+    let config = format!(
+        "global:\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nalerting:\n  alertmanagers:\n    - dns_sd_configs:\n        - names: [alertmanager.example.test]\n          type: A\n          port: {sink}\n          refresh_interval: 1s\n"
+    );
+    let (_vigil, port) = start_vigil_resolving_with(&dir, &config, &resolv);
+    let log = || std::fs::read_to_string(dir.join("vigil.log")).unwrap_or_default();
+    wait_for_or(
+        Duration::from_secs(15),
+        "the Alertmanager found through DNS",
+        || {
+            let (_, v) = api(port, "/api/v1/alertmanagers");
+            v["data"]["activeAlertmanagers"]
+                == serde_json::json!([{ "url": format!("http://127.0.0.1:{sink}/api/v2/alerts") }])
+        },
+        || format!("{:?}\n{}", api(port, "/api/v1/alertmanagers"), log()),
+    );
+    wait_for_or(
+        Duration::from_secs(20),
+        "the alert at the Alertmanager",
+        || {
+            got.lock().unwrap().iter().any(|b| {
+                b.as_array()
+                    .is_some_and(|a| a.iter().any(|a| a["labels"]["alertname"] == "AlwaysFiring"))
+            })
+        },
+        log,
+    );
+}

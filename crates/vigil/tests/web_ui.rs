@@ -316,6 +316,7 @@ fn check_http(port: u16) {
         "/query",
         "/graph",
         "/targets",
+        "/service-discovery",
         "/rules",
         "/alerts",
         "/config",
@@ -536,6 +537,13 @@ fn web_ui_in_headless_chromium() {
 
     // The other pages, through the navigation bar (client-side routing) and deep links.
     for (nav, check) in [
+        (
+            "service-discovery",
+            &*format!(
+                "document.querySelectorAll('#service-discovery .sd-row[data-state=active]').length === {TARGETS} \
+                 && document.querySelector('#service-discovery .pool .count')?.textContent === '{TARGETS} / {TARGETS} active targets'"
+            ),
+        ),
         (
             "rules",
             "document.querySelector('#rules .empty, #rules .rule-row')",
