@@ -121,6 +121,7 @@ pub(super) fn validate_kubernetes_sds(
                 ));
             }
             check_field_selector(&s.field).map_err(|e| Problem::new(k.clone(), e))?;
+            check_label_selector(&s.label).map_err(|e| Problem::new(k.clone(), e))?;
         }
     }
     Ok(())
@@ -162,6 +163,362 @@ fn check_field_selector(sel: &str) -> Result<(), String> {
         if !["!=", "==", "="].iter().any(|op| t.contains(op)) {
             return Err(format!("invalid selector: '{sel}'; can't understand '{t}'"));
         }
+    }
+    Ok(())
+}
+
+/// A token of apimachinery's label selector lexer.
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    End,
+    OpenPar,
+    ClosedPar,
+    Comma,
+    Not,
+    Eq,
+    DoubleEq,
+    NotEq,
+    Gt,
+    Lt,
+    In,
+    NotIn,
+    Ident(String),
+    /// A run of operator characters that is no operator (the lexer's error text).
+    Error(String),
+}
+
+impl Tok {
+    fn literal(&self) -> String {
+        match self {
+            Tok::End => String::new(),
+            Tok::OpenPar => "(".into(),
+            Tok::ClosedPar => ")".into(),
+            Tok::Comma => ",".into(),
+            Tok::Not => "!".into(),
+            Tok::Eq => "=".into(),
+            Tok::DoubleEq => "==".into(),
+            Tok::NotEq => "!=".into(),
+            Tok::Gt => ">".into(),
+            Tok::Lt => "<".into(),
+            Tok::In => "in".into(),
+            Tok::NotIn => "notin".into(),
+            Tok::Ident(s) | Tok::Error(s) => s.clone(),
+        }
+    }
+
+    /// In a value position `in` and `notin` are plain identifiers.
+    fn into_value(self) -> Tok {
+        match self {
+            Tok::In => Tok::Ident("in".into()),
+            Tok::NotIn => Tok::Ident("notin".into()),
+            t => t,
+        }
+    }
+}
+
+fn symbol(s: &[u8]) -> Option<Tok> {
+    Some(match s {
+        b"(" => Tok::OpenPar,
+        b")" => Tok::ClosedPar,
+        b"," => Tok::Comma,
+        b"!" => Tok::Not,
+        b"=" => Tok::Eq,
+        b"==" => Tok::DoubleEq,
+        b"!=" => Tok::NotEq,
+        b">" => Tok::Gt,
+        b"<" => Tok::Lt,
+        _ => return None,
+    })
+}
+
+fn lex_label_selector(sel: &str) -> Vec<Tok> {
+    let special = |c: u8| b"=!(),><".contains(&c);
+    let space = |c: u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n');
+    let b = sel.as_bytes();
+    let mut i = 0;
+    let mut out = Vec::new();
+    loop {
+        while i < b.len() && space(b[i]) {
+            i += 1;
+        }
+        if i >= b.len() || b[i] == 0 {
+            out.push(Tok::End);
+            return out;
+        }
+        if special(b[i]) {
+            // The longest run of operator characters that is an operator, as the Go lexer
+            // scans it.
+            let start = i;
+            let mut last: Option<(Tok, usize)> = None;
+            while i < b.len() && special(b[i]) {
+                i += 1;
+                match symbol(&b[start..i]) {
+                    Some(t) => last = Some((t, i)),
+                    None if last.is_some() => break,
+                    None => {}
+                }
+            }
+            match last {
+                Some((t, end)) => {
+                    i = end;
+                    out.push(t);
+                }
+                None => out.push(Tok::Error(format!(
+                    "error expected: keyword found '{}'",
+                    &sel[start..i]
+                ))),
+            }
+            continue;
+        }
+        let start = i;
+        while i < b.len() && b[i] != 0 && !special(b[i]) && !space(b[i]) {
+            i += 1;
+        }
+        out.push(match &sel[start..i] {
+            "in" => Tok::In,
+            "notin" => Tok::NotIn,
+            s => Tok::Ident(s.to_string()),
+        });
+    }
+}
+
+/// `[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?`: a label name part or a non-empty value.
+fn is_label_token(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c))
+}
+
+/// A DNS-1123 subdomain: lower-case labels of alphanumerics and `-`, joined by dots.
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|l| {
+            let b = l.as_bytes();
+            !b.is_empty()
+                && b[0].is_ascii_alphanumeric()
+                && b[b.len() - 1].is_ascii_alphanumeric()
+                && b.iter()
+                    .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase() || *c == b'-')
+                && !b.iter().any(|c| c.is_ascii_uppercase())
+        })
+}
+
+/// apimachinery's `IsQualifiedName`: `[prefix/]name`.
+fn check_label_key(k: &str) -> Result<(), String> {
+    let invalid = |why: &str| Err(format!("key: Invalid value: {k:?}: {why}"));
+    let (prefix, name) = match k.split('/').collect::<Vec<_>>().as_slice() {
+        [name] => (None, *name),
+        [prefix, name] => (Some(*prefix), *name),
+        _ => {
+            return invalid(
+                "a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character, with an optional DNS subdomain prefix and '/'",
+            );
+        }
+    };
+    if let Some(p) = prefix {
+        if p.is_empty() {
+            return invalid("prefix part must be non-empty");
+        }
+        if !is_dns_subdomain(p) {
+            return invalid(
+                "prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
+            );
+        }
+    }
+    if name.is_empty() {
+        return invalid("name part must be non-empty");
+    }
+    if name.len() > 63 {
+        return invalid("name part must be no more than 63 characters");
+    }
+    if !is_label_token(name) {
+        return invalid(
+            "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
+        );
+    }
+    Ok(())
+}
+
+fn check_label_value(v: &str) -> Result<(), String> {
+    if v.len() > 63 {
+        return Err(format!(
+            "values: Invalid value: {v:?}: must be no more than 63 characters"
+        ));
+    }
+    if !v.is_empty() && !is_label_token(v) {
+        return Err(format!(
+            "values: Invalid value: {v:?}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+        ));
+    }
+    Ok(())
+}
+
+/// apimachinery's `labels.Parse`, which Prometheus runs on every `selectors[].label` at load:
+/// comma-separated requirements `key`, `!key`, `key=v`, `key==v`, `key!=v`, `key in (a,b)`,
+/// `key notin (a,b)`, `key>1`, `key<1`, with its key and value rules and error texts.
+fn check_label_selector(sel: &str) -> Result<(), String> {
+    let mut c = Cursor {
+        toks: lex_label_selector(sel),
+        pos: 0,
+    };
+    loop {
+        match c.peek() {
+            Tok::End => return Ok(()),
+            Tok::Ident(_) | Tok::Not => {
+                parse_requirement(&mut c)
+                    .map_err(|e| format!("unable to parse requirement: {e}"))?;
+                match c.next(true) {
+                    Tok::End => return Ok(()),
+                    Tok::Comma => {
+                        let next = c.peek();
+                        if !matches!(next, Tok::Ident(_) | Tok::Not) {
+                            return Err(format!(
+                                "found '{}', expected: identifier after ','",
+                                next.literal()
+                            ));
+                        }
+                    }
+                    t => {
+                        return Err(format!(
+                            "found '{}', expected: ',' or 'end of string'",
+                            t.literal()
+                        ));
+                    }
+                }
+            }
+            t => {
+                return Err(format!(
+                    "found '{}', expected: !, identifier, or 'end of string'",
+                    t.literal()
+                ));
+            }
+        }
+    }
+}
+
+/// The parser's position in the tokens (the last one, `End`, repeats).
+struct Cursor {
+    toks: Vec<Tok>,
+    pos: usize,
+}
+
+impl Cursor {
+    /// The next token, as a value (`in`, `notin` are identifiers there).
+    fn peek(&self) -> Tok {
+        self.toks[self.pos.min(self.toks.len() - 1)]
+            .clone()
+            .into_value()
+    }
+
+    fn next(&mut self, as_value: bool) -> Tok {
+        let t = self.toks[self.pos.min(self.toks.len() - 1)].clone();
+        self.pos += 1;
+        if as_value { t.into_value() } else { t }
+    }
+}
+
+fn parse_requirement(c: &mut Cursor) -> Result<(), String> {
+    let mut t = c.next(true);
+    let not = t == Tok::Not;
+    if not {
+        t = c.next(true);
+    }
+    let Tok::Ident(key) = t else {
+        return Err(format!("found '{}', expected: identifier", t.literal()));
+    };
+    check_label_key(&key)?;
+    let ahead = c.peek();
+    if not || matches!(ahead, Tok::End | Tok::Comma) {
+        // `!key` or a bare `key`: nothing may follow but a comma or the end (checked by
+        // the caller).
+        return Ok(());
+    }
+    let op = c.next(false);
+    let values: Vec<String> = match op {
+        Tok::In | Tok::NotIn => {
+            let t = c.next(true);
+            if t != Tok::OpenPar {
+                return Err(format!("found '{}' expected: '('", t.literal()));
+            }
+            let first = c.peek();
+            match first {
+                Tok::ClosedPar => {
+                    c.next(true);
+                    vec![String::new()]
+                }
+                Tok::Ident(_) | Tok::Comma => {
+                    let mut vals = Vec::new();
+                    loop {
+                        match c.next(true) {
+                            Tok::Ident(v) => {
+                                vals.push(v);
+                                match c.peek() {
+                                    Tok::Comma => continue,
+                                    Tok::ClosedPar => break,
+                                    t => {
+                                        return Err(format!(
+                                            "found '{}', expected: ',' or ')'",
+                                            t.literal()
+                                        ));
+                                    }
+                                }
+                            }
+                            Tok::Comma => {
+                                vals.push(String::new());
+                                match c.peek() {
+                                    Tok::ClosedPar => break,
+                                    Tok::Comma => {
+                                        c.next(true);
+                                    }
+                                    _ => {}
+                                }
+                            }
+                            t => {
+                                return Err(format!(
+                                    "found '{}', expected: ',', or identifier",
+                                    t.literal()
+                                ));
+                            }
+                        }
+                    }
+                    if c.next(true) != Tok::ClosedPar {
+                        return Err(format!("found '{}', expected: ')'", first.literal()));
+                    }
+                    vals
+                }
+                t => {
+                    return Err(format!(
+                        "found '{}', expected: ',', ')' or identifier",
+                        t.literal()
+                    ));
+                }
+            }
+        }
+        Tok::Eq | Tok::DoubleEq | Tok::NotEq | Tok::Gt | Tok::Lt => match c.peek() {
+            Tok::End | Tok::Comma => vec![String::new()],
+            _ => match c.next(true) {
+                Tok::Ident(v) => vec![v],
+                t => return Err(format!("found '{}', expected: identifier", t.literal())),
+            },
+        },
+        t => {
+            return Err(format!(
+                "found '{}', expected: in, notin, =, ==, !=, gt, lt",
+                t.literal()
+            ));
+        }
+    };
+    if matches!(op, Tok::Gt | Tok::Lt) && values.iter().any(|v| v.parse::<i64>().is_err()) {
+        return Err(format!(
+            "values[0]: Invalid value: {:?}: for 'Gt', 'Lt' operators, the value must be an integer",
+            values[0]
+        ));
+    }
+    for v in &values {
+        check_label_value(v)?;
     }
     Ok(())
 }
@@ -388,5 +745,50 @@ mod tests {
                 == "a=b,c!=d,e==f"
         );
         assert!(err("role: pod\nnamespace: x").contains("unknown field `namespace`"));
+    }
+
+    /// Label selectors are parsed at load as apimachinery's `labels.Parse` does.
+    #[test]
+    fn label_selectors_are_parsed_at_load() {
+        let with = |sel: &str| {
+            load(&format!(
+                "role: pod\nselectors:\n  - role: pod\n    label: '{sel}'"
+            ))
+        };
+        for good in [
+            "",
+            "app=web",
+            "app==web,tier!=db",
+            "app",
+            "!canary",
+            "env in (prod, staging),tier notin (db)",
+            "x in (foo,,baz),y,z notin ()",
+            "value in (in)",
+            "k8s.io/app=web",
+            "app.kubernetes.io/name=model-server",
+            "gen>3,gen<10",
+            "x=",
+        ] {
+            assert!(with(good).is_ok(), "{good}: {:?}", with(good).err());
+        }
+        for (bad, why) in [
+            ("foo in (bar", "found '', expected: ',' or ')'"),
+            ("foo=bar,,", "found ',', expected: identifier after ','"),
+            ("!", "found '', expected: identifier"),
+            ("a b", "found 'b', expected: in, notin, =, ==, !=, gt, lt"),
+            (
+                "env IN (a)",
+                "found 'IN', expected: in, notin, =, ==, !=, gt, lt",
+            ),
+            ("Foo.io/x=1", "prefix part"),
+            ("x=a b", "found 'b', expected: ',' or 'end of string'"),
+            ("x=-a", "a valid label must be an empty string"),
+            ("gen>x", "must be an integer"),
+            ("a/b/c", "qualified name"),
+            ("x in a", "found 'a' expected: '('"),
+        ] {
+            let e = with(bad).expect_err(bad).to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 }
