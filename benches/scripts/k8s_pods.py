@@ -151,22 +151,21 @@ def targets(port):
     return d["activeTargets"], d["droppedTargetCounts"]
 
 
-def start_vigil(binary, api_port, workdir, name):
+def start_vigil(binary, api_port, workdir, name, kept=True):
+    """vigil with the `annotated` job (and the `kept` job when `kept`)."""
     d = os.path.join(workdir, name)
     os.makedirs(d)
-    cfg = f"""global:
-  scrape_interval: 1h
-  scrape_timeout: 1s
-scrape_configs:
-  - job_name: kept
-    kubernetes_sd_configs: [{{role: pod, api_server: 'http://127.0.0.1:{api_port}'}}]
-  - job_name: annotated
-    kubernetes_sd_configs: [{{role: pod, api_server: 'http://127.0.0.1:{api_port}', namespaces: {{names: [serving]}}}}]
-    relabel_configs:
-      - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape]
-        action: keep
-        regex: "true"
-"""
+    sd = f"api_server: 'http://127.0.0.1:{api_port}'"
+    jobs = ""
+    if kept:
+        jobs += f"  - job_name: kept\n    kubernetes_sd_configs: [{{role: pod, {sd}}}]\n"
+    jobs += (f"  - job_name: annotated\n"
+             f"    kubernetes_sd_configs: [{{role: pod, {sd}, namespaces: {{names: [serving]}}}}]\n"
+             f"    relabel_configs:\n"
+             f"      - source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape]\n"
+             f"        action: keep\n"
+             f"        regex: 'true'\n")
+    cfg = f"global:\n  scrape_interval: 1h\n  scrape_timeout: 1s\nscrape_configs:\n{jobs}"
     with open(os.path.join(d, "prometheus.yml"), "w") as f:
         f.write(cfg)
     port = free_port()
@@ -183,6 +182,67 @@ scrape_configs:
     return p, port
 
 
+def scenario(a, work, cluster, api_port, base_rss, kept):
+    name = "every pod a target (+ annotated job)" if kept else "annotated job only"
+    p, port = start_vigil(a.vigil, api_port, work, "kept" if kept else "annotated", kept)
+    start = time.time()
+    cpu0 = cpu_seconds(p.pid)
+    want_kept = a.pods if kept else 0
+    want_annotated = (a.pods + 99) // 100
+    while True:
+        act, dropped = targets(port)
+        n_kept = sum(1 for t in act if t["scrapePool"] == "kept")
+        n_ann = sum(1 for t in act if t["scrapePool"] == "annotated")
+        if n_kept == want_kept and n_ann == want_annotated:
+            break
+        if time.time() - start > 300:
+            sys.exit(f"not converged: kept {n_kept}, annotated {n_ann}")
+        time.sleep(0.5)
+    converged = time.time() - start
+    cpu_list = cpu_seconds(p.pid) - cpu0
+    time.sleep(3)
+    rss = rss_mib(p.pid)
+    print(f"[{name}] initial list of {a.pods} pods ({want_kept} + {want_annotated} targets, "
+          f"{dropped.get('annotated', 0)} dropped): converged in {converged:.1f} s, "
+          f"vigil CPU {cpu_list:.2f} s (both include /api/v1/targets polling)")
+    print(f"[{name}] RSS {rss:.1f} MiB, {base_rss:.1f} MiB with no pods: "
+          f"{(rss - base_rss) * 1024 * 1024 / a.pods:.0f} bytes per pod")
+    cpu1 = cpu_seconds(p.pid)
+    t1 = time.time()
+    first = cluster.rv
+    for k in range(a.updates):
+        i = (k * 7919) % a.pods
+        cluster.put(i, ready=not cluster.pods[i]["status"]["conditions"][0]["status"] == "True")
+    last = ((a.updates - 1) * 7919) % a.pods
+    want_ready = cluster.pods[last]["status"]["conditions"][0]["status"].lower()
+    pool = "kept" if kept else None
+    while True:
+        act, dropped = targets(port)
+        if pool is None:
+            # Dropped targets are not listed with labels past keep_dropped_targets; take
+            # the event counter instead.
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
+                m = r.read().decode()
+            upd = sum(float(l.rsplit(" ", 1)[1]) for l in m.splitlines()
+                      if l.startswith('prometheus_sd_kubernetes_events_total{event="update",role="pod"}'))
+            if upd >= a.updates:
+                break
+        elif any(t["scrapePool"] == pool
+                 and t["discoveredLabels"].get("__meta_kubernetes_pod_name") == f"model-{last}"
+                 and t["discoveredLabels"].get("__meta_kubernetes_pod_ready") == want_ready
+                 for t in act):
+            break
+        if time.time() - t1 > 300:
+            sys.exit("updates not seen")
+        time.sleep(0.5)
+    cpu_upd = cpu_seconds(p.pid) - cpu1
+    print(f"[{name}] {a.updates} pod updates (rv {first}..{cluster.rv}): seen in "
+          f"{time.time() - t1:.1f} s, vigil CPU {cpu_upd:.2f} s "
+          f"({cpu_upd / a.updates * 1e3:.2f} ms per event); RSS after {rss_mib(p.pid):.1f} MiB")
+    p.terminate()
+    p.wait()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("vigil")
@@ -194,64 +254,16 @@ def main():
         empty = Cluster(0)
         srv0 = ThreadingHTTPServer(("127.0.0.1", 0), handler(empty))
         threading.Thread(target=srv0.serve_forever, daemon=True).start()
-        p0, port0 = start_vigil(a.vigil, srv0.server_address[1], work, "empty")
+        p0, _ = start_vigil(a.vigil, srv0.server_address[1], work, "empty")
         time.sleep(5)
         base_rss = rss_mib(p0.pid)
         p0.terminate()
         p0.wait()
-
-        t0 = time.time()
         cluster = Cluster(a.pods)
         srv = ThreadingHTTPServer(("127.0.0.1", 0), handler(cluster))
         threading.Thread(target=srv.serve_forever, daemon=True).start()
-        print(f"fake API server: {a.pods} pods built in {time.time() - t0:.1f} s")
-        p, port = start_vigil(a.vigil, srv.server_address[1], work, "pods")
-        start = time.time()
-        cpu0 = cpu_seconds(p.pid)
-        want_kept = a.pods
-        want_annotated = (a.pods + 99) // 100
-        while True:
-            act, dropped = targets(port)
-            kept = sum(1 for t in act if t["scrapePool"] == "kept")
-            ann = sum(1 for t in act if t["scrapePool"] == "annotated")
-            if kept == want_kept and ann == want_annotated:
-                break
-            if time.time() - start > 300:
-                sys.exit(f"not converged: kept {kept}, annotated {ann}")
-            time.sleep(0.5)
-        converged = time.time() - start
-        cpu_list = cpu_seconds(p.pid) - cpu0
-        time.sleep(3)
-        rss = rss_mib(p.pid)
-        print(f"initial list of {a.pods} pods, 2 jobs ({want_kept} + {want_annotated} targets, "
-              f"{dropped.get('annotated', 0)} dropped): converged in {converged:.1f} s "
-              f"(includes /api/v1/targets polling), vigil CPU {cpu_list:.2f} s")
-        print(f"RSS: {rss:.1f} MiB with the pods, {base_rss:.1f} MiB with none: "
-              f"{(rss - base_rss) * 1024 * 1024 / a.pods:.0f} bytes per pod (two jobs)")
-
-        # Churn: readiness flips through the watch.
-        cpu1 = cpu_seconds(p.pid)
-        t1 = time.time()
-        for k in range(a.updates):
-            cluster.put((k * 7919) % a.pods, ready=False)
-        last = ((a.updates - 1) * 7919) % a.pods
-        while True:
-            act, _ = targets(port)
-            if any(t["scrapePool"] == "kept"
-                   and t["discoveredLabels"].get("__meta_kubernetes_pod_name") == f"model-{last}"
-                   and t["discoveredLabels"].get("__meta_kubernetes_pod_ready") == "false"
-                   for t in act):
-                break
-            if time.time() - t1 > 300:
-                sys.exit("updates not seen")
-            time.sleep(0.5)
-        cpu_upd = cpu_seconds(p.pid) - cpu1
-        print(f"{a.updates} pod updates: seen in {time.time() - t1:.1f} s, vigil CPU "
-              f"{cpu_upd:.2f} s ({cpu_upd / a.updates * 1e3:.2f} ms per event, two jobs, "
-              f"/api/v1/targets polling included)")
-        print(f"RSS after the updates: {rss_mib(p.pid):.1f} MiB")
-        p.terminate()
-        p.wait()
+        for kept in (False, True):
+            scenario(a, work, cluster, srv.server_address[1], base_rss, kept)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

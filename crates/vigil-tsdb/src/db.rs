@@ -7,6 +7,7 @@
 
 use crate::block::writer::{is_block_dir, write_block};
 use crate::block::{Block, Compaction};
+use crate::chunk::disk::ChunkStore;
 use crate::error::{TsdbError, io_err};
 use crate::head::{Head, HeadOptions, snapshot};
 
@@ -100,6 +101,8 @@ pub struct Tsdb {
     _lock: std::fs::File,
     /// WAL readers (remote-write queues) whose segments checkpoints keep.
     wal_holds: wal::holds::WalHolds,
+    /// Closed head chunks moved out of memory (`<dir>/chunks_head`).
+    chunk_store: ChunkStore,
 }
 
 impl Tsdb {
@@ -144,6 +147,8 @@ impl Tsdb {
             corruptions = rep.corruptions,
             "TSDB started"
         );
+        let chunks_dir = dir.join("chunks_head");
+        let chunk_store = ChunkStore::open(&chunks_dir).map_err(|e| io_err(&chunks_dir, e))?;
         let snapshot_segment = snapshot::list_snapshots(dir)?.first().copied().unwrap_or(0);
         let wal = Wal::create(&dir.join("wal"), rep.next_segment, opts.wal_fsync)?;
         head.commit.lock().wal = Some(wal);
@@ -159,6 +164,7 @@ impl Tsdb {
             blocks: RwLock::new(blocks),
             wal_holds: Default::default(),
             _lock: lock,
+            chunk_store,
         })
     }
 
@@ -222,17 +228,21 @@ impl Tsdb {
             .into_iter()
             .map(|s| file_len(&snapshot::snapshot_path(&self.dir, s)))
             .sum();
-        self.blocks_bytes() + wal + snaps
+        self.blocks_bytes() + wal + snaps + self.chunk_store.bytes()
     }
 
     /// Periodic upkeep: picks up blocks written by `tsdb import`, cuts the head into blocks,
     /// compacts blocks, applies retention, and writes a checkpoint when the WAL has grown.
     pub fn maintain(&self) -> Result<(), TsdbError> {
+        self.offload_chunks();
         self.reload_blocks()?;
         let cut = self.compact_head()?;
         self.compact_blocks()?;
         self.apply_retention()?;
         self.head.truncate_old();
+        if let Some(min) = self.head.min_time() {
+            self.chunk_store.truncate_before(min);
+        }
         if cut {
             return self.checkpoint();
         }
@@ -252,6 +262,26 @@ impl Tsdb {
             self.checkpoint()?;
         }
         Ok(())
+    }
+
+    /// Moves the head's closed chunks out of memory ([`ChunkStore`]). A failed write (a full
+    /// disk) leaves them in memory, where queries and compaction still find them.
+    pub fn offload_chunks(&self) {
+        let start = Instant::now();
+        match self.head.offload_chunks(&self.chunk_store) {
+            Ok(n) => {
+                tracing::debug!(chunks = n, duration = ?start.elapsed(), "Moved closed head chunks to chunks_head")
+            }
+            Err(e) => tracing::warn!(
+                "Could not move closed head chunks to {}: {e}; they stay in memory",
+                self.dir.join("chunks_head").display()
+            ),
+        }
+    }
+
+    /// Bytes of closed head chunks on disk (`prometheus_tsdb_head_chunks_storage_size_bytes`).
+    pub fn chunks_head_bytes(&self) -> u64 {
+        self.chunk_store.bytes()
     }
 
     /// Writes a snapshot of the head and deletes the WAL segments and snapshots it replaces.

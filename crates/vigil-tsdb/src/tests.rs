@@ -612,3 +612,76 @@ fn a_data_directory_is_opened_by_one_tsdb_at_a_time() {
 }
 
 mod hist;
+
+/// Closed head chunks moved to `chunks_head/` read back the same, survive a snapshot and a
+/// clean or crash restart (the files themselves are not needed: the WAL and the snapshot hold
+/// the samples), are compacted into blocks from disk, and their segments go once the head has
+/// moved past them.
+#[test]
+fn closed_head_chunks_move_to_disk_and_read_back() {
+    let dir = tempdir("chunks-head");
+    let db = Tsdb::open(&dir, block_opts()).unwrap();
+    // 600 samples per series, 10 ms apart: five closed chunks each and an open one.
+    for b in 0..600 {
+        let mut a = db.appender();
+        for i in 0..20 {
+            let v = if i % 2 == 0 {
+                (b * 3 + i as i64) as f64
+            } else {
+                ((b as f64) * 0.37 + i as f64).sin() * 1e3
+            };
+            a.append(None, &series(i), b * 10, v).unwrap();
+        }
+        a.commit().unwrap();
+    }
+    let before = dump(&db);
+    db.offload_chunks();
+    let on_disk = db.chunks_head_bytes();
+    assert!(on_disk > 0);
+    {
+        let head = db.head();
+        let s = head.all_series();
+        let d = s[0].data.lock();
+        assert_eq!(d.full.len(), 4, "chunks of 120 samples: four closed");
+        assert!(
+            d.full
+                .iter()
+                .all(|c| matches!(c.data, crate::head::series::FloatChunkData::Disk(_)))
+        );
+    }
+    assert_eq!(dump(&db), before, "read back from disk");
+    // A second pass has nothing to move.
+    db.offload_chunks();
+    assert_eq!(db.chunks_head_bytes(), on_disk);
+
+    // A snapshot re-encodes them; a clean restart loads it.
+    db.close().unwrap();
+    drop(db);
+    let db = Tsdb::open(&dir, block_opts()).unwrap();
+    assert_eq!(dump(&db), before);
+    db.offload_chunks();
+    assert_eq!(dump(&db), before);
+    // Crash: the WAL and the snapshot hold everything; stale segments are cleared at open.
+    drop(db);
+    let db = Tsdb::open(&dir, block_opts()).unwrap();
+    assert_eq!(db.chunks_head_bytes(), 0);
+    assert_eq!(dump(&db), before);
+    db.offload_chunks();
+    // Compaction reads the chunks from disk into blocks; the head moves on and the segment
+    // holding only older chunks is deleted.
+    let mut a = db.appender();
+    for i in 0..20 {
+        a.append(None, &series(i), 6000 + 2500, 1.0).unwrap();
+    }
+    a.commit().unwrap();
+    let all = dump(&db);
+    db.maintain().unwrap();
+    assert!(!db.blocks().is_empty());
+    assert_eq!(dump(&db), all, "blocks + head read as before");
+    assert!(
+        db.chunks_head_bytes() < on_disk,
+        "{} of {on_disk} bytes left",
+        db.chunks_head_bytes()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -155,6 +155,12 @@ pub fn renderer(db: Arc<Tsdb>) -> impl Fn() -> String + Send + Sync {
                 db.blocks_bytes() as f64,
             ),
             (
+                "prometheus_tsdb_head_chunks_storage_size_bytes",
+                "gauge",
+                "Size of the chunks_head directory.",
+                db.chunks_head_bytes() as f64,
+            ),
+            (
                 "prometheus_tsdb_head_max_time",
                 "gauge",
                 "Maximum timestamp of the head block.",

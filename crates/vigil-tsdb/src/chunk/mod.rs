@@ -9,6 +9,7 @@
 //! from a memory map; [`SampleIter`] decodes either kind one chunk at a time.
 
 pub mod dense;
+pub mod disk;
 pub mod hist;
 pub mod packed;
 pub mod xor;
@@ -48,6 +49,8 @@ pub enum ChunkBytes {
     Shared(Arc<[u8]>),
     /// A block chunk ([`dense`] encodings) framed at an offset of a memory-mapped chunks file.
     Mapped(Arc<Mmap>, usize),
+    /// A closed head chunk moved to `chunks_head/` ([`disk`]).
+    Disk(disk::DiskChunk),
 }
 
 impl ChunkBytes {
@@ -65,6 +68,7 @@ impl ChunkBytes {
                 Some(bytes) => dense::decode(bytes, out, scratch),
                 None => false,
             },
+            ChunkBytes::Disk(d) => d.decode(out, scratch),
         }
     }
 }

@@ -6,8 +6,9 @@
 //! the chunk handles it needs.
 
 use super::symbols::Sym;
+use crate::chunk::disk::DiskChunk;
 use crate::chunk::hist::{self, HIST_CHUNK_BYTES, HIST_SAMPLES_PER_CHUNK, HistAppender};
-use crate::chunk::{ChunkBytes, SAMPLES_PER_CHUNK, SampleIter, XorAppender};
+use crate::chunk::{ChunkBytes, SAMPLES_PER_CHUNK, SampleIter, XorAppender, XorIter};
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64};
@@ -20,6 +21,62 @@ pub struct FullChunk {
     pub mint: i64,
     pub maxt: i64,
     pub bytes: Arc<[u8]>,
+}
+
+/// A closed float chunk: XOR bytes in memory when cut, moved to `chunks_head/` by the head's
+/// maintenance ([`crate::chunk::disk`]).
+#[derive(Clone)]
+pub struct FloatChunk {
+    pub mint: i64,
+    pub maxt: i64,
+    pub data: FloatChunkData,
+}
+
+#[derive(Clone)]
+pub enum FloatChunkData {
+    Xor(Arc<[u8]>),
+    Disk(DiskChunk),
+}
+
+impl FloatChunk {
+    pub fn chunk_bytes(&self) -> ChunkBytes {
+        match &self.data {
+            FloatChunkData::Xor(b) => ChunkBytes::Shared(b.clone()),
+            FloatChunkData::Disk(d) => ChunkBytes::Disk(d.clone()),
+        }
+    }
+
+    /// The chunk as XOR bytes (re-encoded when it is on disk), for the head snapshot; `None`
+    /// when the bytes on disk cannot be read back.
+    pub fn xor_bytes(&self) -> Option<Arc<[u8]>> {
+        match &self.data {
+            FloatChunkData::Xor(b) => Some(b.clone()),
+            FloatChunkData::Disk(d) => {
+                let (mut samples, mut scratch) = (Vec::new(), Vec::new());
+                if !d.decode(&mut samples, &mut scratch) {
+                    return None;
+                }
+                let mut x = XorAppender::with_capacity(samples.len() * 2);
+                for (t, v) in samples {
+                    x.append(t, v);
+                }
+                Some(Arc::from(x.take_bytes()))
+            }
+        }
+    }
+
+    /// The last sample, decoding the chunk.
+    pub fn last_sample(&self) -> Option<(i64, f64)> {
+        match &self.data {
+            FloatChunkData::Xor(b) => XorIter::new(b).last(),
+            FloatChunkData::Disk(d) => {
+                let (mut samples, mut scratch) = (Vec::new(), Vec::new());
+                d.decode(&mut samples, &mut scratch)
+                    .then(|| samples.last().copied())
+                    .flatten()
+            }
+        }
+    }
 }
 
 pub struct MemSeries {
@@ -58,7 +115,7 @@ pub enum Outcome {
 pub struct SeriesData {
     pub head: XorAppender,
     pub head_mint: i64,
-    pub full: Vec<FullChunk>,
+    pub full: Vec<FloatChunk>,
     /// Last in-order timestamp; `i64::MIN` when the series has none.
     pub last_t: i64,
     pub last_v_bits: u64,
@@ -455,10 +512,10 @@ impl SeriesData {
     /// Freezes the open chunk.
     fn cut(&mut self) {
         let bytes = self.head.take_bytes();
-        self.full.push(FullChunk {
+        self.full.push(FloatChunk {
             mint: self.head_mint,
             maxt: self.last_t,
-            bytes: Arc::from(bytes),
+            data: FloatChunkData::Xor(Arc::from(bytes)),
         });
     }
 
@@ -627,7 +684,7 @@ impl SeriesData {
             .full
             .iter()
             .filter(|c| c.maxt >= mint && c.mint <= maxt)
-            .map(|c| ChunkBytes::Shared(c.bytes.clone()))
+            .map(FloatChunk::chunk_bytes)
             .collect();
         if self.head.num_samples() > 0 && self.last_t >= mint && self.head_mint <= maxt {
             chunks.push(ChunkBytes::Shared(Arc::from(self.head.bytes())));

@@ -8,7 +8,7 @@
 //! file itself is written outside the lock from cheap `Arc` clones of the frozen chunks.
 
 use super::Head;
-use super::series::{FullChunk, HistData};
+use super::series::{FloatChunk, FloatChunkData, FullChunk, HistData};
 use crate::chunk::hist::{self, HistAppender};
 use crate::chunk::{XorAppender, XorIter};
 use crate::encoding;
@@ -68,7 +68,7 @@ pub fn list_snapshots(dir: &Path) -> Result<Vec<u32>, TsdbError> {
 struct Captured {
     r: SeriesRef,
     labels: Labels,
-    full: Vec<FullChunk>,
+    full: Vec<FloatChunk>,
     head: Vec<u8>,
     head_mint: i64,
     head_maxt: i64,
@@ -167,9 +167,17 @@ pub fn write(dir: &Path, cap: &Capture) -> Result<u64, TsdbError> {
         encoding::put_uvarint(&mut buf, s.r);
         encoding::put_uvarint(&mut buf, s.full.len() as u64 + 1);
         for c in &s.full {
+            // A chunk moved to disk is written as XOR again: the snapshot format does not
+            // change with where the head keeps a chunk.
+            let bytes = c.xor_bytes().ok_or_else(|| {
+                TsdbError::Invalid(format!(
+                    "head chunk of series {} could not be read back from chunks_head",
+                    s.r
+                ))
+            })?;
             encoding::put_varint(&mut buf, c.mint);
             encoding::put_varint(&mut buf, c.maxt);
-            encoding::put_bytes(&mut buf, &c.bytes);
+            encoding::put_bytes(&mut buf, &bytes);
         }
         encoding::put_varint(&mut buf, s.head_mint);
         encoding::put_varint(&mut buf, s.head_maxt);
@@ -353,10 +361,10 @@ fn load_chunks(head: &Head, payload: &[u8]) -> Option<()> {
             if it.err {
                 return None;
             }
-            full.push(FullChunk {
+            full.push(FloatChunk {
                 mint,
                 maxt,
-                bytes: Arc::from(bytes),
+                data: FloatChunkData::Xor(Arc::from(bytes)),
             });
         }
     }
@@ -364,7 +372,7 @@ fn load_chunks(head: &Head, payload: &[u8]) -> Option<()> {
     let mut data = s.data.lock();
     let Some(last) = open
         .last()
-        .or_else(|| full.last().and_then(|c| XorIter::new(&c.bytes).last()))
+        .or_else(|| full.last().and_then(FloatChunk::last_sample))
     else {
         // A series created by an appender whose samples never arrived.
         return Some(());
