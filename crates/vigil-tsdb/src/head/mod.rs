@@ -380,17 +380,18 @@ impl Head {
     /// happen outside them. A chunk that changed meanwhile (a deletion re-encoded the series,
     /// or the head dropped it) is left alone.
     pub fn offload_chunks(&self, store: &ChunkStore) -> std::io::Result<usize> {
+        // (series, chunk start, the bytes the series held) of each chunk in a batch.
+        type Pending = Vec<(Arc<MemSeries>, i64, Arc<[u8]>)>;
         const BATCH: usize = 4 << 20;
         let mut moved = 0;
         let mut frames: Vec<u8> = Vec::with_capacity(BATCH + 64 * 1024);
         let mut spans: Vec<(u32, u32)> = Vec::new();
-        // (series, chunk start, the bytes the series held) of each chunk in `frames`.
-        let mut pending: Vec<(Arc<MemSeries>, i64, Arc<[u8]>)> = Vec::new();
+        let mut pending: Pending = Vec::new();
         let (mut samples, mut payload) = (Vec::new(), Vec::new());
         let mut max_t = i64::MIN;
         let flush = |frames: &mut Vec<u8>,
                      spans: &mut Vec<(u32, u32)>,
-                     pending: &mut Vec<(Arc<MemSeries>, i64, Arc<[u8]>)>,
+                     pending: &mut Pending,
                      max_t: &mut i64|
          -> std::io::Result<usize> {
             if pending.is_empty() {
