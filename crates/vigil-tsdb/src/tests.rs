@@ -612,3 +612,4 @@ fn a_data_directory_is_opened_by_one_tsdb_at_a_time() {
 }
 
 mod hist;
+mod wal_faults;
