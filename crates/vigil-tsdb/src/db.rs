@@ -83,6 +83,9 @@ pub struct TsdbStats {
     pub size_retentions: AtomicU64,
     /// Blocks that failed to load and are skipped.
     pub block_corruptions: AtomicU64,
+    /// `prometheus_tsdb_wal_writes_failed_total`: WAL writes that failed (disk full, I/O
+    /// error); each one is a commit that was refused.
+    pub wal_writes_failed: Arc<AtomicU64>,
 }
 
 pub struct Tsdb {
@@ -108,6 +111,15 @@ pub struct Tsdb {
 impl Tsdb {
     /// Opens (creating if needed) the data directory `dir`, replaying what is there.
     pub fn open(dir: &Path, opts: TsdbOptions) -> Result<Tsdb, TsdbError> {
+        Tsdb::open_with_wal_fs(dir, opts, Arc::new(wal::OsFs))
+    }
+
+    /// As [`Tsdb::open`], with the WAL written through `fs` (tests inject failures with it).
+    pub fn open_with_wal_fs(
+        dir: &Path,
+        opts: TsdbOptions,
+        fs: Arc<dyn wal::SegmentFs>,
+    ) -> Result<Tsdb, TsdbError> {
         std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
         let lock = lock_dir(dir)?;
         let head = Head::new(HeadOptions {
@@ -150,7 +162,13 @@ impl Tsdb {
         let chunks_dir = dir.join("chunks_head");
         let chunk_store = ChunkStore::open(&chunks_dir).map_err(|e| io_err(&chunks_dir, e))?;
         let snapshot_segment = snapshot::list_snapshots(dir)?.first().copied().unwrap_or(0);
-        let wal = Wal::create(&dir.join("wal"), rep.next_segment, opts.wal_fsync)?;
+        let wal = Wal::create_with(
+            &dir.join("wal"),
+            rep.next_segment,
+            opts.wal_fsync,
+            fs,
+            Arc::clone(&stats.wal_writes_failed),
+        )?;
         head.commit.lock().wal = Some(wal);
         // Retention may have advanced while we were down.
         head.truncate_old();

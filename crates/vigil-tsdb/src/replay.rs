@@ -197,6 +197,19 @@ fn replay_inner(head: &Head, dir: &Path, rep: &mut ReplayReport) -> Result<(), T
             if let Some(torn) = &recs.torn {
                 rep.corruptions += 1;
                 let good = recs.good_len();
+                if *torn == record::Torn::Short && seg.number < last {
+                    // A record cut short at the end of a segment that has a successor: left
+                    // by a write that failed (disk full) and could not be cut off, after which
+                    // the writer started a new segment (wal/mod.rs). What follows was written
+                    // after it, so it is kept.
+                    tracing::warn!(
+                        segment = seg.number,
+                        offset = good,
+                        "WAL segment ends in a torn record left by a failed write: truncating it there and going on with the next segment"
+                    );
+                    wal::repair(&wal_dir, seg.number, good, &[])?;
+                    continue;
+                }
                 tracing::warn!(
                     segment = seg.number,
                     offset = good,

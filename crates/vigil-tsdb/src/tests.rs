@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use vigil_model::{Appendable, Labels, Matcher, Queryable, Sample, SelectHints, StorageError};
 
+/// A full disk under the WAL (issue 20).
+mod wal_faults;
+
 fn tempdir(tag: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
     let d = std::env::temp_dir().join(format!(

@@ -191,7 +191,9 @@ pub struct Cli {
     #[arg(help_heading = "WEB", long = "web.route-prefix", value_name = "PATH")]
     pub route_prefix: Option<String>,
 
-    /// Maximum number of simultaneous connections. 0 means no limit.
+    /// Maximum number of simultaneous connections. 0 means no limit. When it is reached, the
+    /// oldest connection without a request in flight (idle, or still sending its request) is
+    /// closed to admit a new one.
     #[arg(
         help_heading = "WEB",
         long = "web.max-connections",
@@ -199,6 +201,27 @@ pub struct Cli {
         default_value_t = 512
     )]
     pub max_connections: usize,
+
+    /// Maximum duration before timing out read of the request, and closing idle
+    /// connections. 0 means no limit.
+    #[arg(
+        help_heading = "WEB",
+        long = "web.read-timeout",
+        value_name = "DURATION",
+        default_value = "5m"
+    )]
+    pub read_timeout: Duration,
+
+    /// Maximum duration to receive a request's head (request line and headers), from the
+    /// connection's accept or the request's first byte; a slower client is disconnected
+    /// (vigil's own flag, against slowloris clients). 0 means only --web.read-timeout applies.
+    #[arg(
+        help_heading = "WEB",
+        long = "web.read-header-timeout",
+        value_name = "DURATION",
+        default_value = "10s"
+    )]
+    pub read_header_timeout: Duration,
 
     /// Maximum time a query may take before being aborted.
     #[arg(

@@ -171,6 +171,8 @@ async fn serve(cli: Cli) -> Result<()> {
             None => Default::default(),
         },
         max_connections: cli.max_connections,
+        read_timeout: nonzero(cli.read_timeout),
+        read_header_timeout: nonzero(cli.read_header_timeout),
         ..Default::default()
     };
     let rules = rules_wiring::start(
@@ -380,4 +382,9 @@ async fn shutdown_signal(quit: Arc<tokio::sync::Notify>) {
         _ = term => tracing::info!("Received SIGTERM, exiting gracefully..."),
         _ = quit.notified() => tracing::info!("Received termination request via web service, exiting gracefully..."),
     }
+}
+
+/// A duration flag where 0 means "no limit".
+fn nonzero(d: vigil_model::Duration) -> Option<std::time::Duration> {
+    (d.as_millis() > 0).then(|| d.to_std())
 }

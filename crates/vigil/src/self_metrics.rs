@@ -95,6 +95,12 @@ pub fn renderer(db: Arc<Tsdb>) -> impl Fn() -> String + Send + Sync {
                 c(&db.stats().wal_corruptions),
             ),
             (
+                "prometheus_tsdb_wal_writes_failed_total",
+                "counter",
+                "Total number of write log writes that failed.",
+                c(&db.stats().wal_writes_failed),
+            ),
+            (
                 "prometheus_tsdb_checkpoint_creations_total",
                 "counter",
                 "Total number of checkpoint creations attempted.",

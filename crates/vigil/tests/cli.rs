@@ -157,6 +157,9 @@ fn version_and_help() {
         "--web.listen-address",
         "--log.level",
         "--enable-feature",
+        "--web.max-connections",
+        "--web.read-timeout",
+        "--web.read-header-timeout",
     ] {
         assert!(help.contains(flag), "--help lists {flag}");
     }
@@ -180,6 +183,34 @@ fn enable_feature_is_accepted() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `--web.read-timeout` (Prometheus' flag, which vigil refused before issue 20) and vigil's
+/// `--web.read-header-timeout` take durations; a bad one is refused with exit code 2.
+#[test]
+fn web_read_timeouts_are_accepted() {
+    for args in [
+        &["--web.read-timeout=5m"][..],
+        &["--web.read-timeout", "90s"],
+        &["--web.read-timeout=0s"],
+        &["--web.read-header-timeout=2s500ms"],
+    ] {
+        let out = Command::new(vigil_bin())
+            .args(args)
+            .arg("--version")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = Command::new(vigil_bin())
+        .args(["--web.read-timeout=soon", "--version"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }
 
 /// Prometheus' WAL compression flags parse in their forms; an unknown type is refused.

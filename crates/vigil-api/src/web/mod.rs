@@ -1,10 +1,13 @@
 //! The HTTP server around the API router: `--web.config.file` (TLS and basic auth, see
-//! [`config`]), `--web.route-prefix`/`--web.external-url`, `--web.max-connections`, gzip when
-//! the client asks, and a limit on request bodies. Connections are served by hyper directly
-//! (HTTP/1.1, TLS through rustls) so TLS and the connection limit sit below axum.
+//! [`config`]), `--web.route-prefix`/`--web.external-url`, `--web.max-connections`,
+//! `--web.read-timeout` and `--web.read-header-timeout` (see `conn.rs`: slow clients must not
+//! lock vigil out), gzip when the client asks, and a limit on request bodies. Connections are
+//! served by hyper directly (HTTP/1.1, TLS through rustls) so TLS, the timeouts and the
+//! connection limit sit below axum.
 
 pub mod auth;
 pub mod config;
+mod conn;
 
 pub use config::WebConfig;
 
@@ -25,8 +28,14 @@ pub struct WebOptions {
     pub route_prefix: String,
     /// TLS, users and headers from `--web.config.file`.
     pub config: WebConfig,
-    /// Most connections served at once (`--web.max-connections`); 0: no limit.
+    /// Most connections open at once (`--web.max-connections`); 0: no limit. Connections
+    /// without a request in flight are shed to admit new ones when it is reached.
     pub max_connections: usize,
+    /// Time to read a request head (`--web.read-header-timeout`); `None`: no limit.
+    pub read_header_timeout: Option<Duration>,
+    /// Time to read a whole request, and to keep an idle connection open
+    /// (`--web.read-timeout`); `None`: no limit.
+    pub read_timeout: Option<Duration>,
     /// Largest request body accepted (form-encoded parameters of POSTs).
     pub max_body_bytes: usize,
 }
@@ -37,6 +46,8 @@ impl Default for WebOptions {
             route_prefix: "/".into(),
             config: WebConfig::default(),
             max_connections: 512,
+            read_header_timeout: Some(Duration::from_secs(10)),
+            read_timeout: Some(Duration::from_secs(300)),
             max_body_bytes: 10 << 20,
         }
     }
@@ -116,8 +127,10 @@ pub fn app_with(state: Arc<ApiState>, opts: &WebOptions, extra: Router) -> Resul
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets open requests finish (for
-/// up to 10 s). TLS when the web config has it; at most `max_connections` at once (further
-/// connections wait in the accept queue, as Prometheus' limited listener does).
+/// up to 10 s). TLS when the web config has it. Connections are admitted, timed out and shed
+/// as [`conn`] describes: at most `max_connections` open, of which only those serving a
+/// request are safe; further connections wait in the accept queue only while every open one
+/// is serving a request.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -125,19 +138,30 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let tls = opts.config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
-    let limit = if opts.max_connections == 0 {
-        tokio::sync::Semaphore::MAX_PERMITS
-    } else {
-        opts.max_connections
+    let limits = conn::Limits {
+        header: opts.read_header_timeout,
+        read: opts.read_timeout,
     };
-    let slots = Arc::new(tokio::sync::Semaphore::new(limit));
+    let events = Arc::new(conn::Events::new(limits, opts.max_connections));
+    let table = Arc::new(conn::Table::new(opts.max_connections, Arc::clone(&events)));
+    // Reports what the last burst of timeouts and sheds left unreported.
+    let reporter = {
+        let events = Arc::clone(&events);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                events.report_if_due();
+            }
+        })
+    };
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        tokio::select! {
+            _ = table.wait_for_room() => {}
             _ = &mut shutdown => break,
-        };
+        }
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = &mut shutdown => break,
@@ -151,39 +175,61 @@ pub async fn serve(
                 continue;
             }
         };
+        // At the cap this sheds a connection and waits until it is closed (or, if every
+        // open connection became busy meanwhile, until a request ends).
+        let c = tokio::select! {
+            c = table.admit() => c,
+            _ = &mut shutdown => break,
+        };
+        events.report_if_due();
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
+        let svc = conn::ConnService {
+            app: app.clone(),
+            table: Arc::clone(&table),
+            conn: Arc::clone(&c),
+            limits,
+        };
         let tls = tls.clone();
         let watcher = graceful.watcher();
+        let table = Arc::clone(&table);
         tokio::spawn(async move {
-            let _permit = permit;
-            let svc = hyper_util::service::TowerToHyperService::new(app);
             let builder = hyper::server::conn::http1::Builder::new();
-            match tls {
-                None => {
-                    let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
-                    let _ = watcher.watch(conn).await;
+            let io = conn::Timed::new(stream, Arc::clone(&table), Arc::clone(&c), limits);
+            let serve = async {
+                match tls {
+                    None => {
+                        let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(io), svc);
+                        let _ = watcher.watch(conn).await;
+                    }
+                    Some(acceptor) => {
+                        let handshake =
+                            tokio::time::timeout(Duration::from_secs(10), acceptor.accept(io));
+                        let Ok(Ok(tls_stream)) = handshake.await else {
+                            return;
+                        };
+                        let conn =
+                            builder.serve_connection(hyper_util::rt::TokioIo::new(tls_stream), svc);
+                        let _ = watcher.watch(conn).await;
+                    }
                 }
-                Some(acceptor) => {
-                    let handshake =
-                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
-                    let Ok(Ok(tls_stream)) = handshake.await else {
-                        return;
-                    };
-                    let conn =
-                        builder.serve_connection(hyper_util::rt::TokioIo::new(tls_stream), svc);
-                    let _ = watcher.watch(conn).await;
-                }
+            };
+            tokio::select! {
+                _ = serve => {}
+                // Dropping the connection closes its socket.
+                _ = c.shed() => {}
             }
+            table.remove(&c);
         });
     }
     drop(listener);
+    reporter.abort();
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(Duration::from_secs(10)) => {
             tracing::warn!("open connections did not finish within 10 s");
         }
     }
+    events.report_if_due();
     Ok(())
 }
 

@@ -6,15 +6,26 @@
 //! log never appends to a segment it did not create in this process: every open starts a new
 //! segment, so recovery only ever needs to truncate the tail of older ones. Reading is total:
 //! a torn or garbled record ends the segment (see [`read_segment`]), and the caller repairs.
+//!
+//! A write that fails partway (a full disk stores part of the batch, then says `ENOSPC`)
+//! must not leave its bytes in front of later records: replay stops at the first torn record
+//! and would drop everything behind it. So the writer cuts the segment back to the end of the
+//! last complete batch and moves on to a new segment before it writes again, and the commit
+//! reports the failure (nothing of it was acknowledged). File operations go through
+//! [`file::SegmentFs`] so tests can inject exactly that failure.
 
+pub mod file;
 pub mod holds;
 pub mod record;
 pub mod tail;
 
 use crate::error::{TsdbError, io_err};
+pub use file::{OsFs, SegmentFile, SegmentFs};
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// Segments are cut past this size.
 pub const SEGMENT_SIZE: u64 = 128 << 20;
@@ -60,10 +71,19 @@ pub fn list_segments(dir: &Path) -> Result<Vec<u32>, TsdbError> {
 /// The log being written.
 pub struct Wal {
     dir: PathBuf,
-    file: File,
+    fs: Arc<dyn SegmentFs>,
+    file: Box<dyn SegmentFile>,
     segment: u32,
+    /// Bytes of complete, acknowledged batches in the segment: where the next batch goes.
     size: u64,
     fsync: FsyncPolicy,
+    /// Set when a failed write may have left bytes past `size`; they are cut off (or a new
+    /// segment is started) before anything else is written.
+    torn: bool,
+    /// `prometheus_tsdb_wal_writes_failed_total`, shared with the TSDB's stats.
+    writes_failed: Arc<AtomicU64>,
+    /// Rate limit of the error logged for failed writes.
+    failure_log: LogLimiter,
     /// Bytes written since open, for self-metrics.
     pub bytes_written: u64,
 }
@@ -71,21 +91,30 @@ pub struct Wal {
 impl Wal {
     /// Starts segment `segment` (which must not exist) in `dir`.
     pub fn create(dir: &Path, segment: u32, fsync: FsyncPolicy) -> Result<Wal, TsdbError> {
+        Wal::create_with(dir, segment, fsync, Arc::new(OsFs), Arc::default())
+    }
+
+    /// As [`Wal::create`], through the file layer `fs` (a fault-injecting one in tests), and
+    /// counting failed writes in `writes_failed`.
+    pub fn create_with(
+        dir: &Path,
+        segment: u32,
+        fsync: FsyncPolicy,
+        fs: Arc<dyn SegmentFs>,
+        writes_failed: Arc<AtomicU64>,
+    ) -> Result<Wal, TsdbError> {
         std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-        let path = dir.join(segment_name(segment));
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| io_err(&path, e))?;
-        sync_dir(dir);
+        let file = create_segment(&*fs, dir, segment)?;
         Ok(Wal {
             dir: dir.to_path_buf(),
+            fs,
             file,
             segment,
             size: 0,
             fsync,
+            torn: false,
+            writes_failed,
+            failure_log: LogLimiter::default(),
             bytes_written: 0,
         })
     }
@@ -99,37 +128,173 @@ impl Wal {
         &self.dir
     }
 
-    /// Writes one commit batch of framed records.
+    fn path(&self) -> PathBuf {
+        self.dir.join(segment_name(self.segment))
+    }
+
+    /// Writes one commit batch of framed records. On an error nothing of the batch counts as
+    /// written: the caller must report the commit as failed. The failure is counted and
+    /// logged (at most every 10 s).
     pub fn write_batch(&mut self, batch: &[u8]) -> Result<(), TsdbError> {
         if batch.is_empty() {
             return Ok(());
         }
+        let res = self.try_write(batch);
+        if let Err(e) = &res {
+            self.writes_failed.fetch_add(1, Ordering::Relaxed);
+            if let Some(suppressed) = self.failure_log.ready(Instant::now()) {
+                tracing::error!(
+                    suppressed,
+                    "WAL write failed: {e}; the samples of this commit (a scrape, a rule \
+                     evaluation or a remote-write request) were not stored; free space in {} \
+                     (or repair its file system): writing resumes by itself with the next commit",
+                    self.dir.display()
+                );
+            }
+        }
+        res
+    }
+
+    fn try_write(&mut self, batch: &[u8]) -> Result<(), TsdbError> {
+        if self.torn {
+            self.cut_off_torn_tail()?;
+        }
         if self.size > 0 && self.size + batch.len() as u64 > SEGMENT_SIZE {
             self.cut()?;
         }
-        let path = || self.dir.join(segment_name(self.segment));
-        self.file.write_all(batch).map_err(|e| io_err(&path(), e))?;
-        if self.fsync == FsyncPolicy::Always {
-            self.file.sync_data().map_err(|e| io_err(&path(), e))?;
+        let mut done = 0;
+        let mut res = Ok(());
+        while done < batch.len() {
+            match self.file.write(&batch[done..]) {
+                Ok(0) => {
+                    res = Err(std::io::ErrorKind::WriteZero.into());
+                    break;
+                }
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    res = Err(e);
+                    break;
+                }
+            }
+        }
+        if res.is_ok() && self.fsync == FsyncPolicy::Always {
+            res = self.file.sync_data();
+        }
+        if let Err(e) = res {
+            // The part of the batch that reached the file is not acknowledged: it must not
+            // stay in front of later records, or replay would stop at it.
+            if done > 0 {
+                self.torn = true;
+                // If this fails too, it is tried again before the next write.
+                let _ = self.cut_off_torn_tail();
+            }
+            return Err(io_err(&self.path(), e));
         }
         self.size += batch.len() as u64;
         self.bytes_written += batch.len() as u64;
         Ok(())
     }
 
+    /// Removes what a failed write left past the last complete batch, then starts a new
+    /// segment: a WAL reader (remote write) may have read some of the removed bytes, and must
+    /// never find other bytes at those offsets. If the truncation fails, the new segment is
+    /// what keeps later records from sitting behind the torn one (replay reads past a torn
+    /// tail of a segment that has a successor, docs/format/wal.md). If both fail, writing
+    /// stays refused.
+    fn cut_off_torn_tail(&mut self) -> Result<(), TsdbError> {
+        let trimmed = self.file.truncate(self.size);
+        if let Err(e) = &trimmed {
+            tracing::warn!(
+                segment = self.segment,
+                offset = self.size,
+                "Could not cut the torn tail off the WAL segment ({e}); starting a new segment"
+            );
+        }
+        match self.next_segment() {
+            Ok(()) => Ok(()),
+            // Trimmed: later records may go into this segment.
+            Err(_) if trimmed.is_ok() => {
+                self.torn = false;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Closes the current segment (fsynced) and starts the next one.
     pub fn cut(&mut self) -> Result<u32, TsdbError> {
-        self.sync()?;
-        let next = Wal::create(&self.dir, self.segment + 1, self.fsync)?;
-        let written = self.bytes_written;
-        *self = next;
-        self.bytes_written = written;
+        self.next_segment()?;
         Ok(self.segment)
     }
 
+    /// Starts segment `segment + 1`; the current one is left as it is.
+    fn next_segment(&mut self) -> Result<(), TsdbError> {
+        if self.torn {
+            // Best effort: a segment with a torn tail is not worth failing for.
+            let _ = self.file.sync_all();
+        } else {
+            self.sync()?;
+        }
+        let file = create_segment(&*self.fs, &self.dir, self.segment + 1)?;
+        self.file = file;
+        self.segment += 1;
+        self.size = 0;
+        self.torn = false;
+        Ok(())
+    }
+
     pub fn sync(&mut self) -> Result<(), TsdbError> {
-        let path = self.dir.join(segment_name(self.segment));
+        let path = self.path();
         self.file.sync_all().map_err(|e| io_err(&path, e))
+    }
+}
+
+fn create_segment(
+    fs: &dyn SegmentFs,
+    dir: &Path,
+    segment: u32,
+) -> Result<Box<dyn SegmentFile>, TsdbError> {
+    let path = dir.join(segment_name(segment));
+    let file = fs.create(&path).map_err(|e| io_err(&path, e))?;
+    sync_dir(dir);
+    Ok(file)
+}
+
+/// At most one message per interval, with the number of those held back.
+#[derive(Debug)]
+pub struct LogLimiter {
+    every: Duration,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl Default for LogLimiter {
+    fn default() -> Self {
+        LogLimiter::new(Duration::from_secs(10))
+    }
+}
+
+impl LogLimiter {
+    pub fn new(every: Duration) -> Self {
+        LogLimiter {
+            every,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(messages held back since the last one)` when a message may be logged now.
+    pub fn ready(&mut self, now: Instant) -> Option<u64> {
+        if self
+            .last
+            .is_some_and(|l| now.saturating_duration_since(l) < self.every)
+        {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
     }
 }
 

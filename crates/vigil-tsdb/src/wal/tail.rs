@@ -7,7 +7,9 @@
 //! a torn tail left by a crash (skipped, counted). A segment is finished once a later segment
 //! exists; the check is made *before* reading to the end, so no bytes written after it can be
 //! missed. Segments deleted before they were read (the kept-WAL bound of `WalHolds`) are
-//! skipped, counted and logged.
+//! skipped, counted and logged. An incomplete record held at the end of the newest segment is
+//! compared with the file before waiting on: a write that failed partway is cut off the file
+//! (wal/mod.rs), and the record is then read again from its start, not glued to what follows.
 
 use super::{self as wal, record};
 use std::fs::File;
@@ -168,6 +170,18 @@ impl Tailer {
                 self.move_to(next);
                 step.next_segment = true;
             }
+        } else if eof && !self.buf.is_empty() && self.tail_rewritten()? {
+            // The incomplete record we hold was cut off the file (a write that failed
+            // partway, wal/mod.rs) and other bytes are there now: read from its start again.
+            tracing::debug!(
+                segment,
+                offset = self.pos.offset,
+                "WAL tail was rewritten; reading it again"
+            );
+            self.buf.clear();
+            if let Some(f) = self.file.as_mut() {
+                f.seek(SeekFrom::Start(self.pos.offset))?;
+            }
         } else if let Some(t) = torn
             && t != record::Torn::Short
             && !eof
@@ -177,6 +191,27 @@ impl Tailer {
             tracing::debug!(segment, offset = self.pos.offset, reason = %t, "Unreadable WAL record; waiting");
         }
         Ok(step)
+    }
+
+    /// Whether the file no longer holds the incomplete bytes buffered at `pos` (checked at
+    /// the end of the segment being written, so rarely). Leaves the read position as it was.
+    fn tail_rewritten(&mut self) -> std::io::Result<bool> {
+        let Some(f) = self.file.as_mut() else {
+            return Ok(false);
+        };
+        let end = f.stream_position()?;
+        f.seek(SeekFrom::Start(self.pos.offset))?;
+        let mut now = vec![0; self.buf.len()];
+        let mut filled = 0;
+        while filled < now.len() {
+            let n = f.read(&mut now[filled..])?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        f.seek(SeekFrom::Start(end))?;
+        Ok(filled < now.len() || now != self.buf)
     }
 
     /// Bytes in the WAL after the current position (an estimate of the backlog).
@@ -344,6 +379,35 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].1, b"two-two");
         assert_eq!(got[0].2.offset, (r1.len() + r2.len()) as u64);
+        assert_eq!(t.skipped_tails, 0);
+    }
+
+    /// A write that failed partway on a full disk is cut off the segment and later records
+    /// take its place: a reader that held the torn bytes reads the new ones from the start.
+    #[test]
+    fn torn_tail_cut_off_after_a_failed_write_is_read_again() {
+        let dir = tempdir("rewritten");
+        let r1 = rec(record::SAMPLES, b"one");
+        let torn = rec(record::SAMPLES, b"never-acknowledged");
+        let r2 = rec(record::SAMPLES, b"two-two-two-two-two-two");
+        let path = dir.join(wal::segment_name(0));
+        let mut f = File::create(&path).unwrap();
+        f.write_all(&r1).unwrap();
+        f.write_all(&torn[..12]).unwrap();
+        let mut t = Tailer::new(&dir, Pos::default());
+        let got = collect(&mut t);
+        assert_eq!(got.len(), 1);
+        // The writer truncates, then appends the next batch at the same offset.
+        f.set_len(r1.len() as u64).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(&r2).unwrap();
+        let got = collect(&mut t);
+        let payloads: Vec<&[u8]> = got.iter().map(|g| &g.1[..]).collect();
+        assert_eq!(payloads, [&b"two-two-two-two-two-two"[..]]);
+        assert_eq!(t.position().offset, (r1.len() + r2.len()) as u64);
         assert_eq!(t.skipped_tails, 0);
     }
 
