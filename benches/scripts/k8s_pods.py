@@ -185,6 +185,14 @@ def start_vigil(binary, api_port, workdir, name, kept=True):
 def scenario(a, work, cluster, api_port, base_rss, kept):
     name = "every pod a target (+ annotated job)" if kept else "annotated job only"
     p, port = start_vigil(a.vigil, api_port, work, "kept" if kept else "annotated", kept)
+    try:
+        measure(a, cluster, base_rss, kept, name, p, port)
+    finally:
+        p.terminate()
+        p.wait()
+
+
+def measure(a, cluster, base_rss, kept, name, p, port):
     start = time.time()
     cpu0 = cpu_seconds(p.pid)
     want_kept = a.pods if kept else 0
@@ -239,8 +247,6 @@ def scenario(a, work, cluster, api_port, base_rss, kept):
     print(f"[{name}] {a.updates} pod updates (rv {first}..{cluster.rv}): seen in "
           f"{time.time() - t1:.1f} s, vigil CPU {cpu_upd:.2f} s "
           f"({cpu_upd / a.updates * 1e3:.2f} ms per event); RSS after {rss_mib(p.pid):.1f} MiB")
-    p.terminate()
-    p.wait()
 
 
 def main():
@@ -255,10 +261,12 @@ def main():
         srv0 = ThreadingHTTPServer(("127.0.0.1", 0), handler(empty))
         threading.Thread(target=srv0.serve_forever, daemon=True).start()
         p0, _ = start_vigil(a.vigil, srv0.server_address[1], work, "empty")
-        time.sleep(5)
-        base_rss = rss_mib(p0.pid)
-        p0.terminate()
-        p0.wait()
+        try:
+            time.sleep(5)
+            base_rss = rss_mib(p0.pid)
+        finally:
+            p0.terminate()
+            p0.wait()
         cluster = Cluster(a.pods)
         srv = ThreadingHTTPServer(("127.0.0.1", 0), handler(cluster))
         threading.Thread(target=srv.serve_forever, daemon=True).start()
