@@ -32,7 +32,7 @@ def systems():
             yield "prometheus", int(pid)
         elif exe.startswith("victoria-metrics"):
             yield "victoria", int(pid)
-        elif exe == "vigil" and "--storage.tsdb.path" in args:
+        elif exe.startswith("vigil") and "--storage.tsdb.path" in args:
             yield "vigil", int(pid)
 
 
