@@ -105,7 +105,7 @@ pub struct Tsdb {
     /// WAL readers (remote-write queues) whose segments checkpoints keep.
     wal_holds: wal::holds::WalHolds,
     /// Closed head chunks moved out of memory (`<dir>/chunks_head`).
-    chunk_store: ChunkStore,
+    chunk_store: Arc<ChunkStore>,
 }
 
 impl Tsdb {
@@ -134,8 +134,17 @@ impl Tsdb {
             // What blocks hold is not the head's any more; replay skips it.
             head.set_min_valid_time(maxt);
         }
+        // Before the replay, so that replayed chunks go to disk as they are cut.
+        let chunks_dir = dir.join("chunks_head");
+        let chunk_store =
+            Arc::new(ChunkStore::open(&chunks_dir).map_err(|e| io_err(&chunks_dir, e))?);
+        let _ = head.chunk_store.set(Arc::clone(&chunk_store));
         let start = Instant::now();
         let rep: ReplayReport = replay::replay(&head, dir)?;
+        // Chunks a snapshot loaded are in memory: move them out now, not a minute later.
+        if let Err(e) = head.offload_chunks() {
+            tracing::warn!("Could not move head chunks to {}: {e}", chunks_dir.display());
+        }
         let took = start.elapsed();
         stats
             .wal_corruptions
@@ -159,8 +168,6 @@ impl Tsdb {
             corruptions = rep.corruptions,
             "TSDB started"
         );
-        let chunks_dir = dir.join("chunks_head");
-        let chunk_store = ChunkStore::open(&chunks_dir).map_err(|e| io_err(&chunks_dir, e))?;
         let snapshot_segment = snapshot::list_snapshots(dir)?.first().copied().unwrap_or(0);
         let wal = Wal::create_with(
             &dir.join("wal"),
@@ -286,7 +293,7 @@ impl Tsdb {
     /// disk) leaves them in memory, where queries and compaction still find them.
     pub fn offload_chunks(&self) {
         let start = Instant::now();
-        match self.head.offload_chunks(&self.chunk_store) {
+        match self.head.offload_chunks() {
             Ok(n) => {
                 tracing::debug!(chunks = n, duration = ?start.elapsed(), "Moved closed head chunks to chunks_head")
             }

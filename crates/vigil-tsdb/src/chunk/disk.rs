@@ -3,12 +3,15 @@
 //!
 //! A head chunk is cut every 120 samples; once cut it never changes until the head drops it.
 //! Holding every closed chunk in memory made RSS grow by the size of every sample in the head
-//! (one to three hours of data). The head's maintenance therefore moves closed chunks here:
-//! each is re-encoded with the block chunk encoding ([`super::dense`], about a quarter of the
-//! XOR size on scrape data) and framed as in a block's chunks file, appended to the current
-//! segment file with one write per batch, and the series keeps only a 16-byte [`DiskChunk`]
-//! reference. Reads use `pread` into a buffer, not a memory map: pages of a map count in the
-//! process' RSS once touched, which is the cost this module exists to remove.
+//! (one to three hours of data). So a chunk goes here when it is cut
+//! ([`ChunkStore::append_chunk`]): it is re-encoded with the block chunk encoding
+//! ([`super::dense`], about a quarter of the XOR size on scrape data), framed as in a block's
+//! chunks file, and appended to the current segment's tail buffer, which is written out once it
+//! holds 1 MiB (and at every maintenance pass). The series keeps only a 16-byte [`DiskChunk`]
+//! reference and reuses its open chunk's buffer, so cutting allocates nothing that outlives the
+//! cut (closed and open chunks interleaved in memory kept half-empty pages alive). Reads use
+//! `pread` into a buffer, or copy from the tail not written yet; not a memory map: pages of a
+//! map count in the process' RSS once touched, which is the cost this module exists to remove.
 //!
 //! The files are not part of recovery: the WAL and the head snapshot hold the same samples,
 //! so a segment left by a crash is deleted at open. A segment is deleted once every chunk in
@@ -28,12 +31,34 @@ use parking_lot::Mutex;
 /// A segment is closed once it holds this many bytes (offsets are `u32`).
 const SEGMENT_BYTES: u64 = 128 << 20;
 
-/// One `chunks_head` segment file.
+/// One `chunks_head` segment file and the bytes appended to it but not written yet.
 pub struct Segment {
     file: File,
     path: PathBuf,
     /// The newest sample time of any chunk written to it.
     max_t: AtomicI64,
+    /// Bytes in the file; what follows is in `pending`.
+    written: AtomicU64,
+    pending: Mutex<Vec<u8>>,
+}
+
+impl Segment {
+    /// Writes out the pending bytes.
+    fn flush(&self) -> io::Result<()> {
+        let mut p = self.pending.lock();
+        if p.is_empty() {
+            return Ok(());
+        }
+        (&self.file).write_all(&p)?;
+        self.written.fetch_add(p.len() as u64, Ordering::Release);
+        p.clear();
+        Ok(())
+    }
+
+    fn len(&self) -> u64 {
+        let p = self.pending.lock();
+        self.written.load(Ordering::Acquire) + p.len() as u64
+    }
 }
 
 impl Drop for Segment {
@@ -55,8 +80,21 @@ impl DiskChunk {
     /// Reads the framed chunk (length, bytes, CRC) into `buf`.
     pub fn read_frame(&self, buf: &mut Vec<u8>) -> io::Result<()> {
         buf.clear();
-        buf.resize(self.len as usize, 0);
-        self.seg.file.read_exact_at(buf, u64::from(self.off))
+        let (off, len) = (u64::from(self.off), self.len as usize);
+        {
+            let p = self.seg.pending.lock();
+            let written = self.seg.written.load(Ordering::Acquire);
+            if off >= written {
+                let at = (off - written) as usize;
+                let bytes = p.get(at..at + len).ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::UnexpectedEof, "chunk past the segment's end")
+                })?;
+                buf.extend_from_slice(bytes);
+                return Ok(());
+            }
+        }
+        buf.resize(len, 0);
+        self.seg.file.read_exact_at(buf, off)
     }
 
     /// Decodes the chunk's samples into `out` (cleared first); false when the bytes read back
@@ -74,15 +112,22 @@ impl DiskChunk {
     }
 }
 
-struct Active {
-    seg: Arc<Segment>,
-    len: u64,
+/// A segment's tail is written out once it holds this many bytes.
+const TAIL_BYTES: usize = 1 << 20;
+
+/// Buffers [`ChunkStore::append_chunk`] reuses.
+#[derive(Default)]
+struct Scratch {
+    samples: Vec<(i64, f64)>,
+    payload: Vec<u8>,
+    frame: Vec<u8>,
 }
 
 /// The `chunks_head` directory: the segment being appended to and the ones still referenced.
 pub struct ChunkStore {
     dir: PathBuf,
-    active: Mutex<Option<Active>>,
+    active: Mutex<Option<Arc<Segment>>>,
+    scratch: Mutex<Scratch>,
     /// Closed segments, oldest first.
     closed: Mutex<Vec<Arc<Segment>>>,
     next_id: AtomicU64,
@@ -105,6 +150,7 @@ impl ChunkStore {
         Ok(ChunkStore {
             dir: dir.to_path_buf(),
             active: Mutex::new(None),
+            scratch: Mutex::new(Scratch::default()),
             closed: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
             run: std::time::SystemTime::now()
@@ -114,21 +160,38 @@ impl ChunkStore {
         })
     }
 
-    /// Appends framed chunks (`frames`, with each chunk's `(offset in frames, length)` in
-    /// `spans`) whose newest sample is at `max_t`; returns their references, in order. One
-    /// write for the batch; a batch never spans two segments.
-    pub fn append(
-        &self,
-        frames: &[u8],
-        spans: &[(u32, u32)],
-        max_t: i64,
-    ) -> io::Result<Vec<DiskChunk>> {
+    /// Stores a closed XOR chunk whose newest sample is at `max_t`: re-encodes it, appends it
+    /// to the current segment's tail and writes the tail out once it is large. `None` when the
+    /// XOR bytes do not decode.
+    pub fn append_chunk(&self, xor: &[u8], max_t: i64) -> io::Result<Option<DiskChunk>> {
+        let mut sc = self.scratch.lock();
+        let Scratch {
+            samples,
+            payload,
+            frame,
+        } = &mut *sc;
+        samples.clear();
+        let mut it = super::XorIter::new(xor);
+        samples.extend(it.by_ref());
+        if it.err {
+            return Ok(None);
+        }
+        payload.clear();
+        super::dense::encode(samples, payload);
+        frame.clear();
+        super::write_framed(frame, payload);
+        self.append_frame(frame, max_t).map(Some)
+    }
+
+    /// Appends one framed chunk.
+    fn append_frame(&self, frame: &[u8], max_t: i64) -> io::Result<DiskChunk> {
         let mut active = self.active.lock();
-        let full = active
-            .as_ref()
-            .is_some_and(|a| a.len + frames.len() as u64 > SEGMENT_BYTES);
-        if full && let Some(old) = active.take() {
-            self.closed.lock().push(old.seg);
+        if let Some(seg) = active.as_ref()
+            && seg.len() + frame.len() as u64 > SEGMENT_BYTES
+        {
+            let old = active.take().expect("checked");
+            old.flush()?;
+            self.closed.lock().push(old);
         }
         if active.is_none() {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -139,42 +202,49 @@ impl ChunkStore {
                 .read(true)
                 .write(true)
                 .open(&path)?;
-            *active = Some(Active {
-                seg: Arc::new(Segment {
-                    file,
-                    path,
-                    max_t: AtomicI64::new(i64::MIN),
-                }),
-                len: 0,
-            });
+            *active = Some(Arc::new(Segment {
+                file,
+                path,
+                max_t: AtomicI64::new(i64::MIN),
+                written: AtomicU64::new(0),
+                pending: Mutex::new(Vec::with_capacity(TAIL_BYTES + 4096)),
+            }));
         }
-        let a = active.as_mut().expect("set above");
-        let base = a.len;
-        if let Err(e) = (&a.seg.file).write_all(frames) {
-            // Nothing refers to a partial write; later batches go after it.
-            if let Ok(m) = a.seg.file.metadata() {
-                a.len = m.len();
-            }
-            return Err(e);
+        let seg = active.as_ref().expect("set above");
+        let off = {
+            let mut p = seg.pending.lock();
+            let off = seg.written.load(Ordering::Acquire) + p.len() as u64;
+            p.extend_from_slice(frame);
+            off
+        };
+        self.bytes.fetch_add(frame.len() as u64, Ordering::Relaxed);
+        seg.max_t.fetch_max(max_t, Ordering::Relaxed);
+        let chunk = DiskChunk {
+            seg: Arc::clone(seg),
+            off: off as u32,
+            len: frame.len() as u32,
+        };
+        if seg.pending.lock().len() >= TAIL_BYTES
+            && let Err(e) = seg.flush()
+        {
+            // The bytes stay in the tail (readable) and are written at the next flush.
+            tracing::warn!("Could not write {}: {e}", seg.path.display());
         }
-        a.len += frames.len() as u64;
-        self.bytes.fetch_add(frames.len() as u64, Ordering::Relaxed);
-        a.seg.max_t.fetch_max(max_t, Ordering::Relaxed);
-        Ok(spans
-            .iter()
-            .map(|&(off, len)| DiskChunk {
-                seg: Arc::clone(&a.seg),
-                off: (base + u64::from(off)) as u32,
-                len,
-            })
-            .collect())
+        Ok(chunk)
+    }
+
+    /// Writes out the current segment's tail.
+    pub fn flush(&self) -> io::Result<()> {
+        let seg = self.active.lock().clone();
+        seg.map_or(Ok(()), |s| s.flush())
     }
 
     /// Retires the segments whose every chunk ends before `min_t` (the head's minimum time):
     /// the head no longer refers to them.
     pub fn truncate_before(&self, min_t: i64) {
-        let mut closed = self.closed.lock();
+        // Lock order: `active`, then `closed` (as `append_frame`).
         let mut active = self.active.lock();
+        let mut closed = self.closed.lock();
         closed.retain(|s| {
             let keep = s.max_t.load(Ordering::Relaxed) >= min_t;
             if !keep {
@@ -186,11 +256,11 @@ impl ChunkStore {
         });
         if active
             .as_ref()
-            .is_some_and(|a| a.seg.max_t.load(Ordering::Relaxed) < min_t)
+            .is_some_and(|a| a.max_t.load(Ordering::Relaxed) < min_t)
         {
             let a = active.take().expect("checked");
-            let _ = std::fs::remove_file(&a.seg.path);
-            self.bytes.fetch_sub(a.len, Ordering::Relaxed);
+            let _ = std::fs::remove_file(&a.path);
+            self.bytes.fetch_sub(a.len(), Ordering::Relaxed);
         }
     }
 
@@ -208,50 +278,49 @@ impl ChunkStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chunk::XorAppender;
 
-    fn frame(samples: &[(i64, f64)]) -> Vec<u8> {
-        let mut payload = Vec::new();
-        crate::chunk::dense::encode(samples, &mut payload);
-        let mut f = Vec::new();
-        crate::chunk::write_framed(&mut f, &payload);
-        f
+    fn xor(samples: &[(i64, f64)]) -> Vec<u8> {
+        let mut x = XorAppender::new();
+        for &(t, v) in samples {
+            x.append(t, v);
+        }
+        x.bytes().to_vec()
     }
 
     #[test]
-    fn chunks_read_back_and_old_segments_go() {
+    fn chunks_read_back_from_the_tail_and_the_file_and_old_segments_go() {
         let dir = std::env::temp_dir().join(format!("vigil-chunkstore-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("000001"), b"left by a crash").unwrap();
         let store = ChunkStore::open(&dir).unwrap();
-        assert!(!dir.join("000001").exists() || store.segments() == 0);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
 
         let a: Vec<(i64, f64)> = (0..120).map(|i| (i * 1000, i as f64 * 0.5)).collect();
         let b: Vec<(i64, f64)> = (120..240).map(|i| (i * 1000, (i as f64).sin())).collect();
-        let (fa, fb) = (frame(&a), frame(&b));
-        let mut batch = fa.clone();
-        batch.extend_from_slice(&fb);
-        let refs = store
-            .append(
-                &batch,
-                &[(0, fa.len() as u32), (fa.len() as u32, fb.len() as u32)],
-                239_000,
-            )
-            .unwrap();
+        let ra = store.append_chunk(&xor(&a), 119_000).unwrap().unwrap();
+        let rb = store.append_chunk(&xor(&b), 239_000).unwrap().unwrap();
         let (mut out, mut scratch) = (Vec::new(), Vec::new());
-        assert!(refs[0].decode(&mut out, &mut scratch));
+        // From the tail, not written yet.
+        assert!(ra.decode(&mut out, &mut scratch));
         assert_eq!(out, a);
-        assert!(refs[1].decode(&mut out, &mut scratch));
+        store.flush().unwrap();
+        // From the file.
+        assert!(rb.decode(&mut out, &mut scratch));
         assert_eq!(out, b);
-        assert_eq!(store.bytes(), batch.len() as u64);
+        assert!(ra.decode(&mut out, &mut scratch));
+        assert_eq!(out, a);
+        assert!(store.bytes() > 0);
+        assert!(store.append_chunk(b"\x01", 0).unwrap().is_none(), "not XOR");
 
         // A reader keeps a retired segment's data readable.
         store.truncate_before(240_000);
         assert_eq!(store.segments(), 0);
         assert_eq!(store.bytes(), 0);
-        assert!(refs[1].decode(&mut out, &mut scratch));
+        assert!(rb.decode(&mut out, &mut scratch));
         assert_eq!(out, b);
-        drop(refs);
+        drop((ra, rb));
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -207,6 +207,21 @@ impl XorAppender {
         out
     }
 
+    /// Empties the chunk, keeping its buffer (the next chunk of a series reuses it).
+    pub fn reset(&mut self) {
+        let mut buf = std::mem::take(&mut self.w.buf);
+        buf.clear();
+        buf.extend_from_slice(&[0, 0]);
+        *self = XorAppender {
+            w: BitWriter { buf, free: 0 },
+            num: 0,
+            st: State {
+                leading: NO_WINDOW,
+                ..State::default()
+            },
+        };
+    }
+
     /// The last appended timestamp and value, if any.
     pub fn last(&self) -> Option<(i64, f64)> {
         (self.num > 0).then(|| (self.st.t, f64::from_bits(self.st.v_bits)))

@@ -114,7 +114,8 @@ impl Head {
             }
             return Outcome::OutOfOrder;
         }
-        let out = s.data.lock().append(t, v, self.ooo_min());
+        let store = self.chunk_store.get().map(Arc::as_ref);
+        let out = s.data.lock().append(t, v, self.ooo_min(), store);
         self.count(s, t, out, tally);
         out
     }

@@ -117,6 +117,8 @@ pub(crate) struct CommitState {
 /// The head block: everything appended and not yet dropped by retention.
 pub struct Head {
     opts: HeadOptions,
+    /// Where cut chunks go ([`crate::chunk::disk`]); unset, they stay in memory.
+    pub(crate) chunk_store: std::sync::OnceLock<Arc<ChunkStore>>,
     pub stats: HeadStats,
     symbols: Symbols,
     by_ref: Box<[RefStripe]>,
@@ -148,6 +150,7 @@ fn label_hash(labels: &Labels) -> u64 {
 impl Head {
     pub fn new(opts: HeadOptions) -> Self {
         Head {
+            chunk_store: std::sync::OnceLock::new(),
             opts,
             stats: HeadStats::default(),
             symbols: Symbols::default(),
@@ -374,77 +377,25 @@ impl Head {
         self.min_time.store(min, Ordering::Relaxed);
     }
 
-    /// Moves every closed float chunk still in memory to `store` ([`crate::chunk::disk`]),
-    /// re-encoded with the block chunk encoding; returns how many moved. Series locks are held
-    /// only to pick the chunks and to swap in the references: the encoding and the write
-    /// happen outside them. A chunk that changed meanwhile (a deletion re-encoded the series,
-    /// or the head dropped it) is left alone.
-    pub fn offload_chunks(&self, store: &ChunkStore) -> std::io::Result<usize> {
-        // (series, chunk start, the bytes the series held) of each chunk in a batch.
-        type Pending = Vec<(Arc<MemSeries>, i64, Arc<[u8]>)>;
-        const BATCH: usize = 4 << 20;
-        let mut moved = 0;
-        let mut frames: Vec<u8> = Vec::with_capacity(BATCH + 64 * 1024);
-        let mut spans: Vec<(u32, u32)> = Vec::new();
-        let mut pending: Pending = Vec::new();
-        let (mut samples, mut payload) = (Vec::new(), Vec::new());
-        let mut max_t = i64::MIN;
-        let flush = |frames: &mut Vec<u8>,
-                     spans: &mut Vec<(u32, u32)>,
-                     pending: &mut Pending,
-                     max_t: &mut i64|
-         -> std::io::Result<usize> {
-            if pending.is_empty() {
-                return Ok(0);
-            }
-            let refs = store.append(frames, spans, *max_t)?;
-            let mut n = 0;
-            for ((s, mint, bytes), r) in pending.drain(..).zip(refs) {
-                let mut d = s.data.lock();
-                if let Some(c) = d.full.iter_mut().find(|c| {
-                    c.mint == mint
-                        && matches!(&c.data, series::FloatChunkData::Xor(b) if Arc::ptr_eq(b, &bytes))
-                }) {
-                    c.data = series::FloatChunkData::Disk(r);
-                    n += 1;
-                }
-            }
-            frames.clear();
-            spans.clear();
-            *max_t = i64::MIN;
-            Ok(n)
+    /// Moves every closed float chunk still in memory (loaded from a snapshot, or kept when
+    /// the store could not take it) to the chunk store; returns how many moved.
+    pub fn offload_chunks(&self) -> std::io::Result<usize> {
+        let Some(store) = self.chunk_store.get() else {
+            return Ok(0);
         };
+        let mut moved = 0;
         for s in self.all_series() {
-            let chunks: Vec<(i64, i64, Arc<[u8]>)> = {
-                let d = s.data.lock();
-                d.full
-                    .iter()
-                    .filter_map(|c| match &c.data {
-                        series::FloatChunkData::Xor(b) => Some((c.mint, c.maxt, b.clone())),
-                        series::FloatChunkData::Disk(_) => None,
-                    })
-                    .collect()
-            };
-            for (mint, maxt, bytes) in chunks {
-                samples.clear();
-                let mut it = crate::chunk::XorIter::new(&bytes);
-                samples.extend(it.by_ref());
-                if it.err {
-                    continue;
+            let mut d = s.data.lock();
+            for c in d.full.iter_mut() {
+                if let series::FloatChunkData::Xor(b) = &c.data
+                    && let Some(r) = store.append_chunk(b, c.maxt)?
+                {
+                    c.data = series::FloatChunkData::Disk(r);
+                    moved += 1;
                 }
-                payload.clear();
-                crate::chunk::dense::encode(&samples, &mut payload);
-                let start = frames.len();
-                crate::chunk::write_framed(&mut frames, &payload);
-                spans.push((start as u32, (frames.len() - start) as u32));
-                max_t = max_t.max(maxt);
-                pending.push((Arc::clone(&s), mint, bytes));
-            }
-            if frames.len() >= BATCH {
-                moved += flush(&mut frames, &mut spans, &mut pending, &mut max_t)?;
             }
         }
-        moved += flush(&mut frames, &mut spans, &mut pending, &mut max_t)?;
+        store.flush()?;
         Ok(moved)
     }
 

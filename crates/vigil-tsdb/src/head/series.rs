@@ -6,7 +6,7 @@
 //! the chunk handles it needs.
 
 use super::symbols::Sym;
-use crate::chunk::disk::DiskChunk;
+use crate::chunk::disk::{ChunkStore, DiskChunk};
 use crate::chunk::hist::{self, HIST_CHUNK_BYTES, HIST_SAMPLES_PER_CHUNK, HistAppender};
 use crate::chunk::{ChunkBytes, SAMPLES_PER_CHUNK, SampleIter, XorAppender, XorIter};
 use parking_lot::Mutex;
@@ -459,7 +459,14 @@ impl SeriesData {
     }
 
     /// Appends a sample; `ooo_min` is the oldest timestamp the out-of-order window accepts.
-    pub fn append(&mut self, t: i64, v: f64, ooo_min: Option<i64>) -> Outcome {
+    /// A chunk cut on the way goes to `store` when there is one.
+    pub fn append(
+        &mut self,
+        t: i64,
+        v: f64,
+        ooo_min: Option<i64>,
+        store: Option<&ChunkStore>,
+    ) -> Outcome {
         if let Some(hd) = &self.hist
             && t <= hd.last_t
         {
@@ -473,7 +480,7 @@ impl SeriesData {
         if t > self.last_t || (self.last_t == i64::MIN && self.head.num_samples() == 0) {
             let mut cut = false;
             if self.head.num_samples() >= SAMPLES_PER_CHUNK {
-                self.cut();
+                self.cut(store);
                 cut = true;
             }
             if self.head.num_samples() == 0 {
@@ -509,8 +516,24 @@ impl SeriesData {
         }
     }
 
-    /// Freezes the open chunk.
-    fn cut(&mut self) {
+    /// Freezes the open chunk: into `store` (the open chunk's buffer is reused), or in memory
+    /// when there is no store or it cannot take the chunk.
+    fn cut(&mut self, store: Option<&ChunkStore>) {
+        if let Some(store) = store {
+            match store.append_chunk(self.head.bytes(), self.last_t) {
+                Ok(Some(d)) => {
+                    self.full.push(FloatChunk {
+                        mint: self.head_mint,
+                        maxt: self.last_t,
+                        data: FloatChunkData::Disk(d),
+                    });
+                    self.head.reset();
+                    return;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!("Head chunk kept in memory: {e}"),
+            }
+        }
         let bytes = self.head.take_bytes();
         self.full.push(FloatChunk {
             mint: self.head_mint,
@@ -573,7 +596,7 @@ impl SeriesData {
         *self = SeriesData::default();
         self.st = st;
         for (t, v) in before.into_iter().filter(|s| s.0 < mint || s.0 > maxt) {
-            self.append(t, v, None);
+            self.append(t, v, None, None);
         }
         self.hist = hist;
         self.last_t = last_t;
