@@ -34,7 +34,7 @@ def main():
             c = [p for p in c if p[0] <= a.max_seconds]
         name = system if system not in curves else f"{system} ({pid})"
         curves[name] = c
-    W, H, L, R, T, B = 760, 420, 70, 150, 40, 50
+    W, H, L, R, T, B = 800, 420, 70, 190, 40, 50
     xmax = max(p[0] for c in curves.values() for p in c)
     ymax = max(p[1] for c in curves.values() for p in c) * 1.1
     sx = lambda x: L + (W - L - R) * x / xmax

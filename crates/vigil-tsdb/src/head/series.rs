@@ -522,6 +522,8 @@ impl SeriesData {
         if let Some(store) = store {
             match store.append_chunk(self.head.bytes(), self.last_t) {
                 Ok(Some(d)) => {
+                    // One more reference, not a doubling: a series holds few, for hours.
+                    self.full.reserve_exact(1);
                     self.full.push(FloatChunk {
                         mint: self.head_mint,
                         maxt: self.last_t,
