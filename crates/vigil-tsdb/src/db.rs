@@ -143,7 +143,10 @@ impl Tsdb {
         let rep: ReplayReport = replay::replay(&head, dir)?;
         // Chunks a snapshot loaded are in memory: move them out now, not a minute later.
         if let Err(e) = head.offload_chunks() {
-            tracing::warn!("Could not move head chunks to {}: {e}", chunks_dir.display());
+            tracing::warn!(
+                "Could not move head chunks to {}: {e}",
+                chunks_dir.display()
+            );
         }
         let took = start.elapsed();
         stats

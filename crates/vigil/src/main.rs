@@ -14,8 +14,16 @@ mod self_metrics;
 /// long-lived allocations (series, label symbols, chunk buffers) beside short-lived ones per
 /// scrape and query; glibc keeps a per-thread arena each and returns little of the freed
 /// memory, so RSS drifted above the live data. Measured in docs/performance.md.
+#[cfg(not(feature = "dhat-heap"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Heap profiling builds (`--features dhat-heap`): every allocation is recorded by site.
+#[cfg(feature = "dhat-heap")]
+#[global_allocator]
+static GLOBAL: dhat::Alloc = dhat::Alloc;
+#[cfg(feature = "dhat-heap")]
+static PROFILER: std::sync::Mutex<Option<dhat::Profiler>> = std::sync::Mutex::new(None);
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -29,6 +37,10 @@ use vigil_scrape::ScrapeManager;
 use vigil_tsdb::{Tsdb, TsdbOptions};
 
 fn main() {
+    #[cfg(feature = "dhat-heap")]
+    {
+        *PROFILER.lock().unwrap() = Some(dhat::Profiler::new_heap());
+    }
     let cli = Cli::parse();
     if let Some(Command::Check {
         what: CheckCommand::Config { files },
@@ -382,6 +394,9 @@ async fn shutdown_signal(quit: Arc<tokio::sync::Notify>) {
         _ = term => tracing::info!("Received SIGTERM, exiting gracefully..."),
         _ = quit.notified() => tracing::info!("Received termination request via web service, exiting gracefully..."),
     }
+    // The profile shows what was live while running, not what shutdown leaves.
+    #[cfg(feature = "dhat-heap")]
+    drop(PROFILER.lock().unwrap().take());
 }
 
 /// A duration flag where 0 means "no limit".

@@ -135,6 +135,10 @@ pub struct ChunkStore {
     /// in the same directory (still referenced, then dropped) never removes a newer file.
     run: u128,
     bytes: AtomicU64,
+    /// Unix seconds before which a failed tail write is not retried, and before which no new
+    /// warning about it is logged.
+    retry_at: AtomicU64,
+    warn_at: AtomicU64,
 }
 
 impl ChunkStore {
@@ -157,6 +161,8 @@ impl ChunkStore {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos()),
             bytes: AtomicU64::new(0),
+            retry_at: AtomicU64::new(0),
+            warn_at: AtomicU64::new(0),
         })
     }
 
@@ -224,11 +230,25 @@ impl ChunkStore {
             off: off as u32,
             len: frame.len() as u32,
         };
-        if seg.pending.lock().len() >= TAIL_BYTES
-            && let Err(e) = seg.flush()
-        {
-            // The bytes stay in the tail (readable) and are written at the next flush.
-            tracing::warn!("Could not write {}: {e}", seg.path.display());
+        if seg.pending.lock().len() >= TAIL_BYTES {
+            // After a failed write (a full disk) the next try waits a second, and the warning
+            // a minute: the bytes stay in the tail, readable, until a write succeeds.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            if now >= self.retry_at.load(Ordering::Relaxed)
+                && let Err(e) = seg.flush()
+            {
+                self.retry_at.store(now + 1, Ordering::Relaxed);
+                if now >= self.warn_at.load(Ordering::Relaxed) {
+                    self.warn_at.store(now + 60, Ordering::Relaxed);
+                    tracing::warn!(
+                        "Could not write closed head chunks to {}: {e}; they are kept in memory until it succeeds (free space in {})",
+                        seg.path.display(),
+                        self.dir.display()
+                    );
+                }
+            }
         }
         Ok(chunk)
     }
