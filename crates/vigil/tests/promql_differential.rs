@@ -516,7 +516,10 @@ fn diff(p: &Res, v: &Res, ties_allowed: bool) -> Option<String> {
         (Ok(p), Ok(v)) => {
             let pk: Vec<&String> = p.keys().collect();
             let vk: Vec<&String> = v.keys().collect();
-            let tied = pk != vk && ties_allowed && same_up_to_ties(p, v);
+            // In a range query each step ranks anew: the two sides may keep the same series
+            // overall and still pick different tied ones at some step (a series then has a
+            // point more on one side), so ties are considered whatever the key sets.
+            let tied = ties_allowed && same_up_to_ties(p, v);
             if pk != vk && !tied {
                 let only_p: Vec<_> = p.keys().filter(|k| !v.contains_key(*k)).take(3).collect();
                 let only_v: Vec<_> = v.keys().filter(|k| !p.contains_key(*k)).take(3).collect();
