@@ -213,8 +213,11 @@ impl ScrapeManager {
             } else {
                 targets
             };
+            // A set, not `Vec::contains`: with thousands of discovered targets the scan per
+            // running loop made every discovery update quadratic.
+            let wanted_set: std::collections::HashSet<&Target> = wanted.iter().collect();
             pool.loops.retain(|t, r| {
-                let keep = wanted.contains(t);
+                let keep = wanted_set.contains(t);
                 if !keep {
                     let _ = r.stop.send(true);
                 }

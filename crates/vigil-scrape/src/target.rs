@@ -4,6 +4,7 @@
 //! `relabel_configs`, then `instance` from `__address__`, then every `__` label removed.
 
 use crate::discovery::SourcedGroup;
+use std::collections::HashSet;
 use vigil_config::{ScrapeConfig, relabel};
 use vigil_model::{Labels, LabelsBuilder};
 
@@ -44,24 +45,25 @@ pub fn targets_from_groups(
     groups: &[SourcedGroup],
 ) -> (Vec<Target>, Vec<Labels>) {
     let (mut out, mut dropped) = (Vec::new(), Vec::new());
-    let mut seen = std::collections::HashSet::new();
     for g in groups {
         for addr in &g.group.targets {
             let discovered = discovered_labels(cfg, g, addr);
             match relabel::process(&discovered, &cfg.relabel_configs)
                 .and_then(|l| finish_target(cfg, discovered.clone(), l))
             {
-                // The first of several addresses that become the same target is kept, as
-                // Prometheus keeps one loop per target hash.
-                Some(t) => {
-                    if seen.insert((t.url.clone(), t.labels.clone())) {
-                        out.push(t);
-                    }
-                }
+                Some(t) => out.push(t),
                 None => dropped.push(discovered),
             }
         }
     }
+    // The first of several addresses that become the same target (by `Target`'s equality:
+    // URL and labels) is kept, as Prometheus keeps one loop per target hash.
+    let keep: Vec<bool> = {
+        let mut seen = HashSet::with_capacity(out.len());
+        out.iter().map(|t| seen.insert(t)).collect()
+    };
+    let mut keep = keep.into_iter();
+    out.retain(|_| keep.next().unwrap_or(false));
     (out, dropped)
 }
 
