@@ -97,18 +97,29 @@ impl DiskChunk {
         self.seg.file.read_exact_at(buf, off)
     }
 
-    /// Decodes the chunk's samples into `out` (cleared first); false when the bytes read back
-    /// are not an intact chunk.
-    pub fn decode(&self, out: &mut Vec<(i64, f64)>, scratch: &mut Vec<u8>) -> bool {
+    /// Decodes the chunk's samples into `out` (cleared first), reading it into `frame`; false
+    /// when the bytes read back are not an intact chunk.
+    pub fn decode(
+        &self,
+        out: &mut Vec<(i64, f64)>,
+        scratch: &mut Vec<u8>,
+        frame: &mut Vec<u8>,
+    ) -> bool {
         out.clear();
-        let mut frame = Vec::new();
-        if self.read_frame(&mut frame).is_err() {
+        if self.read_frame(frame).is_err() {
             return false;
         }
-        match super::read_framed(&frame, 0) {
+        match super::read_framed(frame, 0) {
             Some(chunk) => super::dense::decode(chunk, out, scratch),
             None => false,
         }
+    }
+
+    /// The chunk's samples, when it reads back intact.
+    pub fn samples(&self) -> Option<Vec<(i64, f64)>> {
+        let mut out = Vec::new();
+        self.decode(&mut out, &mut Vec::new(), &mut Vec::new())
+            .then_some(out)
     }
 }
 
@@ -321,15 +332,15 @@ mod tests {
         let b: Vec<(i64, f64)> = (120..240).map(|i| (i * 1000, (i as f64).sin())).collect();
         let ra = store.append_chunk(&xor(&a), 119_000).unwrap().unwrap();
         let rb = store.append_chunk(&xor(&b), 239_000).unwrap().unwrap();
-        let (mut out, mut scratch) = (Vec::new(), Vec::new());
+        let (mut out, mut scratch, mut frame) = (Vec::new(), Vec::new(), Vec::new());
         // From the tail, not written yet.
-        assert!(ra.decode(&mut out, &mut scratch));
+        assert!(ra.decode(&mut out, &mut scratch, &mut frame));
         assert_eq!(out, a);
         store.flush().unwrap();
         // From the file.
-        assert!(rb.decode(&mut out, &mut scratch));
+        assert!(rb.decode(&mut out, &mut scratch, &mut frame));
         assert_eq!(out, b);
-        assert!(ra.decode(&mut out, &mut scratch));
+        assert!(ra.decode(&mut out, &mut scratch, &mut frame));
         assert_eq!(out, a);
         assert!(store.bytes() > 0);
         assert!(store.append_chunk(b"\x01", 0).unwrap().is_none(), "not XOR");
@@ -338,7 +349,7 @@ mod tests {
         store.truncate_before(240_000);
         assert_eq!(store.segments(), 0);
         assert_eq!(store.bytes(), 0);
-        assert!(rb.decode(&mut out, &mut scratch));
+        assert!(rb.decode(&mut out, &mut scratch, &mut frame));
         assert_eq!(out, b);
         drop((ra, rb));
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);

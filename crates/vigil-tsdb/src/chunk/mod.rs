@@ -56,7 +56,12 @@ pub enum ChunkBytes {
 impl ChunkBytes {
     /// Decodes the chunk into `out`; false when it is corrupt (a mapped chunk failing its
     /// checksum, or an undecodable stream).
-    fn decode(&self, out: &mut Vec<(i64, f64)>, scratch: &mut Vec<u8>) -> bool {
+    fn decode(
+        &self,
+        out: &mut Vec<(i64, f64)>,
+        scratch: &mut Vec<u8>,
+        frame: &mut Vec<u8>,
+    ) -> bool {
         out.clear();
         match self {
             ChunkBytes::Shared(b) => {
@@ -68,7 +73,7 @@ impl ChunkBytes {
                 Some(bytes) => dense::decode(bytes, out, scratch),
                 None => false,
             },
-            ChunkBytes::Disk(d) => d.decode(out, scratch),
+            ChunkBytes::Disk(d) => d.decode(out, scratch, frame),
         }
     }
 }
@@ -80,6 +85,8 @@ pub struct SampleIter {
     next_chunk: usize,
     buf: Vec<(i64, f64)>,
     scratch: Vec<u8>,
+    /// A chunk read back from `chunks_head/`, reused across the series' chunks.
+    frame: Vec<u8>,
     pos: usize,
     ooo: Vec<(i64, f64)>,
     ooo_pos: usize,
@@ -96,6 +103,7 @@ impl SampleIter {
             next_chunk: 0,
             buf: Vec::new(),
             scratch: Vec::new(),
+            frame: Vec::new(),
             pos: 0,
             ooo,
             ooo_pos: 0,
@@ -137,7 +145,7 @@ impl SampleIter {
         };
         self.next_chunk += 1;
         self.pos = 0;
-        if !chunk.decode(&mut self.buf, &mut self.scratch) {
+        if !chunk.decode(&mut self.buf, &mut self.scratch, &mut self.frame) {
             self.corrupt_chunks += 1;
         }
         true

@@ -163,7 +163,12 @@ impl XorAppender {
     /// An empty chunk whose buffer is pre-sized for `bytes`, so a regular series reallocates
     /// once or twice per chunk instead of at every power of two.
     pub fn with_capacity(bytes: usize) -> Self {
-        let mut buf = Vec::with_capacity(bytes.max(HEADER));
+        XorAppender::empty_in(Vec::with_capacity(bytes.max(HEADER)))
+    }
+
+    /// An empty chunk written into `buf` (cleared first).
+    fn empty_in(mut buf: Vec<u8>) -> Self {
+        buf.clear();
         buf.extend_from_slice(&[0, 0]);
         XorAppender {
             w: BitWriter { buf, free: 0 },
@@ -218,17 +223,7 @@ impl XorAppender {
 
     /// Empties the chunk, keeping its buffer (the next chunk of a series reuses it).
     pub fn reset(&mut self) {
-        let mut buf = std::mem::take(&mut self.w.buf);
-        buf.clear();
-        buf.extend_from_slice(&[0, 0]);
-        *self = XorAppender {
-            w: BitWriter { buf, free: 0 },
-            num: 0,
-            st: State {
-                leading: NO_WINDOW,
-                ..State::default()
-            },
-        };
+        *self = XorAppender::empty_in(std::mem::take(&mut self.w.buf));
     }
 
     /// The last appended timestamp and value, if any.

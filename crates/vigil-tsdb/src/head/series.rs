@@ -52,10 +52,7 @@ impl FloatChunk {
         match &self.data {
             FloatChunkData::Xor(b) => Some(b.clone()),
             FloatChunkData::Disk(d) => {
-                let (mut samples, mut scratch) = (Vec::new(), Vec::new());
-                if !d.decode(&mut samples, &mut scratch) {
-                    return None;
-                }
+                let samples = d.samples()?;
                 let mut x = XorAppender::with_capacity(samples.len() * 2);
                 for (t, v) in samples {
                     x.append(t, v);
@@ -69,12 +66,7 @@ impl FloatChunk {
     pub fn last_sample(&self) -> Option<(i64, f64)> {
         match &self.data {
             FloatChunkData::Xor(b) => XorIter::new(b).last(),
-            FloatChunkData::Disk(d) => {
-                let (mut samples, mut scratch) = (Vec::new(), Vec::new());
-                d.decode(&mut samples, &mut scratch)
-                    .then(|| samples.last().copied())
-                    .flatten()
-            }
+            FloatChunkData::Disk(d) => d.samples()?.last().copied(),
         }
     }
 }
