@@ -82,6 +82,8 @@ struct Inner {
 pub struct ScrapeManager {
     db: Arc<dyn Appendable>,
     user_agent: String,
+    /// `--scrape.timestamp-tolerance`, or `None` under `--no-scrape.adjust-timestamps`.
+    align_tolerance: Option<std::time::Duration>,
     inner: Mutex<Inner>,
     sd_counters: crate::sd_manager::SdCounters,
 }
@@ -91,9 +93,18 @@ impl ScrapeManager {
         ScrapeManager {
             db,
             user_agent: user_agent.into(),
+            align_tolerance: Some(DEFAULT_TIMESTAMP_TOLERANCE),
             inner: Mutex::new(Inner::default()),
             sd_counters: Default::default(),
         }
+    }
+
+    /// Sets how far a scrape may start from its schedule and still get the scheduled
+    /// timestamp (`--scrape.timestamp-tolerance`); `None` turns alignment off. Applies to
+    /// loops started afterwards.
+    pub fn with_timestamp_tolerance(mut self, tolerance: Option<std::time::Duration>) -> Self {
+        self.align_tolerance = tolerance;
+        self
     }
 
     /// Applies a (new) config. Must run inside a tokio runtime.
@@ -343,9 +354,14 @@ impl ScrapeManager {
     }
 
     fn settings(&self, sc: &ScrapeConfig) -> Result<LoopSettings, vigil_http::ClientError> {
-        loop_settings(sc, &self.user_agent)
+        let mut s = loop_settings(sc, &self.user_agent)?;
+        s.align_tolerance = self.align_tolerance;
+        Ok(s)
     }
 }
+
+/// Prometheus' default `--scrape.timestamp-tolerance`.
+pub const DEFAULT_TIMESTAMP_TOLERANCE: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// What a scrape config means for its loops.
 fn loop_settings(
@@ -355,6 +371,7 @@ fn loop_settings(
     let client = vigil_http::build(&sc.http_client_config(), user_agent)?;
     Ok(LoopSettings {
         interval: sc.scrape_interval.to_std(),
+        align_tolerance: Some(DEFAULT_TIMESTAMP_TOLERANCE),
         timeout: sc.scrape_timeout.to_std(),
         honor_labels: sc.honor_labels,
         honor_timestamps: sc.honor_timestamps,

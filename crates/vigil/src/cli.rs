@@ -93,6 +93,34 @@ pub struct Cli {
     )]
     pub wal_compression_type: String,
 
+    /// Align scrape timestamps to the target's schedule when a scrape starts within
+    /// --scrape.timestamp-tolerance of it (as Prometheus does): regular timestamps cost
+    /// almost nothing to store, timer jitter of a millisecond or two costs bits per sample.
+    #[arg(
+        help_heading = "SCRAPE",
+        long = "scrape.adjust-timestamps",
+        value_name = "BOOL",
+        default_value_t = true,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub scrape_adjust_timestamps: bool,
+
+    /// Do not align scrape timestamps.
+    #[arg(help_heading = "SCRAPE", long = "no-scrape.adjust-timestamps")]
+    pub no_scrape_adjust_timestamps: bool,
+
+    /// How far a scrape may start from its schedule and still get the scheduled timestamp
+    /// (at most 1% of the scrape interval is used).
+    #[arg(
+        help_heading = "SCRAPE",
+        long = "scrape.timestamp-tolerance",
+        value_name = "DURATION",
+        default_value = "2ms"
+    )]
+    pub scrape_timestamp_tolerance: Duration,
+
     /// Address to listen on for the UI, API, and telemetry.
     #[arg(
         help_heading = "WEB",

@@ -143,10 +143,13 @@ async fn serve(cli: Cli) -> Result<()> {
         )
     })?;
     let head = Arc::new(open_storage(&cli, &config)?);
-    let scrape = Arc::new(ScrapeManager::new(
-        head.clone(),
-        format!("vigil/{}", cli::VERSION),
-    ));
+    let scrape = Arc::new(
+        ScrapeManager::new(head.clone(), format!("vigil/{}", cli::VERSION))
+            .with_timestamp_tolerance(
+                (cli.scrape_adjust_timestamps && !cli.no_scrape_adjust_timestamps)
+                    .then(|| cli.scrape_timestamp_tolerance.to_std()),
+            ),
+    );
     // Remote-write queues start before scraping, so they see everything this run writes.
     head.wal_holds().set_max_bytes(cli.remote_wal_keep_max_size);
     let remote = remote_wiring::start(&cli, head.clone(), scrape.clone(), &config)?;

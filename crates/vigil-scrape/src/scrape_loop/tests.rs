@@ -101,6 +101,7 @@ impl Appendable for Fake {
 fn settings() -> LoopSettings {
     LoopSettings {
         interval: Duration::from_secs(15),
+        align_tolerance: None,
         timeout: Duration::from_secs(10),
         honor_labels: false,
         honor_timestamps: true,
@@ -544,4 +545,36 @@ fn honor_labels_with_an_empty_exposed_label() {
     scrape(&mut sl, body, Format::PrometheusText, 1000).unwrap();
     let got = taken(&fake);
     assert_eq!(got[0].0, r#"m{a="1", instance="i:1", job="j"}"#);
+}
+
+#[test]
+fn scrapes_close_to_their_slot_get_the_slot_time() {
+    let sec = Duration::from_secs(1);
+    let mut s = Schedule::new(10_000, sec, Duration::from_millis(2));
+    // Timer jitter within 2 ms: the scheduled time.
+    assert_eq!(s.stamp(10_000), 10_000);
+    assert_eq!(s.stamp(11_002), 11_000);
+    assert_eq!(s.stamp(12_001), 12_000);
+    // Too late: the real time, and the schedule stays on its slots.
+    assert_eq!(s.stamp(13_003), 13_003);
+    assert_eq!(s.stamp(14_000), 14_000);
+    // Skipped ticks advance by whole intervals.
+    assert_eq!(s.stamp(19_002), 19_000);
+    // A slightly early wall clock still aligns; a clock stepped back restarts the schedule.
+    assert_eq!(s.stamp(18_999), 19_000);
+    assert_eq!(s.stamp(19_999), 19_999);
+    assert_eq!(s.stamp(15_500), 15_500);
+    assert_eq!(s.stamp(16_501), 16_500);
+}
+
+#[test]
+fn alignment_tolerance_is_at_most_a_hundredth_of_the_interval() {
+    // 100 ms interval: 1 ms tolerance even if 2 ms was asked for.
+    let mut s = Schedule::new(0, Duration::from_millis(100), Duration::from_millis(2));
+    assert_eq!(s.stamp(101), 100);
+    assert_eq!(s.stamp(202), 202);
+    // Under 100 ms: only exact slots.
+    let mut s = Schedule::new(0, Duration::from_millis(50), Duration::from_millis(2));
+    assert_eq!(s.stamp(51), 51);
+    assert_eq!(s.stamp(100), 100);
 }

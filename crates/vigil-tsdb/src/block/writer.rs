@@ -106,6 +106,7 @@ fn write_into(
     let mut frame = Vec::with_capacity(4096);
     let mut payload = Vec::with_capacity(4096);
     let mut pending: Vec<(i64, f64)> = Vec::with_capacity(SAMPLES_PER_BLOCK_CHUNK);
+    let mut shared = dense::SharedTimestamps::default();
     let mut flush = |pending: &mut Vec<(i64, f64)>,
                      metas: &mut Vec<ChunkMeta>,
                      w: &mut std::io::BufWriter<std::fs::File>|
@@ -115,7 +116,7 @@ fn write_into(
         };
         let (cmin, cmax) = (first.0, last.0);
         payload.clear();
-        dense::encode(pending, &mut payload);
+        dense::encode_shared(pending, &mut payload, &mut shared, offset.get());
         frame.clear();
         write_framed(&mut frame, &payload);
         w.write_all(&frame)?;

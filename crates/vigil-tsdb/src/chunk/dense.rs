@@ -17,17 +17,35 @@
 //! integer mantissa below 2^53 times or divided by an exact power of ten ≤ 10^22, one
 //! correctly rounded operation) gives back the identical bits; the encoder checks each one.
 
-use super::packed::{pack, unpack};
+use super::packed::{MINI_BLOCK2, pack_blocks, unpack, unpack_blocks};
 use super::xor::{XorAppender, XorIter};
 use crate::encoding::{Dec, put_uvarint, put_varint};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 /// Encoding byte: a Gorilla XOR chunk follows.
 pub const ENC_XOR: u8 = 1;
 /// Encoding byte: a dense chunk (deflated varint columns) follows; read, no longer written.
 pub const ENC_DENSE: u8 = 2;
-/// Encoding byte: a packed chunk (bit-packed columns) follows.
+/// Encoding byte: a packed chunk (bit-packed columns) follows; read, no longer written.
 pub const ENC_PACKED: u8 = 3;
+/// Encoding byte: a packed chunk of the second kind (what vigil writes): timestamps against a
+/// regular step or shared with an earlier chunk of the file, values by delta, value or delta
+/// of delta, in smaller mini-blocks.
+pub const ENC_PACKED2: u8 = 4;
+
+/// `ENC_PACKED2` flags: the value column's mode (the low two bits).
+const MODE_MASK: u8 = 0b11;
+/// `ENC_PACKED2` value mode: delta of deltas of the mantissas.
+const VALUES_DOD: u8 = 2;
+/// `ENC_PACKED2` flag: the timestamps are another chunk's of the same file.
+const FLAG_SHARED_TS: u8 = 0b100;
+/// `ENC_PACKED2` flag: a list of values that are not decimals follows the value column.
+const FLAG_EXCEPTIONS: u8 = 0b1000;
+/// `ENC_PACKED2` timestamp column: residuals against `t0 + i * step`.
+const TS_STEP: u8 = 0;
+/// `ENC_PACKED2` timestamp column: deltas.
+const TS_DELTA: u8 = 1;
 
 /// Packed value column: deltas of the mantissas.
 const VALUES_DELTA: u8 = 0;
@@ -81,34 +99,114 @@ fn from_decimal(m: i64, e: i32) -> f64 {
 }
 
 /// Mantissas over one common exponent, if every value converts exactly.
+#[cfg(test)]
 fn decimals(samples: &[(i64, f64)], out: &mut Vec<i64>) -> Option<i32> {
+    let mut exceptions = Vec::new();
+    let e = decimals_except(samples, out, &mut exceptions, 0)?;
+    exceptions.is_empty().then_some(e)
+}
+
+/// Mantissas over one common exponent. Up to `max_exceptions` values that have no exact
+/// decimal at that exponent (a staleness marker, `-0.0` printed by a gauge, a computed float)
+/// are listed in `exceptions` with their bits and get the previous mantissa in `out`, so the
+/// column stays smooth; `None` when there are more.
+fn decimals_except(
+    samples: &[(i64, f64)],
+    out: &mut Vec<i64>,
+    exceptions: &mut Vec<(usize, u64)>,
+    max_exceptions: usize,
+) -> Option<i32> {
     let mut buf = String::with_capacity(32);
     let mut pairs = Vec::with_capacity(samples.len());
-    for &(_, v) in samples {
-        pairs.push(to_decimal(v, &mut buf)?);
+    exceptions.clear();
+    for (i, &(_, v)) in samples.iter().enumerate() {
+        let p = to_decimal(v, &mut buf);
+        if p.is_none() {
+            if exceptions.len() >= max_exceptions {
+                return None;
+            }
+            exceptions.push((i, v.to_bits()));
+        }
+        pairs.push(p);
     }
-    let e = pairs.iter().map(|p| p.1).min()?;
+    let e = pairs.iter().flatten().map(|p| p.1).min().unwrap_or(0);
     if !(-22..=22).contains(&e) {
         return None;
     }
     out.clear();
-    for (&(m, pe), &(_, v)) in pairs.iter().zip(samples) {
-        let mut m = m;
-        for _ in 0..(pe - e) {
-            m = m.checked_mul(10)?;
+    for (i, (p, &(_, v))) in pairs.iter().zip(samples).enumerate() {
+        let exact = p.and_then(|(m, pe)| {
+            let mut m = m;
+            for _ in 0..(pe - e) {
+                m = m.checked_mul(10)?;
+            }
+            (m.abs() < MAX_EXACT && from_decimal(m, e).to_bits() == v.to_bits()).then_some(m)
+        });
+        match exact {
+            Some(m) => out.push(m),
+            None => {
+                if p.is_some() {
+                    if exceptions.len() >= max_exceptions {
+                        return None;
+                    }
+                    exceptions.push((i, v.to_bits()));
+                }
+                out.push(out.last().copied().unwrap_or(0));
+            }
         }
-        if m.abs() >= MAX_EXACT || from_decimal(m, e).to_bits() != v.to_bits() {
-            return None;
-        }
-        out.push(m);
     }
+    exceptions.sort_unstable_by_key(|x| x.0);
     Some(e)
+}
+
+/// The timestamp columns written to one chunks file so far, so that a chunk whose timestamps
+/// equal an earlier chunk's refers to them instead of storing them again. Every series of a
+/// target is scraped at the same instants, so in a block most chunks share their timestamps
+/// with a few hundred others: with scrape jitter, timestamps were a third of a block's bytes.
+#[derive(Default)]
+pub struct SharedTimestamps {
+    /// `n`, `t0` and the encoded column → offset of the chunk frame holding the column.
+    seen: HashMap<Box<[u8]>, u64>,
+    bytes: usize,
+    key: Vec<u8>,
+}
+
+impl SharedTimestamps {
+    /// Keys kept at most: a block of series that never share (every target's scrapes at
+    /// other instants) stops remembering once this much is held.
+    const MAX_BYTES: usize = 32 << 20;
 }
 
 /// Encodes samples (increasing time) as a block chunk: encoding byte, then the chunk.
 pub fn encode(samples: &[(i64, f64)], out: &mut Vec<u8>) {
+    encode_into(samples, out, None)
+}
+
+/// Encodes samples as [`encode`] does, for the frame at `offset` of a chunks file whose earlier
+/// timestamp columns `shared` remembers.
+pub fn encode_shared(
+    samples: &[(i64, f64)],
+    out: &mut Vec<u8>,
+    shared: &mut SharedTimestamps,
+    offset: u64,
+) {
+    encode_into(samples, out, Some((shared, offset)))
+}
+
+fn encode_into(
+    samples: &[(i64, f64)],
+    out: &mut Vec<u8>,
+    shared: Option<(&mut SharedTimestamps, u64)>,
+) {
     let mut mantissas = Vec::with_capacity(samples.len());
-    let Some(exp) = decimals(samples, &mut mantissas) else {
+    let mut exceptions = Vec::new();
+    // A few odd values (a staleness marker ending a series, a gauge printing -0) are listed
+    // aside; a chunk of computed floats stays XOR.
+    let max_exceptions = (samples.len() / 16).max(1);
+    let (Some(exp), Some(&(t0, _))) = (
+        decimals_except(samples, &mut mantissas, &mut exceptions, max_exceptions),
+        samples.first(),
+    ) else {
         out.push(ENC_XOR);
         let mut x = XorAppender::with_capacity(samples.len() * 2 + 16);
         for &(t, v) in samples {
@@ -117,26 +215,106 @@ pub fn encode(samples: &[(i64, f64)], out: &mut Vec<u8>) {
         out.extend_from_slice(x.bytes());
         return;
     };
-    out.push(ENC_PACKED);
-    put_uvarint(out, samples.len() as u64);
-    let (Some(&(t0, _)), Some(&m0)) = (samples.first(), mantissas.first()) else {
-        return;
-    };
+    let n = samples.len();
+    let mut ts = Vec::new();
+    timestamp_column(samples, &mut ts);
+    // Values: whichever of the three columns is smallest (ties to the earliest).
+    let dm = deltas(mantissas.iter().copied());
+    let mut best = (VALUES_DELTA, Vec::new());
+    pack_blocks(&dm, MINI_BLOCK2, &mut best.1);
+    let mut raw = Vec::new();
+    pack_blocks(&mantissas[1..], MINI_BLOCK2, &mut raw);
+    if raw.len() < best.1.len() {
+        best = (VALUES_RAW, raw);
+    }
+    if let Some(&d1) = dm.first() {
+        let mut dod = Vec::new();
+        put_varint(&mut dod, d1);
+        pack_blocks(&deltas(dm.iter().copied()), MINI_BLOCK2, &mut dod);
+        if dod.len() < best.1.len() {
+            best = (VALUES_DOD, dod);
+        }
+    }
+    let (mode, values) = best;
+
+    let mut flags = mode;
+    if !exceptions.is_empty() {
+        flags |= FLAG_EXCEPTIONS;
+    }
+    let mut reference = None;
+    if let Some((shared, offset)) = shared
+        && ts.len() > 4
+    {
+        shared.key.clear();
+        put_uvarint(&mut shared.key, n as u64);
+        put_varint(&mut shared.key, t0);
+        shared.key.extend_from_slice(&ts);
+        match shared.seen.get(shared.key.as_slice()) {
+            Some(&at) => {
+                flags |= FLAG_SHARED_TS;
+                reference = Some(at);
+            }
+            None if shared.bytes < SharedTimestamps::MAX_BYTES => {
+                shared.bytes += shared.key.len() + 32;
+                shared
+                    .seen
+                    .insert(shared.key.clone().into_boxed_slice(), offset);
+            }
+            None => {}
+        }
+    }
+    out.push(ENC_PACKED2);
+    put_uvarint(out, n as u64);
     put_varint(out, t0);
     put_varint(out, exp as i64);
-    let dts = deltas(samples.iter().map(|s| s.0));
-    let (mut by_delta, mut raw) = (Vec::new(), Vec::new());
-    pack(&deltas(mantissas.iter().copied()), &mut by_delta);
-    pack(&mantissas[1..], &mut raw);
-    let (mode, values) = if raw.len() < by_delta.len() {
-        (VALUES_RAW, raw)
-    } else {
-        (VALUES_DELTA, by_delta)
-    };
-    out.push(mode);
-    put_varint(out, m0);
-    pack(&dts, out);
+    out.push(flags);
+    put_varint(out, mantissas[0]);
+    match reference {
+        Some(at) => put_uvarint(out, at),
+        None => out.extend_from_slice(&ts),
+    }
     out.extend_from_slice(&values);
+    if !exceptions.is_empty() {
+        put_uvarint(out, exceptions.len() as u64);
+        let mut prev = 0;
+        for &(i, bits) in &exceptions {
+            put_uvarint(out, (i - prev) as u64);
+            out.extend_from_slice(&bits.to_le_bytes());
+            prev = i;
+        }
+    }
+}
+
+/// A chunk's own timestamp column: residuals against a constant step when that is smaller
+/// (regular scrapes with jitter: the residuals span the jitter, deltas twice it), else deltas.
+fn timestamp_column(samples: &[(i64, f64)], out: &mut Vec<u8>) {
+    let n = samples.len();
+    let t0 = samples[0].0;
+    let dts = deltas(samples.iter().map(|s| s.0));
+    let mut by_delta = vec![TS_DELTA];
+    pack_blocks(&dts, MINI_BLOCK2, &mut by_delta);
+    if n >= 2 {
+        let span = samples[n - 1].0.wrapping_sub(t0);
+        let steps = (n - 1) as i64;
+        // The average step, rounded: residuals then stay within the jitter.
+        let step = span.wrapping_add(steps / 2).wrapping_div(steps);
+        let residuals: Vec<i64> = samples[1..]
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                s.0.wrapping_sub(t0)
+                    .wrapping_sub(step.wrapping_mul(i as i64 + 1))
+            })
+            .collect();
+        out.push(TS_STEP);
+        put_varint(out, step);
+        pack_blocks(&residuals, MINI_BLOCK2, out);
+        if out.len() <= by_delta.len() {
+            return;
+        }
+        out.clear();
+    }
+    out.extend_from_slice(&by_delta);
 }
 
 /// Differences of consecutive values (wrapping), one fewer than the values.
@@ -148,9 +326,43 @@ fn deltas(xs: impl Iterator<Item = i64>) -> Vec<i64> {
 
 /// Decodes a block chunk into `out` (cleared first); `scratch` is reused for inflating.
 /// Returns false when the chunk is corrupt (`out` then holds the samples decoded before).
+/// A chunk that shares another chunk's timestamps needs its file: [`decode_in_file`].
 pub fn decode(chunk: &[u8], out: &mut Vec<(i64, f64)>, scratch: &mut Vec<u8>) -> bool {
+    decode_with(chunk, None, out, scratch)
+}
+
+/// Decodes the chunk framed at `offset` of the chunks file `file` (CRC checked), resolving
+/// timestamps shared with an earlier chunk of the file.
+pub fn decode_in_file(
+    file: &[u8],
+    offset: usize,
+    out: &mut Vec<(i64, f64)>,
+    scratch: &mut Vec<u8>,
+) -> bool {
+    match super::read_framed(file, offset) {
+        Some(chunk) => decode_with(chunk, Some((file, offset)), out, scratch),
+        None => {
+            out.clear();
+            false
+        }
+    }
+}
+
+fn decode_with(
+    chunk: &[u8],
+    file: Option<(&[u8], usize)>,
+    out: &mut Vec<(i64, f64)>,
+    scratch: &mut Vec<u8>,
+) -> bool {
     out.clear();
     match chunk.split_first() {
+        Some((&ENC_PACKED2, rest)) => {
+            let ok = decode_packed2(rest, file, out).is_some();
+            if !ok {
+                out.clear();
+            }
+            ok
+        }
         Some((&ENC_XOR, rest)) => {
             let mut it = XorIter::new(rest);
             out.extend(it.by_ref());
@@ -204,6 +416,137 @@ fn decode_packed(b: &[u8], out: &mut Vec<(i64, f64)>) -> Option<()> {
         }
         VALUES_RAW => unpack(&mut d, n - 1, |i, m| later[i].1 = from_decimal(m, e))?,
         _ => return None,
+    }
+    d.is_empty().then_some(())
+}
+
+/// The header of an `ENC_PACKED2` chunk, up to its timestamps.
+struct Header2 {
+    n: usize,
+    t0: i64,
+    e: i32,
+    flags: u8,
+    m0: i64,
+}
+
+fn header2(d: &mut Dec<'_>) -> Option<Header2> {
+    let n = usize::try_from(d.uvarint()?).ok()?;
+    if n == 0 || n > MAX_CHUNK_SAMPLES {
+        return None;
+    }
+    let t0 = d.varint()?;
+    let e = d.varint()?;
+    if !(-22..=22).contains(&e) {
+        return None;
+    }
+    let (&flags, rest) = d.b.split_first()?;
+    d.b = rest;
+    if flags & !(MODE_MASK | FLAG_SHARED_TS | FLAG_EXCEPTIONS) != 0 {
+        return None;
+    }
+    let m0 = d.varint()?;
+    Some(Header2 {
+        n,
+        t0,
+        e: e as i32,
+        flags,
+        m0,
+    })
+}
+
+/// Reads a chunk's own timestamp column into `out[1..]` (`out[0]` holds `t0`).
+fn timestamps2(d: &mut Dec<'_>, t0: i64, out: &mut [(i64, f64)]) -> Option<()> {
+    let (&kind, rest) = d.b.split_first()?;
+    d.b = rest;
+    let later = out.get_mut(1..)?;
+    match kind {
+        TS_STEP => {
+            let step = d.varint()?;
+            unpack_blocks(d, later.len(), MINI_BLOCK2, |i, r| {
+                later[i].0 = t0
+                    .wrapping_add(step.wrapping_mul(i as i64 + 1))
+                    .wrapping_add(r);
+            })
+        }
+        TS_DELTA => {
+            let mut t = t0;
+            unpack_blocks(d, later.len(), MINI_BLOCK2, |i, dt| {
+                t = t.wrapping_add(dt);
+                later[i].0 = t;
+            })
+        }
+        _ => None,
+    }
+}
+
+fn decode_packed2(b: &[u8], file: Option<(&[u8], usize)>, out: &mut Vec<(i64, f64)>) -> Option<()> {
+    let mut d = Dec { b };
+    let h = header2(&mut d)?;
+    out.resize(h.n, (h.t0, from_decimal(h.m0, h.e)));
+    if h.flags & FLAG_SHARED_TS != 0 {
+        // Only an earlier chunk of the same file, holding its own timestamps for the same
+        // count and start: references never chain or loop.
+        let at = usize::try_from(d.uvarint()?).ok()?;
+        let (file, own) = file?;
+        if at >= own {
+            return None;
+        }
+        let other = super::read_framed(file, at)?;
+        let (&ENC_PACKED2, rest) = other.split_first()? else {
+            return None;
+        };
+        let mut od = Dec { b: rest };
+        let oh = header2(&mut od)?;
+        if oh.n != h.n || oh.t0 != h.t0 || oh.flags & FLAG_SHARED_TS != 0 {
+            return None;
+        }
+        timestamps2(&mut od, h.t0, out)?;
+    } else {
+        timestamps2(&mut d, h.t0, out)?;
+    }
+    let e = h.e;
+    let later = &mut out[1..];
+    match h.flags & MODE_MASK {
+        VALUES_DELTA => {
+            let mut m = h.m0;
+            unpack_blocks(&mut d, later.len(), MINI_BLOCK2, |i, dm| {
+                m = m.wrapping_add(dm);
+                later[i].1 = from_decimal(m, e);
+            })?
+        }
+        VALUES_RAW => unpack_blocks(&mut d, later.len(), MINI_BLOCK2, |i, m| {
+            later[i].1 = from_decimal(m, e)
+        })?,
+        VALUES_DOD if !later.is_empty() => {
+            let mut dm = d.varint()?;
+            let mut m = h.m0.wrapping_add(dm);
+            later[0].1 = from_decimal(m, e);
+            let rest = &mut later[1..];
+            unpack_blocks(&mut d, rest.len(), MINI_BLOCK2, |i, ddm| {
+                dm = dm.wrapping_add(ddm);
+                m = m.wrapping_add(dm);
+                rest[i].1 = from_decimal(m, e);
+            })?
+        }
+        _ => return None,
+    }
+    if h.flags & FLAG_EXCEPTIONS != 0 {
+        let count = usize::try_from(d.uvarint()?).ok()?;
+        if count > h.n {
+            return None;
+        }
+        let mut at = 0usize;
+        for k in 0..count {
+            let step = usize::try_from(d.uvarint()?).ok()?;
+            // Indexes increase strictly after the first.
+            if k > 0 && step == 0 {
+                return None;
+            }
+            at = at.checked_add(step)?;
+            let bits = d.b.get(..8)?;
+            out.get_mut(at)?.1 = f64::from_bits(u64::from_le_bytes(bits.try_into().ok()?));
+            d.b = &d.b[8..];
+        }
     }
     d.is_empty().then_some(())
 }
@@ -284,6 +627,7 @@ fn decode_dense(b: &[u8], out: &mut Vec<(i64, f64)>, scratch: &mut Vec<u8>) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chunk::packed::pack;
     use proptest::prelude::*;
 
     fn round_trip(samples: &[(i64, f64)]) -> usize {
@@ -386,12 +730,112 @@ mod tests {
         assert!(n < 1024 * 11 / 8 + 64, "{n} bytes");
     }
 
+    /// The first packed encoding (`ENC_PACKED`), as vigil wrote it before `ENC_PACKED2`.
+    fn encode_packed1(samples: &[(i64, f64)]) -> Vec<u8> {
+        let mut mantissas = Vec::new();
+        let exp = decimals(samples, &mut mantissas).unwrap();
+        let mut out = vec![ENC_PACKED];
+        put_uvarint(&mut out, samples.len() as u64);
+        put_varint(&mut out, samples[0].0);
+        put_varint(&mut out, exp as i64);
+        out.push(VALUES_DELTA);
+        put_varint(&mut out, mantissas[0]);
+        pack(&deltas(samples.iter().map(|s| s.0)), &mut out);
+        pack(&deltas(mantissas.iter().copied()), &mut out);
+        out
+    }
+
+    #[test]
+    fn chunks_of_the_first_packed_encoding_are_read() {
+        let s: Vec<(i64, f64)> = (0..700i64)
+            .map(|i| {
+                (
+                    1_700_000_000_000 + i * 15_000 + i % 3,
+                    (i * 7) as f64 / 10.0,
+                )
+            })
+            .collect();
+        let mut out = Vec::new();
+        assert!(decode(&encode_packed1(&s), &mut out, &mut Vec::new()));
+        assert_eq!(out, s);
+    }
+
+    /// Frames chunks into a chunks file as the block writer does, sharing timestamps.
+    fn file_of(chunks: &[Vec<(i64, f64)>]) -> (Vec<u8>, Vec<usize>) {
+        let mut file = b"magic!!!".to_vec();
+        let mut shared = SharedTimestamps::default();
+        let mut offsets = Vec::new();
+        for c in chunks {
+            let mut payload = Vec::new();
+            encode_shared(c, &mut payload, &mut shared, file.len() as u64);
+            offsets.push(file.len());
+            super::super::write_framed(&mut file, &payload);
+        }
+        (file, offsets)
+    }
+
+    #[test]
+    fn chunks_scraped_together_store_their_timestamps_once() {
+        // Three series of one target (same jittered timestamps), one of another target.
+        let ts = |off: i64| -> Vec<i64> {
+            (0..1024i64)
+                .map(|i| 1_700_000_000_000 + off + i * 15_000 + (i * 7919) % 6)
+                .collect()
+        };
+        let a = ts(0);
+        let b = ts(4_321);
+        let series = [
+            a.iter()
+                .map(|&t| (t, (t % 1000) as f64))
+                .collect::<Vec<_>>(),
+            a.iter().map(|&t| (t, 0.5)).collect(),
+            a.iter()
+                .enumerate()
+                .map(|(i, &t)| (t, i as f64 * 3.0))
+                .collect(),
+            b.iter().map(|&t| (t, 1.0)).collect(),
+        ];
+        let (file, offsets) = file_of(&series);
+        let mut out = Vec::new();
+        for (s, &off) in series.iter().zip(&offsets) {
+            assert!(decode_in_file(&file, off, &mut out, &mut Vec::new()));
+            assert_eq!(&out, s);
+        }
+        // The second and third chunks refer to the first: a few bytes of values each.
+        assert!(offsets[2] - offsets[1] < 64, "{}", offsets[2] - offsets[1]);
+        // Jitter of 0..5 ms against a 15 s step: 3 bits a timestamp in the first.
+        assert!(offsets[1] - offsets[0] < 1024 * 3 / 8 + 1024 * 10 / 8 + 120);
+        // Without its file a sharing chunk cannot be read; a reference forward is corrupt.
+        let chunk = super::super::read_framed(&file, offsets[1]).unwrap();
+        assert!(!decode(chunk, &mut out, &mut Vec::new()));
+        assert!(!decode_with(
+            chunk,
+            Some((&file, offsets[0])),
+            &mut out,
+            &mut Vec::new()
+        ));
+    }
+
+    #[test]
+    fn counters_pick_the_delta_of_deltas() {
+        // A counter growing at a steady, slowly changing rate.
+        let s: Vec<(i64, f64)> = (0..1024i64)
+            .map(|i| (i * 15_000, (i * 1000 + i * i / 50) as f64))
+            .collect();
+        let mut b = Vec::new();
+        encode(&s, &mut b);
+        assert_eq!(b[0], ENC_PACKED2);
+        let mut d = Dec { b: &b[1..] };
+        assert_eq!(header2(&mut d).unwrap().flags & MODE_MASK, VALUES_DOD);
+        round_trip(&s);
+    }
+
     #[test]
     fn corrupt_packed_chunks_yield_no_samples() {
         let s: Vec<(i64, f64)> = (0..300i64).map(|i| (i * 1000, i as f64)).collect();
         let mut b = Vec::new();
         encode(&s, &mut b);
-        assert_eq!(b[0], ENC_PACKED);
+        assert_eq!(b[0], ENC_PACKED2);
         let mut out = Vec::new();
         for cut in [b.len() - 1, b.len() / 2, 3] {
             assert!(!decode(&b[..cut], &mut out, &mut Vec::new()));
@@ -407,6 +851,36 @@ mod tests {
         round_trip(&[(1, f64::NAN), (2, -0.0), (3, f64::INFINITY), (4, 1.0)]);
         round_trip(&[(1, 1.0 / 3.0), (2, 2.0 / 3.0)]);
         round_trip(&[]);
+    }
+
+    #[test]
+    fn a_few_odd_values_stay_in_a_packed_chunk() {
+        // A gauge printing -0 now and then, and a staleness marker at the end.
+        let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+        let mut s: Vec<(i64, f64)> = (0..200i64)
+            .map(|i| {
+                (
+                    i * 1000,
+                    if i % 50 == 7 {
+                        -0.0
+                    } else {
+                        (i % 9) as f64 / 10.0
+                    },
+                )
+            })
+            .collect();
+        s.push((200_000, stale));
+        let mut b = Vec::new();
+        encode(&s, &mut b);
+        assert_eq!(b[0], ENC_PACKED2);
+        assert!(b.len() < 201 * 6 / 8 + 100, "{} bytes", b.len());
+        round_trip(&s);
+        // Too many: XOR.
+        let noisy: Vec<(i64, f64)> = (0..64i64).map(|i| (i, i as f64 / 3.0)).collect();
+        b.clear();
+        encode(&noisy, &mut b);
+        assert_eq!(b[0], ENC_XOR);
+        round_trip(&noisy);
     }
 
     proptest! {
@@ -428,6 +902,51 @@ mod tests {
         fn garbage_never_panics(b in proptest::collection::vec(any::<u8>(), 0..300)) {
             let mut out = Vec::new();
             let _ = decode(&b, &mut out, &mut Vec::new());
+        }
+
+        #[test]
+        fn garbage_files_never_panic(
+            b in proptest::collection::vec(any::<u8>(), 0..400),
+            at in 0usize..400,
+        ) {
+            let mut out = Vec::new();
+            let _ = decode_in_file(&b, at, &mut out, &mut Vec::new());
+        }
+
+        #[test]
+        fn files_of_chunks_sharing_timestamps_round_trip(
+            n in 1usize..300,
+            jitter in proptest::collection::vec(0i64..7, 300),
+            kinds in proptest::collection::vec(0u8..4, 1..8),
+        ) {
+            let ts: Vec<i64> = (0..n).map(|i| 1_000 + i as i64 * 1_000 + jitter[i]).collect();
+            let chunks: Vec<Vec<(i64, f64)>> = kinds
+                .iter()
+                .enumerate()
+                .map(|(k, kind)| {
+                    ts.iter()
+                        .enumerate()
+                        .map(|(i, &t)| {
+                            let v = match kind {
+                                0 => i as f64 * 10.0,
+                                1 => ((i * 7919 + k) % 1000) as f64 / 100.0,
+                                2 => 1.0 / 3.0 + i as f64,
+                                _ => -((i * i) as f64),
+                            };
+                            // Every third series starts a scrape later: other timestamps.
+                            (if k % 3 == 2 { t + 1 } else { t }, v)
+                        })
+                        .collect()
+                })
+                .collect();
+            let (file, offsets) = file_of(&chunks);
+            let mut out = Vec::new();
+            for (c, &off) in chunks.iter().zip(&offsets) {
+                prop_assert!(decode_in_file(&file, off, &mut out, &mut Vec::new()));
+                let got: Vec<(i64, u64)> = out.iter().map(|(t, v)| (*t, v.to_bits())).collect();
+                let want: Vec<(i64, u64)> = c.iter().map(|(t, v)| (*t, v.to_bits())).collect();
+                prop_assert_eq!(got, want);
+            }
         }
     }
 }

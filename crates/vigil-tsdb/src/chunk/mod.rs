@@ -69,10 +69,7 @@ impl ChunkBytes {
                 out.extend(it.by_ref());
                 !it.err
             }
-            ChunkBytes::Mapped(m, off) => match read_framed(m, *off) {
-                Some(bytes) => dense::decode(bytes, out, scratch),
-                None => false,
-            },
+            ChunkBytes::Mapped(m, off) => dense::decode_in_file(m, *off, out, scratch),
             ChunkBytes::Disk(d) => d.decode(out, scratch, frame),
         }
     }
