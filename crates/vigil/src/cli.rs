@@ -50,6 +50,17 @@ pub struct Cli {
     )]
     pub retention_time: Duration,
 
+    /// Time range of the head block and of the blocks it is compacted into (a hidden flag in
+    /// Prometheus, for testing): the head is written to a block once it spans 1.5 times this.
+    /// Shorter ranges make head compaction frequent (benchmarks of series churn, crash tests).
+    #[arg(
+        help_heading = "STORAGE",
+        long = "storage.tsdb.min-block-duration",
+        value_name = "DURATION",
+        default_value = "2h"
+    )]
+    pub min_block_duration: Duration,
+
     /// Maximum number of bytes of storage (e.g. 512MB, 10GB; units B, KB, MB, GB, TB, PB with
     /// base 1024). Unset: no limit.
     #[arg(help_heading = "STORAGE", long = "storage.tsdb.retention.size", value_name = "SIZE", value_parser = parse_bytes)]

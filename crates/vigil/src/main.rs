@@ -338,6 +338,7 @@ fn open_storage(cli: &Cli, config: &vigil_config::Config) -> Result<Tsdb> {
         max_series: cli.max_series,
         out_of_order_time_window_ms: ooo_ms,
         wal_compression: cli.wal_compression && !cli.no_wal_compression,
+        block_range_ms: (cli.min_block_duration.as_millis() as i64).max(1000),
         ..Default::default()
     };
     if cli.wal_compression_type == "zstd" {

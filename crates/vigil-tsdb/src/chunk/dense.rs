@@ -479,6 +479,87 @@ fn timestamps2(d: &mut Dec<'_>, t0: i64, out: &mut [(i64, f64)]) -> Option<()> {
     }
 }
 
+/// Timestamp columns decoded lately, per thread: a query reads the chunks of many series
+/// that share a few columns, so most references are decoded once. An entry is keyed by the
+/// file's mapping, the referenced frame's offset and its stored CRC (the frame was checked
+/// against it when the entry was made; a file mapped later at the same address with other
+/// bytes there misses), and `n` and `t0`.
+struct TsCache {
+    entries: [(TsKey, Vec<i64>); 4],
+    next: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+struct TsKey {
+    file: usize,
+    len: usize,
+    at: usize,
+    crc: u32,
+    n: usize,
+    t0: i64,
+}
+
+thread_local! {
+    static TS_CACHE: std::cell::RefCell<TsCache> = std::cell::RefCell::new(TsCache {
+        entries: Default::default(),
+        next: 0,
+    });
+}
+
+/// The stored CRC of the frame at `at`, without checking it.
+fn frame_crc(file: &[u8], at: usize) -> Option<u32> {
+    let mut d = Dec { b: file.get(at..)? };
+    let _ = d.bytes()?;
+    Some(u32::from_le_bytes(d.b.get(..4)?.try_into().ok()?))
+}
+
+/// Fills `out`'s timestamps from the chunk framed at `at` of `file`, which must be an intact
+/// `ENC_PACKED2` chunk holding its own timestamps for the same `n` and `t0`.
+fn shared_timestamps(file: &[u8], at: usize, h: &Header2, out: &mut [(i64, f64)]) -> Option<()> {
+    let key = TsKey {
+        file: file.as_ptr() as usize,
+        len: file.len(),
+        at,
+        crc: frame_crc(file, at)?,
+        n: h.n,
+        t0: h.t0,
+    };
+    let hit = TS_CACHE.with(|c| {
+        let c = c.borrow();
+        let (_, ts) = c
+            .entries
+            .iter()
+            .find(|(k, ts)| *k == key && ts.len() == h.n)?;
+        for (o, &t) in out.iter_mut().zip(ts) {
+            o.0 = t;
+        }
+        Some(())
+    });
+    if hit.is_some() {
+        return Some(());
+    }
+    let other = super::read_framed(file, at)?;
+    let (&ENC_PACKED2, rest) = other.split_first()? else {
+        return None;
+    };
+    let mut od = Dec { b: rest };
+    let oh = header2(&mut od)?;
+    if oh.n != h.n || oh.t0 != h.t0 || oh.flags & FLAG_SHARED_TS != 0 {
+        return None;
+    }
+    timestamps2(&mut od, h.t0, out)?;
+    TS_CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        let i = c.next;
+        c.next = (i + 1) % c.entries.len();
+        let e = &mut c.entries[i];
+        e.0 = key;
+        e.1.clear();
+        e.1.extend(out.iter().map(|s| s.0));
+    });
+    Some(())
+}
+
 fn decode_packed2(b: &[u8], file: Option<(&[u8], usize)>, out: &mut Vec<(i64, f64)>) -> Option<()> {
     let mut d = Dec { b };
     let h = header2(&mut d)?;
@@ -491,16 +572,7 @@ fn decode_packed2(b: &[u8], file: Option<(&[u8], usize)>, out: &mut Vec<(i64, f6
         if at >= own {
             return None;
         }
-        let other = super::read_framed(file, at)?;
-        let (&ENC_PACKED2, rest) = other.split_first()? else {
-            return None;
-        };
-        let mut od = Dec { b: rest };
-        let oh = header2(&mut od)?;
-        if oh.n != h.n || oh.t0 != h.t0 || oh.flags & FLAG_SHARED_TS != 0 {
-            return None;
-        }
-        timestamps2(&mut od, h.t0, out)?;
+        shared_timestamps(file, at, &h, out)?;
     } else {
         timestamps2(&mut d, h.t0, out)?;
     }
