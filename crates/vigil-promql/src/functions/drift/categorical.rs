@@ -118,8 +118,8 @@ pub(super) fn eval(
     let ref_slots = slots(&rf, &label, &mut cats, &mut index, &mut groups);
     let mut out = OutBuilder::new(ev);
     let (mut cc, mut rc) = (StepCursor::new(cur.len()), StepCursor::new(rf.len()));
-    let (mut cs, mut rs): (Scratch<(usize, f64)>, Scratch<(usize, f64)>) =
-        (Scratch::new(groups.len()), Scratch::new(groups.len()));
+    let mut cs: Scratch<(usize, f64)> = Scratch::new(groups.len());
+    let mut rs: Scratch<(usize, f64)> = Scratch::new(groups.len());
     let mut vals = Vec::new();
     let mut merged: Vec<(f64, f64, f64)> = Vec::new();
     for i in 0..ev.steps() {
@@ -237,9 +237,21 @@ mod tests {
         ));
         // "1" and "1.0" are one position; sorted by value.
         assert_eq!(m, [(1.0, 1.0, 3.0), (2.0, 5.0, 2.0)]);
-        assert!(union(&[(a, 5.0)], &[(b, 2.0)], &cats, Distance::Jsd, &mut m));
+        assert!(union(
+            &[(a, 5.0)],
+            &[(b, 2.0)],
+            &cats,
+            Distance::Jsd,
+            &mut m
+        ));
         assert_eq!(m, [(0.0, 5.0, 0.0), (0.0, 0.0, 2.0)]);
         let d = cats.id("dog");
-        assert!(!union(&[(d, 1.0)], &[(a, 1.0)], &cats, Distance::Ks, &mut m));
+        assert!(!union(
+            &[(d, 1.0)],
+            &[(a, 1.0)],
+            &cats,
+            Distance::Ks,
+            &mut m
+        ));
     }
 }

@@ -273,3 +273,76 @@ pub(crate) fn chi2_pvalue(stat: f64, dof: usize) -> f64 {
         Err(_) => f64::NAN,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-12 * a.abs().max(b.abs()).max(1.0)
+    }
+
+    #[test]
+    fn wasserstein_by_hand() {
+        // All mass moves from 1 to 3: distance 2. Half of it: 1.
+        assert_eq!(wasserstein(&[1.0, 0.0], &[0.0, 1.0], &[1.0, 3.0]), 2.0);
+        assert_eq!(wasserstein(&[1.0, 0.0], &[0.5, 0.5], &[1.0, 3.0]), 1.0);
+        // Normed by the reference's standard deviation (1 for ½ at 1, ½ at 3).
+        let d = Distance::WassersteinNormed;
+        assert_eq!(
+            d.of_counts(&[2.0, 0.0], &[1.0, 1.0], &[1.0, 3.0]),
+            Some(1.0)
+        );
+        // A reference in one bucket: the deviation floor.
+        assert_eq!(
+            d.of_counts(&[0.0, 1.0], &[1.0, 0.0], &[1.0, 3.0]),
+            Some(2.0 / MIN_STD)
+        );
+    }
+
+    #[test]
+    fn hellinger_kl_linf_by_hand() {
+        assert_eq!(hellinger(&[1.0, 0.0], &[0.0, 1.0]), 1.0);
+        assert_eq!(hellinger(&[0.3, 0.7], &[0.3, 0.7]), 0.0);
+        // (√½ − 1)² + ½ over 2, square-rooted.
+        let want = (((0.5f64.sqrt() - 1.0).powi(2) + 0.5) / 2.0).sqrt();
+        assert!(close(hellinger(&[0.5, 0.5], &[1.0, 0.0]), want));
+        assert!(close(
+            kl(&[0.5, 0.5], &[0.25, 0.75]),
+            0.5 * 2f64.ln() + 0.5 * (2.0f64 / 3.0).ln()
+        ));
+        // An empty reference bucket: clamped to 1e-4 and renormalised, finite.
+        let k = kl(&[0.5, 0.5], &[1.0, 0.0]);
+        let (a, b): (f64, f64) = (1.0 / 1.0001, 1e-4 / 1.0001);
+        assert!(close(k, 0.5 * (0.5 / a).ln() + 0.5 * (0.5 / b).ln()), "{k}");
+        assert_eq!(linf(&[0.2, 0.5, 0.3], &[0.4, 0.4, 0.2]), 0.2);
+    }
+
+    #[test]
+    fn chi2_by_hand() {
+        // 2×2 table (10, 20 / 20, 10): expected 15 everywhere, statistic 4·25/15.
+        let (s, dof) = chi2(&[10.0, 20.0], &[20.0, 10.0]);
+        assert!(close(s, 100.0 / 15.0) && dof == 1);
+        // Columns empty on both sides are left out; one column left: nothing to test.
+        assert_eq!(chi2(&[10.0, 0.0], &[5.0, 0.0]), (0.0, 0));
+        assert_eq!(chi2_pvalue(0.0, 0), 1.0);
+        // χ²(2) has survival function e^(−x/2).
+        assert!(close(chi2_pvalue(3.0, 2), (-1.5f64).exp()));
+        assert!(chi2_pvalue(f64::NAN, 2).is_nan());
+        // A category on one side only needs no epsilon.
+        let (s, dof) = chi2(&[5.0, 5.0, 0.0], &[5.0, 0.0, 5.0]);
+        assert!(s.is_finite() && dof == 2);
+    }
+
+    #[test]
+    fn empty_sides_give_nothing() {
+        for (_, d) in FUNCTIONS {
+            assert_eq!(d.of_counts(&[0.0, 0.0], &[1.0, 1.0], &[1.0, 2.0]), None);
+            assert_eq!(
+                d.of_counts(&[1.0, 1.0], &[f64::NAN, 1.0], &[1.0, 2.0]),
+                None
+            );
+            assert_eq!(Distance::from_name(d.name()), Some(d));
+        }
+    }
+}

@@ -311,6 +311,9 @@ impl NativeSide {
     }
 }
 
+/// Current counts, reference counts and positions, bucket by bucket.
+type AlignedCounts = (Vec<f64>, Vec<f64>, Vec<f64>);
+
 /// The two histograms' bucket counts over one bucket layout, in increasing order of bounds,
 /// and each bucket's position (its upper bound; an infinite one at the highest finite bound):
 /// exponential histograms are brought to the coarser schema and the wider zero bucket (each
@@ -319,7 +322,7 @@ impl NativeSide {
 fn native_counts(
     a: &FloatHistogram,
     b: &FloatHistogram,
-) -> std::result::Result<(Vec<f64>, Vec<f64>, Vec<f64>), &'static str> {
+) -> std::result::Result<AlignedCounts, &'static str> {
     if a.uses_custom_buckets() != b.uses_custom_buckets() {
         return Err("mix exponential and custom buckets");
     }
@@ -597,12 +600,73 @@ mod tests {
         }
     }
 
+    fn counters(series: &[(&str, &str, &str, f64)]) -> Head {
+        // (name, model, class, value at 0)
+        let head = Head::new(HeadOptions::default());
+        let mut app = head.appender();
+        for (name, model, class, v) in series {
+            let l = Labels::from_pairs([("__name__", *name), ("model", *model), ("class", *class)]);
+            app.append(None, &l, 0, *v).unwrap();
+        }
+        app.commit().unwrap();
+        head
+    }
+
+    #[test]
+    fn categorical_form_matches_groups_and_counts_missing_categories_as_zero() {
+        let db = counters(&[
+            ("cur", "a", "cat", 1.0),
+            ("cur", "a", "dog", 3.0),
+            ("ref", "a", "cat", 2.0),
+            ("ref", "a", "bird", 2.0),
+            ("cur", "only_cur", "cat", 1.0),
+            ("cur", "num", "1", 1.0),
+            ("cur", "num", "2", 3.0),
+            ("ref", "num", "1", 3.0),
+            ("ref", "num", "2.0", 1.0),
+        ]);
+        // cat, dog, bird: p = (¼, ¾, 0), q = (½, 0, ½).
+        let out = run(&db, r#"drift_linf(cur{model="a"}, ref, "class")"#, 0);
+        assert_eq!(vector(&out), [(r#"{model="a"}"#.into(), 0.75)]);
+        let out = run(&db, r#"drift_psi(cur{model="a"}, ref, "class")"#, 0);
+        let want = psi(&[0.25, 0.75, 0.0], &[0.5, 0.0, 0.5]);
+        assert!(close(vector(&out)[0].1, want));
+        // Numeric categories are ordered ("2" and "2.0" are one): KS at 1 is |¼ − ¾|.
+        let out = run(&db, r#"drift_ks(cur{model="num"}, ref, "class")"#, 0);
+        assert_eq!(vector(&out), [(r#"{model="num"}"#.into(), 0.5)]);
+        let out = run(
+            &db,
+            r#"drift_wasserstein(cur{model="num"}, ref, "class")"#,
+            0,
+        );
+        assert_eq!(vector(&out), [(r#"{model="num"}"#.into(), 0.5)]);
+        // Names are not numbers: no order, a warning.
+        let out = run(&db, r#"drift_ks(cur{model="a"}, ref, "class")"#, 0);
+        assert!(vector(&out).is_empty());
+        assert_eq!(
+            out.warnings,
+            [
+                r#"PromQL warning: drift_ks: the values of category label "class" are not all numbers, so they have no order, for {model="a"}"#
+            ]
+        );
+        let err = Engine::new(EngineOptions::default())
+            .instant_query(&db, r#"drift_jsd(cur, ref, "")"#, 0, None)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("invalid category label name"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn parser_knows_the_functions() {
         let e = crate::Engine::new(crate::EngineOptions::default());
-        for f in ["drift_psi", "drift_ks", "drift_jsd"] {
+        for (f, _) in measures::FUNCTIONS {
             assert!(e.parse(&format!("{f}(a, b)")).is_ok());
+            assert!(e.parse(&format!("{f}(a, b, \"class\")")).is_ok());
             assert!(e.parse(&format!("{f}(a)")).is_err());
+            assert!(e.parse(&format!("{f}(a, b, 1)")).is_err());
+            assert!(e.parse(&format!("{f}(a, b, \"c\", \"d\")")).is_err());
             assert!(e.parse(&format!("{f}(a[5m], b)")).is_err());
         }
     }
