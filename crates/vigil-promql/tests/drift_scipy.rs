@@ -7,7 +7,8 @@
 //! a relative 1e-9 (with an absolute floor of 1e-12 for values that are 0 up to rounding).
 //!
 //! The Python is the venv's that `.ci/run` sets up, named by `VIGIL_PYTHON` (else `python3`);
-//! without scipy the test says so and passes without checking (CI installs it).
+//! without scipy the test says so and passes without checking, except under CI (`CI` set),
+//! where `.ci/run` installs scipy and its absence fails the test.
 //!
 //! Data (a fixed-seed LCG, 30 s samples over 2 h; current window the last hour, reference the
 //! hour before): classic histograms (stable, shifted, empty buckets on either side, a
@@ -416,6 +417,11 @@ fn pairs() -> Vec<(&'static str, String, String, &'static str)> {
 #[test]
 fn drift_functions_agree_with_scipy() {
     let Some(py) = python() else {
+        // CI installs scipy (.ci/run): there a missing scipy is a failure, elsewhere a skip.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "scipy is not importable by $VIGIL_PYTHON: .ci/run installs it"
+        );
         println!(
             "SKIPPED drift_functions_agree_with_scipy: scipy is not importable by $VIGIL_PYTHON (or python3); .ci/run installs it in its venv"
         );

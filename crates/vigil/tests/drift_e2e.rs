@@ -237,9 +237,9 @@ const SECOND_STEP_ALERTS: [&str; 4] = [
 const SHIFTED_JOB: &str = "ml-service";
 const CONTROL_JOB: &str = "ml-service-control";
 
-/// Training rows drawn from the distributions ml-service's synthetic traffic has (`x` ~ N(0,
-/// 1) at the quantiles (i + ½)/n, `z` evenly over (−1, 1), countries by their shares), written
-/// as CSV by Python's standard library, as a team would from its training set.
+/// Training rows drawn from the distributions of ml-service's synthetic traffic: `x`
+/// standard normal at the quantiles (i + ½)/n, `z` evenly over (−1, 1), countries by their
+/// shares. Written as CSV by Python's standard library, as a team would from its training set.
 fn write_training_csv(path: &Path, rows: usize) {
     let script = format!(
         "import csv, statistics\n\
