@@ -659,6 +659,39 @@ mod tests {
     }
 
     #[test]
+    fn categorical_range_query_matches_instant_queries() {
+        // Counters at 0 and 60 s; a class that only the later step has.
+        let head = Head::new(HeadOptions::default());
+        let mut app = head.appender();
+        for (name, class, vals) in [
+            ("cur", "1", [1.0, 4.0]),
+            ("cur", "2", [3.0, 3.0]),
+            ("ref", "1", [2.0, 2.0]),
+            ("ref", "2", [2.0, 5.0]),
+        ] {
+            let l = Labels::from_pairs([("__name__", name), ("class", class)]);
+            for (i, v) in vals.iter().enumerate() {
+                app.append(None, &l, i as i64 * 60_000, *v).unwrap();
+            }
+        }
+        let l = Labels::from_pairs([("__name__", "cur"), ("class", "3")]);
+        app.append(None, &l, 60_000, 2.0).unwrap();
+        app.commit().unwrap();
+        let e = Engine::new(EngineOptions::default());
+        for (f, _) in measures::FUNCTIONS {
+            let q = format!(r#"{f}(cur, ref, "class")"#);
+            let Value::Matrix(m) = e.range(&head, &q, 0, 60_000, 30_000).unwrap() else {
+                panic!()
+            };
+            assert_eq!(m.len(), 1, "{q}");
+            assert_eq!(m[0].samples.len(), 3, "{q}");
+            for s in &m[0].samples {
+                assert_eq!(vector(&run(&head, &q, s.t))[0].1, s.v, "{q} at {}", s.t);
+            }
+        }
+    }
+
+    #[test]
     fn parser_knows_the_functions() {
         let e = crate::Engine::new(crate::EngineOptions::default());
         for (f, _) in measures::FUNCTIONS {
