@@ -15,6 +15,14 @@
 //! already have close to the exact distribution: deterministic, and an unshifted feature's
 //! PSI stays near 0. `--drift-shift S` (or `/admin/faults?drift_shift=S` at runtime) adds `S`
 //! to feature `x` of every request, as a broken upstream feature pipeline would.
+//!
+//! For categorical drift it exports the predicted class, `model_predictions_total{class=
+//! "cat"|"dog"|"bird"}` (from the score: below 0.3, below 0.7, above), and a categorical
+//! input, `model_input_category_total{feature="country", value=...}` (synthetic requests:
+//! us 40 %, de 25 %, fr 20 %, jp 15 %, from a third Weyl sequence). `--category-shift S` (or
+//! `/admin/faults?category_shift=S`) sends a share `S` of synthetic requests from a country
+//! never seen before, "br", the rest keeping their mix; a drift shift of `x` moves the
+//! predicted classes on its own.
 //! Everything lives in one small file: it is an example, not a library.
 
 use axum::extract::{Query, State};
@@ -53,6 +61,56 @@ struct Cli {
         allow_hyphen_values = true
     )]
     drift_shift: f64,
+    /// Share (0..1) of synthetic requests that come from a new country, "br".
+    #[arg(long = "category-shift", default_value_t = 0.0)]
+    category_shift: f64,
+}
+
+/// Faults injected at start or through `/admin/faults`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Faults {
+    /// Extra latency of every prediction, in seconds.
+    latency: f64,
+    /// Fraction of predictions that fail.
+    error_rate: f64,
+    /// Shift added to feature `x`.
+    drift_shift: f64,
+    /// Share of synthetic requests from the new country "br".
+    category_shift: f64,
+}
+
+/// Predicted classes, by score: below 0.3, below 0.7, the rest.
+const CLASSES: [&str; 3] = ["cat", "dog", "bird"];
+/// Countries of the categorical input and their shares in synthetic traffic.
+const COUNTRIES: [(&str, f64); 4] = [("us", 0.4), ("de", 0.25), ("fr", 0.2), ("jp", 0.15)];
+/// The country a category shift sends requests from.
+const NEW_COUNTRY: &str = "br";
+
+/// The class predicted for `score`.
+fn class_of(score: f64) -> &'static str {
+    if score < 0.3 {
+        CLASSES[0]
+    } else if score < 0.7 {
+        CLASSES[1]
+    } else {
+        CLASSES[2]
+    }
+}
+
+/// The country of a synthetic request drawn as `u` ∈ [0, 1): [`NEW_COUNTRY`] below `shift`,
+/// otherwise [`COUNTRIES`] by their shares over the rest of the interval.
+fn country_of(u: f64, shift: f64) -> &'static str {
+    if u < shift {
+        return NEW_COUNTRY;
+    }
+    let mut v = (u - shift) / (1.0 - shift);
+    for (c, share) in COUNTRIES {
+        if v < share {
+            return c;
+        }
+        v -= share;
+    }
+    COUNTRIES[COUNTRIES.len() - 1].0
 }
 
 const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
@@ -292,6 +350,13 @@ fn synthetic_features(n: u64) -> (f64, f64) {
     (inverse_normal_cdf(u), 2.0 * frac(SQRT2) - 1.0)
 }
 
+/// The uniform draw in [0, 1) that picks the `n`-th synthetic request's country: the Weyl
+/// sequence of √3 − 1, independent of the two above.
+fn synthetic_country_draw(n: u64) -> f64 {
+    const SQRT3: u64 = 0xBB67_AE85_84CA_A73B; // (√3 − 1)·2^64 ≈ 0.7321 · 2^64
+    (n.wrapping_mul(SQRT3) >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// Φ⁻¹(p) by Acklam's rational approximation (relative error below 1.2e-9).
 fn inverse_normal_cdf(p: f64) -> f64 {
     const A: [f64; 6] = [
@@ -355,20 +420,29 @@ struct Metrics {
     latency_native: Native,
     inputs_native: [Native; FEATURES.len()],
     scores_native: Native,
+    /// Predictions by class ([`CLASSES`] order).
+    predictions: [u64; CLASSES.len()],
+    /// Requests by country (every known country from the start, others once seen).
+    countries: BTreeMap<String, u64>,
 }
 
 struct App {
     /// Latency (s), error rate, and the drift shift of feature `x`.
-    faults: Mutex<(f64, f64, f64)>,
+    faults: Mutex<Faults>,
     metrics: Mutex<Metrics>,
     started: Instant,
 }
 
 impl App {
     /// One prediction with the current faults; records every metric.
-    async fn predict(&self, method: &str, x: f64, z: f64) -> Result<f64, ()> {
+    async fn predict(&self, method: &str, x: f64, z: f64, country: &str) -> Result<f64, ()> {
         let started = Instant::now();
-        let (latency, error_rate, drift_shift) = *self.faults.lock();
+        let Faults {
+            latency,
+            error_rate,
+            drift_shift,
+            ..
+        } = *self.faults.lock();
         let x = x + drift_shift;
         let model_started = Instant::now();
         if latency > 0.0 {
@@ -399,6 +473,12 @@ impl App {
         m.inputs_native[1].observe(z);
         m.scores.observe(&SCORE_BUCKETS, score);
         m.scores_native.observe(score);
+        let class = CLASSES
+            .iter()
+            .position(|c| *c == class_of(score))
+            .unwrap_or(0);
+        m.predictions[class] += 1;
+        *m.countries.entry(country.to_string()).or_default() += 1;
         m.processing_sum += started.elapsed().as_secs_f64();
         m.processing_count += 1;
         if fail { Err(()) } else { Ok(prediction) }
@@ -449,6 +529,17 @@ impl App {
         o.push_str("# HELP model_prediction_score Scores the model predicted\n# TYPE model_prediction_score histogram\n");
         m.scores
             .render(&mut o, "model_prediction_score", "", &SCORE_BUCKETS);
+        o.push_str("# HELP model_predictions_total Predictions by predicted class\n# TYPE model_predictions_total counter\n");
+        for (c, n) in CLASSES.iter().zip(&m.predictions) {
+            let _ = writeln!(o, "model_predictions_total{{class=\"{c}\"}} {n}");
+        }
+        o.push_str("# HELP model_input_category_total Requests by value of a categorical input\n# TYPE model_input_category_total counter\n");
+        for (c, n) in &m.countries {
+            let _ = writeln!(
+                o,
+                "model_input_category_total{{feature=\"country\",value=\"{c}\"}} {n}"
+            );
+        }
         o.push_str("# HELP model_accuracy Current model accuracy\n# TYPE model_accuracy gauge\n");
         // A slowly drifting toy accuracy between 0.90 and 0.96.
         let t = self.started.elapsed().as_secs_f64();
@@ -561,6 +652,35 @@ impl App {
                 },
             )],
         );
+        let predictions: Vec<(Vec<(&str, String)>, PbValue)> = CLASSES
+            .iter()
+            .zip(&m.predictions)
+            .map(|(c, n)| (vec![("class", c.to_string())], PbValue::Counter(*n as f64)))
+            .collect();
+        pb_family(
+            &mut o,
+            "model_predictions_total",
+            "Predictions by predicted class",
+            0,
+            &predictions,
+        );
+        let countries: Vec<(Vec<(&str, String)>, PbValue)> = m
+            .countries
+            .iter()
+            .map(|(c, n)| {
+                (
+                    vec![("feature", "country".to_string()), ("value", c.clone())],
+                    PbValue::Counter(*n as f64),
+                )
+            })
+            .collect();
+        pb_family(
+            &mut o,
+            "model_input_category_total",
+            "Requests by value of a categorical input",
+            0,
+            &countries,
+        );
         let t = self.started.elapsed().as_secs_f64();
         let acc = ((0.93 + 0.03 * (t / 60.0).sin()) * 1e4).round() / 1e4;
         pb_family(
@@ -583,7 +703,8 @@ async fn predict(
 ) -> Response {
     let x = q.get("x").and_then(|v| v.parse().ok()).unwrap_or(1.0);
     let z = q.get("z").and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    match app.predict(method.as_str(), x, z).await {
+    let country = q.get("country").map_or("us", String::as_str);
+    match app.predict(method.as_str(), x, z, country).await {
         Ok(p) => axum::Json(serde_json::json!({ "prediction": p })).into_response(),
         Err(()) => (StatusCode::INTERNAL_SERVER_ERROR, "injected error\n").into_response(),
     }
@@ -593,7 +714,7 @@ async fn faults(State(app): St, Query(q): Query<HashMap<String, String>>) -> Res
     let mut f = app.faults.lock();
     if let Some(v) = q.get("latency") {
         match v.parse::<f64>() {
-            Ok(l) if l >= 0.0 && l.is_finite() => f.0 = l,
+            Ok(l) if l >= 0.0 && l.is_finite() => f.latency = l,
             _ => {
                 return (StatusCode::BAD_REQUEST, "latency must be seconds >= 0\n").into_response();
             }
@@ -601,7 +722,7 @@ async fn faults(State(app): St, Query(q): Query<HashMap<String, String>>) -> Res
     }
     if let Some(v) = q.get("error_rate") {
         match v.parse::<f64>() {
-            Ok(e) if (0.0..=1.0).contains(&e) => f.1 = e,
+            Ok(e) if (0.0..=1.0).contains(&e) => f.error_rate = e,
             _ => {
                 return (StatusCode::BAD_REQUEST, "error_rate must be in [0, 1]\n").into_response();
             }
@@ -609,14 +730,31 @@ async fn faults(State(app): St, Query(q): Query<HashMap<String, String>>) -> Res
     }
     if let Some(v) = q.get("drift_shift") {
         match v.parse::<f64>() {
-            Ok(d) if d.is_finite() => f.2 = d,
+            Ok(d) if d.is_finite() => f.drift_shift = d,
             _ => {
                 return (StatusCode::BAD_REQUEST, "drift_shift must be a number\n").into_response();
             }
         }
     }
-    axum::Json(serde_json::json!({ "latency": f.0, "error_rate": f.1, "drift_shift": f.2 }))
-        .into_response()
+    if let Some(v) = q.get("category_shift") {
+        match v.parse::<f64>() {
+            Ok(c) if (0.0..1.0).contains(&c) => f.category_shift = c,
+            _ => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    "category_shift must be in [0, 1)\n",
+                )
+                    .into_response();
+            }
+        }
+    }
+    axum::Json(serde_json::json!({
+        "latency": f.latency,
+        "error_rate": f.error_rate,
+        "drift_shift": f.drift_shift,
+        "category_shift": f.category_shift,
+    }))
+    .into_response()
 }
 
 /// Content type of the delimited protobuf exposition.
@@ -659,8 +797,16 @@ async fn metrics(State(app): St, headers: axum::http::HeaderMap) -> Response {
 async fn main() {
     let cli = Cli::parse();
     let app = Arc::new(App {
-        faults: Mutex::new((cli.latency, cli.error_rate, cli.drift_shift)),
-        metrics: Mutex::new(Metrics::default()),
+        faults: Mutex::new(Faults {
+            latency: cli.latency,
+            error_rate: cli.error_rate,
+            drift_shift: cli.drift_shift,
+            category_shift: cli.category_shift.clamp(0.0, 0.999),
+        }),
+        metrics: Mutex::new(Metrics {
+            countries: COUNTRIES.iter().map(|(c, _)| (c.to_string(), 0)).collect(),
+            ..Metrics::default()
+        }),
         started: Instant::now(),
     });
     if cli.synthetic_rps > 0.0 {
@@ -673,9 +819,11 @@ async fn main() {
                 tick.tick().await;
                 n += 1;
                 let (x, z) = synthetic_features(n);
+                let shift = app.faults.lock().category_shift;
+                let country = country_of(synthetic_country_draw(n), shift);
                 let app = app.clone();
                 tokio::spawn(async move {
-                    let _ = app.predict("POST", x, z).await;
+                    let _ = app.predict("POST", x, z, country).await;
                 });
             }
         });
@@ -773,6 +921,40 @@ mod tests {
         let p = psi(&shares(1000..1400, 0, 1.0), &shares(400..800, 0, 0.0));
         println!("x shifted by 1: PSI {p:.6} over 20 s");
         assert!(p > 0.5, "x shifted by 1 over 20 s: PSI {p}");
+    }
+
+    /// Class and country shares of synthetic requests `range`.
+    fn categorical_shares(range: std::ops::Range<u64>, shift: f64) -> (Vec<f64>, Vec<f64>) {
+        let (mut classes, mut countries) = (vec![0.0; 3], vec![0.0; 5]);
+        let n = (range.end - range.start) as f64;
+        for i in range {
+            let (x, z) = synthetic_features(i);
+            let class = class_of(1.0 / (1.0 + (-(2.0 * (x + shift) + z)).exp()));
+            classes[CLASSES.iter().position(|c| *c == class).unwrap()] += 1.0 / n;
+            let c = country_of(synthetic_country_draw(i), shift.min(0.5) * 0.6);
+            let at = COUNTRIES.iter().position(|k| k.0 == c).unwrap_or(4);
+            countries[at] += 1.0 / n;
+        }
+        (classes, countries)
+    }
+
+    #[test]
+    fn countries_and_classes_have_their_shares_and_shift() {
+        // 10 s of traffic at 50 requests a second, unshifted: within 1 % of the shares.
+        let (classes, countries) = categorical_shares(1000..1500, 0.0);
+        for (got, (_, want)) in countries.iter().zip(COUNTRIES) {
+            assert!((got - want).abs() < 0.01, "{countries:?}");
+        }
+        assert_eq!(countries[4], 0.0, "no br without a shift");
+        // The score 1/(1+e^−(2x+z)) splits at 0.3 and 0.7: all three classes are common.
+        assert!(classes.iter().all(|c| *c > 0.2), "{classes:?}");
+        // Shifted (x by 1, 30 % of countries to br): both move a lot.
+        let (shifted, countries) = categorical_shares(1000..1500, 1.0);
+        assert!((countries[4] - 0.3).abs() < 0.01, "{countries:?}");
+        assert!(shifted[2] > classes[2] + 0.2, "{classes:?} → {shifted:?}");
+        assert_eq!(country_of(0.0, 0.0), "us");
+        assert_eq!(country_of(0.999, 0.0), "jp");
+        assert_eq!(country_of(0.1, 0.2), "br");
     }
 
     #[test]

@@ -15,12 +15,25 @@
 use std::path::{Path, PathBuf};
 use vigil_rules::unittest::{Verdict, run_file};
 
-/// Functions promtool 2.42 does not parse.
-const VIGIL_ONLY_FUNCTIONS: &[&str] = &["drift_psi", "drift_ks", "drift_jsd"];
+/// Functions promtool 2.42 does not parse (the drift functions, docs/drift.md).
+const VIGIL_ONLY_FUNCTIONS: &[&str] = &[
+    "drift_psi",
+    "drift_ks",
+    "drift_jsd",
+    "drift_wasserstein",
+    "drift_hellinger",
+    "drift_kl",
+    "drift_linf",
+    "drift_chi2",
+];
 
 /// Unit-test files of vigil-only rules, excluded from the comparison with promtool (which
-/// fails them at parse time): the `FeatureDrift` alert's tests use `drift_psi`.
-const VIGIL_ONLY: &[&str] = &["drift-test.yml"];
+/// fails them at parse time): the drift alerts' tests.
+const VIGIL_ONLY: &[&str] = &[
+    "drift-test.yml",
+    "drift-categorical-test.yml",
+    "drift-baseline-test.yml",
+];
 
 fn uses_vigil_only_functions(text: &str) -> bool {
     VIGIL_ONLY_FUNCTIONS.iter().any(|f| text.contains(f))
@@ -211,4 +224,35 @@ fn bad_expression_message_carries_promtools_position() {
     };
     let ours = errs.join("\n");
     assert!(ours.contains(want), "vigil says: {ours}");
+}
+
+/// `testdata/rules/drift-baseline-rules.yml` is config/alerts.yml's training-baseline rules
+/// with only the baseline's timestamp changed, so its unit test tests the shipped rules.
+#[test]
+fn baseline_rules_are_config_alerts_rules() {
+    let rules = |path: &str, from: &str, to: &str| -> Vec<serde_yaml::Value> {
+        let text = std::fs::read_to_string(root().join(path)).unwrap();
+        let doc: serde_yaml::Value = serde_yaml::from_str(&text.replace(from, to)).unwrap();
+        doc["groups"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .flat_map(|g| g["rules"].as_sequence().unwrap().clone())
+            .filter(|r| {
+                r["alert"]
+                    .as_str()
+                    .is_some_and(|a| a.ends_with("FromTraining"))
+            })
+            .collect()
+    };
+    let shipped = rules("config/alerts.yml", "@ 1767225600", "@ 3600");
+    let copy = rules("testdata/rules/drift-baseline-rules.yml", "", "");
+    assert_eq!(shipped.len(), 2);
+    assert_eq!(shipped, copy);
+    let text = std::fs::read_to_string(root().join("config/alerts.yml")).unwrap();
+    assert_eq!(
+        text.matches("@ 1767225600").count(),
+        2,
+        "one baseline timestamp"
+    );
 }

@@ -72,6 +72,10 @@ fn provisioning_files_are_consistent() {
     let mut ids = std::collections::BTreeSet::new();
     for p in panels {
         assert!(ids.insert(p["id"].as_i64().unwrap()), "duplicate panel id");
+        if p["type"] == "row" {
+            assert_eq!(p["gridPos"]["w"], 24, "{}", p["title"]);
+            continue;
+        }
         assert_eq!(p["datasource"]["uid"], "vigil", "{}", p["title"]);
         for t in p["targets"].as_array().unwrap() {
             assert_eq!(t["datasource"]["uid"], "vigil", "{}", p["title"]);
@@ -106,6 +110,51 @@ fn provisioning_files_are_consistent() {
             && p["targets"][0]["expr"] == "sum(rate(prediction_latency_seconds[5m]))"),
         "a native-histogram heatmap panel"
     );
+    // A row per drift kind, each followed by panels of that kind's drift functions.
+    let rows: Vec<(usize, &str)> = panels
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p["type"] == "row")
+        .map(|(i, p)| (i, p["title"].as_str().unwrap()))
+        .collect();
+    for (kind, wants) in [
+        (
+            "classic",
+            &[
+                "drift_psi(",
+                "drift_wasserstein_normed(",
+                "drift_hellinger(",
+            ][..],
+        ),
+        (
+            "native",
+            &["drift_psi(", "drift_wasserstein_normed(", "drift_kl("][..],
+        ),
+        (
+            "categorical",
+            &["drift_jsd(", "drift_linf(", "drift_chi2_pvalue("][..],
+        ),
+        (
+            "training",
+            &["drift_psi(", "drift_chi2_pvalue(", "@ $baseline"][..],
+        ),
+    ] {
+        let Some(&(at, _)) = rows.iter().find(|(_, t)| t.contains(kind)) else {
+            panic!("no {kind} drift row in {rows:?}");
+        };
+        let under: Vec<String> = panels[at + 1..]
+            .iter()
+            .take_while(|p| p["type"] != "row")
+            .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+            .map(|t| t["expr"].as_str().unwrap().to_string())
+            .collect();
+        for w in wants {
+            assert!(
+                under.iter().any(|e| e.contains(w)),
+                "{kind} row: no {w} in {under:?}"
+            );
+        }
+    }
     // Every dashboard variable a query uses is defined, with a default.
     let vars: Vec<(String, String)> = dash["templating"]["list"]
         .as_array()
@@ -136,8 +185,65 @@ fn provisioning_files_are_consistent() {
 
 /// A query with the dashboard variables replaced by short windows, so the test has data in
 /// both of the drift panel's windows within seconds instead of a week.
-fn with_test_variables(expr: &str) -> String {
-    expr.replace("$window", "10s").replace("$reference", "15s")
+fn with_test_variables(expr: &str, baseline: u64) -> String {
+    expr.replace("$window", "10s")
+        .replace("$reference", "15s")
+        .replace("$baseline", &baseline.to_string())
+}
+
+/// A training baseline for the baseline panels, the documented way: rows written as CSV,
+/// exported by tools/drift_baseline.py, imported with `vigil tsdb import openmetrics` into
+/// `data` at `ts` (seconds).
+fn import_baseline(dir: &std::path::Path, data: &std::path::Path, ts: u64) {
+    let csv = dir.join("training.csv");
+    let mut rows = String::from("x,z,country\n");
+    let countries = ["us", "us", "de", "fr", "jp"];
+    for i in 0..400 {
+        let x = -3.0 + 6.0 * (i as f64 + 0.5) / 400.0;
+        let _ = std::fmt::Write::write_fmt(
+            &mut rows,
+            format_args!("{x},{},{}\n", -x / 3.0, countries[i % 5]),
+        );
+    }
+    std::fs::write(&csv, rows).unwrap();
+    let om = dir.join("baseline.om");
+    let out = std::process::Command::new("python3")
+        .arg(peers::repo().join("tools/drift_baseline.py"))
+        .arg(&csv)
+        .args([
+            "--timestamp",
+            &ts.to_string(),
+            "--numeric",
+            "x",
+            "--numeric",
+            "z",
+        ])
+        .args([
+            "--categorical",
+            "country",
+            "--label",
+            "job=ml-service",
+            "-o",
+        ])
+        .arg(&om)
+        .output()
+        .expect("python3 tools/drift_baseline.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new(vigil_bin())
+        .args(["tsdb", "import", "openmetrics"])
+        .arg(&om)
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Every panel query through `query_range`, as Grafana posts it, returns finite data.
@@ -145,10 +251,19 @@ fn with_test_variables(expr: &str) -> String {
 fn every_panel_query_returns_data() {
     let t0 = Instant::now();
     let (_ml, ml_port) = peers::start_ml_service(&["--synthetic-rps=20", "--error-rate=0.05"]);
-    // As config/prometheus.yml scrapes it: native histograms over protobuf, classic kept.
-    let (_vigil, port, _dir) = start_vigil(&format!(
+    // As config/prometheus.yml scrapes it: native histograms over protobuf, classic kept;
+    // with a training baseline imported 5 minutes back for the baseline panels.
+    let dir = tempdir("grafana-dashboard");
+    let baseline = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 300;
+    import_baseline(&dir, &dir.join("data"), baseline);
+    std::fs::write(dir.join("prometheus.yml"), format!(
         "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: ml-service\n    scrape_native_histograms: true\n    always_scrape_classic_histograms: true\n    static_configs:\n      - targets: [\"127.0.0.1:{ml_port}\"]\n"
-    ));
+    )).unwrap();
+    let (_vigil, port) = start_vigil_in(&dir, &dir.join("data"), &[], "vigil.log", &ready_200);
 
     // The data source's version is what this server reports.
     let (_, build) = api(port, "/api/v1/status/buildinfo");
@@ -183,7 +298,7 @@ fn every_panel_query_returns_data() {
             let body = form_urlencoded::Serializer::new(String::new())
                 .extend_pairs([
                     ("end", end.to_string()),
-                    ("query", with_test_variables(expr)),
+                    ("query", with_test_variables(expr, baseline)),
                     ("start", start.to_string()),
                     ("step", "2".to_string()),
                 ])

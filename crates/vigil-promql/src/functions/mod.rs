@@ -381,7 +381,7 @@ fn eval_instant_call(ev: &Ev, name: &str, args: &[&Expr]) -> Result<Val> {
         "histogram_stddev" => native::simple(ev, args[0], native::stddev),
         "histogram_stdvar" => native::simple(ev, args[0], native::stdvar),
         "histogram_fraction" => histogram::histogram_fraction(ev, args),
-        "drift_psi" | "drift_ks" | "drift_jsd" => {
+        _ if drift::Distance::from_name(name).is_some() => {
             let d = drift::Distance::from_name(name).expect("a drift function");
             drift::eval_drift(ev, d, args)
         }

@@ -1,164 +1,69 @@
-//! Drift detection between two classic histograms: `drift_psi`, `drift_ks` and `drift_jsd`
-//! (vigil extensions, in the function table of `vigil-promql-parser`).
+//! Drift detection between two distributions: `drift_psi`, `drift_ks`, `drift_jsd`,
+//! `drift_wasserstein`, `drift_wasserstein_normed`, `drift_hellinger`, `drift_kl`,
+//! `drift_linf`, `drift_chi2` and `drift_chi2_pvalue` (vigil extensions, in the function table
+//! of `vigil-promql-parser`). The formulas are in [`measures`]; this module turns PromQL
+//! vectors into per-bucket counts.
 //!
-//! Both arguments are instant vectors of cumulative bucket series (`le` label), usually
-//! `sum by (le, feature) (increase(x_bucket[1h]))` and the same expression `offset 7d`.
+//! Two instant vectors, current and reference, and an optional third argument:
+//! - Without it, the vectors hold classic histograms (cumulative bucket series, `le` label),
+//!   usually `sum by (le, feature) (increase(x_bucket[1h]))` and the same expression
+//!   `offset 7d` or `@` a baseline, or native histograms.
+//! - With it (a string, the way `count_values` takes its label), the vectors hold counters
+//!   split by that *category* label, e.g. `sum by (class) (increase(predictions_total[1h]))`
+//!   with `"class"`: see [`categorical`]. Categories on one side only count 0 there.
+//!
 //! Semantics (see `docs/drift.md`):
-//! - Series are grouped by all labels except `le`; the metric name is dropped (as for other
-//!   functions), so a group of `current` matches the group of `reference` with the same
-//!   remaining labels. Unmatched groups give no output; each matched group gives one series
-//!   labelled with the group's labels. Two differently named groups of one side that end up
-//!   with the same labels at one step are an error, as elsewhere in PromQL.
+//! - Series are grouped by all labels except `le` (or the category label); the metric name is
+//!   dropped (as for other functions), so a group of `current` matches the group of
+//!   `reference` with the same remaining labels. Unmatched groups give no output; each
+//!   matched group gives one series labelled with the group's labels. Two differently named
+//!   groups of one side that end up with the same labels at one step are an error, as
+//!   elsewhere in PromQL.
 //! - Within a group the buckets go through `histogram_quantile`'s preparation (sorted by `le`,
 //!   `+Inf` last, equal bounds merged, Prometheus' monotonicity fix with the same info
-//!   annotation); per-bucket counts are the differences of the cumulative counts, and shares
-//!   are counts divided by the `+Inf` count.
+//!   annotation); per-bucket counts are the differences of the cumulative counts.
 //! - No output for a group when either side has no `+Inf` bucket or a `+Inf` count that is not
 //!   positive; otherwise, when the sets of bounds differ, no output and a warning annotation.
-//! - `drift_psi` clamps every share to at least [`PSI_EPSILON`] first (no renormalisation).
+//! - Ordered measures (KS, Wasserstein) place each bucket at its upper bound, the `+Inf`
+//!   bucket at the highest finite bound (where `histogram_quantile` puts its observations).
+
+mod categorical;
+pub(crate) mod measures;
 
 use super::histogram::{Bucket, bucket_bound, prepare};
 use crate::engine::eval::{
     Ev, OutBuilder, PV, Result, Series, StepCursor, Val, drop_metadata_labels,
 };
+pub(crate) use measures::Distance;
 use std::collections::HashMap;
 use vigil_model::histogram::FloatHistogram;
 use vigil_model::{Labels, METRIC_NAME};
 use vigil_promql_parser::Expr;
 
-/// The smallest share `drift_psi` uses: empty buckets would otherwise make `ln(p/q)` infinite.
-pub(crate) const PSI_EPSILON: f64 = 1e-4;
-
-/// The three distances.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Distance {
-    /// Population Stability Index: `Σ (p_i − q_i) · ln(p_i / q_i)`, shares clamped.
-    Psi,
-    /// Kolmogorov–Smirnov distance on the bucket bounds: `max_i |P_i − Q_i|`.
-    Ks,
-    /// Jensen–Shannon divergence in bits.
-    Jsd,
-}
-
-impl Distance {
-    pub(crate) fn from_name(name: &str) -> Option<Distance> {
-        match name {
-            "drift_psi" => Some(Distance::Psi),
-            "drift_ks" => Some(Distance::Ks),
-            "drift_jsd" => Some(Distance::Jsd),
-            _ => None,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Distance::Psi => "drift_psi",
-            Distance::Ks => "drift_ks",
-            Distance::Jsd => "drift_jsd",
-        }
-    }
-
-    /// The distance between two lists of per-bucket counts over one layout (native
-    /// histograms); `None` when either side has no observations.
-    fn of_counts(self, cur: &[f64], reference: &[f64]) -> Option<f64> {
-        let (tc, tr): (f64, f64) = (cur.iter().sum(), reference.iter().sum());
-        if tc.is_nan() || tr.is_nan() || tc <= 0.0 || tr <= 0.0 {
-            return None;
-        }
-        let p: Vec<f64> = cur.iter().map(|c| c / tc).collect();
-        let q: Vec<f64> = reference.iter().map(|c| c / tr).collect();
-        let cumulative = |s: &[f64]| {
-            let mut acc = 0.0;
-            s.iter()
-                .map(|x| {
-                    acc += x;
-                    acc
-                })
-                .collect::<Vec<f64>>()
-        };
-        Some(match self {
-            Distance::Psi => psi(&p, &q),
-            Distance::Ks => ks(&cumulative(&p), &cumulative(&q)),
-            Distance::Jsd => jsd(&p, &q),
-        })
-    }
-
-    /// The distance between two prepared bucket lists with equal bounds and positive totals.
-    fn of(self, cur: &[Bucket], reference: &[Bucket]) -> f64 {
-        match self {
-            Distance::Psi => psi(&shares(cur), &shares(reference)),
-            Distance::Ks => ks(&cumulative_shares(cur), &cumulative_shares(reference)),
-            Distance::Jsd => jsd(&shares(cur), &shares(reference)),
-        }
-    }
-}
-
-/// Per-bucket shares: differences of the cumulative counts over the `+Inf` (last) count.
-fn shares(b: &[Bucket]) -> Vec<f64> {
-    let total = b.last().map_or(f64::NAN, |x| x.count);
+/// Per-bucket counts of prepared (cumulative, `+Inf` last) buckets, and each bucket's
+/// position for the ordered measures: its upper bound, the `+Inf` bucket at the highest
+/// finite bound (0 when `+Inf` is the only bucket).
+fn bucket_counts(b: &[Bucket]) -> (Vec<f64>, Vec<f64>) {
     let mut prev = 0.0;
-    b.iter()
+    let counts = b
+        .iter()
         .map(|x| {
-            let s = (x.count - prev) / total;
+            let n = x.count - prev;
             prev = x.count;
-            s
+            n
         })
-        .collect()
-}
-
-/// Cumulative shares: the cumulative counts over the `+Inf` (last) count.
-fn cumulative_shares(b: &[Bucket]) -> Vec<f64> {
-    let total = b.last().map_or(f64::NAN, |x| x.count);
-    b.iter().map(|x| x.count / total).collect()
-}
-
-/// Population Stability Index of current shares `p` against reference shares `q`, every share
-/// clamped to at least [`PSI_EPSILON`] first. Each term is non-negative.
-pub(crate) fn psi(p: &[f64], q: &[f64]) -> f64 {
-    // `x < EPS` is false for NaN, so a NaN share stays NaN (and so does the result).
-    let clamp = |x: f64| if x < PSI_EPSILON { PSI_EPSILON } else { x };
-    p.iter()
-        .zip(q)
-        .map(|(&p, &q)| {
-            let (p, q) = (clamp(p), clamp(q));
-            (p - q) * (p / q).ln()
-        })
-        .sum()
-}
-
-/// Kolmogorov–Smirnov distance of cumulative shares `cp` and `cq`: the largest absolute
-/// difference (NaN if any difference is NaN).
-pub(crate) fn ks(cp: &[f64], cq: &[f64]) -> f64 {
-    let mut d: f64 = 0.0;
-    for (a, b) in cp.iter().zip(cq) {
-        let x = (a - b).abs();
-        if x.is_nan() {
-            return f64::NAN;
-        }
-        d = d.max(x);
-    }
-    d
-}
-
-/// Jensen–Shannon divergence in bits of shares `p` and `q`:
-/// `½ Σ p_i log2(p_i/m_i) + ½ Σ q_i log2(q_i/m_i)` with `m = (p+q)/2`; a zero share's term is
-/// 0. The result lies in [0, 1]; it is clamped there against rounding.
-pub(crate) fn jsd(p: &[f64], q: &[f64]) -> f64 {
-    let mut sum = 0.0;
-    for (&p, &q) in p.iter().zip(q) {
-        let m = (p + q) / 2.0;
-        if p != 0.0 {
-            sum += 0.5 * p * (p / m).log2();
-        }
-        if q != 0.0 {
-            sum += 0.5 * q * (q / m).log2();
-        }
-    }
-    if sum.is_nan() {
-        sum
-    } else {
-        sum.clamp(0.0, 1.0)
-    }
+        .collect();
+    let top = b
+        .iter()
+        .rev()
+        .map(|x| x.ub)
+        .find(|u| u.is_finite())
+        .unwrap_or(0.0);
+    let pos = b
+        .iter()
+        .map(|x| if x.ub.is_finite() { x.ub } else { top })
+        .collect();
+    (counts, pos)
 }
 
 /// Where one input series goes: its output group, the identity of its (named) source group,
@@ -215,52 +120,71 @@ impl Side {
     }
 }
 
-/// Per-step scratch of one side: buckets per group, and the source group that filled them.
-struct Scratch {
-    buckets: Vec<Vec<Bucket>>,
+/// Per-step scratch of one side: items (buckets or categories) per group, and the source
+/// group that filled them.
+struct Scratch<T> {
+    items: Vec<Vec<T>>,
     owner: Vec<usize>,
     touched: Vec<usize>,
 }
 
-impl Scratch {
-    fn new(groups: usize) -> Scratch {
+impl<T> Scratch<T> {
+    fn new(groups: usize) -> Scratch<T> {
         Scratch {
-            buckets: vec![Vec::new(); groups],
+            items: (0..groups).map(|_| Vec::new()).collect(),
             owner: vec![usize::MAX; groups],
             touched: Vec::new(),
         }
     }
 
-    /// Collects the points of `vals` (from `side`) into groups; two source groups of one side
-    /// in the same output group are a label-set collision.
-    fn fill(&mut self, side: &Side, vals: &[(usize, f64)]) -> Result<()> {
+    fn clear(&mut self) {
         for &g in &self.touched {
-            self.buckets[g].clear();
+            self.items[g].clear();
             self.owner[g] = usize::MAX;
         }
         self.touched.clear();
+    }
+
+    /// Adds `item` of source group `source` to `group`; two source groups of one side in the
+    /// same output group are a label-set collision.
+    fn push(&mut self, group: usize, source: usize, item: T) -> Result<()> {
+        if self.owner[group] == usize::MAX {
+            self.owner[group] = source;
+            self.touched.push(group);
+        } else if self.owner[group] != source {
+            return Err(crate::engine::eval::exec_err(
+                "vector cannot contain metrics with the same labelset",
+            ));
+        }
+        self.items[group].push(item);
+        Ok(())
+    }
+}
+
+impl Scratch<Bucket> {
+    /// Collects the points of `vals` (from `side`) into groups.
+    fn fill(&mut self, side: &Side, vals: &[(usize, f64)]) -> Result<()> {
+        self.clear();
         for &(si, v) in vals {
             let Some(slot) = side.slots[si] else { continue };
-            let g = slot.group;
-            if self.owner[g] == usize::MAX {
-                self.owner[g] = slot.source;
-                self.touched.push(g);
-            } else if self.owner[g] != slot.source {
-                return Err(crate::engine::eval::exec_err(
-                    "vector cannot contain metrics with the same labelset",
-                ));
-            }
-            self.buckets[g].push(Bucket {
-                ub: slot.ub,
-                count: v,
-            });
+            self.push(
+                slot.group,
+                slot.source,
+                Bucket {
+                    ub: slot.ub,
+                    count: v,
+                },
+            )?;
         }
         Ok(())
     }
 }
 
-/// `drift_psi`, `drift_ks` or `drift_jsd` over all steps.
-pub(super) fn eval_drift(ev: &Ev, distance: Distance, args: &[&Expr]) -> Result<Val> {
+/// A drift function over all steps.
+pub(crate) fn eval_drift(ev: &Ev, distance: Distance, args: &[&Expr]) -> Result<Val> {
+    if let Some(label) = args.get(2) {
+        return categorical::eval(ev, distance, args[0], args[1], label);
+    }
     let mut index: HashMap<Labels, usize> = HashMap::new();
     let mut groups: Vec<Labels> = Vec::new();
     let cur = Side::new(ev, ev.eval_vector(args[0])?, &mut index, &mut groups);
@@ -292,8 +216,8 @@ pub(super) fn eval_drift(ev: &Ev, distance: Distance, args: &[&Expr]) -> Result<
             for (g, ch) in &c {
                 let Some(rh) = r.get(g) else { continue };
                 match native_counts(ch, rh) {
-                    Ok((p, q)) => {
-                        let v = distance.of_counts(&p, &q);
+                    Ok((p, q, pos)) => {
+                        let v = distance.of_counts(&p, &q, &pos);
                         if let Some(v) = v {
                             out.push_keyed(key_native + *g as u64, || (groups[*g].clone(), false), ts, v)?;
                         }
@@ -314,18 +238,21 @@ pub(super) fn eval_drift(ev: &Ev, distance: Distance, args: &[&Expr]) -> Result<
             if rs.owner[g] == usize::MAX {
                 continue; // no reference for this group
             }
-            let mut cb = std::mem::take(&mut cs.buckets[g]);
-            let mut rb = std::mem::take(&mut rs.buckets[g]);
+            let mut cb = std::mem::take(&mut cs.items[g]);
+            let mut rb = std::mem::take(&mut rs.items[g]);
             let v = compare(ev, name, &groups[g], &mut cb, &mut rb, || {
                 (
                     &cur.source_names[cs.owner[g]],
                     &reference.source_names[rs.owner[g]],
                 )
             })
-            .map(|()| distance.of(&cb, &rb));
-            cs.buckets[g] = cb;
-            rs.buckets[g] = rb;
-            if let Some(v) = v {
+            .map(|()| {
+                let ((c, pos), (r, _)) = (bucket_counts(&cb), bucket_counts(&rb));
+                distance.of_counts(&c, &r, &pos)
+            });
+            cs.items[g] = cb;
+            rs.items[g] = rb;
+            if let Some(Some(v)) = v {
                 out.push_keyed(g as u64, || (groups[g].clone(), false), ts, v)?;
             }
         }
@@ -384,14 +311,18 @@ impl NativeSide {
     }
 }
 
-/// The two histograms' bucket counts over one bucket layout, in increasing order of bounds:
+/// Current counts, reference counts and positions, bucket by bucket.
+type AlignedCounts = (Vec<f64>, Vec<f64>, Vec<f64>);
+
+/// The two histograms' bucket counts over one bucket layout, in increasing order of bounds,
+/// and each bucket's position (its upper bound; an infinite one at the highest finite bound):
 /// exponential histograms are brought to the coarser schema and the wider zero bucket (each
 /// side gets the other's layout with empty buckets added), custom buckets must share their
 /// bounds.
 fn native_counts(
     a: &FloatHistogram,
     b: &FloatHistogram,
-) -> std::result::Result<(Vec<f64>, Vec<f64>), &'static str> {
+) -> std::result::Result<AlignedCounts, &'static str> {
     if a.uses_custom_buckets() != b.uses_custom_buckets() {
         return Err("mix exponential and custom buckets");
     }
@@ -421,7 +352,17 @@ fn native_counts(
             .map(|k| bs.iter().find(|b| key(b) == *k).map_or(0.0, |b| b.count))
             .collect::<Vec<f64>>()
     };
-    Ok((counts(&xb), counts(&yb)))
+    let top = keys
+        .iter()
+        .rev()
+        .map(|k| k.1)
+        .find(|u| u.is_finite())
+        .unwrap_or(0.0);
+    let pos = keys
+        .iter()
+        .map(|k| if k.1.is_finite() { k.1 } else { top })
+        .collect();
+    Ok((counts(&xb), counts(&yb), pos))
 }
 
 /// Prepares both sides' buckets (sorted, merged, monotonic); `None` when the group gives no
@@ -463,6 +404,7 @@ fn compare<'n>(
 
 #[cfg(test)]
 mod tests {
+    use super::measures::{jsd, ks, psi};
     use super::*;
     use crate::{Engine, EngineOptions, QueryOutput, Value};
     use vigil_model::{Appendable, Labels};
@@ -504,23 +446,14 @@ mod tests {
     }
 
     #[test]
-    fn shares_from_cumulative_buckets() {
-        let b = [
-            Bucket {
-                ub: 1.0,
-                count: 2.0,
-            },
-            Bucket {
-                ub: 2.0,
-                count: 2.0,
-            },
-            Bucket {
-                ub: f64::INFINITY,
-                count: 8.0,
-            },
-        ];
-        assert_eq!(shares(&b), [0.25, 0.0, 0.75]);
-        assert_eq!(cumulative_shares(&b), [0.25, 0.25, 1.0]);
+    fn counts_and_positions_from_cumulative_buckets() {
+        let b = |ub, count| Bucket { ub, count };
+        let (c, pos) = bucket_counts(&[b(1.0, 2.0), b(2.0, 2.0), b(f64::INFINITY, 8.0)]);
+        assert_eq!(c, [2.0, 0.0, 6.0]);
+        // The +Inf bucket sits at the highest finite bound.
+        assert_eq!(pos, [1.0, 2.0, 2.0]);
+        let (c, pos) = bucket_counts(&[b(f64::INFINITY, 3.0)]);
+        assert_eq!((c, pos), (vec![3.0], vec![0.0]));
     }
 
     fn head(series: &[(&str, &str, &str, [f64; 2])]) -> Head {
@@ -667,12 +600,106 @@ mod tests {
         }
     }
 
+    fn counters(series: &[(&str, &str, &str, f64)]) -> Head {
+        // (name, model, class, value at 0)
+        let head = Head::new(HeadOptions::default());
+        let mut app = head.appender();
+        for (name, model, class, v) in series {
+            let l = Labels::from_pairs([("__name__", *name), ("model", *model), ("class", *class)]);
+            app.append(None, &l, 0, *v).unwrap();
+        }
+        app.commit().unwrap();
+        head
+    }
+
+    #[test]
+    fn categorical_form_matches_groups_and_counts_missing_categories_as_zero() {
+        let db = counters(&[
+            ("cur", "a", "cat", 1.0),
+            ("cur", "a", "dog", 3.0),
+            ("ref", "a", "cat", 2.0),
+            ("ref", "a", "bird", 2.0),
+            ("cur", "only_cur", "cat", 1.0),
+            ("cur", "num", "1", 1.0),
+            ("cur", "num", "2", 3.0),
+            ("ref", "num", "1", 3.0),
+            ("ref", "num", "2.0", 1.0),
+        ]);
+        // cat, dog, bird: p = (¼, ¾, 0), q = (½, 0, ½).
+        let out = run(&db, r#"drift_linf(cur{model="a"}, ref, "class")"#, 0);
+        assert_eq!(vector(&out), [(r#"{model="a"}"#.into(), 0.75)]);
+        let out = run(&db, r#"drift_psi(cur{model="a"}, ref, "class")"#, 0);
+        let want = psi(&[0.25, 0.75, 0.0], &[0.5, 0.0, 0.5]);
+        assert!(close(vector(&out)[0].1, want));
+        // Numeric categories are ordered ("2" and "2.0" are one): KS at 1 is |¼ − ¾|.
+        let out = run(&db, r#"drift_ks(cur{model="num"}, ref, "class")"#, 0);
+        assert_eq!(vector(&out), [(r#"{model="num"}"#.into(), 0.5)]);
+        let out = run(
+            &db,
+            r#"drift_wasserstein(cur{model="num"}, ref, "class")"#,
+            0,
+        );
+        assert_eq!(vector(&out), [(r#"{model="num"}"#.into(), 0.5)]);
+        // Names are not numbers: no order, a warning.
+        let out = run(&db, r#"drift_ks(cur{model="a"}, ref, "class")"#, 0);
+        assert!(vector(&out).is_empty());
+        assert_eq!(
+            out.warnings,
+            [
+                r#"PromQL warning: drift_ks: the values of category label "class" are not all numbers, so they have no order, for {model="a"}"#
+            ]
+        );
+        let err = Engine::new(EngineOptions::default())
+            .instant_query(&db, r#"drift_jsd(cur, ref, "")"#, 0, None)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("invalid category label name"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn categorical_range_query_matches_instant_queries() {
+        // Counters at 0 and 60 s; a class that only the later step has.
+        let head = Head::new(HeadOptions::default());
+        let mut app = head.appender();
+        for (name, class, vals) in [
+            ("cur", "1", [1.0, 4.0]),
+            ("cur", "2", [3.0, 3.0]),
+            ("ref", "1", [2.0, 2.0]),
+            ("ref", "2", [2.0, 5.0]),
+        ] {
+            let l = Labels::from_pairs([("__name__", name), ("class", class)]);
+            for (i, v) in vals.iter().enumerate() {
+                app.append(None, &l, i as i64 * 60_000, *v).unwrap();
+            }
+        }
+        let l = Labels::from_pairs([("__name__", "cur"), ("class", "3")]);
+        app.append(None, &l, 60_000, 2.0).unwrap();
+        app.commit().unwrap();
+        let e = Engine::new(EngineOptions::default());
+        for (f, _) in measures::FUNCTIONS {
+            let q = format!(r#"{f}(cur, ref, "class")"#);
+            let Value::Matrix(m) = e.range(&head, &q, 0, 60_000, 30_000).unwrap() else {
+                panic!()
+            };
+            assert_eq!(m.len(), 1, "{q}");
+            assert_eq!(m[0].samples.len(), 3, "{q}");
+            for s in &m[0].samples {
+                assert_eq!(vector(&run(&head, &q, s.t))[0].1, s.v, "{q} at {}", s.t);
+            }
+        }
+    }
+
     #[test]
     fn parser_knows_the_functions() {
         let e = crate::Engine::new(crate::EngineOptions::default());
-        for f in ["drift_psi", "drift_ks", "drift_jsd"] {
+        for (f, _) in measures::FUNCTIONS {
             assert!(e.parse(&format!("{f}(a, b)")).is_ok());
+            assert!(e.parse(&format!("{f}(a, b, \"class\")")).is_ok());
             assert!(e.parse(&format!("{f}(a)")).is_err());
+            assert!(e.parse(&format!("{f}(a, b, 1)")).is_err());
+            assert!(e.parse(&format!("{f}(a, b, \"c\", \"d\")")).is_err());
             assert!(e.parse(&format!("{f}(a[5m], b)")).is_err());
         }
     }
