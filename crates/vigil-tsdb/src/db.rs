@@ -704,10 +704,47 @@ fn load_blocks(
             Ok(b) => out.push(Arc::new(b)),
             Err(e) => {
                 stats.block_corruptions.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!("Skipping unreadable block: {e}");
+                quarantine(&path, &e);
             }
         }
     }
     out.sort_by_key(|b| b.meta().min_time);
     Ok(out)
+}
+
+/// The suffix a block directory that cannot be read is renamed with.
+pub const QUARANTINE_SUFFIX: &str = ".corrupted";
+
+/// Moves an unreadable block aside (`<ulid>.corrupted`, which no later open reads) so that the
+/// database serves everything else, as Prometheus moves a corrupt block aside. An I/O error
+/// that may be passing (too many open files, a failed mapping) leaves the block in place to be
+/// tried again at the next reload.
+fn quarantine(path: &Path, e: &TsdbError) {
+    let lasting = match e {
+        TsdbError::Corrupt { .. } => true,
+        TsdbError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+        _ => false,
+    };
+    if !lasting {
+        tracing::warn!(
+            "Skipping block {} for now, it could not be read: {e}",
+            path.display()
+        );
+        return;
+    }
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(QUARANTINE_SUFFIX);
+    let aside = PathBuf::from(aside);
+    match std::fs::rename(path, &aside) {
+        Ok(()) => tracing::error!(
+            "Block {} is unreadable ({e}); moved it aside to {}. Its samples are not served; \
+             restore the block from a backup or delete the directory",
+            path.display(),
+            aside.display()
+        ),
+        Err(re) => tracing::error!(
+            "Block {} is unreadable ({e}) and could not be moved aside ({re}); it is skipped",
+            path.display()
+        ),
+    }
 }

@@ -448,6 +448,47 @@ fn damaged_block_files_are_skipped_or_read_partially() {
     assert_eq!(db.stats().block_corruptions.load(Ordering::Relaxed), 1);
     let got = dump(&db);
     assert!(got.len() >= 40 && got.len() < 120, "{}", got.len());
+    // The unreadable block was moved aside, not left to fail every reload.
+    let mut aside = blocks_dir_name(&idx);
+    aside.push_str(crate::db::QUARANTINE_SUFFIX);
+    assert!(dir.join(&aside).join("index").exists(), "{aside} missing");
+    assert_eq!(db.blocks().len(), 1);
+    db.maintain().unwrap();
+    assert_eq!(db.stats().block_corruptions.load(Ordering::Relaxed), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The block directory's name of a file inside it.
+fn blocks_dir_name(file: &Path) -> String {
+    file.parent()
+        .and_then(|d| d.file_name())
+        .and_then(|n| n.to_str())
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_block_with_a_damaged_meta_json_is_moved_aside_and_the_rest_served() {
+    let dir = tempdir("badmeta");
+    let db = Tsdb::open(&dir, block_opts()).unwrap();
+    ingest_fine(&db, 30, 4);
+    db.maintain().unwrap();
+    db.close().unwrap();
+    let before = dump(&db);
+    let blocks = db.blocks();
+    drop(db);
+    let meta = blocks[1].dir().join("meta.json");
+    let n = blocks[1].meta().stats.num_samples as usize;
+    let mut raw = std::fs::read(&meta).unwrap();
+    raw.truncate(raw.len() / 2);
+    std::fs::write(&meta, &raw).unwrap();
+    drop(blocks);
+    let db = Tsdb::open(&dir, block_opts()).unwrap();
+    assert_eq!(db.stats().block_corruptions.load(Ordering::Relaxed), 1);
+    assert_eq!(dump(&db).len(), before.len() - n);
+    let mut aside = blocks_dir_name(&meta);
+    aside.push_str(crate::db::QUARANTINE_SUFFIX);
+    assert!(dir.join(aside).is_dir());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
