@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
                     std::hint::black_box(labels);
                 });
             }
-            record::SAMPLES | record::SAMPLES_INT => {
+            record::SAMPLES | record::SAMPLES_INT | record::SAMPLES_DEC => {
                 let _ = record::decode_samples(kind, payload, |r, t, v| {
                     std::hint::black_box((r, t, v));
                 });

@@ -133,7 +133,7 @@ fn replay_inner(head: &Head, dir: &Path, rep: &mut ReplayReport) -> Result<(), T
                             }
                         }
                     }),
-                    record::SAMPLES | record::SAMPLES_INT => {
+                    record::SAMPLES | record::SAMPLES_INT | record::SAMPLES_DEC => {
                         let mut cached: Option<(SeriesRef, std::sync::Arc<_>)> = None;
                         let mut tally = Tally::default();
                         let ok = record::decode_samples(kind, payload, |r, t, v| {

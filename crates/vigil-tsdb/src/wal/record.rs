@@ -27,6 +27,11 @@ pub const HISTOGRAMS: u8 = 5;
 /// Start timestamps of samples logged in the same batch: refs and times as in [`SAMPLES`],
 /// each start timestamp as a varint delta to its sample's time.
 pub const START_TIMESTAMPS: u8 = 6;
+/// Samples whose values are stored as varint integers, as short decimals (a varint mantissa
+/// and a count of decimal places: gauges printed with a few digits) or as 8 raw bytes, a
+/// two-bit tag on each ref's delta to the previous ref saying which. What vigil writes;
+/// [`SAMPLES_INT`] is still read.
+pub const SAMPLES_DEC: u8 = 7;
 
 /// Set on a record's type when its payload is snappy-compressed (the raw format, as
 /// Prometheus compresses WAL records): `0x80 | SAMPLES_INT` is a compressed samples record.
@@ -203,7 +208,13 @@ impl<'a> Iterator for Records<'a> {
 pub fn wal_type(t: u8) -> bool {
     matches!(
         t & !COMPRESSED,
-        SERIES | SAMPLES | TOMBSTONES | SAMPLES_INT | HISTOGRAMS | START_TIMESTAMPS
+        SERIES
+            | SAMPLES
+            | TOMBSTONES
+            | SAMPLES_INT
+            | HISTOGRAMS
+            | START_TIMESTAMPS
+            | SAMPLES_DEC
     )
 }
 
@@ -341,6 +352,29 @@ pub fn decode_samples(kind: u8, payload: &[u8], mut f: impl FnMut(u64, i64, f64)
     }
     let base_ref = d.uvarint()?;
     let base_t = d.varint()?;
+    if kind == SAMPLES_DEC {
+        let mut r = base_ref;
+        while !d.is_empty() {
+            let tagged = d.uvarint()?;
+            r = r.wrapping_add(unzigzag(tagged >> 2) as u64);
+            let t = base_t.wrapping_add(d.varint()?);
+            let v = match tagged & 3 {
+                VALUE_RAW => f64::from_bits(d.u64_le()?),
+                VALUE_INT => d.varint()? as f64,
+                VALUE_DEC => {
+                    let m = d.varint()?;
+                    let places = usize::try_from(d.uvarint()?).ok()?;
+                    if !(1..=MAX_PLACES).contains(&places) || m.unsigned_abs() >= 1 << 53 {
+                        return None;
+                    }
+                    m as f64 / POW10[places]
+                }
+                _ => return None,
+            };
+            f(r, t, v);
+        }
+        return Some(());
+    }
     while !d.is_empty() {
         let (r, int) = if kind == SAMPLES_INT {
             let tagged = d.uvarint()?;
@@ -360,6 +394,32 @@ pub fn decode_samples(kind: u8, payload: &[u8], mut f: impl FnMut(u64, i64, f64)
     Some(())
 }
 
+/// `SAMPLES_DEC` value tags.
+const VALUE_RAW: u64 = 0;
+const VALUE_INT: u64 = 1;
+const VALUE_DEC: u64 = 2;
+/// The most decimal places a `SAMPLES_DEC` value is tried with.
+const MAX_PLACES: usize = 9;
+const POW10: [f64; MAX_PLACES + 1] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
+
+/// `v` as `m / 10^places` with the fewest places (1 to 9) that give back its exact bits, if any.
+/// The decoder does the same one correctly rounded division, so the bits round trip; a value
+/// with no such form (a computed float, NaN, -0.0) stays raw.
+fn as_decimal(v: f64) -> Option<(i64, usize)> {
+    if !v.is_finite() {
+        return None;
+    }
+    (1..=MAX_PLACES).find_map(|places| {
+        let m = (v * POW10[places]).round();
+        if m.abs() >= (1u64 << 53) as f64 {
+            return None;
+        }
+        // Exactly the decoder's arithmetic (an integer mantissa: -0.0 does not survive it).
+        let m = m as i64;
+        ((m as f64 / POW10[places]).to_bits() == v.to_bits()).then_some((m, places))
+    })
+}
+
 /// `v` as an integer when the integer converts back to exactly `v` (not -0.0, NaN, ±Inf or
 /// beyond 2^53, where integers stop being exact).
 fn as_exact_int(v: f64) -> Option<i64> {
@@ -377,28 +437,40 @@ pub fn put_samples_record(
     let Some((base_ref, base_t, _)) = samples.clone().next() else {
         return;
     };
-    let taggable = samples
-        .clone()
-        .all(|(r, _, _)| zigzag(r.wrapping_sub(base_ref) as i64) < 1 << 63);
+    // Each ref is stored against the previous one (a scrape's series mostly have consecutive
+    // refs: one byte), shifted left by the two-bit value tag.
+    let mut prev = base_ref;
+    let taggable = samples.clone().all(|(r, _, _)| {
+        let d = zigzag(r.wrapping_sub(prev) as i64);
+        prev = r;
+        d < 1 << 62
+    });
     if !taggable {
         let start = begin(buf, SAMPLES);
         put_samples(buf, samples);
         finish(buf, start);
         return;
     }
-    let start = begin(buf, SAMPLES_INT);
+    let start = begin(buf, SAMPLES_DEC);
     put_uvarint(buf, base_ref);
     put_varint(buf, base_t);
+    let mut prev = base_ref;
     for (r, t, v) in samples {
-        let int = as_exact_int(v);
-        put_uvarint(
-            buf,
-            zigzag(r.wrapping_sub(base_ref) as i64) << 1 | int.is_some() as u64,
-        );
-        put_varint(buf, t.wrapping_sub(base_t));
-        match int {
-            Some(i) => put_varint(buf, i),
-            None => buf.extend_from_slice(&v.to_bits().to_le_bytes()),
+        let delta = zigzag(r.wrapping_sub(prev) as i64) << 2;
+        prev = r;
+        if let Some(i) = as_exact_int(v) {
+            put_uvarint(buf, delta | VALUE_INT);
+            put_varint(buf, t.wrapping_sub(base_t));
+            put_varint(buf, i);
+        } else if let Some((m, places)) = as_decimal(v) {
+            put_uvarint(buf, delta | VALUE_DEC);
+            put_varint(buf, t.wrapping_sub(base_t));
+            put_varint(buf, m);
+            put_uvarint(buf, places as u64);
+        } else {
+            put_uvarint(buf, delta | VALUE_RAW);
+            put_varint(buf, t.wrapping_sub(base_t));
+            buf.extend_from_slice(&v.to_bits().to_le_bytes());
         }
     }
     finish(buf, start);
@@ -482,11 +554,62 @@ mod tests {
         put_samples_record(&mut buf, samples.iter().copied());
         assert!(buf.len() < 1000 * 6, "{} bytes", buf.len());
         let (k, got) = samples_of(&buf);
-        assert_eq!(k, SAMPLES_INT);
+        assert_eq!(k, SAMPLES_DEC);
         let want: Vec<_> = samples
             .iter()
             .map(|&(r, t, v)| (r, t, v.to_bits()))
             .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn short_decimals_take_a_few_bytes() {
+        // Gauges printed with four to six places: about 6 bytes a sample instead of 10.
+        let samples: Vec<(u64, i64, f64)> = (0..1000u64)
+            .map(|i| {
+                let v = if i % 2 == 0 {
+                    (i as f64 * 0.731).sin() * 3.0
+                } else {
+                    i as f64 / 7.0
+                };
+                let places = [4, 6][(i % 2) as usize];
+                let v: f64 = format!("{v:.places$}").parse().unwrap();
+                (i + 1, 1_700_000_000_000, v)
+            })
+            .collect();
+        let mut buf = Vec::new();
+        put_samples_record(&mut buf, samples.iter().copied());
+        assert!(buf.len() < 1000 * 7, "{} bytes", buf.len());
+        let (k, got) = samples_of(&buf);
+        assert_eq!(k, SAMPLES_DEC);
+        let want: Vec<_> = samples
+            .iter()
+            .map(|&(r, t, v)| (r, t, v.to_bits()))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn records_of_the_integer_kind_are_still_read() {
+        // SAMPLES_INT as vigil wrote it before SAMPLES_DEC: a one-bit tag, ints or raw bits.
+        let mut buf = Vec::new();
+        let start = begin(&mut buf, SAMPLES_INT);
+        put_uvarint(&mut buf, 10);
+        put_varint(&mut buf, 5000);
+        for (dr, dt, v) in [(0i64, 0i64, 3.0f64), (2, 1, 0.25), (-1, 2, 7.0)] {
+            let int = as_exact_int(v);
+            put_uvarint(&mut buf, zigzag(dr) << 1 | int.is_some() as u64);
+            put_varint(&mut buf, dt);
+            match int {
+                Some(i) => put_varint(&mut buf, i),
+                None => buf.extend_from_slice(&v.to_bits().to_le_bytes()),
+            }
+        }
+        finish(&mut buf, start);
+        let (k, got) = samples_of(&buf);
+        assert_eq!(k, SAMPLES_INT);
+        let want = [(10, 5000, 3.0f64), (12, 5001, 0.25), (9, 5002, 7.0)];
+        let want: Vec<_> = want.iter().map(|&(r, t, v)| (r, t, v.to_bits())).collect();
         assert_eq!(got, want);
     }
 
@@ -580,6 +703,8 @@ mod tests {
                     any::<u64>().prop_map(f64::from_bits),
                     any::<i64>().prop_map(|i| i as f64),
                     (-1_000_000i64..1_000_000).prop_map(|i| i as f64),
+                    (-1_000_000_000i64..1_000_000_000, 0u32..12)
+                        .prop_map(|(m, p)| m as f64 / 10f64.powi(p as i32)),
                     Just(-0.0),
                     Just(f64::from_bits(0x7ff0_0000_0000_0002)),
                     Just(9_007_199_254_740_993.0),
@@ -602,6 +727,7 @@ mod tests {
             let _ = decode_series(&bytes, &mut scratch, |_, _| {});
             let _ = decode_samples(SAMPLES, &bytes, |_, _, _| {});
             let _ = decode_samples(SAMPLES_INT, &bytes, |_, _, _| {});
+            let _ = decode_samples(SAMPLES_DEC, &bytes, |_, _, _| {});
             let _ = decode_tombstones(&bytes, |_, _, _| {});
             let _ = decode_histograms(&bytes, |_, _, _| {});
         }

@@ -289,7 +289,7 @@ impl WalReader for RecordReader {
                         on(WalRecord::Malformed("series"), end);
                     }
                 }
-                record::SAMPLES | record::SAMPLES_INT => {
+                record::SAMPLES | record::SAMPLES_INT | record::SAMPLES_DEC => {
                     samples.clear();
                     let ok =
                         record::decode_samples(kind, payload, |r, t, v| samples.push((r, t, v)));
