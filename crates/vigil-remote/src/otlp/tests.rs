@@ -811,3 +811,23 @@ fn unusable_names_are_partial_rejections() {
         out.messages
     );
 }
+
+#[test]
+fn target_info_samples_are_bounded() {
+    let mut ancient = number(1.0, vec![]);
+    ancient.time_unix_nano = 0;
+    let req = request(
+        service(),
+        vec![gauge("g", "", vec![ancient, number(2.0, vec![])])],
+    );
+    let (app, _) = run(&req, &Settings::default());
+    let times: Vec<i64> = app
+        .floats
+        .iter()
+        .filter(|f| f.0.metric_name() == Some("target_info"))
+        .map(|f| f.1)
+        .collect();
+    assert!(times.len() <= 1002, "{}", times.len());
+    assert_eq!(*times.last().unwrap(), T_MS);
+    assert!(times[0] > T_MS - 1001 * 150_000);
+}

@@ -32,6 +32,8 @@ const SERVICE_NAMESPACE: &str = "service.namespace";
 const SERVICE_INSTANCE_ID: &str = "service.instance.id";
 /// The data point flag `FLAG_NO_RECORDED_VALUE`: the series ended (a staleness marker).
 const NO_RECORDED_VALUE: u32 = 1;
+/// Most `target_info` samples written for one resource of one request.
+const MAX_TARGET_INFO: u64 = 1000;
 /// Prometheus ignores OTLP's `zero_threshold` and uses this width for the zero bucket.
 const ZERO_THRESHOLD: f64 = 1e-128;
 
@@ -905,8 +907,15 @@ impl Converter<'_> {
         if labels.get("job").is_none() && labels.get("instance").is_none() {
             return Ok(());
         }
-        let interval_ns = (self.settings.lookback_delta_ms.max(1) as u64) * 1_000_000 / 2;
-        let mut t = earliest;
+        let interval_ns = ((self.settings.lookback_delta_ms.max(2) as u64) * 1_000_000 / 2).max(1);
+        // A resource whose points span more than MAX_TARGET_INFO intervals (a point from 1970
+        // beside a current one) gets the most recent ones only, not millions of samples.
+        let span = (latest - earliest) / interval_ns;
+        let mut t = if span > MAX_TARGET_INFO {
+            earliest + (span - MAX_TARGET_INFO) * interval_ns
+        } else {
+            earliest
+        };
         while t < latest {
             self.target_info_sample(&labels, ms(t))?;
             t = t.saturating_add(interval_ns);
