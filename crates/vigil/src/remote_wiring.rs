@@ -104,6 +104,8 @@ pub fn routes(
                 vigil_remote::otlp::translate::Settings::new(&otlp, lookback_ms)
             }),
             metrics: remote.server_metrics.clone(),
+            delta: crate::features::enabled(&cli.enable_feature, "otlp-deltatocumulative")
+                .then(|| Arc::new(vigil_remote::otlp::delta::DeltaToCumulative::new())),
         }))
     };
     let rw = vigil_remote::routes(Arc::new(vigil_remote::ServerState {

@@ -399,7 +399,7 @@ fn protobuf_json_and_gzip_exports_are_stored_and_bad_input_is_refused() {
     let msg = String::from_utf8_lossy(&body);
     assert!(
         msg.contains(r#"metric "delta.requests""#)
-            && msg.contains("delta temporality is not supported"),
+            && msg.contains("delta temporality needs --enable-feature=otlp-deltatocumulative"),
         "{msg}"
     );
     // Over the size limit, raw or as a small gzip body that inflates past it: 413.
@@ -676,5 +676,82 @@ fn opentelemetry_python_sdk_export() {
             total.to_string()
         )]
         .into()
+    );
+}
+
+/// `--enable-feature=otlp-deltatocumulative`: delta sums become running totals per series.
+#[test]
+fn delta_to_cumulative_with_the_feature() {
+    let (_v, port, _d) = start_vigil_with(
+        "",
+        &[
+            "--web.enable-otlp-receiver",
+            "--enable-feature=otlp-deltatocumulative",
+        ],
+    );
+    let t = now_ms() - 30_000;
+    let delta = |t: i64, get: f64, post: f64| {
+        let p = |v: f64, m: &str| {
+            let mut n = number(t, v, vec![kv("http.method", m)]);
+            n.start_time_unix_nano = (t as u64 - 10_000) * 1_000_000;
+            n
+        };
+        resource(vec![counter(
+            "http.server.requests",
+            AggregationTemporality::Delta,
+            vec![p(get, "GET"), p(post, "POST")],
+        )])
+        .encode_to_vec()
+    };
+    for (i, (g, p)) in [(5.0, 1.0), (3.0, 0.0), (2.0, 4.0)].into_iter().enumerate() {
+        let (status, _, body) = post(
+            port,
+            delta(t + i as i64 * 10_000, g, p),
+            "application/x-protobuf",
+            None,
+        );
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        assert!(body.is_empty(), "no partial success");
+    }
+    let (_, raw) = api(
+        port,
+        &format!(
+            "/api/v1/query?query={}&time={}",
+            enc(r#"http_server_requests_total{http_method="GET"}[1m]"#),
+            (t + 20_000) as f64 / 1000.0
+        ),
+    );
+    let values: Vec<&str> = raw["data"]["result"][0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v[1].as_str().unwrap())
+        .collect();
+    assert_eq!(values, ["5", "8", "10"]);
+    assert_eq!(
+        one(
+            port,
+            r#"http_server_requests_total{http_method="POST"}"#,
+            t + 20_000
+        ),
+        5.0
+    );
+    // A repeated (not newer) delta point is dropped and reported, the rest stored.
+    let (status, _, body) = post(
+        port,
+        delta(t + 20_000, 1.0, 1.0),
+        "application/x-protobuf",
+        None,
+    );
+    assert_eq!(status, 200);
+    let ps = ExportMetricsServiceResponse::decode(&body[..])
+        .unwrap()
+        .partial_success
+        .unwrap();
+    assert_eq!(ps.rejected_data_points, 2);
+    assert!(
+        ps.error_message.contains("out of order"),
+        "{}",
+        ps.error_message
     );
 }

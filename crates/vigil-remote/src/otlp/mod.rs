@@ -11,11 +11,13 @@
 //!
 //! Answers: 200 with an `ExportMetricsServiceResponse` in the request's content type, whose
 //! `partial_success` counts the data points that could not be translated; 400 for a body that
-//! does not decode, delta temporality, or samples storage refuses as out of order; 413 for a
+//! does not decode, delta temporality (unless [`delta`] converts it, with
+//! `--enable-feature=otlp-deltatocumulative`), or samples storage refuses as out of order; 413 for a
 //! body over [`MAX_BODY`] (compressed or not); 415 for an unsupported content type; 404 when
 //! the receiver is off; 500 when storage fails.
 
 pub mod decode;
+pub mod delta;
 pub mod names;
 pub mod translate;
 
@@ -50,6 +52,9 @@ pub struct OtlpState {
     /// applies to the next request).
     pub settings: Box<dyn Fn() -> Settings + Send + Sync>,
     pub metrics: Arc<ServerMetrics>,
+    /// `--enable-feature=otlp-deltatocumulative`: delta sums and histograms are converted
+    /// (else a request holding one is refused).
+    pub delta: Option<Arc<delta::DeltaToCumulative>>,
 }
 
 /// The route, to merge into the API router. Its own body limit replaces the API's (OTLP
@@ -91,12 +96,19 @@ async fn export(State(st): State<Arc<OtlpState>>, headers: HeaderMap, body: Byte
     let st2 = st.clone();
     let res = tokio::task::spawn_blocking(move || {
         let format = Format::from_content_type(&content_type)?;
-        let req = decode::decode(&body, format, &encoding, MAX_BODY)?;
+        let mut req = decode::decode(&body, format, &encoding, MAX_BODY)?;
         let points = decode::count_points(&req);
+        let dropped = match &st2.delta {
+            Some(d) => d.convert(&mut req, vigil_model::now_millis() as u64 * 1_000_000),
+            None => delta::Dropped::default(),
+        };
         let settings = (st2.settings)();
         let mut app = st2.appendable.appender();
         match translate::translate(&req, &settings, &mut *app) {
-            Ok(out) => {
+            Ok(mut out) => {
+                out.points += dropped.points;
+                out.rejected += dropped.points;
+                out.messages.extend(dropped.messages);
                 app.commit().map_err(|e| {
                     tracing::error!("Error committing OTLP write: {e}");
                     Rejected::Storage(e.to_string(), points)

@@ -606,7 +606,10 @@ fn delta_refuses_the_request() {
             count: 1
         }
     );
-    assert!(e.to_string().contains("delta temporality is not supported"));
+    assert!(
+        e.to_string()
+            .contains("delta temporality needs --enable-feature=otlp-deltatocumulative")
+    );
     assert!(app.floats.is_empty(), "nothing appended before the refusal");
     // Unspecified temporality is refused per metric, as Prometheus does.
     let req = request(

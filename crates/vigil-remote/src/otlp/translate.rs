@@ -67,7 +67,9 @@ pub struct Settings {
     pub convert_histograms_to_nhcb: bool,
     pub promote_scope_metadata: bool,
     pub label_namer: LabelNamer,
-    /// Delta temporality is accepted (never, until delta-to-cumulative conversion exists).
+    /// Delta points reach the translation as they are (Prometheus' native delta ingestion,
+    /// which vigil does not offer: always false; `delta::DeltaToCumulative` rewrites deltas
+    /// as cumulative before translation instead).
     pub allow_delta: bool,
     /// `--query.lookback-delta`: `target_info` gets a sample every half of it.
     pub lookback_delta_ms: i64,
@@ -109,9 +111,9 @@ impl Default for Settings {
 /// Why a request was refused as a whole (nothing of it is kept).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TranslateError {
-    /// A sum or histogram with delta temporality, which vigil does not convert.
+    /// A sum or histogram with delta temporality, without the conversion switched on.
     #[error(
-        "invalid temporality and type combination for metric {metric:?}: delta temporality is not supported ({count} delta metric(s) in the request); export cumulative temporality (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=cumulative) or convert with an OpenTelemetry Collector's deltatocumulative processor"
+        "invalid temporality and type combination for metric {metric:?} ({count} delta metric(s) in the request): delta temporality needs --enable-feature=otlp-deltatocumulative, or export cumulative temporality (OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=cumulative)"
     )]
     Delta { metric: String, count: usize },
     /// Storage refused a sample.
