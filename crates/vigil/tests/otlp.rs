@@ -755,3 +755,38 @@ fn delta_to_cumulative_with_the_feature() {
         ps.error_message
     );
 }
+
+/// `vigil check config` reads the `otlp` section as Prometheus does: no "not supported"
+/// warning any more, bad strategies and conflicting promotion lists refused with their line.
+#[test]
+fn check_config_validates_the_otlp_section() {
+    let dir = tempdir("otlp-check");
+    let check = |text: &str| {
+        let p = dir.join("prometheus.yml");
+        std::fs::write(&p, text).unwrap();
+        let out = Command::new(vigil_bin())
+            .args(["check", "config"])
+            .arg(&p)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, out) = check(
+        "otlp:\n  translation_strategy: NoUTF8EscapingWithSuffixes\n  promote_resource_attributes: [k8s.pod.name]\n  promote_scope_metadata: true\n",
+    );
+    assert!(ok, "{out}");
+    assert!(!out.contains("otlp is not supported"), "{out}");
+    let (ok, out) = check("otlp:\n  translation_strategy: Dots\n");
+    assert!(!ok);
+    assert!(out.contains(r#"prometheus.yml:2:3: otlp.translation_strategy: unsupported OTLP translation strategy "Dots""#), "{out}");
+    let (ok, out) = check(
+        "otlp:\n  promote_all_resource_attributes: true\n  promote_resource_attributes: [a]\n",
+    );
+    assert!(!ok);
+    assert!(out.contains("'promote_all_resource_attributes' and 'promote_resource_attributes' cannot be configured simultaneously"), "{out}");
+}
