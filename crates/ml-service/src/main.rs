@@ -15,7 +15,9 @@
 //! already have close to the exact distribution: deterministic, and an unshifted feature's
 //! PSI stays near 0. `--drift-shift S` (or `/admin/faults?drift_shift=S` at runtime) adds `S`
 //! to feature `x` of every request, as a broken upstream feature pipeline would.
-//! Everything lives in one small file: it is an example, not a library.
+//! Everything lives in one small file: it is an example, not a library. The same service
+//! instrumented with the OpenTelemetry SDK, pushing over OTLP instead of being scraped, is
+//! `otel/ml_service_otel.py` (docs/otlp.md).
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;

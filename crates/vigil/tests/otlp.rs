@@ -677,6 +677,22 @@ fn opentelemetry_python_sdk_export() {
         )]
         .into()
     );
+    // And through info(), which joins target_info on job and instance.
+    let (_, v) = api(
+        port,
+        &format!(
+            "/api/v1/query?query={}&time={t2}",
+            enc(r#"info(ml_model_accuracy_ratio, {k8s_pod_name=~".+"})"#)
+        ),
+    );
+    let r = &v["data"]["result"];
+    assert_eq!(r.as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(r[0]["metric"]["k8s_pod_name"], "ml-service-0-7d4b9", "{v}");
+    assert_eq!(r[0]["metric"]["job"], "ml/ml-service", "{v}");
+    assert_eq!(
+        r[0]["value"][1].as_str().unwrap().parse::<f64>().unwrap(),
+        last["accuracy"].as_f64().unwrap()
+    );
 }
 
 /// `--enable-feature=otlp-deltatocumulative`: delta sums become running totals per series.
