@@ -806,3 +806,48 @@ fn check_config_validates_the_otlp_section() {
     assert!(!ok);
     assert!(out.contains("'promote_all_resource_attributes' and 'promote_resource_attributes' cannot be configured simultaneously"), "{out}");
 }
+
+/// Older samples obey `storage.tsdb.out_of_order_time_window` as scraped ones do.
+#[test]
+fn out_of_order_window_applies() {
+    let (_v, port, _d) = start_vigil_with(
+        "storage:\n  tsdb:\n    out_of_order_time_window: 10m\n",
+        &["--web.enable-otlp-receiver"],
+    );
+    let t = now_ms() - 60_000;
+    let gauge = |t: i64, v: f64| {
+        resource(vec![Metric {
+            name: "queue.depth".into(),
+            data: Some(Data::Gauge(Gauge {
+                data_points: vec![number(t, v, vec![])],
+            })),
+            ..Default::default()
+        }])
+        .encode_to_vec()
+    };
+    assert_eq!(
+        post(port, gauge(t, 2.0), "application/x-protobuf", None).0,
+        200
+    );
+    // Five minutes older: inside the window, stored.
+    assert_eq!(
+        post(
+            port,
+            gauge(t - 300_000, 1.0),
+            "application/x-protobuf",
+            None
+        )
+        .0,
+        200
+    );
+    assert_eq!(one(port, "queue_depth", t - 300_000), 1.0);
+    assert_eq!(one(port, "queue_depth", t), 2.0);
+    // Twenty minutes older: outside it, refused with 400.
+    let (status, _, body) = post(
+        port,
+        gauge(t - 1_200_000, 0.5),
+        "application/x-protobuf",
+        None,
+    );
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+}
