@@ -18,7 +18,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, ExponentialHistogramDataPoint, HistogramDataPoint, Metric,
     NumberDataPoint, ResourceMetrics, SummaryDataPoint, metric::Data, number_data_point,
 };
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use vigil_config::{OtlpConfig, TranslationStrategy};
 use vigil_model::histogram::{
@@ -281,8 +281,10 @@ pub struct Converter<'a> {
     app: &'a mut dyn Appender,
     outcome: Outcome,
     seen_target_info: HashSet<(Labels, i64)>,
-    /// Sorted attribute pairs of the point being converted (reused).
-    scratch: Vec<(String, String)>,
+    /// Attribute indices and values of the point being converted (reused).
+    scratch: Vec<(usize, String)>,
+    /// Escaped label names by attribute name, for this request.
+    label_names: HashMap<String, String>,
 }
 
 /// Translates and appends a whole request. The caller commits on `Ok` and rolls back on `Err`.
@@ -315,6 +317,7 @@ pub fn translate(
         outcome: Outcome::default(),
         seen_target_info: HashSet::new(),
         scratch: Vec::new(),
+        label_names: HashMap::new(),
     };
     for rm in &req.resource_metrics {
         c.resource(rm)?;
@@ -475,32 +478,55 @@ impl Converter<'_> {
         scope: Option<&ScopeLabels>,
         extra: &[(&str, &str)],
     ) -> Result<Labels, names::NameError> {
+        let b = self.base(attrs, ignore, res, scope)?;
+        Ok(with_extra(&b, extra))
+    }
+
+    /// The labels of a point without `extra`, for the several series of a histogram or
+    /// summary point (the attributes are translated once).
+    fn base(
+        &mut self,
+        attrs: &[KeyValue],
+        ignore: &[&str],
+        res: &ResourceLabels,
+        scope: Option<&ScopeLabels>,
+    ) -> Result<LabelsBuilder, names::NameError> {
         let namer = self.settings.label_namer;
+        // Attribute indices and values, in the order of the attribute names (collisions are
+        // joined in that order).
         self.scratch.clear();
-        for kv in attrs {
+        for (i, kv) in attrs.iter().enumerate() {
             if !ignore.contains(&kv.key.as_str()) {
-                self.scratch
-                    .push((kv.key.clone(), value_string(kv.value.as_ref())));
+                self.scratch.push((i, value_string(kv.value.as_ref())));
             }
         }
-        self.scratch.sort_by(|a, b| a.0.cmp(&b.0));
+        self.scratch
+            .sort_by(|a, b| attrs[a.0].key.cmp(&attrs[b.0].key));
         let mut b = LabelsBuilder::new();
-        for (k, v) in &self.scratch {
+        for (i, v) in self.scratch.drain(..) {
+            let k = &attrs[i].key;
             if namer.utf8 {
-                if k.is_empty() {
-                    continue;
+                if !k.is_empty() {
+                    b.set(k.as_str(), v);
                 }
-                b.set(k.as_str(), v.as_str());
                 continue;
             }
-            let name = namer.build(k)?;
+            // Escaped names are cached per request (points repeat the same attributes).
+            let name = match self.label_names.get(k.as_str()) {
+                Some(n) => n.clone(),
+                None => {
+                    let n = namer.build(k)?;
+                    self.label_names.insert(k.clone(), n.clone());
+                    n
+                }
+            };
             match b.get(&name) {
                 Some(old) if !old.is_empty() => {
                     let joined = format!("{old};{v}");
                     b.set(name, joined);
                 }
                 _ => {
-                    b.set(name, v.as_str());
+                    b.set(name, v);
                 }
             }
         }
@@ -520,10 +546,7 @@ impl Converter<'_> {
                 b.set(n.as_str(), v.as_str());
             }
         }
-        for (n, v) in extra {
-            b.set(*n, *v);
-        }
-        Ok(b.build())
+        Ok(b)
     }
 
     fn append(&mut self, labels: &Labels, t: i64, v: f64, st: i64) -> Result<(), TranslateError> {
@@ -685,56 +708,24 @@ impl Converter<'_> {
             let t = ms(p.time_unix_nano);
             let st = ms(p.start_time_unix_nano);
             self.outcome.exemplars += p.exemplars.len() as u64;
-            if let Some(sum) = p.sum {
-                let l = match self.labels(
-                    &p.attributes,
-                    &[METRIC_NAME],
-                    res,
-                    scope,
-                    &[(METRIC_NAME, &sum_name)],
-                ) {
-                    Ok(l) => l,
-                    Err(e) => return Ok(Err(e.to_string())),
-                };
-                self.append(&l, t, stale_or(p.flags, sum), st)?;
-            }
-            let l = match self.labels(
-                &p.attributes,
-                &[METRIC_NAME],
-                res,
-                scope,
-                &[(METRIC_NAME, &count_name)],
-            ) {
-                Ok(l) => l,
+            let base = match self.base(&p.attributes, &[METRIC_NAME], res, scope) {
+                Ok(b) => b,
                 Err(e) => return Ok(Err(e.to_string())),
             };
+            if let Some(sum) = p.sum {
+                let l = with_extra(&base, &[(METRIC_NAME, &sum_name)]);
+                self.append(&l, t, stale_or(p.flags, sum), st)?;
+            }
+            let l = with_extra(&base, &[(METRIC_NAME, &count_name)]);
             self.append(&l, t, stale_or(p.flags, p.count as f64), st)?;
             let mut cumulative = 0u64;
             for (bound, c) in p.explicit_bounds.iter().zip(&p.bucket_counts) {
                 cumulative = cumulative.wrapping_add(*c);
                 let le = go_float(*bound);
-                let l = match self.labels(
-                    &p.attributes,
-                    &[METRIC_NAME],
-                    res,
-                    scope,
-                    &[(METRIC_NAME, &bucket_name), ("le", &le)],
-                ) {
-                    Ok(l) => l,
-                    Err(e) => return Ok(Err(e.to_string())),
-                };
+                let l = with_extra(&base, &[(METRIC_NAME, &bucket_name), ("le", &le)]);
                 self.append(&l, t, stale_or(p.flags, cumulative as f64), st)?;
             }
-            let l = match self.labels(
-                &p.attributes,
-                &[METRIC_NAME],
-                res,
-                scope,
-                &[(METRIC_NAME, &bucket_name), ("le", "+Inf")],
-            ) {
-                Ok(l) => l,
-                Err(e) => return Ok(Err(e.to_string())),
-            };
+            let l = with_extra(&base, &[(METRIC_NAME, &bucket_name), ("le", "+Inf")]);
             self.append(&l, t, stale_or(p.flags, p.count as f64), st)?;
         }
         Ok(Ok(()))
@@ -823,40 +814,17 @@ impl Converter<'_> {
         for p in pts {
             let t = ms(p.time_unix_nano);
             let st = ms(p.start_time_unix_nano);
-            let l = match self.labels(
-                &p.attributes,
-                &[METRIC_NAME],
-                res,
-                scope,
-                &[(METRIC_NAME, &sum_name)],
-            ) {
-                Ok(l) => l,
+            let base = match self.base(&p.attributes, &[METRIC_NAME], res, scope) {
+                Ok(b) => b,
                 Err(e) => return Ok(Err(e.to_string())),
             };
+            let l = with_extra(&base, &[(METRIC_NAME, &sum_name)]);
             self.append(&l, t, stale_or(p.flags, p.sum), st)?;
-            let l = match self.labels(
-                &p.attributes,
-                &[METRIC_NAME],
-                res,
-                scope,
-                &[(METRIC_NAME, &count_name)],
-            ) {
-                Ok(l) => l,
-                Err(e) => return Ok(Err(e.to_string())),
-            };
+            let l = with_extra(&base, &[(METRIC_NAME, &count_name)]);
             self.append(&l, t, stale_or(p.flags, p.count as f64), st)?;
             for q in &p.quantile_values {
                 let qs = go_float(q.quantile);
-                let l = match self.labels(
-                    &p.attributes,
-                    &[METRIC_NAME],
-                    res,
-                    scope,
-                    &[(METRIC_NAME, name), ("quantile", &qs)],
-                ) {
-                    Ok(l) => l,
-                    Err(e) => return Ok(Err(e.to_string())),
-                };
+                let l = with_extra(&base, &[(METRIC_NAME, name), ("quantile", &qs)]);
                 self.append(&l, t, stale_or(p.flags, q.value), st)?;
             }
         }
@@ -931,6 +899,15 @@ impl Converter<'_> {
         }
         Ok(())
     }
+}
+
+/// `base` with `extra` set (`__name__`, `le`, `quantile`), as a label set.
+fn with_extra(base: &LabelsBuilder, extra: &[(&str, &str)]) -> Labels {
+    let mut b = base.clone();
+    for (n, v) in extra {
+        b.set(*n, *v);
+    }
+    b.build()
 }
 
 /// Builds spans and absolute counts from `(index, count)` pairs in ascending index order as
