@@ -834,3 +834,17 @@ fn target_info_samples_are_bounded() {
     assert_eq!(*times.last().unwrap(), T_MS);
     assert!(times[0] > T_MS - 1001 * 150_000);
 }
+
+#[test]
+fn exponential_offsets_out_of_range_are_refused() {
+    for offset in [i32::MAX, i32::MAX - 3, i32::MIN] {
+        let p = exp_point(0, offset, vec![1, 2, 3]);
+        let e = translate::exponential_histogram(&p, false).unwrap_err();
+        assert!(e.contains("out of range"), "{e}");
+    }
+    let p = exp_point(0, i32::MIN + 2, vec![1, 2, 3]);
+    translate::exponential_histogram(&p, false)
+        .unwrap()
+        .validate()
+        .unwrap();
+}

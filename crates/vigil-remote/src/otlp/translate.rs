@@ -877,7 +877,7 @@ impl Converter<'_> {
         if labels.get("job").is_none() && labels.get("instance").is_none() {
             return Ok(());
         }
-        let interval_ns = ((self.settings.lookback_delta_ms.max(2) as u64) * 1_000_000 / 2).max(1);
+        let interval_ns = (self.settings.lookback_delta_ms.max(2) as u64).saturating_mul(500_000);
         // A resource whose points span more than MAX_TARGET_INFO intervals (a point from 1970
         // beside a current one) gets the most recent ones only, not millions of samples.
         let span = (latest - earliest) / interval_ns;
@@ -986,19 +986,29 @@ pub fn exponential_histogram(
             Some(b) if !b.bucket_counts.is_empty() => {
                 let shift = |k: i64| ((k >> down.min(62)) + 1) as i32;
                 let off = b.offset as i64;
-                layout(
+                // Bucket indices (and the gaps between them) must stay inside i32.
+                if off - 1 < i32::MIN as i64
+                    || off + b.bucket_counts.len() as i64 + 1 > i32::MAX as i64
+                {
+                    return Err(format!(
+                        "exponential histogram bucket offset {} with {} buckets is out of range",
+                        b.offset,
+                        b.bucket_counts.len()
+                    ));
+                }
+                Ok(layout(
                     shift(off),
                     b.bucket_counts
                         .iter()
                         .enumerate()
                         .map(|(i, c)| (shift(off + i as i64), *c as f64)),
-                )
+                ))
             }
-            _ => (Vec::new(), Vec::new()),
+            _ => Ok((Vec::new(), Vec::new())),
         }
     };
-    let (positive_spans, positive_buckets) = side(p.positive.as_ref());
-    let (negative_spans, negative_buckets) = side(p.negative.as_ref());
+    let (positive_spans, positive_buckets) = side(p.positive.as_ref())?;
+    let (negative_spans, negative_buckets) = side(p.negative.as_ref())?;
     let stale = p.flags & NO_RECORDED_VALUE != 0;
     Ok(FloatHistogram {
         counter_reset_hint: if gauge {
