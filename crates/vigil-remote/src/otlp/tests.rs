@@ -848,3 +848,193 @@ fn exponential_offsets_out_of_range_are_refused() {
         .validate()
         .unwrap();
 }
+
+mod generated {
+    //! Random well-formed requests (any names, units, attributes, scales, offsets, bucket
+    //! layouts, flags and temporalities) through translation under every strategy and
+    //! option: never a panic, every point accounted for, every histogram valid.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z._]{0,12}",
+            "[\\PC]{0,6}",
+            Just("__name__".to_string()),
+            Just("service.name".to_string()),
+            Just("1".to_string()),
+            Just("By/s".to_string()),
+        ]
+    }
+
+    fn attrs() -> impl Strategy<Value = Vec<KeyValue>> {
+        proptest::collection::vec((text(), text()).prop_map(|(k, v)| kv(&k, &v)), 0..4)
+    }
+
+    fn number_point() -> impl Strategy<Value = NumberDataPoint> {
+        (attrs(), any::<u64>(), any::<u64>(), any::<f64>(), 0u32..3).prop_map(
+            |(a, st, t, v, flags)| NumberDataPoint {
+                attributes: a,
+                start_time_unix_nano: st,
+                time_unix_nano: t,
+                value: Some(number_data_point::Value::AsDouble(v)),
+                flags,
+                ..Default::default()
+            },
+        )
+    }
+
+    fn hist_point() -> impl Strategy<Value = HistogramDataPoint> {
+        (
+            attrs(),
+            any::<u64>(),
+            proptest::collection::vec(0u64..1000, 0..6),
+            proptest::collection::vec(-10.0f64..10.0, 0..6),
+            proptest::option::of(any::<f64>()),
+            0u32..3,
+        )
+            .prop_map(|(a, t, counts, mut bounds, sum, flags)| {
+                bounds.sort_by(|x, y| x.partial_cmp(y).unwrap());
+                HistogramDataPoint {
+                    attributes: a,
+                    time_unix_nano: t,
+                    count: counts.iter().sum(),
+                    bucket_counts: counts,
+                    explicit_bounds: bounds,
+                    sum,
+                    flags,
+                    ..Default::default()
+                }
+            })
+    }
+
+    fn exp_point_any() -> impl Strategy<Value = ExponentialHistogramDataPoint> {
+        (
+            attrs(),
+            any::<u64>(),
+            -12i32..24,
+            prop_oneof![any::<i32>(), -50i32..50],
+            proptest::collection::vec(0u64..100, 0..40),
+            0u64..5,
+            0u32..3,
+        )
+            .prop_map(|(a, t, scale, offset, counts, zero, flags)| {
+                ExponentialHistogramDataPoint {
+                    attributes: a,
+                    time_unix_nano: t,
+                    count: counts.iter().sum::<u64>() + zero,
+                    zero_count: zero,
+                    scale,
+                    positive: Some(Buckets {
+                        offset,
+                        bucket_counts: counts.clone(),
+                    }),
+                    negative: Some(Buckets {
+                        offset: offset.wrapping_neg(),
+                        bucket_counts: counts,
+                    }),
+                    flags,
+                    sum: Some(1.0),
+                    ..Default::default()
+                }
+            })
+    }
+
+    fn metric() -> impl Strategy<Value = Metric> {
+        let temporality = prop_oneof![Just(0i32), Just(1), Just(2), Just(7)];
+        let data = prop_oneof![
+            proptest::collection::vec(number_point(), 0..3)
+                .prop_map(|p| Data::Gauge(Gauge { data_points: p })),
+            (
+                proptest::collection::vec(number_point(), 0..3),
+                temporality.clone(),
+                any::<bool>()
+            )
+                .prop_map(|(p, t, m)| Data::Sum(Sum {
+                    data_points: p,
+                    aggregation_temporality: t,
+                    is_monotonic: m
+                })),
+            (
+                proptest::collection::vec(hist_point(), 0..3),
+                temporality.clone()
+            )
+                .prop_map(|(p, t)| Data::Histogram(Histogram {
+                    data_points: p,
+                    aggregation_temporality: t
+                })),
+            (
+                proptest::collection::vec(exp_point_any(), 0..3),
+                temporality
+            )
+                .prop_map(|(p, t)| Data::ExponentialHistogram(ExponentialHistogram {
+                    data_points: p,
+                    aggregation_temporality: t
+                })),
+            proptest::collection::vec((attrs(), any::<u64>(), any::<f64>()), 0..3).prop_map(|v| {
+                Data::Summary(Summary {
+                    data_points: v
+                        .into_iter()
+                        .map(|(a, t, q)| SummaryDataPoint {
+                            attributes: a,
+                            time_unix_nano: t,
+                            quantile_values: vec![ValueAtQuantile {
+                                quantile: q,
+                                value: 1.0,
+                            }],
+                            ..Default::default()
+                        })
+                        .collect(),
+                })
+            }),
+        ];
+        (text(), text(), proptest::option::of(data)).prop_map(|(name, unit, data)| Metric {
+            name,
+            unit,
+            data,
+            ..Default::default()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        #[test]
+        fn random_requests_translate_without_panicking(
+            resource_attrs in attrs(),
+            metrics in proptest::collection::vec(metric(), 0..5),
+            strategy in 0usize..4,
+            nhcb in any::<bool>(),
+            scope in any::<bool>(),
+            promote_all in any::<bool>(),
+        ) {
+            let mut req = request(resource_attrs, metrics);
+            let cfg = OtlpConfig {
+                translation_strategy: TranslationStrategy::ALL[strategy].name().into(),
+                convert_histograms_to_nhcb: nhcb,
+                promote_scope_metadata: scope,
+                promote_all_resource_attributes: promote_all,
+                ..Default::default()
+            };
+            let settings = Settings::new(&cfg, 300_000);
+            let points = super::super::decode::count_points(&req);
+            let mut app = NullAppender::default();
+            match translate::translate(&req, &settings, &mut app) {
+                Ok(out) => {
+                    prop_assert_eq!(out.points, points);
+                    prop_assert!(out.rejected <= points);
+                    for (_, _, h, _) in &app.hists {
+                        prop_assert!(h.validate().is_ok(), "{:?}", h);
+                    }
+                }
+                Err(TranslateError::Delta { count, .. }) => prop_assert!(count > 0),
+                Err(TranslateError::Append { .. }) => {}
+            }
+            // The same request through delta-to-cumulative first.
+            let d = super::super::delta::DeltaToCumulative::new();
+            let dropped = d.convert(&mut req, 1);
+            prop_assert!(dropped.points <= points);
+            let mut app = NullAppender::default();
+            let _ = translate::translate(&req, &settings, &mut app);
+        }
+    }
+}
