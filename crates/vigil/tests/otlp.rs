@@ -851,3 +851,62 @@ fn out_of_order_window_applies() {
     );
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
 }
+
+/// The receiver sits behind the web config's authentication and under the route prefix, as
+/// every other endpoint.
+#[test]
+fn behind_basic_auth_and_route_prefix() {
+    let dir = tempdir("otlp-auth");
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    let web = dir.join("web.yml");
+    std::fs::write(&web, format!("basic_auth_users:\n  otel: {hash}\n")).unwrap();
+    let web_flag = format!("--web.config.file={}", web.display());
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::blocking::Client::new();
+    let ready = |port: u16| {
+        client
+            .get(format!("http://127.0.0.1:{port}/prom/-/ready"))
+            .basic_auth("otel", Some("s3cret"))
+            .send()
+            .is_ok_and(|r| r.status() == 200)
+    };
+    let (_v, port, _d) = start_vigil_ready(
+        "",
+        &[
+            &web_flag,
+            "--web.route-prefix=/prom",
+            "--web.enable-otlp-receiver",
+        ],
+        &ready,
+    );
+    let t = now_ms() - 5_000;
+    let body = sample_request(t).encode_to_vec();
+    let url = format!("http://127.0.0.1:{port}/prom{PATH}");
+    let send = |user: Option<(&str, &str)>| {
+        let mut r = client
+            .post(&url)
+            .header("Content-Type", "application/x-protobuf")
+            .body(body.clone());
+        if let Some((u, p)) = user {
+            r = r.basic_auth(u, Some(p));
+        }
+        r.send().unwrap().status().as_u16()
+    };
+    assert_eq!(send(None), 401);
+    assert_eq!(send(Some(("otel", "wrong"))), 401);
+    assert_eq!(send(Some(("otel", "s3cret"))), 200);
+    let r = client
+        .get(format!(
+            "http://127.0.0.1:{port}/prom/api/v1/query?query=process_memory_usage_bytes&time={}",
+            t as f64 / 1000.0
+        ))
+        .basic_auth("otel", Some("s3cret"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        r.contains(r#""value":["#) && r.contains(r#""1048576""#),
+        "{r}"
+    );
+}
