@@ -579,11 +579,11 @@ fn opentelemetry_python_sdk_export() {
     );
     assert_eq!(v2, total - errors);
     let t2_ms = (t2 * 1000.0).round() as i64;
-    assert_eq!(one(port, r#"sum(ml_requests_total)"#, t2_ms), total);
-    assert_eq!(
-        one(port, r#"ml_requests_total{status="500"}"#, t2_ms),
-        errors
-    );
+    // Later than the second export by half a second: every instrument's latest point is
+    // in view even if the SDK stamped them a little apart.
+    let at = t2_ms + 500;
+    assert_eq!(one(port, r#"sum(ml_requests_total)"#, at), total);
+    assert_eq!(one(port, r#"ml_requests_total{status="500"}"#, at), errors);
     // rate over 1m at the second export: Prometheus' extrapolation of two samples (the
     // window's start is further than 1.1 sample intervals away, so half an interval is
     // added before the first sample; the end is the last sample).
@@ -593,7 +593,7 @@ fn opentelemetry_python_sdk_export() {
     assert!((got - want).abs() < 1e-9, "rate {got} != {want}");
 
     // Explicit-bucket histogram: classic series with the SDK's bounds.
-    let buckets = instant(port, "ml_request_duration_seconds_bucket", t2_ms);
+    let buckets = instant(port, "ml_request_duration_seconds_bucket", at);
     let les: Vec<String> = buckets
         .keys()
         .map(|k| {
@@ -607,41 +607,37 @@ fn opentelemetry_python_sdk_export() {
         })
         .collect();
     assert_eq!(les, ["+Inf", "0.05", "0.1", "0.25", "0.5", "1"]);
-    assert_eq!(one(port, "ml_request_duration_seconds_count", t2_ms), total);
+    assert_eq!(one(port, "ml_request_duration_seconds_count", at), total);
     // The latency cycle: 20 % ≤ 0.05, 50 % ≤ 0.1, 90 % ≤ 0.25, all ≤ 0.5. The 0.7 quantile lies
     // in (0.1, 0.25]: 0.1 + 0.15 · (0.7 − 0.5) / 0.4.
     let q = one(
         port,
         "histogram_quantile(0.7, ml_request_duration_seconds_bucket)",
-        t2_ms,
+        at,
     );
     assert!((q - 0.175).abs() < 1e-9, "{q}");
-    assert!((one(port, "ml_request_duration_seconds_sum", t2_ms) - total * 0.148).abs() < 1e-6);
+    assert!((one(port, "ml_request_duration_seconds_sum", at) - total * 0.148).abs() < 1e-6);
 
     // Exponential histogram: a native histogram; inference = latency / 2, so the 0.25
     // quantile is 0.04 within the bucket width at the SDK's scale (< 3 %).
     assert_eq!(
-        one(
-            port,
-            "histogram_count(ml_inference_duration_seconds)",
-            t2_ms
-        ),
+        one(port, "histogram_count(ml_inference_duration_seconds)", at),
         total
     );
     let q = one(
         port,
         "histogram_quantile(0.25, ml_inference_duration_seconds)",
-        t2_ms,
+        at,
     );
     assert!((q / 0.04 - 1.0).abs() < 0.03, "{q}");
 
     // Up-down counter: a gauge without _total; observable gauge with unit 1: _ratio.
     assert_eq!(
-        one(port, r#"ml_inflight{route="/predict"}"#, t2_ms),
+        one(port, r#"ml_inflight{route="/predict"}"#, at),
         last["inflight"].as_f64().unwrap()
     );
     assert_eq!(
-        one(port, "ml_model_accuracy_ratio", t2_ms),
+        one(port, "ml_model_accuracy_ratio", at),
         last["accuracy"].as_f64().unwrap()
     );
 
@@ -657,7 +653,13 @@ fn opentelemetry_python_sdk_export() {
         }
     }
     assert!(want.contains_key("k8s_pod_name") && want.contains_key("deployment_environment"));
-    let (_, ti) = api(port, &format!("/api/v1/query?query=target_info&time={t2}"));
+    let (_, ti) = api(
+        port,
+        &format!(
+            "/api/v1/query?query=target_info&time={}",
+            at as f64 / 1000.0
+        ),
+    );
     assert_eq!(
         ti["data"]["result"][0]["metric"],
         serde_json::Value::Object(want),
@@ -667,7 +669,7 @@ fn opentelemetry_python_sdk_export() {
     let joined = instant(
         port,
         r#"sum by (k8s_pod_name) (ml_requests_total * on (job, instance) group_left (k8s_pod_name) target_info)"#,
-        t2_ms,
+        at,
     );
     assert_eq!(
         joined,
@@ -681,8 +683,9 @@ fn opentelemetry_python_sdk_export() {
     let (_, v) = api(
         port,
         &format!(
-            "/api/v1/query?query={}&time={t2}",
-            enc(r#"info(ml_model_accuracy_ratio, {k8s_pod_name=~".+"})"#)
+            "/api/v1/query?query={}&time={}",
+            enc(r#"info(ml_model_accuracy_ratio, {k8s_pod_name=~".+"})"#),
+            at as f64 / 1000.0
         ),
     );
     let r = &v["data"]["result"];
