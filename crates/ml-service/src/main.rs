@@ -23,7 +23,9 @@
 //! `/admin/faults?category_shift=S`) sends a share `S` of synthetic requests from a country
 //! never seen before, "br", the rest keeping their mix; a drift shift of `x` moves the
 //! predicted classes on its own.
-//! Everything lives in one small file: it is an example, not a library.
+//! Everything lives in one small file: it is an example, not a library. The same service
+//! instrumented with the OpenTelemetry SDK, pushing over OTLP instead of being scraped, is
+//! `otel/ml_service_otel.py` (docs/otlp.md).
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;

@@ -57,9 +57,128 @@ pub struct Config {
     /// Accepted, not supported by vigil (warned about).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracing: Option<Opaque>,
-    /// Accepted, not supported by vigil (warned about).
+    /// The OTLP receiver's translation settings (`docs/otlp.md`); `None` when the file has no
+    /// `otlp` section (the defaults of [`OtlpConfig`] apply).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub otlp: Option<Opaque>,
+    pub otlp: Option<OtlpConfig>,
+}
+
+/// `otlp:`: how the OTLP receiver turns OpenTelemetry metrics into series, key for key with
+/// Prometheus 3.x. Checked by the loader (strategy names, the promote/ignore combinations).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpConfig {
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub promote_all_resource_attributes: bool,
+    #[serde(
+        default,
+        deserialize_with = "string_list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub promote_resource_attributes: Vec<String>,
+    #[serde(
+        default,
+        deserialize_with = "string_list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub ignore_resource_attributes: Vec<String>,
+    /// One of [`TranslationStrategy`]'s names; validated by the loader.
+    #[serde(default = "default_translation_strategy")]
+    pub translation_strategy: String,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub keep_identifying_resource_attributes: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub convert_histograms_to_nhcb: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub promote_scope_metadata: bool,
+    /// `_foo` becomes `key_foo` (Prometheus' default, for backwards compatibility).
+    #[serde(default = "default_true")]
+    pub label_name_underscore_sanitization: bool,
+    /// `a..b` becomes `a__b`, not `a_b` (Prometheus' default, for backwards compatibility).
+    #[serde(default = "default_true")]
+    pub label_name_preserve_multiple_underscores: bool,
+}
+
+fn default_translation_strategy() -> String {
+    TranslationStrategy::UnderscoreEscapingWithSuffixes
+        .name()
+        .to_string()
+}
+
+impl Default for OtlpConfig {
+    fn default() -> Self {
+        OtlpConfig {
+            promote_all_resource_attributes: false,
+            promote_resource_attributes: Vec::new(),
+            ignore_resource_attributes: Vec::new(),
+            translation_strategy: default_translation_strategy(),
+            keep_identifying_resource_attributes: false,
+            convert_histograms_to_nhcb: false,
+            promote_scope_metadata: false,
+            label_name_underscore_sanitization: true,
+            label_name_preserve_multiple_underscores: true,
+        }
+    }
+}
+
+impl OtlpConfig {
+    /// The parsed strategy (the loader has refused unknown names; the default otherwise).
+    pub fn strategy(&self) -> TranslationStrategy {
+        TranslationStrategy::parse(&self.translation_strategy)
+            .unwrap_or(TranslationStrategy::UnderscoreEscapingWithSuffixes)
+    }
+}
+
+/// `otlp.translation_strategy`: whether names are escaped to the legacy character set and
+/// whether type and unit suffixes are added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TranslationStrategy {
+    UnderscoreEscapingWithSuffixes,
+    UnderscoreEscapingWithoutSuffixes,
+    NoUTF8EscapingWithSuffixes,
+    NoTranslation,
+}
+
+impl TranslationStrategy {
+    pub const ALL: [TranslationStrategy; 4] = [
+        TranslationStrategy::UnderscoreEscapingWithSuffixes,
+        TranslationStrategy::UnderscoreEscapingWithoutSuffixes,
+        TranslationStrategy::NoUTF8EscapingWithSuffixes,
+        TranslationStrategy::NoTranslation,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TranslationStrategy::UnderscoreEscapingWithSuffixes => "UnderscoreEscapingWithSuffixes",
+            TranslationStrategy::UnderscoreEscapingWithoutSuffixes => {
+                "UnderscoreEscapingWithoutSuffixes"
+            }
+            TranslationStrategy::NoUTF8EscapingWithSuffixes => "NoUTF8EscapingWithSuffixes",
+            TranslationStrategy::NoTranslation => "NoTranslation",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == s)
+    }
+
+    /// Names are escaped to `[a-zA-Z0-9_:]` (else kept as UTF-8).
+    pub fn escapes(self) -> bool {
+        matches!(
+            self,
+            TranslationStrategy::UnderscoreEscapingWithSuffixes
+                | TranslationStrategy::UnderscoreEscapingWithoutSuffixes
+        )
+    }
+
+    /// Unit and type suffixes (`_seconds`, `_total`, `_ratio`) are added.
+    pub fn adds_suffixes(self) -> bool {
+        matches!(
+            self,
+            TranslationStrategy::UnderscoreEscapingWithSuffixes
+                | TranslationStrategy::NoUTF8EscapingWithSuffixes
+        )
+    }
 }
 
 fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>

@@ -10,11 +10,14 @@
 //! - **Remote write, receiving** and **remote read serving** ([`server`]): `/api/v1/write` and
 //!   `/api/v1/read` (SAMPLES and STREAMED_XOR_CHUNKS, [`xor`] being Prometheus' exact chunk
 //!   layout).
+//! - **OTLP receiving** ([`otlp`]): `/api/v1/otlp/v1/metrics`, OpenTelemetry metrics translated
+//!   into series by Prometheus 3.x's rules.
 //! - **Remote read, querying** ([`read`]): `remote_read` endpoints merged with local data
 //!   behind the `Queryable` seam.
 
 pub mod codec;
 pub mod metrics;
+pub mod otlp;
 pub mod position;
 pub mod prompb;
 pub mod queue;

@@ -100,6 +100,14 @@ pub struct ServerMetrics {
     pub write_invalid_labels: AtomicU64,
     pub read_requests: AtomicU64,
     pub read_errors: AtomicU64,
+    /// The OTLP receiver (`crate::otlp`).
+    pub otlp_requests: AtomicU64,
+    pub otlp_requests_rejected: AtomicU64,
+    pub otlp_points_received: AtomicU64,
+    pub otlp_points_rejected: AtomicU64,
+    pub otlp_samples: AtomicU64,
+    pub otlp_histograms: AtomicU64,
+    pub otlp_exemplars_dropped: AtomicU64,
 }
 
 fn esc(s: &str) -> String {
@@ -324,6 +332,41 @@ pub fn render(
             "vigil_remote_write_invalid_labels_samples_total",
             "Remote-write samples and histograms skipped because their series had invalid labels.",
             l(&srv.write_invalid_labels),
+        ),
+        (
+            "vigil_otlp_requests_total",
+            "OTLP metrics export requests received (--web.enable-otlp-receiver).",
+            l(&srv.otlp_requests),
+        ),
+        (
+            "vigil_otlp_requests_rejected_total",
+            "OTLP export requests answered with an error status (nothing of them stored).",
+            l(&srv.otlp_requests_rejected),
+        ),
+        (
+            "vigil_otlp_data_points_received_total",
+            "OTLP data points received in decoded requests.",
+            l(&srv.otlp_points_received),
+        ),
+        (
+            "vigil_otlp_data_points_rejected_total",
+            "OTLP data points dropped, reported to the client as rejected in a partial success (or with the whole request).",
+            l(&srv.otlp_points_rejected),
+        ),
+        (
+            "vigil_otlp_samples_appended_total",
+            "Float samples appended from OTLP data points (series of gauges, counters, classic histograms, summaries and target_info).",
+            l(&srv.otlp_samples),
+        ),
+        (
+            "vigil_otlp_histograms_appended_total",
+            "Native histogram samples appended from OTLP exponential histograms (and explicit-bucket ones with convert_histograms_to_nhcb).",
+            l(&srv.otlp_histograms),
+        ),
+        (
+            "vigil_otlp_exemplars_dropped_total",
+            "OTLP exemplars read and not stored (vigil has no exemplar storage).",
+            l(&srv.otlp_exemplars_dropped),
         ),
         (
             "vigil_remote_read_requests_total",

@@ -166,6 +166,10 @@ pub struct Cli {
     )]
     pub enable_remote_write_receiver: bool,
 
+    /// Enable API endpoint accepting OTLP write requests (POST /api/v1/otlp/v1/metrics).
+    #[arg(help_heading = "REMOTE STORAGE", long = "web.enable-otlp-receiver")]
+    pub enable_otlp_receiver: bool,
+
     /// How long to wait flushing samples on shutdown or config reload (remote write).
     #[arg(
         help_heading = "REMOTE STORAGE",

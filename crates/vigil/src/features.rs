@@ -43,6 +43,9 @@ pub fn lookup(name: &str) -> Feature {
         "use-start-timestamps" => Enabled(
             "PromQL reads the start timestamps storage holds: rate, increase, irate and resets treat a start after the previous sample as a counter reset, and start_timestamp() answers",
         ),
+        "otlp-deltatocumulative" => Enabled(
+            "the OTLP receiver converts delta sums and histograms to cumulative in memory (docs/otlp.md)",
+        ),
         "memory-snapshot-on-shutdown" => {
             AlwaysOn("vigil writes a head snapshot on every clean shutdown")
         }
@@ -58,7 +61,6 @@ pub fn lookup(name: &str) -> Feature {
         | "st-storage"
         | "delayed-compaction"
         | "old-ui"
-        | "otlp-deltatocumulative"
         | "otlp-native-delta-ingestion"
         | "type-and-unit-labels"
         | "use-uncached-io"

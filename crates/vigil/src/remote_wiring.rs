@@ -1,6 +1,6 @@
 //! Wires `vigil-remote`: the remote-write queues of the config (re-applied on reload), the
 //! metadata they send (from the scrape manager), remote read merged into the API's storage,
-//! and the `/api/v1/write` and `/api/v1/read` routes.
+//! and the `/api/v1/write`, `/api/v1/read` and `/api/v1/otlp/v1/metrics` routes.
 
 use crate::cli::Cli;
 use crate::reload::Reloader;
@@ -79,7 +79,8 @@ pub fn fanout(remote: &RemoteStorage, db: Arc<Tsdb>) -> Arc<dyn Queryable> {
     })
 }
 
-/// `/api/v1/write` (with `--web.enable-remote-write-receiver`) and `/api/v1/read`.
+/// `/api/v1/write` (with `--web.enable-remote-write-receiver`), `/api/v1/read` and
+/// `/api/v1/otlp/v1/metrics` (with `--web.enable-otlp-receiver`).
 pub fn routes(
     cli: &Cli,
     remote: &RemoteStorage,
@@ -91,7 +92,23 @@ pub fn routes(
     } else {
         cli.remote_read_concurrent_limit
     };
-    vigil_remote::routes(Arc::new(vigil_remote::ServerState {
+    let otlp = {
+        let reloader = reloader.clone();
+        let lookback_ms = cli.lookback_delta.as_millis() as i64;
+        vigil_remote::otlp::routes(Arc::new(vigil_remote::otlp::OtlpState {
+            appendable: db.clone(),
+            enabled: cli.enable_otlp_receiver,
+            settings: Box::new(move || {
+                let cfg = reloader.current();
+                let otlp = cfg.otlp.clone().unwrap_or_default();
+                vigil_remote::otlp::translate::Settings::new(&otlp, lookback_ms)
+            }),
+            metrics: remote.server_metrics.clone(),
+            delta: crate::features::enabled(&cli.enable_feature, "otlp-deltatocumulative")
+                .then(|| Arc::new(vigil_remote::otlp::delta::DeltaToCumulative::new())),
+        }))
+    };
+    let rw = vigil_remote::routes(Arc::new(vigil_remote::ServerState {
         appendable: db.clone(),
         queryable: db,
         enable_write: cli.enable_remote_write_receiver,
@@ -102,5 +119,6 @@ pub fn routes(
         read_sample_limit: cli.remote_read_sample_limit,
         read_max_bytes_in_frame: cli.remote_read_max_bytes_in_frame.max(1024),
         read_gate: Arc::new(tokio::sync::Semaphore::new(limit)),
-    }))
+    }));
+    rw.merge(otlp)
 }

@@ -17,6 +17,7 @@ mod global;
 mod http;
 mod kubernetes;
 mod names;
+mod otlp;
 mod paths;
 mod remote;
 mod scrape;
@@ -116,8 +117,8 @@ pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
     if config.tracing.as_ref().is_some_and(|t| !t.is_empty()) {
         warnings.push("tracing is not supported by vigil and is ignored".into());
     }
-    if config.otlp.as_ref().is_some_and(|t| !t.is_empty()) {
-        warnings.push("otlp is not supported by vigil and is ignored".into());
+    if let Some(o) = &mut config.otlp {
+        ctx.check(otlp::validate_otlp(o, legacy))?;
     }
     if config.runtime.as_ref().is_some_and(|r| r.gogc.is_some()) {
         warnings.push("runtime.gogc has no effect in vigil and is ignored".into());
