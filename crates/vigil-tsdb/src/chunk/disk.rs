@@ -200,6 +200,16 @@ impl ChunkStore {
         self.append_frame(frame, max_t).map(Some)
     }
 
+    /// Stores a closed chunk already in the [`super::dense`] encoding (a head snapshot holds
+    /// them so) whose newest sample is at `max_t`, as it is.
+    pub fn append_encoded(&self, chunk: &[u8], max_t: i64) -> io::Result<DiskChunk> {
+        let mut sc = self.scratch.lock();
+        let frame = &mut sc.frame;
+        frame.clear();
+        super::write_framed(frame, chunk);
+        self.append_frame(frame, max_t)
+    }
+
     /// Appends one framed chunk.
     fn append_frame(&self, frame: &[u8], max_t: i64) -> io::Result<DiskChunk> {
         let mut active = self.active.lock();

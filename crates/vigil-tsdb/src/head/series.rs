@@ -46,22 +46,6 @@ impl FloatChunk {
         }
     }
 
-    /// The chunk as XOR bytes (re-encoded when it is on disk), for the head snapshot; `None`
-    /// when the bytes on disk cannot be read back.
-    pub fn xor_bytes(&self) -> Option<Arc<[u8]>> {
-        match &self.data {
-            FloatChunkData::Xor(b) => Some(b.clone()),
-            FloatChunkData::Disk(d) => {
-                let samples = d.samples()?;
-                let mut x = XorAppender::with_capacity(samples.len() * 2);
-                for (t, v) in samples {
-                    x.append(t, v);
-                }
-                Some(Arc::from(x.take_bytes()))
-            }
-        }
-    }
-
     /// The last sample, decoding the chunk.
     pub fn last_sample(&self) -> Option<(i64, f64)> {
         match &self.data {

@@ -10,7 +10,7 @@
 use super::Head;
 use super::series::{FloatChunk, FloatChunkData, FullChunk, HistData};
 use crate::chunk::hist::{self, HistAppender};
-use crate::chunk::{XorAppender, XorIter};
+use crate::chunk::{XorAppender, XorIter, dense};
 use crate::encoding;
 use crate::error::{TsdbError, io_err};
 use crate::wal::{self, record};
@@ -33,11 +33,15 @@ const HIST_OOO: u8 = 21;
 /// A series' start timestamps: a WAL start-timestamps payload (`record::START_TIMESTAMPS`)
 /// whose refs are all the series'.
 const STS: u8 = 22;
+/// A series' float chunks with the closed ones in the block chunk encoding (`chunk::dense`),
+/// as `chunks_head/` holds them, and the open one as XOR. What vigil writes; [`CHUNKS`], with
+/// every chunk as XOR, is still read.
+const CHUNKS2: u8 = 23;
 
 fn snapshot_type(t: u8) -> bool {
     matches!(
         t,
-        record::SERIES | CHUNKS | OOO | META | END | HIST_CHUNKS | HIST_OOO | STS
+        record::SERIES | CHUNKS | OOO | META | END | HIST_CHUNKS | HIST_OOO | STS | CHUNKS2
     )
 }
 
@@ -148,6 +152,7 @@ pub fn write(dir: &Path, cap: &Capture) -> Result<u64, TsdbError> {
     let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
     let mut buf = Vec::with_capacity(4096);
     buf.extend_from_slice(MAGIC);
+    let (mut payload, mut frame, mut samples) = (Vec::new(), Vec::new(), Vec::new());
     let mut size = 0u64;
     let mut flush = |w: &mut std::io::BufWriter<std::fs::File>, buf: &mut Vec<u8>| {
         size += buf.len() as u64;
@@ -163,21 +168,39 @@ pub fn write(dir: &Path, cap: &Capture) -> Result<u64, TsdbError> {
             s.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())),
         );
         record::finish(&mut buf, st);
-        let st = record::begin(&mut buf, CHUNKS);
+        let st = record::begin(&mut buf, CHUNKS2);
         encoding::put_uvarint(&mut buf, s.r);
-        encoding::put_uvarint(&mut buf, s.full.len() as u64 + 1);
+        encoding::put_uvarint(&mut buf, s.full.len() as u64);
         for c in &s.full {
-            // A chunk moved to disk is written as XOR again: the snapshot format does not
-            // change with where the head keeps a chunk.
-            let bytes = c.xor_bytes().ok_or_else(|| {
+            // Closed chunks as `chunks_head/` holds them (a quarter of their XOR size): a chunk
+            // there is copied as it is, one still in memory is encoded the same way.
+            let unreadable = || {
                 TsdbError::Invalid(format!(
                     "head chunk of series {} could not be read back from chunks_head",
                     s.r
                 ))
-            })?;
+            };
+            payload.clear();
+            match &c.data {
+                FloatChunkData::Disk(d) => {
+                    d.read_frame(&mut frame)
+                        .map_err(|e| io_err(Path::new("chunks_head"), e))?;
+                    let bytes = crate::chunk::read_framed(&frame, 0).ok_or_else(unreadable)?;
+                    payload.extend_from_slice(bytes);
+                }
+                FloatChunkData::Xor(b) => {
+                    samples.clear();
+                    let mut it = XorIter::new(b);
+                    samples.extend(it.by_ref());
+                    if it.err {
+                        return Err(unreadable());
+                    }
+                    dense::encode(&samples, &mut payload);
+                }
+            }
             encoding::put_varint(&mut buf, c.mint);
             encoding::put_varint(&mut buf, c.maxt);
-            encoding::put_bytes(&mut buf, &bytes);
+            encoding::put_bytes(&mut buf, &payload);
         }
         encoding::put_varint(&mut buf, s.head_mint);
         encoding::put_varint(&mut buf, s.head_maxt);
@@ -285,6 +308,7 @@ pub fn load(head: &Head, path: &Path) -> Result<usize, TsdbError> {
                 res?;
             }
             CHUNKS => load_chunks(head, payload).ok_or_else(|| bad("chunks"))?,
+            CHUNKS2 => load_chunks2(head, payload).ok_or_else(|| bad("chunks"))?,
             HIST_CHUNKS => {
                 load_hist_chunks(head, payload).ok_or_else(|| bad("histogram chunks"))?
             }
@@ -369,6 +393,52 @@ fn load_chunks(head: &Head, payload: &[u8]) -> Option<()> {
         }
     }
     let (head_mint, open) = open?;
+    install_chunks(head, &s, full, head_mint, open)
+}
+
+/// A [`CHUNKS2`] record: closed chunks go straight to the chunk store as they are (or, without
+/// one, into memory as XOR), after decoding checks them.
+fn load_chunks2(head: &Head, payload: &[u8]) -> Option<()> {
+    let mut d = encoding::Dec { b: payload };
+    let s = head.series(d.uvarint()?)?;
+    let n = d.uvarint()?;
+    let store = head.chunk_store.get();
+    let mut full = Vec::new();
+    let mut samples = Vec::new();
+    for _ in 0..n {
+        let mint = d.varint()?;
+        let maxt = d.varint()?;
+        let bytes = d.bytes()?;
+        if !dense::decode(bytes, &mut samples, &mut Vec::new()) || samples.is_empty() {
+            return None;
+        }
+        let on_disk = store.and_then(|st| st.append_encoded(bytes, maxt).ok());
+        let data = match on_disk {
+            Some(dc) => FloatChunkData::Disk(dc),
+            None => {
+                let mut x = XorAppender::with_capacity(samples.len() * 2 + 16);
+                for &(t, v) in &samples {
+                    x.append(t, v);
+                }
+                FloatChunkData::Xor(Arc::from(x.bytes()))
+            }
+        };
+        full.push(FloatChunk { mint, maxt, data });
+    }
+    let head_mint = d.varint()?;
+    let _head_maxt = d.varint()?;
+    let open = XorAppender::from_bytes(d.bytes()?)?;
+    install_chunks(head, &s, full, head_mint, open)
+}
+
+/// Puts a loaded series' chunks in place.
+fn install_chunks(
+    head: &Head,
+    s: &super::series::MemSeries,
+    full: Vec<FloatChunk>,
+    head_mint: i64,
+    open: XorAppender,
+) -> Option<()> {
     let mut data = s.data.lock();
     let Some(last) = open
         .last()

@@ -208,13 +208,7 @@ impl<'a> Iterator for Records<'a> {
 pub fn wal_type(t: u8) -> bool {
     matches!(
         t & !COMPRESSED,
-        SERIES
-            | SAMPLES
-            | TOMBSTONES
-            | SAMPLES_INT
-            | HISTOGRAMS
-            | START_TIMESTAMPS
-            | SAMPLES_DEC
+        SERIES | SAMPLES | TOMBSTONES | SAMPLES_INT | HISTOGRAMS | START_TIMESTAMPS | SAMPLES_DEC
     )
 }
 
