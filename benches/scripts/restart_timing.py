@@ -9,7 +9,8 @@ restart, RSS and disk.
     python3 benches/scripts/restart_timing.py --system vigil=target/release/vigil \\
         --system prometheus=/usr/bin/prometheus --targets 50 --series 2000 --fill 600
 
-Needs ../shared/bench/targetsim.py and ports 19090 and 19099-19150 free.
+Needs ../shared/bench/targetsim.py and ports 19090 (`--port`) and 19099-19150 (`--base-port`)
+free.
 """
 
 import argparse
@@ -136,8 +137,11 @@ def main():
     ap.add_argument("--interval", default="1s")
     ap.add_argument("--fill", type=float, default=600.0, help="seconds of scraping before the kill")
     ap.add_argument("--base-port", type=int, default=19100)
+    ap.add_argument("--port", type=int, default=19090, help="HTTP port of the system under test")
     ap.add_argument("--json-out")
     args = ap.parse_args()
+    global PORT
+    PORT = args.port
     workdir = tempfile.mkdtemp(prefix="vigil-restart-")
     ts = subprocess.Popen([sys.executable, TARGETSIM, "--base-port", str(args.base_port),
                            "--targets", str(args.targets), "--series", str(args.series),
