@@ -378,9 +378,9 @@ fn protobuf_json_and_gzip_exports_are_stored_and_bad_input_is_refused() {
         "{}",
         String::from_utf8_lossy(&body)
     );
-    // Wrong content type: 415, naming the supported ones.
+    // Wrong content type: 400 as Prometheus answers it, naming the supported ones.
     let (status, _, body) = post(port, full.clone(), "text/plain", None);
-    assert_eq!(status, 415);
+    assert_eq!(status, 400);
     assert_eq!(
         String::from_utf8_lossy(&body),
         "unsupported content type: text/plain, supported: [application/json, application/x-protobuf]\n"

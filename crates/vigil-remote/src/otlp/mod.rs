@@ -13,8 +13,8 @@
 //! `partial_success` counts the data points that could not be translated; 400 for a body that
 //! does not decode, delta temporality (unless [`delta`] converts it, with
 //! `--enable-feature=otlp-deltatocumulative`), or samples storage refuses as out of order; 413 for a
-//! body over [`MAX_BODY`] (compressed or not); 415 for an unsupported content type; 404 when
-//! the receiver is off; 500 when storage fails.
+//! body over [`MAX_BODY`] (compressed or not); 400 for an unsupported content type too (as
+//! Prometheus answers it); 404 when the receiver is off; 500 when storage fails.
 
 pub mod decode;
 pub mod delta;
@@ -152,7 +152,6 @@ async fn export(State(st): State<Arc<OtlpState>>, headers: HeaderMap, body: Byte
         Err(Rejected::Decode(e)) => {
             tracing::error!("Error decoding OTLP write request: {e}");
             let code = match e {
-                DecodeError::ContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 DecodeError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
                 _ => StatusCode::BAD_REQUEST,
             };
