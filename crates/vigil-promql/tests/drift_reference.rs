@@ -8,6 +8,9 @@
 //! instances, plus the edge cases: empty buckets, a group with no observations in the current
 //! window, a group whose `le` set changed, and a group with a non-monotonic bucket.
 
+mod common;
+
+use common::Lcg;
 use std::collections::BTreeMap;
 use vigil_model::{Appendable, Labels};
 use vigil_promql::{Engine, EngineOptions, QueryOutput, Value};
@@ -18,19 +21,6 @@ const HOUR_MS: i64 = 3_600_000;
 /// Data from 0 to 3h; the current window is (2h, 3h] at 3h, the reference `offset 2h`.
 const END_MS: i64 = 3 * HOUR_MS;
 const TOLERANCE: f64 = 1e-9;
-
-/// Numerical Recipes' LCG: deterministic and dependency-free.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
 
 /// One feature of one instance: bucket bounds and per-bucket observation weights before and
 /// after `switch_ms` (the weights after describe the current window's distribution).

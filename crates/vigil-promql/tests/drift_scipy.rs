@@ -19,6 +19,9 @@
 //! `increase()` (non-integer counts, with the counter reset), where KS has no sample
 //! expansion and is checked in the unit tests only.
 
+mod common;
+
+use common::Lcg;
 use serde_json::{Value as Json, json};
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -46,18 +49,7 @@ const FUNCTIONS: [&str; 10] = [
     "drift_chi2_pvalue",
 ];
 
-/// Numerical Recipes' LCG: deterministic and dependency-free.
-struct Lcg(u64);
-
 impl Lcg {
-    fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-
     /// An index drawn with probabilities proportional to `w`.
     fn pick(&mut self, w: &[f64]) -> usize {
         let mut u = self.next() * w.iter().sum::<f64>();

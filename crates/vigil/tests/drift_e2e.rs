@@ -271,44 +271,6 @@ fn write_training_csv(path: &Path, rows: usize) {
     );
 }
 
-/// tools/drift_baseline.py over `csv` for `job`, imported into `data` with `vigil tsdb import
-/// openmetrics`: the documented workflow (docs/drift.md, "Training baselines").
-fn import_baseline(dir: &Path, csv: &Path, data: &Path, job: &str, ts: u64) {
-    let om = dir.join(format!("baseline-{job}.om"));
-    let out = std::process::Command::new("python3")
-        .arg(repo().join("tools/drift_baseline.py"))
-        .arg(csv)
-        .args(["--timestamp", &ts.to_string()])
-        .args([
-            "--numeric",
-            "x",
-            "--numeric",
-            "z",
-            "--categorical",
-            "country",
-        ])
-        .args(["--label", &format!("job={job}"), "-o"])
-        .arg(&om)
-        .output()
-        .expect("python3 tools/drift_baseline.py");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = std::process::Command::new(vigil_bin())
-        .args(["tsdb", "import", "openmetrics"])
-        .arg(&om)
-        .arg(data)
-        .output()
-        .expect("vigil tsdb import");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Drift alerts in vigil's /api/v1/alerts: (alertname, job, state).
 fn drift_alerts(port: u16) -> Vec<(String, String, String)> {
     let (_, v) = api(port, "/api/v1/alerts");
@@ -371,7 +333,7 @@ fn categorical_and_baseline_drift_alert_for_the_shifted_service_only() {
     let csv = dir.join("training.csv");
     write_training_csv(&csv, 20_000);
     for job in [SHIFTED_JOB, CONTROL_JOB] {
-        import_baseline(&dir, &csv, &data, job, import_ts);
+        import_drift_baseline(&dir, &csv, &data, job, import_ts);
     }
 
     let (sink_port, got) = start_sink();

@@ -206,44 +206,7 @@ fn import_baseline(dir: &std::path::Path, data: &std::path::Path, ts: u64) {
         );
     }
     std::fs::write(&csv, rows).unwrap();
-    let om = dir.join("baseline.om");
-    let out = std::process::Command::new("python3")
-        .arg(peers::repo().join("tools/drift_baseline.py"))
-        .arg(&csv)
-        .args([
-            "--timestamp",
-            &ts.to_string(),
-            "--numeric",
-            "x",
-            "--numeric",
-            "z",
-        ])
-        .args([
-            "--categorical",
-            "country",
-            "--label",
-            "job=ml-service",
-            "-o",
-        ])
-        .arg(&om)
-        .output()
-        .expect("python3 tools/drift_baseline.py");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = std::process::Command::new(vigil_bin())
-        .args(["tsdb", "import", "openmetrics"])
-        .arg(&om)
-        .arg(data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    import_drift_baseline(dir, &csv, data, "ml-service", ts);
 }
 
 /// Every panel query through `query_range`, as Grafana posts it, returns finite data.

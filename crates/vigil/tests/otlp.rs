@@ -75,6 +75,11 @@ fn post(
     (status, ct, resp.bytes().unwrap().to_vec())
 }
 
+/// POSTs `body` as protobuf, not compressed.
+fn post_protobuf(port: u16, body: Vec<u8>) -> (u16, String, Vec<u8>) {
+    post(port, body, "application/x-protobuf", None)
+}
+
 fn gzip(b: &[u8]) -> Vec<u8> {
     let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     z.write_all(b).unwrap();
@@ -151,17 +156,26 @@ fn number(t_ms: i64, v: f64, attrs: Vec<KeyValue>) -> NumberDataPoint {
     }
 }
 
-fn counter(name: &str, t: AggregationTemporality, pts: Vec<NumberDataPoint>) -> Metric {
+fn metric(name: &str, unit: &str, data: Data) -> Metric {
     Metric {
         name: name.into(),
-        unit: "{request}".into(),
-        data: Some(Data::Sum(Sum {
-            data_points: pts,
-            aggregation_temporality: t as i32,
-            is_monotonic: true,
-        })),
+        unit: unit.into(),
+        data: Some(data),
         ..Default::default()
     }
+}
+
+fn counter(name: &str, t: AggregationTemporality, pts: Vec<NumberDataPoint>) -> Metric {
+    let sum = Sum {
+        data_points: pts,
+        aggregation_temporality: t as i32,
+        is_monotonic: true,
+    };
+    metric(name, "{request}", Data::Sum(sum))
+}
+
+fn gauge(name: &str, unit: &str, pts: Vec<NumberDataPoint>) -> Metric {
+    metric(name, unit, Data::Gauge(Gauge { data_points: pts }))
 }
 
 fn sample_request(t: i64) -> ExportMetricsServiceRequest {
@@ -174,18 +188,15 @@ fn sample_request(t: i64) -> ExportMetricsServiceRequest {
                 number(t, 7.0, vec![kv("http.method", "POST")]),
             ],
         ),
-        Metric {
-            name: "process.memory.usage".into(),
-            unit: "By".into(),
-            data: Some(Data::Gauge(Gauge {
-                data_points: vec![number(t, 1048576.0, vec![])],
-            })),
-            ..Default::default()
-        },
-        Metric {
-            name: "http.server.duration".into(),
-            unit: "s".into(),
-            data: Some(Data::Histogram(Histogram {
+        gauge(
+            "process.memory.usage",
+            "By",
+            vec![number(t, 1048576.0, vec![])],
+        ),
+        metric(
+            "http.server.duration",
+            "s",
+            Data::Histogram(Histogram {
                 data_points: vec![HistogramDataPoint {
                     time_unix_nano: t as u64 * 1_000_000,
                     count: 10,
@@ -195,13 +206,12 @@ fn sample_request(t: i64) -> ExportMetricsServiceRequest {
                     ..Default::default()
                 }],
                 aggregation_temporality: AggregationTemporality::Cumulative as i32,
-            })),
-            ..Default::default()
-        },
-        Metric {
-            name: "rpc.latency".into(),
-            unit: "ms".into(),
-            data: Some(Data::ExponentialHistogram(ExponentialHistogram {
+            }),
+        ),
+        metric(
+            "rpc.latency",
+            "ms",
+            Data::ExponentialHistogram(ExponentialHistogram {
                 data_points: vec![ExponentialHistogramDataPoint {
                     time_unix_nano: t as u64 * 1_000_000,
                     count: 9,
@@ -215,13 +225,12 @@ fn sample_request(t: i64) -> ExportMetricsServiceRequest {
                     ..Default::default()
                 }],
                 aggregation_temporality: AggregationTemporality::Cumulative as i32,
-            })),
-            ..Default::default()
-        },
-        Metric {
-            name: "gc.pause".into(),
-            unit: "s".into(),
-            data: Some(Data::Summary(Summary {
+            }),
+        ),
+        metric(
+            "gc.pause",
+            "s",
+            Data::Summary(Summary {
                 data_points: vec![SummaryDataPoint {
                     time_unix_nano: t as u64 * 1_000_000,
                     count: 4,
@@ -232,9 +241,8 @@ fn sample_request(t: i64) -> ExportMetricsServiceRequest {
                     }],
                     ..Default::default()
                 }],
-            })),
-            ..Default::default()
-        },
+            }),
+        ),
     ])
 }
 
@@ -243,7 +251,7 @@ const JOB: &str = r#"instance="checkout-1", job="shop/checkout""#;
 #[test]
 fn receiver_is_off_by_default() {
     let (_v, port, _d) = start_vigil("");
-    let (status, _, body) = post(port, Vec::new(), "application/x-protobuf", None);
+    let (status, _, body) = post_protobuf(port, Vec::new());
     assert_eq!(status, 404);
     assert_eq!(
         String::from_utf8_lossy(&body),
@@ -261,12 +269,7 @@ fn protobuf_json_and_gzip_exports_are_stored_and_bad_input_is_refused() {
     let t = now_ms() - 10_000;
 
     // Protobuf.
-    let (status, ct, body) = post(
-        port,
-        sample_request(t).encode_to_vec(),
-        "application/x-protobuf",
-        None,
-    );
+    let (status, ct, body) = post_protobuf(port, sample_request(t).encode_to_vec());
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(ct, "application/x-protobuf");
     assert_eq!(
@@ -366,12 +369,7 @@ fn protobuf_json_and_gzip_exports_are_stored_and_bad_input_is_refused() {
 
     // Truncated protobuf: 400 with the decoder's message.
     let full = sample_request(t + 1_000).encode_to_vec();
-    let (status, _, body) = post(
-        port,
-        full[..full.len() - 5].to_vec(),
-        "application/x-protobuf",
-        None,
-    );
+    let (status, _, body) = post_protobuf(port, full[..full.len() - 5].to_vec());
     assert_eq!(status, 400);
     assert!(
         String::from_utf8_lossy(&body).contains("decoding protobuf"),
@@ -394,7 +392,7 @@ fn protobuf_json_and_gzip_exports_are_stored_and_bad_input_is_refused() {
             AggregationTemporality::Delta,
             vec![number(t + 2_000, 3.0, vec![])],
         ));
-    let (status, _, body) = post(port, delta.encode_to_vec(), "application/x-protobuf", None);
+    let (status, _, body) = post_protobuf(port, delta.encode_to_vec());
     assert_eq!(status, 400);
     let msg = String::from_utf8_lossy(&body);
     assert!(
@@ -403,12 +401,7 @@ fn protobuf_json_and_gzip_exports_are_stored_and_bad_input_is_refused() {
         "{msg}"
     );
     // Over the size limit, raw or as a small gzip body that inflates past it: 413.
-    let (status, _, _) = post(
-        port,
-        vec![0u8; (32 << 20) + 1],
-        "application/x-protobuf",
-        None,
-    );
+    let (status, _, _) = post_protobuf(port, vec![0u8; (32 << 20) + 1]);
     assert_eq!(status, 413);
     let (status, _, body) = post(
         port,
@@ -420,27 +413,10 @@ fn protobuf_json_and_gzip_exports_are_stored_and_bad_input_is_refused() {
     assert!(String::from_utf8_lossy(&body).contains("larger than the limit"));
     // A metric whose name escapes to nothing: 200 with a partial success, the rest stored.
     let partial = resource(vec![
-        Metric {
-            name: "...".into(),
-            data: Some(Data::Gauge(Gauge {
-                data_points: vec![number(t2, 1.0, vec![])],
-            })),
-            ..Default::default()
-        },
-        Metric {
-            name: "ok.gauge".into(),
-            data: Some(Data::Gauge(Gauge {
-                data_points: vec![number(t2, 2.0, vec![])],
-            })),
-            ..Default::default()
-        },
+        gauge("...", "", vec![number(t2, 1.0, vec![])]),
+        gauge("ok.gauge", "", vec![number(t2, 2.0, vec![])]),
     ]);
-    let (status, _, body) = post(
-        port,
-        partial.encode_to_vec(),
-        "application/x-protobuf",
-        None,
-    );
+    let (status, _, body) = post_protobuf(port, partial.encode_to_vec());
     assert_eq!(status, 200);
     let ps = ExportMetricsServiceResponse::decode(&body[..])
         .unwrap()
@@ -455,16 +431,12 @@ fn protobuf_json_and_gzip_exports_are_stored_and_bad_input_is_refused() {
     assert_eq!(one(port, "ok_gauge", t2), 2.0);
     // Out of order (older than stored) for a stored series: 400, nothing of the request kept.
     let mut old = sample_request(t - 5_000);
-    old.resource_metrics[0].scope_metrics[0]
-        .metrics
-        .push(Metric {
-            name: "fresh.gauge".into(),
-            data: Some(Data::Gauge(Gauge {
-                data_points: vec![number(t + 3_000, 1.0, vec![])],
-            })),
-            ..Default::default()
-        });
-    let (status, _, _) = post(port, old.encode_to_vec(), "application/x-protobuf", None);
+    old.resource_metrics[0].scope_metrics[0].metrics.push(gauge(
+        "fresh.gauge",
+        "",
+        vec![number(t + 3_000, 1.0, vec![])],
+    ));
+    let (status, _, _) = post_protobuf(port, old.encode_to_vec());
     assert_eq!(status, 400);
     assert!(instant(port, "fresh_gauge", t + 3_000).is_empty());
 
@@ -723,12 +695,7 @@ fn delta_to_cumulative_with_the_feature() {
         .encode_to_vec()
     };
     for (i, (g, p)) in [(5.0, 1.0), (3.0, 0.0), (2.0, 4.0)].into_iter().enumerate() {
-        let (status, _, body) = post(
-            port,
-            delta(t + i as i64 * 10_000, g, p),
-            "application/x-protobuf",
-            None,
-        );
+        let (status, _, body) = post_protobuf(port, delta(t + i as i64 * 10_000, g, p));
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
         assert!(body.is_empty(), "no partial success");
     }
@@ -756,12 +723,7 @@ fn delta_to_cumulative_with_the_feature() {
         5.0
     );
     // A repeated (not newer) delta point is dropped and reported, the rest stored.
-    let (status, _, body) = post(
-        port,
-        delta(t + 20_000, 1.0, 1.0),
-        "application/x-protobuf",
-        None,
-    );
+    let (status, _, body) = post_protobuf(port, delta(t + 20_000, 1.0, 1.0));
     assert_eq!(status, 200);
     let ps = ExportMetricsServiceResponse::decode(&body[..])
         .unwrap()
@@ -818,40 +780,16 @@ fn out_of_order_window_applies() {
         &["--web.enable-otlp-receiver"],
     );
     let t = now_ms() - 60_000;
-    let gauge = |t: i64, v: f64| {
-        resource(vec![Metric {
-            name: "queue.depth".into(),
-            data: Some(Data::Gauge(Gauge {
-                data_points: vec![number(t, v, vec![])],
-            })),
-            ..Default::default()
-        }])
-        .encode_to_vec()
+    let request = |t: i64, v: f64| {
+        resource(vec![gauge("queue.depth", "", vec![number(t, v, vec![])])]).encode_to_vec()
     };
-    assert_eq!(
-        post(port, gauge(t, 2.0), "application/x-protobuf", None).0,
-        200
-    );
+    assert_eq!(post_protobuf(port, request(t, 2.0)).0, 200);
     // Five minutes older: inside the window, stored.
-    assert_eq!(
-        post(
-            port,
-            gauge(t - 300_000, 1.0),
-            "application/x-protobuf",
-            None
-        )
-        .0,
-        200
-    );
+    assert_eq!(post_protobuf(port, request(t - 300_000, 1.0)).0, 200);
     assert_eq!(one(port, "queue_depth", t - 300_000), 1.0);
     assert_eq!(one(port, "queue_depth", t), 2.0);
     // Twenty minutes older: outside it, refused with 400.
-    let (status, _, body) = post(
-        port,
-        gauge(t - 1_200_000, 0.5),
-        "application/x-protobuf",
-        None,
-    );
+    let (status, _, body) = post_protobuf(port, request(t - 1_200_000, 0.5));
     assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
 }
 

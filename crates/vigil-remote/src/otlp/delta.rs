@@ -11,7 +11,7 @@
 //! The state lives in memory only: after a restart, or once a stream went stale, totals start
 //! again from zero, which PromQL reads as a counter reset.
 
-use super::translate::value_string;
+use super::translate::{DataPoint, value_string};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -104,7 +104,6 @@ impl DeltaToCumulative {
         }
         let delta = AggregationTemporality::Delta as i32;
         let cumulative = AggregationTemporality::Cumulative as i32;
-        let mut key = Vec::new();
         for rm in &mut req.resource_metrics {
             let mut res_key = Vec::new();
             key_attrs(
@@ -123,7 +122,7 @@ impl DeltaToCumulative {
                     key_part(&mut base, &m.name);
                     key_part(&mut base, &m.unit);
                     let name = m.name.clone();
-                    let reject = |why: &str, dropped: &mut Dropped| {
+                    let reject = |why: &str| {
                         dropped.points += 1;
                         if dropped.messages.len() < 10 {
                             dropped
@@ -135,126 +134,19 @@ impl DeltaToCumulative {
                         Some(Data::Sum(s)) if s.aggregation_temporality == delta => {
                             base.push(if s.is_monotonic { b'm' } else { b's' });
                             s.aggregation_temporality = cumulative;
-                            s.data_points.retain_mut(|p| {
-                                key.clear();
-                                key.extend_from_slice(&base);
-                                key_attrs(&mut key, &p.attributes);
-                                match accumulate(
-                                    streams,
-                                    &key,
-                                    When {
-                                        start: p.start_time_unix_nano,
-                                        t: p.time_unix_nano,
-                                        flags: p.flags,
-                                        now_ns,
-                                    },
-                                    || Total::Number(number(p)),
-                                    |t| {
-                                        let Total::Number(v) = t else {
-                                            return Err("changed kind");
-                                        };
-                                        *v += number(p);
-                                        Ok(())
-                                    },
-                                ) {
-                                    Ok(Some((start, Total::Number(v)))) => {
-                                        p.start_time_unix_nano = start;
-                                        p.value = Some(number_data_point::Value::AsDouble(v));
-                                        true
-                                    }
-                                    Ok(_) => true,
-                                    Err(why) => {
-                                        reject(why, &mut dropped);
-                                        false
-                                    }
-                                }
-                            });
+                            accumulate_points(streams, &mut s.data_points, &base, now_ns, reject);
                         }
                         Some(Data::Histogram(h)) if h.aggregation_temporality == delta => {
                             base.push(b'h');
                             h.aggregation_temporality = cumulative;
-                            h.data_points.retain_mut(|p| {
-                                key.clear();
-                                key.extend_from_slice(&base);
-                                key_attrs(&mut key, &p.attributes);
-                                match accumulate(
-                                    streams,
-                                    &key,
-                                    When {
-                                        start: p.start_time_unix_nano,
-                                        t: p.time_unix_nano,
-                                        flags: p.flags,
-                                        now_ns,
-                                    },
-                                    || Total::Histogram(p.clone()),
-                                    |t| {
-                                        let Total::Histogram(acc) = t else {
-                                            return Err("changed kind");
-                                        };
-                                        add_histogram(acc, p)
-                                    },
-                                ) {
-                                    Ok(Some((start, Total::Histogram(acc)))) => {
-                                        *p = HistogramDataPoint {
-                                            start_time_unix_nano: start,
-                                            time_unix_nano: p.time_unix_nano,
-                                            attributes: std::mem::take(&mut p.attributes),
-                                            exemplars: std::mem::take(&mut p.exemplars),
-                                            ..acc
-                                        };
-                                        true
-                                    }
-                                    Ok(_) => true,
-                                    Err(why) => {
-                                        reject(why, &mut dropped);
-                                        false
-                                    }
-                                }
-                            });
+                            accumulate_points(streams, &mut h.data_points, &base, now_ns, reject);
                         }
                         Some(Data::ExponentialHistogram(h))
                             if h.aggregation_temporality == delta =>
                         {
                             base.push(b'e');
                             h.aggregation_temporality = cumulative;
-                            h.data_points.retain_mut(|p| {
-                                key.clear();
-                                key.extend_from_slice(&base);
-                                key_attrs(&mut key, &p.attributes);
-                                match accumulate(
-                                    streams,
-                                    &key,
-                                    When {
-                                        start: p.start_time_unix_nano,
-                                        t: p.time_unix_nano,
-                                        flags: p.flags,
-                                        now_ns,
-                                    },
-                                    || Total::Exponential(p.clone()),
-                                    |t| {
-                                        let Total::Exponential(acc) = t else {
-                                            return Err("changed kind");
-                                        };
-                                        add_exponential(acc, p)
-                                    },
-                                ) {
-                                    Ok(Some((start, Total::Exponential(acc)))) => {
-                                        *p = ExponentialHistogramDataPoint {
-                                            start_time_unix_nano: start,
-                                            time_unix_nano: p.time_unix_nano,
-                                            attributes: std::mem::take(&mut p.attributes),
-                                            exemplars: std::mem::take(&mut p.exemplars),
-                                            ..acc
-                                        };
-                                        true
-                                    }
-                                    Ok(_) => true,
-                                    Err(why) => {
-                                        reject(why, &mut dropped);
-                                        false
-                                    }
-                                }
-                            });
+                            accumulate_points(streams, &mut h.data_points, &base, now_ns, reject);
                         }
                         _ => {}
                     }
@@ -265,13 +157,109 @@ impl DeltaToCumulative {
     }
 }
 
-/// A point's times and flags, and the wall clock.
-#[derive(Debug, Clone, Copy)]
-struct When {
-    start: u64,
-    t: u64,
-    flags: u32,
+/// What the conversion needs of a delta data point (a sum's, a histogram's or an exponential
+/// histogram's) besides its attributes, times and flags.
+trait DeltaPoint: DataPoint {
+    /// The running total a stream starts with at this point.
+    fn first_total(&self) -> Total;
+    /// Adds this point to its stream's running total (of the same kind, else an error).
+    fn add_to(&self, total: &mut Total) -> Result<(), &'static str>;
+    /// Rewrites this point as the running `total` of a stream that started at `start` (left
+    /// as it is if `total` is of another kind).
+    fn set_cumulative(&mut self, start: u64, total: Total);
+}
+
+impl DeltaPoint for NumberDataPoint {
+    fn first_total(&self) -> Total {
+        Total::Number(number(self))
+    }
+    fn add_to(&self, total: &mut Total) -> Result<(), &'static str> {
+        let Total::Number(v) = total else {
+            return Err("changed kind");
+        };
+        *v += number(self);
+        Ok(())
+    }
+    fn set_cumulative(&mut self, start: u64, total: Total) {
+        if let Total::Number(v) = total {
+            self.start_time_unix_nano = start;
+            self.value = Some(number_data_point::Value::AsDouble(v));
+        }
+    }
+}
+
+impl DeltaPoint for HistogramDataPoint {
+    fn first_total(&self) -> Total {
+        Total::Histogram(self.clone())
+    }
+    fn add_to(&self, total: &mut Total) -> Result<(), &'static str> {
+        let Total::Histogram(acc) = total else {
+            return Err("changed kind");
+        };
+        add_histogram(acc, self)
+    }
+    fn set_cumulative(&mut self, start: u64, total: Total) {
+        if let Total::Histogram(acc) = total {
+            *self = HistogramDataPoint {
+                start_time_unix_nano: start,
+                time_unix_nano: self.time_unix_nano,
+                attributes: std::mem::take(&mut self.attributes),
+                exemplars: std::mem::take(&mut self.exemplars),
+                ..acc
+            };
+        }
+    }
+}
+
+impl DeltaPoint for ExponentialHistogramDataPoint {
+    fn first_total(&self) -> Total {
+        Total::Exponential(self.clone())
+    }
+    fn add_to(&self, total: &mut Total) -> Result<(), &'static str> {
+        let Total::Exponential(acc) = total else {
+            return Err("changed kind");
+        };
+        add_exponential(acc, self)
+    }
+    fn set_cumulative(&mut self, start: u64, total: Total) {
+        if let Total::Exponential(acc) = total {
+            *self = ExponentialHistogramDataPoint {
+                start_time_unix_nano: start,
+                time_unix_nano: self.time_unix_nano,
+                attributes: std::mem::take(&mut self.attributes),
+                exemplars: std::mem::take(&mut self.exemplars),
+                ..acc
+            };
+        }
+    }
+}
+
+/// Rewrites one metric's delta `points` as cumulative, in place. `base` is the metric's part
+/// of the stream key; a point that does not fit its stream is removed and `reject` told why.
+fn accumulate_points<P: DeltaPoint>(
+    streams: &mut HashMap<Vec<u8>, Stream>,
+    points: &mut Vec<P>,
+    base: &[u8],
     now_ns: u64,
+    mut reject: impl FnMut(&str),
+) {
+    let mut key = Vec::new();
+    points.retain_mut(|p| {
+        key.clear();
+        key.extend_from_slice(base);
+        key_attrs(&mut key, p.attributes());
+        match accumulate(streams, &key, &*p, now_ns) {
+            Ok(Some((start, total))) => {
+                p.set_cumulative(start, total);
+                true
+            }
+            Ok(None) => true,
+            Err(why) => {
+                reject(why);
+                false
+            }
+        }
+    });
 }
 
 /// Adds one point to its stream. `Ok(Some((start, total)))`: the cumulative point to store;
@@ -279,22 +267,16 @@ struct When {
 fn accumulate(
     streams: &mut HashMap<Vec<u8>, Stream>,
     key: &[u8],
-    w: When,
-    first: impl FnOnce() -> Total,
-    add: impl FnOnce(&mut Total) -> Result<(), &'static str>,
+    p: &impl DeltaPoint,
+    now_ns: u64,
 ) -> Result<Option<(u64, Total)>, &'static str> {
-    let When {
-        start,
-        t,
-        flags,
-        now_ns,
-    } = w;
-    if flags & NO_RECORDED_VALUE != 0 {
+    let (start, t) = (p.start(), p.time());
+    if p.flags() & NO_RECORDED_VALUE != 0 {
         return Ok(None);
     }
     match streams.get_mut(key) {
         None => {
-            let total = first();
+            let total = p.first_total();
             streams.insert(
                 key.to_vec(),
                 Stream {
@@ -313,7 +295,7 @@ fn accumulate(
             if t <= s.last {
                 return Err("out of order");
             }
-            add(&mut s.total)?;
+            p.add_to(&mut s.total)?;
             s.last = t;
             s.seen_ns = now_ns;
             Ok(Some((s.start, s.total.clone())))

@@ -83,6 +83,12 @@ impl NullAppender {
         assert_eq!(hits.len(), 1, "{series} in {:#?}", self.names());
         hits[0].2
     }
+    /// Asserts [`Self::value`] of each series.
+    fn assert_values(&self, expected: &[(&str, f64)]) {
+        for &(series, v) in expected {
+            assert_eq!(self.value(series), v, "{series}");
+        }
+    }
     fn names(&self) -> Vec<String> {
         let mut v: Vec<String> = self.floats.iter().map(|f| f.0.to_string()).collect();
         v.extend(self.hists.iter().map(|h| h.0.to_string()));
@@ -169,10 +175,14 @@ fn sum(
 }
 
 fn gauge(name: &str, unit: &str, pts: Vec<NumberDataPoint>) -> Metric {
+    metric(name, unit, Data::Gauge(Gauge { data_points: pts }))
+}
+
+fn metric(name: &str, unit: &str, data: Data) -> Metric {
     Metric {
         name: name.into(),
         unit: unit.into(),
-        data: Some(Data::Gauge(Gauge { data_points: pts })),
+        data: Some(data),
         ..Default::default()
     }
 }
@@ -184,6 +194,11 @@ fn run(
     let mut app = NullAppender::default();
     let out = translate::translate(req, settings, &mut app).unwrap();
     (app, out)
+}
+
+/// Translates `metrics` of the service `api` (no other resource attribute).
+fn run_api(metrics: Vec<Metric>, settings: &Settings) -> (NullAppender, translate::Outcome) {
+    run(&request(vec![kv("service.name", "api")], metrics), settings)
 }
 
 fn with_strategy(st: TranslationStrategy) -> Settings {
@@ -212,19 +227,21 @@ fn counter_and_gauge_with_job_instance_and_target_info() {
         ],
     );
     let (app, out) = run(&req, &Settings::default());
-    assert_eq!(
-        app.value(r#"http_requests_total{http_method="GET", instance="pod-1", job="shop/api"}"#),
-        42.0
-    );
-    assert_eq!(
-        app.value(r#"memory_usage_bytes{instance="pod-1", job="shop/api"}"#),
-        1024.0
-    );
-    // target_info: the non-identifying resource attributes, one sample (earliest == latest).
-    assert_eq!(
-        app.value(r#"target_info{deployment_environment="prod", instance="pod-1", job="shop/api", k8s_pod_name="api-7f9"}"#),
-        1.0
-    );
+    app.assert_values(&[
+        (
+            r#"http_requests_total{http_method="GET", instance="pod-1", job="shop/api"}"#,
+            42.0,
+        ),
+        (
+            r#"memory_usage_bytes{instance="pod-1", job="shop/api"}"#,
+            1024.0,
+        ),
+        // target_info: the non-identifying resource attributes, one sample (earliest == latest).
+        (
+            r#"target_info{deployment_environment="prod", instance="pod-1", job="shop/api", k8s_pod_name="api-7f9"}"#,
+            1.0,
+        ),
+    ]);
     let c = app
         .floats
         .iter()
@@ -330,10 +347,10 @@ fn non_monotonic_sum_is_a_gauge_without_total() {
 
 #[test]
 fn classic_histogram_series() {
-    let h = Metric {
-        name: "http.server.duration".into(),
-        unit: "s".into(),
-        data: Some(Data::Histogram(Histogram {
+    let h = metric(
+        "http.server.duration",
+        "s",
+        Data::Histogram(Histogram {
             data_points: vec![HistogramDataPoint {
                 time_unix_nano: T,
                 count: 10,
@@ -343,33 +360,25 @@ fn classic_histogram_series() {
                 ..Default::default()
             }],
             aggregation_temporality: AggregationTemporality::Cumulative as i32,
-        })),
-        ..Default::default()
-    };
-    let (app, out) = run(
-        &request(vec![kv("service.name", "api")], vec![h]),
-        &Settings::default(),
+        }),
     );
-    assert_eq!(
-        app.value(r#"http_server_duration_seconds_sum{job="api"}"#),
-        4.5
-    );
-    assert_eq!(
-        app.value(r#"http_server_duration_seconds_count{job="api"}"#),
-        10.0
-    );
-    assert_eq!(
-        app.value(r#"http_server_duration_seconds_bucket{job="api", le="0.1"}"#),
-        2.0
-    );
-    assert_eq!(
-        app.value(r#"http_server_duration_seconds_bucket{job="api", le="1"}"#),
-        5.0
-    );
-    assert_eq!(
-        app.value(r#"http_server_duration_seconds_bucket{job="api", le="+Inf"}"#),
-        10.0
-    );
+    let (app, out) = run_api(vec![h], &Settings::default());
+    app.assert_values(&[
+        (r#"http_server_duration_seconds_sum{job="api"}"#, 4.5),
+        (r#"http_server_duration_seconds_count{job="api"}"#, 10.0),
+        (
+            r#"http_server_duration_seconds_bucket{job="api", le="0.1"}"#,
+            2.0,
+        ),
+        (
+            r#"http_server_duration_seconds_bucket{job="api", le="1"}"#,
+            5.0,
+        ),
+        (
+            r#"http_server_duration_seconds_bucket{job="api", le="+Inf"}"#,
+            10.0,
+        ),
+    ]);
     assert_eq!(out.samples, 5);
 }
 
@@ -396,23 +405,19 @@ fn histogram_as_nhcb() {
     );
     assert_eq!(h.positive_buckets, [3.0, 0.0, 7.0]);
     h.validate().unwrap();
-    let m = Metric {
-        name: "latency".into(),
-        unit: "ms".into(),
-        data: Some(Data::Histogram(Histogram {
+    let m = metric(
+        "latency",
+        "ms",
+        Data::Histogram(Histogram {
             data_points: vec![p],
             aggregation_temporality: AggregationTemporality::Cumulative as i32,
-        })),
-        ..Default::default()
-    };
+        }),
+    );
     let settings = Settings {
         convert_histograms_to_nhcb: true,
         ..Default::default()
     };
-    let (app, out) = run(
-        &request(vec![kv("service.name", "api")], vec![m]),
-        &settings,
-    );
+    let (app, out) = run_api(vec![m], &settings);
     assert_eq!(app.hists.len(), 1);
     assert_eq!(
         app.hists[0].0.to_string(),
@@ -493,19 +498,15 @@ fn exponential_scale_above_8_is_merged_down() {
 
 #[test]
 fn exponential_histogram_metric_is_native() {
-    let m = Metric {
-        name: "request.latency".into(),
-        unit: "s".into(),
-        data: Some(Data::ExponentialHistogram(ExponentialHistogram {
+    let m = metric(
+        "request.latency",
+        "s",
+        Data::ExponentialHistogram(ExponentialHistogram {
             data_points: vec![exp_point(2, 0, vec![3, 4]), exp_point(-9, 0, vec![1])],
             aggregation_temporality: AggregationTemporality::Cumulative as i32,
-        })),
-        ..Default::default()
-    };
-    let (app, out) = run(
-        &request(vec![kv("service.name", "api")], vec![m]),
-        &Settings::default(),
+        }),
     );
+    let (app, out) = run_api(vec![m], &Settings::default());
     // The second point has an unusable scale: its metric's remaining points are rejected.
     assert_eq!(app.hists.len(), 1);
     assert_eq!(
@@ -522,10 +523,10 @@ fn exponential_histogram_metric_is_native() {
 
 #[test]
 fn summary_series() {
-    let m = Metric {
-        name: "rpc.duration".into(),
-        unit: "ms".into(),
-        data: Some(Data::Summary(Summary {
+    let m = metric(
+        "rpc.duration",
+        "ms",
+        Data::Summary(Summary {
             data_points: vec![SummaryDataPoint {
                 time_unix_nano: T,
                 count: 7,
@@ -542,29 +543,21 @@ fn summary_series() {
                 ],
                 ..Default::default()
             }],
-        })),
-        ..Default::default()
-    };
-    let (app, _) = run(
-        &request(vec![kv("service.name", "api")], vec![m]),
-        &Settings::default(),
+        }),
     );
-    assert_eq!(
-        app.value(r#"rpc_duration_milliseconds_sum{job="api"}"#),
-        70.0
-    );
-    assert_eq!(
-        app.value(r#"rpc_duration_milliseconds_count{job="api"}"#),
-        7.0
-    );
-    assert_eq!(
-        app.value(r#"rpc_duration_milliseconds{job="api", quantile="0.5"}"#),
-        9.0
-    );
-    assert_eq!(
-        app.value(r#"rpc_duration_milliseconds{job="api", quantile="0.99"}"#),
-        20.0
-    );
+    let (app, _) = run_api(vec![m], &Settings::default());
+    app.assert_values(&[
+        (r#"rpc_duration_milliseconds_sum{job="api"}"#, 70.0),
+        (r#"rpc_duration_milliseconds_count{job="api"}"#, 7.0),
+        (
+            r#"rpc_duration_milliseconds{job="api", quantile="0.5"}"#,
+            9.0,
+        ),
+        (
+            r#"rpc_duration_milliseconds{job="api", quantile="0.99"}"#,
+            20.0,
+        ),
+    ]);
 }
 
 #[test]

@@ -365,6 +365,43 @@ fn fold_times(m: &Metric, range: &mut Option<(u64, u64)>) {
     }
 }
 
+/// What the translation and the delta conversion read of a data point that has exemplars.
+pub(super) trait DataPoint {
+    fn attributes(&self) -> &[KeyValue];
+    fn start(&self) -> u64;
+    fn time(&self) -> u64;
+    fn flags(&self) -> u32;
+    fn exemplars(&self) -> usize;
+}
+
+macro_rules! impl_data_point {
+    ($($point:ty),*) => {$(
+        impl DataPoint for $point {
+            fn attributes(&self) -> &[KeyValue] {
+                &self.attributes
+            }
+            fn start(&self) -> u64 {
+                self.start_time_unix_nano
+            }
+            fn time(&self) -> u64 {
+                self.time_unix_nano
+            }
+            fn flags(&self) -> u32 {
+                self.flags
+            }
+            fn exemplars(&self) -> usize {
+                self.exemplars.len()
+            }
+        }
+    )*};
+}
+
+impl_data_point!(
+    NumberDataPoint,
+    HistogramDataPoint,
+    ExponentialHistogramDataPoint
+);
+
 fn ms(ns: u64) -> i64 {
     (ns / 1_000_000) as i64
 }
@@ -482,6 +519,18 @@ impl Converter<'_> {
         Ok(with_extra(&b, extra))
     }
 
+    /// The labels of a point of the one series metric `name`, or why the metric is dropped.
+    fn point_labels(
+        &mut self,
+        attrs: &[KeyValue],
+        name: &str,
+        res: &ResourceLabels,
+        scope: Option<&ScopeLabels>,
+    ) -> Result<Labels, String> {
+        self.labels(attrs, &[METRIC_NAME], res, scope, &[(METRIC_NAME, name)])
+            .map_err(|e| e.to_string())
+    }
+
     /// The labels of a point without `extra`, for the several series of a histogram or
     /// summary point (the attributes are translated once).
     fn base(
@@ -552,10 +601,7 @@ impl Converter<'_> {
     fn append(&mut self, labels: &Labels, t: i64, v: f64, st: i64) -> Result<(), TranslateError> {
         self.app
             .append_with_st(None, labels, t, v, st)
-            .map_err(|e| TranslateError::Append {
-                series: labels.to_string(),
-                source: e,
-            })?;
+            .map_err(|source| append_error(labels, source))?;
         self.outcome.samples += 1;
         Ok(())
     }
@@ -569,10 +615,7 @@ impl Converter<'_> {
     ) -> Result<(), TranslateError> {
         self.app
             .append_histogram_with_st(None, labels, t, h, st)
-            .map_err(|e| TranslateError::Append {
-                series: labels.to_string(),
-                source: e,
-            })?;
+            .map_err(|source| append_error(labels, source))?;
         self.outcome.histograms += 1;
         Ok(())
     }
@@ -664,15 +707,9 @@ impl Converter<'_> {
         scope: Option<&ScopeLabels>,
     ) -> Result<Result<(), String>, TranslateError> {
         for p in pts {
-            let labels = match self.labels(
-                &p.attributes,
-                &[METRIC_NAME],
-                res,
-                scope,
-                &[(METRIC_NAME, name)],
-            ) {
+            let labels = match self.point_labels(&p.attributes, name, res, scope) {
                 Ok(l) => l,
-                Err(e) => return Ok(Err(e.to_string())),
+                Err(e) => return Ok(Err(e)),
             };
             let v = match p.value {
                 Some(number_data_point::Value::AsDouble(d)) => d,
@@ -739,30 +776,7 @@ impl Converter<'_> {
         res: &ResourceLabels,
         scope: Option<&ScopeLabels>,
     ) -> Result<Result<(), String>, TranslateError> {
-        for p in pts {
-            let labels = match self.labels(
-                &p.attributes,
-                &[METRIC_NAME],
-                res,
-                scope,
-                &[(METRIC_NAME, name)],
-            ) {
-                Ok(l) => l,
-                Err(e) => return Ok(Err(e.to_string())),
-            };
-            let h = custom_buckets_histogram(p);
-            if let Err(e) = h.validate() {
-                return Ok(Err(e.to_string()));
-            }
-            self.outcome.exemplars += p.exemplars.len() as u64;
-            self.append_histogram(
-                &labels,
-                ms(p.time_unix_nano),
-                &h,
-                ms(p.start_time_unix_nano),
-            )?;
-        }
-        Ok(Ok(()))
+        self.natives(pts, name, res, scope, |p| Ok(custom_buckets_histogram(p)))
     }
 
     fn exponential(
@@ -773,31 +787,32 @@ impl Converter<'_> {
         res: &ResourceLabels,
         scope: Option<&ScopeLabels>,
     ) -> Result<Result<(), String>, TranslateError> {
+        self.natives(pts, name, res, scope, |p| exponential_histogram(p, gauge))
+    }
+
+    /// One native histogram a point, made by `histogram` (or the reason it cannot be).
+    fn natives<P: DataPoint>(
+        &mut self,
+        pts: &[P],
+        name: &str,
+        res: &ResourceLabels,
+        scope: Option<&ScopeLabels>,
+        histogram: impl Fn(&P) -> Result<FloatHistogram, String>,
+    ) -> Result<Result<(), String>, TranslateError> {
         for p in pts {
-            let h = match exponential_histogram(p, gauge) {
+            let h = match histogram(p) {
                 Ok(h) => h,
                 Err(e) => return Ok(Err(e)),
             };
-            let labels = match self.labels(
-                &p.attributes,
-                &[METRIC_NAME],
-                res,
-                scope,
-                &[(METRIC_NAME, name)],
-            ) {
+            let labels = match self.point_labels(p.attributes(), name, res, scope) {
                 Ok(l) => l,
-                Err(e) => return Ok(Err(e.to_string())),
+                Err(e) => return Ok(Err(e)),
             };
             if let Err(e) = h.validate() {
                 return Ok(Err(e.to_string()));
             }
-            self.outcome.exemplars += p.exemplars.len() as u64;
-            self.append_histogram(
-                &labels,
-                ms(p.time_unix_nano),
-                &h,
-                ms(p.start_time_unix_nano),
-            )?;
+            self.outcome.exemplars += p.exemplars() as u64;
+            self.append_histogram(&labels, ms(p.time()), &h, ms(p.start()))?;
         }
         Ok(Ok(()))
     }
@@ -898,6 +913,13 @@ impl Converter<'_> {
             self.append(labels, t, 1.0, 0)?;
         }
         Ok(())
+    }
+}
+
+fn append_error(labels: &Labels, source: AppendError) -> TranslateError {
+    TranslateError::Append {
+        series: labels.to_string(),
+        source,
     }
 }
 

@@ -521,11 +521,7 @@ mod tests {
         assert_eq!(k, SAMPLES);
         let mut got = Vec::new();
         decode_samples(k, p, |r, t, v| got.push((r, t, v.to_bits()))).unwrap();
-        let want: Vec<_> = samples
-            .iter()
-            .map(|(r, t, v)| (*r, *t, v.to_bits()))
-            .collect();
-        assert_eq!(got, want);
+        assert_eq!(got, bits(&samples));
         assert!(recs.next().is_none() && recs.torn.is_none());
     }
 
@@ -538,22 +534,33 @@ mod tests {
         (k, got)
     }
 
+    /// Samples with their values as bits, so that NaN payloads compare.
+    fn bits(samples: &[(u64, i64, f64)]) -> Vec<(u64, i64, u64)> {
+        samples
+            .iter()
+            .map(|&(r, t, v)| (r, t, v.to_bits()))
+            .collect()
+    }
+
+    /// Writes `samples` as one record, asserts that they read back to the bit, and answers
+    /// the record's kind and length in bytes.
+    fn round_trip(samples: &[(u64, i64, f64)]) -> (u8, usize) {
+        let mut buf = Vec::new();
+        put_samples_record(&mut buf, samples.iter().copied());
+        let (k, got) = samples_of(&buf);
+        assert_eq!(got, bits(samples));
+        (k, buf.len())
+    }
+
     #[test]
     fn integral_values_take_a_few_bytes() {
         // A scrape's worth of counters: about 5 bytes a sample instead of 10.
         let samples: Vec<(u64, i64, f64)> = (0..1000u64)
             .map(|i| (i + 1, 1_700_000_000_000, (112_728 + i * 150) as f64))
             .collect();
-        let mut buf = Vec::new();
-        put_samples_record(&mut buf, samples.iter().copied());
-        assert!(buf.len() < 1000 * 6, "{} bytes", buf.len());
-        let (k, got) = samples_of(&buf);
+        let (k, len) = round_trip(&samples);
+        assert!(len < 1000 * 6, "{len} bytes");
         assert_eq!(k, SAMPLES_DEC);
-        let want: Vec<_> = samples
-            .iter()
-            .map(|&(r, t, v)| (r, t, v.to_bits()))
-            .collect();
-        assert_eq!(got, want);
     }
 
     #[test]
@@ -571,16 +578,9 @@ mod tests {
                 (i + 1, 1_700_000_000_000, v)
             })
             .collect();
-        let mut buf = Vec::new();
-        put_samples_record(&mut buf, samples.iter().copied());
-        assert!(buf.len() < 1000 * 7, "{} bytes", buf.len());
-        let (k, got) = samples_of(&buf);
+        let (k, len) = round_trip(&samples);
+        assert!(len < 1000 * 7, "{len} bytes");
         assert_eq!(k, SAMPLES_DEC);
-        let want: Vec<_> = samples
-            .iter()
-            .map(|&(r, t, v)| (r, t, v.to_bits()))
-            .collect();
-        assert_eq!(got, want);
     }
 
     #[test]
@@ -602,9 +602,10 @@ mod tests {
         finish(&mut buf, start);
         let (k, got) = samples_of(&buf);
         assert_eq!(k, SAMPLES_INT);
-        let want = [(10, 5000, 3.0f64), (12, 5001, 0.25), (9, 5002, 7.0)];
-        let want: Vec<_> = want.iter().map(|&(r, t, v)| (r, t, v.to_bits())).collect();
-        assert_eq!(got, want);
+        assert_eq!(
+            got,
+            bits(&[(10, 5000, 3.0), (12, 5001, 0.25), (9, 5002, 7.0)])
+        );
     }
 
     #[test]
@@ -708,8 +709,7 @@ mod tests {
             let mut buf = Vec::new();
             put_samples_record(&mut buf, samples.iter().copied());
             let (_, got) = samples_of(&buf);
-            let want: Vec<_> = samples.iter().map(|&(r, t, v)| (r, t, v.to_bits())).collect();
-            prop_assert_eq!(got, want);
+            prop_assert_eq!(got, bits(&samples));
         }
 
         #[test]

@@ -229,6 +229,44 @@ pub fn venv_python() -> String {
         .unwrap_or_else(|| "python3".into())
 }
 
+/// tools/drift_baseline.py over `csv` for `job`, imported into `data` with `vigil tsdb import
+/// openmetrics`: the documented workflow (docs/drift.md, "Training baselines").
+pub fn import_drift_baseline(dir: &Path, csv: &Path, data: &Path, job: &str, ts: u64) {
+    let om = dir.join(format!("baseline-{job}.om"));
+    let out = std::process::Command::new("python3")
+        .arg(peers::repo().join("tools/drift_baseline.py"))
+        .arg(csv)
+        .args(["--timestamp", &ts.to_string()])
+        .args([
+            "--numeric",
+            "x",
+            "--numeric",
+            "z",
+            "--categorical",
+            "country",
+        ])
+        .args(["--label", &format!("job={job}"), "-o"])
+        .arg(&om)
+        .output()
+        .expect("python3 tools/drift_baseline.py");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new(vigil_bin())
+        .args(["tsdb", "import", "openmetrics"])
+        .arg(&om)
+        .arg(data)
+        .output()
+        .expect("vigil tsdb import");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Reads an HTTP request up to the end of its head (for the tests' small fake servers);
 /// `None` when the peer closes first.
 pub fn read_request_head(conn: &mut impl std::io::Read) -> Option<String> {
