@@ -38,6 +38,9 @@ pub struct TsdbOptions {
     pub snapshot_on_shutdown: bool,
     /// Write a checkpoint snapshot once this many WAL segments were written since the last.
     pub checkpoint_after_segments: u32,
+    /// Also write one once the WAL since the last snapshot is larger than that snapshot and
+    /// than this many bytes (replaying it would take longer than the snapshot takes to write).
+    pub checkpoint_min_wal_bytes: u64,
     /// The range of blocks cut from the head (2 h); compactions make multiples of it.
     pub block_range_ms: i64,
     /// Snappy-compress WAL records (`--storage.tsdb.wal-compression`).
@@ -54,6 +57,7 @@ impl Default for TsdbOptions {
             wal_fsync: FsyncPolicy::Never,
             snapshot_on_shutdown: true,
             checkpoint_after_segments: 3,
+            checkpoint_min_wal_bytes: 32 << 20,
             block_range_ms: 2 * 3600 * 1000,
             wal_compression: true,
         }
@@ -286,10 +290,29 @@ impl Tsdb {
                 .snapshot_segment
                 .load(Ordering::Relaxed)
                 .min(current as u64);
-        if since >= self.opts.checkpoint_after_segments as u64 {
+        if since >= self.opts.checkpoint_after_segments as u64 || self.wal_outgrew_snapshot() {
             self.checkpoint()?;
         }
         Ok(())
+    }
+
+    /// Whether the WAL written since the last snapshot is larger than that snapshot (and than
+    /// `checkpoint_min_wal_bytes`): replaying it after a crash would then take longer than writing
+    /// a new snapshot, whose closed chunks are copied from `chunks_head/`, not re-encoded. This
+    /// bounds the WAL on disk and the replay after a crash by the size of the head itself.
+    fn wal_outgrew_snapshot(&self) -> bool {
+        let from = self.snapshot_segment.load(Ordering::Relaxed);
+        let snapshot = std::fs::metadata(snapshot::snapshot_path(&self.dir, from as u32))
+            .map_or(0, |m| m.len());
+        let wal_dir = self.wal_dir();
+        let wal: u64 = wal::list_segments(&wal_dir)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|&s| s as u64 >= from)
+            .filter_map(|s| std::fs::metadata(wal_dir.join(wal::segment_name(s))).ok())
+            .map(|m| m.len())
+            .sum();
+        wal > snapshot.max(self.opts.checkpoint_min_wal_bytes)
     }
 
     /// Moves the head's closed chunks out of memory ([`ChunkStore`]). A failed write (a full

@@ -736,3 +736,29 @@ fn closed_head_chunks_move_to_disk_and_read_back() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_wal_larger_than_the_snapshot_is_checkpointed() {
+    let dir = tempdir("walsize");
+    let o = TsdbOptions {
+        checkpoint_min_wal_bytes: 4096,
+        ..opts()
+    };
+    let db = Tsdb::open(&dir, o).unwrap();
+    ingest(&db, 0, 50, 100);
+    // No snapshot yet and more than 4 KiB of WAL: the next maintenance writes one.
+    db.maintain().unwrap();
+    assert_eq!(db.stats().checkpoints.load(Ordering::Relaxed), 1);
+    // A little more WAL, less than the snapshot: nothing.
+    ingest(&db, 10_000, 1, 100);
+    db.maintain().unwrap();
+    assert_eq!(db.stats().checkpoints.load(Ordering::Relaxed), 1);
+    // Much more: again, and a crash now replays only what followed it.
+    ingest(&db, 20_000, 300, 100);
+    db.maintain().unwrap();
+    assert_eq!(db.stats().checkpoints.load(Ordering::Relaxed), 2);
+    let want = dump(&db);
+    let db = crash_and_reopen(db, &dir);
+    assert_eq!(dump(&db), want);
+    let _ = std::fs::remove_dir_all(&dir);
+}
