@@ -74,8 +74,17 @@ class Target:
         return ("\n".join(lines) + "\n").encode()
 
 
+class QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        # A SIGKILLed vigil resets its connections mid-request: expected here, not news.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 def serve(handler_cls):
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler_cls)
+    srv = QuietServer(("127.0.0.1", 0), handler_cls)
     srv.daemon_threads = True
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv
