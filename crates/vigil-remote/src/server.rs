@@ -5,7 +5,9 @@
 //! The receiver behaves as Prometheus' remote-write 1.0 handler: an undecodable body is a 400;
 //! the whole request is one appender batch, so a sample refused as out of order (or too old)
 //! rolls the batch back and answers 400 (a sender must not retry it) and nothing of the
-//! request is stored; series with invalid labels are skipped and counted; storage failures
+//! request is stored; except that a float sample storage already holds with the same value
+//! (a sender resending after a crash) is skipped, not refused (vigil's difference, see
+//! [`append_request_held`]); series with invalid labels are skipped and counted; storage failures
 //! answer 500 (retryable). Success is 204. Native histograms (`TimeSeries.histograms`) are
 //! appended in the same batch; one that does not decode or validate is a 400 for the whole
 //! request, as an out-of-order sample is (never dropped on its own).
@@ -78,10 +80,11 @@ async fn write(State(st): State<Arc<ServerState>>, body: Bytes) -> Response {
         }
     };
     let st2 = st.clone();
-    let res =
-        tokio::task::spawn_blocking(move || append_request(&*st2.appendable, &req, &st2.metrics))
-            .await
-            .unwrap_or_else(|e| Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())));
+    let res = tokio::task::spawn_blocking(move || {
+        append_request_held(&*st2.appendable, Some(&*st2.queryable), &req, &st2.metrics)
+    })
+    .await
+    .unwrap_or_else(|e| Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())));
     match res {
         Ok(n) => {
             st.metrics
@@ -125,6 +128,8 @@ fn valid_labels(pb: &[prompb::Label]) -> bool {
 pub struct Appended {
     pub samples: u64,
     pub histograms: u64,
+    /// Float samples skipped because storage held them already (a sender's resend).
+    pub resent: u64,
 }
 
 /// Appends a decoded request as one batch: per series its float samples, then its native
@@ -133,6 +138,38 @@ pub struct Appended {
 /// the sender must not retry.
 pub fn append_request(
     db: &dyn Appendable,
+    req: &prompb::WriteRequest,
+    m: &ServerMetrics,
+) -> Result<Appended, (StatusCode, String)> {
+    append_request_held(db, None, req, m)
+}
+
+/// True when `q` holds exactly this float sample (same series, timestamp and value bits).
+fn holds(q: &dyn Queryable, labels: &Labels, t: i64, v: f64) -> bool {
+    let Ok(querier) = q.querier(t, t) else {
+        return false;
+    };
+    let matchers: Vec<Matcher> = labels
+        .iter()
+        .map(|l| Matcher::equal(&l.name, &l.value))
+        .collect();
+    let Ok(set) = querier.select(&matchers, &SelectHints { start: t, end: t }) else {
+        return false;
+    };
+    set.filter(|s| &s.labels == labels)
+        .flat_map(|s| s.samples)
+        .any(|x| x.t == t && x.v.to_bits() == v.to_bits())
+}
+
+/// As [`append_request`], and a float sample refused as out of order or duplicate that
+/// `held` (the local storage) already holds with the same value is skipped instead of
+/// rejecting the request. A sender restarted after a crash resends from its saved position
+/// (up to a second behind what it had sent); refusing those requests whole made it drop the
+/// new samples in them (docs/reliability.md, crash campaign). Prometheus' 1.0 handler refuses
+/// them; this is vigil's deliberate difference: a resend is not an error.
+pub fn append_request_held(
+    db: &dyn Appendable,
+    held: Option<&dyn Queryable>,
     req: &prompb::WriteRequest,
     m: &ServerMetrics,
 ) -> Result<Appended, (StatusCode, String)> {
@@ -151,6 +188,14 @@ pub fn append_request(
         let mut cached: Option<SeriesRef> = None;
         for s in &ts.samples {
             let res = app.append(cached, &labels, s.timestamp, s.value);
+            if matches!(
+                res,
+                Err(AppendError::OutOfOrder | AppendError::DuplicateTimestamp)
+            ) && held.is_some_and(|q| holds(q, &labels, s.timestamp, s.value))
+            {
+                n.resent += 1;
+                continue;
+            }
             match judge(res, m, &labels, s.timestamp, "sample") {
                 Next::Appended(r) => {
                     cached = Some(r);

@@ -507,7 +507,7 @@ impl Tsdb {
             blocks.sort_by_key(|b| b.meta().min_time);
         }
         for g in group {
-            let _ = std::fs::remove_dir_all(g.dir());
+            let _ = delete_block_dir(g.dir());
         }
         self.stats.compactions.fetch_add(1, Ordering::Relaxed);
         tracing::info!(block = %meta.ulid, level, sources = group.len(), duration = ?start.elapsed(), "Compacted blocks");
@@ -556,7 +556,7 @@ impl Tsdb {
             .retain(|x| !doomed.iter().any(|d| Arc::ptr_eq(d, x)));
         for b in doomed {
             tracing::info!(block = %b.meta().ulid, "Deleting block (retention)");
-            std::fs::remove_dir_all(b.dir()).map_err(|e| io_err(b.dir(), e))?;
+            delete_block_dir(b.dir())?;
         }
         Ok(())
     }
@@ -713,6 +713,13 @@ fn load_blocks(
         if !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
             continue;
         }
+        if let Some(stem) = name.strip_suffix(DELETING_SUFFIX) {
+            if is_block_dir(stem) {
+                tracing::info!(dir = %path.display(), "Finishing the deletion of a block");
+                let _ = std::fs::remove_dir_all(&path);
+            }
+            continue;
+        }
         if let Some(stem) = name.strip_suffix(".tmp") {
             if is_block_dir(stem) {
                 tracing::info!(dir = %path.display(), "Removing a half-written block");
@@ -731,8 +738,46 @@ fn load_blocks(
             }
         }
     }
+    drop_compacted_sources(&mut out);
     out.sort_by_key(|b| b.meta().min_time);
     Ok(out)
+}
+
+/// A crash between writing a compacted block and deleting its sources leaves both on disk,
+/// holding the same samples twice. The compacted block wins (its meta names the sources, as
+/// Prometheus' does); the sources are deleted.
+fn drop_compacted_sources(blocks: &mut Vec<Arc<Block>>) {
+    let replaced: std::collections::HashSet<String> = blocks
+        .iter()
+        .flat_map(|b| b.meta().compaction.sources.iter().cloned())
+        .collect();
+    blocks.retain(|b| {
+        if !replaced.contains(&b.meta().ulid) {
+            return true;
+        }
+        tracing::info!(block = %b.meta().ulid, "Deleting a block already compacted into another");
+        if let Err(e) = delete_block_dir(b.dir()) {
+            tracing::warn!("{e}");
+        }
+        false
+    });
+}
+
+/// The suffix a block directory gets while it is deleted.
+const DELETING_SUFFIX: &str = ".deleting";
+
+/// Deletes a block directory so that a crash midway leaves no half-deleted block that the next
+/// open would find unreadable and quarantine: it is renamed aside first (one atomic step), and
+/// the next open finishes the deletion of whatever is left under that name.
+fn delete_block_dir(dir: &Path) -> Result<(), TsdbError> {
+    let mut aside = dir.as_os_str().to_owned();
+    aside.push(DELETING_SUFFIX);
+    let aside = PathBuf::from(aside);
+    std::fs::rename(dir, &aside).map_err(|e| io_err(dir, e))?;
+    if let Some(parent) = dir.parent() {
+        wal::sync_dir(parent);
+    }
+    std::fs::remove_dir_all(&aside).map_err(|e| io_err(&aside, e))
 }
 
 /// The suffix a block directory that cannot be read is renamed with.

@@ -504,6 +504,87 @@ fn half_written_block_is_removed_at_open() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A crash after a compacted block was renamed into place but before its sources were deleted
+/// left both, holding the same samples twice (reads merged them, the disk and
+/// `--storage.tsdb.retention.size` counted them twice): the next open deletes the sources.
+#[test]
+fn crash_between_block_compaction_and_source_deletion_leaves_no_duplicate_blocks() {
+    let dir = tempdir("merge-crash");
+    let saved = tempdir("merge-crash-saved");
+    let db = Tsdb::open(&dir, block_opts()).unwrap();
+    ingest_fine(&db, 30, 4); // t in [0, 2900]: 1 s blocks, no merge yet
+    db.maintain().unwrap();
+    let sources = db.blocks();
+    assert!(sources.len() >= 2, "{}", sources.len());
+    for b in &sources {
+        copy_dir(b.dir(), &saved.join(b.dir().file_name().unwrap()));
+    }
+    // More samples: the head moves past the first 3 s window, whose blocks are merged.
+    let mut a = db.appender();
+    for b in 30..50 {
+        for i in 0..4 {
+            a.append(None, &series(i), b * 100, (b + i as i64) as f64)
+                .unwrap();
+        }
+    }
+    a.commit().unwrap();
+    db.maintain().unwrap();
+    assert!(
+        db.blocks().iter().any(|b| b.meta().compaction.level == 2),
+        "no merge happened"
+    );
+    let before = dump(&db);
+    drop(sources);
+    drop(db); // a crash: no close
+    // As if the crash came before the sources were deleted.
+    for e in std::fs::read_dir(&saved).unwrap().flatten() {
+        copy_dir(&e.path(), &dir.join(e.file_name()));
+    }
+    let db = Tsdb::open(&dir, block_opts()).unwrap();
+    let blocks = db.blocks();
+    for w in blocks.windows(2) {
+        assert!(
+            w[1].meta().min_time >= w[0].meta().max_time,
+            "overlapping blocks {:?} {:?}",
+            w[0].meta(),
+            w[1].meta()
+        );
+    }
+    for e in std::fs::read_dir(&saved).unwrap().flatten() {
+        assert!(!dir.join(e.file_name()).exists(), "source left behind");
+    }
+    assert_eq!(dump(&db), before);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&saved);
+}
+
+/// A crash in the middle of deleting a block (compaction's sources, retention) left a block
+/// directory without some of its files, which the next open found unreadable and quarantined
+/// as corrupt. Blocks are renamed to `<ulid>.deleting` first; the next open finishes that.
+#[test]
+fn crash_while_deleting_a_block_leaves_nothing_to_quarantine() {
+    let dir = tempdir("delete-crash");
+    let half = dir.join(format!(
+        "{}.deleting",
+        crate::block::writer::new_block_id(0)
+    ));
+    std::fs::create_dir_all(&half).unwrap();
+    std::fs::write(half.join("index"), b"left over").unwrap();
+    let db = Tsdb::open(&dir, opts()).unwrap();
+    assert!(!half.exists());
+    assert_eq!(db.stats().block_corruptions.load(Ordering::Relaxed), 0);
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.ends_with(".corrupted")),
+        "{names:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Measurement, run by hand in release mode: `VIGIL_REPLAY_SERIES=1000000 cargo test -p
 /// vigil-tsdb --release measure_replay -- --ignored --nocapture`.
 #[test]

@@ -259,7 +259,10 @@ async fn serve(cli: Cli) -> Result<()> {
     });
     tracing::info!(address = %listener.local_addr()?, "Listening; the server is ready to receive web requests");
 
-    tokio::spawn(retention_loop(head.clone()));
+    tokio::spawn(retention_loop(
+        head.clone(),
+        maintenance_interval(cli.min_block_duration.to_std()),
+    ));
     tokio::spawn(reload_on_sighup(reloader.clone()));
 
     let remote_routes = remote_wiring::routes(&cli, &remote, head.clone(), reloader.clone());
@@ -361,9 +364,23 @@ fn open_storage(cli: &Cli, config: &vigil_config::Config) -> Result<Tsdb> {
     Ok(db)
 }
 
-/// Retention and WAL checkpoints, every minute, off the async workers.
-async fn retention_loop(db: Arc<Tsdb>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+/// How often storage maintenance runs: every minute, as Prometheus does, or a quarter of the
+/// block range when that is shorter (at least 250 ms). With the default 2h blocks this is
+/// the minute; a short `--storage.tsdb.min-block-duration` (crash and churn tests) makes head
+/// compaction, block compaction, retention and checkpoints run as often as the range asks,
+/// instead of the head growing to 60 s whatever the range. No separate flag: the range is the
+/// one knob, and a range shorter than the interval made the interval wrong anyway.
+fn maintenance_interval(block_range: std::time::Duration) -> std::time::Duration {
+    (block_range / 4).clamp(
+        std::time::Duration::from_millis(250),
+        std::time::Duration::from_secs(60),
+    )
+}
+
+/// Retention, compaction and WAL checkpoints every `every`, off the async workers.
+async fn retention_loop(db: Arc<Tsdb>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {
         tick.tick().await;
@@ -406,4 +423,26 @@ async fn shutdown_signal(quit: Arc<tokio::sync::Notify>) {
 /// A duration flag where 0 means "no limit".
 fn nonzero(d: vigil_model::Duration) -> Option<std::time::Duration> {
     (d.as_millis() > 0).then(|| d.to_std())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::maintenance_interval;
+    use std::time::Duration;
+
+    #[test]
+    fn maintenance_runs_every_minute_or_a_quarter_of_a_short_block_range() {
+        assert_eq!(
+            maintenance_interval(Duration::from_secs(7200)),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            maintenance_interval(Duration::from_secs(2)),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            maintenance_interval(Duration::from_millis(100)),
+            Duration::from_millis(250)
+        );
+    }
 }

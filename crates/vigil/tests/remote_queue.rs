@@ -427,6 +427,46 @@ fn write_req(series: &[(&str, &[(i64, f64)])]) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_skips_samples_a_restarted_sender_resends() {
+    // Found by the crash campaign: a sender restarted after a crash resends from its saved
+    // position; refusing the resend whole (out of order) made it drop the new samples too.
+    let dir = tempdir("receiver-resend");
+    let db = open(&dir);
+    let st = server_state(db.clone(), true);
+    let base = serve(vigil_remote::server::routes(st.clone())).await;
+    let c = reqwest::Client::new();
+    let post = |body: Vec<u8>| {
+        let c = c.clone();
+        let url = format!("{base}/api/v1/write");
+        async move {
+            c.post(url)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let first = write_req(&[("a", &[(1000, 1.0), (2000, 2.0)]), ("b", &[(1000, 3.0)])]);
+    assert_eq!(post(first).await, 204);
+    assert_eq!(count(&db), 3);
+    // The same samples again, with new ones after them: the new ones are stored.
+    let resend = write_req(&[
+        ("a", &[(1000, 1.0), (2000, 2.0), (3000, 4.0)]),
+        ("b", &[(1000, 3.0), (2000, 5.0)]),
+    ]);
+    assert_eq!(post(resend).await, 204);
+    assert_eq!(count(&db), 5);
+    assert_eq!(st.metrics.write_out_of_order.load(Ordering::Relaxed), 0);
+    // An old timestamp with another value is still out of order: 400, nothing stored.
+    let changed = write_req(&[("a", &[(2000, 9.0), (4000, 1.0)])]);
+    assert_eq!(post(changed).await, 400);
+    assert_eq!(count(&db), 5);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receiver_appends_and_bad_payloads_change_nothing() {
     let dir = tempdir("receiver");
     let db = open(&dir);

@@ -128,10 +128,17 @@ impl Queue {
                 if s.start == StartAt::Now {
                     skip_before = Some((newest, vigil_model::now_millis()));
                 }
-                WalPos {
+                let p = WalPos {
                     segment: newest,
                     offset: 0,
+                };
+                // Saved at once: a crash before the first periodic save would otherwise leave
+                // no position, and the next start would begin at its own newest segment,
+                // skipping everything this run wrote (found by tools/crash_campaign.py).
+                if let Err(e) = crate::position::save(&pos_path, &s.name, &s.url, p, true) {
+                    tracing::warn!(remote_name = %s.name, "Cannot save the remote-write position: {e}");
                 }
+                p
             }
         };
         let hold = db.hold(&format!("remote_write {}", s.name), start.segment);

@@ -92,56 +92,96 @@ pub struct Index {
     pub postings: Postings,
 }
 
-/// Decodes an index; the error names what is wrong.
-pub fn decode(b: &[u8]) -> Result<Index, String> {
+/// Why an index did not decode, and the byte of the file where that was found: where a
+/// malformed structure starts, or for a checksum mismatch the checksum's own offset (a
+/// whole-file CRC cannot say which byte changed). The operator's log line names both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexError {
+    pub offset: u64,
+    pub reason: String,
+}
+
+impl std::fmt::Display for IndexError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+fn err(offset: usize, reason: impl Into<String>) -> IndexError {
+    IndexError {
+        offset: offset as u64,
+        reason: reason.into(),
+    }
+}
+
+/// Decodes an index; the error names what is wrong and where.
+pub fn decode(b: &[u8]) -> Result<Index, IndexError> {
     if b.len() < MAGIC.len() + 20 || (&b[..8] != MAGIC && &b[..8] != MAGIC_HIST) {
-        return Err("bad magic or too short".into());
+        return Err(err(0, "bad magic or too short"));
     }
     let hist = &b[..8] == MAGIC_HIST;
     let (body, crc) = b.split_at(b.len() - 4);
     if crc32fast::hash(body).to_le_bytes() != crc {
-        return Err("index checksum mismatch".into());
+        return Err(err(body.len(), "index checksum mismatch"));
     }
-    let toc = &body[body.len() - 16..];
-    let sym_off = u64::from_le_bytes(toc[..8].try_into().map_err(|_| "toc")?) as usize;
-    let series_off = u64::from_le_bytes(toc[8..].try_into().map_err(|_| "toc")?) as usize;
-    let data = &body[..body.len() - 16];
-    let bad = |what: &str| format!("malformed {what}");
-    let mut d = Dec {
-        b: data.get(sym_off..).ok_or_else(|| bad("toc"))?,
+    let toc_at = body.len() - 16;
+    let toc = &body[toc_at..];
+    let word = |i: usize| {
+        toc[i..i + 8]
+            .try_into()
+            .map(u64::from_le_bytes)
+            .map_err(|_| err(toc_at + i, "malformed toc"))
     };
-    let n = d.uvarint().ok_or_else(|| bad("symbols"))?;
+    let sym_off = word(0)? as usize;
+    let series_off = word(8)? as usize;
+    let data = &body[..toc_at];
+    // The offset in the file of what `d` reads next.
+    let at = |d: &Dec<'_>| data.len() - d.b.len();
+    let bad = |d: &Dec<'_>, what: &str| err(at(d), format!("malformed {what}"));
+    let mut d = Dec {
+        b: data
+            .get(sym_off..)
+            .ok_or_else(|| err(toc_at, "malformed toc"))?,
+    };
+    let n = d.uvarint().ok_or_else(|| bad(&d, "symbols"))?;
     let symbols = Symbols::default();
     for i in 0..n {
-        let s = d.str().ok_or_else(|| bad("symbols"))?;
+        let start = at(&d);
+        let s = d.str().ok_or_else(|| bad(&d, "symbols"))?;
         if symbols.intern(s) as u64 != i {
-            return Err(bad("symbols (duplicate)"));
+            return Err(err(start, "malformed symbols (duplicate)"));
         }
     }
     let mut d = Dec {
-        b: data.get(series_off..).ok_or_else(|| bad("toc"))?,
+        b: data
+            .get(series_off..)
+            .ok_or_else(|| err(toc_at + 8, "malformed toc"))?,
     };
-    let n = d.uvarint().ok_or_else(|| bad("series"))?;
+    let n = d.uvarint().ok_or_else(|| bad(&d, "series"))?;
     let nsyms = symbols.reader().count() as u64;
     let mut series = Vec::with_capacity(n.min(1 << 24) as usize);
     let mut postings = Postings::default();
     for r in 0..n {
-        let k = d.uvarint().ok_or_else(|| bad("series"))?;
+        let k = d.uvarint().ok_or_else(|| bad(&d, "series"))?;
         let mut labels = Vec::with_capacity(k.min(64) as usize);
         for _ in 0..k {
+            let start = at(&d);
             let name = d
                 .uvarint()
                 .filter(|&s| s < nsyms)
-                .ok_or_else(|| bad("series labels"))?;
+                .ok_or_else(|| err(start, "malformed series labels"))?;
+            let start = at(&d);
             let value = d
                 .uvarint()
                 .filter(|&s| s < nsyms)
-                .ok_or_else(|| bad("series labels"))?;
+                .ok_or_else(|| err(start, "malformed series labels"))?;
             labels.push((name as Sym, value as Sym));
         }
-        let chunks = get_chunks(&mut d)?;
+        let start = at(&d);
+        let chunks = get_chunks(&mut d).map_err(|e| err(start, e))?;
         let hchunks = if hist {
-            get_chunks(&mut d)?
+            let start = at(&d);
+            get_chunks(&mut d).map_err(|e| err(start, e))?
         } else {
             Box::default()
         };
@@ -228,6 +268,27 @@ mod tests {
         for cut in 0..b.len() {
             assert!(decode(&b[..cut]).is_err(), "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn errors_say_at_which_byte() {
+        let b = sample();
+        let mut c = b.clone();
+        c[20] ^= 0x10;
+        let e = decode(&c).err().unwrap();
+        assert_eq!(e.reason, "index checksum mismatch");
+        assert_eq!(e.offset, b.len() as u64 - 4);
+        // A structure that is malformed under a valid checksum: the series count is the
+        // first byte after the symbols; make it claim one more series than there is.
+        let series_off = u64::from_le_bytes(b[b.len() - 12..b.len() - 4].try_into().unwrap());
+        let mut c = b[..b.len() - 4].to_vec();
+        c[series_off as usize] += 1;
+        let crc = crc32fast::hash(&c);
+        c.extend_from_slice(&crc.to_le_bytes());
+        let e = decode(&c).err().unwrap();
+        assert_eq!(e.reason, "malformed series");
+        // It ran out at the end of the series table, where the table of contents starts.
+        assert_eq!(e.offset, b.len() as u64 - 20);
     }
 
     proptest! {

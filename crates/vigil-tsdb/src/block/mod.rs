@@ -79,12 +79,25 @@ fn corrupt(path: &Path, reason: impl Into<String>) -> TsdbError {
     }
 }
 
+/// The byte offset of a JSON error (serde_json gives a 1-based line and column).
+fn json_offset(raw: &[u8], e: &serde_json::Error) -> u64 {
+    let line_start: usize = raw
+        .split_inclusive(|&b| b == b'\n')
+        .take(e.line().saturating_sub(1))
+        .map(<[u8]>::len)
+        .sum();
+    (line_start + e.column().saturating_sub(1)) as u64
+}
+
 impl Block {
     pub fn open(dir: &Path) -> Result<Block, TsdbError> {
         let meta_path = dir.join("meta.json");
         let raw = std::fs::read(&meta_path).map_err(|e| io_err(&meta_path, e))?;
-        let meta: BlockMeta =
-            serde_json::from_slice(&raw).map_err(|e| corrupt(&meta_path, e.to_string()))?;
+        let meta: BlockMeta = serde_json::from_slice(&raw).map_err(|e| TsdbError::Corrupt {
+            path: meta_path.clone(),
+            offset: json_offset(&raw, &e),
+            reason: e.to_string(),
+        })?;
         if meta.version != 1 && meta.version != 2 {
             return Err(corrupt(
                 &meta_path,
@@ -93,7 +106,11 @@ impl Block {
         }
         let index_path = dir.join("index");
         let raw_index = std::fs::read(&index_path).map_err(|e| io_err(&index_path, e))?;
-        let index = index::decode(&raw_index).map_err(|e| corrupt(&index_path, e))?;
+        let index = index::decode(&raw_index).map_err(|e| TsdbError::Corrupt {
+            path: index_path.clone(),
+            offset: e.offset,
+            reason: e.reason,
+        })?;
         let chunks_path = dir.join("chunks");
         let chunks = map(&chunks_path)?;
         if chunks.get(..8) != Some(CHUNKS_MAGIC.as_slice()) {
