@@ -149,6 +149,12 @@ pub fn renderer(db: Arc<Tsdb>) -> impl Fn() -> String + Send + Sync {
                 c(&db.stats().block_corruptions),
             ),
             (
+                "vigil_tsdb_chunk_corruptions_total",
+                "counter",
+                "Stored chunks that a read found damaged; their samples are left out of answers.",
+                vigil_tsdb::chunk::corrupt_chunks_total() as f64,
+            ),
+            (
                 "prometheus_tsdb_blocks_loaded",
                 "gauge",
                 "Number of currently loaded data blocks.",

@@ -42,6 +42,39 @@ pub fn read_framed(file: &[u8], offset: usize) -> Option<&[u8]> {
     (crc32fast::hash(chunk).to_le_bytes() == crc).then_some(chunk)
 }
 
+/// Chunks a read found damaged (a block chunk failing its CRC or not decoding, a
+/// `chunks_head/` chunk that does not read back) since the process started
+/// (`vigil_tsdb_chunk_corruptions_total`).
+static CORRUPT_CHUNKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Unix second before which no new warning about damaged chunks is logged.
+static CORRUPT_WARN_AT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Damaged chunks read since the process started.
+pub fn corrupt_chunks_total() -> u64 {
+    CORRUPT_CHUNKS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Counts a damaged chunk and says so in the log, at most once a minute: its samples are left
+/// out of answers (the query goes on), which nobody would notice otherwise.
+fn note_corrupt_chunk() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let total = CORRUPT_CHUNKS.fetch_add(1, Relaxed) + 1;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let at = CORRUPT_WARN_AT.load(Relaxed);
+    if now >= at
+        && CORRUPT_WARN_AT
+            .compare_exchange(at, now + 60, Relaxed, Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(
+            total,
+            "A stored chunk is damaged (checksum mismatch or undecodable); its samples are left out of query answers. Check the disk; blocks whose index or meta.json is damaged are moved aside at the next start (vigil_tsdb_chunk_corruptions_total counts these chunks)"
+        );
+    }
+}
+
 /// Where a chunk's bytes are.
 #[derive(Clone)]
 pub enum ChunkBytes {
@@ -144,6 +177,7 @@ impl SampleIter {
         self.pos = 0;
         if !chunk.decode(&mut self.buf, &mut self.scratch, &mut self.frame) {
             self.corrupt_chunks += 1;
+            note_corrupt_chunk();
         }
         true
     }
