@@ -485,9 +485,14 @@ fn timestamps2(d: &mut Dec<'_>, t0: i64, out: &mut [(i64, f64)]) -> Option<()> {
 /// against it when the entry was made; a file mapped later at the same address with other
 /// bytes there misses), and `n` and `t0`.
 struct TsCache {
-    entries: [(TsKey, Vec<i64>); 4],
+    entries: Vec<(TsKey, Vec<i64>)>,
     next: usize,
 }
+
+/// Columns a thread keeps decoded: a query walks series by series, and each series' chunks
+/// refer to a different column per chunk-sized time window and per target, so a handful of
+/// entries would be evicted before their next use (up to 256 KiB per thread).
+const TS_CACHE_ENTRIES: usize = 32;
 
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
 struct TsKey {
@@ -500,10 +505,12 @@ struct TsKey {
 }
 
 thread_local! {
-    static TS_CACHE: std::cell::RefCell<TsCache> = std::cell::RefCell::new(TsCache {
-        entries: Default::default(),
-        next: 0,
-    });
+    static TS_CACHE: std::cell::RefCell<TsCache> = const {
+        std::cell::RefCell::new(TsCache {
+            entries: Vec::new(),
+            next: 0,
+        })
+    };
 }
 
 /// The stored CRC of the frame at `at`, without checking it.
@@ -550,12 +557,17 @@ fn shared_timestamps(file: &[u8], at: usize, h: &Header2, out: &mut [(i64, f64)]
     timestamps2(&mut od, h.t0, out)?;
     TS_CACHE.with(|c| {
         let mut c = c.borrow_mut();
+        let ts = out.iter().map(|s| s.0);
+        if c.entries.len() < TS_CACHE_ENTRIES {
+            c.entries.push((key, ts.collect()));
+            return;
+        }
         let i = c.next;
-        c.next = (i + 1) % c.entries.len();
+        c.next = (i + 1) % TS_CACHE_ENTRIES;
         let e = &mut c.entries[i];
         e.0 = key;
         e.1.clear();
-        e.1.extend(out.iter().map(|s| s.0));
+        e.1.extend(ts);
     });
     Some(())
 }
