@@ -4,6 +4,7 @@
 //! Encoders append to a caller-owned buffer, so a commit reuses one buffer for its whole
 //! batch; decoders borrow from the segment bytes and return `None` on anything malformed.
 
+use crate::chunk::dense::POW10;
 use crate::chunk::hist;
 use crate::encoding::{Dec, put_bytes, put_uvarint, put_varint, unzigzag, zigzag};
 use vigil_model::histogram::FloatHistogram;
@@ -394,7 +395,6 @@ const VALUE_INT: u64 = 1;
 const VALUE_DEC: u64 = 2;
 /// The most decimal places a `SAMPLES_DEC` value is tried with.
 const MAX_PLACES: usize = 9;
-const POW10: [f64; MAX_PLACES + 1] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
 
 /// `v` as `m / 10^places` with the fewest places (1 to 9) that give back its exact bits, if any.
 /// The decoder does the same one correctly rounded division, so the bits round trip; a value
