@@ -377,6 +377,7 @@ pub(crate) fn eval_call_each(
         let (fs, hs) = (&s.points, &s.hpoints);
         let mut pts = Vec::new();
         let mut hpts = Vec::new();
+        let mut queryable = 0usize;
         for i in 0..ev.steps() {
             let ts = ev.ts(i);
             let end = src.window_end(ts);
@@ -387,7 +388,7 @@ pub(crate) fn eval_call_each(
             if fw.is_empty() && hw.is_empty() {
                 continue;
             }
-            ev.sh.counters.queryable(fw.len() + hw.len());
+            queryable += fw.len() + hw.len();
             match name {
                 "changes" | "resets" => {
                     if let Some(v) = anchored_changes(fw, hw, start, name == "resets") {
@@ -416,6 +417,7 @@ pub(crate) fn eval_call_each(
                 }
             }
         }
+        ev.sh.counters.queryable(queryable);
         if pts.is_empty() && hpts.is_empty() {
             return Ok(());
         }

@@ -92,6 +92,7 @@ pub(super) fn eval_series(
     let mut hpts: Vec<HPoint> = Vec::new();
     let mut sargs = vec![0.0; scalars.len()];
     #[allow(clippy::needless_range_loop)]
+    let mut queryable = 0usize;
     for i in 0..ev.steps() {
         let ts = ev.ts(i);
         let end = src.window_end(ts);
@@ -114,7 +115,7 @@ pub(super) fn eval_series(
         if fw.is_empty() && hw.is_empty() {
             continue;
         }
-        ev.sh.counters.queryable(fw.len() + hw.len());
+        queryable += fw.len() + hw.len();
         let Some(f) = f else {
             present[i] = true;
             continue;
@@ -238,6 +239,7 @@ pub(super) fn eval_series(
             }
         }
     }
+    ev.sh.counters.queryable(queryable);
     if pts.is_empty() && hpts.is_empty() {
         return Ok(None);
     }

@@ -190,6 +190,9 @@ pub(crate) fn eval_range_call_each(
         let (mut r0, mut r1) = (0usize, 0usize);
         let (mut lo, mut hi) = (0usize, 0usize);
         let mut pts = Vec::new();
+        // Counted here and added once per series: an atomic shared by the threads of a
+        // range query, added to at every step, cost a fifth of a 24 h `rate` query.
+        let mut queryable = 0usize;
         #[allow(clippy::needless_range_loop)]
         for i in 0..steps {
             let ts = ev.ts(i);
@@ -204,7 +207,7 @@ pub(crate) fn eval_range_call_each(
             if lo >= hi {
                 continue;
             }
-            ev.sh.counters.queryable(hi - lo);
+            queryable += hi - lo;
             let Some(f) = f else {
                 present[i] = true;
                 continue;
@@ -246,6 +249,7 @@ pub(crate) fn eval_range_call_each(
                 pts.push(Sample { t: ts, v });
             }
         }
+        ev.sh.counters.queryable(queryable);
         if let (Some((t0, lo0, hi0)), Some((_, one))) = (pending.take(), pair) {
             pts.push(Sample {
                 t: t0,
