@@ -64,7 +64,7 @@ pub(crate) const POW10: [f64; 23] = [
 ];
 
 /// The shortest decimal `(mantissa, exponent)` of `v`, when there is one with an exact decoder.
-fn to_decimal(v: f64, buf: &mut String) -> Option<(i64, i32)> {
+pub(super) fn to_decimal(v: f64, buf: &mut String) -> Option<(i64, i32)> {
     if !v.is_finite() || v.to_bits() == (-0.0f64).to_bits() {
         return None;
     }
@@ -91,7 +91,7 @@ fn to_decimal(v: f64, buf: &mut String) -> Option<(i64, i32)> {
     Some((if neg { -m } else { m }, exp - frac.len() as i32))
 }
 
-fn from_decimal(m: i64, e: i32) -> f64 {
+pub(super) fn from_decimal(m: i64, e: i32) -> f64 {
     if e >= 0 {
         m as f64 * POW10[e as usize]
     } else {

@@ -200,6 +200,24 @@ impl ChunkStore {
         self.append_frame(frame, max_t).map(Some)
     }
 
+    /// As [`ChunkStore::append_chunk`], for an open head chunk being cut ([`super::open`]).
+    pub fn append_open(&self, open: &[u8], max_t: i64) -> io::Result<Option<DiskChunk>> {
+        let mut sc = self.scratch.lock();
+        let Scratch {
+            samples,
+            payload,
+            frame,
+        } = &mut *sc;
+        if !super::open::decode(open, samples) {
+            return Ok(None);
+        }
+        payload.clear();
+        super::dense::encode(samples, payload);
+        frame.clear();
+        super::write_framed(frame, payload);
+        self.append_frame(frame, max_t).map(Some)
+    }
+
     /// Stores a closed chunk already in the [`super::dense`] encoding (a head snapshot holds
     /// them so) whose newest sample is at `max_t`, as it is.
     pub fn append_encoded(&self, chunk: &[u8], max_t: i64) -> io::Result<DiskChunk> {

@@ -11,10 +11,12 @@
 pub mod dense;
 pub mod disk;
 pub mod hist;
+pub mod open;
 pub mod packed;
 pub mod xor;
 
 use memmap2::Mmap;
+pub use open::OpenChunk;
 use std::sync::Arc;
 use vigil_model::{Sample, SampleIterator};
 pub use xor::{XorAppender, XorIter};
@@ -80,6 +82,8 @@ fn note_corrupt_chunk() {
 pub enum ChunkBytes {
     /// An XOR chunk in memory, shared with the head.
     Shared(Arc<[u8]>),
+    /// A copy of a series' open head chunk ([`open`]).
+    Open(Arc<[u8]>),
     /// A block chunk ([`dense`] encodings) framed at an offset of a memory-mapped chunks file.
     Mapped(Arc<Mmap>, usize),
     /// A closed head chunk moved to `chunks_head/` ([`disk`]).
@@ -102,6 +106,7 @@ impl ChunkBytes {
                 out.extend(it.by_ref());
                 !it.err
             }
+            ChunkBytes::Open(b) => open::decode(b, out),
             ChunkBytes::Mapped(m, off) => dense::decode_in_file(m, *off, out, scratch),
             ChunkBytes::Disk(d) => d.decode(out, scratch, frame),
         }

@@ -16,10 +16,10 @@ const NO_WINDOW: u8 = 0xff;
 
 /// Appends bits most-significant first.
 #[derive(Debug, Clone, Default)]
-struct BitWriter {
-    buf: Vec<u8>,
+pub(super) struct BitWriter {
+    pub(super) buf: Vec<u8>,
     /// Free bits in the last byte (0 when a new byte is needed).
-    free: u8,
+    pub(super) free: u8,
 }
 
 impl BitWriter {
@@ -35,7 +35,7 @@ impl BitWriter {
     }
 
     #[inline]
-    fn write_bit(&mut self, bit: bool) {
+    pub(super) fn write_bit(&mut self, bit: bool) {
         if self.free == 0 {
             self.new_byte();
         }
@@ -47,7 +47,7 @@ impl BitWriter {
 
     /// Writes the low `n` bits of `v` (n ≤ 64).
     #[inline]
-    fn write_bits(&mut self, v: u64, mut n: u8) {
+    pub(super) fn write_bits(&mut self, v: u64, mut n: u8) {
         while n > 0 {
             if self.free == 0 {
                 self.new_byte();
@@ -73,15 +73,15 @@ impl BitWriter {
 
 /// Reads bits most-significant first; `None` past the end.
 #[derive(Debug, Clone)]
-struct BitReader<'a> {
-    data: &'a [u8],
+pub(super) struct BitReader<'a> {
+    pub(super) data: &'a [u8],
     /// Bit position.
-    pos: usize,
+    pub(super) pos: usize,
 }
 
 impl BitReader<'_> {
     #[inline]
-    fn read_bit(&mut self) -> Option<bool> {
+    pub(super) fn read_bit(&mut self) -> Option<bool> {
         let byte = *self.data.get(self.pos / 8)?;
         let bit = (byte >> (7 - (self.pos % 8))) & 1 == 1;
         self.pos += 1;
@@ -89,7 +89,7 @@ impl BitReader<'_> {
     }
 
     #[inline]
-    fn read_bits(&mut self, mut n: u8) -> Option<u64> {
+    pub(super) fn read_bits(&mut self, mut n: u8) -> Option<u64> {
         if self.pos + n as usize > self.data.len() * 8 {
             return None;
         }

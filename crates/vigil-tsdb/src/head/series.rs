@@ -8,7 +8,7 @@
 use super::symbols::Sym;
 use crate::chunk::disk::{ChunkStore, DiskChunk};
 use crate::chunk::hist::{self, HIST_CHUNK_BYTES, HIST_SAMPLES_PER_CHUNK, HistAppender};
-use crate::chunk::{ChunkBytes, SAMPLES_PER_CHUNK, SampleIter, XorAppender, XorIter};
+use crate::chunk::{ChunkBytes, OpenChunk, SAMPLES_PER_CHUNK, SampleIter, XorIter};
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64};
@@ -89,7 +89,7 @@ pub enum Outcome {
 }
 
 pub struct SeriesData {
-    pub head: XorAppender,
+    pub head: OpenChunk,
     pub head_mint: i64,
     pub full: Vec<FloatChunk>,
     /// Last in-order timestamp; `i64::MIN` when the series has none.
@@ -316,7 +316,7 @@ pub fn decode_chunks_with<'a>(
 impl Default for SeriesData {
     fn default() -> Self {
         SeriesData {
-            head: XorAppender::with_capacity(48),
+            head: OpenChunk::with_capacity(24),
             head_mint: i64::MAX,
             full: Vec::new(),
             last_t: i64::MIN,
@@ -496,7 +496,7 @@ impl SeriesData {
     /// when there is no store or it cannot take the chunk.
     fn cut(&mut self, store: Option<&ChunkStore>) {
         if let Some(store) = store {
-            match store.append_chunk(self.head.bytes(), self.last_t) {
+            match store.append_open(self.head.bytes(), self.last_t) {
                 Ok(Some(d)) => {
                     // One more reference, not a doubling: a series holds few, for hours.
                     self.full.reserve_exact(1);
@@ -512,7 +512,8 @@ impl SeriesData {
                 Err(e) => tracing::debug!("Head chunk kept in memory: {e}"),
             }
         }
-        let bytes = self.head.take_bytes();
+        let bytes = self.head.to_xor();
+        self.head.reset();
         self.full.push(FloatChunk {
             mint: self.head_mint,
             maxt: self.last_t,
@@ -526,7 +527,7 @@ impl SeriesData {
         self.full.drain(..n);
         let mut dropped = n;
         if self.head.num_samples() > 0 && self.last_t < cutoff {
-            self.head = XorAppender::with_capacity(48);
+            self.head = OpenChunk::with_capacity(24);
             self.head_mint = i64::MAX;
             dropped += 1;
         }
@@ -688,7 +689,7 @@ impl SeriesData {
             .map(FloatChunk::chunk_bytes)
             .collect();
         if self.head.num_samples() > 0 && self.last_t >= mint && self.head_mint <= maxt {
-            chunks.push(ChunkBytes::Shared(Arc::from(self.head.bytes())));
+            chunks.push(ChunkBytes::Open(Arc::from(self.head.bytes())));
         }
         let ooo: Vec<(i64, f64)> = self
             .ooo

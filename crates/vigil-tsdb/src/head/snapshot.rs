@@ -10,7 +10,7 @@
 use super::Head;
 use super::series::{FloatChunk, FloatChunkData, FullChunk, HistData};
 use crate::chunk::hist::{self, HistAppender};
-use crate::chunk::{XorAppender, XorIter, dense};
+use crate::chunk::{OpenChunk, XorAppender, XorIter, dense};
 use crate::encoding;
 use crate::error::{TsdbError, io_err};
 use crate::wal::{self, record};
@@ -34,14 +34,26 @@ const HIST_OOO: u8 = 21;
 /// whose refs are all the series'.
 const STS: u8 = 22;
 /// A series' float chunks with the closed ones in the block chunk encoding (`chunk::dense`),
-/// as `chunks_head/` holds them, and the open one as XOR. What vigil writes; [`CHUNKS`], with
-/// every chunk as XOR, is still read.
+/// as `chunks_head/` holds them, and the open one as XOR. Still read; [`CHUNKS`], with every
+/// chunk as XOR, too.
 const CHUNKS2: u8 = 23;
+/// As [`CHUNKS2`], with the open chunk in the head's own encoding (`chunk::open`), as it is in
+/// memory. What vigil writes.
+const CHUNKS3: u8 = 24;
 
 fn snapshot_type(t: u8) -> bool {
     matches!(
         t,
-        record::SERIES | CHUNKS | OOO | META | END | HIST_CHUNKS | HIST_OOO | STS | CHUNKS2
+        record::SERIES
+            | CHUNKS
+            | OOO
+            | META
+            | END
+            | HIST_CHUNKS
+            | HIST_OOO
+            | STS
+            | CHUNKS2
+            | CHUNKS3
     )
 }
 
@@ -168,7 +180,7 @@ pub fn write(dir: &Path, cap: &Capture) -> Result<u64, TsdbError> {
             s.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())),
         );
         record::finish(&mut buf, st);
-        let st = record::begin(&mut buf, CHUNKS2);
+        let st = record::begin(&mut buf, CHUNKS3);
         encoding::put_uvarint(&mut buf, s.r);
         encoding::put_uvarint(&mut buf, s.full.len() as u64);
         for c in &s.full {
@@ -308,7 +320,8 @@ pub fn load(head: &Head, path: &Path) -> Result<usize, TsdbError> {
                 res?;
             }
             CHUNKS => load_chunks(head, payload).ok_or_else(|| bad("chunks"))?,
-            CHUNKS2 => load_chunks2(head, payload).ok_or_else(|| bad("chunks"))?,
+            CHUNKS2 => load_chunks2(head, payload, false).ok_or_else(|| bad("chunks"))?,
+            CHUNKS3 => load_chunks2(head, payload, true).ok_or_else(|| bad("chunks"))?,
             HIST_CHUNKS => {
                 load_hist_chunks(head, payload).ok_or_else(|| bad("histogram chunks"))?
             }
@@ -378,7 +391,7 @@ fn load_chunks(head: &Head, payload: &[u8]) -> Option<()> {
         let maxt = d.varint()?;
         let bytes = d.bytes()?;
         if i + 1 == n {
-            open = Some((mint, XorAppender::from_bytes(bytes)?));
+            open = Some((mint, OpenChunk::from_xor(bytes)?));
         } else {
             let mut it = XorIter::new(bytes);
             for _ in it.by_ref() {}
@@ -396,9 +409,9 @@ fn load_chunks(head: &Head, payload: &[u8]) -> Option<()> {
     install_chunks(head, &s, full, head_mint, open)
 }
 
-/// A [`CHUNKS2`] record: closed chunks go straight to the chunk store as they are (or, without
-/// one, into memory as XOR), after decoding checks them.
-fn load_chunks2(head: &Head, payload: &[u8]) -> Option<()> {
+/// A [`CHUNKS2`] or (`open_format`) [`CHUNKS3`] record: closed chunks go straight to the
+/// chunk store as they are (or, without one, into memory as XOR), after decoding checks them.
+fn load_chunks2(head: &Head, payload: &[u8], open_format: bool) -> Option<()> {
     let mut d = encoding::Dec { b: payload };
     let s = head.series(d.uvarint()?)?;
     let n = d.uvarint()?;
@@ -427,7 +440,12 @@ fn load_chunks2(head: &Head, payload: &[u8]) -> Option<()> {
     }
     let head_mint = d.varint()?;
     let _head_maxt = d.varint()?;
-    let open = XorAppender::from_bytes(d.bytes()?)?;
+    let bytes = d.bytes()?;
+    let open = if open_format {
+        OpenChunk::from_bytes(bytes)?
+    } else {
+        OpenChunk::from_xor(bytes)?
+    };
     install_chunks(head, &s, full, head_mint, open)
 }
 
@@ -437,7 +455,7 @@ fn install_chunks(
     s: &super::series::MemSeries,
     full: Vec<FloatChunk>,
     head_mint: i64,
-    open: XorAppender,
+    open: OpenChunk,
 ) -> Option<()> {
     let mut data = s.data.lock();
     let Some(last) = open
