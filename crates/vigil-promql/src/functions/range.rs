@@ -472,12 +472,37 @@ fn extrapolated(w: &Win, is_counter: bool, is_rate: bool, ev: &Ev) -> Option<f64
             warn_st_overlap(ev, w.metric);
         }
     }
+    let st0 = sts.first().copied().unwrap_or(0);
+    if st0 == 0 && n1 > 0 {
+        // The usual case: what depends on the window's times alone is looked up (the series
+        // of a target share their timestamps, so each window's figures repeat across them);
+        // only the extrapolation towards zero depends on the values.
+        let key = TimeKey {
+            first_t,
+            last_t,
+            n1,
+            end: w.end,
+            range: w.range,
+            is_rate,
+        };
+        let t = time_figures(key);
+        if is_counter && result > 0.0 && s[0].v >= 0.0 && t.sampled != 0.0 {
+            let to_zero = t.sampled * (s[0].v / result);
+            if to_zero < t.to_start {
+                let mut factor = (t.sampled + to_zero + t.to_end) / t.sampled;
+                if is_rate {
+                    factor /= w.range as f64 / 1000.0;
+                }
+                return Some(result * factor);
+            }
+        }
+        return Some(result * t.factor);
+    }
     let mut to_start = (first_t - range_start) as f64 / 1000.0;
     let mut to_end = (range_end - last_t) as f64 / 1000.0;
     let mut sampled = (last_t - first_t) as f64 / 1000.0;
     let avg_between = if n1 > 0 { sampled / n1 as f64 } else { 0.0 };
     let threshold = avg_between * 1.1;
-    let st0 = sts.first().copied().unwrap_or(0);
     if is_counter && st0 != 0 && st0 > range_start && st0 < first_t {
         // A zero-valued sample at the start time, instead of extrapolating to the left.
         to_start = 0.0;
@@ -508,6 +533,84 @@ fn extrapolated(w: &Win, is_counter: bool, is_rate: bool, ev: &Ev) -> Option<f64
         factor /= w.range as f64 / 1000.0;
     }
     Some(result * factor)
+}
+
+/// What the extrapolation of a window takes from its times alone.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+struct TimeKey {
+    first_t: i64,
+    last_t: i64,
+    n1: usize,
+    end: i64,
+    range: i64,
+    is_rate: bool,
+}
+
+#[derive(Clone, Copy, Default)]
+struct TimeFigures {
+    /// Seconds extrapolated before the first sample (capped), before any cap at zero.
+    to_start: f64,
+    to_end: f64,
+    sampled: f64,
+    /// The factor when the start is not capped at the counter's zero.
+    factor: f64,
+}
+
+/// Windows remembered per thread, direct-mapped by their times: a range query over the
+/// series of a few targets meets each window once per series.
+const TIME_CACHE: usize = 4096;
+
+thread_local! {
+    static TIMES: std::cell::RefCell<Vec<(TimeKey, TimeFigures)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The figures of [`extrapolated`] computed from a window's times, in the same operations in
+/// the same order (so the result is the same to the bit); `n1 > 0`.
+fn time_figures(k: TimeKey) -> TimeFigures {
+    let slot = (k.first_t as u64)
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        .wrapping_add((k.last_t as u64).wrapping_mul(0xc2b2_ae3d_27d4_eb4f))
+        .wrapping_add(k.end as u64)
+        >> 52;
+    let slot = slot as usize % TIME_CACHE;
+    TIMES.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_empty() {
+            c.resize(TIME_CACHE, Default::default());
+        }
+        if c[slot].0 == k && c[slot].0.n1 != 0 {
+            return c[slot].1;
+        }
+        let range_start = k.end - k.range;
+        let mut to_start = (k.first_t - range_start) as f64 / 1000.0;
+        let mut to_end = (k.end - k.last_t) as f64 / 1000.0;
+        let sampled = (k.last_t - k.first_t) as f64 / 1000.0;
+        let avg_between = sampled / k.n1 as f64;
+        let threshold = avg_between * 1.1;
+        if to_start >= threshold {
+            to_start = avg_between / 2.0;
+        }
+        if to_end >= threshold {
+            to_end = avg_between / 2.0;
+        }
+        let mut factor = if sampled != 0.0 {
+            (sampled + to_start + to_end) / sampled
+        } else {
+            1.0
+        };
+        if k.is_rate {
+            factor /= k.range as f64 / 1000.0;
+        }
+        let f = TimeFigures {
+            to_start,
+            to_end,
+            sampled,
+            factor,
+        };
+        c[slot] = (k, f);
+        f
+    })
 }
 
 fn instant_value(w: &Win, is_rate: bool) -> Option<f64> {
