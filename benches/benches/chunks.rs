@@ -1,11 +1,13 @@
-//! Chunk decoding throughput: a block chunk (packed columns, `docs/format/chunks.md`) against
-//! the head's Gorilla XOR chunk holding the same samples, for a counter and a gauge shaped
-//! like targetsim's (15 s scrapes with a few ms of jitter). Criterion reports samples/s;
-//! the bytes per sample of each encoding are printed at start.
+//! Chunk throughput: decoding a block chunk (packed columns, `docs/format/chunks.md`), the
+//! head's open chunk (decimal mantissas) and a Gorilla XOR chunk holding the same samples,
+//! and appending to the open chunk against XOR (`chunk_append`, 120 samples as the head cuts
+//! them), for a counter and a gauge shaped like targetsim's (15 s scrapes with a few ms of
+//! jitter). Criterion reports samples/s; the bytes per sample of each encoding are printed at
+//! start.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
-use vigil_tsdb::chunk::{XorAppender, XorIter, dense};
+use vigil_tsdb::chunk::{OpenChunk, XorAppender, XorIter, dense, open};
 
 const N: usize = 1024;
 
@@ -46,12 +48,22 @@ fn bench(c: &mut Criterion) {
         let mut x = XorAppender::with_capacity(N * 2);
         s.iter().for_each(|&(t, v)| x.append(t, v));
         let xor = x.bytes().to_vec();
+        let mut o = OpenChunk::with_capacity(N * 2);
+        s.iter().for_each(|&(t, v)| o.append(t, v));
+        let opened = o.bytes().to_vec();
         eprintln!(
-            "{name}: packed {:.2} bytes/sample, XOR {:.2} bytes/sample",
+            "{name}: packed {:.2} bytes/sample, open {:.2} bytes/sample, XOR {:.2} bytes/sample",
             block.len() as f64 / N as f64,
+            opened.len() as f64 / N as f64,
             xor.len() as f64 / N as f64
         );
         let (mut out, mut scratch) = (Vec::with_capacity(N), Vec::new());
+        g.bench_with_input(BenchmarkId::new("open", name), &opened, |b, opened| {
+            b.iter(|| {
+                assert!(open::decode(black_box(opened), &mut out));
+                black_box(out.len())
+            })
+        });
         g.bench_with_input(BenchmarkId::new("packed", name), &block, |b, block| {
             b.iter(|| {
                 assert!(dense::decode(black_box(block), &mut out, &mut scratch));
@@ -63,6 +75,27 @@ fn bench(c: &mut Criterion) {
                 out.clear();
                 out.extend(XorIter::new(black_box(xor)));
                 black_box(out.len())
+            })
+        });
+    }
+    g.finish();
+    let mut g = c.benchmark_group("chunk_append");
+    g.throughput(Throughput::Elements(120));
+    for (name, gauge) in [("counter", false), ("gauge", true)] {
+        let s = series(gauge);
+        let s = &s[..120];
+        g.bench_function(BenchmarkId::new("open", name), |b| {
+            b.iter(|| {
+                let mut o = OpenChunk::with_capacity(256);
+                s.iter().for_each(|&(t, v)| o.append(t, black_box(v)));
+                black_box(o.bytes().len())
+            })
+        });
+        g.bench_function(BenchmarkId::new("xor", name), |b| {
+            b.iter(|| {
+                let mut x = XorAppender::with_capacity(700);
+                s.iter().for_each(|&(t, v)| x.append(t, black_box(v)));
+                black_box(x.bytes().len())
             })
         });
     }
