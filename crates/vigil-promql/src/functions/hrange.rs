@@ -91,8 +91,8 @@ pub(super) fn eval_series(
     let mut pts: Vec<Sample> = Vec::new();
     let mut hpts: Vec<HPoint> = Vec::new();
     let mut sargs = vec![0.0; scalars.len()];
-    #[allow(clippy::needless_range_loop)]
     let mut queryable = 0usize;
+    #[allow(clippy::needless_range_loop)]
     for i in 0..ev.steps() {
         let ts = ev.ts(i);
         let end = src.window_end(ts);

@@ -189,7 +189,7 @@ impl OpenChunk {
         } else {
             v / super::dense::POW10[e as usize]
         };
-        if !(x.abs() < MAX_MANTISSA as f64) {
+        if x.is_nan() || x.abs() >= MAX_MANTISSA as f64 {
             return None;
         }
         let m = x.round() as i64;
