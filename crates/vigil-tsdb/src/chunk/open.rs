@@ -119,17 +119,11 @@ impl OpenChunk {
         &self.w.buf
     }
 
-    /// Empties the chunk, keeping a buffer of the size its chunks usually need.
+    /// Empties the chunk (after a cut). The next chunk's buffer starts at half the size of
+    /// this one and grows by quarters: keeping the whole buffer would hold a full chunk's
+    /// bytes for every series while on average half of it is used.
     pub fn reset(&mut self) {
-        let mut buf = std::mem::take(&mut self.w.buf);
-        buf.clear();
-        buf.extend_from_slice(&[0; HEADER]);
-        *self = OpenChunk {
-            w: BitWriter { buf, free: 0 },
-            num: 0,
-            e: 0,
-            p: Pred::default(),
-        };
+        *self = OpenChunk::with_capacity(self.w.buf.len() / 2);
     }
 
     fn set_exp(&mut self, e: i32) {

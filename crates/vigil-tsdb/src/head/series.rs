@@ -492,7 +492,7 @@ impl SeriesData {
         }
     }
 
-    /// Freezes the open chunk: into `store` (the open chunk's buffer is reused), or in memory
+    /// Freezes the open chunk: into `store`, or in memory
     /// when there is no store or it cannot take the chunk.
     fn cut(&mut self, store: Option<&ChunkStore>) {
         if let Some(store) = store {
