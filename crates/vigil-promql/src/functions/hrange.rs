@@ -124,6 +124,7 @@ pub(super) fn eval_series(
             sargs[k] = sc.get(i).copied().unwrap_or(f64::NAN);
         }
         let win = Win {
+            times: None,
             sts: fst,
             metric,
             s: fw,

@@ -28,6 +28,10 @@ pub(super) struct Win<'a> {
     pub sts: &'a [i64],
     /// The series' metric name, for annotations.
     pub metric: &'a str,
+    /// The step's entry of a cache of what `rate` and friends compute from a window's times
+    /// alone (the series of a target share their timestamps, so consecutive series meet the
+    /// same windows at the same step); `None` where nothing is cached.
+    pub times: Option<&'a std::cell::Cell<(TimeKey, TimeFigures)>>,
 }
 
 /// Whether a start timestamp says the counter restarted between two samples (Prometheus'
@@ -144,6 +148,12 @@ pub(crate) fn eval_range_call_each(
     let mut pending: Option<(i64, usize, usize)> = None;
     // Indices of the samples lower than their predecessor: counter resets.
     let mut resets: Vec<u32> = Vec::new();
+    // One entry per step, reused from series to series (see `Win::times`).
+    let times: Vec<std::cell::Cell<(TimeKey, TimeFigures)>> = if is_extrapolated(name) {
+        vec![Default::default(); steps]
+    } else {
+        Vec::new()
+    };
     src.for_each(ev, |s| {
         ev.check()?;
         if !s.hpoints.is_empty() {
@@ -236,6 +246,7 @@ pub(crate) fn eval_range_call_each(
                 }
             }
             let w = Win {
+                times: times.get(i),
                 sts: sts.get(lo..hi).unwrap_or(&[]),
                 metric,
                 s: &s.points[lo..hi],
@@ -485,7 +496,7 @@ fn extrapolated(w: &Win, is_counter: bool, is_rate: bool, ev: &Ev) -> Option<f64
             range: w.range,
             is_rate,
         };
-        let t = time_figures(key);
+        let t = time_figures(key, w.times);
         if is_counter && result > 0.0 && s[0].v >= 0.0 && t.sampled != 0.0 {
             let to_zero = t.sampled * (s[0].v / result);
             if to_zero < t.to_start {
@@ -535,9 +546,14 @@ fn extrapolated(w: &Win, is_counter: bool, is_rate: bool, ev: &Ev) -> Option<f64
     Some(result * factor)
 }
 
+/// Whether `name` extrapolates its windows (and so uses [`Win::times`]).
+fn is_extrapolated(name: &str) -> bool {
+    matches!(name, "rate" | "increase" | "delta")
+}
+
 /// What the extrapolation of a window takes from its times alone.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
-struct TimeKey {
+pub(super) struct TimeKey {
     first_t: i64,
     last_t: i64,
     n1: usize,
@@ -547,7 +563,7 @@ struct TimeKey {
 }
 
 #[derive(Clone, Copy, Default)]
-struct TimeFigures {
+pub(super) struct TimeFigures {
     /// Seconds extrapolated before the first sample (capped), before any cap at zero.
     to_start: f64,
     to_end: f64,
@@ -556,61 +572,48 @@ struct TimeFigures {
     factor: f64,
 }
 
-/// Windows remembered per thread, direct-mapped by their times: a range query over the
-/// series of a few targets meets each window once per series.
-const TIME_CACHE: usize = 4096;
-
-thread_local! {
-    static TIMES: std::cell::RefCell<Vec<(TimeKey, TimeFigures)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
-}
-
 /// The figures of [`extrapolated`] computed from a window's times, in the same operations in
 /// the same order (so the result is the same to the bit); `n1 > 0`.
-fn time_figures(k: TimeKey) -> TimeFigures {
-    let slot = (k.first_t as u64)
-        .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-        .wrapping_add((k.last_t as u64).wrapping_mul(0xc2b2_ae3d_27d4_eb4f))
-        .wrapping_add(k.end as u64)
-        >> 52;
-    let slot = slot as usize % TIME_CACHE;
-    TIMES.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.is_empty() {
-            c.resize(TIME_CACHE, Default::default());
+fn time_figures(
+    k: TimeKey,
+    cache: Option<&std::cell::Cell<(TimeKey, TimeFigures)>>,
+) -> TimeFigures {
+    if let Some(c) = cache {
+        let (ck, f) = c.get();
+        if ck == k {
+            return f;
         }
-        if c[slot].0 == k && c[slot].0.n1 != 0 {
-            return c[slot].1;
-        }
-        let range_start = k.end - k.range;
-        let mut to_start = (k.first_t - range_start) as f64 / 1000.0;
-        let mut to_end = (k.end - k.last_t) as f64 / 1000.0;
-        let sampled = (k.last_t - k.first_t) as f64 / 1000.0;
-        let avg_between = sampled / k.n1 as f64;
-        let threshold = avg_between * 1.1;
-        if to_start >= threshold {
-            to_start = avg_between / 2.0;
-        }
-        if to_end >= threshold {
-            to_end = avg_between / 2.0;
-        }
-        let mut factor = if sampled != 0.0 {
-            (sampled + to_start + to_end) / sampled
-        } else {
-            1.0
-        };
-        if k.is_rate {
-            factor /= k.range as f64 / 1000.0;
-        }
-        let f = TimeFigures {
-            to_start,
-            to_end,
-            sampled,
-            factor,
-        };
-        c[slot] = (k, f);
-        f
-    })
+    }
+    let range_start = k.end - k.range;
+    let mut to_start = (k.first_t - range_start) as f64 / 1000.0;
+    let mut to_end = (k.end - k.last_t) as f64 / 1000.0;
+    let sampled = (k.last_t - k.first_t) as f64 / 1000.0;
+    let avg_between = sampled / k.n1 as f64;
+    let threshold = avg_between * 1.1;
+    if to_start >= threshold {
+        to_start = avg_between / 2.0;
+    }
+    if to_end >= threshold {
+        to_end = avg_between / 2.0;
+    }
+    let mut factor = if sampled != 0.0 {
+        (sampled + to_start + to_end) / sampled
+    } else {
+        1.0
+    };
+    if k.is_rate {
+        factor /= k.range as f64 / 1000.0;
+    }
+    let f = TimeFigures {
+        to_start,
+        to_end,
+        sampled,
+        factor,
+    };
+    if let Some(c) = cache {
+        c.set((k, f));
+    }
+    f
 }
 
 fn instant_value(w: &Win, is_rate: bool) -> Option<f64> {
