@@ -497,7 +497,11 @@ fn extrapolated(w: &Win, is_counter: bool, is_rate: bool, ev: &Ev) -> Option<f64
             is_rate,
         };
         let t = time_figures(key, w.times);
-        if is_counter && result > 0.0 && s[0].v >= 0.0 && t.sampled != 0.0 {
+        // Whether the counter would reach zero within the extrapolated start: decided by
+        // products first, with a margin far above their rounding, so that the division
+        // runs only near the limit (counters that started lately).
+        let far_from_zero = s[0].v * t.sampled >= t.to_start * result * (1.0 + 1e-9);
+        if is_counter && result > 0.0 && s[0].v >= 0.0 && t.sampled != 0.0 && !far_from_zero {
             let to_zero = t.sampled * (s[0].v / result);
             if to_zero < t.to_start {
                 let mut factor = (t.sampled + to_zero + t.to_end) / t.sampled;
