@@ -418,3 +418,56 @@ fn extrapolation_reused_across_series_is_exact() {
         }
     }
 }
+
+/// `max_over_time` and `min_over_time` keep the window's extreme across the steps of a range
+/// query: each step must equal the instant query at that time (one whole window scanned as
+/// Prometheus does), bit for bit, with NaN, signed zeros, ties and gaps in the data.
+#[test]
+fn sliding_extremes_equal_a_scan_of_each_window() {
+    let head = Head::new(HeadOptions::default());
+    let mut app = head.appender();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for k in 0..6 {
+        let l = Labels::from_pairs([("__name__", "g"), ("k", &format!("{k}"))]);
+        let mut t = 0i64;
+        for _ in 0..300 {
+            t += 10_000 + if next() % 23 == 0 { 90_000 } else { 0 };
+            let v = match next() % 11 {
+                0 => f64::NAN,
+                1 => 0.0,
+                2 => -0.0,
+                3 => 5.0,
+                _ => (next() % 1000) as f64 / 10.0 - 50.0,
+            };
+            app.append(None, &l, t, v).unwrap();
+        }
+    }
+    app.commit().unwrap();
+    let e = Engine::new(EngineOptions::default());
+    for f in ["max_over_time", "min_over_time"] {
+        for range in ["30s", "2m", "7m"] {
+            let query = format!("{f}(g[{range}])");
+            let Value::Matrix(m) = e.range(&head, &query, 0, 4_000_000, 20_000).unwrap() else {
+                panic!()
+            };
+            assert_eq!(m.len(), 6);
+            for s in &m {
+                for p in &s.samples {
+                    let inst = vector(e.instant(&head, &query, p.t).unwrap());
+                    let want = inst
+                        .iter()
+                        .find(|(l, _)| *l == s.labels.to_string())
+                        .map(|x| x.1)
+                        .unwrap();
+                    assert_eq!(p.v.to_bits(), want.to_bits(), "{query} at {}", p.t);
+                }
+            }
+        }
+    }
+}

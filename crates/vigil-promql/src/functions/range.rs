@@ -148,6 +148,12 @@ pub(crate) fn eval_range_call_each(
     let mut pending: Option<(i64, usize, usize)> = None;
     // Indices of the samples lower than their predecessor: counter resets.
     let mut resets: Vec<u32> = Vec::new();
+    // `max_over_time`/`min_over_time`: the window's extreme kept across steps.
+    let mut extreme = match name {
+        "max_over_time" => Some(Extreme::new(true)),
+        "min_over_time" => Some(Extreme::new(false)),
+        _ => None,
+    };
     // One entry per step, reused from series to series (see `Win::times`).
     let times: Vec<std::cell::Cell<(TimeKey, TimeFigures)>> = if is_extrapolated(name) {
         vec![Default::default(); steps]
@@ -181,6 +187,9 @@ pub(crate) fn eval_range_call_each(
             return emit(out);
         }
         let n = s.points.len();
+        if let Some(x) = extreme.as_mut() {
+            x.reset();
+        }
         let sts = if s.sts.is_empty() {
             Vec::new()
         } else {
@@ -222,6 +231,13 @@ pub(crate) fn eval_range_call_each(
                 present[i] = true;
                 continue;
             };
+            if let Some(x) = extreme.as_mut() {
+                pts.push(Sample {
+                    t: ts,
+                    v: x.window(&s.points, lo, hi),
+                });
+                continue;
+            }
             if let Some((pair, _)) = pair {
                 match pending.take() {
                     None => pending = Some((ts, lo, hi)),
@@ -548,6 +564,65 @@ fn extrapolated(w: &Win, is_counter: bool, is_rate: bool, ev: &Ev) -> Option<f64
         factor /= w.range as f64 / 1000.0;
     }
     Some(result * factor)
+}
+
+/// The largest (or smallest) value of a window that slides forward, in amortized constant
+/// time per step instead of a scan of the window at every step (a `max_over_time(x[1h])` at a
+/// 1-minute step reads every sample 60 times). A monotonic queue of sample indices: a new
+/// sample removes the queued ones it would have replaced in Prometheus' scan (`v > m ||
+/// m is NaN` for max), so the front is the value that scan ends with, to the bit (the first of
+/// equal values; NaN only when the window holds nothing else, the last NaN then).
+struct Extreme {
+    queue: std::collections::VecDeque<u32>,
+    /// The next sample index to enqueue.
+    pushed: usize,
+    max: bool,
+}
+
+impl Extreme {
+    fn new(max: bool) -> Extreme {
+        Extreme {
+            queue: std::collections::VecDeque::new(),
+            pushed: 0,
+            max,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.queue.clear();
+        self.pushed = 0;
+    }
+
+    /// Whether `new` replaces `old` as the running extreme (Prometheus' comparison).
+    #[inline]
+    fn replaces(&self, new: f64, old: f64) -> bool {
+        old.is_nan() || if self.max { new > old } else { new < old }
+    }
+
+    /// The extreme of `s[lo..hi]`; `lo` and `hi` never decrease from one call to the next,
+    /// and `lo < hi`.
+    fn window(&mut self, s: &[Sample], lo: usize, hi: usize) -> f64 {
+        while self.pushed < hi {
+            let v = s[self.pushed].v;
+            while let Some(&b) = self.queue.back() {
+                if self.replaces(v, s[b as usize].v) {
+                    self.queue.pop_back();
+                } else {
+                    break;
+                }
+            }
+            self.queue.push_back(self.pushed as u32);
+            self.pushed += 1;
+        }
+        while let Some(&f) = self.queue.front() {
+            if (f as usize) < lo {
+                self.queue.pop_front();
+            } else {
+                break;
+            }
+        }
+        self.queue.front().map_or(f64::NAN, |&f| s[f as usize].v)
+    }
 }
 
 /// Whether `name` extrapolates its windows (and so uses [`Win::times`]).
