@@ -11,17 +11,15 @@
 //! must not leave its bytes in front of later records: replay stops at the first torn record
 //! and would drop everything behind it. So the writer cuts the segment back to the end of the
 //! last complete batch and moves on to a new segment before it writes again, and the commit
-//! reports the failure (nothing of it was acknowledged). File operations go through
-//! [`file::SegmentFs`] so tests can inject exactly that failure.
+//! reports the failure (nothing of it was acknowledged). File operations go through the
+//! TSDB's file layer ([`crate::fs::Fs`]) so tests can inject exactly that failure.
 
-pub mod file;
 pub mod holds;
 pub mod record;
 pub mod tail;
 
 use crate::error::{TsdbError, io_err};
-pub use file::{OsFs, SegmentFile, SegmentFs};
-use std::fs::{File, OpenOptions};
+use crate::fs::{Fs, FsFile, OsFs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,8 +69,8 @@ pub fn list_segments(dir: &Path) -> Result<Vec<u32>, TsdbError> {
 /// The log being written.
 pub struct Wal {
     dir: PathBuf,
-    fs: Arc<dyn SegmentFs>,
-    file: Box<dyn SegmentFile>,
+    fs: Arc<dyn Fs>,
+    file: Box<dyn FsFile>,
     segment: u32,
     /// Bytes of complete, acknowledged batches in the segment: where the next batch goes.
     size: u64,
@@ -100,10 +98,10 @@ impl Wal {
         dir: &Path,
         segment: u32,
         fsync: FsyncPolicy,
-        fs: Arc<dyn SegmentFs>,
+        fs: Arc<dyn Fs>,
         writes_failed: Arc<AtomicU64>,
     ) -> Result<Wal, TsdbError> {
-        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        fs.create_dir_all(dir).map_err(|e| io_err(dir, e))?;
         let file = create_segment(&*fs, dir, segment)?;
         Ok(Wal {
             dir: dir.to_path_buf(),
@@ -250,14 +248,15 @@ impl Wal {
     }
 }
 
-fn create_segment(
-    fs: &dyn SegmentFs,
-    dir: &Path,
-    segment: u32,
-) -> Result<Box<dyn SegmentFile>, TsdbError> {
+/// Creates segment `segment` and fsyncs the directory: a segment whose entry a power cut
+/// could take away would take fsynced records with it.
+fn create_segment(fs: &dyn Fs, dir: &Path, segment: u32) -> Result<Box<dyn FsFile>, TsdbError> {
     let path = dir.join(segment_name(segment));
     let file = fs.create(&path).map_err(|e| io_err(&path, e))?;
-    sync_dir(dir);
+    if let Err(e) = fs.sync_dir(dir) {
+        let _ = fs.remove_file(&path);
+        return Err(io_err(dir, e));
+    }
     Ok(file)
 }
 
@@ -298,12 +297,6 @@ impl LogLimiter {
     }
 }
 
-/// Best-effort fsync of a directory, so a created or renamed entry survives power loss.
-pub fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
 
 /// A segment read into memory: its bytes and where valid records end.
 pub struct Segment {
@@ -319,18 +312,20 @@ pub fn read_segment(dir: &Path, n: u32) -> Result<Segment, TsdbError> {
 }
 
 /// Cuts segment `n` at `len` bytes and removes every later segment in `segments`.
-pub fn repair(dir: &Path, n: u32, len: usize, segments: &[u32]) -> Result<(), TsdbError> {
+pub fn repair(
+    fs: &dyn Fs,
+    dir: &Path,
+    n: u32,
+    len: usize,
+    segments: &[u32],
+) -> Result<(), TsdbError> {
     let path = dir.join(segment_name(n));
-    let f = OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .map_err(|e| io_err(&path, e))?;
-    f.set_len(len as u64).map_err(|e| io_err(&path, e))?;
+    let f = fs.open_append(&path).map_err(|e| io_err(&path, e))?;
+    f.truncate(len as u64).map_err(|e| io_err(&path, e))?;
     f.sync_all().map_err(|e| io_err(&path, e))?;
     for &later in segments.iter().filter(|&&s| s > n) {
         let p = dir.join(segment_name(later));
-        std::fs::remove_file(&p).map_err(|e| io_err(&p, e))?;
+        fs.remove_file(&p).map_err(|e| io_err(&p, e))?;
     }
-    sync_dir(dir);
-    Ok(())
+    fs.sync_dir(dir).map_err(|e| io_err(dir, e))
 }
