@@ -122,7 +122,7 @@ impl Tsdb {
     /// Every write goes through `opts.fs`.
     pub fn open(dir: &Path, opts: TsdbOptions) -> Result<Tsdb, TsdbError> {
         let fs = Arc::clone(&opts.fs);
-        fs.create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        crate::fs::create_dir_all_durable(&*fs, dir).map_err(|e| io_err(dir, e))?;
         let lock = lock_dir(dir)?;
         let head = Head::new(HeadOptions {
             retention_ms: opts.retention_ms,
@@ -138,8 +138,9 @@ impl Tsdb {
         }
         // Before the replay, so that replayed chunks go to disk as they are cut.
         let chunks_dir = dir.join("chunks_head");
-        let chunk_store =
-            Arc::new(ChunkStore::open(Arc::clone(&fs), &chunks_dir).map_err(|e| io_err(&chunks_dir, e))?);
+        let chunk_store = Arc::new(
+            ChunkStore::open(Arc::clone(&fs), &chunks_dir).map_err(|e| io_err(&chunks_dir, e))?,
+        );
         let _ = head.chunk_store.set(Arc::clone(&chunk_store));
         let start = Instant::now();
         let rep: ReplayReport = replay::replay(&head, dir, &*fs)?;
@@ -174,6 +175,18 @@ impl Tsdb {
             "TSDB started"
         );
         let snapshot_segment = snapshot::list_snapshots(dir)?.first().copied().unwrap_or(0);
+        // What was replayed may sit in the page cache only (the previous process was killed
+        // before an fsync). Records written from now on go to a new segment; if a power cut
+        // then took the tail of an older one and kept the new one, replay would go on past the
+        // hole (a torn segment with a successor, docs/format/wal.md) and the lost commits
+        // would be a gap, not a suffix. So the older segments are made durable first.
+        let wal_dir = dir.join("wal");
+        for s in wal::list_segments(&wal_dir)? {
+            let p = wal_dir.join(wal::segment_name(s));
+            fs.open_append(&p)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| io_err(&p, e))?;
+        }
         let wal = Wal::create_with(
             &dir.join("wal"),
             rep.next_segment,

@@ -157,3 +157,20 @@ pub fn write_file(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> io::Result<()> {
     f.write_all(bytes)?;
     f.sync_all()
 }
+
+/// Creates `path` and its missing parents, then fsyncs the parent of each directory it
+/// created: a new directory's entry is only durable once its parent is fsynced, and without it
+/// a power cut can take the directory away with every fsynced file in it.
+pub fn create_dir_all_durable(fs: &dyn Fs, path: &Path) -> io::Result<()> {
+    let missing: Vec<&Path> = path
+        .ancestors()
+        .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+        .collect();
+    fs.create_dir_all(path)?;
+    for dir in missing.into_iter().rev() {
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs.sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}

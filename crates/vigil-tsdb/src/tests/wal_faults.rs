@@ -4,8 +4,8 @@
 //! counted and logged.
 
 use super::{dump, opts, series, tempdir};
-use crate::{Tsdb, TsdbOptions};
 use crate::fs::{Fs, FsFile, OsFs};
+use crate::{Tsdb, TsdbOptions};
 use parking_lot::Mutex;
 use std::fs::{File, OpenOptions};
 use std::io::Write;

@@ -101,7 +101,7 @@ impl Wal {
         fs: Arc<dyn Fs>,
         writes_failed: Arc<AtomicU64>,
     ) -> Result<Wal, TsdbError> {
-        fs.create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        crate::fs::create_dir_all_durable(&*fs, dir).map_err(|e| io_err(dir, e))?;
         let file = create_segment(&*fs, dir, segment)?;
         Ok(Wal {
             dir: dir.to_path_buf(),
@@ -296,7 +296,6 @@ impl LogLimiter {
         Some(std::mem::take(&mut self.suppressed))
     }
 }
-
 
 /// A segment read into memory: its bytes and where valid records end.
 pub struct Segment {
