@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use vigil_model::wal::WalPos;
+use vigil_model::wal::{WalPos, WalSource};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SavedPosition {
@@ -51,29 +51,28 @@ pub fn load(path: &Path) -> Option<WalPos> {
     }
 }
 
-/// Writes the position atomically (temporary file, optional fsync, rename).
-pub fn save(path: &Path, name: &str, url: &str, pos: WalPos, sync: bool) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let body = serde_json::to_vec(&SavedPosition {
+/// The saved form of a position.
+pub fn encode(name: &str, url: &str, pos: WalPos) -> std::io::Result<Vec<u8>> {
+    serde_json::to_vec(&SavedPosition {
         name: name.to_string(),
         url: url.to_string(),
         segment: pos.segment,
         offset: pos.offset,
     })
-    .map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("json.tmp");
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&body)?;
-        if sync {
-            f.sync_all()?;
-        }
-    }
-    std::fs::rename(&tmp, path)?;
-    Ok(())
+    .map_err(std::io::Error::other)
+}
+
+/// Writes the position atomically (temporary file, optional fsync, rename) through the
+/// storage's file layer ([`WalSource::write_state_file`]).
+pub fn save(
+    db: &dyn WalSource,
+    path: &Path,
+    name: &str,
+    url: &str,
+    pos: WalPos,
+    sync: bool,
+) -> std::io::Result<()> {
+    db.write_state_file(path, &encode(name, url, pos)?, sync)
 }
 
 #[cfg(test)]
@@ -93,7 +92,8 @@ mod tests {
             segment: 7,
             offset: 1234,
         };
-        save(&path, "q", "http://x", p, true).unwrap();
+        vigil_model::wal::write_state_file(&path, &encode("q", "http://x", p).unwrap(), true)
+            .unwrap();
         assert_eq!(load(&path), Some(p));
         assert!(!path.with_extension("json.tmp").exists());
         std::fs::write(&path, b"{not json").unwrap();

@@ -671,6 +671,27 @@ impl vigil_model::wal::WalSource for Tsdb {
     fn max_time(&self) -> Option<Timestamp> {
         self.head.max_time()
     }
+
+    /// Through the file layer ([`crate::fs`]), like every other durable write.
+    fn write_state_file(&self, path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
+        let fs = &*self.opts.fs;
+        if let Some(dir) = path.parent() {
+            crate::fs::create_dir_all_durable(fs, dir)?;
+        }
+        let tmp = vigil_model::wal::state_tmp_path(path);
+        {
+            let f = fs.create(&tmp)?;
+            f.write_all(bytes)?;
+            if sync {
+                f.sync_all()?;
+            }
+        }
+        fs.rename(&tmp, path)?;
+        match path.parent() {
+            Some(dir) if sync => fs.sync_dir(dir),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Appendable for Tsdb {

@@ -135,7 +135,7 @@ impl Queue {
                 // Saved at once: a crash before the first periodic save would otherwise leave
                 // no position, and the next start would begin at its own newest segment,
                 // skipping everything this run wrote (found by tools/crash_campaign.py).
-                if let Err(e) = crate::position::save(&pos_path, &s.name, &s.url, p, true) {
+                if let Err(e) = crate::position::save(&*db, &pos_path, &s.name, &s.url, p, true) {
                     tracing::warn!(remote_name = %s.name, "Cannot save the remote-write position: {e}");
                 }
                 p
@@ -264,8 +264,9 @@ fn run_reader(
     let mut last_reshard = Instant::now();
     let mut rate_base = RateBase::take(r);
     let mut last_segment = tailer.position().segment;
+    let db = Arc::clone(&r.db);
     let save = |p: WalPos, sync: bool| {
-        if let Err(e) = crate::position::save(pos_path, &s.name, &s.url, p, sync) {
+        if let Err(e) = crate::position::save(&*db, pos_path, &s.name, &s.url, p, sync) {
             tracing::warn!(remote_name = %s.name, "Cannot save the remote-write position: {e}");
         }
     };

@@ -17,7 +17,8 @@
 //!   durable bytes of what it removed.
 //! - **Faults.** [`Faults`]: a disk with `space` bytes left (a write past them stores what fits
 //!   and returns the short count; the next one fails with `ENOSPC`), an `EIO` on the n-th write
-//!   (nothing stored) or the n-th fsync (nothing made durable).
+//!   or truncation (nothing changed) or the n-th fsync of a file or directory (nothing made
+//!   durable; what was volatile stays volatile).
 //!
 //! After a crash every file handle of the crashed "process" fails with `EIO`, and everything
 //! on disk counts as durable. A crash is seeded: a failing run replays exactly.
@@ -35,7 +36,8 @@ use std::sync::Arc;
 pub struct Faults {
     /// Bytes the disk still takes (`None`: no limit).
     pub space: Option<u64>,
-    /// The write after this many more fails with `EIO`, storing nothing (once).
+    /// The write (or truncation) after this many more fails with `EIO`, changing nothing
+    /// (once).
     pub eio_write_after: Option<u32>,
     /// The fsync (of a file or a directory) after this many more fails with `EIO` (once).
     pub eio_fsync_after: Option<u32>,
@@ -103,8 +105,16 @@ enum Saved {
 enum DirOp {
     Create(PathBuf),
     CreateDir(PathBuf),
-    Rename { from: PathBuf, to: PathBuf },
-    Remove { path: PathBuf, saved: Saved },
+    /// `replaced`: the durable bytes of the file the rename replaced.
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        replaced: Option<Vec<u8>>,
+    },
+    Remove {
+        path: PathBuf,
+        saved: Saved,
+    },
 }
 
 impl DirOp {
@@ -307,8 +317,11 @@ fn undo(op: DirOp) {
         DirOp::CreateDir(p) => {
             let _ = std::fs::remove_dir_all(p);
         }
-        DirOp::Rename { from, to } => {
+        DirOp::Rename { from, to, replaced } => {
             std::fs::rename(&to, &from).expect("crash: undoing a rename");
+            if let Some(b) = replaced {
+                std::fs::write(&to, b).expect("crash: undoing a rename");
+            }
         }
         DirOp::Remove { path, saved } => match saved {
             Saved::File(b) => std::fs::write(&path, b).expect("crash: undoing a removal"),
@@ -429,13 +442,19 @@ impl Fs for FaultFs {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut s = self.0.lock();
-        if to.exists() {
-            // Not used by the TSDB (every rename goes to a new name): not modelled.
+        let replaced = if to.is_dir() {
+            // Not done by the TSDB: not modelled.
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
-                format!("FaultFs: rename over {}", to.display()),
+                format!("FaultFs: rename over the directory {}", to.display()),
             ));
-        }
+        } else if to.exists() {
+            let b = s.durable_bytes(to)?;
+            s.paths.remove(to);
+            Some(b)
+        } else {
+            None
+        };
         std::fs::rename(from, to)?;
         let moved: Vec<(PathBuf, u64)> = s
             .paths
@@ -456,6 +475,7 @@ impl Fs for FaultFs {
         s.pending.push(DirOp::Rename {
             from: from.to_path_buf(),
             to: to.to_path_buf(),
+            replaced,
         });
         Ok(())
     }
@@ -567,6 +587,11 @@ impl FsFile for FaultFile {
 
     fn truncate(&self, len: u64) -> io::Result<()> {
         let mut s = self.live()?;
+        // A truncation changes data: the injected write error applies to it too.
+        if countdown(&mut s.faults.eio_write_after) {
+            s.stats.eio_writes += 1;
+            return Err(eio());
+        }
         self.file.set_len(len)?;
         *self.pos.lock() = len;
         if let Some(node) = s.nodes.get_mut(&self.id) {

@@ -1,6 +1,7 @@
 //! The one file layer every durable write of the TSDB goes through: WAL segments, head
 //! snapshots, blocks (chunks, index, `meta.json`, the temporary directory and its rename),
-//! `chunks_head/` segments, and the deletions and directory fsyncs that go with them.
+//! `chunks_head/` segments, remote-write position files (`WalSource::write_state_file`), and
+//! the deletions and directory fsyncs that go with them.
 //!
 //! Why a layer: what a data directory holds after a power cut or a full disk depends on the
 //! order of writes, fsyncs and directory operations, and that order is only testable if one
@@ -59,7 +60,8 @@ pub trait Fs: Send + Sync + std::fmt::Debug {
     /// Opens the existing file at `path` for writing at its end.
     fn open_append(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
     fn create_dir_all(&self, path: &Path) -> io::Result<()>;
-    /// `rename(2)`: atomic, but durable only once the parent directory is fsynced.
+    /// `rename(2)` (replacing a file at `to`): atomic, but durable only once the parent
+    /// directory is fsynced.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     fn remove_dir_all(&self, path: &Path) -> io::Result<()>;
