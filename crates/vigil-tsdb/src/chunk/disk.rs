@@ -290,7 +290,7 @@ impl ChunkStore {
             if !keep {
                 let _ = self.fs.remove_file(&s.path);
                 self.bytes
-                    .fetch_sub(s.file.len().unwrap_or(0), Ordering::Relaxed);
+                    .fetch_sub(s.file.size().unwrap_or(0), Ordering::Relaxed);
             }
             keep
         });

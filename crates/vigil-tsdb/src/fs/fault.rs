@@ -612,7 +612,7 @@ impl FsFile for FaultFile {
         FileExt::read_exact_at(&self.file, buf, offset)
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
     }
 }

@@ -37,7 +37,7 @@ pub trait FsFile: Send + Sync {
     /// `pread(2)` of exactly `buf.len()` bytes at `offset`.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
     /// The file's length.
-    fn len(&self) -> io::Result<u64>;
+    fn size(&self) -> io::Result<u64>;
 
     /// Writes all of `buf`, retrying short writes; `WriteZero` if the file stores nothing.
     fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
@@ -135,7 +135,7 @@ impl FsFile for File {
         FileExt::read_exact_at(self, buf, offset)
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.metadata()?.len())
     }
 }

@@ -123,8 +123,8 @@ impl FsFile for FaultFile {
         FsFile::read_exact_at(&self.file, buf, offset)
     }
 
-    fn len(&self) -> std::io::Result<u64> {
-        FsFile::len(&self.file)
+    fn size(&self) -> std::io::Result<u64> {
+        FsFile::size(&self.file)
     }
 }
 
