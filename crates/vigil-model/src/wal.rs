@@ -102,6 +102,11 @@ pub trait WalSource: Send + Sync {
     /// The segment being written, if the log has any.
     fn newest_segment(&self) -> Option<u32>;
 
+    /// The oldest segment the log still holds, if known.
+    fn oldest_segment(&self) -> Option<u32> {
+        None
+    }
+
     /// A reader from `from` on.
     fn reader(&self, from: WalPos) -> Box<dyn WalReader>;
 

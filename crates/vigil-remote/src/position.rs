@@ -29,25 +29,44 @@ pub fn position_path(data_dir: &Path, key: &str) -> PathBuf {
     data_dir.join("remote").join(format!("{key}.json"))
 }
 
-/// Reads a saved position; `None` when there is none or it is unreadable (logged).
-pub fn load(path: &Path) -> Option<WalPos> {
+/// What a queue finds of its saved position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    /// No position file: the queue never saved one.
+    Missing,
+    /// A position file that cannot be read or parsed (logged): a save cut short by a power
+    /// cut (the periodic saves are not fsynced) or a damaged disk.
+    Unreadable,
+    At(WalPos),
+}
+
+/// Reads a saved position.
+pub fn load_saved(path: &Path) -> Saved {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Saved::Missing,
         Err(e) => {
             tracing::warn!(path = %path.display(), "Cannot read the remote-write position: {e}");
-            return None;
+            return Saved::Unreadable;
         }
     };
     match serde_json::from_slice::<SavedPosition>(&bytes) {
-        Ok(p) => Some(WalPos {
+        Ok(p) => Saved::At(WalPos {
             segment: p.segment,
             offset: p.offset,
         }),
         Err(e) => {
             tracing::warn!(path = %path.display(), "Ignoring a corrupt remote-write position file: {e}");
-            None
+            Saved::Unreadable
         }
+    }
+}
+
+/// Reads a saved position; `None` when there is none or it is unreadable (logged).
+pub fn load(path: &Path) -> Option<WalPos> {
+    match load_saved(path) {
+        Saved::At(p) => Some(p),
+        Saved::Missing | Saved::Unreadable => None,
     }
 }
 
@@ -98,6 +117,11 @@ mod tests {
         assert!(!path.with_extension("json.tmp").exists());
         std::fs::write(&path, b"{not json").unwrap();
         assert_eq!(load(&path), None);
+        assert_eq!(load_saved(&path), Saved::Unreadable);
+        std::fs::write(&path, b"").unwrap();
+        assert_eq!(load_saved(&path), Saved::Unreadable);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(load_saved(&path), Saved::Missing);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

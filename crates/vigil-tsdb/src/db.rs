@@ -648,6 +648,10 @@ impl vigil_model::wal::WalSource for Tsdb {
         wal::list_segments(&self.wal_dir()).ok()?.last().copied()
     }
 
+    fn oldest_segment(&self) -> Option<u32> {
+        wal::list_segments(&self.wal_dir()).ok()?.first().copied()
+    }
+
     fn reader(&self, from: vigil_model::wal::WalPos) -> Box<dyn vigil_model::wal::WalReader> {
         Box::new(wal::tail::RecordReader::new(&self.wal_dir(), from))
     }
