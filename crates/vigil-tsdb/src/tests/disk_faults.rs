@@ -550,27 +550,52 @@ fn state_files_are_replaced_atomically_across_power_cuts() {
     eprintln!("state file after a power cut: {new} new, {old} old, {unreadable} unreadable");
 }
 
-/// Defect found by the property test, not fixed (docs/reliability.md, "Disk faults"): under
+/// Defect found by the property test (docs/reliability.md, "Disk faults"): under
 /// `FsyncPolicy::Always` a commit whose batch was written whole but whose fsync failed is
-/// refused; when cutting the batch off the segment fails too (`EIO`), the writer moves on to a
-/// new segment and the batch stays whole in the old one, so a restart brings the refused
-/// commit back. This pins what the model allows for it: whole and in its WAL position, or not
-/// at all; every acknowledged commit around it is kept.
+/// refused; when cutting the batch off the segment failed too (`EIO`), the writer moved on to
+/// a new segment and the batch stayed whole in the old one for good: every restart brought
+/// the refused commit back. Now the cut is tried again before every write: once a later
+/// commit succeeded, the refused one never comes back. A restart before that (the disk still
+/// failing) still brings it back, whole and in its WAL position: the documented exception.
 #[test]
 fn refused_commit_whose_fsync_and_truncation_failed_comes_back_whole_or_not_at_all() {
-    let cov = regression(
-        FsyncPolicy::Always,
+    let failed = [
+        Op::Inject(Fault::EioWrite(2)),
+        Op::Inject(Fault::EioFsync(1)),
+        Op::Commit(1),
+        Op::Commit(1),
+    ];
+    let mut later_commit = failed.to_vec();
+    later_commit.extend([Op::Commit(3), Op::Kill, Op::Commit(1)]);
+    let cov = regression(FsyncPolicy::Always, &later_commit);
+    assert!(cov.indeterminate >= 32, "{cov:?}");
+    assert_eq!(cov.refused_back, 0, "{cov:?}");
+    let mut kill_first = failed.to_vec();
+    kill_first.extend([Op::Kill, Op::Commit(3)]);
+    let cov = regression(FsyncPolicy::Always, &kill_first);
+    // After the kill the refused commit is back every time (the page cache survived).
+    assert!(cov.refused_back >= 32, "{cov:?}");
+}
+
+/// Defect found by the property test: after a failed write the writer moves on to a new
+/// segment, and the fsync of the old one was best effort. Under `FsyncPolicy::Never` that
+/// fsync is the only one the old segment gets: when it failed, its commits stayed in the page
+/// cache while later commits went to the new segment, and a power cut could keep the new
+/// segment and take the old one's tail: a gap. Now the writer moves on only once the old
+/// segment is fsynced (until then commits are refused).
+#[test]
+fn old_segment_is_fsynced_before_commits_go_to_a_new_one() {
+    let _ = regression(
+        FsyncPolicy::Never,
         &[
-            Op::Inject(Fault::EioWrite(2)),
-            Op::Inject(Fault::EioFsync(1)),
-            Op::Commit(1),
             Op::Commit(1),
             Op::Commit(3),
-            Op::Kill,
+            Op::Commit(1),
+            Op::Inject(Fault::Space(5)),
+            Op::Inject(Fault::EioFsync(0)),
+            Op::Commit(15),
+            Op::ClearFaults,
             Op::Commit(1),
         ],
     );
-    assert!(cov.indeterminate >= 32, "{cov:?}");
-    // After the kill the refused commit is back every time (the page cache survived).
-    assert!(cov.refused_back >= 32, "{cov:?}");
 }

@@ -78,6 +78,11 @@ pub struct Wal {
     /// Set when a failed write may have left bytes past `size`; they are cut off (or a new
     /// segment is started) before anything else is written.
     torn: bool,
+    /// An older segment whose failed tail could not be cut off (segment, where its complete
+    /// batches end). Cutting it is tried again before every write until it works: a batch
+    /// written whole whose fsync failed would otherwise come back at every restart although
+    /// its commit was refused (docs/reliability.md, "Disk faults").
+    stale_tail: Option<(u32, u64)>,
     /// `prometheus_tsdb_wal_writes_failed_total`, shared with the TSDB's stats.
     writes_failed: Arc<AtomicU64>,
     /// Rate limit of the error logged for failed writes.
@@ -111,6 +116,7 @@ impl Wal {
             size: 0,
             fsync,
             torn: false,
+            stale_tail: None,
             writes_failed,
             failure_log: LogLimiter::default(),
             bytes_written: 0,
@@ -156,6 +162,9 @@ impl Wal {
     fn try_write(&mut self, batch: &[u8]) -> Result<(), TsdbError> {
         if self.torn {
             self.cut_off_torn_tail()?;
+        }
+        if self.stale_tail.is_some() {
+            self.cut_stale_tail();
         }
         if self.size > 0 && self.size + batch.len() as u64 > SEGMENT_SIZE {
             self.cut()?;
@@ -209,14 +218,45 @@ impl Wal {
                 "Could not cut the torn tail off the WAL segment ({e}); starting a new segment"
             );
         }
+        let (segment, size) = (self.segment, self.size);
         match self.next_segment() {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if trimmed.is_err() {
+                    self.stale_tail = Some((segment, size));
+                }
+                Ok(())
+            }
             // Trimmed: later records may go into this segment.
             Err(_) if trimmed.is_ok() => {
                 self.torn = false;
                 Ok(())
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// Tries again to cut the failed tail off an older segment (best effort).
+    fn cut_stale_tail(&mut self) {
+        let Some((segment, len)) = self.stale_tail else {
+            return;
+        };
+        let path = self.dir.join(segment_name(segment));
+        let cut = self
+            .fs
+            .open_append(&path)
+            .and_then(|f| f.truncate(len).and_then(|()| f.sync_all()));
+        match cut {
+            Ok(()) => {
+                tracing::info!(
+                    segment,
+                    offset = len,
+                    "Cut the failed tail off the WAL segment"
+                );
+                self.stale_tail = None;
+            }
+            // Gone (removed by a checkpoint): nothing left to cut.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.stale_tail = None,
+            Err(_) => {}
         }
     }
 
@@ -228,12 +268,10 @@ impl Wal {
 
     /// Starts segment `segment + 1`; the current one is left as it is.
     fn next_segment(&mut self) -> Result<(), TsdbError> {
-        if self.torn {
-            // Best effort: a segment with a torn tail is not worth failing for.
-            let _ = self.file.sync_all();
-        } else {
-            self.sync()?;
-        }
+        // The old segment is made durable before anything goes to the next one, torn tail or
+        // not (replay cuts a torn tail off): under `FsyncPolicy::Never` this is its only
+        // fsync, and without it a power cut could keep later commits and take earlier ones.
+        self.sync()?;
         let file = create_segment(&*self.fs, &self.dir, self.segment + 1)?;
         self.file = file;
         self.segment += 1;
