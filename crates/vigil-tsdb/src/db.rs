@@ -180,12 +180,21 @@ impl Tsdb {
         // then took the tail of an older one and kept the new one, replay would go on past the
         // hole (a torn segment with a successor, docs/format/wal.md) and the lost commits
         // would be a gap, not a suffix. So the older segments are made durable first.
+        // Likewise the directory entries: a snapshot whose rename was never made durable (the
+        // directory fsync of a checkpoint failed) was just loaded, and the series it holds
+        // are not logged again; if a power cut then undid the rename, their later samples
+        // would replay against series nobody logged, and be lost.
         let wal_dir = dir.join("wal");
         for s in wal::list_segments(&wal_dir)? {
             let p = wal_dir.join(wal::segment_name(s));
             fs.open_append(&p)
                 .and_then(|f| f.sync_all())
                 .map_err(|e| io_err(&p, e))?;
+        }
+        for d in [dir, wal_dir.as_path()] {
+            if d.exists() {
+                fs.sync_dir(d).map_err(|e| io_err(d, e))?;
+            }
         }
         let wal = Wal::create_with(
             &dir.join("wal"),
