@@ -427,18 +427,30 @@ fn case(
     res
 }
 
-/// The property test. `VIGIL_DISK_FAULT_CASES` sets the number of cases (default 256, about
-/// 8 s in a debug build); the totals of what was injected are printed (`--nocapture`).
+/// The property test. `VIGIL_DISK_FAULT_CASES` sets the number of cases (default 256, 2–5 s
+/// in a debug build); `VIGIL_DISK_FAULT_SEED` the seed (default fixed, so that CI runs the
+/// same cases every time; `random` for a new search). The seed and the totals of what was
+/// injected are printed (`--nocapture`).
 #[test]
 fn recovery_gives_the_acknowledged_samples_or_a_prefix() {
     let cases = std::env::var("VIGIL_DISK_FAULT_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(256);
+    let seed = match std::env::var("VIGIL_DISK_FAULT_SEED").as_deref() {
+        Ok("random") => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+        Ok(s) => s
+            .parse()
+            .expect("VIGIL_DISK_FAULT_SEED: a number or `random`"),
+        Err(_) => 20,
+    };
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases,
         max_shrink_iters: 2000,
         failure_persistence: None,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(seed),
         ..ProptestConfig::default()
     });
     let totals = std::cell::RefCell::new(FaultStats::default());
@@ -457,7 +469,8 @@ fn recovery_gives_the_acknowledged_samples_or_a_prefix() {
             .map_err(TestCaseError::fail)
     });
     eprintln!(
-        "disk faults: {cases} cases, {} operations (shrinking included) in {:?}:\n{:?}\n{:?}",
+        "disk faults: {cases} cases (seed {seed}), {} operations (shrinking included) in \
+         {:?}:\n{:?}\n{:?}",
         ops_run.get(),
         started.elapsed(),
         totals.borrow(),
