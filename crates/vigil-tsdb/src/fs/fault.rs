@@ -8,7 +8,8 @@
 //!   replaces each such file with one of the contents it had since its last fsync (the kernel
 //!   writes pages and metadata back in any order), possibly cut short past the durable part, or
 //!   torn: cut, then the rest up to the chosen length zero-filled (the size reached the disk, the
-//!   data did not) or garbled. Fsynced bytes are never changed.
+//!   data did not) or garbled. Only bytes written since the last fsync are ever cut or torn;
+//!   fsynced bytes change only as a later write or truncation of them did (or not).
 //! - **Directory entries.** Creating, renaming and removing files and directories are pending
 //!   until the parent directory is fsynced ([`Fs::sync_dir`]); fsyncing a file does not make its
 //!   directory entry durable (POSIX does not promise it). A crash keeps the pending operations
