@@ -102,6 +102,11 @@ pub trait WalSource: Send + Sync {
     /// The segment being written, if the log has any.
     fn newest_segment(&self) -> Option<u32>;
 
+    /// The oldest segment the log still holds, if known.
+    fn oldest_segment(&self) -> Option<u32> {
+        None
+    }
+
     /// A reader from `from` on.
     fn reader(&self, from: WalPos) -> Box<dyn WalReader>;
 
@@ -119,4 +124,40 @@ pub trait WalSource: Send + Sync {
 
     /// The newest sample's timestamp, if any.
     fn max_time(&self) -> Option<Timestamp>;
+
+    /// Replaces `path`, a reader's small state file in the data directory (a remote-write
+    /// position), by `bytes` atomically: a temporary file, fsynced when `sync`, renamed into
+    /// place, the directory fsynced when `sync`. The TSDB does it through its file layer, so
+    /// these writes meet the same faults as its own; this default uses `std::fs`.
+    fn write_state_file(&self, path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
+        write_state_file(path, bytes, sync)
+    }
+}
+
+/// [`WalSource::write_state_file`] on the operating system's file system.
+pub fn write_state_file(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = state_tmp_path(path);
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        if sync {
+            f.sync_all()?;
+        }
+    }
+    std::fs::rename(&tmp, path)?;
+    if sync && let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// The temporary file a state file is written to before the rename: `<path>.tmp`.
+pub fn state_tmp_path(path: &Path) -> std::path::PathBuf {
+    let mut t = path.as_os_str().to_owned();
+    t.push(".tmp");
+    t.into()
 }

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use vigil_model::wal::WalPos;
+use vigil_model::wal::{WalPos, WalSource};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SavedPosition {
@@ -29,51 +29,69 @@ pub fn position_path(data_dir: &Path, key: &str) -> PathBuf {
     data_dir.join("remote").join(format!("{key}.json"))
 }
 
-/// Reads a saved position; `None` when there is none or it is unreadable (logged).
-pub fn load(path: &Path) -> Option<WalPos> {
+/// What a queue finds of its saved position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    /// No position file: the queue never saved one.
+    Missing,
+    /// A position file that cannot be read or parsed (logged): a save cut short by a power
+    /// cut (the periodic saves are not fsynced) or a damaged disk.
+    Unreadable,
+    At(WalPos),
+}
+
+/// Reads a saved position.
+pub fn load_saved(path: &Path) -> Saved {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Saved::Missing,
         Err(e) => {
             tracing::warn!(path = %path.display(), "Cannot read the remote-write position: {e}");
-            return None;
+            return Saved::Unreadable;
         }
     };
     match serde_json::from_slice::<SavedPosition>(&bytes) {
-        Ok(p) => Some(WalPos {
+        Ok(p) => Saved::At(WalPos {
             segment: p.segment,
             offset: p.offset,
         }),
         Err(e) => {
             tracing::warn!(path = %path.display(), "Ignoring a corrupt remote-write position file: {e}");
-            None
+            Saved::Unreadable
         }
     }
 }
 
-/// Writes the position atomically (temporary file, optional fsync, rename).
-pub fn save(path: &Path, name: &str, url: &str, pos: WalPos, sync: bool) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+/// Reads a saved position; `None` when there is none or it is unreadable (logged).
+pub fn load(path: &Path) -> Option<WalPos> {
+    match load_saved(path) {
+        Saved::At(p) => Some(p),
+        Saved::Missing | Saved::Unreadable => None,
     }
-    let body = serde_json::to_vec(&SavedPosition {
+}
+
+/// The saved form of a position.
+pub fn encode(name: &str, url: &str, pos: WalPos) -> std::io::Result<Vec<u8>> {
+    serde_json::to_vec(&SavedPosition {
         name: name.to_string(),
         url: url.to_string(),
         segment: pos.segment,
         offset: pos.offset,
     })
-    .map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("json.tmp");
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&body)?;
-        if sync {
-            f.sync_all()?;
-        }
-    }
-    std::fs::rename(&tmp, path)?;
-    Ok(())
+    .map_err(std::io::Error::other)
+}
+
+/// Writes the position atomically (temporary file, optional fsync, rename) through the
+/// storage's file layer ([`WalSource::write_state_file`]).
+pub fn save(
+    db: &dyn WalSource,
+    path: &Path,
+    name: &str,
+    url: &str,
+    pos: WalPos,
+    sync: bool,
+) -> std::io::Result<()> {
+    db.write_state_file(path, &encode(name, url, pos)?, sync)
 }
 
 #[cfg(test)]
@@ -93,11 +111,17 @@ mod tests {
             segment: 7,
             offset: 1234,
         };
-        save(&path, "q", "http://x", p, true).unwrap();
+        vigil_model::wal::write_state_file(&path, &encode("q", "http://x", p).unwrap(), true)
+            .unwrap();
         assert_eq!(load(&path), Some(p));
         assert!(!path.with_extension("json.tmp").exists());
         std::fs::write(&path, b"{not json").unwrap();
         assert_eq!(load(&path), None);
+        assert_eq!(load_saved(&path), Saved::Unreadable);
+        std::fs::write(&path, b"").unwrap();
+        assert_eq!(load_saved(&path), Saved::Unreadable);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(load_saved(&path), Saved::Missing);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

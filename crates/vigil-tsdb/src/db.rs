@@ -9,6 +9,7 @@ use crate::block::writer::{is_block_dir, write_block};
 use crate::block::{Block, Compaction};
 use crate::chunk::disk::ChunkStore;
 use crate::error::{TsdbError, io_err};
+use crate::fs::{Fs, OsFs};
 use crate::head::{Head, HeadOptions, snapshot};
 
 use crate::replay::{self, ReplayReport};
@@ -45,6 +46,9 @@ pub struct TsdbOptions {
     pub block_range_ms: i64,
     /// Snappy-compress WAL records (`--storage.tsdb.wal-compression`).
     pub wal_compression: bool,
+    /// The file layer every durable write goes through ([`crate::fs`]): the operating
+    /// system's by default, a fault-injecting one in tests.
+    pub fs: Arc<dyn Fs>,
 }
 
 impl Default for TsdbOptions {
@@ -60,6 +64,7 @@ impl Default for TsdbOptions {
             checkpoint_min_wal_bytes: 32 << 20,
             block_range_ms: 2 * 3600 * 1000,
             wal_compression: true,
+            fs: Arc::new(OsFs),
         }
     }
 }
@@ -114,17 +119,10 @@ pub struct Tsdb {
 
 impl Tsdb {
     /// Opens (creating if needed) the data directory `dir`, replaying what is there.
+    /// Every write goes through `opts.fs`.
     pub fn open(dir: &Path, opts: TsdbOptions) -> Result<Tsdb, TsdbError> {
-        Tsdb::open_with_wal_fs(dir, opts, Arc::new(wal::OsFs))
-    }
-
-    /// As [`Tsdb::open`], with the WAL written through `fs` (tests inject failures with it).
-    pub fn open_with_wal_fs(
-        dir: &Path,
-        opts: TsdbOptions,
-        fs: Arc<dyn wal::SegmentFs>,
-    ) -> Result<Tsdb, TsdbError> {
-        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        let fs = Arc::clone(&opts.fs);
+        crate::fs::create_dir_all_durable(&*fs, dir).map_err(|e| io_err(dir, e))?;
         let lock = lock_dir(dir)?;
         let head = Head::new(HeadOptions {
             retention_ms: opts.retention_ms,
@@ -133,18 +131,19 @@ impl Tsdb {
             wal_compression: opts.wal_compression,
         });
         let stats = TsdbStats::default();
-        let blocks = load_blocks(dir, &[], &stats)?;
+        let blocks = load_blocks(&*fs, dir, &[], &stats)?;
         if let Some(maxt) = blocks.iter().map(|b| b.meta().max_time).max() {
             // What blocks hold is not the head's any more; replay skips it.
             head.set_min_valid_time(maxt);
         }
         // Before the replay, so that replayed chunks go to disk as they are cut.
         let chunks_dir = dir.join("chunks_head");
-        let chunk_store =
-            Arc::new(ChunkStore::open(&chunks_dir).map_err(|e| io_err(&chunks_dir, e))?);
+        let chunk_store = Arc::new(
+            ChunkStore::open(Arc::clone(&fs), &chunks_dir).map_err(|e| io_err(&chunks_dir, e))?,
+        );
         let _ = head.chunk_store.set(Arc::clone(&chunk_store));
         let start = Instant::now();
-        let rep: ReplayReport = replay::replay(&head, dir)?;
+        let rep: ReplayReport = replay::replay(&head, dir, &*fs)?;
         // Chunks a snapshot loaded are in memory: move them out now, not a minute later.
         if let Err(e) = head.offload_chunks() {
             tracing::warn!(
@@ -176,6 +175,27 @@ impl Tsdb {
             "TSDB started"
         );
         let snapshot_segment = snapshot::list_snapshots(dir)?.first().copied().unwrap_or(0);
+        // What was replayed may sit in the page cache only (the previous process was killed
+        // before an fsync). Records written from now on go to a new segment; if a power cut
+        // then took the tail of an older one and kept the new one, replay would go on past the
+        // hole (a torn segment with a successor, docs/format/wal.md) and the lost commits
+        // would be a gap, not a suffix. So the older segments are made durable first.
+        // Likewise the directory entries: a snapshot whose rename was never made durable (the
+        // directory fsync of a checkpoint failed) was just loaded, and the series it holds
+        // are not logged again; if a power cut then undid the rename, their later samples
+        // would replay against series nobody logged, and be lost.
+        let wal_dir = dir.join("wal");
+        for s in wal::list_segments(&wal_dir)? {
+            let p = wal_dir.join(wal::segment_name(s));
+            fs.open_append(&p)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| io_err(&p, e))?;
+        }
+        for d in [dir, wal_dir.as_path()] {
+            if d.exists() {
+                fs.sync_dir(d).map_err(|e| io_err(d, e))?;
+            }
+        }
         let wal = Wal::create_with(
             &dir.join("wal"),
             rep.next_segment,
@@ -363,7 +383,7 @@ impl Tsdb {
             .iter()
             .map(|b| b.dir().to_path_buf())
             .collect();
-        let new = load_blocks(&self.dir, &known, &self.stats)?;
+        let new = load_blocks(&*self.opts.fs, &self.dir, &known, &self.stats)?;
         let n = new.len();
         if n > 0 {
             for b in &new {
@@ -394,6 +414,7 @@ impl Tsdb {
                 .querier(mint, maxt - 1)
                 .map_err(|e| TsdbError::Invalid(e.to_string()))?;
             let written = write_block(
+                &*self.opts.fs,
                 &self.dir,
                 q.as_ref(),
                 mint,
@@ -488,7 +509,14 @@ impl Tsdb {
                 .collect(),
             ranges: Vec::new(),
         };
-        let written = write_block(&self.dir, &q, mint, maxt, Compaction { level, sources });
+        let written = write_block(
+            &*self.opts.fs,
+            &self.dir,
+            &q,
+            mint,
+            maxt,
+            Compaction { level, sources },
+        );
         let (meta, dir) = match written {
             Ok(Some(x)) => x,
             Ok(None) => return Ok(()),
@@ -507,7 +535,7 @@ impl Tsdb {
             blocks.sort_by_key(|b| b.meta().min_time);
         }
         for g in group {
-            let _ = delete_block_dir(g.dir());
+            let _ = delete_block_dir(&*self.opts.fs, g.dir());
         }
         self.stats.compactions.fetch_add(1, Ordering::Relaxed);
         tracing::info!(block = %meta.ulid, level, sources = group.len(), duration = ?start.elapsed(), "Compacted blocks");
@@ -556,7 +584,7 @@ impl Tsdb {
             .retain(|x| !doomed.iter().any(|d| Arc::ptr_eq(d, x)));
         for b in doomed {
             tracing::info!(block = %b.meta().ulid, "Deleting block (retention)");
-            delete_block_dir(b.dir())?;
+            delete_block_dir(&*self.opts.fs, b.dir())?;
         }
         Ok(())
     }
@@ -566,7 +594,8 @@ impl Tsdb {
             return Err(TsdbError::Invalid("the TSDB is closed".into()));
         }
         let cap = self.head.capture()?;
-        let size = snapshot::write(&self.dir, &cap)?;
+        let fs = &*self.opts.fs;
+        let size = snapshot::write(fs, &self.dir, &cap)?;
         self.snapshot_segment
             .store(cap.segment as u64, Ordering::Relaxed);
         // The new snapshot replaces every older segment and snapshot, except the segments a
@@ -584,17 +613,21 @@ impl Tsdb {
         for s in segments {
             if s < keep_from {
                 let p = wal_dir.join(wal::segment_name(s));
-                std::fs::remove_file(&p).map_err(|e| io_err(&p, e))?;
+                fs.remove_file(&p).map_err(|e| io_err(&p, e))?;
             }
         }
         for s in snapshot::list_snapshots(&self.dir)? {
             if s != cap.segment {
                 let p = snapshot::snapshot_path(&self.dir, s);
-                std::fs::remove_file(&p).map_err(|e| io_err(&p, e))?;
+                fs.remove_file(&p).map_err(|e| io_err(&p, e))?;
             }
         }
-        wal::sync_dir(&wal_dir);
-        wal::sync_dir(&self.dir);
+        for p in snapshot::list_temporary(&self.dir)? {
+            // Left by a crash during an earlier snapshot.
+            fs.remove_file(&p).map_err(|e| io_err(&p, e))?;
+        }
+        fs.sync_dir(&wal_dir).map_err(|e| io_err(&wal_dir, e))?;
+        fs.sync_dir(&self.dir).map_err(|e| io_err(&self.dir, e))?;
         Ok(size)
     }
 
@@ -624,6 +657,10 @@ impl vigil_model::wal::WalSource for Tsdb {
         wal::list_segments(&self.wal_dir()).ok()?.last().copied()
     }
 
+    fn oldest_segment(&self) -> Option<u32> {
+        wal::list_segments(&self.wal_dir()).ok()?.first().copied()
+    }
+
     fn reader(&self, from: vigil_model::wal::WalPos) -> Box<dyn vigil_model::wal::WalReader> {
         Box::new(wal::tail::RecordReader::new(&self.wal_dir(), from))
     }
@@ -646,6 +683,27 @@ impl vigil_model::wal::WalSource for Tsdb {
 
     fn max_time(&self) -> Option<Timestamp> {
         self.head.max_time()
+    }
+
+    /// Through the file layer ([`crate::fs`]), like every other durable write.
+    fn write_state_file(&self, path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
+        let fs = &*self.opts.fs;
+        if let Some(dir) = path.parent() {
+            crate::fs::create_dir_all_durable(fs, dir)?;
+        }
+        let tmp = vigil_model::wal::state_tmp_path(path);
+        {
+            let f = fs.create(&tmp)?;
+            f.write_all(bytes)?;
+            if sync {
+                f.sync_all()?;
+            }
+        }
+        fs.rename(&tmp, path)?;
+        match path.parent() {
+            Some(dir) if sync => fs.sync_dir(dir),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -699,6 +757,7 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File, TsdbError> {
 /// Opens the block directories of `dir` not in `known`; deletes leftover temporary ones. A
 /// block that fails to open is skipped with a warning (and counted), never fatal.
 fn load_blocks(
+    fs: &dyn Fs,
     dir: &Path,
     known: &[PathBuf],
     stats: &TsdbStats,
@@ -716,14 +775,14 @@ fn load_blocks(
         if let Some(stem) = name.strip_suffix(DELETING_SUFFIX) {
             if is_block_dir(stem) {
                 tracing::info!(dir = %path.display(), "Finishing the deletion of a block");
-                let _ = std::fs::remove_dir_all(&path);
+                let _ = fs.remove_dir_all(&path);
             }
             continue;
         }
         if let Some(stem) = name.strip_suffix(".tmp") {
             if is_block_dir(stem) {
                 tracing::info!(dir = %path.display(), "Removing a half-written block");
-                let _ = std::fs::remove_dir_all(&path);
+                let _ = fs.remove_dir_all(&path);
             }
             continue;
         }
@@ -734,11 +793,11 @@ fn load_blocks(
             Ok(b) => out.push(Arc::new(b)),
             Err(e) => {
                 stats.block_corruptions.fetch_add(1, Ordering::Relaxed);
-                quarantine(&path, &e);
+                quarantine(fs, &path, &e);
             }
         }
     }
-    drop_compacted_sources(&mut out);
+    drop_compacted_sources(fs, &mut out);
     out.sort_by_key(|b| b.meta().min_time);
     Ok(out)
 }
@@ -746,7 +805,7 @@ fn load_blocks(
 /// A crash between writing a compacted block and deleting its sources leaves both on disk,
 /// holding the same samples twice. The compacted block wins (its meta names the sources, as
 /// Prometheus' does); the sources are deleted.
-fn drop_compacted_sources(blocks: &mut Vec<Arc<Block>>) {
+fn drop_compacted_sources(fs: &dyn Fs, blocks: &mut Vec<Arc<Block>>) {
     let replaced: std::collections::HashSet<String> = blocks
         .iter()
         .flat_map(|b| b.meta().compaction.sources.iter().cloned())
@@ -756,7 +815,7 @@ fn drop_compacted_sources(blocks: &mut Vec<Arc<Block>>) {
             return true;
         }
         tracing::info!(block = %b.meta().ulid, "Deleting a block already compacted into another");
-        if let Err(e) = delete_block_dir(b.dir()) {
+        if let Err(e) = delete_block_dir(fs, b.dir()) {
             tracing::warn!("{e}");
         }
         false
@@ -769,15 +828,16 @@ const DELETING_SUFFIX: &str = ".deleting";
 /// Deletes a block directory so that a crash midway leaves no half-deleted block that the next
 /// open would find unreadable and quarantine: it is renamed aside first (one atomic step), and
 /// the next open finishes the deletion of whatever is left under that name.
-fn delete_block_dir(dir: &Path) -> Result<(), TsdbError> {
+pub(crate) fn delete_block_dir(fs: &dyn Fs, dir: &Path) -> Result<(), TsdbError> {
     let mut aside = dir.as_os_str().to_owned();
     aside.push(DELETING_SUFFIX);
     let aside = PathBuf::from(aside);
-    std::fs::rename(dir, &aside).map_err(|e| io_err(dir, e))?;
+    fs.rename(dir, &aside).map_err(|e| io_err(dir, e))?;
     if let Some(parent) = dir.parent() {
-        wal::sync_dir(parent);
+        // Best effort: a rename a power cut undoes leaves the block in place, whole.
+        let _ = fs.sync_dir(parent);
     }
-    std::fs::remove_dir_all(&aside).map_err(|e| io_err(&aside, e))
+    fs.remove_dir_all(&aside).map_err(|e| io_err(&aside, e))
 }
 
 /// The suffix a block directory that cannot be read is renamed with.
@@ -787,7 +847,7 @@ pub const QUARANTINE_SUFFIX: &str = ".corrupted";
 /// database serves everything else, as Prometheus moves a corrupt block aside. An I/O error
 /// that may be passing (too many open files, a failed mapping) leaves the block in place to be
 /// tried again at the next reload.
-fn quarantine(path: &Path, e: &TsdbError) {
+fn quarantine(fs: &dyn Fs, path: &Path, e: &TsdbError) {
     let lasting = match e {
         TsdbError::Corrupt { .. } => true,
         TsdbError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
@@ -803,7 +863,7 @@ fn quarantine(path: &Path, e: &TsdbError) {
     let mut aside = path.as_os_str().to_owned();
     aside.push(QUARANTINE_SUFFIX);
     let aside = PathBuf::from(aside);
-    match std::fs::rename(path, &aside) {
+    match fs.rename(path, &aside) {
         Ok(()) => tracing::error!(
             "Block {} is unreadable ({e}); moved it aside to {}. Its samples are not served; \
              restore the block from a backup or delete the directory",

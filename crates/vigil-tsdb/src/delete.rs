@@ -10,7 +10,7 @@
 use crate::block::Compaction;
 use crate::block::writer::write_block;
 use crate::db::Tsdb;
-use crate::error::{TsdbError, io_err};
+use crate::error::TsdbError;
 use crate::head::Head;
 use crate::wal::record;
 use crate::{Block, TsdbError as E};
@@ -127,7 +127,8 @@ impl Tsdb {
             level: meta.compaction.level,
             sources: vec![meta.ulid.clone()],
         };
-        let written = write_block(self.dir(), &q, meta.min_time, meta.max_time, compaction)?;
+        let fs = &*self.options().fs;
+        let written = write_block(fs, self.dir(), &q, meta.min_time, meta.max_time, compaction)?;
         drop(q);
         let new = match written {
             Some((_, dir)) => Some(Arc::new(Block::open(&dir)?)),
@@ -139,7 +140,7 @@ impl Tsdb {
             blocks.extend(new);
             blocks.sort_by_key(|b| b.meta().min_time);
         }
-        std::fs::remove_dir_all(b.dir()).map_err(|e| io_err(b.dir(), e))?;
+        crate::db::delete_block_dir(fs, b.dir())?;
         self.stats().compactions.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

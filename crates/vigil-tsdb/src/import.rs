@@ -116,7 +116,7 @@ pub fn import_openmetrics(
             level: 1,
             sources: Vec::new(),
         };
-        if let Some((meta, _)) = write_block(dir, q.as_ref(), mint, maxt, c)? {
+        if let Some((meta, _)) = write_block(&crate::fs::OsFs, dir, q.as_ref(), mint, maxt, c)? {
             rep.blocks.push(meta);
         }
         mint = maxt;

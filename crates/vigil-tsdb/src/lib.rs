@@ -13,6 +13,7 @@
 //! - [`block`]: immutable 2-hour (and compacted, larger) blocks on disk, memory-mapped, and
 //!   `vigil_model::MergeQuerier`, which serves head and blocks as one.
 //! - [`Tsdb`]: all of it in one data directory, with retention and compaction.
+//! - [`fs`]: the one file layer every durable write goes through (faults are injected there).
 //!
 //! Scrape, rules and the query engine see only the seams. Formats are documented in
 //! `docs/format/`.
@@ -23,6 +24,7 @@ mod db;
 mod delete;
 pub mod encoding;
 mod error;
+pub mod fs;
 mod head;
 pub mod import;
 mod reader;

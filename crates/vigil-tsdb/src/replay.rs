@@ -7,6 +7,7 @@
 //! overlap with applying on the two cores we have.
 
 use crate::error::TsdbError;
+use crate::fs::Fs;
 use crate::head::snapshot;
 use crate::head::{Head, Tally};
 use crate::wal::{self, record};
@@ -62,15 +63,21 @@ fn load_snapshot(
 }
 
 /// Replays `dir` into `head` (which must be empty).
-pub fn replay(head: &Head, dir: &Path) -> Result<ReplayReport, TsdbError> {
+/// Repairs (truncations, removals) go through `fs`.
+pub fn replay(head: &Head, dir: &Path, fs: &dyn Fs) -> Result<ReplayReport, TsdbError> {
     let mut rep = ReplayReport::default();
     head.set_replaying(true);
-    let res = replay_inner(head, dir, &mut rep);
+    let res = replay_inner(head, dir, fs, &mut rep);
     head.set_replaying(false);
     res.map(|()| rep)
 }
 
-fn replay_inner(head: &Head, dir: &Path, rep: &mut ReplayReport) -> Result<(), TsdbError> {
+fn replay_inner(
+    head: &Head,
+    dir: &Path,
+    fs: &dyn Fs,
+    rep: &mut ReplayReport,
+) -> Result<(), TsdbError> {
     let from = load_snapshot(head, dir, rep)?;
     let wal_dir = dir.join("wal");
     let all = wal::list_segments(&wal_dir)?;
@@ -207,7 +214,7 @@ fn replay_inner(head: &Head, dir: &Path, rep: &mut ReplayReport) -> Result<(), T
                         offset = good,
                         "WAL segment ends in a torn record left by a failed write: truncating it there and going on with the next segment"
                     );
-                    wal::repair(&wal_dir, seg.number, good, &[])?;
+                    wal::repair(fs, &wal_dir, seg.number, good, &[])?;
                     continue;
                 }
                 tracing::warn!(
@@ -216,7 +223,7 @@ fn replay_inner(head: &Head, dir: &Path, rep: &mut ReplayReport) -> Result<(), T
                     reason = %torn,
                     "WAL corruption: truncating the segment at the last good record and dropping later segments"
                 );
-                wal::repair(&wal_dir, seg.number, good, &all)?;
+                wal::repair(fs, &wal_dir, seg.number, good, &all)?;
                 rep.next_segment = seg.number + 1;
                 return Ok(());
             }

@@ -10,6 +10,9 @@ use vigil_model::{Appendable, Labels, Matcher, Queryable, Sample, SelectHints, S
 /// A full disk under the WAL (issue 20).
 mod wal_faults;
 
+/// Disk faults under every durable write: the model-based property test (issue 20).
+mod disk_faults;
+
 fn tempdir(tag: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
     let d = std::env::temp_dir().join(format!(

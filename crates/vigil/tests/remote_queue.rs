@@ -308,6 +308,42 @@ async fn position_is_persisted_and_a_restart_resumes_during_an_outage() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A position file a power cut left unreadable (the periodic saves are not fsynced; found with
+/// the TSDB's fault-injecting file layer, docs/reliability.md "Disk faults"): the queue used to
+/// start at the newest segment and skip everything it had not sent; it now resends from the
+/// oldest segment kept, so every sample arrives (some twice).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_position_resends_from_the_oldest_segment_instead_of_skipping() {
+    let dir = tempdir("unreadable-pos");
+    let db = open(&dir);
+    let (f, url) = start_fake().await;
+    let (mut q, m) = start(settings(&url, "unreadable"), &db);
+    ingest(&db, 1, 10, 10);
+    wait("first 100", 10, || total(&f) == 100).await;
+    f.status.store(503, Ordering::Relaxed);
+    ingest(&db, 11, 10, 10);
+    wait("retries", 10, || m.retried.load(Ordering::Relaxed) > 0).await;
+    q.stop().await;
+    let path = vigil_remote::position::position_path(&dir, "unreadable");
+    std::fs::write(&path, b"").unwrap();
+    // The WAL moves on to a new segment, as after a restart.
+    db.checkpoint().unwrap();
+    ingest(&db, 21, 10, 10);
+    f.status.store(0, Ordering::Relaxed);
+    let (mut q2, _m2) = start(settings(&url, "unreadable"), &db);
+    wait("every sample, the unsent ones included", 20, || {
+        let got = f.got.lock();
+        got.len() == 10
+            && got.values().all(|s| {
+                let ts: std::collections::BTreeSet<i64> = s.iter().map(|x| x.0).collect();
+                ts == (1..=30).map(|t| t * 1000).collect()
+            })
+    })
+    .await;
+    q2.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resumes_across_a_tsdb_restart_and_reads_labels_of_old_series_from_the_head() {
     let dir = tempdir("reopen");

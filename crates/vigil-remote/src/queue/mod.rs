@@ -17,6 +17,7 @@
 //! shards before starting the new ones, so per-series order holds across it.
 
 use crate::metrics::QueueMetrics;
+use crate::position::Saved;
 use crate::prompb;
 use ahash::AHashMap;
 use std::sync::Arc;
@@ -112,19 +113,34 @@ impl Queue {
         let pos_path = crate::position::position_path(db.data_dir(), &s.key);
         let newest = db.newest_segment().unwrap_or(0);
         let mut skip_before = None;
-        let start = match crate::position::load(&pos_path) {
-            Some(p) if p.segment <= newest => {
+        let start = match crate::position::load_saved(&pos_path) {
+            Saved::At(p) if p.segment <= newest => {
                 tracing::info!(remote_name = %s.name, segment = p.segment, offset = p.offset, "Remote write resumes from its saved WAL position");
                 p
             }
-            Some(p) => {
+            Saved::At(p) => {
                 tracing::warn!(remote_name = %s.name, saved = p.segment, newest, "Saved remote-write position is past the newest WAL segment (a new data directory?); starting at the newest segment");
                 WalPos {
                     segment: newest,
                     offset: 0,
                 }
             }
-            None => {
+            Saved::Unreadable => {
+                // Not the newest segment: what this queue had not sent yet would be skipped.
+                // Resending from the oldest segment kept delivers it (again, for what the
+                // receiver had: receivers drop duplicate samples).
+                let oldest = db.oldest_segment().unwrap_or(newest).min(newest);
+                tracing::warn!(remote_name = %s.name, segment = oldest, "The saved remote-write position is unreadable (a save cut short by a power cut?); resending from the oldest WAL segment kept");
+                let p = WalPos {
+                    segment: oldest,
+                    offset: 0,
+                };
+                if let Err(e) = crate::position::save(&*db, &pos_path, &s.name, &s.url, p, true) {
+                    tracing::warn!(remote_name = %s.name, "Cannot save the remote-write position: {e}");
+                }
+                p
+            }
+            Saved::Missing => {
                 if s.start == StartAt::Now {
                     skip_before = Some((newest, vigil_model::now_millis()));
                 }
@@ -135,7 +151,7 @@ impl Queue {
                 // Saved at once: a crash before the first periodic save would otherwise leave
                 // no position, and the next start would begin at its own newest segment,
                 // skipping everything this run wrote (found by tools/crash_campaign.py).
-                if let Err(e) = crate::position::save(&pos_path, &s.name, &s.url, p, true) {
+                if let Err(e) = crate::position::save(&*db, &pos_path, &s.name, &s.url, p, true) {
                     tracing::warn!(remote_name = %s.name, "Cannot save the remote-write position: {e}");
                 }
                 p
@@ -264,8 +280,9 @@ fn run_reader(
     let mut last_reshard = Instant::now();
     let mut rate_base = RateBase::take(r);
     let mut last_segment = tailer.position().segment;
+    let db = Arc::clone(&r.db);
     let save = |p: WalPos, sync: bool| {
-        if let Err(e) = crate::position::save(pos_path, &s.name, &s.url, p, sync) {
+        if let Err(e) = crate::position::save(&*db, pos_path, &s.name, &s.url, p, sync) {
             tracing::warn!(remote_name = %s.name, "Cannot save the remote-write position: {e}");
         }
     };

@@ -11,7 +11,7 @@ use super::{BlockMeta, BlockStats, CHUNKS_MAGIC, Compaction};
 use crate::chunk::hist::{self, HistAppender};
 use crate::chunk::{SAMPLES_PER_BLOCK_CHUNK, dense, write_framed};
 use crate::error::{TsdbError, io_err};
-use crate::wal::sync_dir;
+use crate::fs::{Fs, Writer, write_file};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -45,15 +45,12 @@ pub fn is_block_dir(name: &str) -> bool {
             .all(|(i, b)| i == 16 || b.is_ascii_hexdigit())
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), TsdbError> {
-    let mut f = std::fs::File::create(path).map_err(|e| io_err(path, e))?;
-    f.write_all(bytes).map_err(|e| io_err(path, e))?;
-    f.sync_all().map_err(|e| io_err(path, e))
-}
-
 /// Writes the samples of `q` in `[mint, maxt)` as a block under `parent`. Returns `None` when
-/// there is no sample in the range (no block is written).
+/// there is no sample in the range (no block is written). Every file operation goes through
+/// `fs`; the block is durable (its directory renamed into place and `parent` fsynced) when
+/// this returns.
 pub fn write_block(
+    fs: &dyn Fs,
     parent: &Path,
     q: &dyn Querier,
     mint: i64,
@@ -62,24 +59,28 @@ pub fn write_block(
 ) -> Result<Option<(BlockMeta, PathBuf)>, TsdbError> {
     let id = new_block_id(mint);
     let tmp = parent.join(format!("{id}.tmp"));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
-    let res = write_into(&tmp, &id, q, mint, maxt, compaction);
-    match res {
-        Ok(Some(meta)) => {
-            let dst = parent.join(&id);
-            std::fs::rename(&tmp, &dst).map_err(|e| io_err(&dst, e))?;
-            sync_dir(parent);
-            Ok(Some((meta, dst)))
+    let _ = fs.remove_dir_all(&tmp);
+    fs.create_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
+    let res = write_into(fs, &tmp, &id, q, mint, maxt, compaction).and_then(|meta| {
+        let Some(meta) = meta else { return Ok(None) };
+        let dst = parent.join(&id);
+        fs.rename(&tmp, &dst).map_err(|e| io_err(&dst, e))?;
+        if let Err(e) = fs.sync_dir(parent) {
+            // Not durable: the caller would drop the head's copy of these samples.
+            let _ = fs.remove_dir_all(&dst);
+            return Err(io_err(parent, e));
         }
-        other => {
-            let _ = std::fs::remove_dir_all(&tmp);
-            other.map(|_| None)
-        }
+        Ok(Some((meta, dst)))
+    });
+    if !matches!(res, Ok(Some(_))) {
+        // A half-written block must not keep the space a full disk needs back.
+        let _ = fs.remove_dir_all(&tmp);
     }
+    res
 }
 
 fn write_into(
+    fs: &dyn Fs,
     tmp: &Path,
     id: &str,
     q: &dyn Querier,
@@ -88,8 +89,10 @@ fn write_into(
     compaction: Compaction,
 ) -> Result<Option<BlockMeta>, TsdbError> {
     let chunks_path = tmp.join("chunks");
-    let file = std::fs::File::create(&chunks_path).map_err(|e| io_err(&chunks_path, e))?;
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    let file = fs
+        .create(&chunks_path)
+        .map_err(|e| io_err(&chunks_path, e))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, Writer(&*file));
     let offset = std::cell::Cell::new(CHUNKS_MAGIC.len() as u64);
     w.write_all(CHUNKS_MAGIC)
         .map_err(|e| io_err(&chunks_path, e))?;
@@ -109,7 +112,7 @@ fn write_into(
     let mut shared = dense::SharedTimestamps::default();
     let mut flush = |pending: &mut Vec<(i64, f64)>,
                      metas: &mut Vec<ChunkMeta>,
-                     w: &mut std::io::BufWriter<std::fs::File>|
+                     w: &mut std::io::BufWriter<Writer<'_>>|
      -> std::io::Result<()> {
         let (Some(first), Some(last)) = (pending.first(), pending.last()) else {
             return Ok(());
@@ -135,7 +138,7 @@ fn write_into(
     // when wide histograms make a chunk large).
     let mut write_hist = |hs: &[HistogramSample],
                           metas: &mut Vec<ChunkMeta>,
-                          w: &mut std::io::BufWriter<std::fs::File>|
+                          w: &mut std::io::BufWriter<Writer<'_>>|
      -> std::io::Result<()> {
         let mut a = HistAppender::default();
         let mut first = 0;
@@ -190,8 +193,7 @@ fn write_into(
     if all.is_empty() {
         return Ok(None);
     }
-    let file = w
-        .into_inner()
+    w.into_inner()
         .map_err(|e| io_err(&chunks_path, e.into_error()))?;
     file.sync_all().map_err(|e| io_err(&chunks_path, e))?;
     drop(file);
@@ -222,7 +224,9 @@ fn write_into(
     stats.num_series = series.len() as u64;
     let has_hist = series.iter().any(|s| !s.hchunks.is_empty());
     let sym_list: Vec<&str> = symbols.keys().copied().collect();
-    write_file(&tmp.join("index"), &index::encode(&sym_list, &series))?;
+    let index_path = tmp.join("index");
+    write_file(fs, &index_path, &index::encode(&sym_list, &series))
+        .map_err(|e| io_err(&index_path, e))?;
 
     let meta = BlockMeta {
         ulid: id.to_string(),
@@ -237,7 +241,8 @@ fn write_into(
         version: if has_hist { 2 } else { 1 },
     };
     let json = serde_json::to_vec_pretty(&meta).map_err(|e| TsdbError::Invalid(e.to_string()))?;
-    write_file(&tmp.join("meta.json"), &json)?;
-    sync_dir(tmp);
+    let meta_path = tmp.join("meta.json");
+    write_file(fs, &meta_path, &json).map_err(|e| io_err(&meta_path, e))?;
+    fs.sync_dir(tmp).map_err(|e| io_err(tmp, e))?;
     Ok(Some(meta))
 }

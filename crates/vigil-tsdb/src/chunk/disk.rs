@@ -17,11 +17,11 @@
 //! so a segment left by a crash is deleted at open. A segment is deleted once every chunk in
 //! it is older than the head (its newest chunk ends before the head's minimum time); a reader
 //! that still holds a chunk of it keeps the open file, so the data stays readable until the
-//! last reference goes.
+//! last reference goes. Files are created, written and removed through the TSDB's file layer
+//! ([`crate::fs::Fs`]), so a full disk can be injected under them too.
 
-use std::fs::File;
-use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
+use crate::fs::{Fs, FsFile};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -33,7 +33,8 @@ const SEGMENT_BYTES: u64 = 128 << 20;
 
 /// One `chunks_head` segment file and the bytes appended to it but not written yet.
 pub struct Segment {
-    file: File,
+    file: Box<dyn FsFile>,
+    fs: Arc<dyn Fs>,
     path: PathBuf,
     /// The newest sample time of any chunk written to it.
     max_t: AtomicI64,
@@ -49,7 +50,7 @@ impl Segment {
         if p.is_empty() {
             return Ok(());
         }
-        (&self.file).write_all(&p)?;
+        self.file.write_all(&p)?;
         self.written.fetch_add(p.len() as u64, Ordering::Release);
         p.clear();
         Ok(())
@@ -64,7 +65,7 @@ impl Segment {
 impl Drop for Segment {
     fn drop(&mut self) {
         // The store unlinks a segment when it retires it; this covers a store dropped at close.
-        let _ = std::fs::remove_file(&self.path);
+        let _ = self.fs.remove_file(&self.path);
     }
 }
 
@@ -136,6 +137,7 @@ struct Scratch {
 
 /// The `chunks_head` directory: the segment being appended to and the ones still referenced.
 pub struct ChunkStore {
+    fs: Arc<dyn Fs>,
     dir: PathBuf,
     active: Mutex<Option<Arc<Segment>>>,
     scratch: Mutex<Scratch>,
@@ -154,15 +156,16 @@ pub struct ChunkStore {
 
 impl ChunkStore {
     /// Opens `dir` (created if needed), deleting what an earlier run left there.
-    pub fn open(dir: &Path) -> io::Result<ChunkStore> {
-        std::fs::create_dir_all(dir)?;
+    pub fn open(fs: Arc<dyn Fs>, dir: &Path) -> io::Result<ChunkStore> {
+        fs.create_dir_all(dir)?;
         for e in std::fs::read_dir(dir)? {
             let p = e?.path();
             if p.is_file() {
-                std::fs::remove_file(&p)?;
+                fs.remove_file(&p)?;
             }
         }
         Ok(ChunkStore {
+            fs,
             dir: dir.to_path_buf(),
             active: Mutex::new(None),
             scratch: Mutex::new(Scratch::default()),
@@ -241,14 +244,10 @@ impl ChunkStore {
         if active.is_none() {
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             let path = self.dir.join(format!("{:x}-{id:06}", self.run));
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .read(true)
-                .write(true)
-                .open(&path)?;
+            let file = self.fs.create(&path)?;
             *active = Some(Arc::new(Segment {
                 file,
+                fs: Arc::clone(&self.fs),
                 path,
                 max_t: AtomicI64::new(i64::MIN),
                 written: AtomicU64::new(0),
@@ -307,9 +306,9 @@ impl ChunkStore {
         closed.retain(|s| {
             let keep = s.max_t.load(Ordering::Relaxed) >= min_t;
             if !keep {
-                let _ = std::fs::remove_file(&s.path);
+                let _ = self.fs.remove_file(&s.path);
                 self.bytes
-                    .fetch_sub(s.file.metadata().map_or(0, |m| m.len()), Ordering::Relaxed);
+                    .fetch_sub(s.file.size().unwrap_or(0), Ordering::Relaxed);
             }
             keep
         });
@@ -318,7 +317,7 @@ impl ChunkStore {
             .is_some_and(|a| a.max_t.load(Ordering::Relaxed) < min_t)
         {
             let a = active.take().expect("checked");
-            let _ = std::fs::remove_file(&a.path);
+            let _ = self.fs.remove_file(&a.path);
             self.bytes.fetch_sub(a.len(), Ordering::Relaxed);
         }
     }
@@ -353,7 +352,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("000001"), b"left by a crash").unwrap();
-        let store = ChunkStore::open(&dir).unwrap();
+        let store = ChunkStore::open(Arc::new(crate::fs::OsFs), &dir).unwrap();
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
 
         let a: Vec<(i64, f64)> = (0..120).map(|i| (i * 1000, i as f64 * 0.5)).collect();

@@ -13,7 +13,8 @@ use crate::chunk::hist::{self, HistAppender};
 use crate::chunk::{OpenChunk, XorAppender, XorIter, dense};
 use crate::encoding;
 use crate::error::{TsdbError, io_err};
-use crate::wal::{self, record};
+use crate::fs::{Fs, FsFile, Writer};
+use crate::wal::record;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -77,6 +78,22 @@ pub fn list_snapshots(dir: &Path) -> Result<Vec<u32>, TsdbError> {
         }
     }
     out.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(out)
+}
+
+/// Temporary snapshot files (`snapshot.<segment>.tmp`) a crash left behind.
+pub fn list_temporary(dir: &Path) -> Result<Vec<PathBuf>, TsdbError> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(|e| io_err(dir, e))? {
+        let e = e.map_err(|e| io_err(dir, e))?;
+        let name = e.file_name();
+        if name
+            .to_str()
+            .is_some_and(|n| n.starts_with("snapshot.") && n.ends_with(".tmp"))
+        {
+            out.push(e.path());
+        }
+    }
     Ok(out)
 }
 
@@ -157,16 +174,35 @@ impl Head {
 }
 
 /// Writes `cap` as `snapshot.<segment>` in `dir` (tmp file, fsync, rename). Returns its size.
-pub fn write(dir: &Path, cap: &Capture) -> Result<u64, TsdbError> {
+/// The rename is durable (the directory fsynced) before this returns: the caller then deletes
+/// the WAL segments the snapshot replaces.
+pub fn write(fs: &dyn Fs, dir: &Path, cap: &Capture) -> Result<u64, TsdbError> {
     let path = snapshot_path(dir, cap.segment);
     let tmp = path.with_extension(format!("{:08}.tmp", cap.segment));
-    let file = std::fs::File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    let file = fs.create(&tmp).map_err(|e| io_err(&tmp, e))?;
+    let size = match write_into(&*file, &tmp, cap) {
+        Ok(size) => size,
+        Err(e) => {
+            // A half-written snapshot must not keep the space a full disk needs back.
+            drop(file);
+            let _ = fs.remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    drop(file);
+    fs.rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
+    fs.sync_dir(dir).map_err(|e| io_err(dir, e))?;
+    Ok(size)
+}
+
+/// Writes the snapshot into `file` (at `tmp`) and fsyncs it.
+fn write_into(file: &dyn FsFile, tmp: &Path, cap: &Capture) -> Result<u64, TsdbError> {
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, Writer(file));
     let mut buf = Vec::with_capacity(4096);
     buf.extend_from_slice(MAGIC);
     let (mut payload, mut frame, mut samples) = (Vec::new(), Vec::new(), Vec::new());
     let mut size = 0u64;
-    let mut flush = |w: &mut std::io::BufWriter<std::fs::File>, buf: &mut Vec<u8>| {
+    let mut flush = |w: &mut std::io::BufWriter<Writer<'_>>, buf: &mut Vec<u8>| {
         size += buf.len() as u64;
         let r = w.write_all(buf);
         buf.clear();
@@ -256,7 +292,7 @@ pub fn write(dir: &Path, cap: &Capture) -> Result<u64, TsdbError> {
             record::finish(&mut buf, st);
         }
         if buf.len() > 1 << 16 {
-            flush(&mut w, &mut buf).map_err(|e| io_err(&tmp, e))?;
+            flush(&mut w, &mut buf).map_err(|e| io_err(tmp, e))?;
         }
     }
     let st = record::begin(&mut buf, META);
@@ -265,12 +301,9 @@ pub fn write(dir: &Path, cap: &Capture) -> Result<u64, TsdbError> {
     record::finish(&mut buf, st);
     let st = record::begin(&mut buf, END);
     record::finish(&mut buf, st);
-    flush(&mut w, &mut buf).map_err(|e| io_err(&tmp, e))?;
-    let file = w.into_inner().map_err(|e| io_err(&tmp, e.into_error()))?;
-    file.sync_all().map_err(|e| io_err(&tmp, e))?;
-    drop(file);
-    std::fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
-    wal::sync_dir(dir);
+    flush(&mut w, &mut buf).map_err(|e| io_err(tmp, e))?;
+    w.into_inner().map_err(|e| io_err(tmp, e.into_error()))?;
+    file.sync_all().map_err(|e| io_err(tmp, e))?;
     Ok(size)
 }
 

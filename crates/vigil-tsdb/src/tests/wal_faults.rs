@@ -1,11 +1,11 @@
 //! A full disk under the WAL (issue 20): a write that stores part of a batch and then fails
-//! with `ENOSPC`, injected through the writer's file seam (`wal::file`). Every acknowledged
+//! with `ENOSPC`, injected through the TSDB's file layer (`crate::fs`). Every acknowledged
 //! commit must come back after a crash, with no corruption reported, and the failure must be
 //! counted and logged.
 
 use super::{dump, opts, series, tempdir};
-use crate::Tsdb;
-use crate::wal::{SegmentFile, SegmentFs};
+use crate::fs::{Fs, FsFile, OsFs};
+use crate::{Tsdb, TsdbOptions};
 use parking_lot::Mutex;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -37,8 +37,12 @@ fn enospc() -> std::io::Error {
     std::io::Error::from_raw_os_error(28)
 }
 
-impl SegmentFs for FaultFs {
-    fn create(&self, path: &Path) -> std::io::Result<Box<dyn SegmentFile>> {
+/// Faults apply to WAL segments (`wal/`) only; everything else goes to [`OsFs`].
+impl Fs for FaultFs {
+    fn create(&self, path: &Path) -> std::io::Result<Box<dyn FsFile>> {
+        if !is_wal(path) {
+            return OsFs.create(path);
+        }
         if self.0.lock().fail_create {
             return Err(enospc());
         }
@@ -52,37 +56,83 @@ impl SegmentFs for FaultFs {
             faults: Arc::clone(&self.0),
         }))
     }
+
+    fn open_append(&self, path: &Path) -> std::io::Result<Box<dyn FsFile>> {
+        if !is_wal(path) {
+            return OsFs.open_append(path);
+        }
+        let mut file = OpenOptions::new().read(true).write(true).open(path)?;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0))?;
+        Ok(Box::new(FaultFile {
+            file,
+            faults: Arc::clone(&self.0),
+        }))
+    }
+
+    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        OsFs.create_dir_all(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        OsFs.rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        OsFs.remove_file(path)
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        OsFs.remove_dir_all(path)
+    }
+
+    fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
+        OsFs.sync_dir(path)
+    }
 }
 
-impl SegmentFile for FaultFile {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+fn is_wal(path: &Path) -> bool {
+    path.parent()
+        .and_then(|p| p.file_name())
+        .is_some_and(|n| n == "wal")
+}
+
+impl FsFile for FaultFile {
+    fn write(&self, buf: &[u8]) -> std::io::Result<usize> {
         let mut f = self.faults.lock();
         if let Some(n) = f.partial_write.take() {
             // A short write, as the kernel does when the disk fills up mid-way.
             let n = n.min(buf.len());
-            Write::write_all(&mut self.file, &buf[..n])?;
+            Write::write_all(&mut &self.file, &buf[..n])?;
             f.full = true;
             return Ok(n);
         }
         if f.full {
             return Err(enospc());
         }
-        Write::write(&mut self.file, buf)
+        Write::write(&mut &self.file, buf)
     }
 
-    fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+    fn truncate(&self, len: u64) -> std::io::Result<()> {
         if self.faults.lock().fail_truncate {
             return Err(std::io::Error::from_raw_os_error(5));
         }
-        SegmentFile::truncate(&mut self.file, len)
+        FsFile::truncate(&self.file, len)
     }
 
-    fn sync_data(&mut self) -> std::io::Result<()> {
+    fn sync_data(&self) -> std::io::Result<()> {
         self.file.sync_data()
     }
 
-    fn sync_all(&mut self) -> std::io::Result<()> {
+    fn sync_all(&self) -> std::io::Result<()> {
         self.file.sync_all()
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        FsFile::read_exact_at(&self.file, buf, offset)
+    }
+
+    fn size(&self) -> std::io::Result<u64> {
+        FsFile::size(&self.file)
     }
 }
 
@@ -135,7 +185,14 @@ fn crash_and_check(db: Tsdb, dir: &Path, acked: &[(String, vigil_model::Sample)]
 fn torn_wal_record_after_disk_full_is_cut_off() {
     let dir = tempdir("wal-enospc");
     let fs = FaultFs::default();
-    let db = Tsdb::open_with_wal_fs(&dir, opts(), Arc::new(fs.clone())).unwrap();
+    let db = Tsdb::open(
+        &dir,
+        TsdbOptions {
+            fs: Arc::new(fs.clone()),
+            ..opts()
+        },
+    )
+    .unwrap();
     for t in 0..20 {
         commit(&db, t * 1000, 10).unwrap();
     }
@@ -169,7 +226,14 @@ fn torn_wal_record_after_disk_full_is_cut_off() {
 fn torn_wal_tail_that_cannot_be_truncated_is_left_behind_a_new_segment() {
     let dir = tempdir("wal-enospc-notrunc");
     let fs = FaultFs::default();
-    let db = Tsdb::open_with_wal_fs(&dir, opts(), Arc::new(fs.clone())).unwrap();
+    let db = Tsdb::open(
+        &dir,
+        TsdbOptions {
+            fs: Arc::new(fs.clone()),
+            ..opts()
+        },
+    )
+    .unwrap();
     for t in 0..5 {
         commit(&db, t * 1000, 4).unwrap();
     }
@@ -198,13 +262,60 @@ fn torn_wal_tail_that_cannot_be_truncated_is_left_behind_a_new_segment() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Once truncation works again, the next commit cuts the failed tail off the older segment
+/// (found by the property test in `disk_faults.rs`: a batch written whole whose fsync failed
+/// stayed in the old segment for good, and every restart brought its refused commit back).
+#[test]
+fn failed_tail_left_in_an_older_segment_is_cut_off_once_truncation_works() {
+    let dir = tempdir("wal-enospc-retry");
+    let fs = FaultFs::default();
+    let db = Tsdb::open(
+        &dir,
+        TsdbOptions {
+            fs: Arc::new(fs.clone()),
+            ..opts()
+        },
+    )
+    .unwrap();
+    for t in 0..5 {
+        commit(&db, t * 1000, 4).unwrap();
+    }
+    {
+        let mut f = fs.0.lock();
+        f.partial_write = Some(17);
+        f.fail_truncate = true;
+    }
+    assert_disk_full(commit(&db, 5_000, 5));
+    {
+        let mut f = fs.0.lock();
+        f.full = false;
+        f.fail_truncate = false;
+    }
+    for t in 6..10 {
+        commit(&db, t * 1000, 5).unwrap();
+    }
+    let acked = dump(&db);
+    let db = crash_and_check(db, &dir, &acked);
+    // Nothing torn is left for replay to find.
+    assert_eq!(db.stats().wal_corruptions.load(Ordering::Relaxed), 0);
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// With neither a truncation nor a new segment possible, commits stay refused (never
 /// written behind the torn record) until one of them works again.
 #[test]
 fn wal_refuses_writes_while_a_torn_tail_cannot_be_removed() {
     let dir = tempdir("wal-enospc-stuck");
     let fs = FaultFs::default();
-    let db = Tsdb::open_with_wal_fs(&dir, opts(), Arc::new(fs.clone())).unwrap();
+    let db = Tsdb::open(
+        &dir,
+        TsdbOptions {
+            fs: Arc::new(fs.clone()),
+            ..opts()
+        },
+    )
+    .unwrap();
     commit(&db, 0, 3).unwrap();
     {
         let mut f = fs.0.lock();
@@ -248,7 +359,14 @@ impl Write for Captured {
 fn failed_wal_writes_are_counted_and_logged_at_error_level() {
     let dir = tempdir("wal-enospc-log");
     let fs = FaultFs::default();
-    let db = Tsdb::open_with_wal_fs(&dir, opts(), Arc::new(fs.clone())).unwrap();
+    let db = Tsdb::open(
+        &dir,
+        TsdbOptions {
+            fs: Arc::new(fs.clone()),
+            ..opts()
+        },
+    )
+    .unwrap();
     commit(&db, 0, 2).unwrap();
     let out = Captured::default();
     let writer = out.clone();

@@ -11,17 +11,15 @@
 //! must not leave its bytes in front of later records: replay stops at the first torn record
 //! and would drop everything behind it. So the writer cuts the segment back to the end of the
 //! last complete batch and moves on to a new segment before it writes again, and the commit
-//! reports the failure (nothing of it was acknowledged). File operations go through
-//! [`file::SegmentFs`] so tests can inject exactly that failure.
+//! reports the failure (nothing of it was acknowledged). File operations go through the
+//! TSDB's file layer ([`crate::fs::Fs`]) so tests can inject exactly that failure.
 
-pub mod file;
 pub mod holds;
 pub mod record;
 pub mod tail;
 
 use crate::error::{TsdbError, io_err};
-pub use file::{OsFs, SegmentFile, SegmentFs};
-use std::fs::{File, OpenOptions};
+use crate::fs::{Fs, FsFile, OsFs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,8 +69,8 @@ pub fn list_segments(dir: &Path) -> Result<Vec<u32>, TsdbError> {
 /// The log being written.
 pub struct Wal {
     dir: PathBuf,
-    fs: Arc<dyn SegmentFs>,
-    file: Box<dyn SegmentFile>,
+    fs: Arc<dyn Fs>,
+    file: Box<dyn FsFile>,
     segment: u32,
     /// Bytes of complete, acknowledged batches in the segment: where the next batch goes.
     size: u64,
@@ -80,6 +78,11 @@ pub struct Wal {
     /// Set when a failed write may have left bytes past `size`; they are cut off (or a new
     /// segment is started) before anything else is written.
     torn: bool,
+    /// An older segment whose failed tail could not be cut off (segment, where its complete
+    /// batches end). Cutting it is tried again before every write until it works: a batch
+    /// written whole whose fsync failed would otherwise come back at every restart although
+    /// its commit was refused (docs/reliability.md, "Disk faults").
+    stale_tail: Option<(u32, u64)>,
     /// `prometheus_tsdb_wal_writes_failed_total`, shared with the TSDB's stats.
     writes_failed: Arc<AtomicU64>,
     /// Rate limit of the error logged for failed writes.
@@ -100,10 +103,10 @@ impl Wal {
         dir: &Path,
         segment: u32,
         fsync: FsyncPolicy,
-        fs: Arc<dyn SegmentFs>,
+        fs: Arc<dyn Fs>,
         writes_failed: Arc<AtomicU64>,
     ) -> Result<Wal, TsdbError> {
-        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        crate::fs::create_dir_all_durable(&*fs, dir).map_err(|e| io_err(dir, e))?;
         let file = create_segment(&*fs, dir, segment)?;
         Ok(Wal {
             dir: dir.to_path_buf(),
@@ -113,6 +116,7 @@ impl Wal {
             size: 0,
             fsync,
             torn: false,
+            stale_tail: None,
             writes_failed,
             failure_log: LogLimiter::default(),
             bytes_written: 0,
@@ -158,6 +162,9 @@ impl Wal {
     fn try_write(&mut self, batch: &[u8]) -> Result<(), TsdbError> {
         if self.torn {
             self.cut_off_torn_tail()?;
+        }
+        if self.stale_tail.is_some() {
+            self.cut_stale_tail();
         }
         if self.size > 0 && self.size + batch.len() as u64 > SEGMENT_SIZE {
             self.cut()?;
@@ -211,14 +218,45 @@ impl Wal {
                 "Could not cut the torn tail off the WAL segment ({e}); starting a new segment"
             );
         }
+        let (segment, size) = (self.segment, self.size);
         match self.next_segment() {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if trimmed.is_err() {
+                    self.stale_tail = Some((segment, size));
+                }
+                Ok(())
+            }
             // Trimmed: later records may go into this segment.
             Err(_) if trimmed.is_ok() => {
                 self.torn = false;
                 Ok(())
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// Tries again to cut the failed tail off an older segment (best effort).
+    fn cut_stale_tail(&mut self) {
+        let Some((segment, len)) = self.stale_tail else {
+            return;
+        };
+        let path = self.dir.join(segment_name(segment));
+        let cut = self
+            .fs
+            .open_append(&path)
+            .and_then(|f| f.truncate(len).and_then(|()| f.sync_all()));
+        match cut {
+            Ok(()) => {
+                tracing::info!(
+                    segment,
+                    offset = len,
+                    "Cut the failed tail off the WAL segment"
+                );
+                self.stale_tail = None;
+            }
+            // Gone (removed by a checkpoint): nothing left to cut.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.stale_tail = None,
+            Err(_) => {}
         }
     }
 
@@ -230,12 +268,10 @@ impl Wal {
 
     /// Starts segment `segment + 1`; the current one is left as it is.
     fn next_segment(&mut self) -> Result<(), TsdbError> {
-        if self.torn {
-            // Best effort: a segment with a torn tail is not worth failing for.
-            let _ = self.file.sync_all();
-        } else {
-            self.sync()?;
-        }
+        // The old segment is made durable before anything goes to the next one, torn tail or
+        // not (replay cuts a torn tail off): under `FsyncPolicy::Never` this is its only
+        // fsync, and without it a power cut could keep later commits and take earlier ones.
+        self.sync()?;
         let file = create_segment(&*self.fs, &self.dir, self.segment + 1)?;
         self.file = file;
         self.segment += 1;
@@ -250,14 +286,15 @@ impl Wal {
     }
 }
 
-fn create_segment(
-    fs: &dyn SegmentFs,
-    dir: &Path,
-    segment: u32,
-) -> Result<Box<dyn SegmentFile>, TsdbError> {
+/// Creates segment `segment` and fsyncs the directory: a segment whose entry a power cut
+/// could take away would take fsynced records with it.
+fn create_segment(fs: &dyn Fs, dir: &Path, segment: u32) -> Result<Box<dyn FsFile>, TsdbError> {
     let path = dir.join(segment_name(segment));
     let file = fs.create(&path).map_err(|e| io_err(&path, e))?;
-    sync_dir(dir);
+    if let Err(e) = fs.sync_dir(dir) {
+        let _ = fs.remove_file(&path);
+        return Err(io_err(dir, e));
+    }
     Ok(file)
 }
 
@@ -298,13 +335,6 @@ impl LogLimiter {
     }
 }
 
-/// Best-effort fsync of a directory, so a created or renamed entry survives power loss.
-pub fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
-
 /// A segment read into memory: its bytes and where valid records end.
 pub struct Segment {
     pub number: u32,
@@ -319,18 +349,20 @@ pub fn read_segment(dir: &Path, n: u32) -> Result<Segment, TsdbError> {
 }
 
 /// Cuts segment `n` at `len` bytes and removes every later segment in `segments`.
-pub fn repair(dir: &Path, n: u32, len: usize, segments: &[u32]) -> Result<(), TsdbError> {
+pub fn repair(
+    fs: &dyn Fs,
+    dir: &Path,
+    n: u32,
+    len: usize,
+    segments: &[u32],
+) -> Result<(), TsdbError> {
     let path = dir.join(segment_name(n));
-    let f = OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .map_err(|e| io_err(&path, e))?;
-    f.set_len(len as u64).map_err(|e| io_err(&path, e))?;
+    let f = fs.open_append(&path).map_err(|e| io_err(&path, e))?;
+    f.truncate(len as u64).map_err(|e| io_err(&path, e))?;
     f.sync_all().map_err(|e| io_err(&path, e))?;
     for &later in segments.iter().filter(|&&s| s > n) {
         let p = dir.join(segment_name(later));
-        std::fs::remove_file(&p).map_err(|e| io_err(&p, e))?;
+        fs.remove_file(&p).map_err(|e| io_err(&p, e))?;
     }
-    sync_dir(dir);
-    Ok(())
+    fs.sync_dir(dir).map_err(|e| io_err(dir, e))
 }
