@@ -1,9 +1,13 @@
 #!/bin/bash
 # One million active series: 50 targets x 20,005 series, scraped every 15 s. Prints the time
-# to fill the head, CPU per sample over 180 s, RSS, disk, then the restart times after
-# kill -9 (WAL replay) and after a clean stop (head snapshot). Run from the repository root:
-#   bash benches/scripts/million-series.sh [target/release/vigil]
-# Needs ports 19090 and 19099-19149 free; about 7 minutes.
+# to fill the head; CPU per sample and RSS over a window of MINUTES (default 12, so that each
+# series holds at least 40 samples); RSS every 30 s with its slope per ingested sample over
+# the window's second half, extrapolated to a 3 h head (720 samples a series; an upper bound,
+# since a chunk leaves memory for chunks_head/ once it holds 120 samples); disk; then the
+# restart times after kill -9 (WAL replay) and after a clean stop (head snapshot).
+# Run from the repository root:
+#   MINUTES=12 bash benches/scripts/million-series.sh [target/release/vigil]
+# Needs ports 19090 and 19099-19149 free; about MINUTES + 3 minutes.
 set -u
 ROOT=$(pwd)
 BIN=$(realpath "${1:-target/release/vigil}")
@@ -33,11 +37,28 @@ while true; do n=$(metric prometheus_tsdb_head_series); [ -n "$n" ] && [ "${n%.*
 t1=$(date +%s.%N); log "head holds $n series after $(python3 -c "print(round($t1-$t0,1))") s; RSS $(rss $pid) MiB"
 sleep 60
 c0=$(cpu $pid); a0=$(metric prometheus_tsdb_head_samples_appended_total); w0=$(date +%s.%N)
-for i in $(seq 1 12); do sleep 15; log "RSS $(rss $pid) MiB series $(metric prometheus_tsdb_head_series)"; done
+: > rss.txt
+for i in $(seq 1 $(( ${MINUTES:-12} * 2 ))); do
+  sleep 30
+  a=$(metric prometheus_tsdb_head_samples_appended_total); r=$(rss $pid)
+  echo "$a $r" >> rss.txt
+  log "RSS $r MiB series $(metric prometheus_tsdb_head_series) samples appended $a"
+done
 c1=$(cpu $pid); a1=$(metric prometheus_tsdb_head_samples_appended_total); w1=$(date +%s.%N)
+n=$(metric prometheus_tsdb_head_series)
 python3 -c "
 w=$w1-$w0; c=$c1-$c0; a=$a1-$a0
-print('window %.0f s: %.0f samples/s, %.3f cores, %.2f us/sample' % (w, a/w, c/w, c/a*1e6))"
+print('window %.0f s: %.0f samples/s, %.3f cores, %.2f us/sample' % (w, a/w, c/w, c/a*1e6))
+pts=[tuple(map(float,l.split())) for l in open('rss.txt')]
+# The second half of the window: past the first chunk cut of every series.
+pts=pts[len(pts)//2:]
+n=$n
+mx=sum(p[0] for p in pts)/len(pts); my=sum(p[1] for p in pts)/len(pts)
+k=sum((p[0]-mx)*(p[1]-my) for p in pts)/sum((p[0]-mx)**2 for p in pts)
+per=k*2**20
+last=pts[-1]; held=last[0]/n
+at3h=last[1]+k*(720-held)*n
+print('RSS slope %.3f bytes per ingested sample; %.1f samples a series held; RSS %.0f MiB (%.0f bytes a series) now, %.0f MiB (%.0f bytes a series) extrapolated to 720 samples a series (3 h at 15 s)' % (per, held, last[1], last[1]*2**20/n, at3h, at3h*2**20/n))"
 log "RSS $(rss $pid) MiB; VmHWM $(awk '/VmHWM/ {print $2/1024}' /proc/$pid/status) MiB; disk $(du -sm data | cut -f1) MiB"
 up=$(curl -s '127.0.0.1:19090/api/v1/query?query=sum(up)'); log "sum(up): $up"
 # Crash: SIGKILL, then restart and time WAL replay.
