@@ -191,6 +191,7 @@ impl ScrapeLoop {
             Err(e) => Err((e, Report::default())),
         };
         let duration = started.elapsed();
+        body_pool::give(std::mem::take(&mut self.body));
         let (up, report) = match &result {
             Ok(r) => (1.0, *r),
             Err((_, r)) => {
@@ -215,8 +216,11 @@ impl ScrapeLoop {
         }
     }
 
-    /// Reads the body into the reused buffer, within the size limit and the timeout.
+    /// Reads the body into a reused buffer, within the size limit and the timeout.
     async fn fetch(&mut self) -> Result<Format, String> {
+        if self.body.capacity() == 0 {
+            self.body = body_pool::take();
+        }
         let s = &self.settings;
         let url = &self.target.url;
         let limit = if s.body_size_limit > 0 {
@@ -979,3 +983,36 @@ impl Schedule {
 
 #[cfg(test)]
 mod tests;
+
+/// Response bodies are reused from scrape to scrape through a pool shared by every target
+/// instead of one buffer per target: only the scrapes in flight need one, and a buffer kept per
+/// target held a whole response (about 115 bytes a series) for every target between scrapes.
+mod body_pool {
+    use std::sync::Mutex;
+
+    /// Buffers kept: more than the scrapes usually in flight at once.
+    const KEEP: usize = 16;
+    /// A buffer larger than this is dropped after use rather than kept for everyone.
+    const MAX_KEEP_BYTES: usize = 64 << 20;
+
+    static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+    pub fn take() -> Vec<u8> {
+        POOL.lock()
+            .ok()
+            .and_then(|mut p| p.pop())
+            .unwrap_or_default()
+    }
+
+    pub fn give(mut b: Vec<u8>) {
+        if b.capacity() == 0 || b.capacity() > MAX_KEEP_BYTES {
+            return;
+        }
+        b.clear();
+        if let Ok(mut p) = POOL.lock()
+            && p.len() < KEEP
+        {
+            p.push(b);
+        }
+    }
+}
