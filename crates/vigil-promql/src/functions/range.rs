@@ -500,70 +500,59 @@ fn extrapolated(w: &Win, is_counter: bool, is_rate: bool, ev: &Ev) -> Option<f64
         }
     }
     let st0 = sts.first().copied().unwrap_or(0);
-    if st0 == 0 && n1 > 0 {
-        // The usual case: what depends on the window's times alone is looked up (the series
-        // of a target share their timestamps, so each window's figures repeat across them);
-        // only the extrapolation towards zero depends on the values.
-        let key = TimeKey {
-            first_t,
-            last_t,
-            n1,
-            end: w.end,
-            range: w.range,
-            is_rate,
-        };
-        let t = time_figures(key, w.times);
-        // Whether the counter would reach zero within the extrapolated start: decided by
-        // products first, with a margin far above their rounding, so that the division
-        // runs only near the limit (counters that started lately).
-        let far_from_zero = s[0].v * t.sampled >= t.to_start * result * (1.0 + 1e-9);
-        if is_counter && result > 0.0 && s[0].v >= 0.0 && t.sampled != 0.0 && !far_from_zero {
-            let to_zero = t.sampled * (s[0].v / result);
-            if to_zero < t.to_start {
-                let mut factor = (t.sampled + to_zero + t.to_end) / t.sampled;
-                if is_rate {
-                    factor /= w.range as f64 / 1000.0;
-                }
-                return Some(result * factor);
-            }
-        }
-        return Some(result * t.factor);
-    }
-    let mut to_start = (first_t - range_start) as f64 / 1000.0;
-    let mut to_end = (range_end - last_t) as f64 / 1000.0;
-    let mut sampled = (last_t - first_t) as f64 / 1000.0;
-    let avg_between = if n1 > 0 { sampled / n1 as f64 } else { 0.0 };
-    let threshold = avg_between * 1.1;
     if is_counter && st0 != 0 && st0 > range_start && st0 < first_t {
         // A zero-valued sample at the start time, instead of extrapolating to the left.
-        to_start = 0.0;
-        sampled = (last_t - st0) as f64 / 1000.0;
+        let avg_between = if n1 > 0 {
+            (last_t - first_t) as f64 / 1000.0 / n1 as f64
+        } else {
+            0.0
+        };
+        let mut to_end = (range_end - last_t) as f64 / 1000.0;
+        if to_end >= avg_between * 1.1 {
+            to_end = avg_between / 2.0;
+        }
+        let sampled = (last_t - st0) as f64 / 1000.0;
         result += s[0].v;
-    } else if n1 == 0 {
+        let mut factor = if sampled != 0.0 {
+            (sampled + to_end) / sampled
+        } else {
+            1.0
+        };
+        if is_rate {
+            factor /= w.range as f64 / 1000.0;
+        }
+        return Some(result * factor);
+    }
+    if n1 == 0 {
         return None;
-    } else {
-        if to_start >= threshold {
-            to_start = avg_between / 2.0;
-        }
-        if is_counter && result > 0.0 && s[0].v >= 0.0 {
-            let to_zero = sampled * (s[0].v / result);
-            if to_zero < to_start {
-                to_start = to_zero;
-            }
-        }
     }
-    if to_end >= threshold {
-        to_end = avg_between / 2.0;
-    }
-    let mut factor = if sampled != 0.0 {
-        (sampled + to_start + to_end) / sampled
-    } else {
-        1.0
+    // What depends on the window's times alone is looked up (the series of a target share
+    // their timestamps, so each window's figures repeat across them); only the extrapolation
+    // towards zero depends on the values.
+    let key = TimeKey {
+        first_t,
+        last_t,
+        n1,
+        end: w.end,
+        range: w.range,
+        is_rate,
     };
-    if is_rate {
-        factor /= w.range as f64 / 1000.0;
+    let t = time_figures(key, w.times);
+    // Whether the counter would reach zero within the extrapolated start: decided by products
+    // first, with a margin far above their rounding, so that the division runs only near the
+    // limit (counters that started lately).
+    let far_from_zero = s[0].v * t.sampled >= t.to_start * result * (1.0 + 1e-9);
+    if is_counter && result > 0.0 && s[0].v >= 0.0 && t.sampled != 0.0 && !far_from_zero {
+        let to_zero = t.sampled * (s[0].v / result);
+        if to_zero < t.to_start {
+            let mut factor = (t.sampled + to_zero + t.to_end) / t.sampled;
+            if is_rate {
+                factor /= w.range as f64 / 1000.0;
+            }
+            return Some(result * factor);
+        }
     }
-    Some(result * factor)
+    Some(result * t.factor)
 }
 
 /// The largest (or smallest) value of a window that slides forward, in amortized constant

@@ -184,34 +184,33 @@ impl ChunkStore {
     /// to the current segment's tail and writes the tail out once it is large. `None` when the
     /// XOR bytes do not decode.
     pub fn append_chunk(&self, xor: &[u8], max_t: i64) -> io::Result<Option<DiskChunk>> {
-        let mut sc = self.scratch.lock();
-        let Scratch {
-            samples,
-            payload,
-            frame,
-        } = &mut *sc;
-        samples.clear();
-        let mut it = super::XorIter::new(xor);
-        samples.extend(it.by_ref());
-        if it.err {
-            return Ok(None);
-        }
-        payload.clear();
-        super::dense::encode(samples, payload);
-        frame.clear();
-        super::write_framed(frame, payload);
-        self.append_frame(frame, max_t).map(Some)
+        self.append_decoded(max_t, |samples| {
+            samples.clear();
+            let mut it = super::XorIter::new(xor);
+            samples.extend(it.by_ref());
+            !it.err
+        })
     }
 
     /// As [`ChunkStore::append_chunk`], for an open head chunk being cut ([`super::open`]).
     pub fn append_open(&self, open: &[u8], max_t: i64) -> io::Result<Option<DiskChunk>> {
+        self.append_decoded(max_t, |samples| super::open::decode(open, samples))
+    }
+
+    /// Decodes a chunk with `decode` (false: it is corrupt, `None`), re-encodes it and
+    /// appends it.
+    fn append_decoded(
+        &self,
+        max_t: i64,
+        decode: impl FnOnce(&mut Vec<(i64, f64)>) -> bool,
+    ) -> io::Result<Option<DiskChunk>> {
         let mut sc = self.scratch.lock();
         let Scratch {
             samples,
             payload,
             frame,
         } = &mut *sc;
-        if !super::open::decode(open, samples) {
+        if !decode(samples) {
             return Ok(None);
         }
         payload.clear();
