@@ -58,7 +58,8 @@ pub fn save(path: &Path, name: &str, url: &str, pos: WalPos, sync: bool) -> std:
     }
     let body = serde_json::to_vec(&SavedPosition {
         name: name.to_string(),
-        url: url.to_string(),
+        // Informational; a password in the URL stays out of the data directory.
+        url: vigil_config::redact_url(url).into_owned(),
         segment: pos.segment,
         offset: pos.offset,
     })
