@@ -92,7 +92,7 @@ impl Auth {
         let Ok(_permit) = self.verifying.acquire().await else {
             return false;
         };
-        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(pass, &hash).unwrap_or(false))
+        let ok = tokio::task::spawn_blocking(move || verify(&pass, &hash))
             .await
             .unwrap_or(false)
             && known;
@@ -104,6 +104,14 @@ impl Auth {
         }
         ok
     }
+}
+
+/// Does `pass` hash to `hash`? A password over bcrypt's 72 bytes is refused rather than
+/// checked on its first 72 bytes (which would accept any suffix after a right prefix).
+fn verify(pass: &str, hash: &str) -> bool {
+    // `bcrypt::non_truncating_verify` would also refuse exactly 72 bytes (it counts the NUL
+    // it appends), which a hash can stand for.
+    pass.len() <= 72 && bcrypt::verify(pass, hash).unwrap_or(false)
 }
 
 /// `Basic <base64(user:password)>` → (user, password).
@@ -148,6 +156,18 @@ mod tests {
         assert_eq!(parse_basic(&v), Some(("alice".into(), "s3c:ret".into())));
         assert_eq!(parse_basic(&HeaderValue::from_static("Bearer x")), None);
         assert_eq!(parse_basic(&HeaderValue::from_static("Basic !!")), None);
+    }
+
+    #[test]
+    fn passwords_over_72_bytes_are_refused_not_truncated() {
+        let long = "p".repeat(72);
+        let hash = bcrypt::hash(&long, 4).unwrap();
+        assert!(verify(&long, &hash));
+        assert!(
+            !verify(&format!("{long}x"), &hash),
+            "checked on its first 72 bytes only"
+        );
+        assert!(!verify("p", &hash));
     }
 
     #[test]
