@@ -17,6 +17,12 @@ use vigil_model::Duration;
 /// returned unchanged. For every place a configured URL is shown: `/api/v1/status/config`,
 /// logs, metric labels, error messages.
 pub fn redact_url(url: &str) -> std::borrow::Cow<'_, str> {
+    redact_url_as(url, "xxxxx")
+}
+
+/// [`redact_url`] with another mask: Go's HTTP client errors, which Prometheus shows as a
+/// target's `lastError`, write the password as `***`.
+pub fn redact_url_as<'a>(url: &'a str, mask: &str) -> std::borrow::Cow<'a, str> {
     let Some(scheme_end) = url.find("://") else {
         return url.into();
     };
@@ -30,7 +36,7 @@ pub fn redact_url(url: &str) -> std::borrow::Cow<'_, str> {
     let Some(colon) = url[auth_start..at].find(':').map(|i| auth_start + i) else {
         return url.into();
     };
-    format!("{}:xxxxx{}", &url[..colon], &url[at..]).into()
+    format!("{}:{mask}{}", &url[..colon], &url[at..]).into()
 }
 
 /// Serializes a URL through [`redact_url`].
@@ -417,5 +423,9 @@ mod redact_tests {
         ] {
             assert_eq!(redact_url(url), want, "{url}");
         }
+        assert_eq!(
+            super::redact_url_as("http://u:p@h/", "***"),
+            "http://u:***@h/"
+        );
     }
 }

@@ -648,3 +648,31 @@ fn client_allowed_sans_was_ignored_and_let_in_any_certificate_of_the_ca() {
     let none = handshake(port, tls_client(&roots, &rustls::version::TLS13, None));
     assert!(none.is_err(), "no client certificate");
 }
+
+/// A target address with a password (`user:password@host:port`, which the scrape sends as
+/// basic auth): Prometheus' `lastError` comes from Go's HTTP client, which writes the password
+/// as `***`. The defect: vigil's `lastError` had it in clear. (`scrapeUrl`, `globalUrl` and the
+/// `instance` label still show the address as written, as in Prometheus.)
+#[test]
+fn password_in_a_target_address_leaked_into_last_error() {
+    let closed = free_port();
+    let config = format!(
+        "global: {{scrape_interval: 200ms}}\nscrape_configs:\n  - job_name: a\n    static_configs: [{{targets: [\"u:tgt-pa55@127.0.0.1:{closed}\"]}}]\n"
+    );
+    let (_v, port, _dir) = start_vigil(&config);
+    let mut last_error = String::new();
+    wait_for(Duration::from_secs(10), "a lastError", || {
+        let (_, v) = api(port, "/api/v1/targets");
+        last_error = v["data"]["activeTargets"][0]["lastError"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        !last_error.is_empty()
+    });
+    eprintln!("lastError: {last_error}");
+    assert!(!last_error.contains("tgt-pa55"), "{last_error}");
+    assert!(
+        last_error.contains(&format!("\"http://u:***@127.0.0.1:{closed}/metrics\"")),
+        "{last_error}"
+    );
+}
