@@ -1,8 +1,8 @@
 //! Basic authentication against `basic_auth_users` (bcrypt hashes), checked before routing so
 //! no handler runs for an unauthenticated request, and the configured response headers.
 //!
-//! bcrypt is slow on purpose, so it runs on the blocking pool, at most [`Auth::verifying`]
-//! at once (a flood of bad credentials queues there instead of taking every core), and a
+//! bcrypt is slow on purpose, so it runs on the blocking pool, half as many at a time as there
+//! are cores (a flood of bad credentials queues there instead of taking every core), and a
 //! verified user/password pair is remembered (as a keyed hash, never the password), so a
 //! client that authenticated once is not slowed by the flood. An unknown user is checked
 //! against a hash made at start, of a random password with the highest cost among the
