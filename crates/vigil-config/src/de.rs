@@ -12,6 +12,46 @@ use std::fmt;
 use std::marker::PhantomData;
 use vigil_model::Duration;
 
+/// `url` with the password of its userinfo replaced by `xxxxx` (`http://u:xxxxx@host/`), as
+/// Prometheus prints a URL of its config (`config.URL.Redacted`); a URL without a password is
+/// returned unchanged. For every place a configured URL is shown: `/api/v1/status/config`,
+/// logs, metric labels, error messages.
+pub fn redact_url(url: &str) -> std::borrow::Cow<'_, str> {
+    redact_url_as(url, "xxxxx")
+}
+
+/// [`redact_url`] with another mask: Go's HTTP client errors, which Prometheus shows as a
+/// target's `lastError`, write the password as `***`.
+pub fn redact_url_as<'a>(url: &'a str, mask: &str) -> std::borrow::Cow<'a, str> {
+    let Some(scheme_end) = url.find("://") else {
+        return url.into();
+    };
+    let auth_start = scheme_end + 3;
+    let auth_end = url[auth_start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| auth_start + i);
+    let Some(at) = url[auth_start..auth_end].rfind('@').map(|i| auth_start + i) else {
+        return url.into();
+    };
+    let Some(colon) = url[auth_start..at].find(':').map(|i| auth_start + i) else {
+        return url.into();
+    };
+    format!("{}:{mask}{}", &url[..colon], &url[at..]).into()
+}
+
+/// Serializes a URL through [`redact_url`].
+pub(crate) fn ser_url<S: Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redact_url(url))
+}
+
+/// Serializes an optional URL through [`redact_url`].
+pub(crate) fn ser_url_opt<S: Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(u) => s.serialize_some(&*redact_url(u)),
+        None => s.serialize_none(),
+    }
+}
+
 /// A password, token or key. Serializes as `<secret>` so `/api/v1/status/config` never leaks it.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
@@ -359,5 +399,33 @@ mod tests {
         assert!(parse_size("1XB").is_err());
         assert_eq!(format_size(15 << 20), "15MiB");
         assert_eq!(format_size(1000), "1000B");
+    }
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::redact_url;
+
+    #[test]
+    fn url_passwords_are_redacted_and_nothing_else_changes() {
+        for (url, want) in [
+            (
+                "http://u:p4ss@h:9/api/v1/write",
+                "http://u:xxxxx@h:9/api/v1/write",
+            ),
+            ("https://u:p@ss:w@h/", "https://u:xxxxx@h/"),
+            ("http://u:@h", "http://u:xxxxx@h"),
+            ("http://u@h/x", "http://u@h/x"),
+            ("http://h/p?q=a:b@c", "http://h/p?q=a:b@c"),
+            ("http://h:9090", "http://h:9090"),
+            ("not a url", "not a url"),
+            ("", ""),
+        ] {
+            assert_eq!(redact_url(url), want, "{url}");
+        }
+        assert_eq!(
+            super::redact_url_as("http://u:p@h/", "***"),
+            "http://u:***@h/"
+        );
     }
 }

@@ -23,7 +23,7 @@ mod load;
 pub mod relabel;
 mod types;
 
-pub use de::{Opaque, Secret, format_size, parse_size};
+pub use de::{Opaque, Secret, format_size, parse_size, redact_url, redact_url_as};
 pub use dns_sd::{DnsRecordType, DnsSdConfig};
 pub use error::{ConfigError, Location};
 pub use lines::LineIndex;

@@ -366,7 +366,11 @@ pub struct OAuth2 {
     pub endpoint_params: BTreeMap<String, String>,
     #[serde(default)]
     pub tls_config: TlsConfig,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "de::ser_url_opt"
+    )]
     pub proxy_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_proxy: Option<String>,
@@ -472,7 +476,7 @@ macro_rules! http_client_struct {
             pub bearer_token_file: Option<String>,
             #[serde(default)]
             pub tls_config: TlsConfig,
-            #[serde(default, skip_serializing_if = "Option::is_none")]
+            #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "de::ser_url_opt")]
             pub proxy_url: Option<String>,
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub no_proxy: Option<String>,
@@ -618,7 +622,7 @@ http_client_struct! { plain
     #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
     #[serde(deny_unknown_fields)]
     pub struct HttpSdConfig {
-        #[serde(default)]
+        #[serde(default, serialize_with = "de::ser_url")]
         pub url: String,
         #[serde(default = "default_http_sd_refresh", with = "de::duration")]
         pub refresh_interval: Duration,
@@ -774,7 +778,7 @@ http_client_struct! { plain
     #[derive(Debug, Clone, Default, Deserialize, Serialize)]
     #[serde(deny_unknown_fields)]
     pub struct RemoteWriteConfig {
-        #[serde(default, deserialize_with = "null_default")]
+        #[serde(default, deserialize_with = "null_default", serialize_with = "de::ser_url")]
         pub url: String,
         #[serde(default = "default_rw_timeout", with = "de::duration")]
         pub remote_timeout: Duration,
@@ -880,7 +884,7 @@ http_client_struct! { plain
     #[derive(Debug, Clone, Default, Deserialize, Serialize)]
     #[serde(deny_unknown_fields)]
     pub struct RemoteReadConfig {
-        #[serde(default, deserialize_with = "null_default")]
+        #[serde(default, deserialize_with = "null_default", serialize_with = "de::ser_url")]
         pub url: String,
         #[serde(default = "default_rr_timeout", with = "de::duration")]
         pub remote_timeout: Duration,

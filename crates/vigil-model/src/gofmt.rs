@@ -8,10 +8,17 @@
 //! rules below are Go's.
 
 /// Decimal digits (no trailing zeros) and the decimal point position of |v|.
+/// Significant decimal digits that can be non-zero in a float64's exact value (767 at most):
+/// asking Rust's formatter for more only adds zeros, and it refuses precisions over 65,535
+/// (it panics) where Go takes up to ten million.
+const MAX_SIGNIFICANT: usize = 800;
+/// Fractional decimal digits that can be non-zero in a float64's exact value (1,074 at most).
+const MAX_FRACTION: usize = 1100;
+
 fn digits(v: f64, prec: Option<usize>) -> (Vec<u8>, i32) {
     let s = match prec {
         None => format!("{:e}", v.abs()),
-        Some(p) => format!("{:.*e}", p.saturating_sub(1), v.abs()),
+        Some(p) => format!("{:.*e}", p.saturating_sub(1).min(MAX_SIGNIFICANT), v.abs()),
     };
     let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
@@ -121,7 +128,10 @@ pub fn f(v: f64, prec: Option<usize>) -> String {
     if let Some(s) = special(v) {
         return s;
     }
-    format!("{:.*}", prec.unwrap_or(6), v)
+    let p = prec.unwrap_or(6);
+    let mut s = format!("{:.*}", p.min(MAX_FRACTION), v);
+    s.extend(std::iter::repeat_n('0', p.saturating_sub(MAX_FRACTION)));
+    s
 }
 
 /// Go's `%.Ne` (default precision 6).
@@ -130,8 +140,10 @@ pub fn e(v: f64, prec: Option<usize>) -> String {
         return s;
     }
     let p = prec.unwrap_or(6);
-    let s = format!("{:.*e}", p, v.abs());
+    let s = format!("{:.*e}", p.min(MAX_SIGNIFICANT), v.abs());
     let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+    let zeros = "0".repeat(p.saturating_sub(MAX_SIGNIFICANT));
+    let mant = format!("{mant}{zeros}");
     let exp: i32 = exp.parse().unwrap_or(0);
     let sign = if v.is_sign_negative() { "-" } else { "" };
     format!(
@@ -261,5 +273,28 @@ mod tests {
         ] {
             assert_eq!(g(v, None), s, "{v}");
         }
+    }
+}
+
+#[cfg(test)]
+mod huge_precision_tests {
+    use super::*;
+
+    #[test]
+    fn precisions_rust_cannot_format_are_padded_with_zeros_not_a_panic() {
+        let f70k = f(0.1, Some(70_000));
+        assert_eq!(f70k.len(), 70_002);
+        assert!(f70k.starts_with("0.1000000000000000055511151231257827"));
+        assert!(f70k[1102..].bytes().all(|b| b == b'0'));
+        assert_eq!(f(0.1, Some(3)), "0.100");
+        let e70k = e(-2.5, Some(70_000));
+        assert!(
+            e70k.starts_with("-2.5000") && e70k.ends_with("e+00"),
+            "{}",
+            &e70k[..10]
+        );
+        assert_eq!(e70k.len(), 1 + 2 + 70_000 + 4);
+        assert_eq!(g(0.1, Some(70_000)), g(0.1, Some(800)));
+        assert_eq!(g(0.1, Some(20)), "0.10000000000000000555");
     }
 }

@@ -74,7 +74,8 @@ pub fn load(path: &Path) -> Option<WalPos> {
 pub fn encode(name: &str, url: &str, pos: WalPos) -> std::io::Result<Vec<u8>> {
     serde_json::to_vec(&SavedPosition {
         name: name.to_string(),
-        url: url.to_string(),
+        // Informational; a password in the URL stays out of the data directory.
+        url: vigil_config::redact_url(url).into_owned(),
         segment: pos.segment,
         offset: pos.offset,
     })

@@ -142,7 +142,7 @@ impl ReadClient {
         if !status.is_success() {
             return Err(ReadError::Other(format!(
                 "remote server {} returned HTTP status {status}: {}",
-                self.url,
+                vigil_config::redact_url(&self.url),
                 String::from_utf8_lossy(&bytes[..bytes.len().min(256)]).trim()
             )));
         }
@@ -388,7 +388,7 @@ impl Querier for RemoteQuerier {
         let series = match res {
             Some(Ok(s)) => s,
             Some(Err(e)) => {
-                tracing::warn!(remote_name = %self.client.name, url = %self.client.url, "Remote read failed; results are local only: {e}");
+                tracing::warn!(remote_name = %self.client.name, url = %vigil_config::redact_url(&self.client.url), "Remote read failed; results are local only: {e}");
                 Vec::new()
             }
             None => Vec::new(),

@@ -15,7 +15,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use vigil_config::{Config, RemoteReadConfig, RemoteWriteConfig};
+use vigil_config::{Config, RemoteReadConfig, RemoteWriteConfig, redact_url};
 use vigil_model::Labels;
 use vigil_model::wal::{WalHold, WalSource};
 
@@ -111,7 +111,7 @@ impl RemoteStorage {
     ) -> Result<QueueSettings, String> {
         let key = queue_key(&rw.name, &rw.url);
         let client = vigil_http::build(&rw.http_client_config(), &self.opts.user_agent)
-            .map_err(|e| format!("remote_write {:?}: {e}", rw.url))?;
+            .map_err(|e| format!("remote_write {:?}: {e}", redact_url(&rw.url)))?;
         let q = &rw.queue_config;
         Ok(QueueSettings {
             name: remote_name(&rw.name, &key),
@@ -159,7 +159,7 @@ impl RemoteStorage {
             filter_external_labels: rr.filter_external_labels,
             external_labels: ext.clone(),
             client: vigil_http::build(&rr.http_client_config(), &self.opts.user_agent)
-                .map_err(|e| format!("remote_read {:?}: {e}", rr.url))?,
+                .map_err(|e| format!("remote_read {:?}: {e}", redact_url(&rr.url)))?,
             counts: Default::default(),
         })
     }
@@ -225,7 +225,7 @@ impl RemoteStorage {
                     self.metadata.clone(),
                     self.rt.clone(),
                 );
-                tracing::info!(remote_name = %s.name, url = %s.url, "Restarting remote-write queue with its new settings");
+                tracing::info!(remote_name = %s.name, url = %redact_url(&s.url), "Restarting remote-write queue with its new settings");
                 self.rt.spawn(async move {
                     let mut slot = slot.lock().await;
                     let old = slot.take();
@@ -244,11 +244,11 @@ impl RemoteStorage {
             }
             let metrics = Arc::new(QueueMetrics::new(
                 &s.name,
-                &s.url,
+                &redact_url(&s.url),
                 s.min_shards,
                 s.max_shards,
             ));
-            tracing::info!(remote_name = %s.name, url = %s.url, "Starting remote-write queue");
+            tracing::info!(remote_name = %s.name, url = %redact_url(&s.url), "Starting remote-write queue");
             let q = Queue::start(
                 s,
                 self.db.clone(),
@@ -325,7 +325,7 @@ impl RemoteStorage {
                         out,
                         "{name}{{remote_name=\"{}\",url=\"{}\",response=\"{kind}\"}} {}",
                         r.name,
-                        r.url,
+                        redact_url(&r.url),
                         c.load(std::sync::atomic::Ordering::Relaxed)
                     );
                 }

@@ -160,7 +160,7 @@ impl DiscoveryCache {
                 changed
             }
             Err(err) => {
-                tracing::error!(url, error = %err, "Unable to refresh HTTP SD targets; keeping the last good ones");
+                tracing::error!(url = %vigil_config::redact_url(url), error = %err, "Unable to refresh HTTP SD targets; keeping the last good ones");
                 false
             }
         }

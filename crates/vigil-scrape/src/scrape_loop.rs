@@ -265,7 +265,10 @@ impl ScrapeLoop {
         };
         match tokio::time::timeout_at(deadline, read).await {
             Ok(r) => r,
-            Err(_) => Err(format!("Get {url:?}: context deadline exceeded")),
+            Err(_) => Err(format!(
+                "Get {:?}: context deadline exceeded",
+                vigil_config::redact_url_as(url, "***")
+            )),
         }
     }
 
@@ -919,9 +922,11 @@ fn spread_offset(target: &Target, interval: Duration) -> Duration {
     Duration::from_millis(h.finish() % ms)
 }
 
-/// An error text in the shape of Prometheus' `lastError` (`Get "url": ...`).
+/// An error text in the shape of Prometheus' `lastError` (`Get "url": ...`), the URL's password
+/// shown as `***` as Go's HTTP client shows it.
 fn describe_reqwest(url: &str, e: &reqwest::Error) -> String {
     use std::error::Error;
+    let url = &*vigil_config::redact_url_as(url, "***");
     if e.is_timeout() {
         return format!("Get {url:?}: context deadline exceeded");
     }

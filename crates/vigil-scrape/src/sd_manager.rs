@@ -153,7 +153,7 @@ impl DiscoveryManager {
                             c
                         }
                         Err(e) => {
-                            tracing::error!(url, error = %e, "Cannot create HTTP SD client");
+                            tracing::error!(url = %vigil_config::redact_url(&url), error = %e, "Cannot create HTTP SD client");
                             continue;
                         }
                     },

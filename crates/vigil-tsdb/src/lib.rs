@@ -38,5 +38,13 @@ pub use error::TsdbError;
 pub use head::{Head, HeadOptions, HeadStats};
 pub use wal::FsyncPolicy;
 
+/// Loads the bytes of a head snapshot file into an empty `head`, as opening a data directory
+/// does (the whole file is validated before anything is applied). For the fuzz target
+/// `head_snapshot`; vigil itself reads snapshots through [`Tsdb::open`].
+#[doc(hidden)]
+pub fn load_head_snapshot(head: &Head, bytes: &[u8]) -> Result<usize, TsdbError> {
+    head::snapshot::load_bytes(head, bytes, std::path::Path::new("snapshot"))
+}
+
 #[cfg(test)]
 mod tests;

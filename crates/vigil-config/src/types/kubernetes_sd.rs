@@ -66,7 +66,7 @@ http_client_struct! { plain
     #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
     #[serde(deny_unknown_fields)]
     pub struct KubernetesSdConfig {
-        #[serde(default, deserialize_with = "null_default", skip_serializing_if = "String::is_empty")]
+        #[serde(default, deserialize_with = "null_default", skip_serializing_if = "String::is_empty", serialize_with = "de::ser_url")]
         pub api_server: String,
         #[serde(default, deserialize_with = "null_default")]
         pub role: String,

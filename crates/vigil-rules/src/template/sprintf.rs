@@ -33,20 +33,32 @@ pub fn sprintf(fmt: &str, args: &[Value]) -> String {
             }
             chars.next();
         }
-        let mut width = String::new();
-        while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit()) {
-            width.push(d);
-            chars.next();
-        }
+        // Go's `parsenum`: a number past 1e6 before its next digit is "crazy long": the rest of
+        // the format is consumed and the verb is missing.
+        let number = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| -> Option<usize> {
+            let mut n: usize = 0;
+            while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                if n > 1_000_000 {
+                    chars.by_ref().for_each(drop);
+                    return None;
+                }
+                n = n * 10 + (d as usize - '0' as usize);
+                chars.next();
+            }
+            Some(n)
+        };
+        let Some(w) = number(&mut chars) else {
+            out.push_str("%!(NOVERB)");
+            break;
+        };
         let mut prec: Option<usize> = None;
         if chars.peek() == Some(&'.') {
             chars.next();
-            let mut p = String::new();
-            while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit()) {
-                p.push(d);
-                chars.next();
-            }
-            prec = Some(p.parse().unwrap_or(0));
+            let Some(p) = number(&mut chars) else {
+                out.push_str("%!(NOVERB)");
+                break;
+            };
+            prec = Some(p);
         }
         let Some(verb) = chars.next() else {
             out.push_str("%!(NOVERB)");
@@ -94,7 +106,6 @@ pub fn sprintf(fmt: &str, args: &[Value]) -> String {
                 s.insert(0, ' ');
             }
         }
-        let w: usize = width.parse().unwrap_or(0);
         let len = s.chars().count();
         if len < w {
             let pad = w - len;
@@ -135,5 +146,26 @@ mod tests {
         assert_eq!(sprintf("%s %s", &[Value::Int(1)]), "1 %!s(MISSING)");
         assert_eq!(sprintf("x", &[Value::Bool(true)]), "x%!(EXTRA bool=true)");
         assert_eq!(sprintf("100%%", &[]), "100%");
+    }
+
+    /// Found by the fuzz target `template_expand`: `{{ printf "%.0000…01788596405651278734F" … }}`
+    /// in an alert annotation panicked (Rust's formatter refuses precisions over 65,535).
+    #[test]
+    fn printf_with_a_precision_rust_cannot_format_panicked() {
+        let crash = "%.000000000000000000001788596405651278734F|severity%5.1f|%d";
+        // Go: the number is "crazy long" (past 1e6), the rest of the format is consumed.
+        assert_eq!(
+            sprintf(crash, &[Value::Int(52)]),
+            "%!(NOVERB)%!(EXTRA int=52)"
+        );
+        let s = sprintf("%.70000f", &[Value::Num(0.5)]);
+        assert_eq!(s.len(), 70_002);
+        assert!(s.starts_with("0.5000"));
+        assert_eq!(sprintf("%.1000001f|", &[Value::Num(1.0)]).len(), 1_000_004);
+        assert_eq!(sprintf("%10000001d", &[Value::Int(1)]).len(), 10_000_001);
+        assert_eq!(
+            sprintf("%100000001d", &[Value::Int(1)]),
+            "%!(NOVERB)%!(EXTRA int=1)"
+        );
     }
 }

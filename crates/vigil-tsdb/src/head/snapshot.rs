@@ -319,6 +319,11 @@ fn corrupt(path: &Path, offset: usize, reason: impl Into<String>) -> TsdbError {
 /// so a bad snapshot leaves the head untouched.
 pub fn load(head: &Head, path: &Path) -> Result<usize, TsdbError> {
     let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
+    load_bytes(head, &bytes, path)
+}
+
+/// [`load`] on the file's bytes; `path` names it in errors.
+pub fn load_bytes(head: &Head, bytes: &[u8], path: &Path) -> Result<usize, TsdbError> {
     let body = bytes
         .strip_prefix(MAGIC.as_slice())
         .ok_or_else(|| corrupt(path, 0, "bad magic"))?;
