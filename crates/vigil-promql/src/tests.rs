@@ -352,6 +352,16 @@ fn parts_cover_the_steps_with_two_or_more_each() {
     }
 }
 
+/// A deterministic pseudo-random sequence (xorshift64) for the tests' data.
+fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}
+
 /// `rate`, `increase` and `delta` cache what a window's times give from one series to the
 /// next at the same step: over many series sharing timestamps (counters near zero, resets,
 /// gaps), every series' result must equal, bit for bit, the same query over that series
@@ -360,13 +370,7 @@ fn parts_cover_the_steps_with_two_or_more_each() {
 fn extrapolation_reused_across_series_is_exact() {
     let head = Head::new(HeadOptions::default());
     let mut app = head.appender();
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut next = xorshift(0x2545_f491_4f6c_dd1du64);
     // One timestamp column with jitter and a gap, shared by every series.
     let mut ts = Vec::new();
     let mut t = 1_000i64;
@@ -426,18 +430,12 @@ fn extrapolation_reused_across_series_is_exact() {
 fn sliding_extremes_equal_a_scan_of_each_window() {
     let head = Head::new(HeadOptions::default());
     let mut app = head.appender();
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
     for k in 0..6 {
         let l = Labels::from_pairs([("__name__", "g"), ("k", &format!("{k}"))]);
         let mut t = 0i64;
         for _ in 0..300 {
-            t += 10_000 + if next() % 23 == 0 { 90_000 } else { 0 };
+            t += 10_000 + if next().is_multiple_of(23) { 90_000 } else { 0 };
             let v = match next() % 11 {
                 0 => f64::NAN,
                 1 => 0.0,
