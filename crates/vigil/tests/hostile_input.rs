@@ -108,10 +108,7 @@ fn huge_label_values_and_counts_over_remote_write_are_answered() {
         "scrape_configs: []\n",
         &["--web.enable-remote-write-receiver"],
     );
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let now = now_ms();
     let label = |n: &str, v: String| prompb::Label {
         name: n.to_string(),
         value: v,
@@ -192,10 +189,7 @@ fn hostile_regex_matchers_are_answered_within_a_bound() {
         "scrape_configs: []\n",
         &["--web.enable-remote-write-receiver"],
     );
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let now = now_ms();
     // 2,000 series whose `path` is a run of `a`s that ends in `!` (no match for `(a+)+$`).
     let timeseries = (0..2_000)
         .map(|i| prompb::TimeSeries {
@@ -332,4 +326,12 @@ fn huge_labels_through_tsdb_import_are_imported_or_refused() {
             );
         }
     }
+}
+
+/// The wall clock in milliseconds, for samples the receiver takes as recent.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
