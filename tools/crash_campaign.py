@@ -113,14 +113,7 @@ def start_target(t):
 
 def snappy_decode(buf):
     """Snappy block format (what remote write sends), decoder only."""
-    pos, shift, n = 0, 0, 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        n |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            break
+    n, pos = varint(buf, 0)
     if n > 64 << 20:
         raise ValueError("claimed length too large")
     out = bytearray()
