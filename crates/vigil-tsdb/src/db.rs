@@ -44,8 +44,8 @@ pub struct TsdbOptions {
     pub checkpoint_min_wal_bytes: u64,
     /// The range of blocks cut from the head (2 h); compactions make multiples of it.
     pub block_range_ms: i64,
-    /// Snappy-compress WAL records (`--storage.tsdb.wal-compression`).
-    pub wal_compression: bool,
+    /// How WAL records are compressed (`--storage.tsdb.wal-compression[-type]`).
+    pub wal_compression: crate::wal::record::WalCompression,
     /// The file layer every durable write goes through ([`crate::fs`]): the operating
     /// system's by default, a fault-injecting one in tests.
     pub fs: Arc<dyn Fs>,
@@ -63,7 +63,7 @@ impl Default for TsdbOptions {
             checkpoint_after_segments: 3,
             checkpoint_min_wal_bytes: 32 << 20,
             block_range_ms: 2 * 3600 * 1000,
-            wal_compression: true,
+            wal_compression: Default::default(),
             fs: Arc::new(OsFs),
         }
     }
@@ -144,6 +144,10 @@ impl Tsdb {
         let _ = head.chunk_store.set(Arc::clone(&chunk_store));
         let start = Instant::now();
         let rep: ReplayReport = replay::replay(&head, dir, &*fs)?;
+        // The segments the snapshot named are adopted; what a crash left after it goes.
+        chunk_store
+            .finish_open()
+            .map_err(|e| io_err(&chunks_dir, e))?;
         // Chunks a snapshot loaded are in memory: move them out now, not a minute later.
         if let Err(e) = head.offload_chunks() {
             tracing::warn!(
@@ -318,8 +322,8 @@ impl Tsdb {
 
     /// Whether the WAL written since the last snapshot is larger than that snapshot (and than
     /// `checkpoint_min_wal_bytes`): replaying it after a crash would then take longer than writing
-    /// a new snapshot, whose closed chunks are copied from `chunks_head/`, not re-encoded. This
-    /// bounds the WAL on disk and the replay after a crash by the size of the head itself.
+    /// a new snapshot, which names the closed chunks in `chunks_head/` instead of copying them.
+    /// This bounds the WAL on disk and the replay after a crash by the size of the snapshot.
     fn wal_outgrew_snapshot(&self) -> bool {
         let from = self.snapshot_segment.load(Ordering::Relaxed);
         let snapshot = std::fs::metadata(snapshot::snapshot_path(&self.dir, from as u32))
@@ -594,8 +598,14 @@ impl Tsdb {
             return Err(TsdbError::Invalid("the TSDB is closed".into()));
         }
         let cap = self.head.capture()?;
+        // The snapshot names closed chunks where `chunks_head/` holds them: durable first.
+        self.chunk_store
+            .sync()
+            .map_err(|e| io_err(&self.dir.join("chunks_head"), e))?;
         let fs = &*self.opts.fs;
         let size = snapshot::write(fs, &self.dir, &cap)?;
+        // Segments retired before the capture are named by no snapshot on disk any more.
+        self.chunk_store.release_retired(cap.retire_mark);
         self.snapshot_segment
             .store(cap.segment as u64, Ordering::Relaxed);
         // The new snapshot replaces every older segment and snapshot, except the segments a

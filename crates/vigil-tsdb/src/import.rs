@@ -56,7 +56,7 @@ pub fn import_openmetrics(
         out_of_order_time_window_ms: i64::MAX,
         max_series: 0,
         // The import's head writes no WAL.
-        wal_compression: false,
+        wal_compression: crate::wal::record::WalCompression::None,
     });
     let mut rep = ImportReport::default();
     let mut refs: AHashMap<&[u8], SeriesRef> = AHashMap::new();

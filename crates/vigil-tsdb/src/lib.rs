@@ -37,6 +37,7 @@ pub use delete::Deleted;
 pub use error::TsdbError;
 pub use head::{Head, HeadOptions, HeadStats};
 pub use wal::FsyncPolicy;
+pub use wal::record::WalCompression;
 
 /// Loads the bytes of a head snapshot file into an empty `head`, as opening a data directory
 /// does (the whole file is validated before anything is applied). For the fuzz target

@@ -369,15 +369,17 @@ fn open_storage(cli: &Cli, config: &vigil_config::Config) -> Result<Tsdb> {
         retention_bytes: cli.retention_size.unwrap_or(0),
         max_series: cli.max_series,
         out_of_order_time_window_ms: ooo_ms,
-        wal_compression: cli.wal_compression && !cli.no_wal_compression,
+        wal_compression: match (
+            cli.wal_compression && !cli.no_wal_compression,
+            cli.wal_compression_type.as_str(),
+        ) {
+            (false, _) => vigil_tsdb::WalCompression::None,
+            (true, "snappy") => vigil_tsdb::WalCompression::Snappy,
+            (true, _) => vigil_tsdb::WalCompression::Zstd,
+        },
         block_range_ms: (cli.min_block_duration.as_millis() as i64).max(1000),
         ..Default::default()
     };
-    if cli.wal_compression_type == "zstd" {
-        tracing::warn!(
-            "--storage.tsdb.wal-compression-type=zstd: vigil compresses its WAL with snappy; the setting is otherwise ignored"
-        );
-    }
     let db = Tsdb::open(&cli.tsdb_path, opts).with_context(|| {
         format!(
             "cannot open storage in {} (--storage.tsdb.path)",

@@ -57,6 +57,11 @@ pub fn corrupt_chunks_total() -> u64 {
     CORRUPT_CHUNKS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Counts `n` damaged chunks found at open (the caller logs where).
+pub(crate) fn note_corrupt_chunks(n: u64) {
+    CORRUPT_CHUNKS.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Counts a damaged chunk and says so in the log, at most once a minute: its samples are left
 /// out of answers (the query goes on), which nobody would notice otherwise.
 fn note_corrupt_chunk() {

@@ -269,15 +269,18 @@ impl Head {
                     pending_st.iter().map(|(s, t, st)| (s.r, *t, *st)),
                 );
             }
-            if self.opts.wal_compression {
-                let CommitState {
-                    buf,
-                    scratch,
-                    encoder,
-                    ..
-                } = &mut *c;
-                let encoder = encoder.get_or_insert_with(snap::raw::Encoder::new);
-                record::compress_records(buf, scratch, encoder);
+            let CommitState {
+                buf,
+                scratch,
+                packed,
+                compressor,
+                ..
+            } = &mut *c;
+            if compressor.is_none() {
+                *compressor = record::Compressor::new(self.opts.wal_compression);
+            }
+            if let Some(comp) = compressor {
+                record::compress_records(buf, scratch, packed, comp);
             }
             let CommitState { wal, buf, .. } = &mut *c;
             if let Some(wal) = wal

@@ -72,9 +72,9 @@ pub struct HeadOptions {
     pub out_of_order_time_window_ms: i64,
     /// The most series the head holds; new series past it are refused. 0: no limit.
     pub max_series: usize,
-    /// Snappy-compress WAL records (`--storage.tsdb.wal-compression`, on by default as in
-    /// Prometheus). Reading handles both kinds whatever this says.
-    pub wal_compression: bool,
+    /// How WAL records are compressed (`--storage.tsdb.wal-compression[-type]`). Reading
+    /// handles every kind whatever this says.
+    pub wal_compression: crate::wal::record::WalCompression,
 }
 
 /// Counters the binary exports as Prometheus-named self-metrics.
@@ -107,9 +107,10 @@ pub(crate) struct CommitState {
     pub wal: Option<Wal>,
     /// Reused encoding buffer.
     pub buf: Vec<u8>,
-    /// Reused buffer and encoder (made on first use) for compressing `buf`'s records.
+    /// Reused buffers and compressor (made on first use) for compressing `buf`'s records.
     pub scratch: Vec<u8>,
-    pub encoder: Option<snap::raw::Encoder>,
+    pub packed: Vec<u8>,
+    pub compressor: Option<crate::wal::record::Compressor>,
     /// Set by `Tsdb::close`: later commits fail instead of being lost silently.
     pub closed: bool,
 }

@@ -9,6 +9,7 @@
 
 use super::Head;
 use super::series::{FloatChunk, FloatChunkData, FullChunk, HistData};
+use crate::chunk::disk::Segment;
 use crate::chunk::hist::{self, HistAppender};
 use crate::chunk::{OpenChunk, XorAppender, XorIter, dense};
 use crate::encoding;
@@ -39,8 +40,13 @@ const STS: u8 = 22;
 /// chunk as XOR, too.
 const CHUNKS2: u8 = 23;
 /// As [`CHUNKS2`], with the open chunk in the head's own encoding (`chunk::open`), as it is in
-/// memory. What vigil writes.
+/// memory. Written before [`CHUNKS4`], still read.
 const CHUNKS3: u8 = 24;
+/// The `chunks_head/` files the snapshot's [`CHUNKS4`] records name, by position.
+const FILES: u8 = 25;
+/// As [`CHUNKS3`], with each closed chunk either named where it is in `chunks_head/` (file,
+/// offset, length) or, when it is still in memory, given inline. What vigil writes.
+const CHUNKS4: u8 = 26;
 
 fn snapshot_type(t: u8) -> bool {
     matches!(
@@ -55,6 +61,8 @@ fn snapshot_type(t: u8) -> bool {
             | STS
             | CHUNKS2
             | CHUNKS3
+            | FILES
+            | CHUNKS4
     )
 }
 
@@ -125,6 +133,9 @@ pub struct Capture {
     min_valid_time: i64,
     /// The WAL segment the snapshot starts.
     pub segment: u32,
+    /// The chunk store's retire mark when the head was captured
+    /// (`ChunkStore::release_retired` once the snapshot is durable).
+    pub retire_mark: u64,
 }
 
 impl Head {
@@ -136,6 +147,7 @@ impl Head {
             Some(w) => w.cut()?,
             None => 0,
         };
+        let retire_mark = self.chunk_store.get().map_or(0, |s| s.retire_mark());
         let mut all = self.all_series();
         // In reference order, so that loading appends to every posting list instead of
         // inserting into its middle.
@@ -169,7 +181,39 @@ impl Head {
             next_ref: self.next_ref(),
             min_valid_time: self.min_valid_time(),
             segment,
+            retire_mark,
         })
+    }
+}
+
+/// The `chunks_head/` segments a capture's closed chunks are in, numbered in order of first
+/// appearance.
+struct FileTable {
+    index: ahash::AHashMap<*const Segment, u64>,
+    names: Vec<String>,
+}
+
+impl FileTable {
+    fn of(cap: &Capture) -> FileTable {
+        let mut t = FileTable {
+            index: Default::default(),
+            names: Vec::new(),
+        };
+        for c in cap.series.iter().flat_map(|s| &s.full) {
+            if let FloatChunkData::Disk(d) = &c.data {
+                let seg = d.location().0;
+                let next = t.names.len() as u64;
+                t.index.entry(Arc::as_ptr(seg)).or_insert_with(|| {
+                    t.names.push(seg.name().to_owned());
+                    next
+                });
+            }
+        }
+        t
+    }
+
+    fn index(&self, seg: &Arc<Segment>) -> u64 {
+        self.index[&Arc::as_ptr(seg)]
     }
 }
 
@@ -200,7 +244,14 @@ fn write_into(file: &dyn FsFile, tmp: &Path, cap: &Capture) -> Result<u64, TsdbE
     let mut w = std::io::BufWriter::with_capacity(1 << 20, Writer(file));
     let mut buf = Vec::with_capacity(4096);
     buf.extend_from_slice(MAGIC);
-    let (mut payload, mut frame, mut samples) = (Vec::new(), Vec::new(), Vec::new());
+    let files = FileTable::of(cap);
+    let st = record::begin(&mut buf, FILES);
+    encoding::put_uvarint(&mut buf, files.names.len() as u64);
+    for n in &files.names {
+        encoding::put_bytes(&mut buf, n.as_bytes());
+    }
+    record::finish(&mut buf, st);
+    let (mut payload, mut samples) = (Vec::new(), Vec::new());
     let mut size = 0u64;
     let mut flush = |w: &mut std::io::BufWriter<Writer<'_>>, buf: &mut Vec<u8>| {
         size += buf.len() as u64;
@@ -216,39 +267,39 @@ fn write_into(file: &dyn FsFile, tmp: &Path, cap: &Capture) -> Result<u64, TsdbE
             s.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())),
         );
         record::finish(&mut buf, st);
-        let st = record::begin(&mut buf, CHUNKS3);
+        let st = record::begin(&mut buf, CHUNKS4);
         encoding::put_uvarint(&mut buf, s.r);
         encoding::put_uvarint(&mut buf, s.full.len() as u64);
         for c in &s.full {
-            // Closed chunks as `chunks_head/` holds them (a quarter of their XOR size): a chunk
-            // there is copied as it is, one still in memory is encoded the same way.
-            let unreadable = || {
-                TsdbError::Invalid(format!(
-                    "head chunk of series {} could not be read back from chunks_head",
-                    s.r
-                ))
-            };
-            payload.clear();
+            encoding::put_varint(&mut buf, c.mint);
+            encoding::put_varint(&mut buf, c.maxt);
             match &c.data {
+                // Named where `chunks_head/` holds it (made durable before this file is).
                 FloatChunkData::Disk(d) => {
-                    d.read_frame(&mut frame)
-                        .map_err(|e| io_err(Path::new("chunks_head"), e))?;
-                    let bytes = crate::chunk::read_framed(&frame, 0).ok_or_else(unreadable)?;
-                    payload.extend_from_slice(bytes);
+                    let (seg, off, len) = d.location();
+                    let file = files.index(seg);
+                    encoding::put_uvarint(&mut buf, file + 1);
+                    encoding::put_uvarint(&mut buf, u64::from(off));
+                    encoding::put_uvarint(&mut buf, u64::from(len));
                 }
+                // Still in memory (the store could not take it): inline, encoded as the store
+                // would.
                 FloatChunkData::Xor(b) => {
                     samples.clear();
                     let mut it = XorIter::new(b);
                     samples.extend(it.by_ref());
                     if it.err {
-                        return Err(unreadable());
+                        return Err(TsdbError::Invalid(format!(
+                            "head chunk of series {} does not decode",
+                            s.r
+                        )));
                     }
+                    payload.clear();
                     dense::encode(&samples, &mut payload);
+                    encoding::put_uvarint(&mut buf, 0);
+                    encoding::put_bytes(&mut buf, &payload);
                 }
             }
-            encoding::put_varint(&mut buf, c.mint);
-            encoding::put_varint(&mut buf, c.maxt);
-            encoding::put_bytes(&mut buf, &payload);
         }
         encoding::put_varint(&mut buf, s.head_mint);
         encoding::put_varint(&mut buf, s.head_maxt);
@@ -342,6 +393,8 @@ pub fn load_bytes(head: &Head, bytes: &[u8], path: &Path) -> Result<usize, TsdbE
     let bad = |what: &str| corrupt(path, 0, format!("malformed {what} record"));
     let mut scratch = Vec::new();
     let mut n = 0;
+    let mut files: Vec<String> = Vec::new();
+    let mut lost = Lost::default();
     for (kind, payload) in list {
         match kind {
             record::SERIES => {
@@ -360,6 +413,17 @@ pub fn load_bytes(head: &Head, bytes: &[u8], path: &Path) -> Result<usize, TsdbE
             CHUNKS => load_chunks(head, payload).ok_or_else(|| bad("chunks"))?,
             CHUNKS2 => load_chunks2(head, payload, false).ok_or_else(|| bad("chunks"))?,
             CHUNKS3 => load_chunks2(head, payload, true).ok_or_else(|| bad("chunks"))?,
+            FILES => {
+                let mut d = encoding::Dec { b: payload };
+                let k = d.uvarint().ok_or_else(|| bad("files"))?;
+                files = (0..k)
+                    .map(|_| d.str().map(str::to_owned))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| bad("files"))?;
+            }
+            CHUNKS4 => {
+                load_chunks4(head, payload, &files, &mut lost).ok_or_else(|| bad("chunks"))?
+            }
             HIST_CHUNKS => {
                 load_hist_chunks(head, payload).ok_or_else(|| bad("histogram chunks"))?
             }
@@ -415,7 +479,81 @@ pub fn load_bytes(head: &Head, bytes: &[u8], path: &Path) -> Result<usize, TsdbE
             _ => {}
         }
     }
+    if lost.chunks > 0 {
+        tracing::warn!(
+            chunks = lost.chunks,
+            "{}: {} closed head chunks it names in chunks_head/ are missing or damaged (first: {}); their samples are lost, the rest is loaded",
+            path.display(),
+            lost.chunks,
+            lost.first
+        );
+        crate::chunk::note_corrupt_chunks(lost.chunks);
+    }
     Ok(n)
+}
+
+/// Chunks a snapshot names that `chunks_head/` no longer holds intact.
+#[derive(Default)]
+struct Lost {
+    chunks: u64,
+    /// Where the first one was meant to be.
+    first: String,
+}
+
+/// A [`CHUNKS4`] record. A chunk named in `chunks_head/` that is not there intact (a file
+/// damaged or deleted behind vigil's back) is left out, the series keeps the rest.
+fn load_chunks4(head: &Head, payload: &[u8], files: &[String], lost: &mut Lost) -> Option<()> {
+    let mut d = encoding::Dec { b: payload };
+    let s = head.series(d.uvarint()?)?;
+    let n = d.uvarint()?;
+    let store = head.chunk_store.get();
+    let mut full = Vec::new();
+    let mut samples = Vec::new();
+    for _ in 0..n {
+        let mint = d.varint()?;
+        let maxt = d.varint()?;
+        let data = match d.uvarint()? {
+            0 => {
+                let bytes = d.bytes()?;
+                if !dense::decode(bytes, &mut samples, &mut Vec::new()) || samples.is_empty() {
+                    return None;
+                }
+                match store.and_then(|st| st.append_encoded(bytes, maxt).ok()) {
+                    Some(dc) => FloatChunkData::Disk(dc),
+                    None => FloatChunkData::Xor(xor_of(&samples)),
+                }
+            }
+            k => {
+                let name = files.get(usize::try_from(k - 1).ok()?)?;
+                let off = u32::try_from(d.uvarint()?).ok()?;
+                let len = u32::try_from(d.uvarint()?).ok()?;
+                match store.and_then(|st| st.adopt(name, off, len, maxt)) {
+                    Some(dc) => FloatChunkData::Disk(dc),
+                    None => {
+                        if lost.chunks == 0 {
+                            lost.first = format!("chunks_head/{name} at offset {off}");
+                        }
+                        lost.chunks += 1;
+                        continue;
+                    }
+                }
+            }
+        };
+        full.push(FloatChunk { mint, maxt, data });
+    }
+    let head_mint = d.varint()?;
+    let _head_maxt = d.varint()?;
+    let open = OpenChunk::from_bytes(d.bytes()?)?;
+    install_chunks(head, &s, full, head_mint, open)
+}
+
+/// Samples as an XOR chunk (a closed chunk kept in memory).
+fn xor_of(samples: &[(i64, f64)]) -> Arc<[u8]> {
+    let mut x = XorAppender::with_capacity(samples.len() * 2 + 16);
+    for &(t, v) in samples {
+        x.append(t, v);
+    }
+    Arc::from(x.bytes())
 }
 
 fn load_chunks(head: &Head, payload: &[u8]) -> Option<()> {
@@ -466,13 +604,7 @@ fn load_chunks2(head: &Head, payload: &[u8], open_format: bool) -> Option<()> {
         let on_disk = store.and_then(|st| st.append_encoded(bytes, maxt).ok());
         let data = match on_disk {
             Some(dc) => FloatChunkData::Disk(dc),
-            None => {
-                let mut x = XorAppender::with_capacity(samples.len() * 2 + 16);
-                for &(t, v) in &samples {
-                    x.append(t, v);
-                }
-                FloatChunkData::Xor(Arc::from(x.bytes()))
-            }
+            None => FloatChunkData::Xor(xor_of(&samples)),
         };
         full.push(FloatChunk { mint, maxt, data });
     }

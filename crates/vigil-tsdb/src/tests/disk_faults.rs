@@ -33,6 +33,8 @@ use vigil_model::Appendable;
 const SERIES: usize = 4;
 /// Milliseconds between commits; blocks are 1 s, so a maintenance pass cuts one every few.
 const STEP: i64 = 200;
+/// Commits in an [`Op::Burst`].
+const BURST: usize = 130;
 
 #[derive(Debug, Clone)]
 enum Fault {
@@ -46,6 +48,9 @@ enum Fault {
 enum Op {
     /// One commit: a sample at the next timestamp for each series in the mask.
     Commit(u8),
+    /// [`BURST`] such commits in a row: enough for the head to cut chunks (every 120
+    /// samples) into `chunks_head/`, which later snapshots name.
+    Burst(u8),
     Checkpoint,
     Maintain,
     Inject(Fault),
@@ -61,6 +66,7 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         10 => (1u8..16).prop_map(Op::Commit),
+        1 => (1u8..16).prop_map(Op::Burst),
         1 => Just(Op::Checkpoint),
         2 => Just(Op::Maintain),
         1 => (0u64..600).prop_map(|n| Op::Inject(Fault::Space(n))),
@@ -299,40 +305,43 @@ fn run_model(
         let d = db.as_ref().expect("open");
         let unarmed = fs.faults() == Faults::default();
         match op {
-            Op::Commit(mask) => {
-                m.t += STEP;
-                let mut c = Samples::new();
-                let fsync_errors = fs.stats().eio_fsyncs;
-                let mut a = d.appender();
-                for s in (0..SERIES).filter(|s| mask & (1 << s) != 0) {
-                    let v = m.t as f64 * 0.37 + s as f64 / 7.0;
-                    a.append(None, &series(s), m.t, v)
-                        .map_err(|e| format!("append: {e}"))?;
-                    c.insert((s, m.t), v.to_bits());
-                }
-                match a.commit() {
-                    Ok(()) => {
-                        m.cov.commits_acked += 1;
-                        m.commits.push(Commit {
-                            samples: c,
-                            acked: true,
-                        });
-                        if fsync == FsyncPolicy::Always {
-                            m.mark_durable();
-                        }
+            Op::Commit(mask) | Op::Burst(mask) => {
+                let n = if matches!(op, Op::Burst(_)) { BURST } else { 1 };
+                for _ in 0..n {
+                    m.t += STEP;
+                    let mut c = Samples::new();
+                    let fsync_errors = fs.stats().eio_fsyncs;
+                    let mut a = d.appender();
+                    for s in (0..SERIES).filter(|s| mask & (1 << s) != 0) {
+                        let v = m.t as f64 * 0.37 + s as f64 / 7.0;
+                        a.append(None, &series(s), m.t, v)
+                            .map_err(|e| format!("append: {e}"))?;
+                        c.insert((s, m.t), v.to_bits());
                     }
-                    Err(e) if unarmed => {
-                        return Err(format!("commit failed with no fault injected: {e}"));
-                    }
-                    Err(_) => {
-                        m.cov.commits_failed += 1;
-                        if fs.stats().eio_fsyncs > fsync_errors {
-                            // Written whole, then the fsync failed: indeterminate.
-                            m.cov.indeterminate += 1;
+                    match a.commit() {
+                        Ok(()) => {
+                            m.cov.commits_acked += 1;
                             m.commits.push(Commit {
                                 samples: c,
-                                acked: false,
+                                acked: true,
                             });
+                            if fsync == FsyncPolicy::Always {
+                                m.mark_durable();
+                            }
+                        }
+                        Err(e) if unarmed => {
+                            return Err(format!("commit failed with no fault injected: {e}"));
+                        }
+                        Err(_) => {
+                            m.cov.commits_failed += 1;
+                            if fs.stats().eio_fsyncs > fsync_errors {
+                                // Written whole, then the fsync failed: indeterminate.
+                                m.cov.indeterminate += 1;
+                                m.commits.push(Commit {
+                                    samples: c,
+                                    acked: false,
+                                });
+                            }
                         }
                     }
                 }

@@ -37,15 +37,79 @@ pub const SAMPLES_DEC: u8 = 7;
 /// Set on a record's type when its payload is snappy-compressed (the raw format, as
 /// Prometheus compresses WAL records): `0x80 | SAMPLES_INT` is a compressed samples record.
 pub const COMPRESSED: u8 = 0x80;
+/// Set on a record's type when its payload is one zstd frame (with its content size):
+/// `0x40 | SAMPLES_DEC`. Never together with [`COMPRESSED`].
+pub const ZSTD: u8 = 0x40;
 
-/// Payloads shorter than this are left as they are: snappy would not make them smaller.
+/// How WAL records are compressed (`--storage.tsdb.wal-compression` and
+/// `--storage.tsdb.wal-compression-type`). Readers take every kind whatever this says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WalCompression {
+    None,
+    /// Snappy's raw format, as Prometheus' default.
+    Snappy,
+    /// zstd at its default level: samples records about a third smaller than snappy's on
+    /// scraped data, for a few nanoseconds more per sample (docs/format/wal.md).
+    #[default]
+    Zstd,
+}
+
+/// The zstd level WAL records are compressed at (zstd's own default).
+const ZSTD_LEVEL: i32 = 3;
+
+/// A reusable compressor for [`compress_records`].
+pub enum Compressor {
+    Snappy(Box<snap::raw::Encoder>),
+    Zstd(Box<zstd::bulk::Compressor<'static>>),
+}
+
+impl Compressor {
+    /// `None` for [`WalCompression::None`] (or when zstd cannot make its context).
+    pub fn new(kind: WalCompression) -> Option<Compressor> {
+        match kind {
+            WalCompression::None => None,
+            WalCompression::Snappy => Some(Compressor::Snappy(Box::new(snap::raw::Encoder::new()))),
+            WalCompression::Zstd => zstd::bulk::Compressor::new(ZSTD_LEVEL)
+                .ok()
+                .map(|c| Compressor::Zstd(Box::new(c))),
+        }
+    }
+
+    /// Compresses `payload` into `out` (whose length it sets); the type bit to set, or `None`
+    /// when that would not make it smaller.
+    fn compress(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Option<u8> {
+        let n = match self {
+            Compressor::Snappy(enc) => {
+                out.resize(snap::raw::max_compress_len(payload.len()), 0);
+                enc.compress(payload, out).ok()?
+            }
+            Compressor::Zstd(c) => {
+                out.clear();
+                out.reserve(zstd::zstd_safe::compress_bound(payload.len()));
+                c.compress_to_buffer(payload, out).ok()?
+            }
+        };
+        out.truncate(n);
+        (n < payload.len()).then_some(match self {
+            Compressor::Snappy(_) => COMPRESSED,
+            Compressor::Zstd(_) => ZSTD,
+        })
+    }
+}
+
+/// Payloads shorter than this are left as they are: compressing would not make them smaller.
 const MIN_COMPRESS: usize = 64;
 
-/// Rewrites the records in `buf` with their payloads snappy-compressed where that makes them
-/// smaller (a record that would grow keeps its plain payload). The result is built in
-/// `scratch` and the two buffers are swapped, so the batch is copied once; both are reused
-/// between calls.
-pub fn compress_records(buf: &mut Vec<u8>, scratch: &mut Vec<u8>, enc: &mut snap::raw::Encoder) {
+/// Rewrites the records in `buf` with their payloads compressed where that makes them smaller
+/// (a record that would grow keeps its plain payload). The result is built in `scratch` and
+/// the two buffers are swapped, so the batch is copied once; both are reused between calls,
+/// as is `packed`, where each payload is compressed.
+pub fn compress_records(
+    buf: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    packed: &mut Vec<u8>,
+    comp: &mut Compressor,
+) {
     scratch.clear();
     let mut pos = 0;
     while pos + HEADER_LEN <= buf.len() {
@@ -54,22 +118,17 @@ pub fn compress_records(buf: &mut Vec<u8>, scratch: &mut Vec<u8>, enc: &mut snap
         let end = pos + HEADER_LEN + len;
         let payload = &buf[pos + HEADER_LEN..end];
         let start = begin(scratch, kind);
-        let mut done = false;
-        if len >= MIN_COMPRESS && kind & COMPRESSED == 0 {
-            let max = snap::raw::max_compress_len(len);
-            scratch.resize(start + HEADER_LEN + max, 0);
-            if let Ok(n) = enc.compress(payload, &mut scratch[start + HEADER_LEN..])
-                && n < len
-            {
-                scratch.truncate(start + HEADER_LEN + n);
-                scratch[start + 4] = kind | COMPRESSED;
-                done = true;
-            } else {
-                scratch.truncate(start + HEADER_LEN);
+        let bit = if len >= MIN_COMPRESS && kind & (COMPRESSED | ZSTD) == 0 {
+            comp.compress(payload, packed)
+        } else {
+            None
+        };
+        match bit {
+            Some(bit) => {
+                scratch.extend_from_slice(packed);
+                scratch[start + 4] = kind | bit;
             }
-        }
-        if !done {
-            scratch.extend_from_slice(payload);
+            None => scratch.extend_from_slice(payload),
         }
         finish(scratch, start);
         pos = end;
@@ -77,22 +136,49 @@ pub fn compress_records(buf: &mut Vec<u8>, scratch: &mut Vec<u8>, enc: &mut snap
     std::mem::swap(buf, scratch);
 }
 
+thread_local! {
+    /// One zstd decompression context per thread that reads WAL records.
+    static ZSTD_DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// A record's type and payload as written: a compressed one is decompressed into `scratch`.
 /// `None` when the compressed payload is malformed or would exceed [`MAX_RECORD`].
 pub fn plain<'a>(kind: u8, payload: &'a [u8], scratch: &'a mut Vec<u8>) -> Option<(u8, &'a [u8])> {
-    if kind & COMPRESSED == 0 {
-        return Some((kind, payload));
+    if kind & COMPRESSED != 0 {
+        let n = snap::raw::decompress_len(payload).ok()?;
+        if n > MAX_RECORD {
+            return None;
+        }
+        scratch.resize(n, 0);
+        let got = snap::raw::Decoder::new()
+            .decompress(payload, scratch)
+            .ok()?;
+        scratch.truncate(got);
+        return Some((kind & !COMPRESSED, &scratch[..]));
     }
-    let n = snap::raw::decompress_len(payload).ok()?;
-    if n > MAX_RECORD {
-        return None;
+    if kind & ZSTD != 0 {
+        // The frame says how large its content is; refuse before allocating what a damaged
+        // or hostile header claims.
+        let n = zstd::zstd_safe::get_frame_content_size(payload).ok()??;
+        if n > MAX_RECORD as u64 {
+            return None;
+        }
+        scratch.clear();
+        scratch.reserve(n as usize);
+        let got = ZSTD_DCTX.with(|d| {
+            let mut d = d.borrow_mut();
+            if d.is_none() {
+                *d = zstd::bulk::Decompressor::new().ok();
+            }
+            d.as_mut()?.decompress_to_buffer(payload, scratch).ok()
+        })?;
+        if got as u64 != n {
+            return None;
+        }
+        return Some((kind & !ZSTD, &scratch[..]));
     }
-    scratch.resize(n, 0);
-    let got = snap::raw::Decoder::new()
-        .decompress(payload, scratch)
-        .ok()?;
-    scratch.truncate(got);
-    Some((kind & !COMPRESSED, &scratch[..]))
+    Some((kind, payload))
 }
 
 /// Starts a record of `kind`; returns the offset to pass to [`finish`].
@@ -207,10 +293,17 @@ impl<'a> Iterator for Records<'a> {
 
 /// The record types a WAL segment may hold, compressed or not.
 pub fn wal_type(t: u8) -> bool {
-    matches!(
-        t & !COMPRESSED,
-        SERIES | SAMPLES | TOMBSTONES | SAMPLES_INT | HISTOGRAMS | START_TIMESTAMPS | SAMPLES_DEC
-    )
+    t & (COMPRESSED | ZSTD) != (COMPRESSED | ZSTD)
+        && matches!(
+            t & !(COMPRESSED | ZSTD),
+            SERIES
+                | SAMPLES
+                | TOMBSTONES
+                | SAMPLES_INT
+                | HISTOGRAMS
+                | START_TIMESTAMPS
+                | SAMPLES_DEC
+        )
 }
 
 /// Appends a whole histograms record for `(ref, t, histogram)` triples (nothing when empty).
@@ -644,14 +737,27 @@ mod tests {
         buf.push(1);
         finish(&mut buf, small);
         let plain_bytes = buf.clone();
-        let (mut scratch, mut enc) = (Vec::new(), snap::raw::Encoder::new());
-        compress_records(&mut buf, &mut scratch, &mut enc);
+        for (kind, bit) in [
+            (WalCompression::Snappy, COMPRESSED),
+            (WalCompression::Zstd, ZSTD),
+        ] {
+            let mut buf = plain_bytes.clone();
+            let (mut scratch, mut packed) = (Vec::new(), Vec::new());
+            let mut comp = Compressor::new(kind).unwrap();
+            compress_records(&mut buf, &mut scratch, &mut packed, &mut comp);
+            check_compressed(&plain_bytes, &buf, bit);
+        }
+        assert!(Compressor::new(WalCompression::None).is_none());
+    }
+
+    /// `buf` holds `plain_bytes`' records, the larger ones compressed with `bit`.
+    fn check_compressed(plain_bytes: &[u8], buf: &[u8], bit: u8) {
         assert!(buf.len() < plain_bytes.len());
-        let a: Vec<(u8, Vec<u8>)> = Records::new(&plain_bytes, wal_type)
+        let a: Vec<(u8, Vec<u8>)> = Records::new(plain_bytes, wal_type)
             .map(|(k, p)| (k, p.to_vec()))
             .collect();
         let mut out = Vec::new();
-        let mut recs = Records::new(&buf, wal_type);
+        let mut recs = Records::new(buf, wal_type);
         for (k, p) in recs.by_ref() {
             let mut sc = Vec::new();
             let (k, p) = plain(k, p, &mut sc).unwrap();
@@ -660,8 +766,30 @@ mod tests {
         assert!(recs.torn.is_none());
         assert_eq!(a, out);
         // The short tombstone record stays plain.
-        assert!(Records::new(&buf, wal_type).any(|(k, _)| k == TOMBSTONES));
-        assert!(Records::new(&buf, wal_type).any(|(k, _)| k & COMPRESSED != 0));
+        assert!(Records::new(buf, wal_type).any(|(k, _)| k == TOMBSTONES));
+        assert!(Records::new(buf, wal_type).any(|(k, _)| k & bit != 0));
+    }
+
+    #[test]
+    fn a_zstd_header_claiming_too_much_is_refused_before_allocating() {
+        let mut comp = Compressor::new(WalCompression::Zstd).unwrap();
+        let mut packed = Vec::new();
+        let payload = vec![7u8; 1000];
+        assert_eq!(comp.compress(&payload, &mut packed), Some(ZSTD));
+        let mut sc = Vec::new();
+        assert_eq!(
+            plain(SAMPLES_DEC | ZSTD, &packed, &mut sc).unwrap().1,
+            &payload[..]
+        );
+        // A frame whose header claims more than a record may hold.
+        let huge = zstd::bulk::compress(&vec![0u8; MAX_RECORD + 1], 1).unwrap();
+        assert!(plain(SAMPLES_DEC | ZSTD, &huge, &mut sc).is_none());
+        // Damaged frames and both compression bits at once.
+        for cut in 0..packed.len() {
+            let _ = plain(SAMPLES_DEC | ZSTD, &packed[..cut], &mut sc);
+        }
+        assert!(!wal_type(SAMPLES_DEC | ZSTD | COMPRESSED));
+        assert!(wal_type(SAMPLES_DEC | ZSTD));
     }
 
     #[test]
