@@ -188,9 +188,11 @@ def free_port():
     return p
 
 
-def snapshot_seeds(vigil):
+def vigil_seeds(vigil):
+    """head_snapshot and wal_records seeds: a vigil scraping itself, its WAL segments taken
+    while it runs (zstd-compressed records, the default) and its snapshot after a clean stop."""
     if not vigil:
-        print("head_snapshot: no --vigil given, no snapshot seeds", file=sys.stderr)
+        print("head_snapshot, wal_records: no --vigil given, no seeds", file=sys.stderr)
         return
     d = tempfile.mkdtemp(prefix="vigil-fuzz-seed-")
     try:
@@ -202,6 +204,13 @@ def snapshot_seeds(vigil):
                               f"--web.listen-address=127.0.0.1:{port}"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(6)
+        segs = files(os.path.join(d, "data", "wal", "*"))
+        for w in segs:
+            data = read(w)
+            put("wal_records", b"\x01" + data)  # as it is
+            put("wal_records", b"\x00" + data)  # re-framed by the target
+            put("wal_records", b"\x00" + data[:4096])
+        print(f"wal_records: {len(segs)} segment(s) from {vigil}", file=sys.stderr)
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=60)
         snaps = files(os.path.join(d, "data", "**", "snapshot.*"))
@@ -218,7 +227,7 @@ def snapshot_seeds(vigil):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--vigil", help="a vigil binary, to make head snapshot seeds")
+    ap.add_argument("--vigil", help="a vigil binary, to make head snapshot and WAL seeds")
     ap.add_argument("--only", help="seed this target only")
     a = ap.parse_args()
     if not os.path.isdir(SHARED):
@@ -230,8 +239,10 @@ def main():
         "template_expand": rule_seeds,
         "web_config": web_config_seeds,
         "promql_eval": promql_seeds,
-        "head_snapshot": lambda: snapshot_seeds(a.vigil),
     }
+    vigil = lambda: vigil_seeds(a.vigil)  # noqa: E731 - one seeder for two targets
+    seeders["head_snapshot"] = vigil
+    seeders["wal_records"] = vigil
     done = set()
     for target, seed in seeders.items():
         if a.only and a.only != target or seed in done:
