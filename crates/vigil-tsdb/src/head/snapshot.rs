@@ -22,7 +22,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use vigil_model::{Labels, SeriesRef};
 
+/// Records as they are (what vigil wrote before [`MAGIC_ZSTD`]; still read).
 const MAGIC: &[u8; 8] = b"VGSNAP01";
+/// The same records, all of them in one zstd frame after the magic. What vigil writes.
+const MAGIC_ZSTD: &[u8; 8] = b"VGSNAP02";
+/// zstd's level for snapshots: the fastest; labels, most of a snapshot, shrink several times
+/// over even so.
+const ZSTD_LEVEL: i32 = 1;
 const CHUNKS: u8 = 16;
 const OOO: u8 = 17;
 const META: u8 = 18;
@@ -239,11 +245,43 @@ pub fn write(fs: &dyn Fs, dir: &Path, cap: &Capture) -> Result<u64, TsdbError> {
     Ok(size)
 }
 
-/// Writes the snapshot into `file` (at `tmp`) and fsyncs it.
+/// Writes the snapshot into `file` (at `tmp`) and fsyncs it; returns its size.
 fn write_into(file: &dyn FsFile, tmp: &Path, cap: &Capture) -> Result<u64, TsdbError> {
+    let e = |e: std::io::Error| io_err(tmp, e);
     let mut w = std::io::BufWriter::with_capacity(1 << 20, Writer(file));
+    w.write_all(MAGIC_ZSTD).map_err(e)?;
+    let mut z = zstd::stream::write::Encoder::new(w, ZSTD_LEVEL).map_err(e)?;
+    write_records(&mut z, cap).map_err(|err| match err {
+        WriteErr::Io(x) => e(x),
+        WriteErr::Tsdb(t) => t,
+    })?;
+    let w = z.finish().map_err(e)?;
+    w.into_inner().map_err(|x| e(x.into_error()))?;
+    file.sync_all().map_err(e)?;
+    file.size().map_err(e)
+}
+
+/// Why writing the records stopped.
+enum WriteErr {
+    Io(std::io::Error),
+    Tsdb(TsdbError),
+}
+
+impl From<std::io::Error> for WriteErr {
+    fn from(e: std::io::Error) -> Self {
+        WriteErr::Io(e)
+    }
+}
+
+impl From<TsdbError> for WriteErr {
+    fn from(e: TsdbError) -> Self {
+        WriteErr::Tsdb(e)
+    }
+}
+
+/// Writes the snapshot's records (everything after the magic) to `w`.
+fn write_records(w: &mut impl Write, cap: &Capture) -> Result<(), WriteErr> {
     let mut buf = Vec::with_capacity(4096);
-    buf.extend_from_slice(MAGIC);
     let files = FileTable::of(cap);
     let st = record::begin(&mut buf, FILES);
     encoding::put_uvarint(&mut buf, files.names.len() as u64);
@@ -252,13 +290,6 @@ fn write_into(file: &dyn FsFile, tmp: &Path, cap: &Capture) -> Result<u64, TsdbE
     }
     record::finish(&mut buf, st);
     let (mut payload, mut samples) = (Vec::new(), Vec::new());
-    let mut size = 0u64;
-    let mut flush = |w: &mut std::io::BufWriter<Writer<'_>>, buf: &mut Vec<u8>| {
-        size += buf.len() as u64;
-        let r = w.write_all(buf);
-        buf.clear();
-        r
-    };
     for s in &cap.series {
         let st = record::begin(&mut buf, record::SERIES);
         record::put_series(
@@ -292,7 +323,8 @@ fn write_into(file: &dyn FsFile, tmp: &Path, cap: &Capture) -> Result<u64, TsdbE
                         return Err(TsdbError::Invalid(format!(
                             "head chunk of series {} does not decode",
                             s.r
-                        )));
+                        ))
+                        .into());
                     }
                     payload.clear();
                     dense::encode(&samples, &mut payload);
@@ -343,7 +375,8 @@ fn write_into(file: &dyn FsFile, tmp: &Path, cap: &Capture) -> Result<u64, TsdbE
             record::finish(&mut buf, st);
         }
         if buf.len() > 1 << 16 {
-            flush(&mut w, &mut buf).map_err(|e| io_err(tmp, e))?;
+            w.write_all(&buf)?;
+            buf.clear();
         }
     }
     let st = record::begin(&mut buf, META);
@@ -352,10 +385,8 @@ fn write_into(file: &dyn FsFile, tmp: &Path, cap: &Capture) -> Result<u64, TsdbE
     record::finish(&mut buf, st);
     let st = record::begin(&mut buf, END);
     record::finish(&mut buf, st);
-    flush(&mut w, &mut buf).map_err(|e| io_err(tmp, e))?;
-    w.into_inner().map_err(|e| io_err(tmp, e.into_error()))?;
-    file.sync_all().map_err(|e| io_err(tmp, e))?;
-    Ok(size)
+    w.write_all(&buf)?;
+    Ok(())
 }
 
 fn corrupt(path: &Path, offset: usize, reason: impl Into<String>) -> TsdbError {
@@ -375,9 +406,16 @@ pub fn load(head: &Head, path: &Path) -> Result<usize, TsdbError> {
 
 /// [`load`] on the file's bytes; `path` names it in errors.
 pub fn load_bytes(head: &Head, bytes: &[u8], path: &Path) -> Result<usize, TsdbError> {
-    let body = bytes
-        .strip_prefix(MAGIC.as_slice())
-        .ok_or_else(|| corrupt(path, 0, "bad magic"))?;
+    let unpacked;
+    let body = match bytes.strip_prefix(MAGIC_ZSTD.as_slice()) {
+        Some(frame) => {
+            unpacked = unzstd(frame).map_err(|why| corrupt(path, MAGIC.len(), why))?;
+            &unpacked[..]
+        }
+        None => bytes
+            .strip_prefix(MAGIC.as_slice())
+            .ok_or_else(|| corrupt(path, 0, "bad magic"))?,
+    };
     let mut recs = record::Records::new(body, snapshot_type);
     let list: Vec<(u8, &[u8])> = recs.by_ref().collect();
     if let Some(t) = &recs.torn {
@@ -490,6 +528,23 @@ pub fn load_bytes(head: &Head, bytes: &[u8], path: &Path) -> Result<usize, TsdbE
         crate::chunk::note_corrupt_chunks(lost.chunks);
     }
     Ok(n)
+}
+
+/// The records of a compressed snapshot. Refuses to grow past 256 times the compressed size
+/// (plus 1 MiB): a real snapshot shrinks 2–10 times, a damaged or hostile frame claiming more
+/// is not allowed to exhaust memory.
+fn unzstd(frame: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let limit = (frame.len() as u64).saturating_mul(256) + (1 << 20);
+    let dec = zstd::stream::read::Decoder::with_buffer(frame).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(frame.len().saturating_mul(4));
+    dec.take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("compressed records: {e}"))?;
+    if out.len() as u64 > limit {
+        return Err("compressed records expand past any real snapshot's size".into());
+    }
+    Ok(out)
 }
 
 /// Chunks a snapshot names that `chunks_head/` no longer holds intact.
@@ -710,4 +765,48 @@ fn load_hist_chunks(head: &Head, payload: &[u8]) -> Option<()> {
     s.has_hist.store(true, Ordering::Release);
     s.last_t.store(last_any, Ordering::Relaxed);
     Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A capture written compressed loads back; the same records without compression (what
+    /// vigil wrote before) load the same; a frame that would expand past the bound, a cut
+    /// frame and garbage after the magic are refused as corrupt, not loaded in part.
+    #[test]
+    fn compressed_and_plain_snapshots_load_and_bombs_are_refused() {
+        let head = Head::new(super::super::HeadOptions::default());
+        {
+            use vigil_model::Appendable;
+            let mut a = head.appender();
+            for i in 0..50 {
+                let l = Labels::from_pairs([("__name__", "m"), ("i", &i.to_string())]);
+                a.append(None, &l, 1000, i as f64).unwrap();
+            }
+            a.commit().unwrap();
+        }
+        let cap = head.capture().unwrap();
+        let mut records = Vec::new();
+        assert!(write_records(&mut records, &cap).is_ok());
+        let mut zipped = MAGIC_ZSTD.to_vec();
+        zipped.extend(zstd::bulk::compress(&records, ZSTD_LEVEL).unwrap());
+        let mut plain = MAGIC.to_vec();
+        plain.extend_from_slice(&records);
+        assert!(zipped.len() < plain.len());
+        for bytes in [&zipped, &plain] {
+            let h = Head::new(super::super::HeadOptions::default());
+            assert_eq!(load_bytes(&h, bytes, Path::new("s")).unwrap(), 50);
+        }
+        let p = Path::new("s");
+        let h = Head::new(super::super::HeadOptions::default());
+        assert!(load_bytes(&h, &zipped[..zipped.len() - 3], p).is_err());
+        let mut garbage = MAGIC_ZSTD.to_vec();
+        garbage.extend_from_slice(b"not a zstd frame");
+        assert!(load_bytes(&h, &garbage, p).is_err());
+        let mut bomb = MAGIC_ZSTD.to_vec();
+        bomb.extend(zstd::bulk::compress(&vec![0u8; 64 << 20], 19).unwrap());
+        let e = load_bytes(&h, &bomb, p).unwrap_err().to_string();
+        assert!(e.contains("expand past"), "{e}");
+    }
 }
