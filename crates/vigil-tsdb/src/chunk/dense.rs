@@ -17,7 +17,9 @@
 //! integer mantissa below 2^53 times or divided by an exact power of ten ≤ 10^22, one
 //! correctly rounded operation) gives back the identical bits; the encoder checks each one.
 
-use super::packed::{MINI_BLOCK2, pack_blocks, unpack, unpack_blocks};
+use super::packed::{
+    MINI_BLOCK2, pack_blocks, pack_patched, unpack, unpack_blocks, unpack_patched,
+};
 use super::xor::{XorAppender, XorIter};
 use crate::encoding::{Dec, put_uvarint, put_varint};
 use std::collections::HashMap;
@@ -46,6 +48,10 @@ const FLAG_EXCEPTIONS: u8 = 0b1000;
 const TS_STEP: u8 = 0;
 /// `ENC_PACKED2` timestamp column: deltas.
 const TS_DELTA: u8 = 1;
+/// `ENC_PACKED2` timestamp column: as [`TS_STEP`], outlying residuals listed apart.
+const TS_STEP_PATCHED: u8 = 2;
+/// `ENC_PACKED2` timestamp column: as [`TS_DELTA`], outlying deltas listed apart.
+const TS_DELTA_PATCHED: u8 = 3;
 
 /// Packed value column: deltas of the mantissas.
 const VALUES_DELTA: u8 = 0;
@@ -311,14 +317,15 @@ fn encode_into(
     }
 }
 
-/// A chunk's own timestamp column: residuals against a constant step when that is smaller
-/// (regular scrapes with jitter: the residuals span the jitter, deltas twice it), else deltas.
+/// A chunk's own timestamp column: residuals against a constant step (regular scrapes with
+/// jitter: the residuals span the jitter, deltas twice it) or deltas, each packed as it is or
+/// with its outliers listed apart (the irregular first scrapes of a series, a late scrape);
+/// the smallest of the four, the earliest on ties.
 fn timestamp_column(samples: &[(i64, f64)], out: &mut Vec<u8>) {
     let n = samples.len();
     let t0 = samples[0].0;
     let dts = deltas(samples.iter().map(|s| s.0));
-    let mut by_delta = vec![TS_DELTA];
-    pack_blocks(&dts, MINI_BLOCK2, &mut by_delta);
+    let mut candidates: Vec<Vec<u8>> = Vec::with_capacity(4);
     if n >= 2 {
         let span = samples[n - 1].0.wrapping_sub(t0);
         let steps = (n - 1) as i64;
@@ -332,15 +339,29 @@ fn timestamp_column(samples: &[(i64, f64)], out: &mut Vec<u8>) {
                     .wrapping_sub(step.wrapping_mul(i as i64 + 1))
             })
             .collect();
-        out.push(TS_STEP);
-        put_varint(out, step);
-        pack_blocks(&residuals, MINI_BLOCK2, out);
-        if out.len() <= by_delta.len() {
-            return;
-        }
-        out.clear();
+        let mut by_step = vec![TS_STEP];
+        put_varint(&mut by_step, step);
+        let mut patched = by_step.clone();
+        patched[0] = TS_STEP_PATCHED;
+        pack_blocks(&residuals, MINI_BLOCK2, &mut by_step);
+        pack_patched(&residuals, MINI_BLOCK2, &mut patched);
+        candidates.push(by_step);
+        candidates.push(patched);
     }
-    out.extend_from_slice(&by_delta);
+    let mut by_delta = vec![TS_DELTA];
+    pack_blocks(&dts, MINI_BLOCK2, &mut by_delta);
+    let mut patched = vec![TS_DELTA_PATCHED];
+    pack_patched(&dts, MINI_BLOCK2, &mut patched);
+    // Ties go to the earlier kinds, which older versions read.
+    candidates.insert(candidates.len().min(1), by_delta);
+    candidates.push(patched);
+    let best = candidates
+        .iter()
+        .enumerate()
+        .min_by_key(|(i, c)| (c.len(), *i))
+        .map(|(i, _)| i)
+        .unwrap_or(0);
+    out.extend_from_slice(&candidates[best]);
 }
 
 /// Differences of consecutive values (wrapping), one fewer than the values.
@@ -497,6 +518,21 @@ fn timestamps2(d: &mut Dec<'_>, t0: i64, out: &mut [(i64, f64)]) -> Option<()> {
         TS_DELTA => {
             let mut t = t0;
             unpack_blocks(d, later.len(), MINI_BLOCK2, |i, dt| {
+                t = t.wrapping_add(dt);
+                later[i].0 = t;
+            })
+        }
+        TS_STEP_PATCHED => {
+            let step = d.varint()?;
+            unpack_patched(d, later.len(), MINI_BLOCK2, |i, r| {
+                later[i].0 = t0
+                    .wrapping_add(step.wrapping_mul(i as i64 + 1))
+                    .wrapping_add(r);
+            })
+        }
+        TS_DELTA_PATCHED => {
+            let mut t = t0;
+            unpack_patched(d, later.len(), MINI_BLOCK2, |i, dt| {
                 t = t.wrapping_add(dt);
                 later[i].0 = t;
             })
