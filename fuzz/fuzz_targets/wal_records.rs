@@ -37,8 +37,8 @@ fuzz_target!(|data: &[u8]| {
         &owned[..]
     };
     let mut recs = Records::new(segment, record::wal_type);
-    let (mut scratch, mut unpacked) = (Vec::new(), Vec::new());
     for (kind, payload) in recs.by_ref() {
+        let (mut scratch, mut unpacked) = (Vec::new(), Vec::new());
         let Some((kind, payload)) = record::plain(kind, payload, &mut unpacked) else {
             continue;
         };
