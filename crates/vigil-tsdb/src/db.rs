@@ -61,7 +61,7 @@ impl Default for TsdbOptions {
             wal_fsync: FsyncPolicy::Never,
             snapshot_on_shutdown: true,
             checkpoint_after_segments: 3,
-            checkpoint_min_wal_bytes: 32 << 20,
+            checkpoint_min_wal_bytes: 16 << 20,
             block_range_ms: 2 * 3600 * 1000,
             wal_compression: Default::default(),
             fs: Arc::new(OsFs),
