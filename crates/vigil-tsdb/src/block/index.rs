@@ -713,14 +713,15 @@ mod tests {
         encode(&SYMS, &sample_series())
     }
 
-    /// Every symbol and series of an index, and every postings list, read back.
-    fn dump(
-        ix: &BlockIndex,
-    ) -> (
+    /// Symbols, series, and (name, value, list) of every postings list.
+    type Dump = (
         Vec<String>,
         Vec<IndexSeries>,
         Vec<(Sym, Sym, Vec<SeriesRef>)>,
-    ) {
+    );
+
+    /// Every symbol and series of an index, and every postings list, read back.
+    fn dump(ix: &BlockIndex) -> Dump {
         let syms = (0..ix.num_symbols() as Sym)
             .map(|i| ix.symbol(i).unwrap_or("").to_string())
             .collect();
@@ -1006,7 +1007,7 @@ mod tests {
             ),
             0..4,
         )
-        .prop_map(|pairs| Labels::from_pairs(pairs));
+        .prop_map(Labels::from_pairs);
         proptest::collection::vec(set, 0..30)
     }
 
