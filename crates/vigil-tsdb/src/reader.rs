@@ -6,16 +6,62 @@
 //! the [`Querier`] seam over any of them once: postings selection, label-ordered streaming of
 //! series with lazily decoded samples, and label names/values from symbols, strings resolved
 //! only at the end. A new sample kind (native histograms) or index change is made here once.
+//!
+//! The index is seen through two small traits, [`SymbolLookup`] and [`PostingsIndex`]: the
+//! head implements them over its in-memory tables, a block over its memory-mapped index file
+//! (read on demand, `block::index`). Matcher evaluation (`head::postings::select`) is written
+//! once over them.
 
 use crate::chunk::SampleIter;
-use crate::head::postings::Postings;
-use crate::head::symbols::{Sym, SymbolsReader};
+use crate::head::postings;
+use crate::head::symbols::Sym;
 use ahash::AHashSet;
+use std::borrow::Cow;
 use std::ops::Deref;
 use vigil_model::{
     HistogramSample, Labels, Matcher, Querier, SampleIterator, SelectHints, Series, SeriesRef,
     SeriesSet, StorageError, Timestamp,
 };
+
+/// Symbol ids to strings and back.
+pub trait SymbolLookup {
+    /// The string of `id` (empty for an unknown id, or one a corrupt block index does not
+    /// resolve).
+    fn get(&self, id: Sym) -> &str;
+
+    /// The id of `s`, if it is a symbol.
+    fn lookup(&self, s: &str) -> Option<Sym>;
+}
+
+/// Label pair → sorted series refs.
+pub trait PostingsIndex {
+    /// The label names present (each once, in no particular order).
+    fn names(&self) -> Vec<Sym>;
+
+    /// The values present for label `name` (each once, in no particular order).
+    fn values(&self, name: Sym) -> Vec<Sym>;
+
+    /// The sorted refs of the series with label `name` = `value`.
+    fn postings(&self, name: Sym, value: Sym) -> Cow<'_, [SeriesRef]>;
+
+    /// Every series, sorted.
+    fn all(&self) -> Cow<'_, [SeriesRef]>;
+
+    /// Appends to `out` the refs of the series whose value of `name` passes `keep` (lists of
+    /// different values are disjoint; `out` is not sorted).
+    fn postings_where(
+        &self,
+        name: Sym,
+        keep: &mut dyn FnMut(Sym) -> bool,
+        out: &mut Vec<SeriesRef>,
+    ) {
+        for v in self.values(name) {
+            if keep(v) {
+                out.extend_from_slice(&self.postings(name, v));
+            }
+        }
+    }
+}
 
 /// What a querier reads from the head or from a block.
 pub(crate) trait BlockReader {
@@ -30,8 +76,11 @@ pub(crate) trait BlockReader {
     fn bounds(&self) -> Option<(Timestamp, Timestamp)>;
 
     /// Runs `f` with the symbol table and the postings index.
-    fn with_index<T>(&self, f: impl FnOnce(&SymbolsReader<'_>, &Postings) -> T) -> T;
+    fn with_index<T>(&self, f: impl FnOnce(&dyn SymbolLookup, &dyn PostingsIndex) -> T) -> T;
 
+    /// The series `r` (a ref from the postings), `None` when there is none. A block decodes
+    /// the series' index entry here, once per series a query reaches (`None` when it does not
+    /// decode), so the other methods read it without touching the index again.
     fn series(&self, r: SeriesRef) -> Option<Self::Series>;
 
     /// The series' (name, value) symbol pairs, sorted by name.
@@ -79,10 +128,13 @@ pub(crate) trait BlockReader {
     }
 }
 
-/// Series handles matching every matcher, in postings order.
-fn select_refs<B: BlockReader + ?Sized>(b: &B, matchers: &[Matcher]) -> Vec<B::Series> {
-    let refs = b.with_index(|syms, postings| postings.select(matchers, syms));
-    refs.into_iter().filter_map(|r| b.series(r)).collect()
+/// Series handles matching every matcher, in postings order, each made when reached.
+fn select_refs<'b, B: BlockReader + ?Sized>(
+    b: &'b B,
+    matchers: &[Matcher],
+) -> impl Iterator<Item = B::Series> + use<'b, B> {
+    let refs = b.with_index(|syms, p| postings::select(p, matchers, syms));
+    refs.into_iter().filter_map(|r| b.series(r))
 }
 
 /// A [`Querier`] over `[mint, maxt]` of one [`BlockReader`] (`P` is `&Head` or `Arc<Block>`).
@@ -145,12 +197,12 @@ where
         let (start, end) = (hints.start.max(self.mint), hints.end.min(self.maxt));
         let b = &*self.reader;
         let refs = select_refs(b, matchers);
-        let series: Box<dyn Iterator<Item = (Labels, _)>> =
+        let series: Box<dyn Iterator<Item = (Labels, _)> + '_> =
             if <P::Target as BlockReader>::REFS_IN_LABEL_ORDER {
                 // Labels are resolved lazily, as the caller reaches each series.
-                Box::new(refs.into_iter().map(move |s| (Labels::empty(), s)))
+                Box::new(refs.map(move |s| (Labels::empty(), s)))
             } else {
-                let mut v: Vec<(Labels, _)> = refs.into_iter().map(|s| (b.labels(&s), s)).collect();
+                let mut v: Vec<(Labels, _)> = refs.map(|s| (b.labels(&s), s)).collect();
                 v.sort_by(|x, y| x.0.cmp(&y.0));
                 Box::new(v.into_iter())
             };
@@ -186,7 +238,7 @@ where
     fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, StorageError> {
         let b = &*self.reader;
         if self.whole(matchers) {
-            let names: Vec<Sym> = b.with_index(|_, p| p.names().collect());
+            let names: Vec<Sym> = b.with_index(|_, p| p.names());
             return Ok(sorted_strings(b, names.into_iter()));
         }
         Ok(self.live_symbols(matchers, |labels, found| {
@@ -200,7 +252,7 @@ where
             return Ok(Vec::new());
         };
         if self.whole(matchers) {
-            let values: Vec<Sym> = b.with_index(|_, p| p.values(name).collect());
+            let values: Vec<Sym> = b.with_index(|_, p| p.values(name));
             return Ok(sorted_strings(b, values.into_iter()));
         }
         Ok(self.live_symbols(matchers, |labels, found| {

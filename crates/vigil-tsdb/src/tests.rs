@@ -365,6 +365,54 @@ fn head_is_cut_into_blocks_and_reads_merge_them() {
 }
 
 #[test]
+fn old_format_blocks_open_and_answer_as_before() {
+    let dir = tempdir("oldidx");
+    let db = Tsdb::open(&dir, block_opts()).unwrap();
+    ingest_fine(&db, 100, 4);
+    db.maintain().unwrap();
+    let answers = |db: &Tsdb| {
+        let q = db.querier(i64::MIN, i64::MAX).unwrap();
+        let m = Matcher::equal("__name__", "m");
+        let hints = SelectHints {
+            start: i64::MIN,
+            end: i64::MAX,
+        };
+        let picked: Vec<(Labels, usize)> = q
+            .select(&[m.clone(), Matcher::regex("i", "1|3").unwrap()], &hints)
+            .unwrap()
+            .map(|s| (s.labels, s.samples.count()))
+            .collect();
+        (
+            dump(db),
+            picked,
+            q.label_names(&[]).unwrap(),
+            q.label_values("i", &[]).unwrap(),
+            q.label_values("i", &[m, Matcher::not_equal("i", "2")])
+                .unwrap(),
+        )
+    };
+    let before = answers(&db);
+    let blocks = db.blocks();
+    assert!(!blocks.is_empty() && blocks.iter().all(|b| b.meta().version == 3));
+    db.close().unwrap();
+    let dirs: Vec<PathBuf> = blocks.iter().map(|b| b.dir().to_path_buf()).collect();
+    drop((blocks, db));
+    for d in &dirs {
+        crate::block::downgrade(d);
+    }
+    let db = Tsdb::open(&dir, block_opts()).unwrap();
+    let blocks = db.blocks();
+    assert_eq!(blocks.len(), dirs.len());
+    for b in &blocks {
+        assert_eq!(b.meta().version, 1);
+        let ix = std::fs::read(b.dir().join("index")).unwrap();
+        assert_eq!(&ix[..8], crate::block::index::MAGIC);
+    }
+    assert_eq!(answers(&db), before);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn blocks_are_compacted_into_larger_ones() {
     let dir = tempdir("compact");
     let db = Tsdb::open(&dir, block_opts()).unwrap();

@@ -1,20 +1,20 @@
 //! Immutable on-disk blocks (`docs/format/block.md`).
 //!
 //! A block is written once ([`writer`]) into a temporary directory and renamed into place, so a
-//! crash never leaves half of one. Opening decodes the small index into memory (the postings
-//! code is the head's) and memory-maps the chunks file, so a query touches only the pages of
-//! the chunks it decodes and the kernel, not our heap, caches them.
+//! crash never leaves half of one. Opening memory-maps both the index (read on demand:
+//! [`index`]; matchers are evaluated by the head's postings code over it) and the chunks file,
+//! so an open block holds almost nothing on the heap, a query touches only the pages of the
+//! index entries and chunks it reads, and the kernel, not our heap, caches them.
 
 pub mod index;
 pub mod writer;
 
 use crate::chunk::{ChunkBytes, SampleIter, hist, read_framed};
 use crate::error::{TsdbError, io_err};
-use crate::head::postings::Postings;
 use crate::head::series::decode_chunks_with;
-use crate::head::symbols::{Sym, SymbolsReader};
-use crate::reader::{BlockReader, ReaderQuerier};
-use index::Index;
+use crate::head::symbols::Sym;
+use crate::reader::{BlockReader, PostingsIndex, ReaderQuerier, SymbolLookup};
+use index::{BlockIndex, IndexSeries};
 use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -55,7 +55,7 @@ pub struct BlockMeta {
 pub struct Block {
     dir: PathBuf,
     meta: BlockMeta,
-    index: Index,
+    index: BlockIndex,
     chunks: Arc<Mmap>,
     size: u64,
 }
@@ -98,25 +98,23 @@ impl Block {
             offset: json_offset(&raw, &e),
             reason: e.to_string(),
         })?;
-        if meta.version != 1 && meta.version != 2 {
+        if !(1..=3).contains(&meta.version) {
             return Err(corrupt(
                 &meta_path,
                 format!("unknown version {}", meta.version),
             ));
         }
         let index_path = dir.join("index");
-        let raw_index = std::fs::read(&index_path).map_err(|e| io_err(&index_path, e))?;
-        let index = index::decode(&raw_index).map_err(|e| TsdbError::Corrupt {
-            path: index_path.clone(),
-            offset: e.offset,
-            reason: e.reason,
-        })?;
+        let index = index::open(&index_path)?;
+        let index_len = std::fs::metadata(&index_path)
+            .map_err(|e| io_err(&index_path, e))?
+            .len();
         let chunks_path = dir.join("chunks");
         let chunks = map(&chunks_path)?;
         if chunks.get(..8) != Some(CHUNKS_MAGIC.as_slice()) {
             return Err(corrupt(&chunks_path, "bad magic"));
         }
-        let size = raw.len() as u64 + raw_index.len() as u64 + chunks.len() as u64;
+        let size = raw.len() as u64 + index_len + chunks.len() as u64;
         Ok(Block {
             dir: dir.to_path_buf(),
             meta,
@@ -152,8 +150,8 @@ impl Block {
 pub(crate) type BlockQuerier = ReaderQuerier<Arc<Block>>;
 
 impl BlockReader for Block {
-    /// A position in the index's series table.
-    type Series = usize;
+    /// The series' index entry, decoded when a query reaches it.
+    type Series = IndexSeries;
     /// Series are stored sorted by labels, so sorted refs are sorted label sets.
     const REFS_IN_LABEL_ORDER: bool = true;
 
@@ -162,21 +160,21 @@ impl BlockReader for Block {
         Some((self.meta.min_time, self.meta.max_time - 1))
     }
 
-    fn with_index<T>(&self, f: impl FnOnce(&SymbolsReader<'_>, &Postings) -> T) -> T {
-        f(&self.index.symbols.reader(), &self.index.postings)
+    fn with_index<T>(&self, f: impl FnOnce(&dyn SymbolLookup, &dyn PostingsIndex) -> T) -> T {
+        f(&self.index, &self.index)
     }
 
-    fn series(&self, r: SeriesRef) -> Option<usize> {
-        let r = usize::try_from(r).ok()?;
-        (r < self.index.series.len()).then_some(r)
+    /// `r` is a position in the index's series table.
+    fn series(&self, r: SeriesRef) -> Option<IndexSeries> {
+        self.index.series(usize::try_from(r).ok()?)
     }
 
-    fn label_syms<'a>(&'a self, &r: &'a usize) -> &'a [(Sym, Sym)] {
-        &self.index.series[r].labels
+    fn label_syms<'a>(&'a self, s: &'a IndexSeries) -> &'a [(Sym, Sym)] {
+        &s.labels
     }
 
-    fn samples(&self, &r: &usize, mint: Timestamp, maxt: Timestamp) -> Option<SampleIter> {
-        let chunks: Vec<ChunkBytes> = self.index.series[r]
+    fn samples(&self, s: &IndexSeries, mint: Timestamp, maxt: Timestamp) -> Option<SampleIter> {
+        let chunks: Vec<ChunkBytes> = s
             .chunks
             .iter()
             .filter(|c| c.maxt >= mint && c.mint <= maxt)
@@ -185,15 +183,20 @@ impl BlockReader for Block {
         (!chunks.is_empty()).then(|| SampleIter::new(chunks, Vec::new(), mint, maxt))
     }
 
-    fn histograms(&self, &r: &usize, mint: Timestamp, maxt: Timestamp) -> Vec<HistogramSample> {
-        let hchunks = &self.index.series[r].hchunks;
+    fn histograms(
+        &self,
+        s: &IndexSeries,
+        mint: Timestamp,
+        maxt: Timestamp,
+    ) -> Vec<HistogramSample> {
         let mut out = Vec::new();
-        if hchunks.is_empty() {
+        if s.hchunks.is_empty() {
             return out;
         }
         // A chunk failing its CRC yields nothing, one that does not decode what came before
         // the damage; the query goes on (as for float chunks).
-        let chunks = hchunks
+        let chunks = s
+            .hchunks
             .iter()
             .filter(|c| c.maxt >= mint && c.mint <= maxt)
             .map(|c| read_framed(&self.chunks, c.offset as usize).unwrap_or(&[]));
@@ -201,13 +204,38 @@ impl BlockReader for Block {
         out
     }
 
-    fn has_sample_in(&self, &r: &usize, mint: Timestamp, maxt: Timestamp) -> bool {
-        let s = &self.index.series[r];
+    fn has_sample_in(&self, s: &IndexSeries, mint: Timestamp, maxt: Timestamp) -> bool {
         let overlaps = |c: &[index::ChunkMeta]| c.iter().any(|c| c.maxt >= mint && c.mint <= maxt);
         (overlaps(&s.chunks)
             && self
-                .samples(&r, mint, maxt)
+                .samples(s, mint, maxt)
                 .is_some_and(|mut it| it.next().is_some()))
-            || (overlaps(&s.hchunks) && !self.histograms(&r, mint, maxt).is_empty())
+            || (overlaps(&s.hchunks) && !self.histograms(s, mint, maxt).is_empty())
     }
+}
+
+/// Rewrites the block in `dir` as vigil wrote it before `VGIDX003`: a `VGIDX001` index and
+/// `meta.json` version 1, or `VGIDX002` and version 2 when it holds histograms. For tests of
+/// the old-format path; nothing may have the block open.
+#[cfg(test)]
+pub(crate) fn downgrade(dir: &Path) {
+    let path = dir.join("index");
+    let ix = index::open(&path).unwrap();
+    let syms: Vec<String> = (0..ix.num_symbols() as Sym)
+        .map(|i| ix.symbol(i).unwrap().to_string())
+        .collect();
+    let series: Vec<IndexSeries> = (0..ix.num_series())
+        .map(|i| ix.series(i).unwrap())
+        .collect();
+    drop(ix);
+    let syms: Vec<&str> = syms.iter().map(String::as_str).collect();
+    std::fs::write(&path, index::encode_v2(&syms, &series)).unwrap();
+    let meta_path = dir.join("meta.json");
+    let mut meta: BlockMeta = serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    meta.version = if series.iter().any(|s| !s.hchunks.is_empty()) {
+        2
+    } else {
+        1
+    };
+    std::fs::write(&meta_path, serde_json::to_vec_pretty(&meta).unwrap()).unwrap();
 }

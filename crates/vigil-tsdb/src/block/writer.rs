@@ -222,7 +222,14 @@ fn write_into(
         })
         .collect();
     stats.num_series = series.len() as u64;
-    let has_hist = series.iter().any(|s| !s.hchunks.is_empty());
+    if u32::try_from(series.len()).is_err() {
+        // Postings hold series positions as u32.
+        return Err(TsdbError::Invalid(format!(
+            "a block holds at most {} series, not {}",
+            u32::MAX,
+            series.len()
+        )));
+    }
     let sym_list: Vec<&str> = symbols.keys().copied().collect();
     let index_path = tmp.join("index");
     write_file(fs, &index_path, &index::encode(&sym_list, &series))
@@ -236,9 +243,9 @@ fn write_into(
         max_time: data_max.saturating_add(1).min(maxt),
         stats,
         compaction,
-        // 2: the index lists histogram chunks (`VGIDX002`); a vigil without histograms
-        // refuses such a block instead of misreading it.
-        version: if has_hist { 2 } else { 1 },
+        // 3: the index is `VGIDX003` (read in place from a memory map); a vigil that reads
+        // only versions 1 and 2 refuses such a block instead of misreading it.
+        version: 3,
     };
     let json = serde_json::to_vec_pretty(&meta).map_err(|e| TsdbError::Invalid(e.to_string()))?;
     let meta_path = tmp.join("meta.json");

@@ -7,9 +7,14 @@
 //! value rather than once per series. A matcher that accepts the empty string also accepts
 //! series without the label, so it becomes a list to subtract ("inverse") instead of one to
 //! intersect, as Prometheus' `PostingsForMatchers` does.
+//!
+//! [`select`] is written over the [`PostingsIndex`] and [`SymbolLookup`] traits: the head's
+//! [`Postings`] here and a block's memory-mapped index (`block::index`) both answer it.
 
-use super::symbols::{Sym, SymbolsReader};
+use super::symbols::Sym;
+use crate::reader::{PostingsIndex, SymbolLookup};
 use ahash::AHashMap;
+use std::borrow::Cow;
 use vigil_model::{MatchOp, Matcher, SeriesRef};
 
 /// Posting lists of the head.
@@ -72,88 +77,110 @@ impl Postings {
         }
         remove_sorted(&mut self.all, r);
     }
+}
 
-    /// Label name ids present in the index.
-    pub fn names(&self) -> impl Iterator<Item = Sym> + '_ {
-        self.by_name.keys().copied()
+impl PostingsIndex for Postings {
+    fn names(&self) -> Vec<Sym> {
+        self.by_name.keys().copied().collect()
     }
 
-    /// Value ids of one label name.
-    pub fn values(&self, name: Sym) -> impl Iterator<Item = Sym> + '_ {
+    fn values(&self, name: Sym) -> Vec<Sym> {
         self.by_name
             .get(&name)
-            .into_iter()
-            .flat_map(|m| m.keys().copied())
+            .map(|m| m.keys().copied().collect())
+            .unwrap_or_default()
     }
 
-    /// Sorted refs of series matching every matcher.
-    pub fn select(&self, matchers: &[Matcher], syms: &SymbolsReader<'_>) -> Vec<SeriesRef> {
-        let mut positive: Vec<Vec<SeriesRef>> = Vec::new();
-        let mut inverse: Vec<Vec<SeriesRef>> = Vec::new();
-        for m in matchers {
-            match self.contribution(m, syms) {
-                Contribution::Positive(l) => positive.push(l),
-                Contribution::Inverse(l) => inverse.push(l),
-                Contribution::All => {}
+    fn postings(&self, name: Sym, value: Sym) -> Cow<'_, [SeriesRef]> {
+        let list = self.by_name.get(&name).and_then(|m| m.get(&value));
+        Cow::Borrowed(list.map_or(&[][..], Vec::as_slice))
+    }
+
+    fn all(&self) -> Cow<'_, [SeriesRef]> {
+        Cow::Borrowed(&self.all)
+    }
+
+    fn postings_where(
+        &self,
+        name: Sym,
+        keep: &mut dyn FnMut(Sym) -> bool,
+        out: &mut Vec<SeriesRef>,
+    ) {
+        for (&v, l) in self.by_name.get(&name).into_iter().flatten() {
+            if keep(v) {
+                out.extend_from_slice(l);
             }
         }
-        positive.sort_by_key(Vec::len);
-        let mut out = match positive.split_first() {
-            Some((first, rest)) => rest.iter().fold(first.clone(), |acc, l| intersect(&acc, l)),
-            None => self.all.clone(),
-        };
-        for l in &inverse {
-            out = subtract(&out, l);
+    }
+}
+
+/// Sorted refs of the series matching every matcher, in the head or in a block.
+pub(crate) fn select<P, S>(p: &P, matchers: &[Matcher], syms: &S) -> Vec<SeriesRef>
+where
+    P: PostingsIndex + ?Sized,
+    S: SymbolLookup + ?Sized,
+{
+    let mut positive: Vec<Vec<SeriesRef>> = Vec::new();
+    let mut inverse: Vec<Vec<SeriesRef>> = Vec::new();
+    for m in matchers {
+        match contribution(p, m, syms) {
+            Contribution::Positive(l) => positive.push(l),
+            Contribution::Inverse(l) => inverse.push(l),
+            Contribution::All => {}
         }
+    }
+    positive.sort_by_key(Vec::len);
+    let mut out = match positive.split_first() {
+        Some((first, rest)) => rest.iter().fold(first.clone(), |acc, l| intersect(&acc, l)),
+        None => p.all().into_owned(),
+    };
+    for l in &inverse {
+        out = subtract(&out, l);
+    }
+    out
+}
+
+fn contribution<P, S>(p: &P, m: &Matcher, syms: &S) -> Contribution
+where
+    P: PostingsIndex + ?Sized,
+    S: SymbolLookup + ?Sized,
+{
+    let fm = FastMatcher::new(m);
+    let name = syms.lookup(&m.name);
+    let list_of = |lits: &[&str]| -> Vec<SeriesRef> {
+        let Some(n) = name else {
+            return Vec::new();
+        };
+        let mut out: Vec<SeriesRef> = Vec::new();
+        for v in lits.iter().filter_map(|l| syms.lookup(l)) {
+            out.extend_from_slice(&p.postings(n, v));
+        }
+        out.sort_unstable();
+        out.dedup();
         out
-    }
-
-    fn contribution(&self, m: &Matcher, syms: &SymbolsReader<'_>) -> Contribution {
-        let fm = FastMatcher::new(m);
-        let values = syms
-            .lookup(&m.name)
-            .and_then(|n| self.by_name.get(&n).map(|v| (n, v)));
-        let list_of = |lits: &[&str]| -> Vec<SeriesRef> {
-            let Some((_, vals)) = values else {
-                return Vec::new();
-            };
-            let mut out: Vec<SeriesRef> = lits
-                .iter()
-                .filter_map(|l| syms.lookup(l))
-                .filter_map(|s| vals.get(&s))
-                .flatten()
-                .copied()
-                .collect();
-            out.sort_unstable();
-            out.dedup();
-            out
+    };
+    let scan = |keep: &dyn Fn(&str) -> bool| -> Vec<SeriesRef> {
+        let Some(n) = name else {
+            return Vec::new();
         };
-        let scan = |keep: &dyn Fn(&str) -> bool| -> Vec<SeriesRef> {
-            let Some((_, vals)) = values else {
-                return Vec::new();
-            };
-            let mut out: Vec<SeriesRef> = vals
-                .iter()
-                .filter(|(v, _)| keep(syms.get(**v)))
-                .flat_map(|(_, l)| l.iter().copied())
-                .collect();
-            // Lists of different values of one name are disjoint: no dedup needed.
-            out.sort_unstable();
-            out
-        };
-        if fm.matches("") {
-            if fm.is_any() {
-                Contribution::All
-            } else if let Some(lits) = fm.excluded_literals() {
-                Contribution::Inverse(list_of(lits))
-            } else {
-                Contribution::Inverse(scan(&|v| !fm.matches(v)))
-            }
-        } else if let Some(lits) = fm.literals() {
-            Contribution::Positive(list_of(lits))
+        let mut out: Vec<SeriesRef> = Vec::new();
+        p.postings_where(n, &mut |v| keep(syms.get(v)), &mut out);
+        // Lists of different values of one name are disjoint: no dedup needed.
+        out.sort_unstable();
+        out
+    };
+    if fm.matches("") {
+        if fm.is_any() {
+            Contribution::All
+        } else if let Some(lits) = fm.excluded_literals() {
+            Contribution::Inverse(list_of(lits))
         } else {
-            Contribution::Positive(scan(&|v| fm.matches(v)))
+            Contribution::Inverse(scan(&|v| !fm.matches(v)))
         }
+    } else if let Some(lits) = fm.literals() {
+        Contribution::Positive(list_of(lits))
+    } else {
+        Contribution::Positive(scan(&|v| fm.matches(v)))
     }
 }
 
@@ -310,7 +337,7 @@ mod tests {
             &[("__name__", "down"), ("job", "foo")],
         ]);
         let r = syms.reader();
-        let sel = |ms: &[Matcher]| p.select(ms, &r);
+        let sel = |ms: &[Matcher]| select(&p, ms, &r);
         let up = Matcher::equal("__name__", "up");
         assert_eq!(sel(std::slice::from_ref(&up)), [1, 2, 3]);
         assert_eq!(sel(&[up.clone(), Matcher::not_equal("job", "a")]), [2, 3]);

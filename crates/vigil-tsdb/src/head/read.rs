@@ -7,11 +7,11 @@
 //! chunk at a time.
 
 use super::Head;
-use super::postings::Postings;
+use super::postings;
 use super::series::MemSeries;
-use super::symbols::{Sym, SymbolsReader};
+use super::symbols::Sym;
 use crate::chunk::SampleIter;
-use crate::reader::{BlockReader, ReaderQuerier};
+use crate::reader::{BlockReader, PostingsIndex, ReaderQuerier, SymbolLookup};
 use std::sync::Arc;
 use vigil_model::{
     HistogramSample, Labels, Matcher, Querier, Queryable, SeriesRef, StorageError, Timestamp,
@@ -42,9 +42,9 @@ impl BlockReader for Head {
         Some((self.min_time()?, self.max_time()?))
     }
 
-    fn with_index<T>(&self, f: impl FnOnce(&SymbolsReader<'_>, &Postings) -> T) -> T {
+    fn with_index<T>(&self, f: impl FnOnce(&dyn SymbolLookup, &dyn PostingsIndex) -> T) -> T {
         let syms = self.symbols().reader();
-        f(&syms, &self.postings.read())
+        f(&syms, &*self.postings.read())
     }
 
     fn series(&self, r: SeriesRef) -> Option<Arc<MemSeries>> {
@@ -98,7 +98,7 @@ impl BlockReader for Head {
 impl Head {
     /// Series matching every matcher, sorted by labels (deletion walks them).
     pub(crate) fn matching(&self, matchers: &[Matcher]) -> Vec<(Labels, Arc<MemSeries>)> {
-        let refs = self.with_index(|syms, postings| postings.select(matchers, syms));
+        let refs = self.with_index(|syms, p| postings::select(p, matchers, syms));
         let mut out: Vec<(Labels, Arc<MemSeries>)> = refs
             .into_iter()
             .filter_map(|r| self.series(r))

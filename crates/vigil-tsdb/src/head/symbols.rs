@@ -5,6 +5,7 @@
 //! heap strings. Symbols are never removed while the process runs (a series that is garbage
 //! collected leaves its strings behind); a restart from a snapshot drops the unused ones.
 
+use crate::reader::SymbolLookup;
 use ahash::AHashMap;
 use parking_lot::RwLock;
 use std::sync::Arc;
@@ -63,9 +64,14 @@ impl SymbolsReader<'_> {
     pub fn lookup(&self, s: &str) -> Option<Sym> {
         self.t.ids.get(s).copied()
     }
+}
 
-    /// Number of symbols.
-    pub fn count(&self) -> usize {
-        self.t.strings.len()
+impl SymbolLookup for SymbolsReader<'_> {
+    fn get(&self, id: Sym) -> &str {
+        SymbolsReader::get(self, id)
+    }
+
+    fn lookup(&self, s: &str) -> Option<Sym> {
+        SymbolsReader::lookup(self, s)
     }
 }

@@ -454,7 +454,7 @@ fn head_compaction_and_block_merges_keep_histograms() {
     let blocks = db.blocks();
     assert_eq!(blocks.len(), 1, "nine 1 s blocks merged into one");
     assert!(blocks[0].meta().compaction.level >= 2);
-    assert_eq!(blocks[0].meta().version, 2);
+    assert_eq!(blocks[0].meta().version, 3);
     assert_eq!(blocks[0].meta().stats.num_samples, 90 * 3);
     assert!(db.head().min_time().unwrap() >= 9000);
     assert_eq!(dump_all(&db), before, "block + head read as before");
@@ -497,23 +497,45 @@ fn want_h_fine(from: i64, to: i64) -> Vec<(i64, String)> {
 }
 
 #[test]
-fn float_only_blocks_keep_the_old_format() {
-    let dir = tempdir("hist-v1");
+fn old_format_histogram_blocks_still_read() {
+    let dir = tempdir("hist-v2");
     let db = Tsdb::open(&dir, block_opts()).unwrap();
-    for b in 0..30 {
-        let mut a = db.appender();
-        a.append(None, &super::series(0), b * 100, b as f64)
-            .unwrap();
-        a.commit().unwrap();
-    }
+    ingest_fine_h(&db, 0, 30);
     db.maintain().unwrap();
     let blocks = db.blocks();
     assert!(!blocks.is_empty());
-    for b in blocks {
-        assert_eq!(b.meta().version, 1);
+    for b in &blocks {
+        assert_eq!(b.meta().version, 3);
         let ix = std::fs::read(b.dir().join("index")).unwrap();
-        assert_eq!(&ix[..8], crate::block::index::MAGIC);
+        assert_eq!(&ix[..8], crate::block::index::MAGIC_V3);
     }
+    let names = |db: &Tsdb| {
+        let q = db.querier(i64::MIN, i64::MAX).unwrap();
+        let hm = Matcher::equal("__name__", "hm");
+        (
+            q.label_names(&[]).unwrap(),
+            q.label_values("__name__", &[]).unwrap(),
+            q.label_names(std::slice::from_ref(&hm)).unwrap(),
+            q.label_values("__name__", &[Matcher::regex("__name__", "h.*|m").unwrap()])
+                .unwrap(),
+        )
+    };
+    let before = (dump_all(&db), names(&db));
+    db.close().unwrap();
+    let dirs: Vec<_> = blocks.iter().map(|b| b.dir().to_path_buf()).collect();
+    drop((blocks, db));
+    for d in &dirs {
+        crate::block::downgrade(d);
+    }
+    let db = Tsdb::open(&dir, block_opts()).unwrap();
+    let blocks = db.blocks();
+    assert_eq!(blocks.len(), dirs.len());
+    for b in &blocks {
+        assert_eq!(b.meta().version, 2);
+        let ix = std::fs::read(b.dir().join("index")).unwrap();
+        assert_eq!(&ix[..8], crate::block::index::MAGIC_HIST);
+    }
+    assert_eq!((dump_all(&db), names(&db)), before);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
