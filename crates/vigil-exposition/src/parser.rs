@@ -598,6 +598,10 @@ fn label_list<'a>(
             Some(b'"') => {
                 let close =
                     scan_quoted(b, i + 1).or_else(|e| err(e, "unterminated quoted label name"))?;
+                if close == i + 1 {
+                    // `""`: neither a label name nor a metric name may be empty.
+                    return err(i, "empty quoted name");
+                }
                 (sub(line, i + 1, close), true, close + 1)
             }
             Some(&c) if is_label_start(c) => {
@@ -754,7 +758,12 @@ impl<'a> Iterator for Parser<'a> {
         loop {
             if self.pos >= self.body.len() {
                 if self.format == Format::OpenMetrics {
-                    let line = self.line_no;
+                    // The line after the last newline, or the last line when the body does
+                    // not end with one (there is no line after it).
+                    let line = match self.body.last() {
+                        Some(&c) if c != b'\n' => self.line_no - 1,
+                        _ => self.line_no,
+                    };
                     return self.fail(
                         line,
                         1,

@@ -394,6 +394,27 @@ fn quoted_utf8_names() {
     assert_eq!((e.line, e.column), (1, 1));
 }
 
+/// Found by the `exposition_text` fuzz target: `""` as a quoted label name was taken, and the
+/// sample carried a label with an empty name.
+#[test]
+fn an_empty_quoted_name_is_an_error() {
+    for body in ["{\"a\",\"\"=\"0\"} 1\n", "{\"\"} 1\n", "a{\"\"=\"x\"} 1\n"] {
+        let e = error(body, Format::PrometheusText);
+        assert!(e.message.contains("empty quoted name"), "{body:?}: {e}");
+        assert_eq!(e.line, 1);
+    }
+}
+
+/// Found by the `exposition_openmetrics` fuzz target: a body without `# EOF` whose last line
+/// has no newline named the line after it, which does not exist.
+#[test]
+fn a_missing_eof_names_a_line_of_the_body() {
+    assert_eq!(error("a 1", Format::OpenMetrics).line, 1);
+    assert_eq!(error("a 1\nb 2", Format::OpenMetrics).line, 2);
+    assert_eq!(error("a 1\n", Format::OpenMetrics).line, 2);
+    assert_eq!(error("", Format::OpenMetrics).line, 1);
+}
+
 #[test]
 fn invalid_utf8_is_an_error_on_its_line() {
     let mut body = b"a 1\nb{c=\"".to_vec();
