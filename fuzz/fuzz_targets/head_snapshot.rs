@@ -9,25 +9,16 @@
 //! record decoders behind the checksums.
 use libfuzzer_sys::fuzz_target;
 use vigil_model::{Matcher, Queryable, SelectHints};
-use vigil_tsdb::wal::record;
+#[path = "records.rs"]
+mod records;
 use vigil_tsdb::{Head, HeadOptions};
 
 const MAGIC: &[u8] = b"VGSNAP01";
 
 /// Re-frames the records after the magic with correct lengths and CRCs.
 fn reframe(data: &[u8]) -> Vec<u8> {
-    let body = data.strip_prefix(MAGIC).unwrap_or(data);
     let mut out = MAGIC.to_vec();
-    let mut rest = body;
-    while rest.len() >= 9 {
-        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        let kind = rest[4];
-        let payload = &rest[9..9 + len.min(rest.len() - 9)];
-        let start = record::begin(&mut out, kind);
-        out.extend_from_slice(payload);
-        record::finish(&mut out, start);
-        rest = &rest[9 + payload.len()..];
-    }
+    records::reframe(data.strip_prefix(MAGIC).unwrap_or(data), &mut out);
     out
 }
 

@@ -9,21 +9,8 @@
 //! the decoders behind the checksums.
 use libfuzzer_sys::fuzz_target;
 use vigil_tsdb::wal::record::{self, Records};
-
-/// Re-frames the records with correct lengths and CRCs.
-fn reframe(mut rest: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(rest.len());
-    while rest.len() >= record::HEADER_LEN {
-        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        let kind = rest[4];
-        let payload = &rest[9..9 + len.min(rest.len() - 9)];
-        let start = record::begin(&mut out, kind);
-        out.extend_from_slice(payload);
-        record::finish(&mut out, start);
-        rest = &rest[9 + payload.len()..];
-    }
-    out
-}
+#[path = "records.rs"]
+mod records;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
@@ -33,7 +20,11 @@ fuzz_target!(|data: &[u8]| {
     let segment = if mode & 1 == 1 {
         rest
     } else {
-        owned = reframe(rest);
+        owned = {
+            let mut out = Vec::with_capacity(rest.len());
+            records::reframe(rest, &mut out);
+            out
+        };
         &owned[..]
     };
     let mut recs = Records::new(segment, record::wal_type);

@@ -568,16 +568,7 @@ fn load_chunks4(head: &Head, payload: &[u8], files: &[String], lost: &mut Lost) 
         let mint = d.varint()?;
         let maxt = d.varint()?;
         let data = match d.uvarint()? {
-            0 => {
-                let bytes = d.bytes()?;
-                if !dense::decode(bytes, &mut samples, &mut Vec::new()) || samples.is_empty() {
-                    return None;
-                }
-                match store.and_then(|st| st.append_encoded(bytes, maxt).ok()) {
-                    Some(dc) => FloatChunkData::Disk(dc),
-                    None => FloatChunkData::Xor(xor_of(&samples)),
-                }
-            }
+            0 => inline_chunk(store, d.bytes()?, maxt, &mut samples)?,
             k => {
                 let name = files.get(usize::try_from(k - 1).ok()?)?;
                 let off = u32::try_from(d.uvarint()?).ok()?;
@@ -600,6 +591,25 @@ fn load_chunks4(head: &Head, payload: &[u8], files: &[String], lost: &mut Lost) 
     let _head_maxt = d.varint()?;
     let open = OpenChunk::from_bytes(d.bytes()?)?;
     install_chunks(head, &s, full, head_mint, open)
+}
+
+/// A closed chunk a snapshot holds inline (block chunk encoding), checked by decoding it: into
+/// the chunk store as it is, or into memory as XOR when there is none or it fails.
+fn inline_chunk(
+    store: Option<&Arc<crate::chunk::disk::ChunkStore>>,
+    bytes: &[u8],
+    maxt: i64,
+    samples: &mut Vec<(i64, f64)>,
+) -> Option<FloatChunkData> {
+    if !dense::decode(bytes, samples, &mut Vec::new()) || samples.is_empty() {
+        return None;
+    }
+    Some(
+        match store.and_then(|st| st.append_encoded(bytes, maxt).ok()) {
+            Some(dc) => FloatChunkData::Disk(dc),
+            None => FloatChunkData::Xor(xor_of(samples)),
+        },
+    )
 }
 
 /// Samples as an XOR chunk (a closed chunk kept in memory).
@@ -652,15 +662,7 @@ fn load_chunks2(head: &Head, payload: &[u8], open_format: bool) -> Option<()> {
     for _ in 0..n {
         let mint = d.varint()?;
         let maxt = d.varint()?;
-        let bytes = d.bytes()?;
-        if !dense::decode(bytes, &mut samples, &mut Vec::new()) || samples.is_empty() {
-            return None;
-        }
-        let on_disk = store.and_then(|st| st.append_encoded(bytes, maxt).ok());
-        let data = match on_disk {
-            Some(dc) => FloatChunkData::Disk(dc),
-            None => FloatChunkData::Xor(xor_of(&samples)),
-        };
+        let data = inline_chunk(store, d.bytes()?, maxt, &mut samples)?;
         full.push(FloatChunk { mint, maxt, data });
     }
     let head_mint = d.varint()?;
