@@ -10,7 +10,7 @@ import argparse
 import csv
 from collections import defaultdict
 
-COLORS = {"vigil": "#1f77b4", "prometheus": "#d62728", "victoria": "#2ca02c"}
+COLORS = {"vigil": "#1f77b4", "prometheus": "#d62728", "victoria": "#2ca02c", "before": "#999999"}
 
 
 def main():
