@@ -344,17 +344,22 @@ fn timestamp_column(samples: &[(i64, f64)], out: &mut Vec<u8>) {
         let mut patched = by_step.clone();
         patched[0] = TS_STEP_PATCHED;
         pack_blocks(&residuals, MINI_BLOCK2, &mut by_step);
-        pack_patched(&residuals, MINI_BLOCK2, &mut patched);
         candidates.push(by_step);
-        candidates.push(patched);
+        // Aligned scrapes (every residual the same) have nothing to patch.
+        if !all_equal(&residuals) {
+            pack_patched(&residuals, MINI_BLOCK2, &mut patched);
+            candidates.push(patched);
+        }
     }
     let mut by_delta = vec![TS_DELTA];
     pack_blocks(&dts, MINI_BLOCK2, &mut by_delta);
-    let mut patched = vec![TS_DELTA_PATCHED];
-    pack_patched(&dts, MINI_BLOCK2, &mut patched);
     // Ties go to the earlier kinds, which older versions read.
     candidates.insert(candidates.len().min(1), by_delta);
-    candidates.push(patched);
+    if !all_equal(&dts) {
+        let mut patched = vec![TS_DELTA_PATCHED];
+        pack_patched(&dts, MINI_BLOCK2, &mut patched);
+        candidates.push(patched);
+    }
     let best = candidates
         .iter()
         .enumerate()
@@ -362,6 +367,10 @@ fn timestamp_column(samples: &[(i64, f64)], out: &mut Vec<u8>) {
         .map(|(i, _)| i)
         .unwrap_or(0);
     out.extend_from_slice(&candidates[best]);
+}
+
+fn all_equal(xs: &[i64]) -> bool {
+    xs.windows(2).all(|w| w[0] == w[1])
 }
 
 /// Differences of consecutive values (wrapping), one fewer than the values.
