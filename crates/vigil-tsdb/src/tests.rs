@@ -307,6 +307,32 @@ fn corrupt_snapshot_is_skipped_not_fatal() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Closes `db`, rewrites its `blocks` in the format before `VGIDX003` and reopens it; every
+/// block must then be of meta.json `version` with an index starting with `magic`.
+fn reopen_downgraded(
+    dir: &Path,
+    db: Tsdb,
+    blocks: Vec<std::sync::Arc<crate::Block>>,
+    version: u32,
+    magic: &[u8],
+) -> Tsdb {
+    db.close().unwrap();
+    let dirs: Vec<PathBuf> = blocks.iter().map(|b| b.dir().to_path_buf()).collect();
+    drop((blocks, db));
+    for d in &dirs {
+        crate::block::downgrade(d);
+    }
+    let db = Tsdb::open(dir, block_opts()).unwrap();
+    let blocks = db.blocks();
+    assert_eq!(blocks.len(), dirs.len());
+    for b in &blocks {
+        assert_eq!(b.meta().version, version);
+        let ix = std::fs::read(b.dir().join("index")).unwrap();
+        assert_eq!(&ix[..8], magic);
+    }
+    db
+}
+
 fn block_opts() -> TsdbOptions {
     TsdbOptions {
         retention_ms: 0,
@@ -394,20 +420,7 @@ fn old_format_blocks_open_and_answer_as_before() {
     let before = answers(&db);
     let blocks = db.blocks();
     assert!(!blocks.is_empty() && blocks.iter().all(|b| b.meta().version == 3));
-    db.close().unwrap();
-    let dirs: Vec<PathBuf> = blocks.iter().map(|b| b.dir().to_path_buf()).collect();
-    drop((blocks, db));
-    for d in &dirs {
-        crate::block::downgrade(d);
-    }
-    let db = Tsdb::open(&dir, block_opts()).unwrap();
-    let blocks = db.blocks();
-    assert_eq!(blocks.len(), dirs.len());
-    for b in &blocks {
-        assert_eq!(b.meta().version, 1);
-        let ix = std::fs::read(b.dir().join("index")).unwrap();
-        assert_eq!(&ix[..8], crate::block::index::MAGIC);
-    }
+    let db = reopen_downgraded(&dir, db, blocks, 1, crate::block::index::MAGIC);
     assert_eq!(answers(&db), before);
     let _ = std::fs::remove_dir_all(&dir);
 }

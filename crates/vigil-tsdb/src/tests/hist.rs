@@ -521,20 +521,7 @@ fn old_format_histogram_blocks_still_read() {
         )
     };
     let before = (dump_all(&db), names(&db));
-    db.close().unwrap();
-    let dirs: Vec<_> = blocks.iter().map(|b| b.dir().to_path_buf()).collect();
-    drop((blocks, db));
-    for d in &dirs {
-        crate::block::downgrade(d);
-    }
-    let db = Tsdb::open(&dir, block_opts()).unwrap();
-    let blocks = db.blocks();
-    assert_eq!(blocks.len(), dirs.len());
-    for b in &blocks {
-        assert_eq!(b.meta().version, 2);
-        let ix = std::fs::read(b.dir().join("index")).unwrap();
-        assert_eq!(&ix[..8], crate::block::index::MAGIC_HIST);
-    }
+    let db = super::reopen_downgraded(&dir, db, blocks, 2, crate::block::index::MAGIC_HIST);
     assert_eq!((dump_all(&db), names(&db)), before);
     let _ = std::fs::remove_dir_all(&dir);
 }
