@@ -94,7 +94,7 @@ pub struct Cli {
     pub no_wal_compression: bool,
 
     /// The WAL compression algorithm: zstd or snappy. vigil's default is zstd (Prometheus':
-    /// snappy): on scraped samples its records are about a third smaller, for a few
+    /// snappy): on scraped samples its records are about a quarter smaller, for a few
     /// nanoseconds more per sample. Either can be read back whatever is set now.
     #[arg(
         help_heading = "STORAGE",

@@ -48,7 +48,7 @@ pub enum WalCompression {
     None,
     /// Snappy's raw format, as Prometheus' default.
     Snappy,
-    /// zstd at its default level: samples records about a third smaller than snappy's on
+    /// zstd at its default level: samples records about a quarter smaller than snappy's on
     /// scraped data, for a few nanoseconds more per sample (docs/format/wal.md).
     #[default]
     Zstd,
