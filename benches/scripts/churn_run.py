@@ -47,6 +47,26 @@ def rss(pid):
     return 0
 
 
+def start(vigil, d, *, targets, series, interval, churn_every, block, max_runtime,
+          port=19090, base_port=19100):
+    """Starts `churn_target.py` and a vigil scraping it, its data and log in `d`; returns both
+    processes (also used by soak.py)."""
+    addrs = ",".join(f"'127.0.0.1:{base_port + i}'" for i in range(targets))
+    cfg = os.path.join(d, "scrape.yml")
+    with open(cfg, "w") as f:
+        f.write(f"global:\n  scrape_interval: {interval}\n  scrape_timeout: {interval}\n"
+                f"scrape_configs:\n  - job_name: churn\n    static_configs:\n      - targets: [{addrs}]\n")
+    tgt = subprocess.Popen([sys.executable, os.path.join(HERE, "churn_target.py"), "--base-port",
+                            str(base_port), "--targets", str(targets), "--series", str(series),
+                            "--every", str(churn_every), "--max-runtime", str(max_runtime)])
+    time.sleep(2)
+    log = open(os.path.join(d, "vigil.log"), "wb")
+    v = subprocess.Popen([os.path.abspath(vigil), f"--config.file={cfg}",
+                          f"--storage.tsdb.path={d}/data", f"--web.listen-address=127.0.0.1:{port}",
+                          f"--storage.tsdb.min-block-duration={block}"], stdout=log, stderr=log)
+    return tgt, v
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--vigil", required=True)
@@ -60,19 +80,9 @@ def main():
     ap.add_argument("--csv", required=True)
     args = ap.parse_args()
     d = tempfile.mkdtemp(prefix="vigil-churn-")
-    targets = ",".join(f"'127.0.0.1:{19100 + i}'" for i in range(args.targets))
-    cfg = os.path.join(d, "scrape.yml")
-    with open(cfg, "w") as f:
-        f.write(f"global:\n  scrape_interval: {args.interval}\n  scrape_timeout: {args.interval}\n"
-                f"scrape_configs:\n  - job_name: churn\n    static_configs:\n      - targets: [{targets}]\n")
-    tgt = subprocess.Popen([sys.executable, os.path.join(HERE, "churn_target.py"), "--targets",
-                            str(args.targets), "--series", str(args.series), "--every",
-                            str(args.churn_every), "--max-runtime", str(args.duration + 120)])
-    time.sleep(2)
-    log = open(os.path.join(d, "vigil.log"), "wb")
-    v = subprocess.Popen([os.path.abspath(args.vigil), f"--config.file={cfg}",
-                          f"--storage.tsdb.path={d}/data", "--web.listen-address=127.0.0.1:19090",
-                          f"--storage.tsdb.min-block-duration={args.block}"], stdout=log, stderr=log)
+    tgt, v = start(args.vigil, d, targets=args.targets, series=args.series,
+                   interval=args.interval, churn_every=args.churn_every, block=args.block,
+                   max_runtime=args.duration + 120)
     t0 = time.time()
     try:
         with open(args.csv, "w", newline="") as f:

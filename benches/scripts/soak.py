@@ -24,14 +24,14 @@ import argparse
 import csv
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
 import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+import churn_run  # same folder: starts the targets and vigil
+
 COLUMNS = ["unix_time", "elapsed_s", "rss_bytes", "fds", "threads", "tasks", "head_series",
            "compactions", "disk_bytes", "instant_ms", "range_ms", "samples_appended"]
 
@@ -39,19 +39,6 @@ COLUMNS = ["unix_time", "elapsed_s", "rss_bytes", "fds", "threads", "tasks", "he
 def get(url, timeout=30):
     with urllib.request.urlopen(url, timeout=timeout) as r:
         return r.read()
-
-
-def metrics(port):
-    out = {}
-    try:
-        text = get(f"http://127.0.0.1:{port}/metrics", timeout=10).decode()
-    except Exception:  # noqa: BLE001 - not up yet, or busy: an empty row part
-        return out
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = value
-    return out
 
 
 def proc_status(pid):
@@ -126,21 +113,10 @@ def main():
     if not args.vigil:
         sys.exit("--vigil is required")
     d = tempfile.mkdtemp(prefix="vigil-soak-")
-    targets = ",".join(f"'127.0.0.1:{args.base_port + i}'" for i in range(args.targets))
-    cfg = os.path.join(d, "scrape.yml")
-    with open(cfg, "w") as f:
-        f.write(f"global:\n  scrape_interval: {args.interval}\n  scrape_timeout: {args.interval}\n"
-                f"scrape_configs:\n  - job_name: churn\n    static_configs:\n      - targets: [{targets}]\n")
-    tgt = subprocess.Popen([sys.executable, os.path.join(HERE, "churn_target.py"), "--base-port",
-                            str(args.base_port), "--targets", str(args.targets), "--series",
-                            str(args.series), "--every", str(args.churn_every),
-                            "--max-runtime", str(args.duration + 300)])
-    time.sleep(2)
-    log = open(os.path.join(d, "vigil.log"), "wb")
-    v = subprocess.Popen([os.path.abspath(args.vigil), f"--config.file={cfg}",
-                          f"--storage.tsdb.path={d}/data",
-                          f"--web.listen-address=127.0.0.1:{args.port}",
-                          f"--storage.tsdb.min-block-duration={args.block}"], stdout=log, stderr=log)
+    tgt, v = churn_run.start(args.vigil, d, targets=args.targets, series=args.series,
+                             interval=args.interval, churn_every=args.churn_every,
+                             block=args.block, max_runtime=args.duration + 300,
+                             port=args.port, base_port=args.base_port)
     print(f"data and log in {d}", flush=True)
     t0 = time.time()
     try:
@@ -149,7 +125,7 @@ def main():
             w.writerow(COLUMNS)
             while time.time() - t0 < args.duration and v.poll() is None:
                 now = time.time()
-                m = metrics(args.port)
+                m = churn_run.metrics(args.port)
                 try:
                     rt = json.loads(get(f"http://127.0.0.1:{args.port}/api/v1/status/runtimeinfo"))
                     tasks = rt["data"]["goroutineCount"]
