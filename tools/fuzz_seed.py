@@ -188,6 +188,25 @@ def free_port():
     return p
 
 
+def put_framed(target, data):
+    """Seeds a target whose first byte chooses the input as it is (odd) or re-framed with
+    right lengths and CRCs (even): the whole input both ways, and its first 4 KiB (the first
+    few records) re-framed."""
+    put(target, b"\x01" + data)
+    put(target, b"\x00" + data)
+    put(target, b"\x00" + data[:4096])
+
+
+def unzstd(frame):
+    """The content of a zstd frame, with the `zstd` command (Python's standard library has no
+    zstd); None without it."""
+    try:
+        return subprocess.run(["zstd", "-d", "-c", "-q"], input=frame, capture_output=True,
+                              check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 def vigil_seeds(vigil):
     """head_snapshot and wal_records seeds: a vigil scraping itself, its WAL segments taken
     while it runs (zstd-compressed records, the default) and its snapshot after a clean stop."""
@@ -206,20 +225,18 @@ def vigil_seeds(vigil):
         time.sleep(6)
         segs = files(os.path.join(d, "data", "wal", "*"))
         for w in segs:
-            data = read(w)
-            put("wal_records", b"\x01" + data)  # as it is
-            put("wal_records", b"\x00" + data)  # re-framed by the target
-            put("wal_records", b"\x00" + data[:4096])
+            put_framed("wal_records", read(w))
         print(f"wal_records: {len(segs)} segment(s) from {vigil}", file=sys.stderr)
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=60)
         snaps = files(os.path.join(d, "data", "**", "snapshot.*"))
         for s in snaps:
             data = read(s)
-            put("head_snapshot", b"\x01" + data)  # as it is
-            put("head_snapshot", b"\x00" + data)  # re-framed by the target
-            # A small one too: the magic and the first few records.
-            put("head_snapshot", b"\x00" + data[:4096])
+            put("head_snapshot", b"\x01" + data)  # as it is: one zstd frame (VGSNAP02)
+            # The target re-frames plain records (VGSNAP01): the same records uncompressed.
+            plain = unzstd(data[8:]) if data.startswith(b"VGSNAP02") else None
+            if plain is not None:
+                put_framed("head_snapshot", b"VGSNAP01" + plain)
         print(f"head_snapshot: {len(snaps)} snapshot(s) from {vigil}", file=sys.stderr)
     finally:
         shutil.rmtree(d, ignore_errors=True)
