@@ -284,6 +284,55 @@ fn add_coverage(acc: &mut Coverage, c: &Coverage) {
     acc.refused_back += c.refused_back;
 }
 
+/// One commit of a sample at the next timestamp for each series in `mask`, recorded in the
+/// model as acknowledged, or as indeterminate when it was refused after its fsync failed.
+fn commit_once(
+    d: &Tsdb,
+    fs: &FaultFs,
+    fsync: FsyncPolicy,
+    m: &mut Model,
+    mask: u8,
+    unarmed: bool,
+) -> Result<(), String> {
+    m.t += STEP;
+    let mut c = Samples::new();
+    let fsync_errors = fs.stats().eio_fsyncs;
+    let mut a = d.appender();
+    for s in (0..SERIES).filter(|s| mask & (1 << s) != 0) {
+        let v = m.t as f64 * 0.37 + s as f64 / 7.0;
+        a.append(None, &series(s), m.t, v)
+            .map_err(|e| format!("append: {e}"))?;
+        c.insert((s, m.t), v.to_bits());
+    }
+    match a.commit() {
+        Ok(()) => {
+            m.cov.commits_acked += 1;
+            m.commits.push(Commit {
+                samples: c,
+                acked: true,
+            });
+            if fsync == FsyncPolicy::Always {
+                m.mark_durable();
+            }
+        }
+        Err(e) if unarmed => {
+            return Err(format!("commit failed with no fault injected: {e}"));
+        }
+        Err(_) => {
+            m.cov.commits_failed += 1;
+            if fs.stats().eio_fsyncs > fsync_errors {
+                // Written whole, then the fsync failed: indeterminate.
+                m.cov.indeterminate += 1;
+                m.commits.push(Commit {
+                    samples: c,
+                    acked: false,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 fn run_model(
     dir: &Path,
     fs: &FaultFs,
@@ -308,42 +357,7 @@ fn run_model(
             Op::Commit(mask) | Op::Burst(mask) => {
                 let n = if matches!(op, Op::Burst(_)) { BURST } else { 1 };
                 for _ in 0..n {
-                    m.t += STEP;
-                    let mut c = Samples::new();
-                    let fsync_errors = fs.stats().eio_fsyncs;
-                    let mut a = d.appender();
-                    for s in (0..SERIES).filter(|s| mask & (1 << s) != 0) {
-                        let v = m.t as f64 * 0.37 + s as f64 / 7.0;
-                        a.append(None, &series(s), m.t, v)
-                            .map_err(|e| format!("append: {e}"))?;
-                        c.insert((s, m.t), v.to_bits());
-                    }
-                    match a.commit() {
-                        Ok(()) => {
-                            m.cov.commits_acked += 1;
-                            m.commits.push(Commit {
-                                samples: c,
-                                acked: true,
-                            });
-                            if fsync == FsyncPolicy::Always {
-                                m.mark_durable();
-                            }
-                        }
-                        Err(e) if unarmed => {
-                            return Err(format!("commit failed with no fault injected: {e}"));
-                        }
-                        Err(_) => {
-                            m.cov.commits_failed += 1;
-                            if fs.stats().eio_fsyncs > fsync_errors {
-                                // Written whole, then the fsync failed: indeterminate.
-                                m.cov.indeterminate += 1;
-                                m.commits.push(Commit {
-                                    samples: c,
-                                    acked: false,
-                                });
-                            }
-                        }
-                    }
+                    commit_once(d, fs, fsync, m, *mask, unarmed)?;
                 }
             }
             Op::Checkpoint => match d.checkpoint() {
