@@ -26,8 +26,8 @@ use vigil_model::{Labels, SeriesRef};
 const MAGIC: &[u8; 8] = b"VGSNAP01";
 /// The same records, all of them in one zstd frame after the magic. What vigil writes.
 const MAGIC_ZSTD: &[u8; 8] = b"VGSNAP02";
-/// zstd's level for snapshots: the fastest; labels, most of a snapshot, shrink several times
-/// over even so.
+/// zstd's level for snapshots: the fastest (on the ingest benchmark's head, 33–36 MB of
+/// records became 11–19 MB: docs/format/snapshot.md).
 const ZSTD_LEVEL: i32 = 1;
 const CHUNKS: u8 = 16;
 const OOO: u8 = 17;
@@ -531,7 +531,7 @@ pub fn load_bytes(head: &Head, bytes: &[u8], path: &Path) -> Result<usize, TsdbE
 }
 
 /// The records of a compressed snapshot. Refuses to grow past 256 times the compressed size
-/// (plus 1 MiB): a real snapshot shrinks 2–10 times, a damaged or hostile frame claiming more
+/// (plus 1 MiB): the benchmark's snapshots shrank 2–3 times, a damaged or hostile frame claiming more
 /// is not allowed to exhaust memory.
 fn unzstd(frame: &[u8]) -> Result<Vec<u8>, String> {
     use std::io::Read;
