@@ -272,7 +272,6 @@ impl Head {
             let CommitState {
                 buf,
                 scratch,
-                packed,
                 compressor,
                 ..
             } = &mut *c;
@@ -280,7 +279,7 @@ impl Head {
                 *compressor = record::Compressor::new(self.opts.wal_compression);
             }
             if let Some(comp) = compressor {
-                record::compress_records(buf, scratch, packed, comp);
+                record::compress_records(buf, scratch, comp);
             }
             let CommitState { wal, buf, .. } = &mut *c;
             if let Some(wal) = wal

@@ -109,7 +109,6 @@ pub(crate) struct CommitState {
     pub buf: Vec<u8>,
     /// Reused buffers and compressor (made on first use) for compressing `buf`'s records.
     pub scratch: Vec<u8>,
-    pub packed: Vec<u8>,
     pub compressor: Option<crate::wal::record::Compressor>,
     /// Set by `Tsdb::close`: later commits fail instead of being lost silently.
     pub closed: bool,

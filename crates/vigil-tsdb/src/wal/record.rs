@@ -75,25 +75,30 @@ impl Compressor {
         }
     }
 
-    /// Compresses `payload` into `out` (whose length it sets); the type bit to set, or `None`
-    /// when that would not make it smaller.
+    /// Appends `payload` compressed to `out`; the type bit to set, or `None` (and `out` as it
+    /// was) when that would not make it smaller.
     fn compress(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Option<u8> {
-        let n = match self {
-            Compressor::Snappy(enc) => {
-                out.resize(snap::raw::max_compress_len(payload.len()), 0);
-                enc.compress(payload, out).ok()?
-            }
-            Compressor::Zstd(c) => {
-                out.clear();
-                out.reserve(zstd::zstd_safe::compress_bound(payload.len()));
-                c.compress_to_buffer(payload, out).ok()?
-            }
+        let at = out.len();
+        let (bound, bit) = match self {
+            Compressor::Snappy(_) => (snap::raw::max_compress_len(payload.len()), COMPRESSED),
+            Compressor::Zstd(_) => (zstd::zstd_safe::compress_bound(payload.len()), ZSTD),
         };
-        out.truncate(n);
-        (n < payload.len()).then_some(match self {
-            Compressor::Snappy(_) => COMPRESSED,
-            Compressor::Zstd(_) => ZSTD,
-        })
+        out.resize(at + bound, 0);
+        let room = &mut out[at..];
+        let n = match self {
+            Compressor::Snappy(enc) => enc.compress(payload, room).ok(),
+            Compressor::Zstd(c) => c.compress_to_buffer(payload, room).ok(),
+        };
+        match n {
+            Some(n) if n < payload.len() => {
+                out.truncate(at + n);
+                Some(bit)
+            }
+            _ => {
+                out.truncate(at);
+                None
+            }
+        }
     }
 }
 
@@ -101,15 +106,10 @@ impl Compressor {
 const MIN_COMPRESS: usize = 64;
 
 /// Rewrites the records in `buf` with their payloads compressed where that makes them smaller
-/// (a record that would grow keeps its plain payload). The result is built in `scratch` and
-/// the two buffers are swapped, so the batch is copied once; both are reused between calls,
-/// as is `packed`, where each payload is compressed.
-pub fn compress_records(
-    buf: &mut Vec<u8>,
-    scratch: &mut Vec<u8>,
-    packed: &mut Vec<u8>,
-    comp: &mut Compressor,
-) {
+/// (a record that would grow keeps its plain payload). The result is built in `scratch`, each
+/// payload compressed straight into it, and the two buffers are swapped, so the batch is
+/// copied once; both are reused between calls.
+pub fn compress_records(buf: &mut Vec<u8>, scratch: &mut Vec<u8>, comp: &mut Compressor) {
     scratch.clear();
     let mut pos = 0;
     while pos + HEADER_LEN <= buf.len() {
@@ -119,15 +119,12 @@ pub fn compress_records(
         let payload = &buf[pos + HEADER_LEN..end];
         let start = begin(scratch, kind);
         let bit = if len >= MIN_COMPRESS && kind & (COMPRESSED | ZSTD) == 0 {
-            comp.compress(payload, packed)
+            comp.compress(payload, scratch)
         } else {
             None
         };
         match bit {
-            Some(bit) => {
-                scratch.extend_from_slice(packed);
-                scratch[start + 4] = kind | bit;
-            }
+            Some(bit) => scratch[start + 4] = kind | bit,
             None => scratch.extend_from_slice(payload),
         }
         finish(scratch, start);
@@ -742,9 +739,9 @@ mod tests {
             (WalCompression::Zstd, ZSTD),
         ] {
             let mut buf = plain_bytes.clone();
-            let (mut scratch, mut packed) = (Vec::new(), Vec::new());
+            let mut scratch = Vec::new();
             let mut comp = Compressor::new(kind).unwrap();
-            compress_records(&mut buf, &mut scratch, &mut packed, &mut comp);
+            compress_records(&mut buf, &mut scratch, &mut comp);
             check_compressed(&plain_bytes, &buf, bit);
         }
         assert!(Compressor::new(WalCompression::None).is_none());
