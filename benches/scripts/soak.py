@@ -12,6 +12,7 @@ second), a tenth of them replaced every 10 minutes, the default 2 h block range,
     cargo build --release -p vigil --bin vigil
     python3 benches/scripts/soak.py --vigil target/release/vigil --csv soak.csv
     python3 benches/scripts/soak.py --vigil target/release/vigil --csv soak.csv --summary
+    python3 benches/scripts/soak_plot.py soak.csv docs/img/soak.svg   # the panels as an SVG
 
 `--summary` reads a CSV (of a finished or running soak) and prints the first hour against
 the last, per column. The CSV has one row per sample with the columns named in `COLUMNS`.
