@@ -11,6 +11,7 @@ use crate::chunk::hist::{self, HIST_CHUNK_BYTES, HIST_SAMPLES_PER_CHUNK, HistApp
 use crate::chunk::{ChunkBytes, OpenChunk, SAMPLES_PER_CHUNK, SampleIter, XorIter};
 use parking_lot::Mutex;
 use std::sync::Arc;
+use thin_vec::ThinVec;
 use std::sync::atomic::{AtomicBool, AtomicI64};
 use vigil_model::histogram::{CounterResetHint, FloatHistogram};
 use vigil_model::{HistogramSample, SeriesRef, is_stale_nan};
@@ -34,14 +35,27 @@ pub struct FloatChunk {
 
 #[derive(Clone)]
 pub enum FloatChunkData {
-    Xor(Arc<[u8]>),
+    /// Boxed: the enum then fits in the 16 bytes of a [`DiskChunk`] (the tag goes into its
+    /// pointer's niche), and a series holds one of these per closed chunk for hours, while a
+    /// chunk stays in memory only until the store takes it.
+    Xor(Box<Arc<[u8]>>),
     Disk(DiskChunk),
+}
+
+// 32 bytes a closed chunk (40 with an unboxed `Xor`): a series holds several for hours.
+const _: () = assert!(std::mem::size_of::<FloatChunk>() == 32);
+
+impl FloatChunkData {
+    /// A closed chunk kept in memory as XOR bytes.
+    pub fn xor(bytes: impl Into<Arc<[u8]>>) -> Self {
+        FloatChunkData::Xor(Box::new(bytes.into()))
+    }
 }
 
 impl FloatChunk {
     pub fn chunk_bytes(&self) -> ChunkBytes {
         match &self.data {
-            FloatChunkData::Xor(b) => ChunkBytes::Shared(b.clone()),
+            FloatChunkData::Xor(b) => ChunkBytes::Shared(Arc::clone(b)),
             FloatChunkData::Disk(d) => ChunkBytes::Disk(d.clone()),
         }
     }
@@ -95,8 +109,10 @@ pub struct SeriesData {
     /// Last in-order timestamp; `i64::MIN` when the series has none.
     pub last_t: i64,
     pub last_v_bits: u64,
-    /// Out-of-order samples accepted within the window, sorted by time; merged on read.
-    pub ooo: Vec<(i64, f64)>,
+    /// Out-of-order samples accepted within the window, sorted by time; merged on read. A
+    /// `ThinVec` keeps its length and capacity in its allocation: one word in every series,
+    /// where most never get an out-of-order sample.
+    pub ooo: ThinVec<(i64, f64)>,
     /// Native histogram samples, for the few series that have any (a float-only series pays
     /// one pointer).
     pub hist: Option<Box<HistData>>,
@@ -321,7 +337,7 @@ impl Default for SeriesData {
             full: Vec::new(),
             last_t: i64::MIN,
             last_v_bits: 0,
-            ooo: Vec::new(),
+            ooo: ThinVec::new(),
             hist: None,
             st: None,
         }
@@ -517,7 +533,7 @@ impl SeriesData {
         self.full.push(FloatChunk {
             mint: self.head_mint,
             maxt: self.last_t,
-            data: FloatChunkData::Xor(Arc::from(bytes)),
+            data: FloatChunkData::xor(bytes),
         });
     }
 

@@ -169,7 +169,7 @@ impl Head {
                     head: d.head.bytes().to_vec(),
                     head_mint: d.head_mint,
                     head_maxt: d.last_t,
-                    ooo: d.ooo.clone(),
+                    ooo: d.ooo.to_vec(),
                     hist: d.hist.as_ref().map(|h| CapturedHist {
                         full: h.full.clone(),
                         open: h.open.bytes().to_vec(),
@@ -506,7 +506,7 @@ pub fn load_bytes(head: &Head, bytes: &[u8], path: &Path) -> Result<usize, TsdbE
                     for &(t, _) in &ooo {
                         head.note_time(t);
                     }
-                    s.data.lock().ooo = ooo;
+                    s.data.lock().ooo = ooo.into();
                 }
             }
             META => {
@@ -607,7 +607,7 @@ fn inline_chunk(
     Some(
         match store.and_then(|st| st.append_encoded(bytes, maxt).ok()) {
             Some(dc) => FloatChunkData::Disk(dc),
-            None => FloatChunkData::Xor(xor_of(samples)),
+            None => FloatChunkData::xor(xor_of(samples)),
         },
     )
 }
@@ -642,7 +642,7 @@ fn load_chunks(head: &Head, payload: &[u8]) -> Option<()> {
             full.push(FloatChunk {
                 mint,
                 maxt,
-                data: FloatChunkData::Xor(Arc::from(bytes)),
+                data: FloatChunkData::xor(bytes),
             });
         }
     }
