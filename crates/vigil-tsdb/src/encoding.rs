@@ -20,6 +20,16 @@ pub fn put_varint(buf: &mut Vec<u8>, v: i64) {
     put_uvarint(buf, zigzag(v));
 }
 
+/// Bytes [`put_uvarint`] writes for `v`.
+pub fn uvarint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Bytes [`put_varint`] writes for `v`.
+pub fn varint_len(v: i64) -> usize {
+    uvarint_len(zigzag(v))
+}
+
 /// Appends `b` with its length as a varint in front.
 pub fn put_bytes(buf: &mut Vec<u8>, b: &[u8]) {
     put_uvarint(buf, b.len() as u64);
@@ -107,7 +117,9 @@ mod tests {
         fn varints_round_trip(u in proptest::num::u64::ANY, i in proptest::num::i64::ANY, b in proptest::collection::vec(0u8.., 0..40)) {
             let mut buf = Vec::new();
             put_uvarint(&mut buf, u);
+            proptest::prop_assert_eq!(buf.len(), uvarint_len(u));
             put_varint(&mut buf, i);
+            proptest::prop_assert_eq!(buf.len(), uvarint_len(u) + varint_len(i));
             put_bytes(&mut buf, &b);
             let mut d = Dec { b: &buf };
             proptest::prop_assert_eq!(d.uvarint(), Some(u));

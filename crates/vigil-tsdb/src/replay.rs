@@ -144,7 +144,12 @@ fn replay_inner(
                         let mut cached: Option<(SeriesRef, std::sync::Arc<_>)> = None;
                         let mut tally = Tally::default();
                         let ok = record::decode_samples(kind, payload, |r, t, v| {
-                            let r = alias.get(&r).copied().unwrap_or(r);
+                            // Aliases are rare: no hash lookup per sample when there are none.
+                            let r = if alias.is_empty() {
+                                r
+                            } else {
+                                alias.get(&r).copied().unwrap_or(r)
+                            };
                             if cached.as_ref().is_none_or(|c| c.0 != r) {
                                 cached = head.series(r).map(|s| (r, s));
                             }

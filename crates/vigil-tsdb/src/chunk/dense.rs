@@ -18,10 +18,12 @@
 //! correctly rounded operation) gives back the identical bits; the encoder checks each one.
 
 use super::packed::{
-    MINI_BLOCK2, pack_blocks, pack_patched, unpack, unpack_blocks, unpack_patched,
+    MINI_BLOCK2, Patch, pack_blocks, packed_len, plan_patched, unpack, unpack_blocks,
+    unpack_patched, write_patched,
 };
 use super::xor::{XorAppender, XorIter};
-use crate::encoding::{Dec, put_uvarint, put_varint};
+use crate::encoding::{Dec, put_uvarint, put_varint, varint_len};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -97,6 +99,20 @@ pub(super) fn to_decimal(v: f64, buf: &mut String) -> Option<(i64, i32)> {
     Some((if neg { -m } else { m }, exp - frac.len() as i32))
 }
 
+/// The mantissa `m` with `from_decimal(m, e) == v` (same bits), found by one multiplication
+/// or division and checked. Only below 2^52, where the decimals `m·10^e` are further apart
+/// than the doubles near them, so `m` is the only one and [`decimals_except`] picks the
+/// mantissas printing would.
+fn exact_at(v: f64, e: i32) -> Option<i64> {
+    let pow = *POW10.get(e.unsigned_abs() as usize)?;
+    let m = if e >= 0 { v / pow } else { v * pow }.round();
+    if !(m.abs() < (1u64 << 52) as f64) {
+        return None;
+    }
+    let m = m as i64;
+    (from_decimal(m, e).to_bits() == v.to_bits()).then_some(m)
+}
+
 /// `from_decimal` with the exponent's branch and table lookup taken once per chunk.
 #[derive(Clone, Copy)]
 struct Scale {
@@ -151,8 +167,21 @@ fn decimals_except(
     let mut buf = String::with_capacity(32);
     let mut pairs = Vec::with_capacity(samples.len());
     exceptions.clear();
+    // The exponent of the previous value: a value exact at it needs no digits below it, which
+    // is all `e` (the smallest exponent) needs to know, so only values that need more digits
+    // are printed to find their shortest form (printing every value was a tenth of a head
+    // chunk's cut).
+    let mut prev_e = None;
     for (i, &(_, v)) in samples.iter().enumerate() {
-        let p = to_decimal(v, &mut buf);
+        let p = match prev_e.and_then(|e| exact_at(v, e)) {
+            Some(m) if v != 0.0 => Some((m, prev_e.unwrap_or(0))),
+            _ => to_decimal(v, &mut buf),
+        };
+        if let Some((_, e)) = p
+            && v != 0.0
+        {
+            prev_e = Some(e);
+        }
         if p.is_none() {
             if exceptions.len() >= max_exceptions {
                 return None;
@@ -250,24 +279,31 @@ fn encode_into(
     let n = samples.len();
     let mut ts = Vec::new();
     timestamp_column(samples, &mut ts);
-    // Values: whichever of the three columns is smallest (ties to the earliest).
+    // Values: whichever of the three columns is smallest (ties to the earliest), measured
+    // first and written once.
     let dm = deltas(mantissas.iter().copied());
-    let mut best = (VALUES_DELTA, Vec::new());
-    pack_blocks(&dm, MINI_BLOCK2, &mut best.1);
-    let mut raw = Vec::new();
-    pack_blocks(&mantissas[1..], MINI_BLOCK2, &mut raw);
-    if raw.len() < best.1.len() {
+    let ddm = deltas(dm.iter().copied());
+    let mut best = (VALUES_DELTA, packed_len(&dm, MINI_BLOCK2));
+    let raw = packed_len(&mantissas[1..], MINI_BLOCK2);
+    if raw < best.1 {
         best = (VALUES_RAW, raw);
     }
     if let Some(&d1) = dm.first() {
-        let mut dod = Vec::new();
-        put_varint(&mut dod, d1);
-        pack_blocks(&deltas(dm.iter().copied()), MINI_BLOCK2, &mut dod);
-        if dod.len() < best.1.len() {
+        let dod = varint_len(d1) + packed_len(&ddm, MINI_BLOCK2);
+        if dod < best.1 {
             best = (VALUES_DOD, dod);
         }
     }
-    let (mode, values) = best;
+    let mut values = Vec::with_capacity(best.1);
+    match best.0 {
+        VALUES_RAW => pack_blocks(&mantissas[1..], MINI_BLOCK2, &mut values),
+        VALUES_DOD => {
+            put_varint(&mut values, dm[0]);
+            pack_blocks(&ddm, MINI_BLOCK2, &mut values);
+        }
+        _ => pack_blocks(&dm, MINI_BLOCK2, &mut values),
+    }
+    let mode = best.0;
 
     let mut flags = mode;
     if !exceptions.is_empty() {
@@ -322,51 +358,96 @@ fn encode_into(
 /// with its outliers listed apart (the irregular first scrapes of a series, a late scrape);
 /// the smallest of the four, the earliest on ties.
 fn timestamp_column(samples: &[(i64, f64)], out: &mut Vec<u8>) {
+    thread_local! {
+        /// The last column encoded on this thread and its timestamps. Every series of a
+        /// target is scraped at the same instants and cut at the same scrape, one after the
+        /// other in one commit, so most cuts find their column here: choosing among the
+        /// encodings was a third of a cut's time.
+        static LAST: RefCell<(Vec<i64>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        let (ts, col) = &mut *last;
+        if ts.len() != samples.len() || ts.iter().zip(samples).any(|(a, b)| *a != b.0) {
+            ts.clear();
+            ts.extend(samples.iter().map(|s| s.0));
+            col.clear();
+            choose_timestamp_column(samples, col);
+        }
+        out.extend_from_slice(col);
+    })
+}
+
+/// Encodes the timestamps of `samples` in whichever column kind is smallest.
+fn choose_timestamp_column(samples: &[(i64, f64)], out: &mut Vec<u8>) {
+    /// A candidate column, measured before any is written.
+    enum Column {
+        Step(i64),
+        StepPatched(i64, Patch),
+        Delta,
+        DeltaPatched(Patch),
+    }
     let n = samples.len();
     let t0 = samples[0].0;
     let dts = deltas(samples.iter().map(|s| s.0));
-    let mut candidates: Vec<Vec<u8>> = Vec::with_capacity(4);
+    let mut candidates: Vec<(Column, usize)> = Vec::with_capacity(4);
+    let mut residuals = Vec::new();
     if n >= 2 {
         let span = samples[n - 1].0.wrapping_sub(t0);
         let steps = (n - 1) as i64;
         // The average step, rounded: residuals then stay within the jitter.
         let step = span.wrapping_add(steps / 2).wrapping_div(steps);
-        let residuals: Vec<i64> = samples[1..]
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                s.0.wrapping_sub(t0)
-                    .wrapping_sub(step.wrapping_mul(i as i64 + 1))
-            })
-            .collect();
-        let mut by_step = vec![TS_STEP];
-        put_varint(&mut by_step, step);
-        let mut patched = by_step.clone();
-        patched[0] = TS_STEP_PATCHED;
-        pack_blocks(&residuals, MINI_BLOCK2, &mut by_step);
-        candidates.push(by_step);
+        residuals.extend(samples[1..].iter().enumerate().map(|(i, s)| {
+            s.0.wrapping_sub(t0)
+                .wrapping_sub(step.wrapping_mul(i as i64 + 1))
+        }));
+        let head = 1 + varint_len(step);
+        candidates.push((
+            Column::Step(step),
+            head + packed_len(&residuals, MINI_BLOCK2),
+        ));
         // Aligned scrapes (every residual the same) have nothing to patch.
         if !all_equal(&residuals) {
-            pack_patched(&residuals, MINI_BLOCK2, &mut patched);
-            candidates.push(patched);
+            let plan = plan_patched(&residuals, MINI_BLOCK2);
+            candidates.push((Column::StepPatched(step, plan), head + plan.len));
         }
     }
-    let mut by_delta = vec![TS_DELTA];
-    pack_blocks(&dts, MINI_BLOCK2, &mut by_delta);
     // Ties go to the earlier kinds, which older versions read.
+    let by_delta = (Column::Delta, 1 + packed_len(&dts, MINI_BLOCK2));
     candidates.insert(candidates.len().min(1), by_delta);
     if !all_equal(&dts) {
-        let mut patched = vec![TS_DELTA_PATCHED];
-        pack_patched(&dts, MINI_BLOCK2, &mut patched);
-        candidates.push(patched);
+        let plan = plan_patched(&dts, MINI_BLOCK2);
+        candidates.push((Column::DeltaPatched(plan), 1 + plan.len));
     }
-    let best = candidates
-        .iter()
+    let Some((best, len)) = candidates
+        .into_iter()
         .enumerate()
-        .min_by_key(|(i, c)| (c.len(), *i))
-        .map(|(i, _)| i)
-        .unwrap_or(0);
-    out.extend_from_slice(&candidates[best]);
+        .min_by_key(|(i, c)| (c.1, *i))
+        .map(|(_, c)| c)
+    else {
+        return;
+    };
+    out.reserve(len);
+    match best {
+        Column::Step(step) => {
+            out.push(TS_STEP);
+            put_varint(out, step);
+            pack_blocks(&residuals, MINI_BLOCK2, out);
+        }
+        Column::StepPatched(step, plan) => {
+            out.push(TS_STEP_PATCHED);
+            put_varint(out, step);
+            write_patched(&residuals, MINI_BLOCK2, plan, out);
+        }
+        Column::Delta => {
+            out.push(TS_DELTA);
+            pack_blocks(&dts, MINI_BLOCK2, out);
+        }
+        Column::DeltaPatched(plan) => {
+            out.push(TS_DELTA_PATCHED);
+            write_patched(&dts, MINI_BLOCK2, plan, out);
+        }
+    }
 }
 
 fn all_equal(xs: &[i64]) -> bool {
@@ -1036,6 +1117,32 @@ mod tests {
         encode(&noisy, &mut b);
         assert_eq!(b[0], ENC_XOR);
         round_trip(&noisy);
+    }
+
+    proptest! {
+        /// The cut's fast path (`exact_at` at the previous value's exponent) gives the
+        /// mantissa printing gives, scaled to that exponent, or nothing.
+        #[test]
+        fn exact_at_agrees_with_printing(m in -(1i64 << 40)..(1i64 << 40), k in 0u32..9, e in -12i32..4) {
+            let v = m as f64 / 10f64.powi(k as i32);
+            let mut buf = String::new();
+            let printed = to_decimal(v, &mut buf);
+            match exact_at(v, e) {
+                Some(got) => {
+                    let (pm, pe) = printed.expect("a value exact at some exponent prints as a decimal");
+                    prop_assert!(pe >= e || v == 0.0, "{v}: exact at {e}, printed at {pe}");
+                    if v != 0.0 {
+                        prop_assert_eq!(Some(got), 10i64.checked_pow((pe - e) as u32).and_then(|p| pm.checked_mul(p)));
+                    }
+                }
+                None => {
+                    if let Some((pm, pe)) = printed && pe >= e && v != 0.0 {
+                        let scaled = 10i64.checked_pow((pe - e) as u32).and_then(|p| pm.checked_mul(p));
+                        prop_assert!(scaled.is_none_or(|s| s.unsigned_abs() >= 1 << 52 || from_decimal(s, e).to_bits() != v.to_bits()), "{v} at {e}: missed {scaled:?}");
+                    }
+                }
+            }
+        }
     }
 
     proptest! {

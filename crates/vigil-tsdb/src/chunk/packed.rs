@@ -9,7 +9,7 @@
 //! samples inflating DEFLATE streams and building their Huffman tables was most of a long
 //! query's time. A mini-block bounds what one outlier (a counter reset, a scrape gap) costs.
 
-use crate::encoding::{Dec, put_uvarint, put_varint};
+use crate::encoding::{Dec, put_uvarint, put_varint, uvarint_len, varint_len};
 
 /// Values per mini-block of the first packed encoding (`ENC_PACKED`).
 pub const MINI_BLOCK: usize = 128;
@@ -28,10 +28,7 @@ pub fn pack(xs: &[i64], out: &mut Vec<u8>) {
 /// `x - min` in `width` bits, least significant bit first, padded to a byte.
 pub fn pack_blocks(xs: &[i64], mb: usize, out: &mut Vec<u8>) {
     for block in xs.chunks(mb) {
-        let min = block.iter().copied().min().unwrap_or(0);
-        let max = block.iter().copied().max().unwrap_or(0);
-        // `max - min` of two i64 always fits a u64; the arithmetic wraps in both directions.
-        let width = 64 - (max.wrapping_sub(min) as u64).leading_zeros();
+        let (min, width) = frame(block);
         put_varint(out, min);
         out.push(width as u8);
         if width == 0 {
@@ -53,58 +50,121 @@ pub fn pack_blocks(xs: &[i64], mb: usize, out: &mut Vec<u8>) {
     }
 }
 
+/// A mini-block's minimum and the bit width of its largest offset from it.
+fn frame(block: &[i64]) -> (i64, u32) {
+    let min = block.iter().copied().min().unwrap_or(0);
+    let max = block.iter().copied().max().unwrap_or(0);
+    // `max - min` of two i64 always fits a u64; the arithmetic wraps in both directions.
+    (min, 64 - (max.wrapping_sub(min) as u64).leading_zeros())
+}
+
+/// The bytes [`pack_blocks`] appends for `xs`, without writing them: encoders compare the
+/// sizes of their candidate columns and write only the smallest (a head chunk cut runs them
+/// all for every 120 samples).
+pub fn packed_len(xs: &[i64], mb: usize) -> usize {
+    xs.chunks(mb)
+        .map(|block| {
+            let (min, width) = frame(block);
+            varint_len(min) + 1 + (block.len() * width as usize).div_ceil(8)
+        })
+        .sum()
+}
+
+/// Which values [`pack_patched`] lists apart: those whose distance from `median` has more
+/// than `k` bits (none when `k` is `None`).
+#[derive(Clone, Copy)]
+pub struct Patch {
+    median: i64,
+    k: Option<u32>,
+    /// The bytes the patched column takes.
+    pub len: usize,
+}
+
+impl Patch {
+    fn outlier(&self, x: i64) -> bool {
+        self.k.is_some_and(|k| bits_from(self.median, x) > k)
+    }
+}
+
+fn bits_from(median: i64, x: i64) -> u32 {
+    64 - x.wrapping_sub(median).unsigned_abs().leading_zeros()
+}
+
 /// Appends `xs` with its outliers listed apart, so that one late scrape or the irregular first
 /// scrapes of a series do not widen every value of their mini-block: `count: uvarint`, then
 /// per outlier `index step: uvarint │ value: varint` (the first index counts from 0, later
 /// steps are at least 1), then [`pack_blocks`] of `xs` with each outlier replaced by the
 /// column's median. The outliers are the values at least `2^k` from the median for the `k`
-/// that makes the whole smallest (none when that is smallest). Returns nothing; the caller
-/// compares sizes with its other encodings.
+/// that makes the whole smallest (none when that is smallest): see [`plan_patched`].
 pub fn pack_patched(xs: &[i64], mb: usize, out: &mut Vec<u8>) {
+    write_patched(xs, mb, plan_patched(xs, mb), out)
+}
+
+/// Chooses the outliers of [`pack_patched`] and measures the result, without writing it.
+pub fn plan_patched(xs: &[i64], mb: usize) -> Patch {
     let mut sorted = xs.to_vec();
     sorted.sort_unstable();
     let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0);
     // A value is an outlier for `k` when its distance from the median has more than `k`
     // bits; only the distances' bit lengths present are worth trying (cut at a chunk's cut,
     // so this runs once per 120 samples in the head).
-    let bits = |x: i64| 64 - x.wrapping_sub(median).unsigned_abs().leading_zeros();
-    let mut ks: Vec<u32> = xs.iter().map(|&x| bits(x)).collect();
+    let mut ks: Vec<u32> = xs.iter().map(|&x| bits_from(median, x)).collect();
     ks.sort_unstable();
     ks.dedup();
-    let mut best: Option<Vec<u8>> = None;
+    let mut best: Option<Patch> = None;
     let mut patched = Vec::with_capacity(xs.len());
     for &k in &ks {
-        let count = xs.iter().filter(|&&x| bits(x) > k).count();
+        let plan = Patch {
+            median,
+            k: Some(k),
+            len: 0,
+        };
+        let count = xs.iter().filter(|&&x| plan.outlier(x)).count();
         if count > xs.len() / 4 {
             continue;
         }
-        let mut buf = Vec::new();
-        put_uvarint(&mut buf, count as u64);
+        let mut len = uvarint_len(count as u64);
         let mut prev = 0;
         patched.clear();
         for (i, &x) in xs.iter().enumerate() {
-            if bits(x) > k {
-                put_uvarint(&mut buf, (i - prev) as u64);
-                put_varint(&mut buf, x);
+            if plan.outlier(x) {
+                len += uvarint_len((i - prev) as u64) + varint_len(x);
                 prev = i;
                 patched.push(median);
             } else {
                 patched.push(x);
             }
         }
-        pack_blocks(&patched, mb, &mut buf);
-        if best.as_ref().is_none_or(|b| buf.len() < b.len()) {
-            best = Some(buf);
+        len += packed_len(&patched, mb);
+        if best.is_none_or(|b| len < b.len) {
+            best = Some(Patch { len, ..plan });
         }
     }
-    match best {
-        Some(b) => out.extend_from_slice(&b),
-        // No values: no outliers and an empty column.
-        None => {
-            put_uvarint(out, 0);
-            pack_blocks(xs, mb, out);
+    // No values: no outliers and an empty column.
+    best.unwrap_or(Patch {
+        median,
+        k: None,
+        len: uvarint_len(0) + packed_len(xs, mb),
+    })
+}
+
+/// Appends `xs` as [`plan_patched`] chose.
+pub fn write_patched(xs: &[i64], mb: usize, plan: Patch, out: &mut Vec<u8>) {
+    let count = xs.iter().filter(|&&x| plan.outlier(x)).count();
+    put_uvarint(out, count as u64);
+    let mut prev = 0;
+    let mut patched = Vec::with_capacity(xs.len());
+    for (i, &x) in xs.iter().enumerate() {
+        if plan.outlier(x) {
+            put_uvarint(out, (i - prev) as u64);
+            put_varint(out, x);
+            prev = i;
+            patched.push(plan.median);
+        } else {
+            patched.push(x);
         }
     }
+    pack_blocks(&patched, mb, out);
 }
 
 /// Reads `n` values written by [`pack_patched`], handing each to `f` with its index, in
@@ -223,6 +283,20 @@ mod tests {
     fn round_trip_patched(xs: &[i64]) -> usize {
         let mut b = Vec::new();
         pack_patched(xs, MINI_BLOCK2, &mut b);
+        assert_eq!(
+            plan_patched(xs, MINI_BLOCK2).len,
+            b.len(),
+            "the plan measures what is written"
+        );
+        for mb in [MINI_BLOCK, MINI_BLOCK2, 7] {
+            let mut p = Vec::new();
+            pack_blocks(xs, mb, &mut p);
+            assert_eq!(
+                packed_len(xs, mb),
+                p.len(),
+                "packed_len measures pack_blocks"
+            );
+        }
         let mut got = vec![0; xs.len()];
         let mut d = Dec { b: &b };
         unpack_patched(&mut d, xs.len(), MINI_BLOCK2, |i, x| got[i] = x).unwrap();

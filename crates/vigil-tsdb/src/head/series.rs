@@ -11,8 +11,8 @@ use crate::chunk::hist::{self, HIST_CHUNK_BYTES, HIST_SAMPLES_PER_CHUNK, HistApp
 use crate::chunk::{ChunkBytes, OpenChunk, SAMPLES_PER_CHUNK, SampleIter, XorIter};
 use parking_lot::Mutex;
 use std::sync::Arc;
-use thin_vec::ThinVec;
 use std::sync::atomic::{AtomicBool, AtomicI64};
+use thin_vec::ThinVec;
 use vigil_model::histogram::{CounterResetHint, FloatHistogram};
 use vigil_model::{HistogramSample, SeriesRef, is_stale_nan};
 
