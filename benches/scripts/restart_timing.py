@@ -45,6 +45,17 @@ def query(q):
     return float(res[0]["value"][1]) if res else 0.0
 
 
+def own_metric(name):
+    """A gauge from the server's own `/metrics` (neither system scrapes itself here)."""
+    st, body = get("/metrics", timeout=30)
+    if st != 200:
+        return None
+    for line in body.decode(errors="replace").splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
 def rss_mib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -85,7 +96,7 @@ def start(kind, binary, config, data, log):
 def state(p, data):
     # What the head serves: series, and the scrapes of the last hour (`up` has one sample each).
     return {
-        "series": query("prometheus_tsdb_head_series"),
+        "series": own_metric("prometheus_tsdb_head_series"),
         "up_samples_1h": query("sum(count_over_time(up[1h]))"),
         "rss_mib": round(rss_mib(p.pid), 1),
         "disk_mib": round(du_mib(data), 1),

@@ -45,6 +45,16 @@ fuzz_target!(|data: &[u8]| {
                     std::hint::black_box((r, t, v));
                 });
             }
+            record::HISTOGRAMS => {
+                let _ = record::decode_histograms(payload, |r, t, h| {
+                    std::hint::black_box((r, t, h));
+                });
+            }
+            record::START_TIMESTAMPS => {
+                let _ = record::decode_start_timestamps(payload, |r, t, st| {
+                    std::hint::black_box((r, t, st));
+                });
+            }
             _ => {
                 let _ = record::decode_tombstones(payload, |r, a, b| {
                     std::hint::black_box((r, a, b));
