@@ -131,7 +131,7 @@ impl Tsdb {
             wal_compression: opts.wal_compression,
         });
         let stats = TsdbStats::default();
-        let blocks = load_blocks(&*fs, dir, &[], &stats)?;
+        let blocks = load_blocks(&*fs, dir, &[], &stats, Leftovers::Remove)?;
         if let Some(maxt) = blocks.iter().map(|b| b.meta().max_time).max() {
             // What blocks hold is not the head's any more; replay skips it.
             head.set_min_valid_time(maxt);
@@ -387,7 +387,15 @@ impl Tsdb {
             .iter()
             .map(|b| b.dir().to_path_buf())
             .collect();
-        let new = load_blocks(&*self.opts.fs, &self.dir, &known, &self.stats)?;
+        // `<ulid>.tmp` may be a block `vigil tsdb import` is writing right now: only an open,
+        // which no import can race with a crash's leftover of, removes those.
+        let new = load_blocks(
+            &*self.opts.fs,
+            &self.dir,
+            &known,
+            &self.stats,
+            Leftovers::Keep,
+        )?;
         let n = new.len();
         if n > 0 {
             for b in &new {
@@ -462,10 +470,14 @@ impl Tsdb {
         Ok(cut)
     }
 
-    /// Merges blocks that together fill a larger aligned window (3, 9, 27… ranges) once the
-    /// head has moved past that window.
+    /// Merges blocks that overlap in time ([`overlapping_groups`]), then blocks that together
+    /// fill a larger aligned window (3, 9, 27… ranges) once the head has moved past that window.
     fn compact_blocks(&self) -> Result<(), TsdbError> {
         let _m = self.maint.lock();
+        for group in overlapping_groups(&self.blocks()) {
+            tracing::info!(blocks = group.len(), "Merging blocks that overlap in time");
+            self.merge_blocks(&group)?;
+        }
         let base = self.opts.block_range_ms.max(1);
         let cap = if self.opts.retention_ms > 0 {
             (self.opts.retention_ms / 10).min(31 * 24 * 3600 * 1000)
@@ -748,6 +760,35 @@ impl Queryable for Tsdb {
     }
 }
 
+/// Groups of two or more blocks whose time ranges overlap (chained: each overlaps the range
+/// the ones before it cover), from `blocks` sorted by min time. An import next to blocks cut
+/// from the head, or an import run again after it was killed, leaves such blocks; merging
+/// each group into one block keeps a sample stored twice once, as Prometheus' vertical
+/// compaction (on by default since 3.0) does. The aligned windows of [`Tsdb::compact_blocks`]
+/// cannot be relied on for this: an imported block need not fit in any of them.
+fn overlapping_groups(blocks: &[Arc<Block>]) -> Vec<Vec<Arc<Block>>> {
+    let mut groups = Vec::new();
+    let mut group: Vec<Arc<Block>> = Vec::new();
+    let mut end = i64::MIN;
+    for b in blocks {
+        let m = b.meta();
+        if group.is_empty() || m.min_time >= end {
+            if group.len() > 1 {
+                groups.push(std::mem::take(&mut group));
+            }
+            group.clear();
+            end = m.max_time;
+        } else {
+            end = end.max(m.max_time);
+        }
+        group.push(Arc::clone(b));
+    }
+    if group.len() > 1 {
+        groups.push(group);
+    }
+    groups
+}
+
 /// Takes the exclusive lock on `<dir>/lock`, as Prometheus does.
 fn lock_dir(dir: &Path) -> Result<std::fs::File, TsdbError> {
     let path = dir.join("lock");
@@ -764,13 +805,23 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File, TsdbError> {
     }
 }
 
-/// Opens the block directories of `dir` not in `known`; deletes leftover temporary ones. A
-/// block that fails to open is skipped with a warning (and counted), never fatal.
+/// What [`load_blocks`] does with `<ulid>.tmp` and `<ulid>.deleting` directories.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Leftovers {
+    /// At open: they are what a crash left (of this process or of an import), removed.
+    Remove,
+    /// At a reload in a running TSDB: a `.tmp` may be a block an import is still writing.
+    Keep,
+}
+
+/// Opens the block directories of `dir` not in `known`; at open, deletes leftover temporary
+/// ones. A block that fails to open is skipped with a warning (and counted), never fatal.
 fn load_blocks(
     fs: &dyn Fs,
     dir: &Path,
     known: &[PathBuf],
     stats: &TsdbStats,
+    leftovers: Leftovers,
 ) -> Result<Vec<Arc<Block>>, TsdbError> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).map_err(|e| io_err(dir, e))? {
@@ -783,14 +834,14 @@ fn load_blocks(
             continue;
         }
         if let Some(stem) = name.strip_suffix(DELETING_SUFFIX) {
-            if is_block_dir(stem) {
+            if is_block_dir(stem) && leftovers == Leftovers::Remove {
                 tracing::info!(dir = %path.display(), "Finishing the deletion of a block");
                 let _ = fs.remove_dir_all(&path);
             }
             continue;
         }
         if let Some(stem) = name.strip_suffix(".tmp") {
-            if is_block_dir(stem) {
+            if is_block_dir(stem) && leftovers == Leftovers::Remove {
                 tracing::info!(dir = %path.display(), "Removing a half-written block");
                 let _ = fs.remove_dir_all(&path);
             }
