@@ -115,6 +115,100 @@ pub struct Tsdb {
     wal_holds: wal::holds::WalHolds,
     /// Closed head chunks moved out of memory (`<dir>/chunks_head`).
     chunk_store: Arc<ChunkStore>,
+    /// Open queriers, which a head cut waits for before it drops what it moved to a block.
+    readers: Readers,
+}
+
+/// How long a head cut waits for queriers opened before its block was loaded.
+const READER_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The queriers open, per generation (one more at every head cut). A querier takes the block
+/// list when it opens and reads the head lazily: one that opened before a cut loaded its new
+/// block, and read the head after the cut dropped those samples, missed them (a block range
+/// of samples absent from a query answer). So a cut drops them only once the queriers of
+/// earlier generations are closed, as Prometheus waits for pending readers before it
+/// truncates its head.
+#[derive(Default)]
+struct Readers {
+    open: parking_lot::Mutex<std::collections::BTreeMap<u64, usize>>,
+    generation: AtomicU64,
+}
+
+/// One open querier; closed when dropped.
+struct ReaderTicket<'a> {
+    readers: &'a Readers,
+    generation: u64,
+}
+
+impl Readers {
+    fn enter(&self) -> ReaderTicket<'_> {
+        let mut open = self.open.lock();
+        let generation = self.generation.load(Ordering::Relaxed);
+        *open.entry(generation).or_default() += 1;
+        ReaderTicket {
+            readers: self,
+            generation,
+        }
+    }
+
+    /// Waits (at most `limit`) until every querier opened before this call is closed.
+    /// Returns false when some were still open at the end.
+    fn wait_for_older(&self, limit: std::time::Duration) -> bool {
+        let older = {
+            let _open = self.open.lock();
+            self.generation.fetch_add(1, Ordering::Relaxed)
+        };
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.open.lock().range(..=older).next().is_none() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for ReaderTicket<'_> {
+    fn drop(&mut self) {
+        let mut open = self.readers.open.lock();
+        if let Some(n) = open.get_mut(&self.generation) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.generation);
+            }
+        }
+    }
+}
+
+/// [`Tsdb::querier`]'s answer: the blocks and the head, merged, and its ticket.
+struct TsdbQuerier<'a> {
+    inner: MergeQuerier<'a>,
+    _ticket: ReaderTicket<'a>,
+}
+
+impl Querier for TsdbQuerier<'_> {
+    fn select(
+        &self,
+        matchers: &[vigil_model::Matcher],
+        hints: &vigil_model::SelectHints,
+    ) -> Result<vigil_model::SeriesSet<'_>, StorageError> {
+        self.inner.select(matchers, hints)
+    }
+
+    fn label_names(&self, matchers: &[vigil_model::Matcher]) -> Result<Vec<String>, StorageError> {
+        self.inner.label_names(matchers)
+    }
+
+    fn label_values(
+        &self,
+        name: &str,
+        matchers: &[vigil_model::Matcher],
+    ) -> Result<Vec<String>, StorageError> {
+        self.inner.label_values(name, matchers)
+    }
 }
 
 impl Tsdb {
@@ -221,6 +315,7 @@ impl Tsdb {
             wal_holds: Default::default(),
             _lock: lock,
             chunk_store,
+            readers: Readers::default(),
         })
     }
 
@@ -444,6 +539,12 @@ impl Tsdb {
                     blocks.push(b);
                     blocks.sort_by_key(|b| b.meta().min_time);
                     drop(blocks);
+                    if !self.readers.wait_for_older(READER_WAIT) {
+                        tracing::warn!(
+                            block = %meta.ulid,
+                            "A query open for more than {READER_WAIT:?} may miss the samples of this block, moved out of the head under it"
+                        );
+                    }
                     tracing::info!(
                         block = %meta.ulid,
                         mint, maxt,
@@ -741,6 +842,8 @@ impl Queryable for Tsdb {
         mint: Timestamp,
         maxt: Timestamp,
     ) -> Result<Box<dyn Querier + '_>, StorageError> {
+        // Before the block list is taken: a head cut from now on waits for this querier.
+        let ticket = self.readers.enter();
         let mut queriers: Vec<Box<dyn Querier + '_>> = Vec::new();
         let mut ranges = Vec::new();
         for b in self.blocks.read().iter() {
@@ -756,7 +859,10 @@ impl Queryable for Tsdb {
             // An empty head holds nothing: a range no other overlaps.
             _ => (i64::MAX, i64::MAX),
         });
-        Ok(Box::new(MergeQuerier { queriers, ranges }))
+        Ok(Box::new(TsdbQuerier {
+            inner: MergeQuerier { queriers, ranges },
+            _ticket: ticket,
+        }))
     }
 }
 
