@@ -29,6 +29,21 @@ increase and the served count too (duplicates). Blocks on disk must not overlap 
 none may have been quarantined (`*.corrupted`). Then let vigil run a random 0.3-3 s, note
 what is queryable, wait a random 0-150 ms and SIGKILL it.
 
+Imports (backfill): every --import-every'th cycle (default 3; 0: none) the script writes an
+OpenMetrics file of its own series (`crash_imported{job="crash_import",batch,series}`, a new
+batch label each time, timestamps 5 block ranges and more in the past, so older than what vigil's
+head holds but inside the retention), runs `vigil tsdb import openmetrics FILE DATA` into the
+running vigil's data directory and SIGKILLs it at a random moment (up to 1.1 times as long as
+an import takes; one finished before its kill is run again in a third of the cases, as a user
+unsure whether it finished would). Half of these cycles then SIGKILL vigil 0-600 ms after the import ended, in
+the middle of its loading and merging of the new block. After the restart the script runs a
+killed import again to completion, as a user would, and waits until vigil serves the batch.
+Imported samples are checked as scraped ones are (lost, changed, out of order), and exactly:
+every sample of every finished batch present with its value, none that no file holds. On disk,
+blocks may overlap for a moment (an imported block next to blocks cut from the head, or a
+block of a killed import next to the re-run's): after each start vigil must have merged them
+within 5 s.
+
 At the end vigil is started once more and given up to 60 s to send everything to the
 receiver: every committed sample must have arrived there (resends are counted, not errors).
 Exit status 0 when every count is zero.
@@ -83,8 +98,16 @@ class QuietServer(http.server.ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
+# Ports the benchmarks listen on (soak.py's 39090 and up; 29090 and up): never taken here.
+BENCH_PORTS = (range(29090, 29201), range(39090, 39201))
+
+
 def serve(handler_cls):
-    srv = QuietServer(("127.0.0.1", 0), handler_cls)
+    while True:
+        srv = QuietServer(("127.0.0.1", 0), handler_cls)
+        if not any(srv.server_address[1] in r for r in BENCH_PORTS):
+            break
+        srv.server_close()
     srv.daemon_threads = True
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv
@@ -249,9 +272,12 @@ class Receiver:
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if not any(port in r for r in BENCH_PORTS):
+            return port
 
 
 def http_get(port, path, timeout=10):
@@ -259,9 +285,13 @@ def http_get(port, path, timeout=10):
         return r.status, r.read().decode()
 
 
-def query_samples(port, window_s):
-    """{(labels tuple, ts ms): value} of every raw sample of job "crash" in the window."""
-    q = urllib.parse.quote(f'{{job="crash"}}[{window_s}s]')
+IMPORT_JOB = "crash_import"
+
+
+def query_samples(port, window_s, selector='{job=~"crash|crash_import"}'):
+    """{(labels tuple, ts ms): value} of every raw sample of `selector` in the window (the
+    scraped job and the imported one), and the points per series."""
+    q = urllib.parse.quote(f"{selector}[{window_s}s]")
     status, body = http_get(port, f"/api/v1/query?query={q}", timeout=30)
     if status != 200:
         raise RuntimeError(body)
@@ -304,6 +334,99 @@ def block_problems(data):
     metas.sort()
     overlaps = sum(1 for a, b in zip(metas, metas[1:]) if b[0] < a[1])
     return overlaps, quarantined
+
+
+def imported(key):
+    return dict(key).get("job") == IMPORT_JOB
+
+
+class Import:
+    """`vigil tsdb import` runs of the script's own batches; what finished batches hold."""
+
+    def __init__(self, binary, workdir, series, per_series):
+        self.binary, self.workdir = binary, workdir
+        self.series, self.per_series = series, per_series
+        self.expected = {}  # (labels, ts) -> value of every finished batch
+        self.duration = 0.05  # of a whole run, measured as runs finish
+        self.batch = 0
+        # Where kills landed: nothing on disk yet, its block half-written (`<ulid>.tmp`), its
+        # block in place (renamed, whole).
+        self.stages = {"before its block": 0, "while writing its block": 0, "after its block": 0}
+
+    @staticmethod
+    def own(data, start_ms):
+        """Names in `data` of the import's block directories: their ULID-like name starts with
+        the block range's start (a multiple of the import's 18 h default)."""
+        r = 18 * 3600 * 1000
+        prefix = f"{start_ms // r * r:016x}-"
+        return {n for n in os.listdir(data) if n.startswith(prefix)}
+
+    def write_batch(self, end_ms, step_ms=100):
+        """A new batch's file, samples up to `end_ms`; returns (path, {(labels, ts): value})."""
+        self.batch += 1
+        b = self.batch
+        path = os.path.join(self.workdir, f"import{b}.om")
+        want = {}
+        lines = ["# TYPE crash_imported gauge"]
+        start = (end_ms // step_ms - self.per_series) * step_ms
+        for s in range(self.series):
+            key = tuple(
+                sorted(
+                    {
+                        "__name__": "crash_imported",
+                        "job": IMPORT_JOB,
+                        "batch": str(b),
+                        "series": str(s),
+                    }.items()
+                )
+            )
+            for i in range(self.per_series):
+                t = start + i * step_ms
+                v = s * 1000 + i
+                lines.append(
+                    f'crash_imported{{job="{IMPORT_JOB}",batch="{b}",series="{s}"}} '
+                    f"{v} {t // 1000}.{t % 1000:03d}"
+                )
+                want[(key, t)] = str(v)
+        lines.append("# EOF")
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.start_ms = start
+        return path, want
+
+    def run(self, path, data, kill_after=None):
+        """Runs an import; SIGKILLs it after `kill_after` s if still running. Returns "killed",
+        "ok" (exit status 0) or "failed"."""
+        log = open(os.path.join(self.workdir, "import.log"), "a")
+        before = self.own(data, self.start_ms) if os.path.isdir(data) else set()
+        started = time.time()
+        proc = subprocess.Popen(
+            [self.binary, "tsdb", "import", "openmetrics", path, data],
+            stdout=log,
+            stderr=log,
+        )
+        # Polled every millisecond (Popen.wait's timeout sleeps up to 50 ms between polls).
+        deadline = started + (kill_after if kill_after is not None else 120)
+        while proc.poll() is None and time.time() < deadline:
+            time.sleep(0.001)
+        if proc.poll() is None:
+            if kill_after is None:
+                raise RuntimeError(f"import of {path} did not finish in 120 s")
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            if proc.returncode == -signal.SIGKILL:
+                new = self.own(data, self.start_ms) - before
+                if any(n.endswith(".tmp") for n in new):
+                    self.stages["while writing its block"] += 1
+                elif new:
+                    self.stages["after its block"] += 1
+                else:
+                    self.stages["before its block"] += 1
+                return "killed"
+        if proc.returncode != 0:
+            return "failed"
+        self.duration = 0.7 * self.duration + 0.3 * (time.time() - started)
+        return "ok"
 
 
 class Vigil:
@@ -366,6 +489,8 @@ EVENTS = {
     "unfinished block deletions finished": "Finishing the deletion of a block",
     "compacted sources deleted at start": "already compacted into another",
     "half-written blocks removed": "Removing a half-written block",
+    "new blocks loaded (imports)": "Loaded new block",
+    "overlapping blocks merged": "Merging blocks that overlap in time",
 }
 
 
@@ -384,6 +509,14 @@ def main():
     ap.add_argument("--block", default="2s", help="--storage.tsdb.min-block-duration")
     ap.add_argument("--retention", default="30s", help="--storage.tsdb.retention.time")
     ap.add_argument("--no-remote-write", action="store_true")
+    ap.add_argument(
+        "--import-every",
+        type=int,
+        default=3,
+        help="every N-th cycle kills a `vigil tsdb import` (0: no imports)",
+    )
+    ap.add_argument("--import-series", type=int, default=200)
+    ap.add_argument("--import-samples", type=int, default=50, help="per series, 100 ms apart")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
     rng = random.Random(args.seed)
@@ -407,6 +540,8 @@ def main():
     with open(os.path.join(workdir, "prometheus.yml"), "w") as f:
         f.write(cfg)
     vigil = Vigil(os.path.abspath(args.vigil), workdir, args)
+    imports = Import(os.path.abspath(args.vigil), workdir, args.import_series, args.import_samples)
+    data_dir = os.path.join(workdir, "data")
     window_s = int(retention_ms / 1000) * 4 + 60
     # Samples older than this before "now" may be gone by retention (blocks go whole, the
     # head cuts at newest - retention; a block range of margin covers block alignment).
@@ -415,6 +550,13 @@ def main():
     started = time.time()
     failed_starts = lost = corrupt = dups = overlaps = quarantined = 0
     checked = 0
+    # Imports: kills, runs that finished before their kill, re-runs after a kill, runs that
+    # exited with an error, samples of finished batches missing / with another value / in no
+    # file, and starts after which overlapping blocks were still there 5 s later.
+    import_kills = import_finished = import_reruns = import_failed = finished_reruns = 0
+    finished_paths = set()
+    imp_lost = imp_changed = imp_extra = imp_checked = overlaps_kept = 0
+    rerun = None  # (path, samples) of a batch to import again at the next start
     committed = {}  # every sample ever seen queryable: (labels, ts) -> value
     seen = {}
     events = dict.fromkeys(EVENTS, 0)
@@ -428,6 +570,33 @@ def main():
             if failed_starts > 3:
                 break
             continue
+        if rerun:
+            # As a user would: the killed import once more, to completion; vigil serves the
+            # batch after its next maintenance pass.
+            path, want = rerun
+            rerun = None
+            if path in finished_paths:
+                finished_reruns += 1
+            else:
+                import_reruns += 1
+            if imports.run(path, data_dir) != "ok":
+                import_failed += 1
+                first_failures.append(f"cycle {cycle}: import re-run failed (import.log)")
+            imports.expected.update(want)
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                got, _ = query_samples(vigil.port, window_s, f'{{job="{IMPORT_JOB}"}}')
+                if all(k in got for k in want):
+                    break
+                time.sleep(0.1)
+        # Blocks that overlap (an import's) are merged by the next maintenance passes.
+        deadline = time.time() + 5
+        while block_problems(data_dir)[0] and time.time() < deadline:
+            time.sleep(0.1)
+        if block_problems(data_dir)[0]:
+            overlaps_kept += 1
+            if len(first_failures) < 5:
+                first_failures.append(f"cycle {cycle}: overlapping blocks 5 s after the start")
         now_ms = time.time() * 1000
         now, series = query_samples(vigil.port, window_s)
         checked += len(now)
@@ -437,6 +606,23 @@ def main():
         bad = [k for k, v in seen.items() if k in now and now[k] != v]
         lost += len(miss)
         corrupt += len(bad)
+        # Imported samples, exactly: every one of a finished batch (unless retention may have
+        # dropped it) with its value, and nothing that no finished batch holds (a killed
+        # import's batch was run again above).
+        fresh = {k: v for k, v in imports.expected.items() if k[1] > now_ms - keep_ms}
+        got = {k: v for k, v in now.items() if imported(k[0])}
+        imp_checked += len(got)
+        im = [k for k in fresh if k not in got]
+        ic = [k for k, v in fresh.items() if k in got and got[k] != v]
+        ix = [k for k in got if k not in imports.expected]
+        imp_lost += len(im)
+        imp_changed += len(ic)
+        imp_extra += len(ix)
+        if (im or ic or ix) and len(first_failures) < 5:
+            first_failures.append(
+                f"cycle {cycle}: imported samples lost {len(im)} (e.g. {im[:2]}), changed "
+                f"{len(ic)}, in no file {len(ix)} (e.g. {ix[:2]})\n{vigil.log()[-3000:]}"
+            )
         if (miss or bad or d) and len(first_failures) < 5:
             first_failures.append(
                 f"cycle {cycle}: lost {len(miss)} (e.g. {miss[:2]}), changed {len(bad)}, "
@@ -444,19 +630,45 @@ def main():
             )
         if cycle == args.cycles:
             break
-        time.sleep(rng.uniform(0.3, 3.0))
+        import_cycle = args.import_every > 0 and cycle % args.import_every == args.import_every - 1
+        if import_cycle:
+            time.sleep(rng.uniform(0.3, 1.5))
+            # Older than anything the head holds (5 block ranges and a second), newer than
+            # what retention drops.
+            end_ms = int(time.time() * 1000 - 5 * block_ms - 1000)
+            path, want = imports.write_batch(end_ms)
+            res = imports.run(path, data_dir, kill_after=rng.uniform(0, 1.1 * imports.duration))
+            if res == "killed":
+                import_kills += 1
+                rerun = (path, want)
+            else:
+                import_finished += 1
+                finished_paths.add(path)
+                imports.expected.update(want)
+                if rng.random() < 1 / 3:
+                    # A user unsure whether it finished runs it again: two blocks, same samples.
+                    rerun = (path, want)
+                if res == "failed":
+                    import_failed += 1
+                    first_failures.append(f"cycle {cycle}: import failed (import.log)")
+            # Half the time vigil dies while it loads and merges the new block.
+            time.sleep(rng.uniform(0, 0.6) if rng.random() < 0.5 else rng.uniform(0.3, 1.5))
+        else:
+            time.sleep(rng.uniform(0.3, 3.0))
         seen, _ = query_samples(vigil.port, window_s)
-        committed.update(seen)
+        committed.update((k, v) for k, v in seen.items() if not imported(k[0]))
         time.sleep(rng.uniform(0, 0.15))
         vigil.kill()
         count_events(events, vigil.log())
-        o, q = block_problems(os.path.join(workdir, "data"))
-        overlaps += o
+        o, q = block_problems(data_dir)
+        if not import_cycle:
+            # After an import an imported block may not be merged yet: checked after the start.
+            overlaps += o
         quarantined = max(quarantined, q)
         if (cycle + 1) % 10 == 0:
             print(
                 f"{cycle + 1} kills, {time.time() - started:.0f} s: failed starts {failed_starts}, "
-                f"lost {lost}, changed {corrupt}, duplicates {dups}",
+                f"lost {lost}, changed {corrupt}, duplicates {dups}, import kills {import_kills}",
                 flush=True,
             )
 
@@ -494,7 +706,19 @@ def main():
     print(f"lost                {lost}")
     print(f"changed values      {corrupt}")
     print(f"duplicates          {dups}")
-    print(f"overlapping blocks  {overlaps} (summed over kills)")
+    print(f"overlapping blocks  {overlaps} (summed over kills outside import cycles)")
+    print(f"overlaps kept       {overlaps_kept} (starts after which blocks still overlapped 5 s later)")
+    print(
+        f"imports             {import_kills} killed, {import_finished} finished before their "
+        f"kill, {import_reruns} re-run after a kill, {finished_reruns} finished ones run again, "
+        f"{import_failed} failed; {imports.batch} batches of "
+        f"{args.import_series * args.import_samples} samples"
+    )
+    print("import kills landed  " + ", ".join(f"{k} {v}" for k, v in imports.stages.items()))
+    print(
+        f"imported samples    {imp_checked} checked after restarts, {len(imports.expected)} of "
+        f"finished batches; lost {imp_lost}, changed {imp_changed}, in no file {imp_extra}"
+    )
     print(f"quarantined blocks  {quarantined}")
     if receiver:
         print(
@@ -511,6 +735,7 @@ def main():
     else:
         print(f"work directory kept: {workdir}")
     bad_total = failed_starts + lost + corrupt + dups + overlaps + quarantined + rw_missing
+    bad_total += imp_lost + imp_changed + imp_extra + overlaps_kept + import_failed
     sys.exit(1 if bad_total else 0)
 
 

@@ -115,6 +115,100 @@ pub struct Tsdb {
     wal_holds: wal::holds::WalHolds,
     /// Closed head chunks moved out of memory (`<dir>/chunks_head`).
     chunk_store: Arc<ChunkStore>,
+    /// Open queriers, which a head cut waits for before it drops what it moved to a block.
+    readers: Readers,
+}
+
+/// How long a head cut waits for queriers opened before its block was loaded.
+const READER_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The queriers open, per generation (one more at every head cut). A querier takes the block
+/// list when it opens and reads the head lazily: one that opened before a cut loaded its new
+/// block, and read the head after the cut dropped those samples, missed them (a block range
+/// of samples absent from a query answer). So a cut drops them only once the queriers of
+/// earlier generations are closed, as Prometheus waits for pending readers before it
+/// truncates its head.
+#[derive(Default)]
+struct Readers {
+    open: parking_lot::Mutex<std::collections::BTreeMap<u64, usize>>,
+    generation: AtomicU64,
+}
+
+/// One open querier; closed when dropped.
+struct ReaderTicket<'a> {
+    readers: &'a Readers,
+    generation: u64,
+}
+
+impl Readers {
+    fn enter(&self) -> ReaderTicket<'_> {
+        let mut open = self.open.lock();
+        let generation = self.generation.load(Ordering::Relaxed);
+        *open.entry(generation).or_default() += 1;
+        ReaderTicket {
+            readers: self,
+            generation,
+        }
+    }
+
+    /// Waits (at most `limit`) until every querier opened before this call is closed.
+    /// Returns false when some were still open at the end.
+    fn wait_for_older(&self, limit: std::time::Duration) -> bool {
+        let older = {
+            let _open = self.open.lock();
+            self.generation.fetch_add(1, Ordering::Relaxed)
+        };
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.open.lock().range(..=older).next().is_none() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for ReaderTicket<'_> {
+    fn drop(&mut self) {
+        let mut open = self.readers.open.lock();
+        if let Some(n) = open.get_mut(&self.generation) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.generation);
+            }
+        }
+    }
+}
+
+/// [`Tsdb::querier`]'s answer: the blocks and the head, merged, and its ticket.
+struct TsdbQuerier<'a> {
+    inner: MergeQuerier<'a>,
+    _ticket: ReaderTicket<'a>,
+}
+
+impl Querier for TsdbQuerier<'_> {
+    fn select(
+        &self,
+        matchers: &[vigil_model::Matcher],
+        hints: &vigil_model::SelectHints,
+    ) -> Result<vigil_model::SeriesSet<'_>, StorageError> {
+        self.inner.select(matchers, hints)
+    }
+
+    fn label_names(&self, matchers: &[vigil_model::Matcher]) -> Result<Vec<String>, StorageError> {
+        self.inner.label_names(matchers)
+    }
+
+    fn label_values(
+        &self,
+        name: &str,
+        matchers: &[vigil_model::Matcher],
+    ) -> Result<Vec<String>, StorageError> {
+        self.inner.label_values(name, matchers)
+    }
 }
 
 impl Tsdb {
@@ -131,7 +225,7 @@ impl Tsdb {
             wal_compression: opts.wal_compression,
         });
         let stats = TsdbStats::default();
-        let blocks = load_blocks(&*fs, dir, &[], &stats)?;
+        let blocks = load_blocks(&*fs, dir, &[], &stats, Leftovers::Remove)?;
         if let Some(maxt) = blocks.iter().map(|b| b.meta().max_time).max() {
             // What blocks hold is not the head's any more; replay skips it.
             head.set_min_valid_time(maxt);
@@ -221,6 +315,7 @@ impl Tsdb {
             wal_holds: Default::default(),
             _lock: lock,
             chunk_store,
+            readers: Readers::default(),
         })
     }
 
@@ -387,7 +482,15 @@ impl Tsdb {
             .iter()
             .map(|b| b.dir().to_path_buf())
             .collect();
-        let new = load_blocks(&*self.opts.fs, &self.dir, &known, &self.stats)?;
+        // `<ulid>.tmp` may be a block `vigil tsdb import` is writing right now: only an open,
+        // which no import can race with a crash's leftover of, removes those.
+        let new = load_blocks(
+            &*self.opts.fs,
+            &self.dir,
+            &known,
+            &self.stats,
+            Leftovers::Keep,
+        )?;
         let n = new.len();
         if n > 0 {
             for b in &new {
@@ -436,6 +539,12 @@ impl Tsdb {
                     blocks.push(b);
                     blocks.sort_by_key(|b| b.meta().min_time);
                     drop(blocks);
+                    if !self.readers.wait_for_older(READER_WAIT) {
+                        tracing::warn!(
+                            block = %meta.ulid,
+                            "A query open for more than {READER_WAIT:?} may miss the samples of this block, moved out of the head under it"
+                        );
+                    }
                     tracing::info!(
                         block = %meta.ulid,
                         mint, maxt,
@@ -462,10 +571,14 @@ impl Tsdb {
         Ok(cut)
     }
 
-    /// Merges blocks that together fill a larger aligned window (3, 9, 27… ranges) once the
-    /// head has moved past that window.
+    /// Merges blocks that overlap in time ([`overlapping_groups`]), then blocks that together
+    /// fill a larger aligned window (3, 9, 27… ranges) once the head has moved past that window.
     fn compact_blocks(&self) -> Result<(), TsdbError> {
         let _m = self.maint.lock();
+        for group in overlapping_groups(&self.blocks()) {
+            tracing::info!(blocks = group.len(), "Merging blocks that overlap in time");
+            self.merge_blocks(&group)?;
+        }
         let base = self.opts.block_range_ms.max(1);
         let cap = if self.opts.retention_ms > 0 {
             (self.opts.retention_ms / 10).min(31 * 24 * 3600 * 1000)
@@ -729,6 +842,8 @@ impl Queryable for Tsdb {
         mint: Timestamp,
         maxt: Timestamp,
     ) -> Result<Box<dyn Querier + '_>, StorageError> {
+        // Before the block list is taken: a head cut from now on waits for this querier.
+        let ticket = self.readers.enter();
         let mut queriers: Vec<Box<dyn Querier + '_>> = Vec::new();
         let mut ranges = Vec::new();
         for b in self.blocks.read().iter() {
@@ -744,8 +859,40 @@ impl Queryable for Tsdb {
             // An empty head holds nothing: a range no other overlaps.
             _ => (i64::MAX, i64::MAX),
         });
-        Ok(Box::new(MergeQuerier { queriers, ranges }))
+        Ok(Box::new(TsdbQuerier {
+            inner: MergeQuerier { queriers, ranges },
+            _ticket: ticket,
+        }))
     }
+}
+
+/// Groups of two or more blocks whose time ranges overlap (chained: each overlaps the range
+/// the ones before it cover), from `blocks` sorted by min time. An import next to blocks cut
+/// from the head, or an import run again after it was killed, leaves such blocks; merging
+/// each group into one block keeps a sample stored twice once, as Prometheus' vertical
+/// compaction (on by default since 3.0) does. The aligned windows of [`Tsdb::compact_blocks`]
+/// cannot be relied on for this: an imported block need not fit in any of them.
+fn overlapping_groups(blocks: &[Arc<Block>]) -> Vec<Vec<Arc<Block>>> {
+    let mut groups = Vec::new();
+    let mut group: Vec<Arc<Block>> = Vec::new();
+    let mut end = i64::MIN;
+    for b in blocks {
+        let m = b.meta();
+        if group.is_empty() || m.min_time >= end {
+            if group.len() > 1 {
+                groups.push(std::mem::take(&mut group));
+            }
+            group.clear();
+            end = m.max_time;
+        } else {
+            end = end.max(m.max_time);
+        }
+        group.push(Arc::clone(b));
+    }
+    if group.len() > 1 {
+        groups.push(group);
+    }
+    groups
 }
 
 /// Takes the exclusive lock on `<dir>/lock`, as Prometheus does.
@@ -764,13 +911,23 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File, TsdbError> {
     }
 }
 
-/// Opens the block directories of `dir` not in `known`; deletes leftover temporary ones. A
-/// block that fails to open is skipped with a warning (and counted), never fatal.
+/// What [`load_blocks`] does with `<ulid>.tmp` and `<ulid>.deleting` directories.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Leftovers {
+    /// At open: they are what a crash left (of this process or of an import), removed.
+    Remove,
+    /// At a reload in a running TSDB: a `.tmp` may be a block an import is still writing.
+    Keep,
+}
+
+/// Opens the block directories of `dir` not in `known`; at open, deletes leftover temporary
+/// ones. A block that fails to open is skipped with a warning (and counted), never fatal.
 fn load_blocks(
     fs: &dyn Fs,
     dir: &Path,
     known: &[PathBuf],
     stats: &TsdbStats,
+    leftovers: Leftovers,
 ) -> Result<Vec<Arc<Block>>, TsdbError> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).map_err(|e| io_err(dir, e))? {
@@ -783,14 +940,14 @@ fn load_blocks(
             continue;
         }
         if let Some(stem) = name.strip_suffix(DELETING_SUFFIX) {
-            if is_block_dir(stem) {
+            if is_block_dir(stem) && leftovers == Leftovers::Remove {
                 tracing::info!(dir = %path.display(), "Finishing the deletion of a block");
                 let _ = fs.remove_dir_all(&path);
             }
             continue;
         }
         if let Some(stem) = name.strip_suffix(".tmp") {
-            if is_block_dir(stem) {
+            if is_block_dir(stem) && leftovers == Leftovers::Remove {
                 tracing::info!(dir = %path.display(), "Removing a half-written block");
                 let _ = fs.remove_dir_all(&path);
             }

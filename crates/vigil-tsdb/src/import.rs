@@ -7,6 +7,11 @@
 //! line maps to its series reference, as the scrape cache does, so a repeated series costs one
 //! hash lookup. The head is then written out one block range at a time into the data
 //! directory, where a running vigil picks the blocks up at its next maintenance pass.
+//!
+//! Each block is written as `<ulid>.tmp` and renamed into place, so a killed import leaves
+//! blocks whole or absent (the `.tmp` goes at vigil's next start). Running it again writes the
+//! same samples into new blocks; the TSDB merges blocks that overlap in time, so each sample
+//! ends up stored once.
 
 use crate::block::writer::write_block;
 use crate::block::{BlockMeta, Compaction};

@@ -6,7 +6,9 @@
 //! sample that was queryable before the kill (committed, as `restart.rs` counts it) is back
 //! with the same value unless retention may have dropped it, each series' timestamps strictly
 //! increase, blocks on disk do not overlap and none was quarantined. At the end the receiver
-//! holds every committed sample (it may have got some twice).
+//! holds every committed sample (it may have got some twice). A second test SIGKILLs
+//! `vigil tsdb import` runs into a running vigil's data directory, and vigil while it loads
+//! what they wrote; a killed import run again must leave every imported sample stored once.
 
 mod common;
 
@@ -250,4 +252,189 @@ fn remote_write_killed_before_its_first_position_save_sends_that_run_later() {
     );
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&rdir);
+}
+
+/// An OpenMetrics file of `series` series × `per` samples, 100 ms apart, the last at
+/// `end_ms`, labelled `batch`; and the samples as [`samples`] returns them.
+fn import_batch(path: &Path, batch: u32, series: u32, per: i64, end_ms: i64) -> Samples {
+    let start = (end_ms / 100 - per) * 100;
+    let mut text = String::from("# TYPE crash_imported gauge\n");
+    let mut want = Samples::new();
+    for s in 0..series {
+        let labels = serde_json::json!({
+            "__name__": "crash_imported",
+            "batch": batch.to_string(),
+            "job": "crash_import",
+            "series": s.to_string(),
+        })
+        .to_string();
+        for i in 0..per {
+            let (t, v) = (start + i * 100, i64::from(s) * 1000 + i);
+            text += &format!(
+                "crash_imported{{job=\"crash_import\",batch=\"{batch}\",series=\"{s}\"}} {v} {}.{:03}\n",
+                t / 1000,
+                t % 1000
+            );
+            want.insert((labels.clone(), t), v.to_string());
+        }
+    }
+    text += "# EOF\n";
+    std::fs::write(path, text).unwrap();
+    want
+}
+
+/// Runs `vigil tsdb import openmetrics FILE DATA`, SIGKILLed after `kill_after` if still
+/// running. Returns whether it was killed; an import that exits with an error fails the test.
+fn import(file: &Path, data: &Path, kill_after: Option<Duration>) -> bool {
+    let mut child = std::process::Command::new(vigil_bin())
+        .args(["tsdb", "import", "openmetrics"])
+        .arg(file)
+        .arg(data)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + kill_after.unwrap_or(Duration::from_secs(60));
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            assert!(status.success(), "import failed: {err}");
+            return false;
+        }
+        if Instant::now() >= deadline {
+            assert!(kill_after.is_some(), "import did not finish within 60 s");
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// `vigil tsdb import` into a running vigil's data directory, SIGKILLed at random moments
+/// (fixed seed); vigil is SIGKILLed after each import, half the time 0-600 ms after it, while
+/// it loads and merges the imported block. After each restart a killed import is run again to
+/// completion, as a user would. Then: what was queryable before the kill (scraped or imported)
+/// is back; every sample of every finished import is served once with its value and nothing
+/// else is; blocks that overlap on disk are merged within 10 s; nothing is quarantined.
+#[test]
+fn sigkilled_imports_leave_whole_blocks_and_a_rerun_stores_each_sample_once() {
+    let started = Instant::now();
+    let (_sim, base) = start_targets(1, 20, 100);
+    let dir = tempdir("crash-import");
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 100ms\n  scrape_timeout: 100ms\nscrape_configs:\n  - job_name: sim\n    static_configs:\n      - targets: [\"127.0.0.1:{base}\"]\n"
+        ),
+    )
+    .unwrap();
+    let data = dir.join("data");
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let all = "{job=~\"sim|crash_import\"}";
+    let mut expected = Samples::new();
+    let mut seen = Samples::new();
+    let mut rerun: Option<(std::path::PathBuf, Samples)> = None;
+    let mut import_kills = 0;
+    let mut duration = Duration::ZERO;
+    let rounds = 10;
+    for round in 0..=rounds {
+        let log_name = format!("run{round}.log");
+        let (mut vigil, port) = start_vigil_in(&dir, &data, FLAGS, &log_name, &ready);
+        let log = || std::fs::read_to_string(dir.join(&log_name)).unwrap_or_default();
+        let keep_from = now_ms() - (RETENTION_S - 2 * BLOCK_S - 1) * 1000;
+        let (now, dups) = samples(port, all);
+        let lost: Vec<_> = seen
+            .iter()
+            .filter(|(k, v)| k.1 > keep_from && now.get(*k) != Some(*v))
+            .take(3)
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "round {round}: lost or changed {lost:?}\n{}",
+            log()
+        );
+        assert_eq!(dups, 0, "round {round}: duplicate timestamps");
+        if let Some((file, want)) = rerun.take() {
+            assert!(!import(&file, &data, None));
+            expected.extend(want);
+        }
+        check_imports(port, &data, &expected, round, &log);
+        if round == rounds {
+            break;
+        }
+        // Older than the head (5 block ranges and a second), newer than what retention drops.
+        let file = dir.join(format!("import{round}.om"));
+        let want = import_batch(&file, round, 100, 50, now_ms() - 5 * BLOCK_S * 1000 - 1000);
+        // The first import runs to its end: how long one takes.
+        let kill_after =
+            (round > 0).then(|| duration.mul_f64((next_rand(&mut seed) % 1300) as f64 / 1000.0));
+        let t = Instant::now();
+        if import(&file, &data, kill_after) {
+            import_kills += 1;
+            rerun = Some((file, want));
+        } else {
+            duration = t.elapsed();
+            expected.extend(want);
+        }
+        // Half the time while vigil loads the new block (maintenance every 250 ms).
+        let wait = if next_rand(&mut seed).is_multiple_of(2) {
+            0
+        } else {
+            300
+        };
+        std::thread::sleep(Duration::from_millis(wait + next_rand(&mut seed) % 600));
+        seen = samples(port, all).0;
+        vigil.child.kill().unwrap(); // SIGKILL
+        vigil.child.wait().unwrap();
+        let (_, quarantined) = block_problems(&data);
+        assert_eq!(
+            quarantined,
+            0,
+            "round {round}: a block was quarantined\n{}",
+            log()
+        );
+    }
+    eprintln!(
+        "{rounds} vigil kills, {import_kills} import kills in {:?}, {} imported samples",
+        started.elapsed(),
+        expected.len()
+    );
+    assert!(import_kills >= 3, "only {import_kills} imports killed");
+    assert!(
+        started.elapsed() < Duration::from_secs(90),
+        "took {:?}",
+        started.elapsed()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Within 10 s vigil serves every imported sample of `expected` (those retention keeps) with
+/// its value, none twice and nothing else, and has merged blocks that overlap; nothing is
+/// quarantined.
+fn check_imports(port: u16, data: &Path, expected: &Samples, round: u32, log: &dyn Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let keep_from = now_ms() - (RETENTION_S - 2 * BLOCK_S - 1) * 1000;
+        let (got, dups) = samples(port, "{job=\"crash_import\"}");
+        let missing = expected
+            .iter()
+            .filter(|(k, v)| k.1 > keep_from && got.get(*k) != Some(*v))
+            .count();
+        let extra = got.keys().filter(|k| !expected.contains_key(*k)).count();
+        let (overlaps, quarantined) = block_problems(data);
+        assert_eq!(quarantined, 0, "round {round}: a block was quarantined");
+        assert_eq!(extra, 0, "round {round}: samples no import wrote");
+        assert_eq!(dups, 0, "round {round}: duplicate timestamps");
+        if missing == 0 && overlaps == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "round {round}: {missing} imported samples missing or changed, {overlaps} overlapping blocks after 10 s\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
