@@ -83,13 +83,7 @@ struct Prepared {
 fn prepare(tag: &str) -> Prepared {
     let (targets, base) = start_targets(1, 20, 100);
     let dir = tempdir(tag);
-    std::fs::write(
-        dir.join("prometheus.yml"),
-        format!(
-            "global:\n  scrape_interval: 100ms\n  scrape_timeout: 100ms\nscrape_configs:\n  - job_name: sim\n    static_configs:\n      - targets: [\"127.0.0.1:{base}\"]\n"
-        ),
-    )
-    .unwrap();
+    write_sim_config(&dir, &[format!("127.0.0.1:{base}")]);
     let data = dir.join("data");
     let (mut vigil, port) = start_vigil_in(&dir, &data, FLAGS, "run1.log", &ready);
     wait_for(Duration::from_secs(30), "blocks, snapshot, WAL", || {

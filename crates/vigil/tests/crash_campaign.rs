@@ -323,13 +323,7 @@ fn sigkilled_imports_leave_whole_blocks_and_a_rerun_stores_each_sample_once() {
     let started = Instant::now();
     let (_sim, base) = start_targets(1, 20, 100);
     let dir = tempdir("crash-import");
-    std::fs::write(
-        dir.join("prometheus.yml"),
-        format!(
-            "global:\n  scrape_interval: 100ms\n  scrape_timeout: 100ms\nscrape_configs:\n  - job_name: sim\n    static_configs:\n      - targets: [\"127.0.0.1:{base}\"]\n"
-        ),
-    )
-    .unwrap();
+    write_sim_config(&dir, &[format!("127.0.0.1:{base}")]);
     let data = dir.join("data");
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let all = "{job=~\"sim|crash_import\"}";

@@ -121,14 +121,13 @@ fn next_rand(state: &mut u64) -> u64 {
 fn sigkill_at_random_moments_never_loses_committed_samples() {
     let (_sim, base) = start_targets(2, 200, 100);
     let dir = tempdir("sigkill");
-    let targets = format!("127.0.0.1:{base}\", \"127.0.0.1:{}", base + 1);
-    std::fs::write(
-        dir.join("prometheus.yml"),
-        format!(
-            "global:\n  scrape_interval: 100ms\n  scrape_timeout: 100ms\nscrape_configs:\n  - job_name: sim\n    static_configs:\n      - targets: [\"{targets}\"]\n"
-        ),
-    )
-    .unwrap();
+    write_sim_config(
+        &dir,
+        &[
+            format!("127.0.0.1:{base}"),
+            format!("127.0.0.1:{}", base + 1),
+        ],
+    );
     let data = dir.join("data");
     let started = Instant::now();
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;

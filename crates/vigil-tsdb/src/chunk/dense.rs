@@ -106,7 +106,7 @@ pub(super) fn to_decimal(v: f64, buf: &mut String) -> Option<(i64, i32)> {
 fn exact_at(v: f64, e: i32) -> Option<i64> {
     let pow = *POW10.get(e.unsigned_abs() as usize)?;
     let m = if e >= 0 { v / pow } else { v * pow }.round();
-    if !(m.abs() < (1u64 << 52) as f64) {
+    if m.is_nan() || m.abs() >= (1u64 << 52) as f64 {
         return None;
     }
     let m = m as i64;

@@ -17,6 +17,23 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Writes `dir/prometheus.yml`: job `sim` scraping `targets` (host:port) every 100 ms, as the
+/// crash and restart tests run.
+pub fn write_sim_config(dir: &Path, targets: &[String]) {
+    let list = targets
+        .iter()
+        .map(|t| format!("\"{t}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 100ms\n  scrape_timeout: 100ms\nscrape_configs:\n  - job_name: sim\n    static_configs:\n      - targets: [{list}]\n"
+        ),
+    )
+    .unwrap();
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     loop {
