@@ -3,7 +3,8 @@
 sharing the x axis (hours since start) for RSS (MiB), open file descriptors, tokio tasks and
 threads, head series, data directory size (MiB) and the two query latencies (ms). Thin
 orange vertical lines on every panel mark the samples where the `compactions` column went
-up (head compactions), and the first hour is shaded, since the issue asks for RSS and fds
+up (`prometheus_tsdb_compactions_total`: blocks written from the head or merged from
+blocks), and the first hour is shaded, since the issue asks for RSS and fds
 flat after the first head compaction, no growth in tasks and query latency unchanged from
 the first hour. Each panel's header gives, per line, the median of the first hour and of
 the last hour (as `soak.py --summary` does). Works on the CSV of a running soak too.
@@ -86,7 +87,7 @@ def main():
     hours = [num(r["elapsed_s"]) / 3600 for r in rows]
     end = hours[-1]
 
-    # Head compactions: a sample whose counter is above the previous known value (a drop, as
+    # Compactions (head and block): a sample whose counter is above the previous known value (a drop, as
     # after a restart, only resets the baseline).
     marks, prev = [], None
     for h, r in zip(hours, rows):
@@ -108,8 +109,8 @@ def main():
            f'<rect width="{W}" height="{H}" fill="white"/>',
            f'<text x="{W / 2}" y="22" text-anchor="middle" font-size="15">{escape(a.title)}</text>',
            f'<text x="{W / 2}" y="42" text-anchor="middle" fill="#444">{len(rows)} samples over '
-           f'{end:.2f} h; shaded: first hour; <tspan fill="{COMPACTION}">orange lines: head '
-           f'compactions ({len(marks)})</tspan>; a → b: median of the first hour → of the last hour</text>']
+           f'{end:.2f} h; shaded: first hour; <tspan fill="{COMPACTION}">orange lines: '
+           f'compactions, head and block ({len(marks)})</tspan>; a → b: median of the first hour → of the last hour</text>']
     for i, (header, lines) in enumerate(PANELS):
         top = T + i * (PH + GAP)
         bot = top + PH
