@@ -99,18 +99,25 @@ pub(super) fn to_decimal(v: f64, buf: &mut String) -> Option<(i64, i32)> {
     Some((if neg { -m } else { m }, exp - frac.len() as i32))
 }
 
-/// The mantissa `m` with `from_decimal(m, e) == v` (same bits), found by one multiplication
-/// or division and checked. Only below 2^52, where the decimals `m·10^e` are further apart
-/// than the doubles near them, so `m` is the only one and [`decimals_except`] picks the
-/// mantissas printing would.
-fn exact_at(v: f64, e: i32) -> Option<i64> {
+/// `v`'s mantissa `m` at exponent `e`: `from_decimal(m, e)` gives back `v`'s exact bits and
+/// `|m| < limit`. One multiplication or division, rounded and checked; the open head chunk
+/// takes every appended value through it at the chunk's exponent.
+#[inline]
+pub(super) fn mantissa_at(v: f64, e: i32, limit: i64) -> Option<i64> {
     let pow = *POW10.get(e.unsigned_abs() as usize)?;
     let m = if e >= 0 { v / pow } else { v * pow }.round();
-    if m.is_nan() || m.abs() >= (1u64 << 52) as f64 {
+    if m.is_nan() || m.abs() >= limit as f64 {
         return None;
     }
     let m = m as i64;
     (from_decimal(m, e).to_bits() == v.to_bits()).then_some(m)
+}
+
+/// [`mantissa_at`] below 2^52, where the decimals `m·10^e` are further apart than the
+/// doubles near them, so `m` is the only one and [`decimals_except`] picks the mantissas
+/// printing would.
+fn exact_at(v: f64, e: i32) -> Option<i64> {
+    mantissa_at(v, e, 1 << 52)
 }
 
 /// `from_decimal` with the exponent's branch and table lookup taken once per chunk.

@@ -24,7 +24,7 @@
 //! When a value needs more decimals than the chunk's exponent gives, the chunk is written again
 //! with the finer exponent (at most a few times per chunk, each over at most 120 samples).
 
-use super::dense::{from_decimal, to_decimal};
+use super::dense::{from_decimal, mantissa_at, to_decimal};
 use super::xor::{BitReader, BitWriter};
 
 const HEADER: usize = 3;
@@ -177,17 +177,7 @@ impl OpenChunk {
     /// `v`'s mantissa at the chunk's exponent, when it is exact there.
     #[inline]
     fn mantissa(&self, v: f64) -> Option<i64> {
-        let e = self.e as i32;
-        let x = if e <= 0 {
-            v * super::dense::POW10[(-e) as usize]
-        } else {
-            v / super::dense::POW10[e as usize]
-        };
-        if x.is_nan() || x.abs() >= MAX_MANTISSA as f64 {
-            return None;
-        }
-        let m = x.round() as i64;
-        (from_decimal(m, e).to_bits() == v.to_bits()).then_some(m)
+        mantissa_at(v, self.e as i32, MAX_MANTISSA)
     }
 
     /// Writes the chunk again over the finer exponent `e`; false (and unchanged) when a value
