@@ -130,8 +130,16 @@ const READER_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 /// truncates its head.
 #[derive(Default)]
 struct Readers {
-    open: parking_lot::Mutex<std::collections::BTreeMap<u64, usize>>,
-    generation: AtomicU64,
+    open: parking_lot::Mutex<OpenReaders>,
+    /// Signalled when the last querier of a generation closes.
+    closed: parking_lot::Condvar,
+}
+
+#[derive(Default)]
+struct OpenReaders {
+    generation: u64,
+    /// Open queriers per generation.
+    count: std::collections::BTreeMap<u64, usize>,
 }
 
 /// One open querier; closed when dropped.
@@ -143,8 +151,8 @@ struct ReaderTicket<'a> {
 impl Readers {
     fn enter(&self) -> ReaderTicket<'_> {
         let mut open = self.open.lock();
-        let generation = self.generation.load(Ordering::Relaxed);
-        *open.entry(generation).or_default() += 1;
+        let generation = open.generation;
+        *open.count.entry(generation).or_default() += 1;
         ReaderTicket {
             readers: self,
             generation,
@@ -154,30 +162,27 @@ impl Readers {
     /// Waits (at most `limit`) until every querier opened before this call is closed.
     /// Returns false when some were still open at the end.
     fn wait_for_older(&self, limit: std::time::Duration) -> bool {
-        let older = {
-            let _open = self.open.lock();
-            self.generation.fetch_add(1, Ordering::Relaxed)
-        };
         let deadline = Instant::now() + limit;
-        loop {
-            if self.open.lock().range(..=older).next().is_none() {
-                return true;
+        let mut open = self.open.lock();
+        let older = open.generation;
+        open.generation += 1;
+        while open.count.range(..=older).next().is_some() {
+            if self.closed.wait_until(&mut open, deadline).timed_out() {
+                return open.count.range(..=older).next().is_none();
             }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(2));
         }
+        true
     }
 }
 
 impl Drop for ReaderTicket<'_> {
     fn drop(&mut self) {
         let mut open = self.readers.open.lock();
-        if let Some(n) = open.get_mut(&self.generation) {
+        if let Some(n) = open.count.get_mut(&self.generation) {
             *n -= 1;
             if *n == 0 {
-                open.remove(&self.generation);
+                open.count.remove(&self.generation);
+                self.readers.closed.notify_all();
             }
         }
     }
