@@ -34,7 +34,8 @@ import urllib.request
 import churn_run  # same folder: starts the targets and vigil
 
 COLUMNS = ["unix_time", "elapsed_s", "rss_bytes", "fds", "threads", "tasks", "head_series",
-           "compactions", "disk_bytes", "instant_ms", "range_ms", "samples_appended"]
+           "compactions", "disk_bytes", "instant_ms", "range_ms", "samples_appended",
+           "rss_anon_bytes", "rss_file_bytes", "head_chunks"]
 
 
 def get(url, timeout=30):
@@ -43,14 +44,18 @@ def get(url, timeout=30):
 
 
 def proc_status(pid):
-    rss = threads = 0
+    rss = threads = anon = file = 0
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith("VmRSS"):
                 rss = int(line.split()[1]) * 1024
+            elif line.startswith("RssAnon"):
+                anon = int(line.split()[1]) * 1024
+            elif line.startswith("RssFile"):
+                file = int(line.split()[1]) * 1024
             elif line.startswith("Threads"):
                 threads = int(line.split()[1])
-    return rss, threads, len(os.listdir(f"/proc/{pid}/fd"))
+    return rss, threads, len(os.listdir(f"/proc/{pid}/fd")), anon, file
 
 
 def du(path):
@@ -132,7 +137,7 @@ def main():
                     tasks = rt["data"]["goroutineCount"]
                 except Exception:  # noqa: BLE001
                     tasks = ""
-                rss, threads, fds = proc_status(v.pid)
+                rss, threads, fds, anon, file = proc_status(v.pid)
                 instant = timed_query(args.port, "/api/v1/query",
                                       {"query": "count(churn_requests_total)", "time": now})
                 rng = timed_query(args.port, "/api/v1/query_range",
@@ -141,11 +146,12 @@ def main():
                 row = [int(now), round(now - t0), rss, fds, threads, tasks,
                        m.get("prometheus_tsdb_head_series", ""),
                        m.get("prometheus_tsdb_compactions_total", ""), du(os.path.join(d, "data")),
-                       instant, rng, m.get("prometheus_tsdb_head_samples_appended_total", "")]
+                       instant, rng, m.get("prometheus_tsdb_head_samples_appended_total", ""),
+                       anon, file, m.get("prometheus_tsdb_head_chunks", "")]
                 w.writerow(row)
                 f.flush()
                 print(f"[{time.strftime('%T')}] t={row[1]}s rss={rss / 2**20:.1f}MiB fds={fds} "
-                      f"threads={threads} tasks={tasks} series={row[6]} compactions={row[7]} "
+                      f"anon={anon / 2**20:.1f}MiB threads={threads} tasks={tasks} series={row[6]} compactions={row[7]} "
                       f"disk={row[8] / 2**20:.1f}MiB q={instant}/{rng}ms", flush=True)
                 time.sleep(max(0.0, args.every - (time.time() - now)))
     finally:

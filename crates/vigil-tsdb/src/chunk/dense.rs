@@ -110,7 +110,16 @@ pub(super) fn mantissa_at(v: f64, e: i32, limit: i64) -> Option<i64> {
         return None;
     }
     let m = m as i64;
-    (from_decimal(m, e).to_bits() == v.to_bits()).then_some(m)
+    let exact = |m: i64| m.abs() < limit && from_decimal(m, e).to_bits() == v.to_bits();
+    if exact(m) {
+        return Some(m);
+    }
+    // Near 2^52 the product's rounding error reaches half a unit: the mantissa can be the
+    // neighbour (found by the property test below: -318608.0778 at e = -10).
+    if m.unsigned_abs() >= 1 << 50 {
+        return [m - 1, m + 1].into_iter().find(|&m| exact(m));
+    }
+    None
 }
 
 /// [`mantissa_at`] below 2^52, where the decimals `m·10^e` are further apart than the
@@ -237,12 +246,30 @@ pub struct SharedTimestamps {
     seen: HashMap<Box<[u8]>, u64>,
     bytes: usize,
     key: Vec<u8>,
+    /// Set by [`SharedTimestamps::recent`]: the bytes of keys kept before all are forgotten.
+    recent: Option<usize>,
 }
 
 impl SharedTimestamps {
     /// Keys kept at most: a block of series that never share (every target's scrapes at
     /// other instants) stops remembering once this much is held.
     const MAX_BYTES: usize = 32 << 20;
+
+    /// For a file appended to for hours (a `chunks_head/` segment), where chunks share with
+    /// the chunks cut at the same scrape: keeps up to `limit` bytes of columns, then forgets
+    /// them all and starts again.
+    pub fn recent(limit: usize) -> SharedTimestamps {
+        SharedTimestamps {
+            recent: Some(limit),
+            ..SharedTimestamps::default()
+        }
+    }
+
+    /// Forgets every column (the file changed).
+    pub fn clear(&mut self) {
+        self.seen.clear();
+        self.bytes = 0;
+    }
 }
 
 /// Encodes samples (increasing time) as a block chunk: encoding byte, then the chunk.
@@ -329,7 +356,10 @@ fn encode_into(
                 flags |= FLAG_SHARED_TS;
                 reference = Some(at);
             }
-            None if shared.bytes < SharedTimestamps::MAX_BYTES => {
+            None if shared.recent.is_some() || shared.bytes < SharedTimestamps::MAX_BYTES => {
+                if shared.recent.is_some_and(|limit| shared.bytes >= limit) {
+                    shared.clear();
+                }
                 shared.bytes += shared.key.len() + 32;
                 shared
                     .seen
@@ -484,7 +514,7 @@ pub fn decode_in_file(
     scratch: &mut Vec<u8>,
 ) -> bool {
     match super::read_framed(file, offset) {
-        Some(chunk) => decode_with(chunk, Some((file, offset)), out, scratch),
+        Some(chunk) => decode_with(chunk, Some(&InFile { file, own: offset }), out, scratch),
         None => {
             out.clear();
             false
@@ -492,9 +522,58 @@ pub fn decode_in_file(
     }
 }
 
+/// Decodes `chunk`, read from offset `src.own()` of a chunks file that `src` reads, resolving
+/// timestamps shared with an earlier chunk of that file (a `chunks_head/` segment read on
+/// demand: [`super::disk`]).
+pub fn decode_from(
+    chunk: &[u8],
+    src: &dyn FrameSource,
+    out: &mut Vec<(i64, f64)>,
+    scratch: &mut Vec<u8>,
+) -> bool {
+    decode_with(chunk, Some(src), out, scratch)
+}
+
+/// The chunks file a chunk was read from, for the chunk whose timestamps it shares.
+pub trait FrameSource {
+    /// The offset of the chunk being decoded: a reference must point before it.
+    fn own(&self) -> usize;
+    /// Identifies the bytes framed at `at` for the per-thread cache of decoded columns: a key
+    /// once seen must never stand for other bytes (see [`TsCache`]).
+    fn cache_key(&self, at: usize) -> Option<(usize, usize, u32)>;
+    /// The chunk framed at `at`, if it is intact (CRC checked); `buf` may hold it.
+    fn chunk<'s>(&'s self, at: usize, buf: &'s mut Vec<u8>) -> Option<&'s [u8]>;
+}
+
+/// A chunks file wholly in memory (a block's, mapped).
+struct InFile<'a> {
+    file: &'a [u8],
+    own: usize,
+}
+
+impl FrameSource for InFile<'_> {
+    fn own(&self) -> usize {
+        self.own
+    }
+
+    /// The mapping's address and length and the frame's stored CRC: a file mapped later at the
+    /// same address with other bytes there misses.
+    fn cache_key(&self, at: usize) -> Option<(usize, usize, u32)> {
+        Some((
+            self.file.as_ptr() as usize,
+            self.file.len(),
+            frame_crc(self.file, at)?,
+        ))
+    }
+
+    fn chunk<'s>(&'s self, at: usize, _: &'s mut Vec<u8>) -> Option<&'s [u8]> {
+        super::read_framed(self.file, at)
+    }
+}
+
 fn decode_with(
     chunk: &[u8],
-    file: Option<(&[u8], usize)>,
+    file: Option<&dyn FrameSource>,
     out: &mut Vec<(i64, f64)>,
     scratch: &mut Vec<u8>,
 ) -> bool {
@@ -639,10 +718,11 @@ fn timestamps2(d: &mut Dec<'_>, t0: i64, out: &mut [(i64, f64)]) -> Option<()> {
 }
 
 /// Timestamp columns decoded lately, per thread: a query reads the chunks of many series
-/// that share a few columns, so most references are decoded once. An entry is keyed by the
-/// file's mapping, the referenced frame's offset and its stored CRC (the frame was checked
-/// against it when the entry was made; a file mapped later at the same address with other
-/// bytes there misses), and `n` and `t0`.
+/// that share a few columns, so most references are decoded once. An entry is keyed by what
+/// [`FrameSource::cache_key`] gives for the file (a block's mapping and the referenced frame's
+/// stored CRC, checked when the entry was made; a `chunks_head/` segment's number, never
+/// reused in a process, whose bytes never change), the referenced frame's offset, and `n`
+/// and `t0`.
 struct TsCache {
     entries: Vec<(TsKey, Vec<i64>)>,
     next: usize,
@@ -655,10 +735,8 @@ const TS_CACHE_ENTRIES: usize = 32;
 
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
 struct TsKey {
-    file: usize,
-    len: usize,
+    src: (usize, usize, u32),
     at: usize,
-    crc: u32,
     n: usize,
     t0: i64,
 }
@@ -681,12 +759,15 @@ fn frame_crc(file: &[u8], at: usize) -> Option<u32> {
 
 /// Fills `out`'s timestamps from the chunk framed at `at` of `file`, which must be an intact
 /// `ENC_PACKED2` chunk holding its own timestamps for the same `n` and `t0`.
-fn shared_timestamps(file: &[u8], at: usize, h: &Header2, out: &mut [(i64, f64)]) -> Option<()> {
+fn shared_timestamps(
+    file: &dyn FrameSource,
+    at: usize,
+    h: &Header2,
+    out: &mut [(i64, f64)],
+) -> Option<()> {
     let key = TsKey {
-        file: file.as_ptr() as usize,
-        len: file.len(),
+        src: file.cache_key(at)?,
         at,
-        crc: frame_crc(file, at)?,
         n: h.n,
         t0: h.t0,
     };
@@ -704,7 +785,8 @@ fn shared_timestamps(file: &[u8], at: usize, h: &Header2, out: &mut [(i64, f64)]
     if hit.is_some() {
         return Some(());
     }
-    let other = super::read_framed(file, at)?;
+    let mut buf = Vec::new();
+    let other = file.chunk(at, &mut buf)?;
     let (&ENC_PACKED2, rest) = other.split_first()? else {
         return None;
     };
@@ -731,7 +813,11 @@ fn shared_timestamps(file: &[u8], at: usize, h: &Header2, out: &mut [(i64, f64)]
     Some(())
 }
 
-fn decode_packed2(b: &[u8], file: Option<(&[u8], usize)>, out: &mut Vec<(i64, f64)>) -> Option<()> {
+fn decode_packed2(
+    b: &[u8],
+    file: Option<&dyn FrameSource>,
+    out: &mut Vec<(i64, f64)>,
+) -> Option<()> {
     let mut d = Dec { b };
     let h = header2(&mut d)?;
     out.resize(h.n, (h.t0, from_decimal(h.m0, h.e)));
@@ -739,8 +825,8 @@ fn decode_packed2(b: &[u8], file: Option<(&[u8], usize)>, out: &mut Vec<(i64, f6
         // Only an earlier chunk of the same file, holding its own timestamps for the same
         // count and start: references never chain or loop.
         let at = usize::try_from(d.uvarint()?).ok()?;
-        let (file, own) = file?;
-        if at >= own {
+        let file = file?;
+        if at >= file.own() {
             return None;
         }
         shared_timestamps(file, at, &h, out)?;
@@ -1053,7 +1139,10 @@ mod tests {
         assert!(!decode(chunk, &mut out, &mut Vec::new()));
         assert!(!decode_with(
             chunk,
-            Some((&file, offsets[0])),
+            Some(&InFile {
+                file: &file,
+                own: offsets[0]
+            }),
             &mut out,
             &mut Vec::new()
         ));
@@ -1124,6 +1213,11 @@ mod tests {
         encode(&noisy, &mut b);
         assert_eq!(b[0], ENC_XOR);
         round_trip(&noisy);
+    }
+
+    #[test]
+    fn a_mantissa_next_to_the_rounded_product_is_found() {
+        assert_eq!(exact_at(-318608.0778, -10), Some(-3_186_080_778_000_000));
     }
 
     proptest! {

@@ -41,8 +41,13 @@ use parking_lot::Mutex;
 /// A segment is closed once it holds this many bytes (offsets are `u32`).
 const SEGMENT_BYTES: u64 = 128 << 20;
 
+/// Numbers segments for the life of the process (never reused: a key of the decoded
+/// timestamp cache, [`super::dense::FrameSource::cache_key`]).
+static SEGMENT_IDS: AtomicU64 = AtomicU64::new(1);
+
 /// One `chunks_head` segment file and the bytes appended to it but not written yet.
 pub struct Segment {
+    id: u64,
     file: Box<dyn FsFile>,
     path: PathBuf,
     /// The newest sample time of any chunk written to it.
@@ -77,6 +82,45 @@ impl Segment {
     fn len(&self) -> u64 {
         let p = self.pending.lock();
         self.written.load(Ordering::Acquire) + p.len() as u64
+    }
+
+    /// Reads `len` bytes at `off` into `buf`, from the file or from the tail not written yet.
+    fn read_at(&self, off: u64, len: usize, buf: &mut Vec<u8>) -> io::Result<()> {
+        buf.clear();
+        {
+            let p = self.pending.lock();
+            let written = self.written.load(Ordering::Acquire);
+            if off + len as u64 > written {
+                // Not all of it is in the file yet: the rest is in the tail (a tail write that
+                // stored part of it leaves a chunk on both sides).
+                let in_file = written.saturating_sub(off) as usize;
+                let at = off.saturating_sub(written) as usize;
+                let tail = p.get(at..at + (len - in_file)).ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::UnexpectedEof, "chunk past the segment's end")
+                })?;
+                buf.resize(in_file, 0);
+                self.file.read_exact_at(buf, off)?;
+                buf.extend_from_slice(tail);
+                return Ok(());
+            }
+        }
+        buf.resize(len, 0);
+        self.file.read_exact_at(buf, off)
+    }
+
+    /// Reads the frame at `off`, whose length is not known, into `buf`.
+    fn read_frame_at(&self, off: u64, buf: &mut Vec<u8>) -> io::Result<()> {
+        let bad = || io::Error::new(io::ErrorKind::InvalidData, "no chunk frame there");
+        let end = self.len();
+        // A frame starts with its length as a uvarint (at most 10 bytes).
+        self.read_at(off, end.saturating_sub(off).min(10) as usize, buf)?;
+        let mut d = crate::encoding::Dec { b: buf };
+        let len = d.uvarint().ok_or_else(bad)?;
+        let frame = (buf.len() - d.b.len()) as u64 + len + 4;
+        if off + frame > end {
+            return Err(bad());
+        }
+        self.read_at(off, frame as usize, buf)
     }
 
     /// Writes out the pending bytes and fsyncs what is not durable yet.
@@ -115,27 +159,8 @@ impl DiskChunk {
 
     /// Reads the framed chunk (length, bytes, CRC) into `buf`.
     pub fn read_frame(&self, buf: &mut Vec<u8>) -> io::Result<()> {
-        buf.clear();
-        let (off, len) = (u64::from(self.off), self.len as usize);
-        {
-            let p = self.seg.pending.lock();
-            let written = self.seg.written.load(Ordering::Acquire);
-            if off + len as u64 > written {
-                // Not all of it is in the file yet: the rest is in the tail (a tail write that
-                // stored part of it leaves a chunk on both sides).
-                let in_file = written.saturating_sub(off) as usize;
-                let at = off.saturating_sub(written) as usize;
-                let tail = p.get(at..at + (len - in_file)).ok_or_else(|| {
-                    io::Error::new(io::ErrorKind::UnexpectedEof, "chunk past the segment's end")
-                })?;
-                buf.resize(in_file, 0);
-                self.seg.file.read_exact_at(buf, off)?;
-                buf.extend_from_slice(tail);
-                return Ok(());
-            }
-        }
-        buf.resize(len, 0);
-        self.seg.file.read_exact_at(buf, off)
+        self.seg
+            .read_at(u64::from(self.off), self.len as usize, buf)
     }
 
     /// Decodes the chunk's samples into `out` (cleared first), reading it into `frame`; false
@@ -150,8 +175,12 @@ impl DiskChunk {
         if self.read_frame(frame).is_err() {
             return false;
         }
+        let src = InSegment {
+            seg: &self.seg,
+            own: self.off as usize,
+        };
         match super::read_framed(frame, 0) {
-            Some(chunk) => super::dense::decode(chunk, out, scratch),
+            Some(chunk) => super::dense::decode_from(chunk, &src, out, scratch),
             None => false,
         }
     }
@@ -164,15 +193,55 @@ impl DiskChunk {
     }
 }
 
+/// A segment, for the chunk whose timestamps a chunk of it shares.
+struct InSegment<'a> {
+    seg: &'a Segment,
+    own: usize,
+}
+
+impl super::dense::FrameSource for InSegment<'_> {
+    fn own(&self) -> usize {
+        self.own
+    }
+
+    /// The segment's number: bytes once appended to a segment never change.
+    fn cache_key(&self, _: usize) -> Option<(usize, usize, u32)> {
+        Some((self.seg.id as usize, usize::MAX, 0))
+    }
+
+    fn chunk<'s>(&'s self, at: usize, buf: &'s mut Vec<u8>) -> Option<&'s [u8]> {
+        self.seg.read_frame_at(at as u64, buf).ok()?;
+        super::read_framed(buf, 0)
+    }
+}
+
 /// A segment's tail is written out once it holds this many bytes.
 const TAIL_BYTES: usize = 1 << 20;
 
 /// Buffers [`ChunkStore::append_chunk`] reuses.
-#[derive(Default)]
 struct Scratch {
     samples: Vec<(i64, f64)>,
     payload: Vec<u8>,
     frame: Vec<u8>,
+    /// The timestamp columns of chunks cut lately into segment `shared_seg`: the series of a
+    /// target are scraped at the same instants and cut at the same scrape, so most chunks
+    /// store only a reference to the first one's column (docs/format/chunks.md).
+    shared: super::dense::SharedTimestamps,
+    shared_seg: u64,
+}
+
+impl Default for Scratch {
+    fn default() -> Scratch {
+        Scratch {
+            samples: Vec::new(),
+            payload: Vec::new(),
+            frame: Vec::new(),
+            // A few thousand columns: those of the chunks cut in the last scrapes of every
+            // target.
+            shared: super::dense::SharedTimestamps::recent(256 << 10),
+            shared_seg: 0,
+        }
+    }
 }
 
 /// The `chunks_head` directory: the segment being appended to and the ones still referenced.
@@ -285,6 +354,7 @@ impl ChunkStore {
             }
             let written = file.size()?;
             let seg = Arc::new(Segment {
+                id: SEGMENT_IDS.fetch_add(1, Ordering::Relaxed),
                 file,
                 path,
                 max_t: AtomicI64::new(i64::MIN),
@@ -414,7 +484,8 @@ impl ChunkStore {
     }
 
     /// Decodes a chunk with `decode` (false: it is corrupt, `None`), re-encodes it and
-    /// appends it.
+    /// appends it, its timestamps shared with a chunk cut just before into the same segment
+    /// when they are the same.
     fn append_decoded(
         &self,
         max_t: i64,
@@ -425,32 +496,50 @@ impl ChunkStore {
             samples,
             payload,
             frame,
+            shared,
+            shared_seg,
         } = &mut *sc;
         if !decode(samples) {
             return Ok(None);
         }
-        payload.clear();
-        super::dense::encode(samples, payload);
-        frame.clear();
-        super::write_framed(frame, payload);
-        self.append_frame(frame, max_t).map(Some)
+        // Past any encoding of these samples (XOR at its worst is under 19 bytes a sample).
+        let max_len = samples.len() * 24 + 64;
+        self.append_frame_with(max_t, max_len, frame, |seg, off, frame| {
+            if *shared_seg != seg {
+                shared.clear();
+                *shared_seg = seg;
+            }
+            payload.clear();
+            super::dense::encode_shared(samples, payload, shared, off);
+            frame.clear();
+            super::write_framed(frame, payload);
+        })
+        .map(Some)
     }
 
     /// Stores a closed chunk already in the [`super::dense`] encoding (a head snapshot holds
-    /// them so) whose newest sample is at `max_t`, as it is.
+    /// them so, with their own timestamps) whose newest sample is at `max_t`, as it is.
     pub fn append_encoded(&self, chunk: &[u8], max_t: i64) -> io::Result<DiskChunk> {
         let mut sc = self.scratch.lock();
         let frame = &mut sc.frame;
-        frame.clear();
-        super::write_framed(frame, chunk);
-        self.append_frame(frame, max_t)
+        self.append_frame_with(max_t, chunk.len() + 16, frame, |_, _, frame| {
+            frame.clear();
+            super::write_framed(frame, chunk);
+        })
     }
 
-    /// Appends one framed chunk.
-    fn append_frame(&self, frame: &[u8], max_t: i64) -> io::Result<DiskChunk> {
+    /// Appends the frame `fill` writes into `frame` (at most `max_len` bytes) given the
+    /// number of the segment it goes to and its offset there.
+    fn append_frame_with(
+        &self,
+        max_t: i64,
+        max_len: usize,
+        frame: &mut Vec<u8>,
+        fill: impl FnOnce(u64, u64, &mut Vec<u8>),
+    ) -> io::Result<DiskChunk> {
         let mut active = self.active.lock();
         if let Some(seg) = active.as_ref()
-            && seg.len() + frame.len() as u64 > SEGMENT_BYTES
+            && seg.len() + max_len as u64 > SEGMENT_BYTES
         {
             let old = active.take().expect("checked");
             old.flush()?;
@@ -462,6 +551,7 @@ impl ChunkStore {
             let path = self.dir.join(format!("{:x}-{id:06}", self.run));
             let file = self.fs.create(&path)?;
             *active = Some(Arc::new(Segment {
+                id: SEGMENT_IDS.fetch_add(1, Ordering::Relaxed),
                 file,
                 path,
                 max_t: AtomicI64::new(i64::MIN),
@@ -472,12 +562,11 @@ impl ChunkStore {
             self.dir_dirty.store(true, Ordering::Relaxed);
         }
         let seg = active.as_ref().expect("set above");
-        let off = {
-            let mut p = seg.pending.lock();
-            let off = seg.written.load(Ordering::Acquire) + p.len() as u64;
-            p.extend_from_slice(frame);
-            off
-        };
+        // Only this thread appends (it holds `active`); a flush moves bytes from the tail to
+        // the file without changing the length.
+        let off = seg.len();
+        fill(seg.id, off, frame);
+        seg.pending.lock().extend_from_slice(frame);
         self.bytes.fetch_add(frame.len() as u64, Ordering::Relaxed);
         seg.max_t.fetch_max(max_t, Ordering::Relaxed);
         let chunk = DiskChunk {
@@ -663,6 +752,66 @@ mod tests {
         store.release_retired(store.retire_mark());
         assert!(!path.exists());
         assert_eq!(c.samples().unwrap(), b);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn chunks_cut_at_the_same_scrapes_store_their_timestamps_once() {
+        let dir = std::env::temp_dir().join(format!("vigil-chunkshare-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let fs: Arc<dyn Fs> = Arc::new(crate::fs::OsFs);
+        let store = ChunkStore::open(Arc::clone(&fs), &dir).unwrap();
+        // Three series of one target: the same jittered scrape times, different values.
+        let ts: Vec<i64> = (0..120i64)
+            .map(|i| 1_700_000_000_000 + i * 1000 + (i * 7919) % 13)
+            .collect();
+        let series: Vec<Vec<(i64, f64)>> = (0..3)
+            .map(|k| {
+                ts.iter()
+                    .enumerate()
+                    .map(|(i, &t)| (t, (k * 1000 + i as i64 * (k + 1)) as f64))
+                    .collect()
+            })
+            .collect();
+        let refs: Vec<DiskChunk> = series
+            .iter()
+            .map(|s| store.append_chunk(&xor(s), s[119].0).unwrap().unwrap())
+            .collect();
+        let lens: Vec<u32> = refs.iter().map(|r| r.location().2).collect();
+        assert!(
+            lens[1] + 40 < lens[0] && lens[2] + 40 < lens[0],
+            "later chunks refer to the first one's timestamps: {lens:?}"
+        );
+        // From the tail, from the file, and from a store opened again.
+        for r in [&refs[2], &refs[1]] {
+            assert!(r.samples().is_some());
+        }
+        store.sync().unwrap();
+        for (r, s) in refs.iter().zip(&series) {
+            assert_eq!(&r.samples().unwrap(), s);
+        }
+        let (name, locs): (String, Vec<(u32, u32)>) = (
+            refs[0].location().0.name().to_owned(),
+            refs.iter()
+                .map(|r| (r.location().1, r.location().2))
+                .collect(),
+        );
+        drop((refs, store));
+        let store = ChunkStore::open(Arc::clone(&fs), &dir).unwrap();
+        for (&(off, len), s) in locs.iter().zip(&series) {
+            let c = store.adopt(&name, off, len, s[119].0).unwrap();
+            assert_eq!(&c.samples().unwrap(), s);
+        }
+        // A damaged column makes the chunks that share it unreadable, not wrong.
+        let path = dir.join(&name);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[locs[0].0 as usize + 12] ^= 0x10;
+        std::fs::write(&path, &bytes).unwrap();
+        drop(store);
+        let store = ChunkStore::open(Arc::clone(&fs), &dir).unwrap();
+        assert!(store.adopt(&name, locs[0].0, locs[0].1, 0).is_none());
+        let c = store.adopt(&name, locs[1].0, locs[1].1, 0).unwrap();
+        assert!(c.samples().is_none());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
