@@ -103,7 +103,7 @@ impl OpenChunk {
         let mut buf = Vec::with_capacity(bytes.max(HEADER));
         buf.extend_from_slice(&[0; HEADER]);
         OpenChunk {
-            w: BitWriter { buf, free: 0 },
+            w: BitWriter::resume(buf, 0),
             num: 0,
             e: 0,
             p: Pred::default(),
@@ -222,7 +222,7 @@ impl OpenChunk {
             *last &= !((1u8 << free) - 1);
         }
         Some(OpenChunk {
-            w: BitWriter { buf, free },
+            w: BitWriter::resume(buf, free),
             num: u16::try_from(samples.len()).ok()?,
             e: bytes[2] as i8,
             p,

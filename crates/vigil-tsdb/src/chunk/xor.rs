@@ -15,14 +15,31 @@ const HEADER: usize = 2;
 const NO_WINDOW: u8 = 0xff;
 
 /// Appends bits most-significant first.
+///
+/// The last, partly written byte is also kept here, so a write stores into the buffer without
+/// reading it: the head appends to one open chunk per series, one series after another, and the
+/// buffer's tail is rarely in the cache. Reading it there (an OR into memory) stalled on the
+/// miss: 8 % of ingest CPU in a profile (2026-12-06); a store does not wait for the line.
 #[derive(Debug, Clone, Default)]
 pub(super) struct BitWriter {
     pub(super) buf: Vec<u8>,
     /// Free bits in the last byte (0 when a new byte is needed).
     pub(super) free: u8,
+    /// The last byte of `buf` while it has free bits.
+    last: u8,
 }
 
 impl BitWriter {
+    /// Continues the bit stream in `buf`, whose last byte has `free` unused bits, all zero.
+    pub(super) fn resume(buf: Vec<u8>, free: u8) -> BitWriter {
+        let last = if free > 0 {
+            buf.last().copied().unwrap_or(0)
+        } else {
+            0
+        };
+        BitWriter { buf, free, last }
+    }
+
     /// Starts a new byte. The buffer grows by a quarter, not by doubling: the head keeps one
     /// open chunk per series, and doubling left a third of that memory unused on average.
     #[inline]
@@ -32,6 +49,7 @@ impl BitWriter {
         }
         self.buf.push(0);
         self.free = 8;
+        self.last = 0;
     }
 
     #[inline]
@@ -40,8 +58,11 @@ impl BitWriter {
             self.new_byte();
         }
         self.free -= 1;
-        if bit && let Some(last) = self.buf.last_mut() {
-            *last |= 1 << self.free;
+        if bit {
+            self.last |= 1 << self.free;
+            if let Some(b) = self.buf.last_mut() {
+                *b = self.last;
+            }
         }
     }
 
@@ -55,8 +76,9 @@ impl BitWriter {
             let take = n.min(self.free);
             let chunk = ((v >> (n - take)) & ((1u64 << take) - 1)) as u8;
             self.free -= take;
-            if let Some(last) = self.buf.last_mut() {
-                *last |= chunk << self.free;
+            self.last |= chunk << self.free;
+            if let Some(b) = self.buf.last_mut() {
+                *b = self.last;
             }
             n -= take;
         }
@@ -171,7 +193,7 @@ impl XorAppender {
         buf.clear();
         buf.extend_from_slice(&[0, 0]);
         XorAppender {
-            w: BitWriter { buf, free: 0 },
+            w: BitWriter::resume(buf, 0),
             num: 0,
             st: State {
                 leading: NO_WINDOW,
@@ -199,7 +221,7 @@ impl XorAppender {
             *last &= !((1u8 << free) - 1);
         }
         Some(XorAppender {
-            w: BitWriter { buf, free },
+            w: BitWriter::resume(buf, free),
             num: it.num,
             st: it.st,
         })
