@@ -24,7 +24,11 @@ MIB = 2**20
 COMPACTION = "#ff7f0e"
 # (header, [(column, legend name, scale, colour)]); a panel with two lines gets a legend.
 PANELS = [
-    ("RSS (MiB)", [("rss_bytes", "RSS", 1 / MIB, "#1f77b4")]),
+    # Anonymous and file-backed parts where the CSV has them (soak.py since 2026-12-06): the
+    # file-backed part is block files read through their memory maps, which the kernel reclaims.
+    ("RSS (MiB)", [("rss_bytes", "RSS", 1 / MIB, "#1f77b4"),
+                   ("rss_anon_bytes", "anonymous", 1 / MIB, "#2ca02c"),
+                   ("rss_file_bytes", "file-backed", 1 / MIB, "#9467bd")]),
     ("open file descriptors", [("fds", "fds", 1, "#1f77b4")]),
     ("tokio tasks and threads", [("tasks", "tasks", 1, "#1f77b4"), ("threads", "threads", 1, "#2ca02c")]),
     ("head series", [("head_series", "series", 1, "#1f77b4")]),
