@@ -116,10 +116,11 @@ impl Segment {
         self.read_at(off, end.saturating_sub(off).min(10) as usize, buf)?;
         let mut d = crate::encoding::Dec { b: buf };
         let len = d.uvarint().ok_or_else(bad)?;
-        let frame = (buf.len() - d.b.len()) as u64 + len + 4;
-        if off + frame > end {
-            return Err(bad());
-        }
+        // A damaged length may be anything: checked, so it is an error and never an overflow.
+        let frame = len
+            .checked_add((buf.len() - d.b.len()) as u64 + 4)
+            .filter(|&f| off.checked_add(f).is_some_and(|e| e <= end))
+            .ok_or_else(bad)?;
         self.read_at(off, frame as usize, buf)
     }
 
@@ -801,6 +802,17 @@ mod tests {
         for (&(off, len), s) in locs.iter().zip(&series) {
             let c = store.adopt(&name, off, len, s[119].0).unwrap();
             assert_eq!(&c.samples().unwrap(), s);
+        }
+        // A frame whose length field claims near 2^64 bytes is an error, not an overflow.
+        {
+            let seg = &store.found.lock()[&name].seg.clone();
+            let mut buf = Vec::new();
+            // uvarint 2^64 − 1
+            let huge = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+            seg.pending.lock().extend_from_slice(&huge);
+            let at = seg.len() - 10;
+            assert!(seg.read_frame_at(at, &mut buf).is_err());
+            seg.pending.lock().clear();
         }
         // A damaged column makes the chunks that share it unreadable, not wrong.
         let path = dir.join(&name);
