@@ -270,6 +270,20 @@ impl SharedTimestamps {
         self.seen.clear();
         self.bytes = 0;
     }
+
+    /// Remembers the column in `key` as the one framed at `offset`. Once full, a block's
+    /// writer remembers no more and a [`SharedTimestamps::recent`] one starts again.
+    fn remember(&mut self, offset: u64) {
+        if self.bytes >= self.recent.unwrap_or(Self::MAX_BYTES) {
+            if self.recent.is_none() {
+                return;
+            }
+            self.clear();
+        }
+        self.bytes += self.key.len() + 32;
+        self.seen
+            .insert(self.key.clone().into_boxed_slice(), offset);
+    }
 }
 
 /// Encodes samples (increasing time) as a block chunk: encoding byte, then the chunk.
@@ -356,16 +370,7 @@ fn encode_into(
                 flags |= FLAG_SHARED_TS;
                 reference = Some(at);
             }
-            None if shared.recent.is_some() || shared.bytes < SharedTimestamps::MAX_BYTES => {
-                if shared.recent.is_some_and(|limit| shared.bytes >= limit) {
-                    shared.clear();
-                }
-                shared.bytes += shared.key.len() + 32;
-                shared
-                    .seen
-                    .insert(shared.key.clone().into_boxed_slice(), offset);
-            }
-            None => {}
+            None => shared.remember(offset),
         }
     }
     out.push(ENC_PACKED2);
@@ -1146,6 +1151,31 @@ mod tests {
             &mut out,
             &mut Vec::new()
         ));
+    }
+
+    #[test]
+    fn a_recent_memory_of_columns_forgets_when_full_and_goes_on_sharing() {
+        let chunk = |start: i64| -> Vec<(i64, f64)> {
+            (0..120i64)
+                .map(|i| (start + i * 1000 + (i * 7919) % 13, i as f64))
+                .collect()
+        };
+        let shares = |shared: &mut SharedTimestamps, c: &[(i64, f64)], offset: u64| {
+            let mut b = Vec::new();
+            encode_shared(c, &mut b, shared, offset);
+            b[0] == ENC_PACKED2
+                && header2(&mut Dec { b: &b[1..] }).unwrap().flags & FLAG_SHARED_TS != 0
+        };
+        // Room for about one column: the second distinct one makes it forget the first.
+        let mut recent = SharedTimestamps::recent(1);
+        assert!(!shares(&mut recent, &chunk(0), 10));
+        assert!(shares(&mut recent, &chunk(0), 20), "the same column again");
+        assert!(!shares(&mut recent, &chunk(500_000), 30));
+        assert!(
+            shares(&mut recent, &chunk(500_000), 40),
+            "remembered after forgetting"
+        );
+        assert!(!shares(&mut recent, &chunk(0), 50), "forgotten");
     }
 
     #[test]

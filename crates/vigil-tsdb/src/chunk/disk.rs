@@ -114,11 +114,8 @@ impl Segment {
         let end = self.len();
         // A frame starts with its length as a uvarint (at most 10 bytes).
         self.read_at(off, end.saturating_sub(off).min(10) as usize, buf)?;
-        let mut d = crate::encoding::Dec { b: buf };
-        let len = d.uvarint().ok_or_else(bad)?;
         // A damaged length may be anything: checked, so it is an error and never an overflow.
-        let frame = len
-            .checked_add((buf.len() - d.b.len()) as u64 + 4)
+        let frame = frame_len(buf)
             .filter(|&f| off.checked_add(f).is_some_and(|e| e <= end))
             .ok_or_else(bad)?;
         self.read_at(off, frame as usize, buf)
@@ -192,6 +189,14 @@ impl DiskChunk {
         self.decode(&mut out, &mut Vec::new(), &mut Vec::new())
             .then_some(out)
     }
+}
+
+/// A frame's length at the start of `b`: its length varint, the chunk and the CRC; `None`
+/// until the varint is whole, or when the length overflows.
+fn frame_len(b: &[u8]) -> Option<u64> {
+    let mut d = crate::encoding::Dec { b };
+    let n = d.uvarint()?;
+    n.checked_add(4)?.checked_add((b.len() - d.b.len()) as u64)
 }
 
 /// A segment, for the chunk whose timestamps a chunk of it shares.
@@ -290,13 +295,6 @@ type Frames = Vec<(u32, u32)>;
 /// the offset of the first damaged one, if any.
 fn scan_frames(file: &dyn FsFile) -> io::Result<(Frames, Option<u64>)> {
     const WINDOW: u64 = 1 << 20;
-    // A frame's length: its length varint, the chunk and the CRC; `None` until the varint is
-    // whole.
-    fn frame_len(b: &[u8]) -> Option<u64> {
-        let mut d = crate::encoding::Dec { b };
-        let n = d.uvarint()?;
-        Some((b.len() - d.b.len()) as u64 + n.checked_add(4)?)
-    }
     let size = file.size()?;
     let mut frames = Vec::new();
     let mut bad = None;
