@@ -54,7 +54,7 @@ pub enum WalCompression {
     Zstd,
 }
 
-/// The zstd level WAL records are compressed at. Level 3 (zstd's default) took 38 % more time
+/// The zstd level WAL records are compressed at. Level 3 (zstd's default) took 61 % more time
 /// than 1 for 5 % smaller records on a targetsim WAL segment, and was larger on a churn one
 /// (docs/format/wal.md); the compression was about 8 % of ingest CPU at level 3.
 const ZSTD_LEVEL: i32 = 1;
