@@ -2,8 +2,9 @@
 //! head's open chunk (decimal mantissas) and a Gorilla XOR chunk holding the same samples,
 //! and appending to the open chunk against XOR (`chunk_append`, 120 samples as the head cuts
 //! them), for a counter and a gauge shaped like targetsim's (15 s scrapes with a few ms of
-//! jitter). Criterion reports samples/s; the bytes per sample of each encoding are printed at
-//! start.
+//! jitter). `chunk_cut` encodes 120 samples into a block chunk as a head cut does, for the same
+//! two and for a counter reset in the middle (its value column patched). Criterion reports
+//! samples/s; the bytes per sample of each encoding are printed at start.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -17,6 +18,14 @@ fn noise(seed: &mut u64) -> u64 {
     *seed ^= *seed >> 7;
     *seed ^= *seed << 17;
     *seed
+}
+
+/// A counter whose process restarted halfway: its value drops to near zero and grows again.
+fn reset_counter() -> Vec<(i64, f64)> {
+    let mut s = series(false);
+    let drop = s[N / 2].1 - 140.0;
+    s[N / 2..].iter_mut().for_each(|(_, v)| *v -= drop);
+    s
 }
 
 fn series(gauge: bool) -> Vec<(i64, f64)> {
@@ -41,8 +50,11 @@ fn series(gauge: bool) -> Vec<(i64, f64)> {
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("chunk_decode");
     g.throughput(Throughput::Elements(N as u64));
-    for (name, gauge) in [("counter", false), ("gauge", true)] {
-        let s = series(gauge);
+    for (name, s) in [
+        ("counter", series(false)),
+        ("gauge", series(true)),
+        ("counter_reset", reset_counter()),
+    ] {
         let mut block = Vec::new();
         dense::encode(&s, &mut block);
         let mut x = XorAppender::with_capacity(N * 2);
@@ -96,6 +108,24 @@ fn bench(c: &mut Criterion) {
                 let mut x = XorAppender::with_capacity(700);
                 s.iter().for_each(|&(t, v)| x.append(t, black_box(v)));
                 black_box(x.bytes().len())
+            })
+        });
+    }
+    g.finish();
+    let mut g = c.benchmark_group("chunk_cut");
+    g.throughput(Throughput::Elements(120));
+    for (name, s) in [
+        ("counter", series(false)),
+        ("gauge", series(true)),
+        ("counter_reset", reset_counter()),
+    ] {
+        let s = &s[N / 2 - 60..N / 2 + 60];
+        let mut out = Vec::with_capacity(1024);
+        g.bench_function(BenchmarkId::new("packed", name), |b| {
+            b.iter(|| {
+                out.clear();
+                dense::encode(black_box(s), &mut out);
+                black_box(out.len())
             })
         });
     }

@@ -18,7 +18,7 @@
 //! correctly rounded operation) gives back the identical bits; the encoder checks each one.
 
 use super::packed::{
-    MINI_BLOCK2, Patch, pack_blocks, packed_len, plan_patched, unpack, unpack_blocks,
+    MINI_BLOCK2, Patch, pack_blocks, packed_len, packed_size, plan_patched, unpack, unpack_blocks,
     unpack_patched, write_patched,
 };
 use super::xor::{XorAppender, XorIter};
@@ -46,6 +46,8 @@ const VALUES_DOD: u8 = 2;
 const FLAG_SHARED_TS: u8 = 0b100;
 /// `ENC_PACKED2` flag: a list of values that are not decimals follows the value column.
 const FLAG_EXCEPTIONS: u8 = 0b1000;
+/// `ENC_PACKED2` flag: the value column is patched (its outliers listed apart).
+const FLAG_VALUES_PATCHED: u8 = 0b1_0000;
 /// `ENC_PACKED2` timestamp column: residuals against `t0 + i * step`.
 const TS_STEP: u8 = 0;
 /// `ENC_PACKED2` timestamp column: deltas.
@@ -327,33 +329,51 @@ fn encode_into(
     let n = samples.len();
     let mut ts = Vec::new();
     timestamp_column(samples, &mut ts);
-    // Values: whichever of the three columns is smallest (ties to the earliest), measured
-    // first and written once.
+    // Values: whichever of the three columns is smallest (ties to the earliest), each as it
+    // is or with its outliers listed apart, measured first and written once. A counter reset
+    // or a spike widens its whole mini-block; listed apart it costs its own varint (only
+    // tried on a column whose mini-blocks are of unequal widths).
     let dm = deltas(mantissas.iter().copied());
     let ddm = deltas(dm.iter().copied());
-    let mut best = (VALUES_DELTA, packed_len(&dm, MINI_BLOCK2));
-    let raw = packed_len(&mantissas[1..], MINI_BLOCK2);
-    if raw < best.1 {
-        best = (VALUES_RAW, raw);
-    }
-    if let Some(&d1) = dm.first() {
-        let dod = varint_len(d1) + packed_len(&ddm, MINI_BLOCK2);
-        if dod < best.1 {
-            best = (VALUES_DOD, dod);
+    let d1 = dm.first().copied();
+    let columns = [
+        (VALUES_DELTA, &dm[..], 0),
+        (VALUES_RAW, &mantissas[1..], 0),
+        (VALUES_DOD, &ddm[..], d1.map_or(0, varint_len)),
+    ];
+    let mut best: Option<(u8, &[i64], Option<Patch>, usize)> = None;
+    for (mode, column, prefix) in columns {
+        if mode == VALUES_DOD && d1.is_none() {
+            continue;
+        }
+        let (len, uneven) = packed_size(column, MINI_BLOCK2);
+        let mut candidate = (mode, column, None, prefix + len);
+        if uneven {
+            let plan = plan_patched(column, MINI_BLOCK2);
+            if prefix + plan.len < candidate.3 {
+                candidate = (mode, column, Some(plan), prefix + plan.len);
+            }
+        }
+        if best.is_none_or(|b| candidate.3 < b.3) {
+            best = Some(candidate);
         }
     }
-    let mut values = Vec::with_capacity(best.1);
-    match best.0 {
-        VALUES_RAW => pack_blocks(&mantissas[1..], MINI_BLOCK2, &mut values),
-        VALUES_DOD => {
-            put_varint(&mut values, dm[0]);
-            pack_blocks(&ddm, MINI_BLOCK2, &mut values);
-        }
-        _ => pack_blocks(&dm, MINI_BLOCK2, &mut values),
+    let Some((mode, column, patch, len)) = best else {
+        unreachable!("the delta column is always a candidate")
+    };
+    let mut values = Vec::with_capacity(len);
+    if let (VALUES_DOD, Some(d1)) = (mode, d1) {
+        put_varint(&mut values, d1);
     }
-    let mode = best.0;
+    match patch {
+        Some(plan) => write_patched(column, MINI_BLOCK2, plan, &mut values),
+        None => pack_blocks(column, MINI_BLOCK2, &mut values),
+    }
 
     let mut flags = mode;
+    if patch.is_some() {
+        flags |= FLAG_VALUES_PATCHED;
+    }
     if !exceptions.is_empty() {
         flags |= FLAG_EXCEPTIONS;
     }
@@ -669,7 +689,7 @@ fn header2(d: &mut Dec<'_>) -> Option<Header2> {
     }
     let (&flags, rest) = d.b.split_first()?;
     d.b = rest;
-    if flags & !(MODE_MASK | FLAG_SHARED_TS | FLAG_EXCEPTIONS) != 0 {
+    if flags & !(MODE_MASK | FLAG_SHARED_TS | FLAG_EXCEPTIONS | FLAG_VALUES_PATCHED) != 0 {
         return None;
     }
     let m0 = d.varint()?;
@@ -840,15 +860,16 @@ fn decode_packed2(
     }
     let sc = Scale::new(h.e);
     let later = &mut out[1..];
+    let patched = h.flags & FLAG_VALUES_PATCHED != 0;
     match h.flags & MODE_MASK {
         VALUES_DELTA => {
             let mut m = h.m0;
-            unpack_blocks(&mut d, later.len(), MINI_BLOCK2, |i, dm| {
+            value_column(&mut d, later.len(), patched, |i, dm| {
                 m = m.wrapping_add(dm);
                 later[i].1 = sc.value(m);
             })?
         }
-        VALUES_RAW => unpack_blocks(&mut d, later.len(), MINI_BLOCK2, |i, m| {
+        VALUES_RAW => value_column(&mut d, later.len(), patched, |i, m| {
             later[i].1 = sc.value(m)
         })?,
         VALUES_DOD if !later.is_empty() => {
@@ -856,7 +877,7 @@ fn decode_packed2(
             let mut m = h.m0.wrapping_add(dm);
             later[0].1 = sc.value(m);
             let rest = &mut later[1..];
-            unpack_blocks(&mut d, rest.len(), MINI_BLOCK2, |i, ddm| {
+            value_column(&mut d, rest.len(), patched, |i, ddm| {
                 dm = dm.wrapping_add(ddm);
                 m = m.wrapping_add(dm);
                 rest[i].1 = sc.value(m);
@@ -883,6 +904,16 @@ fn decode_packed2(
         }
     }
     d.is_empty().then_some(())
+}
+
+/// Reads a value column of `n` values, patched or not, handing each to `f` in order.
+#[inline]
+fn value_column(d: &mut Dec<'_>, n: usize, patched: bool, f: impl FnMut(usize, i64)) -> Option<()> {
+    if patched {
+        unpack_patched(d, n, MINI_BLOCK2, f)
+    } else {
+        unpack_blocks(d, n, MINI_BLOCK2, f)
+    }
 }
 
 /// A chunk inflates to at most a few hundred KiB; the cap stops a corrupt stream.
@@ -1193,6 +1224,57 @@ mod tests {
     }
 
     #[test]
+    fn a_counter_reset_is_listed_apart_instead_of_widening_its_mini_block() {
+        // A counter at about 40 a scrape that drops to 0 when its process restarts, as every
+        // counter of a target does together.
+        let s: Vec<(i64, f64)> = (0..1024i64)
+            .map(|i| {
+                let k = if i < 700 { i + 2_000_000 } else { i - 700 };
+                (i * 15_000, (k * 40 + (k * 7919) % 13) as f64)
+            })
+            .collect();
+        let mut b = Vec::new();
+        encode(&s, &mut b);
+        let mut d = Dec { b: &b[1..] };
+        assert_ne!(header2(&mut d).unwrap().flags & FLAG_VALUES_PATCHED, 0);
+        assert_eq!(round_trip(&s), b.len());
+        // The same counter without the reset takes about as many bytes: the reset costs one
+        // listed value, not a mini-block of 64 values in 27 bits.
+        let steady: Vec<(i64, f64)> = (0..1024i64)
+            .map(|i| (i * 15_000, (i * 40 + (i * 7919) % 13) as f64))
+            .collect();
+        let plain = round_trip(&steady);
+        assert!(
+            b.len() <= plain + 16,
+            "{} bytes, {plain} without the reset",
+            b.len()
+        );
+    }
+
+    #[test]
+    fn a_damaged_list_of_patched_values_yields_no_samples() {
+        let s: Vec<(i64, f64)> = (0..300i64)
+            .map(|i| (i * 1000, if i == 150 { 1e6 } else { (i % 7) as f64 }))
+            .collect();
+        let mut b = Vec::new();
+        encode(&s, &mut b);
+        let mut d = Dec { b: &b[1..] };
+        assert_ne!(header2(&mut d).unwrap().flags & FLAG_VALUES_PATCHED, 0);
+        // Every truncation, and every byte changed, decodes to an error or to samples: never a
+        // panic, and a truncated chunk never reads as whole.
+        for cut in 1..b.len() {
+            assert!(!decode(&b[..cut], &mut Vec::new(), &mut Vec::new()));
+        }
+        for i in 1..b.len() {
+            for x in [0x00, 0x7f, 0x80, 0xff] {
+                let mut c = b.clone();
+                c[i] = x;
+                decode(&c, &mut Vec::new(), &mut Vec::new());
+            }
+        }
+    }
+
+    #[test]
     fn corrupt_packed_chunks_yield_no_samples() {
         let s: Vec<(i64, f64)> = (0..300i64).map(|i| (i * 1000, i as f64)).collect();
         let mut b = Vec::new();
@@ -1288,6 +1370,23 @@ mod tests {
         ) {
             let mut t = start;
             let s: Vec<(i64, f64)> = s.into_iter().map(|(d, v)| { t = t.wrapping_add(d); (t, v) }).collect();
+            round_trip(&s);
+        }
+
+        #[test]
+        fn counters_with_resets_and_spikes_round_trip(
+            steps in proptest::collection::vec((0i64..100, 0u32..40), 1..1100),
+        ) {
+            // Increments of a counter; about one step in forty resets it or spikes.
+            let mut v = 1_000_000i64;
+            let s: Vec<(i64, f64)> = steps.iter().enumerate().map(|(i, &(d, odd))| {
+                v = match odd {
+                    0 => 0,
+                    1 => v + 1_000_000_000,
+                    _ => v + d,
+                };
+                (i as i64 * 15_000, v as f64 / 1000.0)
+            }).collect();
             round_trip(&s);
         }
 

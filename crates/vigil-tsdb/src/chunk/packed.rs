@@ -62,12 +62,20 @@ fn frame(block: &[i64]) -> (i64, u32) {
 /// sizes of their candidate columns and write only the smallest (a head chunk cut runs them
 /// all for every 120 samples).
 pub fn packed_len(xs: &[i64], mb: usize) -> usize {
-    xs.chunks(mb)
-        .map(|block| {
-            let (min, width) = frame(block);
-            varint_len(min) + 1 + (block.len() * width as usize).div_ceil(8)
-        })
-        .sum()
+    packed_size(xs, mb).0
+}
+
+/// [`packed_len`], and whether the mini-blocks differ in width by more than two bits: only
+/// then can listing outliers apart pay, so encoders try [`plan_patched`] only then.
+pub fn packed_size(xs: &[i64], mb: usize) -> (usize, bool) {
+    let (mut len, mut lo, mut hi) = (0, u32::MAX, 0);
+    for block in xs.chunks(mb) {
+        let (min, width) = frame(block);
+        len += varint_len(min) + 1 + (block.len() * width as usize).div_ceil(8);
+        lo = lo.min(width);
+        hi = hi.max(width);
+    }
+    (len, hi > lo.saturating_add(2))
 }
 
 /// Which values [`pack_patched`] lists apart: those whose distance from `median` has more
@@ -180,7 +188,9 @@ pub fn unpack_patched(
     if count > n {
         return None;
     }
-    let mut outliers = Vec::with_capacity(count);
+    // The list is checked whole first, then read again beside the column: a query decodes
+    // thousands of chunks, and this needs no allocation.
+    let list = d.b;
     let mut at = 0usize;
     for j in 0..count {
         let step = usize::try_from(d.uvarint()?).ok()?;
@@ -191,13 +201,35 @@ pub fn unpack_patched(
         if at >= n {
             return None;
         }
-        outliers.push((at, d.varint()?));
+        d.varint()?;
     }
-    let mut next = outliers.iter().peekable();
-    unpack_blocks(d, n, mb, |i, x| match next.next_if(|o| o.0 == i) {
-        Some(&(_, v)) => f(i, v),
-        None => f(i, x),
+    let mut list = Dec {
+        b: &list[..list.len() - d.b.len()],
+    };
+    // Checked above: every entry reads, and the indexes stay below `n` (`usize::MAX` when
+    // the list is done).
+    let mut next = (usize::MAX, 0);
+    advance(&mut list, &mut next, 0);
+    unpack_blocks(d, n, mb, |i, x| {
+        let v = if i == next.0 {
+            let v = next.1;
+            advance(&mut list, &mut next, i);
+            v
+        } else {
+            x
+        };
+        f(i, v)
     })
+}
+
+/// Reads the next entry of a checked outlier list, after the one at `at`.
+#[cold]
+#[inline(never)]
+fn advance(list: &mut Dec<'_>, next: &mut (usize, i64), at: usize) {
+    *next = match (list.uvarint(), list.varint()) {
+        (Some(step), Some(v)) => (at + step as usize, v),
+        _ => (usize::MAX, 0),
+    };
 }
 
 /// Reads `n` values written by [`pack`], handing each to `f` with its index, in order.
