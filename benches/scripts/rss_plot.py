@@ -32,7 +32,8 @@ def main():
         c = [(t - t0, r / 2**20) for t, r in pts]
         if a.max_seconds:
             c = [p for p in c if p[0] <= a.max_seconds]
-        name = system if system not in curves else f"{system} ({pid})"
+        # A system run twice in one invocation (an A/A) is numbered by its order of start.
+        name = system if system not in curves else f"{system} #{sum(n.split(' ')[0] == system for n in curves) + 1}"
         curves[name] = c
     W, H, L, R, T, B = 800, 420, 70, 190, 40, 50
     xmax = max(p[0] for c in curves.values() for p in c)
