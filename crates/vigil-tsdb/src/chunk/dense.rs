@@ -336,31 +336,20 @@ fn encode_into(
     let dm = deltas(mantissas.iter().copied());
     let ddm = deltas(dm.iter().copied());
     let d1 = dm.first().copied();
-    let columns = [
-        (VALUES_DELTA, &dm[..], 0),
-        (VALUES_RAW, &mantissas[1..], 0),
-        (VALUES_DOD, &ddm[..], d1.map_or(0, varint_len)),
+    let mut best = (VALUES_DELTA, &dm[..], smallest_form(&dm, 0));
+    // The delta of deltas needs a first delta (`None`: one sample, no column to choose).
+    let others = [
+        (VALUES_RAW, &mantissas[1..], Some(0)),
+        (VALUES_DOD, &ddm[..], d1.map(varint_len)),
     ];
-    let mut best: Option<(u8, &[i64], Option<Patch>, usize)> = None;
-    for (mode, column, prefix) in columns {
-        if mode == VALUES_DOD && d1.is_none() {
-            continue;
-        }
-        let (len, uneven) = packed_size(column, MINI_BLOCK2);
-        let mut candidate = (mode, column, None, prefix + len);
-        if uneven {
-            let plan = plan_patched(column, MINI_BLOCK2);
-            if prefix + plan.len < candidate.3 {
-                candidate = (mode, column, Some(plan), prefix + plan.len);
-            }
-        }
-        if best.is_none_or(|b| candidate.3 < b.3) {
-            best = Some(candidate);
+    for (mode, column, prefix) in others {
+        let Some(prefix) = prefix else { continue };
+        let form = smallest_form(column, prefix);
+        if form.1 < best.2.1 {
+            best = (mode, column, form);
         }
     }
-    let Some((mode, column, patch, len)) = best else {
-        unreachable!("the delta column is always a candidate")
-    };
+    let (mode, column, (patch, len)) = best;
     let mut values = Vec::with_capacity(len);
     if let (VALUES_DOD, Some(d1)) = (mode, d1) {
         put_varint(&mut values, d1);
@@ -413,6 +402,19 @@ fn encode_into(
             prev = i;
         }
     }
+}
+
+/// A value column's smaller form, as it is or patched (`Some`), and its bytes with `prefix`
+/// more: the patched form is tried only when the column's mini-blocks are of unequal widths.
+fn smallest_form(column: &[i64], prefix: usize) -> (Option<Patch>, usize) {
+    let (len, uneven) = packed_size(column, MINI_BLOCK2);
+    if uneven {
+        let plan = plan_patched(column, MINI_BLOCK2);
+        if plan.len < len {
+            return (Some(plan), prefix + plan.len);
+        }
+    }
+    (None, prefix + len)
 }
 
 /// A chunk's own timestamp column: residuals against a constant step (regular scrapes with
