@@ -70,15 +70,37 @@ impl Proc {
     }
 }
 
-/// A fresh temporary directory for this test.
+/// A fresh temporary directory for this test, under `$TMPDIR/vigil-tests/<pid>/`.
+///
+/// The directories outlive the test (a failing test's logs stay for reading); each test
+/// process removes, on its first call, the roots of test processes that have exited, so
+/// runs do not pile up data in the temp directory.
 pub fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "vigil-test-{tag}-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
+    let base = std::env::temp_dir().join("vigil-tests");
+    static REAP: std::sync::Once = std::sync::Once::new();
+    REAP.call_once(|| reap_exited(&base));
+    let d = base
+        .join(std::process::id().to_string())
+        .join(format!("vigil-test-{tag}-{}", free_port()));
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// Removes `base/<pid>` for every pid that no longer runs (Linux: no `/proc/<pid>`).
+fn reap_exited(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let gone = Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists();
+        if pid != std::process::id() && gone {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 pub fn vigil_bin() -> &'static str {
