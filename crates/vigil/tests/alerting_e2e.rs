@@ -199,9 +199,10 @@ fn high_response_time_fires_resolves_and_survives_alertmanager_outage() {
         "sink receives the resolution",
         || sink_has(&got, "resolved").is_some(),
     );
-    // Alertmanager also resolves an alert on its own when its `endsAt` (four resend delays)
-    // passes without a re-send, as on a stalled machine: so the resolution may reach the sink
-    // a moment before vigil's own rule drops the alert. Wait for vigil's side too.
+    // Alertmanager also resolves an alert on its own when its `endsAt` (four times the longer
+    // of the resend delay and the evaluation interval after the last send: 8 s here) passes
+    // without a re-send, as on a stalled machine: so the resolution may reach the sink before
+    // vigil's own rule drops the alert. Wait for vigil's side too.
     wait_for_or(
         Duration::from_secs(30),
         "HighResponseTime no longer active in vigil",

@@ -336,20 +336,17 @@ fn encode_into(
     let dm = deltas(mantissas.iter().copied());
     let ddm = deltas(dm.iter().copied());
     let d1 = dm.first().copied();
-    let mut best = (VALUES_DELTA, &dm[..], smallest_form(&dm, 0));
-    // The delta of deltas needs a first delta (`None`: one sample, no column to choose).
-    let others = [
-        (VALUES_RAW, &mantissas[1..], Some(0)),
-        (VALUES_DOD, &ddm[..], d1.map(varint_len)),
-    ];
-    for (mode, column, prefix) in others {
-        let Some(prefix) = prefix else { continue };
-        let form = smallest_form(column, prefix);
-        if form.1 < best.2.1 {
-            best = (mode, column, form);
+    let (mut mode, mut column, (mut patch, mut len)) =
+        (VALUES_DELTA, &dm[..], smallest_form(&dm, 0));
+    let raw = (VALUES_RAW, &mantissas[1..], 0);
+    // The delta of deltas needs a first delta (none with one sample).
+    let dod = d1.map(|d1| (VALUES_DOD, &ddm[..], varint_len(d1)));
+    for (m, c, prefix) in std::iter::once(raw).chain(dod) {
+        let (p, l) = smallest_form(c, prefix);
+        if l < len {
+            (mode, column, patch, len) = (m, c, p, l);
         }
     }
-    let (mode, column, (patch, len)) = best;
     let mut values = Vec::with_capacity(len);
     if let (VALUES_DOD, Some(d1)) = (mode, d1) {
         put_varint(&mut values, d1);

@@ -76,18 +76,24 @@ impl Proc {
 /// process removes, on its first call, the roots of test processes that have exited, so
 /// runs do not pile up data in the temp directory.
 pub fn tempdir(tag: &str) -> PathBuf {
-    let base = std::env::temp_dir().join("vigil-tests");
     static REAP: std::sync::Once = std::sync::Once::new();
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let base = std::env::temp_dir().join("vigil-tests");
     REAP.call_once(|| reap_exited(&base));
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let d = base
         .join(std::process::id().to_string())
-        .join(format!("vigil-test-{tag}-{}", free_port()));
+        .join(format!("vigil-test-{tag}-{n}"));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
 
-/// Removes `base/<pid>` for every pid that no longer runs (Linux: no `/proc/<pid>`).
+/// Removes `base/<pid>` for every pid that no longer runs (no `/proc/<pid>`; nothing is
+/// removed where there is no `/proc` to ask).
 fn reap_exited(base: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
     let Ok(entries) = std::fs::read_dir(base) else {
         return;
     };
@@ -96,8 +102,7 @@ fn reap_exited(base: &Path) {
         let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
-        let gone = Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists();
-        if pid != std::process::id() && gone {
+        if !Path::new("/proc").join(pid.to_string()).exists() {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
